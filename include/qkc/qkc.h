@@ -1,0 +1,180 @@
+/*
+ * qkc — quantized-matmul kernel compiler: the public C API.
+ *
+ * One operation:   C[M,N] = act( A[M,K] · dequant(W)[N,K]ᵀ + bias[N] )
+ *
+ * A spec (text, see docs/spec.md) describes one such product: N and K, the
+ * weight format, the activation, compute and output types, the epilogue.
+ * This header is the whole public surface. It is plain C11, usable from C++,
+ * and never mentions LLVM.
+ *
+ * Conventions
+ * - Every fallible call returns a qkc_status (QKC_OK == 0). On failure the
+ *   context records a human-readable message, see qkc_context_last_error().
+ * - Objects are opaque, made by *_create / *_parse and released by
+ *   *_destroy, which accepts NULL.
+ * - Extents are int64_t, byte counts size_t. Leading dimensions are in
+ *   elements.
+ * - Thread-safety: a context may be shared by several threads; every call
+ *   that takes a context is safe to make concurrently. Specs are immutable
+ *   after parsing and may be read from any thread.
+ */
+#ifndef QKC_QKC_H
+#define QKC_QKC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QKC_VERSION_MAJOR 0
+#define QKC_VERSION_MINOR 1
+#define QKC_VERSION_PATCH 0
+/* One integer that orders versions: major*10000 + minor*100 + patch. */
+#define QKC_VERSION (QKC_VERSION_MAJOR * 10000 + QKC_VERSION_MINOR * 100 + QKC_VERSION_PATCH)
+
+/* Status codes. Stable: values are never renumbered or reused. */
+typedef enum qkc_status {
+    QKC_OK = 0,
+    QKC_ERR_INVALID_ARGUMENT = 1, /* a NULL pointer, a bad size, a bad enum value */
+    QKC_ERR_PARSE = 2,            /* spec text is not well-formed (message has line:col) */
+    QKC_ERR_INVALID_SPEC = 3,     /* spec is well-formed but violates a rule of the verifier */
+    QKC_ERR_NO_MEMORY = 4,        /* an allocation failed */
+    QKC_ERR_UNSUPPORTED = 5,      /* valid, but not implemented for this target/format */
+    QKC_ERR_BUFFER_TOO_SMALL = 6, /* an output or input buffer is smaller than required */
+    QKC_ERR_LIMIT = 7,            /* a size exceeds qkc's documented limits */
+    QKC_ERR_IO = 8,               /* a file could not be read or written */
+    QKC_ERR_CORRUPT_DATA = 9,     /* input data is malformed (truncated file, bad header) */
+    QKC_ERR_NO_DEVICE = 10,       /* the requested device or CPU feature is not available */
+    QKC_ERR_COMPILE = 11,         /* code generation failed */
+    QKC_ERR_INTERNAL = 12         /* a bug in qkc: please report the message */
+} qkc_status;
+
+/* A static, never-NULL English name for a status ("ok", "parse error", ...). */
+const char *qkc_status_str(qkc_status status);
+
+/* Run-time version of the library, QKC_VERSION-encoded, and as "0.1.0". */
+int qkc_version(void);
+const char *qkc_version_string(void);
+
+/* ---------------------------------------------------------------- context */
+
+/* Allocator hook. All memory qkc allocates on behalf of a context goes
+ * through it. Functions receive `user` unchanged. alloc returns NULL on
+ * failure, and qkc then returns QKC_ERR_NO_MEMORY. free accepts NULL. */
+typedef struct qkc_allocator {
+    void *(*alloc)(size_t bytes, void *user);
+    void (*free)(void *ptr, void *user);
+    void *user;
+} qkc_allocator;
+
+typedef struct qkc_context_options {
+    /* Size of this struct: set it to sizeof(qkc_context_options). */
+    size_t struct_size;
+    /* NULL: malloc/free. Copied by qkc_context_create. */
+    const qkc_allocator *allocator;
+} qkc_context_options;
+
+typedef struct qkc_context qkc_context;
+
+/* Create a context. `options` may be NULL for defaults. On success *out owns
+ * a new context, released by qkc_context_destroy. */
+qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **out);
+
+/* Release a context. NULL is fine. Objects made from the context (specs)
+ * must be destroyed first. */
+void qkc_context_destroy(qkc_context *ctx);
+
+/* The message of the most recent failing call on this context, or "" if
+ * none. The pointer stays valid until the next failing call on the context;
+ * when several threads share a context, prefer qkc_context_copy_error(). */
+const char *qkc_context_last_error(const qkc_context *ctx);
+
+/* Copy the most recent error message into buf (always NUL-terminated when
+ * size > 0). Returns the message length, excluding the NUL. Thread-safe. */
+size_t qkc_context_copy_error(const qkc_context *ctx, char *buf, size_t size);
+
+/* ------------------------------------------------------------------- specs */
+
+typedef struct qkc_spec qkc_spec;
+
+/* Parse and verify a spec (one line or several; '#' starts a comment).
+ * Errors: QKC_ERR_PARSE with "error: <line>:<col>: <what>" in the context
+ * message, QKC_ERR_INVALID_SPEC / QKC_ERR_LIMIT naming the field and rule.
+ * On success *out owns a new spec, released by qkc_spec_destroy. */
+qkc_status qkc_spec_parse(qkc_context *ctx, const char *text, qkc_spec **out);
+
+/* Release a spec. NULL is fine. */
+void qkc_spec_destroy(qkc_spec *spec);
+
+/* Write the canonical one-line text of a spec into buf (NUL-terminated).
+ * *needed (may be NULL) receives the length excluding the NUL. If size is
+ * too small, writes nothing useful and returns QKC_ERR_BUFFER_TOO_SMALL;
+ * call with buf = NULL, size = 0 to learn the length. Parsing the canonical
+ * text gives back an equal spec. */
+qkc_status qkc_spec_print(const qkc_spec *spec, char *buf, size_t size, size_t *needed);
+
+/* What a spec describes, for callers that do not want to parse text. The
+ * strings are static keywords ("f32", "q4_0", ...). */
+typedef struct qkc_spec_info {
+    int64_t m;                   /* fixed M, or 0 when M is given at run time */
+    int64_t n, k;
+    const char *a_type;          /* activation dtype */
+    const char *weight_format;   /* preset keyword or element dtype keyword */
+    const char *compute_type;
+    const char *out_type;
+    int has_bias;                /* 1 when bias=f32 */
+    const char *activation;      /* "none", "relu", "gelu", "silu" */
+    size_t weight_bytes;         /* bytes of the quantized N×K weight blob */
+    double bits_per_weight;      /* weight_bytes * 8 / (n * k) */
+} qkc_spec_info;
+
+qkc_status qkc_spec_query(const qkc_spec *spec, qkc_spec_info *out);
+
+/* ------------------------------------------------- weights (reference path) */
+
+/* Bytes of the quantized weight blob of a spec (all sections: elements,
+ * scales, zeros, auxiliary tables). See docs/formats.md for the layout. */
+qkc_status qkc_weights_bytes(qkc_context *ctx, const qkc_spec *spec, size_t *bytes);
+
+/* Quantize f32 weights W[N,K] (row n at w + n*ldw, ldw >= K) into the spec's
+ * format, writing exactly qkc_weights_bytes() bytes to dst (dst_bytes must
+ * be at least that). The rules per format are in docs/formats.md; for the
+ * GGUF legacy formats they are bit-identical to ggml's reference quantizers.
+ * Non-finite weights are rejected with QKC_ERR_INVALID_ARGUMENT. */
+qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, int64_t ldw,
+                        void *dst, size_t dst_bytes);
+
+/* Dequantize a weight blob (src_bytes >= qkc_weights_bytes()) into f32
+ * W[N,K] (row n at w + n*ldw). Bit-exact with the external format's own
+ * decoder (ggml, bitsandbytes, GPTQ/AWQ) per docs/formats.md. */
+qkc_status qkc_dequantize(qkc_context *ctx, const qkc_spec *spec, const void *src,
+                          size_t src_bytes, float *w, int64_t ldw);
+
+/* Arguments of one matmul call. The same struct is used by the reference
+ * and by compiled kernels. Element types follow the spec (a=..., out=...). */
+typedef struct qkc_matmul_args {
+    const void *a;        /* A[M,K], row m at a + m*lda elements */
+    int64_t lda;
+    const void *weights;  /* quantized blob of qkc_weights_bytes() bytes */
+    size_t weights_bytes;
+    const float *bias;    /* N floats when the spec has bias=f32, else NULL */
+    void *c;              /* C[M,N], row m at c + m*ldc elements */
+    int64_t ldc;
+    int64_t m;            /* rows of A and C; must equal the spec's m if fixed */
+} qkc_matmul_args;
+
+/* The reference matmul: plain scalar C, double accumulation, modelling the
+ * spec's compute type exactly (int8: dynamic per-block activation
+ * quantization; bf16/f16/tf32: operand rounding). It is the oracle every
+ * generated kernel is tested against. */
+qkc_status qkc_reference_matmul(qkc_context *ctx, const qkc_spec *spec,
+                                const qkc_matmul_args *args);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QKC_QKC_H */

@@ -1,0 +1,161 @@
+/* Contexts: allocator, last-error message, status names, version. */
+#include "context.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct qkc_context {
+    qkc_allocator allocator;
+    pthread_mutex_t lock; /* guards error */
+    char error[1024];
+};
+
+static void *default_alloc(size_t bytes, void *user)
+{
+    (void)user;
+    return malloc(bytes ? bytes : 1);
+}
+
+static void default_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+const char *qkc_status_str(qkc_status status)
+{
+    switch (status) {
+    case QKC_OK: return "ok";
+    case QKC_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case QKC_ERR_PARSE: return "parse error";
+    case QKC_ERR_INVALID_SPEC: return "invalid spec";
+    case QKC_ERR_NO_MEMORY: return "out of memory";
+    case QKC_ERR_UNSUPPORTED: return "unsupported";
+    case QKC_ERR_BUFFER_TOO_SMALL: return "buffer too small";
+    case QKC_ERR_LIMIT: return "limit exceeded";
+    case QKC_ERR_IO: return "i/o error";
+    case QKC_ERR_CORRUPT_DATA: return "corrupt data";
+    case QKC_ERR_NO_DEVICE: return "no device";
+    case QKC_ERR_COMPILE: return "compile error";
+    case QKC_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+int qkc_version(void)
+{
+    return QKC_VERSION;
+}
+
+const char *qkc_version_string(void)
+{
+#define QKC_STR2(x) #x
+#define QKC_STR(x) QKC_STR2(x)
+    return QKC_STR(QKC_VERSION_MAJOR) "." QKC_STR(QKC_VERSION_MINOR) "." QKC_STR(QKC_VERSION_PATCH);
+}
+
+qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **out)
+{
+    qkc_allocator a = {default_alloc, default_free, NULL};
+    qkc_context *ctx;
+    if (!out)
+        return QKC_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (options) {
+        if (options->struct_size < sizeof(size_t) + sizeof(void *))
+            return QKC_ERR_INVALID_ARGUMENT;
+        if (options->allocator) {
+            if (!options->allocator->alloc || !options->allocator->free)
+                return QKC_ERR_INVALID_ARGUMENT;
+            a = *options->allocator;
+        }
+    }
+    ctx = a.alloc(sizeof *ctx, a.user);
+    if (!ctx)
+        return QKC_ERR_NO_MEMORY;
+    memset(ctx, 0, sizeof *ctx);
+    ctx->allocator = a;
+    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        a.free(ctx, a.user);
+        return QKC_ERR_NO_MEMORY;
+    }
+    *out = ctx;
+    return QKC_OK;
+}
+
+void qkc_context_destroy(qkc_context *ctx)
+{
+    if (!ctx)
+        return;
+    pthread_mutex_destroy(&ctx->lock);
+    ctx->allocator.free(ctx, ctx->allocator.user);
+}
+
+const char *qkc_context_last_error(const qkc_context *ctx)
+{
+    return ctx ? ctx->error : "";
+}
+
+size_t qkc_context_copy_error(const qkc_context *ctx, char *buf, size_t size)
+{
+    size_t len;
+    if (!ctx) {
+        if (buf && size)
+            buf[0] = '\0';
+        return 0;
+    }
+    pthread_mutex_lock((pthread_mutex_t *)&ctx->lock);
+    len = strlen(ctx->error);
+    if (buf && size) {
+        size_t c = len < size - 1 ? len : size - 1;
+        memcpy(buf, ctx->error, c);
+        buf[c] = '\0';
+    }
+    pthread_mutex_unlock((pthread_mutex_t *)&ctx->lock);
+    return len;
+}
+
+void *qkc_alloc(qkc_context *ctx, size_t bytes)
+{
+    return ctx->allocator.alloc(bytes, ctx->allocator.user);
+}
+
+void *qkc_calloc(qkc_context *ctx, size_t n, size_t size)
+{
+    void *p;
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    p = qkc_alloc(ctx, n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void qkc_free(qkc_context *ctx, void *ptr)
+{
+    if (ptr)
+        ctx->allocator.free(ptr, ctx->allocator.user);
+}
+
+qkc_status qkc_fail(qkc_context *ctx, qkc_status status, const char *fmt, ...)
+{
+    char msg[sizeof ctx->error];
+    va_list ap;
+    if (!ctx)
+        return status;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&ctx->lock);
+    memcpy(ctx->error, msg, sizeof msg);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
+qkc_status qkc_fail_diag(qkc_context *ctx, const qkc_diag *diag)
+{
+    return qkc_fail(ctx, diag->status, "%s", diag->message);
+}

@@ -1,0 +1,31 @@
+/*
+ * Runtime-internal view of a context: allocation through the context's
+ * allocator and error recording. Every runtime file that allocates or
+ * reports goes through these.
+ */
+#ifndef QKC_RUNTIME_CONTEXT_H
+#define QKC_RUNTIME_CONTEXT_H
+
+#include <stddef.h>
+
+#include "ir/diag.h"
+#include "qkc/qkc.h"
+
+/* Allocate through the context's allocator; NULL on failure (the caller
+ * returns QKC_ERR_NO_MEMORY via qkc_fail). Sizes are checked by callers. */
+void *qkc_alloc(qkc_context *ctx, size_t bytes);
+/* Zero-filled; n*size overflow gives NULL. */
+void *qkc_calloc(qkc_context *ctx, size_t n, size_t size);
+void qkc_free(qkc_context *ctx, void *ptr);
+
+/* Record an error message on the context (printf-style), return status. */
+qkc_status qkc_fail(qkc_context *ctx, qkc_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Copy an IR diagnostic into the context, return its status. */
+qkc_status qkc_fail_diag(qkc_context *ctx, const qkc_diag *diag);
+
+#endif /* QKC_RUNTIME_CONTEXT_H */

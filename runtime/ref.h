@@ -1,0 +1,64 @@
+/*
+ * The reference implementation: weight codecs (quantize/dequantize) per
+ * format family and the reference matmul. Plain scalar C. Everything here
+ * is the oracle generated kernels are tested against, so exactness beats
+ * speed: arithmetic order follows the external formats' own code (no FMA —
+ * the runtime is built with -ffp-contract=off).
+ *
+ * A codec works on a whole N×K matrix: `w` is row-major f32 with leading
+ * dimension ldw (row n at w + n*ldw), `blob` is the weight blob laid out by
+ * qkc_format_layout(). Quantizers write every byte of the blob (padding
+ * included, as zeros) so blobs are reproducible byte for byte.
+ */
+#ifndef QKC_RUNTIME_REF_H
+#define QKC_RUNTIME_REF_H
+
+#include <stdint.h>
+
+#include "ir/format.h"
+#include "qkc/qkc.h"
+
+typedef struct qkc_ref_weights {
+    qkc_context *ctx;                 /* for qkc_alloc/qkc_fail */
+    const qkc_format *format;
+    const qkc_weight_layout *layout;
+    int64_t n, k;
+} qkc_ref_weights;
+
+/* Planar layout (runtime/ref_planar.c). */
+qkc_status qkc_ref_planar_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
+qkc_status qkc_ref_planar_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
+
+/* GGUF block presets q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl mxfp4,
+ * and mxfp8 (runtime/ref_gguf.c). */
+qkc_status qkc_ref_gguf_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
+qkc_status qkc_ref_gguf_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
+
+/* One row of blocks (k weights, k a multiple of the block size). Used by
+ * the codecs above and by tests against published block bytes. */
+void qkc_gguf_quantize_row(qkc_preset preset, const float *x, uint8_t *dst, int64_t k);
+void qkc_gguf_dequantize_row(qkc_preset preset, const uint8_t *src, float *y, int64_t k);
+
+/* bitsandbytes nf4 (runtime/ref_bnb.c). */
+qkc_status qkc_ref_bnb_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
+qkc_status qkc_ref_bnb_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
+
+/* GPTQ v1 and AWQ gemm packings (runtime/ref_gptq.c). */
+qkc_status qkc_ref_gptq_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
+qkc_status qkc_ref_gptq_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
+qkc_status qkc_ref_awq_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
+qkc_status qkc_ref_awq_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
+
+/* Little-endian field access shared by the codecs. */
+static inline uint16_t qkc_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t qkc_rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline void qkc_wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void qkc_wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+#endif /* QKC_RUNTIME_REF_H */

@@ -1,0 +1,31 @@
+/*
+ * Shared test helpers. Seeds derive from a case's printable name (never
+ * from time or true randomness), so a failure reruns exactly.
+ */
+#ifndef QKC_TESTS_TESTUTIL_H
+#define QKC_TESTS_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct qkc_rng {
+    uint64_t s;
+} qkc_rng;
+
+/* Seed from a case name (FNV-1a of the string). */
+qkc_rng qkc_rng_from_name(const char *name);
+uint64_t qkc_rng_u64(qkc_rng *r);
+/* Uniform in [0, n). */
+uint64_t qkc_rng_below(qkc_rng *r, uint64_t n);
+/* Uniform float in [lo, hi). */
+float qkc_rng_uniform(qkc_rng *r, float lo, float hi);
+/* Approximately normal(0, 1) (sum of uniforms), deterministic. */
+float qkc_rng_normal(qkc_rng *r);
+
+/* SHA-256 of a buffer, as 64 lowercase hex characters plus NUL. */
+void qkc_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* Parse hex (whitespace ignored) into out; returns bytes written or -1. */
+long qkc_hex_decode(const char *hex, uint8_t *out, size_t cap);
+
+#endif
