@@ -49,6 +49,10 @@ qkc_status qkc_ref_gptq_dequantize(const qkc_ref_weights *rw, const uint8_t *blo
 qkc_status qkc_ref_awq_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
 qkc_status qkc_ref_awq_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
 
+/* The int8 compute type's activation quantization (ir/spec.h): q[k] codes and
+ * one f32 scale per block of QKC_INT8_BLOCK, d[ceil(k / 32)]. */
+void qkc_ref_int8_quantize_row(const float *x, int64_t k, int8_t *q, float *d);
+
 /* Little-endian field access shared by the codecs. */
 static inline uint16_t qkc_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t qkc_rd32(const uint8_t *p)

@@ -1,0 +1,115 @@
+/*
+ * The matmul description: qkc's one operation, its text form and verifier.
+ *
+ *     C[M,N] = act( A[M,K] · dequant(W)[N,K]ᵀ + bias[N] )
+ *
+ * Semantics, written once (docs/spec.md restates them for users):
+ *
+ * - Row-major everywhere. A row m holds K activations; W row n holds the K
+ *   weights of output n (format.h gives the weight conventions); C row m
+ *   holds N outputs. M is given at run time unless the spec fixes m=.
+ * - Activations are f32, f16 or bf16 in memory and are read exactly.
+ * - Compute types define which rounding the product may apply to its
+ *   operands; the reference models each exactly:
+ *     f32   operands exact (dequantized weights are exact f32 values);
+ *     bf16  A and dequantized W rounded to bf16 (RNE), products summed;
+ *     f16   the same with f16 (RNE, overflow to Inf);
+ *     tf32  the same with tf32 (RNE on the 13 dropped bits);
+ *     int8  A quantized per row in blocks of 32 along K (the last block may
+ *           be shorter): d = amax/127 in f32, q = clamp(round-half-even(
+ *           x · (1/d)), −127, 127), d = 0 gives q = 0; the product then uses
+ *           d·q in place of x. Weights enter exactly.
+ *   Accumulation: the reference sums in double; kernels in f32 (or int32
+ *   for int8 dot products); the tolerance table bounds the difference.
+ * - Epilogue, in this order: + bias[n] (f32), then act, then conversion to
+ *   the output dtype (RNE): relu(x) = max(x, 0); gelu(x) = x·Φ(x) with the
+ *   exact erf; silu(x) = x / (1 + e^−x).
+ *
+ * Limits (checked by the verifier, QKC_ERR_LIMIT): 1 ≤ n, k, m ≤ 2^24, and
+ * n·k ≤ 2^36 weights.
+ */
+#ifndef QKC_IR_SPEC_H
+#define QKC_IR_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "format.h"
+
+#define QKC_MAX_DIM (INT64_C(1) << 24)
+#define QKC_MAX_WEIGHTS (INT64_C(1) << 36)
+#define QKC_INT8_BLOCK 32
+
+typedef enum qkc_compute {
+    QKC_COMPUTE_F32 = 1,
+    QKC_COMPUTE_INT8 = 2,
+    QKC_COMPUTE_BF16 = 3,
+    QKC_COMPUTE_F16 = 4,
+    QKC_COMPUTE_TF32 = 5
+} qkc_compute;
+
+typedef enum qkc_act { QKC_ACT_NONE = 0, QKC_ACT_RELU = 1, QKC_ACT_GELU = 2, QKC_ACT_SILU = 3 } qkc_act;
+
+typedef enum qkc_bias { QKC_BIAS_NONE = 0, QKC_BIAS_F32 = 1 } qkc_bias;
+
+typedef struct qkc_matmul {
+    int64_t m; /* 0: M given at run time */
+    int64_t n, k;
+    qkc_dtype a_dtype;
+    qkc_format w;
+    qkc_compute compute;
+    qkc_bias bias;
+    qkc_act act;
+    qkc_dtype out_dtype;
+} qkc_matmul;
+
+/* The keys of the text form, in canonical order. */
+typedef enum qkc_key {
+    QKC_KEY_M, QKC_KEY_N, QKC_KEY_K, QKC_KEY_A, QKC_KEY_W, QKC_KEY_GROUP, QKC_KEY_SCALE,
+    QKC_KEY_ZERO, QKC_KEY_OUTLIERS, QKC_KEY_COMPUTE, QKC_KEY_BIAS, QKC_KEY_ACT, QKC_KEY_OUT,
+    QKC_KEY_LAYOUT, QKC_KEY_COUNT
+} qkc_key;
+
+const char *qkc_key_name(qkc_key key);
+
+/* Where each key appeared in the text (1-based line and column of the key;
+ * line 0 when absent). */
+typedef struct qkc_spec_positions {
+    int line[QKC_KEY_COUNT];
+    int col[QKC_KEY_COUNT];
+} qkc_spec_positions;
+
+/* Parse text into *out and verify it. On failure the diag message reads
+ * "<line>:<col>: <what is wrong and what was expected>" and the status is
+ * QKC_ERR_PARSE (malformed text), QKC_ERR_INVALID_SPEC (a rule of the
+ * verifier) or QKC_ERR_LIMIT. positions (may be NULL) receives key places. */
+qkc_status qkc_matmul_parse(const char *text, qkc_matmul *out, qkc_spec_positions *positions,
+                            qkc_diag *diag);
+
+/* Check every rule on a description (whether parsed or built in code).
+ * On failure *bad_key (may be NULL) names the key the rule is about. */
+qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key);
+
+/* Canonical one-line text. snprintf semantics: returns the full length and
+ * writes at most size bytes including the NUL. */
+size_t qkc_matmul_print(const qkc_matmul *mm, char *buf, size_t size);
+
+/* Structural equality. */
+int qkc_matmul_equal(const qkc_matmul *a, const qkc_matmul *b);
+
+/* Keywords of the enums ("f32", "silu", ...). */
+const char *qkc_compute_keyword(qkc_compute c);
+const char *qkc_act_keyword(qkc_act a);
+
+/* The default description of a format named by a preset with options, or
+ * by a bare element dtype. Options: the text after the preset keyword,
+ * e.g. "8:actorder" for gptq (may be NULL/empty). */
+qkc_status qkc_format_from_words(const char *word, size_t len, const char *options, size_t olen,
+                                 qkc_format *out, qkc_diag *diag);
+
+/* Reconstruct the options string of a preset format ("8:actorder", "dq",
+ * "e5m2", or ""). */
+void qkc_format_options(const qkc_format *f, char *buf, size_t size);
+
+#endif /* QKC_IR_SPEC_H */

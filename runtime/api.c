@@ -1,0 +1,170 @@
+/* Public entry points for specs and weights: argument checks and dispatch
+ * to the reference codecs. */
+#include <math.h>
+#include <string.h>
+
+#include "context.h"
+#include "ref.h"
+#include "spec_object.h"
+
+qkc_status qkc_spec_from_matmul(qkc_context *ctx, const qkc_matmul *mm, qkc_spec **out)
+{
+    qkc_diag diag;
+    qkc_weight_layout layout;
+    qkc_spec *spec;
+    qkc_status st;
+    if ((st = qkc_matmul_verify(mm, &diag, NULL)))
+        return qkc_fail_diag(ctx, &diag);
+    if ((st = qkc_format_layout(&mm->w, mm->n, mm->k, &layout, &diag)))
+        return qkc_fail_diag(ctx, &diag);
+    if (layout.total > SIZE_MAX)
+        return qkc_fail(ctx, QKC_ERR_LIMIT, "the weight blob (%llu bytes) does not fit in memory sizes",
+                        (unsigned long long)layout.total);
+    spec = qkc_alloc(ctx, sizeof *spec);
+    if (!spec)
+        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "spec: out of memory");
+    spec->ctx = ctx;
+    spec->mm = *mm;
+    spec->layout = layout;
+    *out = spec;
+    return QKC_OK;
+}
+
+qkc_status qkc_spec_parse(qkc_context *ctx, const char *text, qkc_spec **out)
+{
+    qkc_matmul mm;
+    qkc_diag diag;
+    if (!ctx || !out)
+        return ctx ? qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_spec_parse: out is NULL")
+                   : QKC_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!text)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_spec_parse: text is NULL");
+    if (qkc_matmul_parse(text, &mm, NULL, &diag))
+        return qkc_fail(ctx, diag.status, "error: %s", diag.message);
+    return qkc_spec_from_matmul(ctx, &mm, out);
+}
+
+void qkc_spec_destroy(qkc_spec *spec)
+{
+    if (spec)
+        qkc_free(spec->ctx, spec);
+}
+
+qkc_status qkc_spec_print(const qkc_spec *spec, char *buf, size_t size, size_t *needed)
+{
+    size_t len;
+    if (!spec || (!buf && size))
+        return QKC_ERR_INVALID_ARGUMENT;
+    len = qkc_matmul_print(&spec->mm, buf, size);
+    if (needed)
+        *needed = len;
+    if (len >= size)
+        return QKC_ERR_BUFFER_TOO_SMALL;
+    return QKC_OK;
+}
+
+qkc_status qkc_spec_query(const qkc_spec *spec, qkc_spec_info *out)
+{
+    const qkc_matmul *mm;
+    if (!spec || !out)
+        return QKC_ERR_INVALID_ARGUMENT;
+    mm = &spec->mm;
+    memset(out, 0, sizeof *out);
+    out->m = mm->m;
+    out->n = mm->n;
+    out->k = mm->k;
+    out->a_type = qkc_dtype_keyword(mm->a_dtype);
+    out->weight_format = mm->w.preset ? qkc_preset_get(mm->w.preset)->keyword : qkc_dtype_keyword(mm->w.dtype);
+    out->compute_type = qkc_compute_keyword(mm->compute);
+    out->out_type = qkc_dtype_keyword(mm->out_dtype);
+    out->has_bias = mm->bias == QKC_BIAS_F32;
+    out->activation = qkc_act_keyword(mm->act);
+    out->weight_bytes = (size_t)spec->layout.total;
+    out->bits_per_weight = (double)spec->layout.total * 8.0 / ((double)mm->n * (double)mm->k);
+    return QKC_OK;
+}
+
+qkc_status qkc_weights_bytes(qkc_context *ctx, const qkc_spec *spec, size_t *bytes)
+{
+    if (!ctx || !spec || !bytes)
+        return ctx ? qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_weights_bytes: NULL argument")
+                   : QKC_ERR_INVALID_ARGUMENT;
+    *bytes = (size_t)spec->layout.total;
+    return QKC_OK;
+}
+
+typedef qkc_status (*quantize_fn)(const qkc_ref_weights *, const float *, int64_t, uint8_t *);
+typedef qkc_status (*dequantize_fn)(const qkc_ref_weights *, const uint8_t *, float *, int64_t);
+
+static void codec_of(qkc_preset p, quantize_fn *q, dequantize_fn *d)
+{
+    switch (p) {
+    case QKC_PRESET_NONE: *q = qkc_ref_planar_quantize, *d = qkc_ref_planar_dequantize; break;
+    case QKC_PRESET_NF4_BNB: *q = qkc_ref_bnb_quantize, *d = qkc_ref_bnb_dequantize; break;
+    case QKC_PRESET_GPTQ: *q = qkc_ref_gptq_quantize, *d = qkc_ref_gptq_dequantize; break;
+    case QKC_PRESET_AWQ: *q = qkc_ref_awq_quantize, *d = qkc_ref_awq_dequantize; break;
+    default: *q = qkc_ref_gguf_quantize, *d = qkc_ref_gguf_dequantize; break;
+    }
+}
+
+qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, int64_t ldw, void *dst,
+                        size_t dst_bytes)
+{
+    const qkc_matmul *mm;
+    quantize_fn q;
+    dequantize_fn d;
+    qkc_ref_weights rw;
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!spec || !w || !dst)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_quantize: NULL argument");
+    mm = &spec->mm;
+    if (ldw < mm->k)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_quantize: ldw=%lld is less than k=%lld", (long long)ldw,
+                        (long long)mm->k);
+    if (dst_bytes < spec->layout.total)
+        return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL, "qkc_quantize: dst holds %zu bytes, the weights need %llu",
+                        dst_bytes, (unsigned long long)spec->layout.total);
+    for (int64_t r = 0; r < mm->n; r++)
+        for (int64_t i = 0; i < mm->k; i++)
+            if (!isfinite(w[r * ldw + i]))
+                return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT,
+                                "qkc_quantize: weight (%lld, %lld) is not finite; quantized formats hold finite values",
+                                (long long)r, (long long)i);
+    memset(dst, 0, (size_t)spec->layout.total);
+    rw.ctx = ctx;
+    rw.format = &mm->w;
+    rw.layout = &spec->layout;
+    rw.n = mm->n;
+    rw.k = mm->k;
+    codec_of(mm->w.preset, &q, &d);
+    return q(&rw, w, ldw, dst);
+}
+
+qkc_status qkc_dequantize(qkc_context *ctx, const qkc_spec *spec, const void *src, size_t src_bytes, float *w,
+                          int64_t ldw)
+{
+    const qkc_matmul *mm;
+    quantize_fn q;
+    dequantize_fn d;
+    qkc_ref_weights rw;
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!spec || !src || !w)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_dequantize: NULL argument");
+    mm = &spec->mm;
+    if (ldw < mm->k)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_dequantize: ldw=%lld is less than k=%lld", (long long)ldw,
+                        (long long)mm->k);
+    if (src_bytes < spec->layout.total)
+        return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL, "qkc_dequantize: src holds %zu bytes, the weights need %llu",
+                        src_bytes, (unsigned long long)spec->layout.total);
+    rw.ctx = ctx;
+    rw.format = &mm->w;
+    rw.layout = &spec->layout;
+    rw.n = mm->n;
+    rw.k = mm->k;
+    codec_of(mm->w.preset, &q, &d);
+    return d(&rw, src, w, ldw);
+}
