@@ -327,19 +327,19 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
     if (raw->value[QKC_KEY_OUT].s && (st = parse_dtype(&raw->value[QKC_KEY_OUT], "out", &mm->out_dtype, diag)))
         return st;
     if ((v = &raw->value[QKC_KEY_COMPUTE])->s) {
-        int c;
+        int c = 0;
         if ((st = parse_enum(v, "compute", compute_names, 6, &c, "f32, int8, bf16, f16 or tf32", diag)))
             return st;
         mm->compute = (qkc_compute)c;
     }
     if ((v = &raw->value[QKC_KEY_BIAS])->s) {
-        int b;
+        int b = 0;
         if ((st = parse_enum(v, "bias", bias_names, 2, &b, "none or f32", diag)))
             return st;
         mm->bias = (qkc_bias)b;
     }
     if ((v = &raw->value[QKC_KEY_ACT])->s) {
-        int a;
+        int a = 0;
         if ((st = parse_enum(v, "act", act_names, 4, &a, "none, relu, gelu or silu", diag)))
             return st;
         mm->act = (qkc_act)a;
@@ -417,7 +417,7 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
             mm->w.granularity = QKC_GRAN_CHANNEL;
     }
     if ((v = &raw->value[QKC_KEY_ZERO])->s) {
-        int z;
+        int z = 0;
         if ((st = parse_enum(v, "zero", zero_names, 3, &z, "none, int or float", diag)))
             return st;
         mm->w.zero = (qkc_zero)z;

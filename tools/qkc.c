@@ -1,2 +1,408 @@
+/*
+ * qkc — the command-line tool. Each subcommand is a function plus a help
+ * text; `qkc help` and `qkc CMD --help` print the same texts docs/cli.md
+ * shows. Exit status: 0 on success, 1 on a failed check or run, 2 on a
+ * usage error.
+ */
+#include <math.h>
 #include <stdio.h>
-int main(void) { puts("qkc"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/llvm_info.h"
+#include "ir/dtype.h"
+#include "ir/format.h"
+#include "qkc/qkc.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+    const char *help;
+} command;
+
+static const command *find_command(const char *name);
+
+/* ------------------------------------------------------------ helpers */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* Join argv words into one spec text (so specs need no quoting), or read
+ * the whole of stdin when the only word is "-". Caller frees. */
+static char *spec_from_args(int argc, char **argv)
+{
+    size_t len = 0, cap = 256;
+    char *s;
+    if (argc == 1 && strcmp(argv[0], "-") == 0) {
+        size_t n;
+        s = malloc(cap);
+        if (!s)
+            return NULL;
+        while ((n = fread(s + len, 1, cap - len - 1, stdin)) > 0) {
+            len += n;
+            if (cap - len < 2) {
+                char *t = realloc(s, cap *= 2);
+                if (!t) {
+                    free(s);
+                    return NULL;
+                }
+                s = t;
+            }
+        }
+        s[len] = '\0';
+        return s;
+    }
+    for (int i = 0; i < argc; i++)
+        len += strlen(argv[i]) + 1;
+    s = malloc(len + 1);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    for (int i = 0; i < argc; i++) {
+        if (i)
+            strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}
+
+static void print_help(const command *c)
+{
+    fputs(c->help, stdout);
+}
+
+/* Parse a spec, printing the context error on failure. */
+static qkc_spec *parse_or_report(qkc_context *ctx, const char *text)
+{
+    qkc_spec *spec = NULL;
+    if (qkc_spec_parse(ctx, text, &spec) != QKC_OK) {
+        fprintf(stderr, "%s\n", qkc_context_last_error(ctx));
+        return NULL;
+    }
+    return spec;
+}
+
+/* --------------------------------------------------------------- check */
+
+static int cmd_check(int argc, char **argv)
+{
+    qkc_context *ctx = NULL;
+    qkc_spec *spec;
+    char *text, buf[1024];
+    int rc = 1;
+    if (wants_help(argc, argv) || argc == 0) {
+        print_help(find_command("check"));
+        return argc == 0 ? 2 : 0;
+    }
+    text = spec_from_args(argc, argv);
+    if (!text || qkc_context_create(NULL, &ctx) != QKC_OK) {
+        fprintf(stderr, "error: out of memory\n");
+        free(text);
+        return 1;
+    }
+    spec = parse_or_report(ctx, text);
+    if (spec && qkc_spec_print(spec, buf, sizeof buf, NULL) == QKC_OK) {
+        puts(buf);
+        rc = 0;
+    }
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+    free(text);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- demo */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static float rnd_normal(void)
+{
+    double s = 0;
+    for (int i = 0; i < 12; i++) {
+        rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+        s += (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
+    }
+    return (float)(s - 6.0);
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+    const char *default_spec = "matmul n=4096 k=4096 a=f32 w=q4_0 out=f32";
+    qkc_context *ctx = NULL;
+    qkc_spec *spec = NULL;
+    qkc_spec_info info;
+    char *text = NULL, canon[1024], llvm[32];
+    float *w = NULL, *wd = NULL, *a = NULL, *c = NULL;
+    void *blob = NULL;
+    long long m = 1;
+    int rc = 1, first_spec = -1;
+    double t0, tq, tmm, werr = 0, wref = 0, cerr = 0, cref = 0, cmax = 0;
+
+    if (wants_help(argc, argv)) {
+        print_help(find_command("demo"));
+        return 0;
+    }
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--m") && i + 1 < argc) {
+            char *end;
+            m = strtoll(argv[++i], &end, 10);
+            if (*end || m < 1 || m > 4096) {
+                fprintf(stderr, "error: --m takes an integer from 1 to 4096\n");
+                return 2;
+            }
+        } else if (first_spec < 0) {
+            first_spec = i;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            fprintf(stderr, "error: unknown option %s (see qkc demo --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (first_spec >= 0) {
+        /* The spec is every word that is not an option. */
+        int n = 0;
+        char **words = calloc((size_t)argc, sizeof *words);
+        if (!words)
+            return 1;
+        for (int i = 0; i < argc; i++) {
+            if (!strcmp(argv[i], "--m")) {
+                i++;
+                continue;
+            }
+            words[n++] = argv[i];
+        }
+        text = spec_from_args(n, words);
+        free(words);
+    } else {
+        text = malloc(strlen(default_spec) + 1);
+        if (text)
+            strcpy(text, default_spec);
+    }
+    if (!text || qkc_context_create(NULL, &ctx) != QKC_OK) {
+        fprintf(stderr, "error: out of memory\n");
+        goto done;
+    }
+    if (!(spec = parse_or_report(ctx, text)))
+        goto done;
+    qkc_spec_print(spec, canon, sizeof canon, NULL);
+    qkc_spec_query(spec, &info);
+    if (info.m)
+        m = info.m;
+    if (info.n * info.k > (int64_t)1 << 28) {
+        fprintf(stderr, "error: demo runs the scalar reference; keep n*k at or below 2^28\n");
+        goto done;
+    }
+    w = malloc((size_t)(info.n * info.k) * sizeof *w);
+    wd = malloc((size_t)(info.n * info.k) * sizeof *wd);
+    a = malloc((size_t)(m * info.k) * sizeof *a);
+    c = malloc((size_t)(m * info.n) * sizeof *c);
+    blob = malloc(info.weight_bytes ? info.weight_bytes : 1);
+    if (!w || !wd || !a || !c || !blob) {
+        fprintf(stderr, "error: out of memory for the demo buffers\n");
+        goto done;
+    }
+    for (int64_t i = 0; i < info.n * info.k; i++)
+        w[i] = rnd_normal() * 0.02f;
+    for (int64_t i = 0; i < m * info.k; i++)
+        a[i] = rnd_normal();
+
+    printf("qkc %s (LLVM %s), reference path\n", qkc_version_string(), qkc_llvm_version(llvm, sizeof llvm));
+    printf("spec      %s\n", canon);
+    printf("weights   %lld x %lld %s: %zu bytes, %.3f bits/weight (f32 would be %lld bytes)\n",
+           (long long)info.n, (long long)info.k, info.weight_format, info.weight_bytes, info.bits_per_weight,
+           (long long)(info.n * info.k * 4));
+    t0 = now_ms();
+    if (qkc_quantize(ctx, spec, w, info.k, blob, info.weight_bytes) != QKC_OK ||
+        qkc_dequantize(ctx, spec, blob, info.weight_bytes, wd, info.k) != QKC_OK) {
+        fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+        goto done;
+    }
+    tq = now_ms() - t0;
+    for (int64_t i = 0; i < info.n * info.k; i++) {
+        double d = (double)wd[i] - (double)w[i];
+        werr += d * d;
+        wref += (double)w[i] * (double)w[i];
+    }
+    printf("quantize  %.1f ms (quantize + dequantize, scalar reference); weight nmse %.3e\n", tq, werr / wref);
+
+    {
+        qkc_matmul_args args = {a, info.k, blob, info.weight_bytes, NULL, c, info.n, m};
+        float *bias = NULL;
+        if (info.has_bias) {
+            bias = calloc((size_t)info.n, sizeof *bias);
+            args.bias = bias;
+        }
+        t0 = now_ms();
+        if (qkc_reference_matmul(ctx, spec, &args) != QKC_OK) {
+            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            free(bias);
+            goto done;
+        }
+        tmm = now_ms() - t0;
+        free(bias);
+    }
+    /* Check: against the product with the unquantized weights (measures the
+     * format's error), only meaningful for f32 output and no activation. */
+    if (!strcmp(info.out_type, "f32") && !strcmp(info.activation, "none") && !info.has_bias) {
+        for (int64_t r = 0; r < m; r++)
+            for (int64_t j = 0; j < info.n; j++) {
+                double exact = 0.0;
+                for (int64_t i = 0; i < info.k; i++)
+                    exact += (double)a[r * info.k + i] * (double)w[j * info.k + i];
+                double d = (double)c[r * info.n + j] - exact;
+                cerr += d * d;
+                cref += exact * exact;
+                cmax = fmax(cmax, fabs(d));
+            }
+        printf("matmul    m=%lld reference %.1f ms; output nmse vs unquantized weights %.3e, max_abs_err %.3e\n", m,
+               tmm, cerr / cref, cmax);
+        printf("check     %s\n", cerr / cref < 0.05 ? "ok: output error is what the format's precision implies"
+                                                    : "FAILED: output error larger than the format implies");
+        rc = cerr / cref < 0.05 ? 0 : 1;
+    } else {
+        printf("matmul    m=%lld reference %.1f ms\n", m, tmm);
+        rc = 0;
+    }
+done:
+    free(w);
+    free(wd);
+    free(a);
+    free(c);
+    free(blob);
+    free(text);
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+    return rc;
+}
+
+/* ------------------------------------------------------------- formats */
+
+static int cmd_formats(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        print_help(find_command("formats"));
+        return 0;
+    }
+    puts("element dtypes (w=DTYPE):");
+    for (int d = 1; d < QKC_DTYPE_END_; d++) {
+        const qkc_dtype_desc *dd = qkc_dtype_get((qkc_dtype)d);
+        static const char *const kinds[] = {"", "float", "minifloat", "integer", "codebook", "exponent"};
+        if (dd)
+            printf("  %-8s %2d bits  %s%s\n", dd->keyword, dd->bits, kinds[dd->kind],
+                   d == QKC_DTYPE_E8M0 ? " (scales only)" : "");
+    }
+    puts("presets (w=PRESET[:OPTIONS]):");
+    for (int p = 1; p < QKC_PRESET_END_; p++) {
+        const qkc_preset_desc *pd = qkc_preset_get((qkc_preset)p);
+        if (!pd)
+            continue;
+        printf("  %-8s", pd->keyword);
+        if (pd->block_bytes)
+            printf(" blocks of %lld weights in %lld bytes (%.4g bits/weight)", (long long)pd->block_elems,
+                   (long long)pd->block_bytes, 8.0 * (double)pd->block_bytes / (double)pd->block_elems);
+        if (pd->ggml_type >= 0)
+            printf(", ggml type %d", pd->ggml_type);
+        if (p == QKC_PRESET_NF4_BNB)
+            printf(" bitsandbytes NF4, group=BLOCK (default 64), option dq");
+        if (p == QKC_PRESET_GPTQ)
+            printf(" GPTQ v1, options 2|3|4|8 and actorder, group=SIZE|channel");
+        if (p == QKC_PRESET_AWQ)
+            printf(" AWQ gemm, group=SIZE");
+        if (p == QKC_PRESET_MXFP8)
+            printf(", option e4m3|e5m2");
+        putchar('\n');
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- version */
+
+static int cmd_version(int argc, char **argv)
+{
+    char llvm[32];
+    (void)argc, (void)argv;
+    printf("qkc %s (LLVM %s)\n", qkc_version_string(), qkc_llvm_version(llvm, sizeof llvm));
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const command commands[] = {
+    {"check", cmd_check, "parse and verify a spec, print its canonical form",
+     "usage: qkc check SPEC...\n"
+     "       qkc check -            (read the spec from standard input)\n"
+     "\n"
+     "Parse and verify a matmul spec. The words of SPEC are joined with spaces,\n"
+     "so no quoting is needed. On success print the canonical one-line form and\n"
+     "exit 0; otherwise print 'error: LINE:COL: what is wrong and what was\n"
+     "expected' and exit 1.\n"
+     "\n"
+     "example: qkc check matmul n=4096 k=4096 a=f32 w=q4_0 out=f32\n"},
+    {"demo", cmd_demo, "quantize random weights and run the reference matmul",
+     "usage: qkc demo [SPEC...] [--m M]\n"
+     "\n"
+     "The main job: parse SPEC (default: matmul n=4096 k=4096 a=f32 w=q4_0\n"
+     "out=f32), quantize random normal weights into its format, run the\n"
+     "reference matmul for M rows (default 1, at most 4096), and print sizes,\n"
+     "the weight and output errors, and the time taken. Exit 1 if the output\n"
+     "error is larger than the format's precision implies.\n"},
+    {"formats", cmd_formats, "list element dtypes and presets", "usage: qkc formats\n\nList the element dtypes and the presets with their block geometry.\n"},
+    {"version", cmd_version, "print the qkc and LLVM versions", "usage: qkc version\n"},
+    {"help", cmd_help, "show help for a command", "usage: qkc help [COMMAND]\n"},
+};
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc >= 1) {
+        const command *c = find_command(argv[0]);
+        if (!c) {
+            fprintf(stderr, "error: unknown command '%s' (see qkc help)\n", argv[0]);
+            return 2;
+        }
+        print_help(c);
+        return 0;
+    }
+    puts("usage: qkc COMMAND [ARGS...]\n\nqkc compiles quantized matmul kernels. Commands:");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+    puts("\nqkc COMMAND --help shows the options of one command. docs/cli.md has the details.");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const command *c;
+    if (argc < 2)
+        return cmd_help(0, NULL), 2;
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+        return cmd_help(0, NULL);
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(0, NULL);
+    c = find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "error: unknown command '%s' (see qkc help)\n", argv[1]);
+        return 2;
+    }
+    return c->run(argc - 2, argv + 2);
+}
