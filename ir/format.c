@@ -133,6 +133,8 @@ static int section_sizes(const qkc_format *f, uint64_t n, uint64_t k, qkc_weight
     L->groups_per_row = (int64_t)groups;
     if (pd && pd->block_bytes > 0) {
         /* Block rows: GGUF types and mxfp8. */
+        if (k % (uint64_t)pd->block_elems != 0)
+            return 0; /* the verifier reports this case with its own message */
         if (!mul_ok(k / (uint64_t)pd->block_elems, (uint64_t)pd->block_bytes, &L->row_bytes) ||
             !mul_ok(n, L->row_bytes, &b[QKC_SECTION_DATA]))
             return 0;
@@ -234,6 +236,11 @@ qkc_status qkc_format_layout(const qkc_format *f, int64_t n, int64_t k, qkc_weig
     if (n <= 0 || k <= 0 || (f->granularity == QKC_GRAN_GROUP && f->group <= 0) ||
         (f->scale2_dtype != QKC_DTYPE_INVALID && f->super_group <= 0))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "layout: invalid shape or format");
+    if (qkc_preset_get(f->preset) && qkc_preset_get(f->preset)->block_elems > 0 &&
+        k % qkc_preset_get(f->preset)->block_elems != 0)
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "layout: k=%lld is not a multiple of the %s block (%lld)",
+                            (long long)k, qkc_preset_get(f->preset)->keyword,
+                            (long long)qkc_preset_get(f->preset)->block_elems);
     if (!section_sizes(f, (uint64_t)n, (uint64_t)k, &L))
         return qkc_diag_set(diag, QKC_ERR_LIMIT,
                             "the weight blob of n=%lld k=%lld does not fit in 64-bit sizes",

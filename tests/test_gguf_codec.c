@@ -740,11 +740,21 @@ static void test_bad_k(void **state)
         char cs[96];
         matrix m;
         float w[2 * 384] = {0};
+        qkc_status st;
         snprintf(cs, sizeof cs, "bad_k/%s/k=%lld", kw(p), (long long)k);
-        matrix_init(&m, p, QKC_DTYPE_INVALID, n, k);
+        qkc_weight_layout bad_layout;
+        qkc_diag d;
+        qkc_format f = qkc_preset_format(p);
+        /* The layout function refuses the shape itself ... */
+        st = qkc_format_layout(&f, n, k, &bad_layout, &d);
+        CHECK(st == QKC_ERR_INVALID_ARGUMENT, "test_bad_k", cs, "layout returned %s", qkc_status_str(st));
+        /* ... and the codec checks again when handed a layout made for a
+         * valid k (defence in depth: rw.k is what it trusts). */
+        matrix_init(&m, p, QKC_DTYPE_INVALID, n, 2 * belems(p));
+        m.rw.k = k;
         uint8_t *blob = calloc(1, (size_t)m.L.total + 1);
         assert_non_null(blob);
-        qkc_status st = qkc_ref_gguf_quantize(&m.rw, w, k, blob);
+        st = qkc_ref_gguf_quantize(&m.rw, w, k, blob);
         CHECK(st == QKC_ERR_INVALID_ARGUMENT, "test_bad_k", cs, "quantize returned %s", qkc_status_str(st));
         CHECK(qkc_context_last_error(m.ctx)[0] != '\0', "test_bad_k", cs, "quantize left no message");
         st = qkc_ref_gguf_dequantize(&m.rw, blob, w, k);

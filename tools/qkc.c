@@ -147,7 +147,7 @@ static int cmd_demo(int argc, char **argv)
     qkc_spec_info info;
     char *text = NULL, canon[1024], llvm[32];
     float *w = NULL, *wd = NULL, *a = NULL, *c = NULL;
-    void *blob = NULL;
+    void *blob = NULL, *a_mem = NULL;
     long long m = 1;
     int rc = 1, first_spec = -1;
     double t0, tq, tmm, werr = 0, wref = 0, cerr = 0, cref = 0, cmax = 0;
@@ -216,8 +216,25 @@ static int cmd_demo(int argc, char **argv)
     }
     for (int64_t i = 0; i < info.n * info.k; i++)
         w[i] = rnd_normal() * 0.02f;
-    for (int64_t i = 0; i < m * info.k; i++)
-        a[i] = rnd_normal();
+    /* A in the spec's activation dtype; `a` keeps the values it holds. */
+    a_mem = malloc((size_t)(m * info.k) * (strcmp(info.a_type, "f32") ? 2 : 4));
+    if (!a_mem) {
+        fprintf(stderr, "error: out of memory for the demo buffers\n");
+        goto done;
+    }
+    for (int64_t i = 0; i < m * info.k; i++) {
+        float x = rnd_normal();
+        if (!strcmp(info.a_type, "bf16")) {
+            ((uint16_t *)a_mem)[i] = qkc_f32_to_bf16(x);
+            x = qkc_bf16_to_f32(((uint16_t *)a_mem)[i]);
+        } else if (!strcmp(info.a_type, "f16")) {
+            ((uint16_t *)a_mem)[i] = qkc_f32_to_f16(x);
+            x = qkc_f16_to_f32(((uint16_t *)a_mem)[i]);
+        } else {
+            ((float *)a_mem)[i] = x;
+        }
+        a[i] = x;
+    }
 
     printf("qkc %s (LLVM %s), reference path\n", qkc_version_string(), qkc_llvm_version(llvm, sizeof llvm));
     printf("spec      %s\n", canon);
@@ -239,7 +256,7 @@ static int cmd_demo(int argc, char **argv)
     printf("quantize  %.1f ms (quantize + dequantize, scalar reference); weight nmse %.3e\n", tq, werr / wref);
 
     {
-        qkc_matmul_args args = {a, info.k, blob, info.weight_bytes, NULL, c, info.n, m};
+        qkc_matmul_args args = {a_mem, info.k, blob, info.weight_bytes, NULL, c, info.n, m};
         float *bias = NULL;
         if (info.has_bias) {
             bias = calloc((size_t)info.n, sizeof *bias);
@@ -282,6 +299,7 @@ done:
     free(a);
     free(c);
     free(blob);
+    free(a_mem);
     free(text);
     qkc_spec_destroy(spec);
     qkc_context_destroy(ctx);
