@@ -32,12 +32,6 @@
         }                                                                                      \
     } while (0)
 
-static int case_selected(const char *name)
-{
-    const char *sel = getenv("QKC_CASE");
-    return !sel || !*sel || strcmp(sel, name) == 0;
-}
-
 /* One nf4_bnb matrix: format, layout, reference handle, blob. */
 typedef struct codec {
     qkc_context *ctx;
@@ -268,7 +262,7 @@ static void roundtrip_case(int64_t group, int dq)
     float tab[16];
     double nf4_half_gap, map_half_gap = 0, err2 = 0, sig2 = 0;
     snprintf(name, sizeof name, "nf4_bnb/g%lld/dq%d/%dx%d", (long long)group, dq, N, K);
-    if (!case_selected(name))
+    if (!qkc_case_selected(name))
         return;
     qkc_rng r = qkc_rng_from_name(name);
     w = malloc(sizeof(float) * N * K);
@@ -351,7 +345,7 @@ static void test_nf4_deterministic(void **state)
         codec c;
         float w[N * K];
         snprintf(name, sizeof name, "nf4_bnb/deterministic/dq%d", dq);
-        if (!case_selected(name))
+        if (!qkc_case_selected(name))
             continue;
         qkc_rng r = qkc_rng_from_name(name);
         for (int i = 0; i < N * K; i++)

@@ -32,12 +32,6 @@
         }                                                                                      \
     } while (0)
 
-static int case_selected(const char *name)
-{
-    const char *sel = getenv("QKC_CASE");
-    return !sel || !*sel || strcmp(sel, name) == 0;
-}
-
 /* One gptq/awq matrix: format, layout, reference handle, zeroed blob. */
 typedef struct codec {
     qkc_context *ctx;
@@ -561,7 +555,7 @@ static void gptq_roundtrip_case(int bits, int64_t group, int actorder)
     int maxq = (1 << bits) - 1;
     snprintf(name, sizeof name, "gptq/b%d/%s%lld/act%d/%dx%d", bits, group > 0 ? "g" : "channel",
              (long long)(group > 0 ? group : 0), actorder, N, K);
-    if (!case_selected(name))
+    if (!qkc_case_selected(name))
         return;
     float *w = random_weights(name, N, K), *y = malloc(sizeof(float) * N * K);
     assert_non_null(y);
@@ -618,7 +612,7 @@ static void awq_roundtrip_case(int64_t group)
     char name[64];
     codec c;
     snprintf(name, sizeof name, "awq/g%lld/%dx%d", (long long)group, N, K);
-    if (!case_selected(name))
+    if (!qkc_case_selected(name))
         return;
     float *w = random_weights(name, N, K), *y = malloc(sizeof(float) * N * K);
     assert_non_null(y);
@@ -672,7 +666,7 @@ static void deterministic_case(qkc_preset preset, qkc_dtype dtype, int64_t group
     codec c;
     snprintf(name, sizeof name, "%s/deterministic/%s/g%lld/flags%u", preset == QKC_PRESET_GPTQ ? "gptq" : "awq",
              qkc_dtype_keyword(dtype), (long long)group, flags);
-    if (!case_selected(name))
+    if (!qkc_case_selected(name))
         return;
     float *w = random_weights(name, N, K);
     codec_init(&c, preset, dtype, group, flags, N, K);

@@ -3,7 +3,7 @@
  * table: error within bound, every blob byte deterministic (whatever the
  * destination held before), and every dtype and preset covered.
  *
- * Rerun one format: QKC_TEST_CASE='w=q4_k' ./test_quant
+ * Rerun one format: QKC_CASE='w=q4_k' ./test_quant
  */
 #include <math.h>
 #include <setjmp.h>
@@ -29,7 +29,9 @@ static void test_roundtrip_table(void **state)
     (void)state;
     size_t count;
     const qkc_tol_roundtrip *tab = qkc_tol_roundtrip_table(&count);
-    const char *only = getenv("QKC_TEST_CASE");
+    const char *only = getenv("QKC_CASE");
+    if (only && !*only)
+        only = NULL;
     qkc_context *ctx;
     float *w = malloc(sizeof(float) * N * K), *wd = malloc(sizeof(float) * N * K);
     int failures = 0;
@@ -66,7 +68,7 @@ static void test_roundtrip_table(void **state)
             ref += (double)w[i] * (double)w[i];
         }
         if (!(err / ref <= tab[t].max_nmse)) {
-            print_error("%s: nmse %.4e exceeds the bound %.4e (rerun: QKC_TEST_CASE='%s' ./test_quant)\n", text,
+            print_error("%s: nmse %.4e exceeds the bound %.4e (rerun: QKC_CASE='%s' ./test_quant)\n", text,
                         err / ref, tab[t].max_nmse, tab[t].weights);
             failures++;
         }

@@ -3,7 +3,7 @@
  * canonical and reshuffled multi-line form) and the rejection of invalid
  * specs with the expected status, place and message.
  *
- * Rerun one random case: QKC_TEST_CASE=spec_random_<i> ./test_spec
+ * Rerun one random case: QKC_CASE=spec_random_<i> ./test_spec
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -196,7 +196,9 @@ static void test_random_roundtrip(void **state)
 {
     (void)state;
     int valid = 0, attempts = 0;
-    const char *only = getenv("QKC_TEST_CASE");
+    const char *only = getenv("QKC_CASE");
+    if (only && !*only)
+        only = NULL;
     for (int i = 0; valid < 1200; i++) {
         char name[64], p1[1024], p2[1024], alt[2048];
         qkc_matmul mm, back, back2;
@@ -216,14 +218,14 @@ static void test_random_roundtrip(void **state)
         valid++;
         qkc_matmul_print(&mm, p1, sizeof p1);
         if (qkc_matmul_parse(p1, &back, NULL, &d) != QKC_OK)
-            fail_msg("%s: '%s' does not parse: %s (rerun: QKC_TEST_CASE=%s ./test_spec)", name, p1, d.message, name);
+            fail_msg("%s: '%s' does not parse: %s (rerun: QKC_CASE=%s ./test_spec)", name, p1, d.message, name);
         if (!qkc_matmul_equal(&mm, &back))
-            fail_msg("%s: '%s' parses to a different spec (rerun: QKC_TEST_CASE=%s ./test_spec)", name, p1, name);
+            fail_msg("%s: '%s' parses to a different spec (rerun: QKC_CASE=%s ./test_spec)", name, p1, name);
         qkc_matmul_print(&back, p2, sizeof p2);
         assert_string_equal(p1, p2);
         shuffled_text(&r, p1, alt, sizeof alt);
         if (qkc_matmul_parse(alt, &back2, NULL, &d) != QKC_OK || !qkc_matmul_equal(&mm, &back2))
-            fail_msg("%s: shuffled form does not give the same spec:\n%s\n(rerun: QKC_TEST_CASE=%s ./test_spec)", name,
+            fail_msg("%s: shuffled form does not give the same spec:\n%s\n(rerun: QKC_CASE=%s ./test_spec)", name,
                      alt, name);
         if (only)
             break;

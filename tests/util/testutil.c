@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -122,4 +123,10 @@ long qkc_hex_decode(const char *hex, uint8_t *out, size_t cap)
         }
     }
     return hi < 0 ? (long)n : -1;
+}
+
+int qkc_case_selected(const char *name)
+{
+    const char *sel = getenv("QKC_CASE");
+    return !sel || !*sel || strcmp(sel, name) == 0;
 }

@@ -22,6 +22,10 @@ float qkc_rng_uniform(qkc_rng *r, float lo, float hi);
 /* Approximately normal(0, 1) (sum of uniforms), deterministic. */
 float qkc_rng_normal(qkc_rng *r);
 
+/* Running one case: QKC_CASE=<case name> selects it. 1 when no case is
+ * selected (QKC_CASE unset or empty) or when `name` is the selected one. */
+int qkc_case_selected(const char *name);
+
 /* SHA-256 of a buffer, as 64 lowercase hex characters plus NUL. */
 void qkc_sha256_hex(const void *data, size_t len, char out[65]);
 
