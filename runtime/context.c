@@ -5,12 +5,19 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 struct qkc_context {
     qkc_allocator allocator;
     pthread_mutex_t lock; /* guards error */
     char error[1024];
+    int threads;
+    pthread_mutex_t ext_lock; /* guards pool and extension creation */
+    qkc_threadpool *pool;
+    void *ext_state;
+    void (*ext_destroy)(void *state);
 };
 
 static void *default_alloc(size_t bytes, void *user)
@@ -60,6 +67,7 @@ const char *qkc_version_string(void)
 qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **out)
 {
     qkc_allocator a = {default_alloc, default_free, NULL};
+    int threads = 0;
     qkc_context *ctx;
     if (!out)
         return QKC_ERR_INVALID_ARGUMENT;
@@ -72,13 +80,28 @@ qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **
                 return QKC_ERR_INVALID_ARGUMENT;
             a = *options->allocator;
         }
+        if (options->struct_size >= offsetof(qkc_context_options, threads) + sizeof(int)) {
+            if (options->threads < 0 || options->threads > QKC_THREADPOOL_MAX_THREADS)
+                return QKC_ERR_INVALID_ARGUMENT;
+            threads = options->threads;
+        }
     }
     ctx = a.alloc(sizeof *ctx, a.user);
     if (!ctx)
         return QKC_ERR_NO_MEMORY;
     memset(ctx, 0, sizeof *ctx);
     ctx->allocator = a;
+    if (threads == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = online < 1 ? 1 : online > QKC_THREADPOOL_MAX_THREADS ? QKC_THREADPOOL_MAX_THREADS : (int)online;
+    }
+    ctx->threads = threads;
     if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        a.free(ctx, a.user);
+        return QKC_ERR_NO_MEMORY;
+    }
+    if (pthread_mutex_init(&ctx->ext_lock, NULL) != 0) {
+        pthread_mutex_destroy(&ctx->lock);
         a.free(ctx, a.user);
         return QKC_ERR_NO_MEMORY;
     }
@@ -90,6 +113,10 @@ void qkc_context_destroy(qkc_context *ctx)
 {
     if (!ctx)
         return;
+    if (ctx->ext_destroy)
+        ctx->ext_destroy(ctx->ext_state);
+    qkc_threadpool_destroy(ctx->pool);
+    pthread_mutex_destroy(&ctx->ext_lock);
     pthread_mutex_destroy(&ctx->lock);
     ctx->allocator.free(ctx, ctx->allocator.user);
 }
@@ -158,4 +185,37 @@ qkc_status qkc_fail(qkc_context *ctx, qkc_status status, const char *fmt, ...)
 qkc_status qkc_fail_diag(qkc_context *ctx, const qkc_diag *diag)
 {
     return qkc_fail(ctx, diag->status, "%s", diag->message);
+}
+
+int qkc_context_threads(const qkc_context *ctx)
+{
+    return ctx->threads;
+}
+
+qkc_threadpool *qkc_context_pool(qkc_context *ctx, qkc_status *st)
+{
+    qkc_threadpool *pool;
+    pthread_mutex_lock(&ctx->ext_lock);
+    if (!ctx->pool) {
+        *st = qkc_threadpool_create(ctx, ctx->threads, &ctx->pool);
+    } else {
+        *st = QKC_OK;
+    }
+    pool = ctx->pool;
+    pthread_mutex_unlock(&ctx->ext_lock);
+    return pool;
+}
+
+void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx), void (*destroy)(void *state))
+{
+    void *s;
+    pthread_mutex_lock(&ctx->ext_lock);
+    if (!ctx->ext_state) {
+        ctx->ext_state = create(ctx);
+        if (ctx->ext_state)
+            ctx->ext_destroy = destroy;
+    }
+    s = ctx->ext_state;
+    pthread_mutex_unlock(&ctx->ext_lock);
+    return s;
 }

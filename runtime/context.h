@@ -29,3 +29,20 @@ qkc_status qkc_fail(qkc_context *ctx, qkc_status status, const char *fmt, ...)
 qkc_status qkc_fail_diag(qkc_context *ctx, const qkc_diag *diag);
 
 #endif /* QKC_RUNTIME_CONTEXT_H */
+
+/* ------------------------------------------------ kernels and threads */
+
+#include "runtime/threadpool.h"
+
+/* Threads kernels run on (the option, or one per online CPU). */
+int qkc_context_threads(const qkc_context *ctx);
+
+/* The context's thread pool, created on first use. NULL on failure, with
+ * the status in *st and a message on the context. */
+qkc_threadpool *qkc_context_pool(qkc_context *ctx, qkc_status *st);
+
+/* An extension slot owned by the compiler (libqkc) so that the runtime
+ * library needs no LLVM: get the state, creating it with `create` the
+ * first time (under the context's lock). `destroy` runs at context
+ * destruction. Returns NULL if create fails (create reports the error). */
+void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx), void (*destroy)(void *state));

@@ -75,6 +75,9 @@ typedef struct qkc_context_options {
     size_t struct_size;
     /* NULL: malloc/free. Copied by qkc_context_create. */
     const qkc_allocator *allocator;
+    /* Threads kernels run on (0: one per online CPU). The pool starts with
+     * the first kernel run. */
+    int threads;
 } qkc_context_options;
 
 typedef struct qkc_context qkc_context;
@@ -172,6 +175,78 @@ typedef struct qkc_matmul_args {
  * generated kernel is tested against. */
 qkc_status qkc_reference_matmul(qkc_context *ctx, const qkc_spec *spec,
                                 const qkc_matmul_args *args);
+
+/* ------------------------------------------------------------ kernels */
+
+/* The tunable parameters of a kernel, kept apart from the spec. A zero
+ * field means "the default heuristic chooses". Text form (qkc_schedule_print
+ * / _parse): "tm=4 tn=4 ku=1 vec=512 pf=0 nb=64". */
+typedef struct qkc_schedule {
+    int tile_m;      /* rows of A per register tile */
+    int tile_n;      /* weight rows (outputs) per register tile */
+    int k_unroll;    /* chunks of K per loop iteration */
+    int vector_bits; /* 256 or 512 */
+    int prefetch;    /* weight prefetch distance in chunks, 0 = none */
+    int n_block;     /* outputs per thread work item */
+} qkc_schedule;
+
+typedef struct qkc_compile_options {
+    size_t struct_size;            /* sizeof(qkc_compile_options) */
+    const char *target;            /* NULL: QKC_TARGET, else the host; or "x86_64-avx2", ... */
+    const qkc_schedule *schedule;  /* NULL: heuristic */
+} qkc_compile_options;
+
+typedef struct qkc_kernel qkc_kernel;
+
+/* JIT-compile a kernel for a spec. The spec may be destroyed afterwards.
+ * A second compile of the same (spec, schedule, target) on the same context
+ * returns a new handle to the already compiled code (in-memory cache).
+ * Errors: QKC_ERR_NO_DEVICE (the target needs CPU features this machine
+ * lacks), QKC_ERR_INVALID_ARGUMENT (bad schedule), QKC_ERR_COMPILE.
+ * Thread-safe. */
+qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
+                              qkc_kernel **out);
+
+/* Release a kernel handle. NULL is fine. */
+void qkc_kernel_destroy(qkc_kernel *kernel);
+
+/* Bytes of the packed weights this kernel reads. */
+qkc_status qkc_kernel_packed_bytes(const qkc_kernel *kernel, size_t *bytes);
+
+/* Convert a weight blob (as qkc_quantize writes it) into the kernel's
+ * packed layout, once: dst must hold qkc_kernel_packed_bytes() bytes.
+ * Formats already in the kernel's layout are copied. */
+qkc_status qkc_weights_pack(qkc_context *ctx, const qkc_kernel *kernel, const void *weights,
+                            size_t weights_bytes, void *dst, size_t dst_bytes);
+
+typedef struct qkc_run_options {
+    size_t struct_size; /* sizeof(qkc_run_options) */
+    int threads;        /* 0: all of the context's threads */
+} qkc_run_options;
+
+/* Run C = act(A·Wᵀ + bias) with args->weights holding PACKED weights
+ * (qkc_weights_pack). `options` may be NULL. Thread-safe: many threads may
+ * run the same kernel at once. */
+qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_matmul_args *args,
+                          const qkc_run_options *options);
+
+/* What was compiled: static strings valid while the kernel lives. */
+typedef struct qkc_kernel_info {
+    const char *target;      /* "x86_64-avx512", ... */
+    const char *features;    /* "avx2 fma f16c avx512f ..." */
+    const char *schedule;    /* text form of the schedule used */
+    const char *layout;      /* the packed weight layout, and any fallback */
+    const char *symbol;      /* the kernel's symbol name */
+    double compile_ms;       /* 0 when it came from a cache */
+    int from_cache;          /* 1: in-memory cache hit */
+} qkc_kernel_info;
+
+qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out);
+
+/* Generated code of a kernel as text: "asm" or "llvm" (optimised IR).
+ * Writes into buf like qkc_spec_print (needed receives the length). */
+qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
+                           const char *what, char *buf, size_t size, size_t *needed);
 
 #ifdef __cplusplus
 }

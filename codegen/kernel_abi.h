@@ -1,0 +1,38 @@
+/*
+ * The ABI between generated CPU kernels and the runtime. A kernel is
+ *
+ *     void qkc_kernel_<hash>(const qkc_kernel_args *args);
+ *
+ * It computes output columns [n_begin, n_end) for all m rows, so the
+ * runtime splits N across threads without the kernel knowing about them.
+ * The runtime prepares A before the call (ir/spec.h semantics): f32 values
+ * already rounded to the compute type, or, for the int8 path, int8 codes
+ * plus one f32 scale per block of 32. Weights are in the kernel layout
+ * (ir/klayout.h); for act-order formats A's columns are already permuted.
+ * The AOT header generated later declares exactly this struct.
+ */
+#ifndef QKC_CODEGEN_KERNEL_ABI_H
+#define QKC_CODEGEN_KERNEL_ABI_H
+
+#include <stdint.h>
+
+typedef struct qkc_kernel_args {
+    const void *a;         /* f32 [m][lda], or int8 [m][lda] for the int8 path */
+    const float *a_scales; /* int8 path: [m][a_scales_ld] block scales; else NULL */
+    const uint8_t *w;      /* packed weights */
+    const float *bias;     /* [N] or NULL */
+    void *c;               /* [m][ldc] in the output dtype */
+    int64_t lda, ldc, m;
+    int64_t n_begin, n_end;
+    int64_t a_scales_ld;
+} qkc_kernel_args;
+
+/* Field indices of qkc_kernel_args as the code generator addresses them. */
+enum {
+    QKC_KARG_A, QKC_KARG_A_SCALES, QKC_KARG_W, QKC_KARG_BIAS, QKC_KARG_C, QKC_KARG_LDA, QKC_KARG_LDC,
+    QKC_KARG_M, QKC_KARG_N_BEGIN, QKC_KARG_N_END, QKC_KARG_A_SCALES_LD, QKC_KARG_COUNT
+};
+
+typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
+
+#endif

@@ -1,0 +1,109 @@
+/* LLVM compat layer (see llvm_compat.h). */
+#include "codegen/llvm_compat.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/ErrorHandling.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void fatal_handler(const char *reason)
+{
+    /* LLVM ends the process after a fatal error; say what it was first. */
+    fprintf(stderr, "qkc: fatal LLVM error: %s\n", reason);
+}
+
+static void init_llvm(void)
+{
+    LLVMInitializeX86TargetInfo();
+    LLVMInitializeX86Target();
+    LLVMInitializeX86TargetMC();
+    LLVMInitializeX86AsmPrinter();
+    LLVMInitializeX86AsmParser();
+    LLVMInstallFatalErrorHandler(fatal_handler);
+}
+
+void qkc_llvm_init(void)
+{
+    pthread_once(&init_once, init_llvm);
+}
+
+qkc_status qkc_llvm_error(LLVMErrorRef err, qkc_status status, const char *what, qkc_diag *diag)
+{
+    char *msg = LLVMGetErrorMessage(err); /* consumes err */
+    qkc_diag_set(diag, status, "%s: %s", what, msg ? msg : "unknown LLVM error");
+    LLVMDisposeErrorMessage(msg);
+    return status;
+}
+
+qkc_status qkc_llvm_target_machine(const qkc_target *t, LLVMCodeGenOptLevel level, LLVMTargetMachineRef *out,
+                                   qkc_diag *diag)
+{
+    LLVMTargetRef target;
+    char *err = NULL;
+    qkc_llvm_init();
+    if (LLVMGetTargetFromTriple(t->triple, &target, &err)) {
+        qkc_diag_set(diag, QKC_ERR_COMPILE, "LLVM has no target for %s: %s", t->triple, err ? err : "");
+        LLVMDisposeMessage(err);
+        return QKC_ERR_COMPILE;
+    }
+    *out = LLVMCreateTargetMachine(target, t->triple, t->cpu, t->llvm_features, level, LLVMRelocPIC,
+                                   LLVMCodeModelJITDefault);
+    if (!*out)
+        return qkc_diag_set(diag, QKC_ERR_COMPILE, "LLVM could not create a target machine for %s", t->name);
+    return QKC_OK;
+}
+
+qkc_status qkc_llvm_verify(LLVMModuleRef mod, qkc_diag *diag)
+{
+    char *msg = NULL;
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+        qkc_diag_set(diag, QKC_ERR_INTERNAL, "generated LLVM module is invalid: %.400s", msg ? msg : "");
+        LLVMDisposeMessage(msg);
+        return QKC_ERR_INTERNAL;
+    }
+    LLVMDisposeMessage(msg);
+    return QKC_OK;
+}
+
+qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_diag *diag)
+{
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef err;
+    LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
+    LLVMPassBuilderOptionsSetLoopVectorization(opts, 0); /* kernels are explicit vector code */
+    LLVMPassBuilderOptionsSetSLPVectorization(opts, 0);
+    err = LLVMRunPasses(mod, "default<O3>", tm, opts);
+    LLVMDisposePassBuilderOptions(opts);
+    if (err)
+        return qkc_llvm_error(err, QKC_ERR_COMPILE, "LLVM optimisation failed", diag);
+    return QKC_OK;
+}
+
+qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, char **data, size_t *size,
+                         qkc_diag *diag)
+{
+    LLVMMemoryBufferRef buf = NULL;
+    char *err = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, assembly ? LLVMAssemblyFile : LLVMObjectFile, &err, &buf)) {
+        qkc_diag_set(diag, QKC_ERR_COMPILE, "LLVM code emission failed: %s", err ? err : "");
+        LLVMDisposeMessage(err);
+        return QKC_ERR_COMPILE;
+    }
+    *size = LLVMGetBufferSize(buf);
+    *data = malloc(*size + 1);
+    if (!*data) {
+        LLVMDisposeMemoryBuffer(buf);
+        return qkc_diag_set(diag, QKC_ERR_NO_MEMORY, "out of memory for emitted code");
+    }
+    memcpy(*data, LLVMGetBufferStart(buf), *size);
+    (*data)[*size] = '\0';
+    LLVMDisposeMemoryBuffer(buf);
+    return QKC_OK;
+}

@@ -1,0 +1,36 @@
+/*
+ * The one small layer between qkc and the LLVM C API: initialisation once
+ * per process (the only global state qkc has), target machines, module
+ * verification, optimisation and emission. Errors come back as qkc_status
+ * with a message; every LLVMErrorRef and message string is consumed here.
+ * Nothing outside codegen/ and runtime/jit.c includes llvm-c headers.
+ */
+#ifndef QKC_CODEGEN_LLVM_COMPAT_H
+#define QKC_CODEGEN_LLVM_COMPAT_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "ir/diag.h"
+#include "targets/target.h"
+
+/* Initialise the LLVM targets qkc uses (thread-safe, idempotent). */
+void qkc_llvm_init(void);
+
+/* A target machine for a qkc target (caller disposes). */
+qkc_status qkc_llvm_target_machine(const qkc_target *t, LLVMCodeGenOptLevel level, LLVMTargetMachineRef *out,
+                                   qkc_diag *diag);
+
+/* Verify (LLVMReturnStatusAction: never aborts) and run the O3 pipeline. */
+qkc_status qkc_llvm_verify(LLVMModuleRef mod, qkc_diag *diag);
+qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_diag *diag);
+
+/* Emit assembly or an object into a malloc'd buffer (caller frees). */
+qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, char **data, size_t *size,
+                         qkc_diag *diag);
+
+/* Take the message of an LLVMErrorRef (consumes it) into diag. */
+qkc_status qkc_llvm_error(LLVMErrorRef err, qkc_status status, const char *what, qkc_diag *diag);
+
+#endif

@@ -1,0 +1,662 @@
+/*
+ * Lowering a matmul to explicit vector LLVM IR (see lower.h).
+ *
+ * Kernel shape: for each tile of TN weight rows and TM activation rows,
+ * TM*TN vector accumulators run over K chunk by chunk; each chunk's codes
+ * are decoded once per weight row and used by all TM activation rows.
+ * Leftover rows (n or m not a multiple of the tile) use 1-wide tiles. The
+ * last, partial chunk of K loads activations with a mask (weights there
+ * are padded with code 0, so masked lanes contribute exactly zero).
+ *
+ * Decoding with compute=f32 is factorised per chunk, as in ggml: with
+ * x = (code − z)·s + min,
+ *     Σ a·x = s·(Σ a·code − z·Σ a) + min·Σ a,
+ * so each vector of weights costs one conversion and one FMA, and the
+ * scale, zero and minimum cost O(1) per chunk. For bf16/f16/tf32 compute
+ * each weight is dequantized exactly, rounded to the compute type and then
+ * multiplied, which is what the reference models.
+ */
+#include "codegen/lower.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codegen/kernel_abi.h"
+#include "codegen/llvm_compat.h"
+
+typedef struct cg {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMValueRef fn;
+    const qkc_matmul *mm;
+    const qkc_klayout *L;
+    const qkc_target *t;
+    const qkc_schedule *s;
+    int V;  /* lanes per vector */
+    int C;  /* elements per chunk */
+    int S;  /* vectors per chunk */
+    int factorized;
+    LLVMTypeRef i1, i8, i16, i32, i64, f16, f32, f64, ptr, vf, vi32, vd;
+    LLVMValueRef a, w, bias, c, lda, ldc, m, n_begin, n_end;
+    LLVMValueRef table_lo, table_hi; /* TABLE: 16 (or 2x8) float constants */
+} cg;
+
+/* ---------------------------------------------------------------- helpers */
+
+static LLVMValueRef i64c(cg *g, int64_t v)
+{
+    return LLVMConstInt(g->i64, (unsigned long long)v, 1);
+}
+
+static LLVMValueRef i32c(cg *g, int32_t v)
+{
+    return LLVMConstInt(g->i32, (unsigned long long)(uint32_t)v, 0);
+}
+
+static LLVMValueRef f32c(cg *g, double v)
+{
+    return LLVMConstReal(g->f32, v);
+}
+
+static LLVMValueRef splat(cg *g, LLVMValueRef scalar, int lanes)
+{
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(scalar), (unsigned)lanes);
+    LLVMValueRef undef = LLVMGetUndef(vt);
+    LLVMValueRef ins = LLVMBuildInsertElement(g->b, undef, scalar, i32c(g, 0), "");
+    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(g->i32, (unsigned)lanes));
+    return LLVMBuildShuffleVector(g->b, ins, undef, zeros, "");
+}
+
+static LLVMValueRef vconst_i32(cg *g, int32_t v)
+{
+    LLVMValueRef e[64];
+    for (int i = 0; i < g->V; i++)
+        e[i] = i32c(g, v);
+    return LLVMConstVector(e, (unsigned)g->V);
+}
+
+static LLVMValueRef intrinsic(cg *g, const char *name, LLVMTypeRef *ov, unsigned nov, LLVMValueRef *args,
+                              unsigned nargs)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, ov, nov);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(g->ctx, id, ov, nov);
+    return LLVMBuildCall2(g->b, ft, f, args, nargs, "");
+}
+
+static LLVMValueRef fma_v(cg *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+    LLVMValueRef args[3] = {a, b, c};
+    LLVMTypeRef ty = LLVMTypeOf(a);
+    return intrinsic(g, "llvm.fma", &ty, 1, args, 3);
+}
+
+static LLVMValueRef gep8(cg *g, LLVMValueRef base, LLVMValueRef off)
+{
+    return LLVMBuildGEP2(g->b, g->i8, base, &off, 1, "");
+}
+
+static LLVMValueRef load(cg *g, LLVMTypeRef ty, LLVMValueRef p, unsigned align)
+{
+    LLVMValueRef v = LLVMBuildLoad2(g->b, ty, p, "");
+    LLVMSetAlignment(v, align);
+    return v;
+}
+
+/* Sub-vector `sub` (V lanes) of a C-lane vector. */
+static LLVMValueRef subvec(cg *g, LLVMValueRef v, int sub)
+{
+    LLVMValueRef idx[64];
+    if (g->S == 1)
+        return v;
+    for (int i = 0; i < g->V; i++)
+        idx[i] = i32c(g, sub * g->V + i);
+    return LLVMBuildShuffleVector(g->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(idx, (unsigned)g->V), "");
+}
+
+/* ---------------------------------------------------------- arguments */
+
+static LLVMTypeRef args_type(cg *g)
+{
+    LLVMTypeRef f[QKC_KARG_COUNT] = {g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->i64,
+                                     g->i64, g->i64, g->i64, g->i64, g->i64};
+    return LLVMStructTypeInContext(g->ctx, f, QKC_KARG_COUNT, 0);
+}
+
+static LLVMValueRef load_arg(cg *g, LLVMTypeRef st, LLVMValueRef args, int field, LLVMTypeRef ty)
+{
+    LLVMValueRef p = LLVMBuildStructGEP2(g->b, st, args, (unsigned)field, "");
+    return load(g, ty, p, 8);
+}
+
+/* --------------------------------------------------- chunk fields */
+
+static LLVMValueRef chunk_field_f32(cg *g, LLVMValueRef chunk, qkc_kfield kind, int off)
+{
+    LLVMValueRef p = gep8(g, chunk, i64c(g, off));
+    switch (kind) {
+    case QKC_KF_F16: return LLVMBuildFPExt(g->b, load(g, g->f16, p, 1), g->f32, "");
+    case QKC_KF_F32: return load(g, g->f32, p, 1);
+    case QKC_KF_I16: return LLVMBuildSIToFP(g->b, load(g, g->i16, p, 1), g->f32, "");
+    case QKC_KF_E8M0: {
+        /* 2^(e-127) (or 2^(e-128) with e8m0_half) built from the bits;
+         * e = 0 (and e = 1 with half) are f32 subnormals. */
+        LLVMValueRef e = LLVMBuildZExt(g->b, load(g, g->i8, p, 1), g->i32, "");
+        LLVMValueRef bits;
+        if (g->L->e8m0_half) {
+            LLVMValueRef normal = LLVMBuildShl(g->b, LLVMBuildSub(g->b, e, i32c(g, 1), ""), i32c(g, 23), "");
+            LLVMValueRef sub = LLVMBuildShl(g->b, i32c(g, 0x00200000), e, "");
+            bits = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, e, i32c(g, 2), ""), normal, sub, "");
+        } else {
+            LLVMValueRef normal = LLVMBuildShl(g->b, e, i32c(g, 23), "");
+            bits = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, e, i32c(g, 0), ""), i32c(g, 0x00400000),
+                                   normal, "");
+            if (g->L->e8m0_ff_is_nan)
+                bits = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, e, i32c(g, 255), ""),
+                                       i32c(g, 0x7FC00000), bits, "");
+        }
+        return LLVMBuildBitCast(g->b, bits, g->f32, "");
+    }
+    default: return NULL;
+    }
+}
+
+/* Codes of one chunk as C lanes: <C x i8> (4/8-bit), <C x i16>, <C x float>. */
+static LLVMValueRef chunk_codes(cg *g, LLVMValueRef chunk)
+{
+    const qkc_klayout *L = g->L;
+    LLVMValueRef p = gep8(g, chunk, i64c(g, L->code_off));
+    if (L->code_bits == 4) {
+        int h = g->C / 2;
+        LLVMTypeRef bt = LLVMVectorType(g->i8, (unsigned)h);
+        LLVMValueRef bytes = load(g, bt, p, 1), idx[64], f[64];
+        for (int i = 0; i < h; i++)
+            f[i] = LLVMConstInt(g->i8, 15, 0);
+        LLVMValueRef lo = LLVMBuildAnd(g->b, bytes, LLVMConstVector(f, (unsigned)h), "");
+        for (int i = 0; i < h; i++)
+            f[i] = LLVMConstInt(g->i8, 4, 0);
+        LLVMValueRef hi = LLVMBuildLShr(g->b, bytes, LLVMConstVector(f, (unsigned)h), "");
+        for (int i = 0; i < g->C; i++)
+            idx[i] = i32c(g, i);
+        return LLVMBuildShuffleVector(g->b, lo, hi, LLVMConstVector(idx, (unsigned)g->C), "");
+    }
+    if (L->code_bits == 8)
+        return load(g, LLVMVectorType(g->i8, (unsigned)g->C), p, 1);
+    if (L->code_bits == 16)
+        return load(g, LLVMVectorType(g->i16, (unsigned)g->C), p, 2);
+    return load(g, LLVMVectorType(g->f32, (unsigned)g->C), p, 4);
+}
+
+/* Table lookup of 16 floats by <V x i32> indices in 0..15: one vpermps on
+ * 512-bit targets, two and a blend on 256-bit ones. */
+static LLVMValueRef lookup16(cg *g, LLVMValueRef idx)
+{
+    if (g->V == 16) {
+        LLVMValueRef args[2] = {g->table_lo, idx};
+        return intrinsic(g, "llvm.x86.avx512.permvar.sf.512", NULL, 0, args, 2);
+    }
+    LLVMValueRef a1[2] = {g->table_lo, idx}, a2[2] = {g->table_hi, idx};
+    LLVMValueRef lo = intrinsic(g, "llvm.x86.avx2.permps", NULL, 0, a1, 2);
+    LLVMValueRef hi = intrinsic(g, "llvm.x86.avx2.permps", NULL, 0, a2, 2);
+    LLVMValueRef bit = LLVMBuildAnd(g->b, idx, vconst_i32(g, 8), "");
+    LLVMValueRef use_hi = LLVMBuildICmp(g->b, LLVMIntNE, bit, vconst_i32(g, 0), "");
+    return LLVMBuildSelect(g->b, use_hi, hi, lo, "");
+}
+
+/* fp8 codes (<V x i32>, 0..255) to float, exact, with Inf/NaN codes. */
+static LLVMValueRef fp8_to_f32(cg *g, LLVMValueRef code, int e5m2)
+{
+    LLVMValueRef sign = LLVMBuildShl(g->b, LLVMBuildAnd(g->b, code, vconst_i32(g, 0x80), ""), vconst_i32(g, 24), "");
+    LLVMValueRef mag = LLVMBuildAnd(g->b, code, vconst_i32(g, 0x7F), "");
+    /* Shift the exponent/mantissa into f32 position and rebias with one
+     * exact multiply (subnormal codes land on f32 subnormals, also exact). */
+    LLVMValueRef bits = LLVMBuildShl(g->b, mag, vconst_i32(g, e5m2 ? 21 : 20), "");
+    LLVMValueRef v = LLVMBuildFMul(g->b, LLVMBuildBitCast(g->b, bits, g->vf, ""),
+                                   splat(g, f32c(g, e5m2 ? 0x1p112 : 0x1p120), g->V), "");
+    if (e5m2) {
+        LLVMValueRef special = LLVMBuildICmp(g->b, LLVMIntUGE, mag, vconst_i32(g, 0x7C), "");
+        LLVMValueRef inf = LLVMBuildICmp(g->b, LLVMIntEQ, mag, vconst_i32(g, 0x7C), "");
+        LLVMValueRef sp = LLVMBuildSelect(g->b, inf, splat(g, f32c(g, INFINITY), g->V), splat(g, f32c(g, NAN), g->V), "");
+        v = LLVMBuildSelect(g->b, special, sp, v, "");
+    } else {
+        LLVMValueRef nan = LLVMBuildICmp(g->b, LLVMIntEQ, mag, vconst_i32(g, 0x7F), "");
+        v = LLVMBuildSelect(g->b, nan, splat(g, f32c(g, NAN), g->V), v, "");
+    }
+    return LLVMBuildBitCast(g->b, LLVMBuildOr(g->b, LLVMBuildBitCast(g->b, v, g->vi32, ""), sign, ""), g->vf, "");
+}
+
+/* The value of each code before scale/zero/min: code as float (AFFINE),
+ * table entry, fp8 value, or the dense value. */
+static LLVMValueRef code_value(cg *g, LLVMValueRef codes_sub)
+{
+    const qkc_klayout *L = g->L;
+    LLVMValueRef ci;
+    switch (L->decode) {
+    case QKC_KDEC_F32: return codes_sub;
+    case QKC_KDEC_F16: return LLVMBuildFPExt(g->b, LLVMBuildBitCast(g->b, codes_sub, LLVMVectorType(g->f16, (unsigned)g->V), ""), g->vf, "");
+    case QKC_KDEC_BF16:
+        ci = LLVMBuildZExt(g->b, codes_sub, g->vi32, "");
+        return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, ci, vconst_i32(g, 16), ""), g->vf, "");
+    default: break;
+    }
+    ci = LLVMBuildZExt(g->b, codes_sub, g->vi32, "");
+    switch (L->decode) {
+    case QKC_KDEC_AFFINE: return LLVMBuildSIToFP(g->b, ci, g->vf, "");
+    case QKC_KDEC_TABLE: return lookup16(g, ci);
+    case QKC_KDEC_FP8E4M3: return fp8_to_f32(g, ci, 0);
+    case QKC_KDEC_FP8E5M2: return fp8_to_f32(g, ci, 1);
+    default: return NULL;
+    }
+}
+
+/* Round a vector of floats to the compute type (RNE), as the reference. */
+static LLVMValueRef round_compute(cg *g, LLVMValueRef x)
+{
+    LLVMValueRef u, r;
+    switch (g->mm->compute) {
+    case QKC_COMPUTE_F16:
+        return LLVMBuildFPExt(g->b, LLVMBuildFPTrunc(g->b, x, LLVMVectorType(g->f16, (unsigned)g->V), ""), g->vf, "");
+    case QKC_COMPUTE_BF16:
+        u = LLVMBuildBitCast(g->b, x, g->vi32, "");
+        r = LLVMBuildAdd(g->b, u, LLVMBuildAdd(g->b, vconst_i32(g, 0x7FFF),
+                                               LLVMBuildAnd(g->b, LLVMBuildLShr(g->b, u, vconst_i32(g, 16), ""),
+                                                            vconst_i32(g, 1), ""), ""), "");
+        r = LLVMBuildAnd(g->b, r, vconst_i32(g, (int32_t)0xFFFF0000u), "");
+        return LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealUNO, x, x, ""), x,
+                               LLVMBuildBitCast(g->b, r, g->vf, ""), "");
+    case QKC_COMPUTE_TF32:
+        u = LLVMBuildBitCast(g->b, x, g->vi32, "");
+        r = LLVMBuildAdd(g->b, u, LLVMBuildAdd(g->b, vconst_i32(g, 0xFFF),
+                                               LLVMBuildAnd(g->b, LLVMBuildLShr(g->b, u, vconst_i32(g, 13), ""),
+                                                            vconst_i32(g, 1), ""), ""), "");
+        r = LLVMBuildAnd(g->b, r, vconst_i32(g, (int32_t)0xFFFFE000u), "");
+        {
+            LLVMValueRef special = LLVMBuildICmp(g->b, LLVMIntEQ,
+                                                 LLVMBuildAnd(g->b, u, vconst_i32(g, 0x7F800000), ""),
+                                                 vconst_i32(g, 0x7F800000), "");
+            return LLVMBuildSelect(g->b, special, x, LLVMBuildBitCast(g->b, r, g->vf, ""), "");
+        }
+    default: return x;
+    }
+}
+
+/* ------------------------------------------------------------- tiles */
+
+typedef struct tile {
+    int tm, tn;
+    LLVMValueRef m0, n0;
+    LLVMValueRef acc[8][8]; /* allocas of <V x float> */
+} tile;
+
+static LLVMValueRef a_load(cg *g, tile *T, int tmi, LLVMValueRef ci, int sub, int valid)
+{
+    int lanes = valid - sub * g->V;
+    LLVMValueRef row = LLVMBuildAdd(g->b, T->m0, i64c(g, tmi), "");
+    LLVMValueRef el = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, g->lda, ""),
+                                   LLVMBuildAdd(g->b, LLVMBuildMul(g->b, ci, i64c(g, g->C), ""),
+                                                i64c(g, sub * g->V), ""), "");
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->f32, g->a, &el, 1, "");
+    if (lanes >= g->V)
+        return load(g, g->vf, p, 4);
+    if (lanes <= 0)
+        return LLVMConstNull(g->vf);
+    {
+        LLVMValueRef mask[64];
+        for (int i = 0; i < g->V; i++)
+            mask[i] = LLVMConstInt(g->i1, i < lanes, 0);
+        LLVMTypeRef ov[2] = {g->vf, g->ptr};
+        LLVMValueRef args[4] = {p, i32c(g, 4), LLVMConstVector(mask, (unsigned)g->V), LLVMConstNull(g->vf)};
+        return intrinsic(g, "llvm.masked.load", ov, 2, args, 4);
+    }
+}
+
+/* One chunk (index ci, `valid` real elements) of a tile. */
+static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
+{
+    const qkc_klayout *L = g->L;
+    LLVMValueRef a[8][4], asum[8] = {0};
+    int need_asum = g->factorized && L->decode == QKC_KDEC_AFFINE &&
+                    (L->zero_const || L->zero != QKC_KF_NONE || L->min != QKC_KF_NONE);
+
+    for (int i = 0; i < T->tm; i++) {
+        for (int sub = 0; sub < g->S; sub++)
+            a[i][sub] = a_load(g, T, i, ci, sub, valid);
+        if (need_asum) {
+            asum[i] = a[i][0];
+            for (int sub = 1; sub < g->S; sub++)
+                asum[i] = LLVMBuildFAdd(g->b, asum[i], a[i][sub], "");
+        }
+    }
+    for (int j = 0; j < T->tn; j++) {
+        LLVMValueRef row = LLVMBuildAdd(g->b, T->n0, i64c(g, j), "");
+        LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, i64c(g, (int64_t)L->row_bytes), ""),
+                                        LLVMBuildMul(g->b, ci, i64c(g, L->chunk_bytes), ""), "");
+        LLVMValueRef chunk = gep8(g, g->w, off);
+        LLVMValueRef s = NULL, mn = NULL, z = NULL, codes, val[4];
+        if (g->s->prefetch > 0) {
+            LLVMValueRef pf = gep8(g, chunk, i64c(g, (int64_t)g->s->prefetch * L->chunk_bytes));
+            LLVMValueRef args[4] = {pf, i32c(g, 0), i32c(g, 3), i32c(g, 1)};
+            LLVMTypeRef ov = g->ptr;
+            intrinsic(g, "llvm.prefetch", &ov, 1, args, 4);
+        }
+        if (L->scale != QKC_KF_NONE)
+            s = chunk_field_f32(g, chunk, L->scale, L->scale_off);
+        if (L->min != QKC_KF_NONE)
+            mn = chunk_field_f32(g, chunk, L->min, L->min_off);
+        if (L->zero != QKC_KF_NONE)
+            z = chunk_field_f32(g, chunk, L->zero, L->zero_off);
+        codes = chunk_codes(g, chunk);
+        for (int sub = 0; sub < g->S; sub++)
+            val[sub] = code_value(g, subvec(g, codes, sub));
+
+        if (g->factorized) {
+            /* Σ a·v over the chunk, then scale, zero and minimum once. */
+            LLVMValueRef negz = NULL, vs = s ? splat(g, s, g->V) : NULL;
+            if (L->decode == QKC_KDEC_AFFINE && (L->zero_const || z)) {
+                negz = f32c(g, -(double)L->zero_const);
+                if (z)
+                    negz = LLVMBuildFSub(g->b, negz, z, "");
+                negz = splat(g, negz, g->V);
+            }
+            for (int i = 0; i < T->tm; i++) {
+                LLVMValueRef t = NULL, acc = load(g, g->vf, T->acc[i][j], 64);
+                for (int sub = 0; sub < g->S; sub++)
+                    t = t ? fma_v(g, a[i][sub], val[sub], t) : LLVMBuildFMul(g->b, a[i][sub], val[sub], "");
+                if (negz)
+                    t = fma_v(g, asum[i], negz, t);
+                acc = vs ? fma_v(g, t, vs, acc) : LLVMBuildFAdd(g->b, acc, t, "");
+                if (mn)
+                    acc = fma_v(g, asum[i], splat(g, mn, g->V), acc);
+                LLVMBuildStore(g->b, acc, T->acc[i][j]);
+            }
+        } else {
+            /* Exact dequantization, rounding to the compute type, FMA. */
+            for (int sub = 0; sub < g->S; sub++) {
+                LLVMValueRef x = val[sub];
+                if (L->decode == QKC_KDEC_AFFINE && (L->zero_const || z)) {
+                    LLVMValueRef zz = f32c(g, (double)L->zero_const);
+                    if (z)
+                        zz = LLVMBuildFAdd(g->b, zz, z, "");
+                    x = LLVMBuildFSub(g->b, x, splat(g, zz, g->V), "");
+                }
+                if (s)
+                    x = LLVMBuildFMul(g->b, x, splat(g, s, g->V), "");
+                if (mn)
+                    x = LLVMBuildFAdd(g->b, x, splat(g, mn, g->V), "");
+                val[sub] = round_compute(g, x);
+            }
+            for (int i = 0; i < T->tm; i++) {
+                LLVMValueRef acc = load(g, g->vf, T->acc[i][j], 64);
+                for (int sub = 0; sub < g->S; sub++)
+                    acc = fma_v(g, a[i][sub], val[sub], acc);
+                LLVMBuildStore(g->b, acc, T->acc[i][j]);
+            }
+        }
+    }
+}
+
+static LLVMBasicBlockRef block(cg *g, const char *name)
+{
+    return LLVMAppendBasicBlockInContext(g->ctx, g->fn, name);
+}
+
+/* Allocas go in the entry block so mem2reg/SROA promote them. */
+static LLVMValueRef entry_alloca(cg *g, LLVMTypeRef ty)
+{
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(g->b);
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->fn);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    LLVMValueRef a;
+    if (first)
+        LLVMPositionBuilderBefore(g->b, first);
+    else
+        LLVMPositionBuilderAtEnd(g->b, entry);
+    a = LLVMBuildAlloca(g->b, ty, "");
+    LLVMSetAlignment(a, 64);
+    LLVMPositionBuilderAtEnd(g->b, cur);
+    return a;
+}
+
+/* for (i = start; i + step <= end; i += step) body(i); the induction
+ * variable lives in an alloca. Returns with the builder after the loop. */
+typedef void (*loop_body)(cg *g, void *ctx, LLVMValueRef i);
+
+static LLVMValueRef emit_loop(cg *g, LLVMValueRef start, LLVMValueRef end, int64_t step, loop_body body, void *bctx)
+{
+    LLVMValueRef iv = entry_alloca(g, g->i64);
+    LLVMBasicBlockRef cond = block(g, "loop.cond"), bodyb = block(g, "loop.body"), done = block(g, "loop.done");
+    LLVMBuildStore(g->b, start, iv);
+    LLVMBuildBr(g->b, cond);
+    LLVMPositionBuilderAtEnd(g->b, cond);
+    LLVMValueRef i = load(g, g->i64, iv, 8);
+    LLVMValueRef ok = LLVMBuildICmp(g->b, LLVMIntSLE, LLVMBuildAdd(g->b, i, i64c(g, step), ""), end, "");
+    LLVMBuildCondBr(g->b, ok, bodyb, done);
+    LLVMPositionBuilderAtEnd(g->b, bodyb);
+    body(g, bctx, i);
+    LLVMBuildStore(g->b, LLVMBuildAdd(g->b, i, i64c(g, step), ""), iv);
+    LLVMBuildBr(g->b, cond);
+    LLVMPositionBuilderAtEnd(g->b, done);
+    return load(g, g->i64, iv, 8);
+}
+
+static void chunk_body(cg *g, void *ctx, LLVMValueRef ci)
+{
+    tile *T = ctx;
+    for (int u = 0; u < g->s->k_unroll; u++)
+        emit_chunk(g, T, u ? LLVMBuildAdd(g->b, ci, i64c(g, u), "") : ci, g->C);
+}
+
+static void chunk_body1(cg *g, void *ctx, LLVMValueRef ci)
+{
+    emit_chunk(g, ctx, ci, g->C);
+}
+
+static LLVMValueRef activation(cg *g, LLVMValueRef x)
+{
+    LLVMValueRef d, r;
+    switch (g->mm->act) {
+    case QKC_ACT_RELU: {
+        LLVMValueRef gt = LLVMBuildFCmp(g->b, LLVMRealOGT, x, f32c(g, 0.0), "");
+        return LLVMBuildSelect(g->b, gt, x, f32c(g, 0.0), "");
+    }
+    case QKC_ACT_GELU:
+    case QKC_ACT_SILU: {
+        /* In double through libm, as the reference does. */
+        const char *fname = g->mm->act == QKC_ACT_GELU ? "erf" : "exp";
+        LLVMTypeRef ft = LLVMFunctionType(g->f64, &g->f64, 1, 0);
+        LLVMValueRef f = LLVMGetNamedFunction(g->mod, fname);
+        if (!f)
+            f = LLVMAddFunction(g->mod, fname, ft);
+        d = LLVMBuildFPExt(g->b, x, g->f64, "");
+        if (g->mm->act == QKC_ACT_GELU) {
+            LLVMValueRef arg = LLVMBuildFDiv(g->b, d, LLVMConstReal(g->f64, 1.4142135623730951), "");
+            r = LLVMBuildCall2(g->b, ft, f, &arg, 1, "");
+            r = LLVMBuildFMul(g->b, LLVMBuildFMul(g->b, LLVMConstReal(g->f64, 0.5), d, ""),
+                              LLVMBuildFAdd(g->b, LLVMConstReal(g->f64, 1.0), r, ""), "");
+        } else {
+            LLVMValueRef arg = LLVMBuildFNeg(g->b, d, "");
+            r = LLVMBuildCall2(g->b, ft, f, &arg, 1, "");
+            r = LLVMBuildFDiv(g->b, d, LLVMBuildFAdd(g->b, LLVMConstReal(g->f64, 1.0), r, ""), "");
+        }
+        return LLVMBuildFPTrunc(g->b, r, g->f32, "");
+    }
+    default: return x;
+    }
+}
+
+static void store_out(cg *g, LLVMValueRef v, LLVMValueRef m, LLVMValueRef n)
+{
+    LLVMValueRef idx = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, m, g->ldc, ""), n, "");
+    if (g->mm->out_dtype == QKC_DTYPE_F32) {
+        LLVMBuildStore(g->b, v, LLVMBuildGEP2(g->b, g->f32, g->c, &idx, 1, ""));
+    } else if (g->mm->out_dtype == QKC_DTYPE_F16) {
+        LLVMBuildStore(g->b, LLVMBuildFPTrunc(g->b, v, g->f16, ""), LLVMBuildGEP2(g->b, g->f16, g->c, &idx, 1, ""));
+    } else {
+        /* bf16: round to nearest even on the bits; NaN keeps sign and payload
+         * top, quiet bit set (the reference's rule). */
+        LLVMValueRef u = LLVMBuildBitCast(g->b, v, g->i32, "");
+        LLVMValueRef r = LLVMBuildAdd(g->b, u, LLVMBuildAdd(g->b, i32c(g, 0x7FFF),
+                                                            LLVMBuildAnd(g->b, LLVMBuildLShr(g->b, u, i32c(g, 16), ""),
+                                                                         i32c(g, 1), ""), ""), "");
+        LLVMValueRef nanv = LLVMBuildOr(g->b, u, i32c(g, 0x00400000), "");
+        LLVMValueRef isnan = LLVMBuildFCmp(g->b, LLVMRealUNO, v, v, "");
+        r = LLVMBuildSelect(g->b, isnan, nanv, r, "");
+        LLVMValueRef h = LLVMBuildTrunc(g->b, LLVMBuildLShr(g->b, r, i32c(g, 16), ""), g->i16, "");
+        LLVMBuildStore(g->b, h, LLVMBuildGEP2(g->b, g->i16, g->c, &idx, 1, ""));
+    }
+}
+
+static void emit_tile(cg *g, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
+{
+    tile T;
+    int64_t full = g->mm->k / g->C;
+    int tail = (int)(g->mm->k % g->C);
+    memset(&T, 0, sizeof T);
+    T.tm = tm, T.tn = tn, T.m0 = m0, T.n0 = n0;
+    for (int i = 0; i < tm; i++)
+        for (int j = 0; j < tn; j++) {
+            T.acc[i][j] = entry_alloca(g, g->vf);
+            LLVMBuildStore(g->b, LLVMConstNull(g->vf), T.acc[i][j]);
+        }
+    {
+        LLVMValueRef next = i64c(g, 0);
+        if (g->s->k_unroll > 1)
+            next = emit_loop(g, next, i64c(g, full), g->s->k_unroll, chunk_body, &T);
+        emit_loop(g, next, i64c(g, full), 1, chunk_body1, &T);
+    }
+    if (tail)
+        emit_chunk(g, &T, i64c(g, full), tail);
+    for (int i = 0; i < tm; i++)
+        for (int j = 0; j < tn; j++) {
+            LLVMValueRef acc = load(g, g->vf, T.acc[i][j], 64);
+            LLVMValueRef args[2] = {f32c(g, 0.0), acc};
+            LLVMTypeRef ov = g->vf;
+            LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
+            LLVMValueRef n = LLVMBuildAdd(g->b, n0, i64c(g, j), "");
+            LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+            if (g->mm->bias == QKC_BIAS_F32)
+                sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
+            sum = activation(g, sum);
+            store_out(g, sum, LLVMBuildAdd(g->b, m0, i64c(g, i), ""), n);
+        }
+}
+
+typedef struct mloop_ctx {
+    LLVMValueRef n0;
+    int tm, tn;
+} mloop_ctx;
+
+static void m_tile_body(cg *g, void *ctx, LLVMValueRef m0)
+{
+    mloop_ctx *c = ctx;
+    emit_tile(g, m0, c->n0, c->tm, c->tn);
+}
+
+static void n_tile_body(cg *g, void *ctx, LLVMValueRef n0)
+{
+    int tn = *(int *)ctx;
+    mloop_ctx mc = {n0, g->s->tile_m, tn};
+    LLVMValueRef m0 = i64c(g, 0);
+    if (g->s->tile_m > 1)
+        m0 = emit_loop(g, m0, g->m, g->s->tile_m, m_tile_body, &mc);
+    mc.tm = 1;
+    emit_loop(g, m0, g->m, 1, m_tile_body, &mc);
+}
+
+/* ------------------------------------------------------------ driver */
+
+int qkc_lower_uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
+{
+    (void)mm, (void)L, (void)t;
+    return 0;
+}
+
+qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t,
+                     const qkc_schedule *s, const char *name, LLVMModuleRef *out, qkc_diag *diag)
+{
+    cg g;
+    memset(&g, 0, sizeof g);
+    g.ctx = ctx, g.mm = mm, g.L = L, g.t = t, g.s = s;
+    g.V = s->vector_bits / 32;
+    g.C = L->chunk;
+    if (g.C < g.V)
+        g.V = g.C; /* 16-element chunks on 512-bit targets use one zmm */
+    g.S = g.C / g.V;
+    g.factorized = mm->compute == QKC_COMPUTE_F32 || mm->compute == QKC_COMPUTE_INT8;
+    g.mod = LLVMModuleCreateWithNameInContext(name, ctx);
+    LLVMSetTarget(g.mod, t->triple);
+    g.b = LLVMCreateBuilderInContext(ctx);
+    g.i1 = LLVMInt1TypeInContext(ctx);
+    g.i8 = LLVMInt8TypeInContext(ctx);
+    g.i16 = LLVMInt16TypeInContext(ctx);
+    g.i32 = LLVMInt32TypeInContext(ctx);
+    g.i64 = LLVMInt64TypeInContext(ctx);
+    g.f16 = LLVMHalfTypeInContext(ctx);
+    g.f32 = LLVMFloatTypeInContext(ctx);
+    g.f64 = LLVMDoubleTypeInContext(ctx);
+    g.ptr = LLVMPointerTypeInContext(ctx, 0);
+    g.vf = LLVMVectorType(g.f32, (unsigned)g.V);
+    g.vi32 = LLVMVectorType(g.i32, (unsigned)g.V);
+
+    {
+        LLVMTypeRef st = args_type(&g);
+        LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(ctx), &g.ptr, 1, 0);
+        char vw[16];
+        g.fn = LLVMAddFunction(g.mod, name, fty);
+        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateStringAttribute(ctx, "target-cpu", 10, t->cpu, (unsigned)strlen(t->cpu)));
+        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateStringAttribute(ctx, "target-features", 15, t->llvm_features,
+                                                          (unsigned)strlen(t->llvm_features)));
+        snprintf(vw, sizeof vw, "%d", s->vector_bits);
+        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateStringAttribute(ctx, "prefer-vector-width", 19, vw, (unsigned)strlen(vw)));
+        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateStringAttribute(ctx, "min-legal-vector-width", 22, vw, (unsigned)strlen(vw)));
+        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateEnumAttribute(ctx, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
+        LLVMPositionBuilderAtEnd(g.b, LLVMAppendBasicBlockInContext(ctx, g.fn, "entry"));
+        LLVMValueRef args = LLVMGetParam(g.fn, 0);
+        g.a = load_arg(&g, st, args, QKC_KARG_A, g.ptr);
+        g.w = load_arg(&g, st, args, QKC_KARG_W, g.ptr);
+        g.bias = load_arg(&g, st, args, QKC_KARG_BIAS, g.ptr);
+        g.c = load_arg(&g, st, args, QKC_KARG_C, g.ptr);
+        g.lda = load_arg(&g, st, args, QKC_KARG_LDA, g.i64);
+        g.ldc = load_arg(&g, st, args, QKC_KARG_LDC, g.i64);
+        g.m = load_arg(&g, st, args, QKC_KARG_M, g.i64);
+        g.n_begin = load_arg(&g, st, args, QKC_KARG_N_BEGIN, g.i64);
+        g.n_end = load_arg(&g, st, args, QKC_KARG_N_END, g.i64);
+    }
+    if (L->decode == QKC_KDEC_TABLE) {
+        LLVMValueRef e[16];
+        for (int i = 0; i < 16; i++)
+            e[i] = f32c(&g, L->table[i]);
+        if (g.V == 16) {
+            g.table_lo = LLVMConstVector(e, 16);
+        } else {
+            g.table_lo = LLVMConstVector(e, 8);
+            g.table_hi = LLVMConstVector(e + 8, 8);
+        }
+    }
+    {
+        int tn = s->tile_n;
+        LLVMValueRef n0 = g.n_begin;
+        if (tn > 1)
+            n0 = emit_loop(&g, n0, g.n_end, tn, n_tile_body, &tn);
+        tn = 1;
+        emit_loop(&g, n0, g.n_end, 1, n_tile_body, &tn);
+    }
+    LLVMBuildRetVoid(g.b);
+    LLVMDisposeBuilder(g.b);
+    {
+        qkc_status st = qkc_llvm_verify(g.mod, diag);
+        if (st) {
+            LLVMDisposeModule(g.mod);
+            return st;
+        }
+    }
+    *out = g.mod;
+    return QKC_OK;
+}

@@ -1,0 +1,25 @@
+/*
+ * Lowering: one verified matmul + its kernel layout + a target + a complete
+ * schedule -> an LLVM module holding one kernel function with the ABI of
+ * codegen/kernel_abi.h. The module is verified before it is returned.
+ */
+#ifndef QKC_CODEGEN_LOWER_H
+#define QKC_CODEGEN_LOWER_H
+
+#include <llvm-c/Core.h>
+
+#include "ir/diag.h"
+#include "ir/klayout.h"
+#include "ir/spec.h"
+#include "qkc/qkc.h"
+#include "targets/target.h"
+
+/* Does this spec take the integer dot-product path (compute=int8 with
+ * weights the int8 kernels decode)? Otherwise the float path runs, fed
+ * with int8-quantized-then-dequantized activations for compute=int8. */
+int qkc_lower_uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t);
+
+qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t,
+                     const qkc_schedule *s, const char *name, LLVMModuleRef *out, qkc_diag *diag);
+
+#endif

@@ -1,0 +1,50 @@
+/* Schedules: heuristic, checks, text form. */
+#include "codegen/schedule.h"
+
+#include <stdio.h>
+
+qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t,
+                                 qkc_diag *diag)
+{
+    (void)L;
+    if (!s->vector_bits)
+        s->vector_bits = t->vector_bits;
+    if (s->vector_bits != 256 && s->vector_bits != 512)
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule vec=%d: vector width is 256 or 512", s->vector_bits);
+    if (s->vector_bits > t->vector_bits)
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule vec=%d: target %s has %d-bit vectors",
+                            s->vector_bits, t->name, t->vector_bits);
+    /* Register budget: accumulators tm*tn plus the decoded weights and the
+     * activations of one vector step must fit the register file (32 zmm or
+     * 16 ymm). */
+    if (!s->tile_m)
+        s->tile_m = (mm->m == 1) ? 1 : (s->vector_bits == 512 ? 4 : 2);
+    if (!s->tile_n)
+        s->tile_n = s->vector_bits == 512 ? 4 : 2;
+    if (!s->k_unroll)
+        s->k_unroll = 1;
+    if (!s->n_block)
+        s->n_block = 64;
+    if (s->tile_m < 1 || s->tile_m > 8)
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule tm=%d: tile_m is 1 to 8", s->tile_m);
+    if (s->tile_n < 1 || s->tile_n > 8)
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule tn=%d: tile_n is 1 to 8", s->tile_n);
+    if (s->tile_m * s->tile_n > 32)
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule tm*tn=%d: at most 32 accumulators",
+                            s->tile_m * s->tile_n);
+    if (s->k_unroll < 1 || s->k_unroll > 8)
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule ku=%d: k_unroll is 1 to 8", s->k_unroll);
+    if (s->prefetch < 0 || s->prefetch > 64)
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule pf=%d: prefetch distance is 0 to 64 chunks",
+                            s->prefetch);
+    if (s->n_block < 1 || s->n_block > (1 << 20))
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule nb=%d: n_block is 1 to 2^20", s->n_block);
+    return QKC_OK;
+}
+
+size_t qkc_schedule_format(const qkc_schedule *s, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "tm=%d tn=%d ku=%d vec=%d pf=%d nb=%d", s->tile_m, s->tile_n, s->k_unroll,
+                     s->vector_bits, s->prefetch, s->n_block);
+    return n < 0 ? 0 : (size_t)n;
+}

@@ -1,0 +1,100 @@
+/*
+ * Kernel layout: how compiled CPU kernels read weights. Every weight format
+ * maps to one kernel layout (qkc_klayout_for); qkc_weights_pack turns a
+ * format blob into it once, and kernels read nothing else.
+ *
+ * A packed blob is N rows of `row_bytes`; row n holds ceil(K / chunk)
+ * chunk records of `chunk_bytes` back to back (the last chunk of a row is
+ * padded with code 0; kernels mask the matching activations to zero). A
+ * chunk record is
+ *
+ *     [scale][min][zero] [codes]
+ *
+ * with each field present or absent by kind, at the offsets given here:
+ *
+ *   scale  F16 (2 bytes), F32 (4), E8M0 (1 byte; value 2^(e-127), or
+ *          2^(e-128) with `e8m0_half`, which pairs with a doubled table so
+ *          that decoding equals ggml's MXFP4 bit for bit; e = 0xFF gives
+ *          the reference's value, NaN or 2^127, via `e8m0_ff_is_nan`)
+ *   min    F16 or F32: x = v·s + min (one rounding each, in that order)
+ *   zero   I16: v = code − zero (exact in f32), in addition to zero_const
+ *   codes  code_bits = 4: chunk/2 bytes, the low nibble of byte i is
+ *          element i and the high nibble element i + chunk/2;
+ *          code_bits = 8: one byte per element; 16 (f16/bf16) or 32 (f32)
+ *          for dense values.
+ *
+ * Element value, by decode kind:
+ *   AFFINE    v = (float)(code − zero_const − zero);   x = v·s (+ min)
+ *   TABLE     x = table[code]·s
+ *   FP8E4M3 / FP8E5M2    x = fp8(code)·s
+ *   F32 / F16 / BF16     x = the dense value (no scale)
+ * With no scale field, s is absent (x = v, or x = table[code]).
+ *
+ * Packing checks, row by row, that decoding the packed row this way gives
+ * exactly the reference dequantizer's floats; the layout is chosen so that
+ * it does. Formats whose groups straddle chunks (a group size that is not a
+ * multiple of the chunk) use the FALLBACK layout: dense f32 values.
+ *
+ * GPTQ act-order: packing sorts the K columns by group (stable), so groups
+ * become contiguous; `k_perm` (K int32, after the N rows) gives for packed
+ * column j the original column, and the runtime permutes A the same way.
+ */
+#ifndef QKC_IR_KLAYOUT_H
+#define QKC_IR_KLAYOUT_H
+
+#include <stdint.h>
+
+#include "diag.h"
+#include "format.h"
+
+typedef enum qkc_kdecode {
+    QKC_KDEC_AFFINE = 1,
+    QKC_KDEC_TABLE = 2,
+    QKC_KDEC_FP8E4M3 = 3,
+    QKC_KDEC_FP8E5M2 = 4,
+    QKC_KDEC_F32 = 5,
+    QKC_KDEC_F16 = 6,
+    QKC_KDEC_BF16 = 7
+} qkc_kdecode;
+
+typedef enum qkc_kfield {
+    QKC_KF_NONE = 0,
+    QKC_KF_F16 = 1,
+    QKC_KF_F32 = 2,
+    QKC_KF_E8M0 = 3,
+    QKC_KF_I16 = 4
+} qkc_kfield;
+
+typedef struct qkc_klayout {
+    int chunk;     /* elements per chunk: 16 or 32 */
+    int code_bits; /* 4, 8, 16 or 32 */
+    qkc_kdecode decode;
+    float table[16];     /* TABLE */
+    int zero_const;      /* AFFINE: constant subtracted from every code */
+    qkc_kfield scale;    /* NONE, F16, F32, E8M0 */
+    int e8m0_half;       /* E8M0 scale decodes as 2^(e-128) */
+    int e8m0_ff_is_nan;  /* E8M0 0xFF decodes as NaN (else 2^127, ggml) */
+    qkc_kfield min;      /* NONE, F16, F32 */
+    qkc_kfield zero;     /* NONE, I16 */
+    int scale_off, min_off, zero_off, code_off; /* byte offsets in a chunk */
+    int chunk_bytes;
+    int64_t chunks_per_row;
+    uint64_t row_bytes;
+    uint64_t perm_offset; /* act-order: offset of int32 k_perm[K], else 0 */
+    int permute_k;
+    uint64_t total_bytes;
+    int fallback;          /* dense f32 because the format does not chunk */
+    int in_place;          /* the format blob already is this layout */
+    char description[96];  /* e.g. "4-bit affine, f16 scale per 32 (q4_0 in place)" */
+} qkc_klayout;
+
+/* Choose the kernel layout for a verified format and shape. Never fails
+ * for a verified format (the fallback always applies); the status reports
+ * size overflow only. */
+qkc_status qkc_klayout_for(const qkc_format *f, int64_t n, int64_t k, qkc_klayout *out, qkc_diag *diag);
+
+/* Reference decode of one element of a packed row (the kernels' semantics,
+ * in scalar C). `row` points at the row's first chunk. */
+float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k);
+
+#endif /* QKC_IR_KLAYOUT_H */

@@ -1,0 +1,349 @@
+/*
+ * The JIT: compile a spec to a kernel with ORC LLJIT, and keep compiled
+ * kernels in an in-memory cache so a second compile is a lookup.
+ *
+ * Each context owns one LLJIT (created on first compile through the
+ * context's extension slot, destroyed with the context) and one cache.
+ * The cache key is binary: the verified qkc_matmul (built zero-initialised,
+ * so padding bytes are zero), the completed schedule, the target's name
+ * and feature bits and qkc's version. Compiles run outside the cache lock,
+ * so several threads compile different kernels in parallel; two threads
+ * compiling the same kernel both compile and the first to insert wins.
+ * Compiled code and its qkc_compiled record live until the context dies.
+ *
+ * This file links LLVM and is part of libqkc, not libqkc_rt.
+ */
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/llvm_compat.h"
+#include "codegen/lower.h"
+#include "codegen/schedule.h"
+#include "context.h"
+#include "kernel.h"
+#include "spec_object.h"
+
+typedef struct cache_key {
+    qkc_matmul mm;
+    qkc_schedule schedule;
+    char target[32];
+    uint32_t features;
+    int version;
+} cache_key;
+
+typedef struct cache_entry {
+    cache_key key;
+    uint64_t hash;
+    qkc_compiled *code;
+    struct cache_entry *next;
+} cache_entry;
+
+#define CACHE_BUCKETS 256
+
+typedef struct jit_state {
+    qkc_context *ctx;
+    LLVMOrcLLJITRef lljit;
+    pthread_mutex_t lock; /* guards buckets and counter */
+    cache_entry *buckets[CACHE_BUCKETS];
+    uint64_t counter;
+} jit_state;
+
+static uint64_t hash_bytes(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static void jit_destroy(void *p)
+{
+    jit_state *js = p;
+    if (!js)
+        return;
+    for (int b = 0; b < CACHE_BUCKETS; b++) {
+        cache_entry *e = js->buckets[b];
+        while (e) {
+            cache_entry *next = e->next;
+            qkc_free(js->ctx, e->code);
+            qkc_free(js->ctx, e);
+            e = next;
+        }
+    }
+    if (js->lljit)
+        LLVMOrcDisposeLLJIT(js->lljit);
+    pthread_mutex_destroy(&js->lock);
+    qkc_free(js->ctx, js);
+}
+
+static void *jit_create(qkc_context *ctx)
+{
+    jit_state *js = qkc_calloc(ctx, 1, sizeof *js);
+    LLVMOrcLLJITBuilderRef builder;
+    LLVMErrorRef err;
+    LLVMOrcDefinitionGeneratorRef gen = NULL;
+    qkc_diag diag;
+    if (!js) {
+        qkc_fail(ctx, QKC_ERR_NO_MEMORY, "JIT: out of memory");
+        return NULL;
+    }
+    js->ctx = ctx;
+    pthread_mutex_init(&js->lock, NULL);
+    qkc_llvm_init();
+    builder = LLVMOrcCreateLLJITBuilder();
+    if ((err = LLVMOrcCreateLLJIT(&js->lljit, builder))) {
+        qkc_llvm_error(err, QKC_ERR_COMPILE, "could not create the LLVM JIT", &diag);
+        qkc_fail_diag(ctx, &diag);
+        js->lljit = NULL;
+        jit_destroy(js);
+        return NULL;
+    }
+    /* Kernels call libm (erf, exp) in their epilogues: resolve symbols
+     * from the process. */
+    if ((err = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(js->lljit),
+                                                                    NULL, NULL))) {
+        qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: no process symbol generator", &diag);
+        qkc_fail_diag(ctx, &diag);
+        jit_destroy(js);
+        return NULL;
+    }
+    LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(js->lljit), gen);
+    return js;
+}
+
+/* Everything a compile decides before generating code. */
+typedef struct plan {
+    qkc_target target;
+    qkc_klayout layout;
+    qkc_schedule schedule;
+    cache_key key;
+} plan;
+
+static qkc_status make_plan(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, int for_run,
+                            plan *p)
+{
+    qkc_diag diag;
+    const char *target = NULL;
+    memset(p, 0, sizeof *p);
+    if (options && options->struct_size >= sizeof *options) {
+        target = options->target;
+        if (options->schedule)
+            p->schedule = *options->schedule;
+    }
+    if (qkc_target_resolve(target, for_run, &p->target, &diag))
+        return qkc_fail_diag(ctx, &diag);
+    if (qkc_klayout_for(&spec->mm.w, spec->mm.n, spec->mm.k, &p->layout, &diag))
+        return qkc_fail_diag(ctx, &diag);
+    if (qkc_schedule_complete(&p->schedule, &spec->mm, &p->layout, &p->target, &diag))
+        return qkc_fail_diag(ctx, &diag);
+    p->key.mm = spec->mm;
+    p->key.schedule = p->schedule;
+    memcpy(p->key.target, p->target.name, sizeof p->key.target);
+    p->key.features = p->target.features;
+    p->key.version = QKC_VERSION;
+    return QKC_OK;
+}
+
+/* Build, verify and optimise the module of a plan in ctx. */
+static qkc_status build_module(qkc_context *ctx, const qkc_spec *spec, const plan *p, LLVMContextRef llctx,
+                               const char *symbol, LLVMModuleRef *mod, LLVMTargetMachineRef *tm_out)
+{
+    qkc_diag diag;
+    LLVMTargetMachineRef tm;
+    if (qkc_lower(llctx, &spec->mm, &p->layout, &p->target, &p->schedule, symbol, mod, &diag))
+        return qkc_fail_diag(ctx, &diag);
+    if (qkc_llvm_target_machine(&p->target, LLVMCodeGenLevelAggressive, &tm, &diag)) {
+        LLVMDisposeModule(*mod);
+        return qkc_fail_diag(ctx, &diag);
+    }
+    {
+        char *dl = LLVMCopyStringRepOfTargetData(LLVMCreateTargetDataLayout(tm));
+        LLVMSetDataLayout(*mod, dl);
+        LLVMDisposeMessage(dl);
+    }
+    if (qkc_llvm_optimize(*mod, tm, &diag)) {
+        LLVMDisposeModule(*mod);
+        LLVMDisposeTargetMachine(tm);
+        return qkc_fail_diag(ctx, &diag);
+    }
+    if (tm_out)
+        *tm_out = tm;
+    else
+        LLVMDisposeTargetMachine(tm);
+    return QKC_OK;
+}
+
+qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
+                              qkc_kernel **out)
+{
+    plan p;
+    jit_state *js;
+    uint64_t h;
+    cache_entry *e;
+    qkc_compiled *code;
+    qkc_status st;
+    double t0 = now_ms();
+
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!spec || !out)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_compile: NULL argument");
+    *out = NULL;
+    if ((st = make_plan(ctx, spec, options, 1, &p)))
+        return st;
+    h = hash_bytes(&p.key, sizeof p.key);
+    js = qkc_context_extension(ctx, jit_create, jit_destroy);
+    if (!js)
+        return QKC_ERR_COMPILE;
+
+    pthread_mutex_lock(&js->lock);
+    for (e = js->buckets[h % CACHE_BUCKETS]; e; e = e->next)
+        if (e->hash == h && !memcmp(&e->key, &p.key, sizeof p.key))
+            break;
+    pthread_mutex_unlock(&js->lock);
+    if (e)
+        return qkc_kernel_wrap(ctx, e->code, 1, out);
+
+    code = qkc_calloc(ctx, 1, sizeof *code);
+    e = qkc_calloc(ctx, 1, sizeof *e);
+    if (!code || !e) {
+        qkc_free(ctx, code);
+        qkc_free(ctx, e);
+        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_compile: out of memory");
+    }
+    pthread_mutex_lock(&js->lock);
+    snprintf(code->symbol, sizeof code->symbol, "qkc_kernel_%016llx_%llu", (unsigned long long)h,
+             (unsigned long long)js->counter++);
+    pthread_mutex_unlock(&js->lock);
+    {
+        LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+        LLVMModuleRef mod;
+        LLVMErrorRef err;
+        LLVMOrcExecutorAddress addr = 0;
+        qkc_diag diag;
+        st = build_module(ctx, spec, &p, LLVMOrcThreadSafeContextGetContext(tsc), code->symbol, &mod, NULL);
+        if (st) {
+            LLVMOrcDisposeThreadSafeContext(tsc);
+            goto fail;
+        }
+        LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        if ((err = LLVMOrcLLJITAddLLVMIRModule(js->lljit, LLVMOrcLLJITGetMainJITDylib(js->lljit), tsm))) {
+            LLVMOrcDisposeThreadSafeModule(tsm);
+            st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: adding the module failed", &diag);
+            qkc_fail_diag(ctx, &diag);
+            goto fail;
+        }
+        if ((err = LLVMOrcLLJITLookup(js->lljit, &addr, code->symbol))) {
+            st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: code generation failed", &diag);
+            qkc_fail_diag(ctx, &diag);
+            goto fail;
+        }
+        code->fn = (qkc_kernel_fn)(uintptr_t)addr;
+    }
+    code->mm = spec->mm;
+    code->layout = p.layout;
+    code->schedule = p.schedule;
+    code->int8_dot = qkc_lower_uses_int8_dot(&spec->mm, &p.layout, &p.target);
+    snprintf(code->target, sizeof code->target, "%s", p.target.name);
+    qkc_target_features_string(p.target.features, code->features, sizeof code->features);
+    qkc_schedule_format(&p.schedule, code->schedule_text, sizeof code->schedule_text);
+    code->compile_ms = now_ms() - t0;
+
+    e->key = p.key;
+    e->hash = h;
+    e->code = code;
+    pthread_mutex_lock(&js->lock);
+    {
+        /* Another thread may have finished the same kernel first: use its
+         * code (ours stays in the JIT, unreferenced, until the context dies). */
+        cache_entry *other;
+        for (other = js->buckets[h % CACHE_BUCKETS]; other; other = other->next)
+            if (other->hash == h && !memcmp(&other->key, &p.key, sizeof p.key))
+                break;
+        if (!other) {
+            e->next = js->buckets[h % CACHE_BUCKETS];
+            js->buckets[h % CACHE_BUCKETS] = e;
+        } else {
+            qkc_free(ctx, e);
+            qkc_free(ctx, code);
+            code = other->code;
+        }
+    }
+    pthread_mutex_unlock(&js->lock);
+    return qkc_kernel_wrap(ctx, code, 0, out);
+fail:
+    qkc_free(ctx, code);
+    qkc_free(ctx, e);
+    return st;
+}
+
+qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
+                           const char *what, char *buf, size_t size, size_t *needed)
+{
+    plan p;
+    qkc_status st;
+    LLVMContextRef llctx;
+    LLVMModuleRef mod;
+    LLVMTargetMachineRef tm;
+    char *text = NULL;
+    size_t len = 0;
+    qkc_diag diag;
+    int asm_out;
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!spec || !what || (!buf && size))
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: NULL argument");
+    if (strcmp(what, "asm") && strcmp(what, "llvm"))
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: '%s': expected asm or llvm", what);
+    asm_out = !strcmp(what, "asm");
+    if ((st = make_plan(ctx, spec, options, 0, &p)))
+        return st;
+    llctx = LLVMContextCreate();
+    if ((st = build_module(ctx, spec, &p, llctx, "qkc_kernel", &mod, &tm))) {
+        LLVMContextDispose(llctx);
+        return st;
+    }
+    if (asm_out) {
+        st = qkc_llvm_emit(mod, tm, 1, &text, &len, &diag);
+        if (st)
+            qkc_fail_diag(ctx, &diag);
+    } else {
+        char *s = LLVMPrintModuleToString(mod);
+        len = strlen(s);
+        text = malloc(len + 1);
+        if (text)
+            memcpy(text, s, len + 1);
+        else
+            st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_emit: out of memory");
+        LLVMDisposeMessage(s);
+    }
+    LLVMDisposeModule(mod);
+    LLVMDisposeTargetMachine(tm);
+    LLVMContextDispose(llctx);
+    if (st)
+        return st;
+    if (needed)
+        *needed = len;
+    if (len >= size) {
+        free(text);
+        return QKC_ERR_BUFFER_TOO_SMALL;
+    }
+    memcpy(buf, text, len + 1);
+    free(text);
+    return QKC_OK;
+}

@@ -1,0 +1,227 @@
+/*
+ * Running compiled kernels: argument checks, the activation pre-pass and
+ * the split of N over the context's thread pool. No LLVM here: this is
+ * part of the runtime library that ahead-of-time builds link.
+ *
+ * The pre-pass gives kernels activations exactly as the reference models
+ * them (ir/spec.h): f16/bf16 widened to f32, rounded to the compute type,
+ * or quantized to int8 per block of 32 by the very function the reference
+ * uses — then, for act-order weights, permuted like the packed columns.
+ * When A is f32, needs no rounding and no permutation, kernels read the
+ * caller's buffer directly.
+ */
+#include <string.h>
+
+#include "context.h"
+#include "kernel.h"
+#include "pack.h"
+#include "ref.h"
+#include "spec_object.h"
+
+qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_cache, qkc_kernel **out)
+{
+    qkc_kernel *k = qkc_alloc(ctx, sizeof *k);
+    if (!k)
+        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "kernel: out of memory");
+    k->ctx = ctx;
+    k->code = code;
+    k->from_cache = from_cache;
+    *out = k;
+    return QKC_OK;
+}
+
+void qkc_kernel_destroy(qkc_kernel *kernel)
+{
+    if (kernel)
+        qkc_free(kernel->ctx, kernel);
+}
+
+qkc_status qkc_kernel_packed_bytes(const qkc_kernel *kernel, size_t *bytes)
+{
+    if (!kernel || !bytes)
+        return QKC_ERR_INVALID_ARGUMENT;
+    *bytes = (size_t)kernel->code->layout.total_bytes;
+    return QKC_OK;
+}
+
+qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out)
+{
+    if (!kernel || !out)
+        return QKC_ERR_INVALID_ARGUMENT;
+    memset(out, 0, sizeof *out);
+    out->target = kernel->code->target;
+    out->features = kernel->code->features;
+    out->schedule = kernel->code->schedule_text;
+    out->layout = kernel->code->layout.description;
+    out->symbol = kernel->code->symbol;
+    out->compile_ms = kernel->from_cache ? 0.0 : kernel->code->compile_ms;
+    out->from_cache = kernel->from_cache;
+    return QKC_OK;
+}
+
+qkc_status qkc_weights_pack(qkc_context *ctx, const qkc_kernel *kernel, const void *weights, size_t weights_bytes,
+                            void *dst, size_t dst_bytes)
+{
+    qkc_spec spec;
+    qkc_diag diag;
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!kernel || !weights || !dst)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_weights_pack: NULL argument");
+    /* A spec object for the packer, from the kernel's own description. */
+    memset(&spec, 0, sizeof spec);
+    spec.ctx = ctx;
+    spec.mm = kernel->code->mm;
+    if (qkc_format_layout(&spec.mm.w, spec.mm.n, spec.mm.k, &spec.layout, &diag))
+        return qkc_fail_diag(ctx, &diag);
+    return qkc_pack_weights(ctx, &spec, &kernel->code->layout, weights, weights_bytes, dst, dst_bytes, 0);
+}
+
+/* ----------------------------------------------------------------- run */
+
+typedef struct run_job {
+    const qkc_compiled *code;
+    qkc_kernel_args args;
+    int64_t n_block;
+} run_job;
+
+static void run_block(void *arg, int64_t index, int64_t count)
+{
+    const run_job *job = arg;
+    qkc_kernel_args a = job->args;
+    (void)count;
+    a.n_begin = index * job->n_block;
+    a.n_end = a.n_begin + job->n_block;
+    if (a.n_end > job->code->mm.n)
+        a.n_end = job->code->mm.n;
+    job->code->fn(&a);
+}
+
+static float load_act(qkc_dtype dt, const void *base, int64_t idx)
+{
+    switch (dt) {
+    case QKC_DTYPE_F16: return qkc_f16_to_f32(((const uint16_t *)base)[idx]);
+    case QKC_DTYPE_BF16: return qkc_bf16_to_f32(((const uint16_t *)base)[idx]);
+    default: return ((const float *)base)[idx];
+    }
+}
+
+static float round_act(qkc_compute c, float x)
+{
+    switch (c) {
+    case QKC_COMPUTE_BF16: return qkc_bf16_to_f32(qkc_f32_to_bf16(x));
+    case QKC_COMPUTE_F16: return qkc_f16_to_f32(qkc_f32_to_f16(x));
+    case QKC_COMPUTE_TF32: return qkc_tf32_round(x);
+    default: return x;
+    }
+}
+
+qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_matmul_args *args,
+                          const qkc_run_options *options)
+{
+    const qkc_compiled *code;
+    const qkc_matmul *mm;
+    int64_t m, k;
+    run_job job;
+    float *prep = NULL, *row = NULL, *dblk = NULL;
+    int8_t *qrow = NULL;
+    int threads = 0;
+    qkc_status st = QKC_OK;
+    qkc_threadpool *pool;
+
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!kernel || !args)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run: NULL argument");
+    code = kernel->code;
+    mm = &code->mm;
+    m = args->m, k = mm->k;
+    if (options && options->struct_size >= sizeof *options)
+        threads = options->threads;
+    if (m < 1 || m > QKC_MAX_DIM)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run: m=%lld must be in 1..%lld", (long long)m,
+                        (long long)QKC_MAX_DIM);
+    if (mm->m && m != mm->m)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run: the spec fixes m=%lld, the call gives m=%lld",
+                        (long long)mm->m, (long long)m);
+    if (!args->a || !args->weights || !args->c)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run: a, weights and c are required");
+    if (args->lda < k || args->ldc < mm->n)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run: lda=%lld must be >= k=%lld and ldc=%lld >= n=%lld",
+                        (long long)args->lda, (long long)k, (long long)args->ldc, (long long)mm->n);
+    if ((mm->bias == QKC_BIAS_F32) != (args->bias != NULL))
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, mm->bias == QKC_BIAS_F32
+                                                           ? "qkc_kernel_run: the spec has bias=f32 but bias is NULL"
+                                                           : "qkc_kernel_run: bias given but the spec has no bias");
+    if (args->weights_bytes < code->layout.total_bytes)
+        return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL,
+                        "qkc_kernel_run: packed weights hold %zu bytes, the kernel reads %llu (pack them with "
+                        "qkc_weights_pack)",
+                        args->weights_bytes, (unsigned long long)code->layout.total_bytes);
+
+    memset(&job, 0, sizeof job);
+    job.code = code;
+    job.args.a = args->a;
+    job.args.lda = args->lda;
+    if (mm->a_dtype != QKC_DTYPE_F32 || mm->compute != QKC_COMPUTE_F32 || code->layout.permute_k) {
+        const int32_t *perm = code->layout.permute_k
+                                  ? (const int32_t *)((const uint8_t *)args->weights + code->layout.perm_offset)
+                                  : NULL;
+        prep = qkc_calloc(ctx, (size_t)m, (size_t)k * sizeof *prep);
+        row = qkc_alloc(ctx, (size_t)k * sizeof *row);
+        qrow = qkc_alloc(ctx, (size_t)k);
+        dblk = qkc_alloc(ctx, (size_t)(k / QKC_INT8_BLOCK + 1) * sizeof *dblk);
+        if (!prep || !row || !qrow || !dblk) {
+            st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_run: out of memory for %lld x %lld activations",
+                          (long long)m, (long long)k);
+            goto done;
+        }
+        for (int64_t r = 0; r < m; r++) {
+            for (int64_t i = 0; i < k; i++)
+                row[i] = load_act(mm->a_dtype, args->a, r * args->lda + i);
+            if (mm->compute == QKC_COMPUTE_INT8) {
+                qkc_ref_int8_quantize_row(row, k, qrow, dblk);
+                for (int64_t i = 0; i < k; i++)
+                    row[i] = (float)((double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i]);
+            } else {
+                for (int64_t i = 0; i < k; i++)
+                    row[i] = round_act(mm->compute, row[i]);
+            }
+            for (int64_t i = 0; i < k; i++) {
+                int64_t src = perm ? perm[i] : i;
+                if (src < 0 || src >= k) {
+                    st = qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "qkc_kernel_run: column permutation entry %lld is %lld",
+                                  (long long)i, (long long)src);
+                    goto done;
+                }
+                prep[r * k + i] = row[src];
+            }
+        }
+        job.args.a = prep;
+        job.args.lda = k;
+    }
+    job.args.w = args->weights;
+    job.args.bias = args->bias;
+    job.args.c = args->c;
+    job.args.ldc = args->ldc;
+    job.args.m = m;
+    job.n_block = code->schedule.n_block;
+    {
+        int64_t blocks = (mm->n + job.n_block - 1) / job.n_block;
+        if (threads == 1 || blocks == 1) {
+            for (int64_t b = 0; b < blocks; b++)
+                run_block(&job, b, blocks);
+        } else {
+            pool = qkc_context_pool(ctx, &st);
+            if (!pool)
+                goto done;
+            qkc_threadpool_parallel_for(pool, threads, run_block, &job, blocks);
+        }
+    }
+done:
+    qkc_free(ctx, prep);
+    qkc_free(ctx, row);
+    qkc_free(ctx, qrow);
+    qkc_free(ctx, dblk);
+    return st;
+}

@@ -1,0 +1,38 @@
+/*
+ * Compiled kernels as the runtime sees them. A qkc_compiled is the
+ * immutable product of one compile (JIT now, an AOT table later): what the
+ * code computes, the layout it reads, and the entry point. It lives as long
+ * as the code does (the JIT keeps it until its context is destroyed). A
+ * qkc_kernel is a user's handle to one.
+ */
+#ifndef QKC_RUNTIME_KERNEL_H
+#define QKC_RUNTIME_KERNEL_H
+
+#include "codegen/kernel_abi.h"
+#include "ir/klayout.h"
+#include "ir/spec.h"
+#include "qkc/qkc.h"
+
+typedef struct qkc_compiled {
+    qkc_matmul mm;
+    qkc_klayout layout;
+    qkc_schedule schedule;
+    qkc_kernel_fn fn;
+    int int8_dot;          /* A is passed as int8 codes + block scales */
+    char target[32];
+    char features[256];
+    char schedule_text[96];
+    char symbol[64];
+    double compile_ms;
+} qkc_compiled;
+
+struct qkc_kernel {
+    qkc_context *ctx;
+    const qkc_compiled *code;
+    int from_cache;
+};
+
+/* Wrap compiled code in a new handle (allocated from ctx). */
+qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_cache, qkc_kernel **out);
+
+#endif
