@@ -68,3 +68,19 @@ const qkc_tol_roundtrip *qkc_tol_roundtrip_table(size_t *count)
     *count = sizeof roundtrip / sizeof roundtrip[0];
     return roundtrip;
 }
+
+#include <string.h>
+
+static const qkc_tol_kernel kernel[] = {
+    {"*", "f32", 1e-10, 1e-4},
+    {"*", "f16", 1e-8, 2e-3},
+    {"*", "bf16", 1e-6, 1.6e-2},
+};
+
+const qkc_tol_kernel *qkc_tol_kernel_for(const char *compute, const char *out)
+{
+    for (size_t i = 0; i < sizeof kernel / sizeof kernel[0]; i++)
+        if ((!strcmp(kernel[i].compute, "*") || !strcmp(kernel[i].compute, compute)) && !strcmp(kernel[i].out, out))
+            return &kernel[i];
+    return &kernel[0];
+}

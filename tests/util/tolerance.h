@@ -20,3 +20,21 @@ typedef struct qkc_tol_roundtrip {
 const qkc_tol_roundtrip *qkc_tol_roundtrip_table(size_t *count);
 
 #endif
+
+/*
+ * Kernel bounds: a compiled kernel against the reference matmul on the
+ * same quantized weights. The reference models the compute type exactly
+ * (operand rounding, int8 activation quantization), so what remains is
+ * f32 accumulation order against double: NMSE <= 1e-10 for f32 output
+ * (the acceptance bound of the JIT issue). f16/bf16 outputs add one
+ * rounding whose ties can flip by one unit of the output type, so their
+ * bounds are those of one such unit.
+ */
+typedef struct qkc_tol_kernel {
+    const char *compute; /* "*" matches any */
+    const char *out;
+    double max_nmse;     /* sum (c - ref)^2 / sum ref^2 */
+    double max_abs_rel;  /* max |c - ref| / max |ref| */
+} qkc_tol_kernel;
+
+const qkc_tol_kernel *qkc_tol_kernel_for(const char *compute, const char *out);

@@ -1,0 +1,295 @@
+/*
+ * JIT kernels against the reference matmul: every weight format of the
+ * tolerance table, every compute type, both x86 ISA levels (AVX-512 and
+ * AVX2), and shapes with M, N and K off every tile and chunk size.
+ *
+ * Default suite: a rotating selection of shapes per (format, target) so it
+ * stays quick. QKC_SWEEP=full (the `sweep` build target) runs the whole
+ * grid M ∈ {1,2,3,7,8,16,33,64,257} × N ∈ {1,17,1000} × K from one group
+ * to 4096+. A failure prints the command that reruns exactly that case:
+ * QKC_CASE=<case name> ./test_cg_kernel
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ir/dtype.h"
+#include "qkc/qkc.h"
+#include "targets/target.h"
+#include "util/testutil.h"
+#include "util/tolerance.h"
+
+static const int64_t sweep_m[] = {1, 2, 3, 7, 8, 16, 33, 64, 257};
+static const int64_t sweep_n[] = {1, 17, 1000};
+static const int64_t sweep_k[] = {16, 32, 250, 256, 1000, 4096, 4352};
+
+/* Output element as f32. */
+static double out_value(const char *out_type, const void *c, int64_t i)
+{
+    if (!strcmp(out_type, "f16"))
+        return qkc_f16_to_f32(((const uint16_t *)c)[i]);
+    if (!strcmp(out_type, "bf16"))
+        return qkc_bf16_to_f32(((const uint16_t *)c)[i]);
+    return ((const float *)c)[i];
+}
+
+typedef struct outcome {
+    int ran;    /* 0: the spec did not verify for this shape (skipped) */
+    int failed;
+} outcome;
+
+/* One case: compile for `target`, quantize, pack, run, compare. */
+static outcome run_case(qkc_context *ctx, const char *target, const char *weights, const char *extra, int64_t m,
+                        int64_t n, int64_t k, int threads)
+{
+    outcome o = {0, 0};
+    char text[512], name[640];
+    qkc_spec *spec = NULL;
+    qkc_kernel *kern = NULL;
+    qkc_spec_info info;
+    size_t pbytes = 0;
+    snprintf(text, sizeof text, "matmul n=%lld k=%lld %s %s", (long long)n, (long long)k, weights, extra);
+    snprintf(name, sizeof name, "%s|%s|m=%lld|t=%d", target, text, (long long)m, threads);
+    if (!qkc_case_selected(name))
+        return o;
+    if (qkc_spec_parse(ctx, text, &spec) != QKC_OK)
+        return o; /* the format does not take this shape */
+    o.ran = 1;
+    qkc_spec_query(spec, &info);
+    {
+        qkc_compile_options opt = {sizeof opt, target, NULL};
+        if (qkc_kernel_compile(ctx, spec, &opt, &kern) != QKC_OK) {
+            print_error("%s: compile failed: %s\n", name, qkc_context_last_error(ctx));
+            o.failed = 1;
+            qkc_spec_destroy(spec);
+            return o;
+        }
+    }
+    qkc_kernel_packed_bytes(kern, &pbytes);
+    {
+        qkc_rng r = qkc_rng_from_name(name);
+        int a_el = strcmp(info.a_type, "f32") ? 2 : 4, c_el = strcmp(info.out_type, "f32") ? 2 : 4;
+        float *w = malloc((size_t)(n * k) * sizeof *w), *bias = malloc((size_t)n * sizeof *bias);
+        unsigned char *a = malloc((size_t)(m * k * a_el)), *c = malloc((size_t)(m * n * c_el) + 8);
+        unsigned char *cr = malloc((size_t)(m * n * c_el) + 8);
+        unsigned char *blob = malloc(info.weight_bytes), *packed = malloc(pbytes);
+        double err = 0, ref = 0, maxerr = 0, maxref = 0;
+        for (int64_t i = 0; i < n * k; i++)
+            w[i] = qkc_rng_normal(&r) * 0.05f;
+        for (int64_t i = 0; i < n; i++)
+            bias[i] = qkc_rng_normal(&r);
+        for (int64_t i = 0; i < m * k; i++) {
+            float x = qkc_rng_normal(&r);
+            if (a_el == 4)
+                ((float *)a)[i] = x;
+            else if (!strcmp(info.a_type, "f16"))
+                ((uint16_t *)a)[i] = qkc_f32_to_f16(x);
+            else
+                ((uint16_t *)a)[i] = qkc_f32_to_bf16(x);
+        }
+        if (qkc_quantize(ctx, spec, w, k, blob, info.weight_bytes) != QKC_OK ||
+            qkc_weights_pack(ctx, kern, blob, info.weight_bytes, packed, pbytes) != QKC_OK) {
+            print_error("%s: quantize/pack failed: %s\n", name, qkc_context_last_error(ctx));
+            o.failed = 1;
+        } else {
+            qkc_matmul_args ar = {a, k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, n, m};
+            qkc_matmul_args ak = {a, k, packed, pbytes, info.has_bias ? bias : NULL, c, n, m};
+            qkc_run_options ro = {sizeof ro, threads};
+            memset(c, 0xEE, (size_t)(m * n * c_el) + 8);
+            if (qkc_reference_matmul(ctx, spec, &ar) != QKC_OK || qkc_kernel_run(ctx, kern, &ak, &ro) != QKC_OK) {
+                print_error("%s: run failed: %s\n", name, qkc_context_last_error(ctx));
+                o.failed = 1;
+            } else {
+                const qkc_tol_kernel *tol = qkc_tol_kernel_for(info.compute_type, info.out_type);
+                for (int64_t i = 0; i < m * n; i++) {
+                    double x = out_value(info.out_type, c, i), y = out_value(info.out_type, cr, i), d = x - y;
+                    if (isnan(x) != isnan(y))
+                        d = INFINITY;
+                    else if (isnan(x))
+                        d = 0;
+                    err += d * d;
+                    ref += y * y;
+                    maxerr = fmax(maxerr, fabs(d));
+                    maxref = fmax(maxref, fabs(y));
+                }
+                if (c[m * n * c_el] != 0xEE) {
+                    print_error("%s: the kernel wrote past C\n", name);
+                    o.failed = 1;
+                }
+                if (!(err <= tol->max_nmse * ref) || !(maxerr <= tol->max_abs_rel * maxref + 1e-30)) {
+                    print_error("%s: nmse %.3e (bound %.1e), max abs err %.3e of max %.3e\n"
+                                "  rerun: QKC_CASE='%s' ./test_cg_kernel\n",
+                                name, ref > 0 ? err / ref : err, tol->max_nmse, maxerr, maxref, name);
+                    o.failed = 1;
+                }
+            }
+        }
+        free(w), free(bias), free(a), free(c), free(cr), free(blob), free(packed);
+    }
+    qkc_kernel_destroy(kern);
+    qkc_spec_destroy(spec);
+    return o;
+}
+
+/* The x86 levels this machine can run: AVX-512 (with VNNI when present)
+ * and AVX2. A level the CPU lacks is skipped with a message. */
+static int targets(const char **out)
+{
+    uint32_t host = qkc_target_host_features();
+    int n = 0;
+    if (host & QKC_FEAT_AVX512_VNNI)
+        out[n++] = "x86_64-avx512-vnni";
+    else if (host & QKC_FEAT_AVX512BW)
+        out[n++] = "x86_64-avx512";
+    else
+        print_message("skipped: AVX-512 kernels (this CPU has no AVX-512)\n");
+    if (host & QKC_FEAT_AVX2)
+        out[n++] = "x86_64-avx2";
+    else
+        print_message("skipped: AVX2 kernels (this CPU has no AVX2)\n");
+    return n;
+}
+
+static const char *const extras[] = {
+    "", "compute=int8", "compute=bf16", "compute=f16", "compute=tf32",
+    "a=bf16 bias=f32 act=silu out=bf16", "a=f16 bias=f32 act=gelu out=f16", "act=relu",
+};
+
+static void test_every_format(void **state)
+{
+    (void)state;
+    size_t count;
+    const qkc_tol_roundtrip *tab = qkc_tol_roundtrip_table(&count);
+    const char *tg[2];
+    int ntg = targets(tg), failures = 0, ran = 0;
+    int full = getenv("QKC_SWEEP") && !strcmp(getenv("QKC_SWEEP"), "full");
+    qkc_context *ctx;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    for (size_t f = 0; f < count; f++) {
+        for (int t = 0; t < ntg; t++) {
+            if (full) {
+                for (size_t e = 0; e < sizeof extras / sizeof extras[0]; e++)
+                    for (size_t mi = 0; mi < sizeof sweep_m / sizeof sweep_m[0]; mi++)
+                        for (size_t ni = 0; ni < sizeof sweep_n / sizeof sweep_n[0]; ni++)
+                            for (size_t ki = 0; ki < sizeof sweep_k / sizeof sweep_k[0]; ki++) {
+                                outcome o = run_case(ctx, tg[t], tab[f].weights, extras[e], sweep_m[mi],
+                                                     sweep_n[ni], sweep_k[ki], 0);
+                                ran += o.ran, failures += o.failed;
+                            }
+                continue;
+            }
+            /* Default: three shapes and two compute variants per format and
+             * target, rotating through the grid so every M, N and K value
+             * is covered across the table. */
+            for (int s = 0; s < 3; s++) {
+                size_t idx = f * 7 + (size_t)t * 3 + (size_t)s;
+                int64_t m = sweep_m[idx % 9], n = sweep_n[(idx / 2) % 3];
+                const char *extra = extras[s == 0 ? 0 : (idx % (sizeof extras / sizeof extras[0]))];
+                int64_t k = 0;
+                outcome o = {0, 0};
+                if (n == 1000 && m > 33)
+                    n = 17; /* keep the default suite quick */
+                for (size_t ki = (idx % 7); ki < (idx % 7) + 7 && !o.ran; ki++) {
+                    k = sweep_k[ki % 7];
+                    if (k > 1000 && m * n > 2000)
+                        continue;
+                    o = run_case(ctx, tg[t], tab[f].weights, extra, m, n, k, 0);
+                }
+                ran += o.ran, failures += o.failed;
+            }
+        }
+    }
+    print_message("%d kernels compared with the reference\n", ran);
+    qkc_context_destroy(ctx);
+    assert_true(ran > 0);
+    assert_int_equal(failures, 0);
+}
+
+/* Threads split N: 1 and 2 threads give the same bits. */
+static void test_threads_agree(void **state)
+{
+    (void)state;
+    qkc_context *ctx;
+    qkc_context_options co = {sizeof co, NULL, 2};
+    const char *tg[2];
+    int ntg = targets(tg), failures = 0;
+    assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);
+    for (int t = 0; t < ntg; t++) {
+        failures += run_case(ctx, tg[t], "w=q4_0", "", 3, 1000, 256, 1).failed;
+        failures += run_case(ctx, tg[t], "w=q4_0", "", 3, 1000, 256, 2).failed;
+        failures += run_case(ctx, tg[t], "w=int4 group=32 scale=f16", "bias=f32 act=silu", 1, 777, 512, 2).failed;
+    }
+    qkc_context_destroy(ctx);
+    assert_int_equal(failures, 0);
+}
+
+/* A second compile of the same kernel is a cache hit. */
+static void test_cache_hit(void **state)
+{
+    (void)state;
+    qkc_context *ctx;
+    qkc_spec *spec;
+    qkc_kernel *k1, *k2;
+    qkc_kernel_info i1, i2;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    assert_int_equal(qkc_spec_parse(ctx, "matmul n=64 k=256 w=q8_0", &spec), QKC_OK);
+    assert_int_equal(qkc_kernel_compile(ctx, spec, NULL, &k1), QKC_OK);
+    assert_int_equal(qkc_kernel_compile(ctx, spec, NULL, &k2), QKC_OK);
+    qkc_kernel_query(k1, &i1);
+    qkc_kernel_query(k2, &i2);
+    assert_int_equal(i1.from_cache, 0);
+    assert_int_equal(i2.from_cache, 1);
+    assert_true(i1.compile_ms > 0);
+    assert_string_equal(i1.symbol, i2.symbol);
+    qkc_kernel_destroy(k1);
+    qkc_kernel_destroy(k2);
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    qkc_context *ctx;
+    qkc_spec *spec;
+    qkc_kernel *kern = NULL;
+    qkc_compile_options opt = {sizeof opt, "x86_64-sse", NULL};
+    qkc_schedule bad = {0, 99, 0, 0, 0, 0};
+    float a[256] = {0}, c[64];
+    unsigned char w[16];
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    assert_int_equal(qkc_spec_parse(ctx, "matmul n=64 k=256 w=q4_0", &spec), QKC_OK);
+    assert_int_equal(qkc_kernel_compile(ctx, spec, &opt, &kern), QKC_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "unknown target 'x86_64-sse'"));
+    opt.target = NULL;
+    opt.schedule = &bad;
+    assert_int_equal(qkc_kernel_compile(ctx, spec, &opt, &kern), QKC_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "tn=99"));
+    assert_int_equal(qkc_kernel_compile(ctx, spec, NULL, &kern), QKC_OK);
+    {
+        qkc_matmul_args args = {a, 256, w, sizeof w, NULL, c, 64, 1};
+        assert_int_equal(qkc_kernel_run(ctx, kern, &args, NULL), QKC_ERR_BUFFER_TOO_SMALL);
+        assert_non_null(strstr(qkc_context_last_error(ctx), "qkc_weights_pack"));
+    }
+    qkc_kernel_destroy(kern);
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_cache_hit),
+        cmocka_unit_test(test_threads_agree),
+        cmocka_unit_test(test_every_format),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
