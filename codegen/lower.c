@@ -41,6 +41,7 @@ typedef struct cg {
     LLVMTypeRef i1, i8, i16, i32, i64, f16, f32, f64, ptr, vf, vi32, vd;
     LLVMValueRef a, w, bias, c, lda, ldc, m, n_begin, n_end;
     LLVMValueRef table_lo, table_hi; /* TABLE: 16 (or 2x8) float constants */
+    struct i8ctx *x8;                /* the int8 dot-product path, or NULL */
 } cg;
 
 /* ---------------------------------------------------------------- helpers */
@@ -548,10 +549,16 @@ typedef struct mloop_ctx {
     int tm, tn;
 } mloop_ctx;
 
+struct i8ctx;
+static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn);
+
 static void m_tile_body(cg *g, void *ctx, LLVMValueRef m0)
 {
     mloop_ctx *c = ctx;
-    emit_tile(g, m0, c->n0, c->tm, c->tn);
+    if (g->x8)
+        emit_tile_int8(g, g->x8, m0, c->n0, c->tm, c->tn);
+    else
+        emit_tile(g, m0, c->n0, c->tm, c->tn);
 }
 
 static void n_tile_body(cg *g, void *ctx, LLVMValueRef n0)
@@ -567,17 +574,268 @@ static void n_tile_body(cg *g, void *ctx, LLVMValueRef n0)
 
 /* ------------------------------------------------------------ driver */
 
+/* The int8 dot-product path: which operand form a (layout, target) takes.
+ *   DIRECT  Σ q·u over unsigned codes u: vpdpbusd (VNNI), or vpmaddubsw +
+ *           vpmaddwd on AVX2 when u ≤ 63 (no int16 saturation);
+ *           then − cc·Σq with cc = zero_const + zero.
+ *   TABLE   VNNI: the code's integer table value + 128 as u8 (vpshufb),
+ *           cc = 128.
+ *   SIGNED  AVX2: vpmaddubsw(|q|, sign(v, q)) over signed weights v (an
+ *           integer table, or 8-bit codes with zero_const 128), cc = 0. */
+enum { I8_NONE = 0, I8_DIRECT = 1, I8_TABLE = 2, I8_SIGNED = 3 };
+
+static int int8_table_ok(const qkc_klayout *L)
+{
+    for (int i = 0; i < 16; i++)
+        if (L->table[i] != floorf(L->table[i]) || L->table[i] < -127.0f || L->table[i] > 127.0f)
+            return 0;
+    return L->code_bits == 4;
+}
+
+static int int8_mode(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t, int vector_bits)
+{
+    int vnni = (t->features & QKC_FEAT_AVX512_VNNI) && (t->features & QKC_FEAT_AVX512VL);
+    const qkc_dtype_desc *dd = qkc_dtype_get(mm->w.dtype);
+    (void)vector_bits;
+    if (mm->compute != QKC_COMPUTE_INT8 || L->fallback || L->permute_k || L->chunk != 32 || !dd)
+        return I8_NONE;
+    if (L->decode == QKC_KDEC_AFFINE && (L->code_bits == 4 || L->code_bits == 8)) {
+        if (vnni || dd->bits <= 6)
+            return I8_DIRECT;
+        if (L->code_bits == 8 && L->zero_const == 128 && L->zero == QKC_KF_NONE && L->min == QKC_KF_NONE)
+            return I8_SIGNED;
+        return I8_NONE;
+    }
+    if (L->decode == QKC_KDEC_TABLE && int8_table_ok(L))
+        return vnni ? I8_TABLE : I8_SIGNED;
+    return I8_NONE;
+}
+
 int qkc_lower_uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
 {
-    (void)mm, (void)L, (void)t;
-    return 0;
+    return int8_mode(mm, L, t, t->vector_bits) != I8_NONE;
+}
+
+/* ------------------------------------------------------- int8 path */
+
+struct i8ctx {
+    int mode;
+    int P;      /* chunks per step: 1 (256-bit) or 2 (512-bit) */
+    int lanes;  /* i32/f32 lanes per step: 8P */
+    int vnni;
+    LLVMTypeRef vbytes, vi32s, vfs; /* <32P x i8>, <8P x i32>, <8P x float> */
+    LLVMValueRef a_scales, a_scales_ld;
+};
+typedef struct i8ctx i8ctx;
+
+static LLVMValueRef cbytes(cg *g, const uint8_t *v, int n)
+{
+    LLVMValueRef e[64];
+    for (int i = 0; i < n; i++)
+        e[i] = LLVMConstInt(g->i8, v[i], 0);
+    return LLVMConstVector(e, (unsigned)n);
+}
+
+/* <nb x i8> bytes as <nb/4 x i32> (the operand type of vpdpbusd in LLVM 19). */
+static LLVMValueRef as_i32(cg *g, LLVMValueRef v, int nb)
+{
+    return LLVMBuildBitCast(g->b, v, LLVMVectorType(g->i32, (unsigned)(nb / 4)), "");
+}
+
+/* Σ over groups of 4 bytes of u8(x)·s8(y) into <8P x i32>. */
+static LLVMValueRef dot_u8s8(cg *g, i8ctx *x, LLVMValueRef u, LLVMValueRef q)
+{
+    int nb = 32 * x->P;
+    if (x->vnni) {
+        LLVMValueRef args[3] = {LLVMConstNull(x->vi32s), as_i32(g, u, nb), as_i32(g, q, nb)};
+        return intrinsic(g, x->P == 2 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256", NULL, 0,
+                         args, 3);
+    }
+    {
+        LLVMValueRef args[2] = {u, q};
+        LLVMValueRef w16 = intrinsic(g, "llvm.x86.avx2.pmadd.ub.sw", NULL, 0, args, 2);
+        LLVMValueRef ones[16];
+        for (int i = 0; i < 16; i++)
+            ones[i] = LLVMConstInt(g->i16, 1, 0);
+        LLVMValueRef a2[2] = {w16, LLVMConstVector(ones, 16)};
+        return intrinsic(g, "llvm.x86.avx2.pmadd.wd", NULL, 0, a2, 2);
+    }
+}
+
+/* Weight bytes of one step: P chunks' codes, <32P x i8> in k order. */
+static LLVMValueRef step_codes(cg *g, i8ctx *x, LLVMValueRef *chunks, int present)
+{
+    LLVMValueRef parts[2], idx[64];
+    for (int p = 0; p < x->P; p++)
+        parts[p] = p < present ? chunk_codes(g, chunks[p]) : LLVMConstNull(LLVMVectorType(g->i8, 32));
+    if (x->P == 1)
+        return parts[0];
+    for (int i = 0; i < 64; i++)
+        idx[i] = i32c(g, i);
+    return LLVMBuildShuffleVector(g->b, parts[0], parts[1], LLVMConstVector(idx, 64), "");
+}
+
+/* A vector of 8P lanes holding v[p] in lanes [8p, 8p+8). */
+static LLVMValueRef per_chunk_vec(cg *g, i8ctx *x, LLVMValueRef *v)
+{
+    LLVMValueRef t, idx[16];
+    if (x->P == 1)
+        return splat(g, v[0], 8);
+    t = LLVMBuildInsertElement(g->b, LLVMGetUndef(LLVMVectorType(g->f32, 2)), v[0], i32c(g, 0), "");
+    t = LLVMBuildInsertElement(g->b, t, v[1], i32c(g, 1), "");
+    for (int i = 0; i < 16; i++)
+        idx[i] = i32c(g, i / 8);
+    return LLVMBuildShuffleVector(g->b, t, LLVMGetUndef(LLVMVectorType(g->f32, 2)), LLVMConstVector(idx, 16), "");
+}
+
+static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int present)
+{
+    const qkc_klayout *L = g->L;
+    int nb = 32 * x->P;
+    LLVMValueRef q[8], qabs[8], qsumf[8], qsumi[8], d[8][2];
+    /* A correction cc·Σq with cc a compile-time integer is subtracted in
+     * int32, exactly; a per-chunk zero goes through the float FMA. */
+    int int_cc = x->mode == I8_TABLE ? 128 : x->mode == I8_DIRECT && L->zero == QKC_KF_NONE ? L->zero_const : 0;
+    int need_coef = L->min != QKC_KF_NONE || (x->mode == I8_DIRECT && L->zero != QKC_KF_NONE);
+    int need_qsum = x->mode != I8_SIGNED &&
+                    (x->mode == I8_TABLE || L->zero_const || L->zero != QKC_KF_NONE || L->min != QKC_KF_NONE);
+    uint8_t ones[64];
+    memset(ones, 1, sizeof ones);
+    for (int i = 0; i < T->tm; i++) {
+        LLVMValueRef row = LLVMBuildAdd(g->b, T->m0, i64c(g, i), "");
+        LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, g->lda, ""),
+                                        LLVMBuildMul(g->b, step, i64c(g, nb), ""), "");
+        q[i] = load(g, x->vbytes, gep8(g, g->a, off), 1);
+        if (x->mode == I8_SIGNED) {
+            LLVMTypeRef ty = x->vbytes;
+            LLVMValueRef args[2] = {q[i], LLVMConstInt(g->i1, 0, 0)};
+            qabs[i] = intrinsic(g, "llvm.abs", &ty, 1, args, 2);
+        }
+        if (need_qsum) {
+            qsumi[i] = dot_u8s8(g, x, cbytes(g, ones, nb), q[i]);
+            qsumf[i] = LLVMBuildSIToFP(g->b, qsumi[i], x->vfs, "");
+        }
+        for (int p = 0; p < x->P; p++) {
+            LLVMValueRef si = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, x->a_scales_ld, ""),
+                                           LLVMBuildAdd(g->b, LLVMBuildMul(g->b, step, i64c(g, x->P), ""),
+                                                        i64c(g, p), ""), "");
+            d[i][p] = p < present ? load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, x->a_scales, &si, 1, ""), 4)
+                                  : f32c(g, 0.0);
+        }
+    }
+    for (int j = 0; j < T->tn; j++) {
+        LLVMValueRef rowoff = LLVMBuildMul(g->b, LLVMBuildAdd(g->b, T->n0, i64c(g, j), ""),
+                                           i64c(g, (int64_t)L->row_bytes), "");
+        LLVMValueRef chunks[2], s[2], cc[2], mn[2], w;
+        for (int p = 0; p < x->P; p++) {
+            LLVMValueRef ci = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, step, i64c(g, x->P), ""), i64c(g, p), "");
+            chunks[p] = gep8(g, g->w, LLVMBuildAdd(g->b, rowoff, LLVMBuildMul(g->b, ci, i64c(g, L->chunk_bytes), ""), ""));
+            if (p >= present) {
+                s[p] = cc[p] = mn[p] = f32c(g, 0.0);
+                continue;
+            }
+            s[p] = L->scale != QKC_KF_NONE ? chunk_field_f32(g, chunks[p], L->scale, L->scale_off) : f32c(g, 1.0);
+            mn[p] = L->min != QKC_KF_NONE ? chunk_field_f32(g, chunks[p], L->min, L->min_off) : f32c(g, 0.0);
+            if (x->mode != I8_DIRECT || int_cc || L->zero == QKC_KF_NONE)
+                cc[p] = f32c(g, 0.0); /* handled in int32 (or nothing to correct) */
+            else {
+                cc[p] = f32c(g, (double)L->zero_const);
+                if (L->zero != QKC_KF_NONE)
+                    cc[p] = LLVMBuildFAdd(g->b, cc[p], chunk_field_f32(g, chunks[p], L->zero, L->zero_off), "");
+            }
+        }
+        w = step_codes(g, x, chunks, present);
+        if (L->decode == QKC_KDEC_TABLE) {
+            /* vpshufb: 16-byte table in every 128-bit lane. */
+            uint8_t tb[64];
+            for (int i = 0; i < nb; i++) {
+                int v = (int)L->table[i % 16];
+                tb[i] = (uint8_t)(x->mode == I8_TABLE ? v + 128 : v);
+            }
+            LLVMValueRef args[2] = {cbytes(g, tb, nb), w};
+            w = intrinsic(g, nb == 64 ? "llvm.x86.avx512.pshuf.b.512" : "llvm.x86.avx2.pshuf.b", NULL, 0, args, 2);
+        } else if (x->mode == I8_SIGNED) {
+            uint8_t flip[64];
+            memset(flip, 0x80, sizeof flip);
+            w = LLVMBuildXor(g->b, w, cbytes(g, flip, nb), ""); /* u - 128 as s8 */
+        }
+        for (int i = 0; i < T->tm; i++) {
+            LLVMValueRef prod, sd[2], coef[2], acc = load(g, x->vfs, T->acc[i][j], 64);
+            if (x->mode == I8_SIGNED) {
+                LLVMValueRef sargs[2] = {w, q[i]};
+                LLVMValueRef signed_w = intrinsic(g, "llvm.x86.avx2.psign.b", NULL, 0, sargs, 2);
+                prod = dot_u8s8(g, x, qabs[i], signed_w);
+            } else {
+                prod = dot_u8s8(g, x, w, q[i]);
+                if (int_cc) {
+                    LLVMValueRef ccv[16];
+                    for (int l = 0; l < x->lanes; l++)
+                        ccv[l] = i32c(g, int_cc);
+                    prod = LLVMBuildSub(g->b, prod, LLVMBuildMul(g->b, qsumi[i], LLVMConstVector(ccv, (unsigned)x->lanes), ""), "");
+                }
+            }
+            for (int p = 0; p < x->P; p++) {
+                sd[p] = LLVMBuildFMul(g->b, s[p], d[i][p], "");
+                coef[p] = LLVMBuildFMul(g->b, LLVMBuildFSub(g->b, mn[p], LLVMBuildFMul(g->b, cc[p], s[p], ""), ""),
+                                        d[i][p], "");
+            }
+            acc = fma_v(g, LLVMBuildSIToFP(g->b, prod, x->vfs, ""), per_chunk_vec(g, x, sd), acc);
+            if (need_coef)
+                acc = fma_v(g, qsumf[i], per_chunk_vec(g, x, coef), acc);
+            LLVMBuildStore(g->b, acc, T->acc[i][j]);
+        }
+    }
+}
+
+typedef struct i8tile {
+    i8ctx *x;
+    tile *T;
+} i8tile;
+
+static void int8_step_body(cg *g, void *ctx, LLVMValueRef step)
+{
+    i8tile *it = ctx;
+    emit_step_int8(g, it->x, it->T, step, it->x->P);
+}
+
+static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
+{
+    tile T;
+    i8tile it = {x, &T};
+    int64_t chunks = g->L->chunks_per_row, full = chunks / x->P;
+    int rest = (int)(chunks % x->P);
+    memset(&T, 0, sizeof T);
+    T.tm = tm, T.tn = tn, T.m0 = m0, T.n0 = n0;
+    for (int i = 0; i < tm; i++)
+        for (int j = 0; j < tn; j++) {
+            T.acc[i][j] = entry_alloca(g, x->vfs);
+            LLVMBuildStore(g->b, LLVMConstNull(x->vfs), T.acc[i][j]);
+        }
+    emit_loop(g, i64c(g, 0), i64c(g, full), 1, int8_step_body, &it);
+    if (rest)
+        emit_step_int8(g, x, &T, i64c(g, full), rest);
+    for (int i = 0; i < tm; i++)
+        for (int j = 0; j < tn; j++) {
+            LLVMValueRef acc = load(g, x->vfs, T.acc[i][j], 64);
+            LLVMValueRef args[2] = {f32c(g, 0.0), acc};
+            LLVMTypeRef ov = x->vfs;
+            LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
+            LLVMValueRef n = LLVMBuildAdd(g->b, n0, i64c(g, j), "");
+            LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+            if (g->mm->bias == QKC_BIAS_F32)
+                sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
+            sum = activation(g, sum);
+            store_out(g, sum, LLVMBuildAdd(g->b, m0, i64c(g, i), ""), n);
+        }
 }
 
 qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t,
                      const qkc_schedule *s, const char *name, LLVMModuleRef *out, qkc_diag *diag)
 {
     cg g;
+    i8ctx x8;
     memset(&g, 0, sizeof g);
+    memset(&x8, 0, sizeof x8);
     g.ctx = ctx, g.mm = mm, g.L = L, g.t = t, g.s = s;
     g.V = s->vector_bits / 32;
     g.C = L->chunk;
@@ -628,6 +886,18 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
         g.m = load_arg(&g, st, args, QKC_KARG_M, g.i64);
         g.n_begin = load_arg(&g, st, args, QKC_KARG_N_BEGIN, g.i64);
         g.n_end = load_arg(&g, st, args, QKC_KARG_N_END, g.i64);
+        x8.mode = int8_mode(mm, L, t, s->vector_bits);
+        if (x8.mode != I8_NONE) {
+            x8.vnni = (t->features & QKC_FEAT_AVX512_VNNI) && (t->features & QKC_FEAT_AVX512VL);
+            x8.P = (x8.vnni && s->vector_bits == 512) ? 2 : 1;
+            x8.lanes = 8 * x8.P;
+            x8.vbytes = LLVMVectorType(g.i8, (unsigned)(32 * x8.P));
+            x8.vi32s = LLVMVectorType(g.i32, (unsigned)x8.lanes);
+            x8.vfs = LLVMVectorType(g.f32, (unsigned)x8.lanes);
+            x8.a_scales = load_arg(&g, st, args, QKC_KARG_A_SCALES, g.ptr);
+            x8.a_scales_ld = load_arg(&g, st, args, QKC_KARG_A_SCALES_LD, g.i64);
+            g.x8 = &x8;
+        }
     }
     if (L->decode == QKC_KDEC_TABLE) {
         LLVMValueRef e[16];

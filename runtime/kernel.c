@@ -163,7 +163,31 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
     job.code = code;
     job.args.a = args->a;
     job.args.lda = args->lda;
-    if (mm->a_dtype != QKC_DTYPE_F32 || mm->compute != QKC_COMPUTE_F32 || code->layout.permute_k) {
+    if (code->int8_dot) {
+        /* int8 codes and block scales exactly as the reference makes them,
+         * rows padded with zeros to a multiple of 64 so kernels read whole
+         * vectors (the zero codes contribute nothing). */
+        int64_t kpad = (k + 63) / 64 * 64, blocks = kpad / QKC_INT8_BLOCK;
+        int8_t *q8 = qkc_calloc(ctx, (size_t)m, (size_t)kpad);
+        float *d8 = qkc_calloc(ctx, (size_t)m, (size_t)blocks * sizeof *d8);
+        row = qkc_alloc(ctx, (size_t)k * sizeof *row);
+        prep = (float *)q8;
+        dblk = d8;
+        if (!q8 || !d8 || !row) {
+            st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_run: out of memory for %lld x %lld activations",
+                          (long long)m, (long long)k);
+            goto done;
+        }
+        for (int64_t r = 0; r < m; r++) {
+            for (int64_t i = 0; i < k; i++)
+                row[i] = load_act(mm->a_dtype, args->a, r * args->lda + i);
+            qkc_ref_int8_quantize_row(row, k, q8 + r * kpad, d8 + r * blocks);
+        }
+        job.args.a = q8;
+        job.args.lda = kpad;
+        job.args.a_scales = d8;
+        job.args.a_scales_ld = blocks;
+    } else if (mm->a_dtype != QKC_DTYPE_F32 || mm->compute != QKC_COMPUTE_F32 || code->layout.permute_k) {
         const int32_t *perm = code->layout.permute_k
                                   ? (const int32_t *)((const uint8_t *)args->weights + code->layout.perm_offset)
                                   : NULL;

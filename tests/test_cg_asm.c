@@ -1,0 +1,142 @@
+/*
+ * Assembly checks: the instruction a feature exists for appears when the
+ * target has the feature and not when it lacks it. Code is generated for
+ * named targets, so these run on any x86-64 machine (nothing is executed).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "qkc/qkc.h"
+
+static char *emit(const char *target, const char *spec_text, const char *what)
+{
+    qkc_context *ctx;
+    qkc_spec *spec;
+    qkc_compile_options opt = {sizeof opt, target, NULL};
+    size_t need = 0;
+    char *buf;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    if (qkc_spec_parse(ctx, spec_text, &spec) != QKC_OK)
+        fail_msg("%s: %s", spec_text, qkc_context_last_error(ctx));
+    assert_int_equal(qkc_kernel_emit(ctx, spec, &opt, what, NULL, 0, &need), QKC_ERR_BUFFER_TOO_SMALL);
+    buf = malloc(need + 1);
+    if (qkc_kernel_emit(ctx, spec, &opt, what, buf, need + 1, NULL) != QKC_OK)
+        fail_msg("%s on %s: %s", spec_text, target, qkc_context_last_error(ctx));
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+    return buf;
+}
+
+/* Does a line of the assembly contain both `insn` and `reg`? */
+static int has_insn(const char *asm_text, const char *insn, const char *reg)
+{
+    for (const char *line = asm_text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[512];
+        if (len >= sizeof buf)
+            len = sizeof buf - 1;
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        if (strstr(buf, insn) && (!reg || strstr(buf, reg)))
+            return 1;
+        line = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static void test_vnni_int8_uses_vpdpbusd_zmm(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {
+        "matmul n=4096 k=4096 w=q4_0 compute=int8",
+        "matmul n=4096 k=4096 w=q8_0 compute=int8",
+        "matmul n=4096 k=4096 w=int4 group=128 scale=f16 zero=int compute=int8",
+        "matmul n=4096 k=4096 w=iq4_nl compute=int8",
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        char *s = emit("x86_64-avx512-vnni", specs[i], "asm");
+        if (!has_insn(s, "vpdpbusd", "zmm"))
+            fail_msg("%s on x86_64-avx512-vnni: no vpdpbusd on zmm in the kernel", specs[i]);
+        free(s);
+    }
+}
+
+static void test_no_vnni_without_the_feature(void **state)
+{
+    (void)state;
+    char *s = emit("x86_64-avx512", "matmul n=4096 k=4096 w=q4_0 compute=int8", "asm");
+    assert_false(has_insn(s, "vpdpbusd", NULL));
+    free(s);
+    s = emit("x86_64-avx2", "matmul n=4096 k=4096 w=q4_0 compute=int8", "asm");
+    assert_false(has_insn(s, "vpdpbusd", NULL));
+    assert_true(has_insn(s, "vpmaddubsw", "ymm"));
+    free(s);
+    s = emit("x86_64-avx2", "matmul n=4096 k=4096 w=q8_0 compute=int8", "asm");
+    assert_true(has_insn(s, "vpsignb", "ymm"));
+    assert_true(has_insn(s, "vpmaddubsw", "ymm"));
+    free(s);
+}
+
+static void test_avx2_has_no_zmm(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {
+        "matmul n=4096 k=4096 w=q4_0",
+        "matmul n=4096 k=4096 w=q4_k compute=int8",
+        "matmul n=300 k=250 w=nf4 group=64 bias=f32 act=gelu out=bf16",
+        "matmul n=300 k=256 w=fp8e4m3 compute=bf16",
+        "matmul n=300 k=256 w=mxfp4",
+        "matmul n=300 k=256 a=f16 w=bf16 compute=f16 out=f16",
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        char *s = emit("x86_64-avx2", specs[i], "asm");
+        if (strstr(s, "zmm"))
+            fail_msg("%s on x86_64-avx2: a zmm register appears", specs[i]);
+        if (!strstr(s, "ymm"))
+            fail_msg("%s on x86_64-avx2: no ymm register: not vectorised?", specs[i]);
+        free(s);
+    }
+}
+
+static void test_avx512_uses_zmm_fma_and_vpermps(void **state)
+{
+    (void)state;
+    char *s = emit("x86_64-avx512", "matmul n=4096 k=4096 w=q4_0", "asm");
+    assert_true(has_insn(s, "vfmadd", "zmm"));
+    free(s);
+    s = emit("x86_64-avx512", "matmul n=4096 k=4096 w=nf4_bnb", "asm");
+    /* in-register codebook lookup: a 16-lane permute (LLVM may pick the
+     * integer form vpermd of the same operation) */
+    assert_true(has_insn(s, "vpermps", "zmm") || has_insn(s, "vpermd", "zmm"));
+    free(s);
+    s = emit("x86_64-avx2", "matmul n=4096 k=4096 w=nf4_bnb", "asm");
+    assert_true(has_insn(s, "vpermps", "ymm") || has_insn(s, "vpermd", "ymm"));
+    free(s);
+}
+
+static void test_llvm_ir_is_vector_code(void **state)
+{
+    (void)state;
+    char *s = emit("x86_64-avx512", "matmul n=64 k=256 w=q4_0", "llvm");
+    assert_non_null(strstr(s, "<16 x float>"));
+    assert_non_null(strstr(s, "llvm.fma.v16f32"));
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_vnni_int8_uses_vpdpbusd_zmm),   cmocka_unit_test(test_no_vnni_without_the_feature),
+        cmocka_unit_test(test_avx2_has_no_zmm),               cmocka_unit_test(test_avx512_uses_zmm_fma_and_vpermps),
+        cmocka_unit_test(test_llvm_ir_is_vector_code),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
