@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#define QKC_LLVM_PIPELINE                                                                        \
+    "function(sroa,early-cse,instcombine,simplifycfg,loop-mssa(licm),gvn,instcombine,simplifycfg,dce)"
+
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void fatal_handler(const char *reason)
@@ -79,7 +82,17 @@ qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_dia
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
     LLVMPassBuilderOptionsSetLoopVectorization(opts, 0); /* kernels are explicit vector code */
     LLVMPassBuilderOptionsSetSLPVectorization(opts, 0);
-    err = LLVMRunPasses(mod, "default<O3>", tm, opts);
+    /* Kernels arrive as explicit vector code with allocas for loop state: they
+     * need promotion to registers, scalar clean-up, loop-invariant motion and
+     * redundancy elimination, not the whole O3 pipeline (which costs several
+     * times more compile time for no faster code here). QKC_LLVM_PASSES
+     * replaces the pipeline, for experiments. */
+    {
+        const char *passes = getenv("QKC_LLVM_PASSES");
+        if (!passes || !*passes)
+            passes = QKC_LLVM_PIPELINE;
+        err = LLVMRunPasses(mod, passes, tm, opts);
+    }
     LLVMDisposePassBuilderOptions(opts);
     if (err)
         return qkc_llvm_error(err, QKC_ERR_COMPILE, "LLVM optimisation failed", diag);

@@ -288,8 +288,21 @@ static LLVMValueRef round_compute(cg *g, LLVMValueRef x)
 typedef struct tile {
     int tm, tn;
     LLVMValueRef m0, n0;
+    LLVMValueRef nrow[8]; /* weight row of column j: min(n0 + j, n_end - 1) */
     LLVMValueRef acc[8][8]; /* allocas of <V x float> */
 } tile;
+
+/* Rows of a tile. The last tile of a range may stick out past n_end: its
+ * extra columns repeat row n_end - 1, compute the same value and store it
+ * to the same place, so one tile width serves every N. */
+static void tile_rows(cg *g, tile *T)
+{
+    LLVMValueRef last = LLVMBuildSub(g->b, g->n_end, i64c(g, 1), "");
+    for (int j = 0; j < T->tn; j++) {
+        LLVMValueRef r = j ? LLVMBuildAdd(g->b, T->n0, i64c(g, j), "") : T->n0;
+        T->nrow[j] = j ? LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->n_end, ""), r, last, "") : r;
+    }
+}
 
 static LLVMValueRef a_load(cg *g, tile *T, int tmi, LLVMValueRef ci, int sub, int valid)
 {
@@ -331,7 +344,7 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
         }
     }
     for (int j = 0; j < T->tn; j++) {
-        LLVMValueRef row = LLVMBuildAdd(g->b, T->n0, i64c(g, j), "");
+        LLVMValueRef row = T->nrow[j];
         LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, i64c(g, (int64_t)L->row_bytes), ""),
                                         LLVMBuildMul(g->b, ci, i64c(g, L->chunk_bytes), ""), "");
         LLVMValueRef chunk = gep8(g, g->w, off);
@@ -516,6 +529,7 @@ static void emit_tile(cg *g, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
     int tail = (int)(g->mm->k % g->C);
     memset(&T, 0, sizeof T);
     T.tm = tm, T.tn = tn, T.m0 = m0, T.n0 = n0;
+    tile_rows(g, &T);
     for (int i = 0; i < tm; i++)
         for (int j = 0; j < tn; j++) {
             T.acc[i][j] = entry_alloca(g, g->vf);
@@ -535,7 +549,7 @@ static void emit_tile(cg *g, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
             LLVMValueRef args[2] = {f32c(g, 0.0), acc};
             LLVMTypeRef ov = g->vf;
             LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
-            LLVMValueRef n = LLVMBuildAdd(g->b, n0, i64c(g, j), "");
+            LLVMValueRef n = T.nrow[j];
             LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
             if (g->mm->bias == QKC_BIAS_F32)
                 sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
@@ -724,8 +738,7 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
         }
     }
     for (int j = 0; j < T->tn; j++) {
-        LLVMValueRef rowoff = LLVMBuildMul(g->b, LLVMBuildAdd(g->b, T->n0, i64c(g, j), ""),
-                                           i64c(g, (int64_t)L->row_bytes), "");
+        LLVMValueRef rowoff = LLVMBuildMul(g->b, T->nrow[j], i64c(g, (int64_t)L->row_bytes), "");
         LLVMValueRef chunks[2], s[2], cc[2], mn[2], w;
         for (int p = 0; p < x->P; p++) {
             LLVMValueRef ci = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, step, i64c(g, x->P), ""), i64c(g, p), "");
@@ -806,6 +819,7 @@ static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef
     int rest = (int)(chunks % x->P);
     memset(&T, 0, sizeof T);
     T.tm = tm, T.tn = tn, T.m0 = m0, T.n0 = n0;
+    tile_rows(g, &T);
     for (int i = 0; i < tm; i++)
         for (int j = 0; j < tn; j++) {
             T.acc[i][j] = entry_alloca(g, x->vfs);
@@ -820,7 +834,7 @@ static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef
             LLVMValueRef args[2] = {f32c(g, 0.0), acc};
             LLVMTypeRef ov = x->vfs;
             LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
-            LLVMValueRef n = LLVMBuildAdd(g->b, n0, i64c(g, j), "");
+            LLVMValueRef n = T.nrow[j];
             LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
             if (g->mm->bias == QKC_BIAS_F32)
                 sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
@@ -911,12 +925,9 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
         }
     }
     {
+        /* n0 < n_end, written as n0 + tn <= n_end + tn - 1 */
         int tn = s->tile_n;
-        LLVMValueRef n0 = g.n_begin;
-        if (tn > 1)
-            n0 = emit_loop(&g, n0, g.n_end, tn, n_tile_body, &tn);
-        tn = 1;
-        emit_loop(&g, n0, g.n_end, 1, n_tile_body, &tn);
+        emit_loop(&g, g.n_begin, LLVMBuildAdd(g.b, g.n_end, i64c(&g, tn - 1), ""), tn, n_tile_body, &tn);
     }
     LLVMBuildRetVoid(g.b);
     LLVMDisposeBuilder(g.b);

@@ -37,11 +37,22 @@ typedef struct cache_key {
     int version;
 } cache_key;
 
+/* What a caller asked for, before the target and schedule are resolved: a
+ * hit on this key costs a hash and a compare, nothing else. The requested
+ * target name is the option's, else QKC_TARGET's, else "host". */
+typedef struct request_key {
+    qkc_matmul mm;
+    qkc_schedule schedule;
+    char target[64];
+    int version;
+} request_key;
+
 typedef struct cache_entry {
     cache_key key;
-    uint64_t hash;
+    request_key request;
+    uint64_t hash, request_hash;
     qkc_compiled *code;
-    struct cache_entry *next;
+    struct cache_entry *next, *next_request;
 } cache_entry;
 
 #define CACHE_BUCKETS 256
@@ -51,6 +62,7 @@ typedef struct jit_state {
     LLVMOrcLLJITRef lljit;
     pthread_mutex_t lock; /* guards buckets and counter */
     cache_entry *buckets[CACHE_BUCKETS];
+    cache_entry *requests[CACHE_BUCKETS]; /* the same entries, by request */
     uint64_t counter;
 } jit_state;
 
@@ -187,9 +199,27 @@ static qkc_status build_module(qkc_context *ctx, const qkc_spec *spec, const pla
     return QKC_OK;
 }
 
+static void make_request(const qkc_spec *spec, const qkc_compile_options *options, request_key *rk)
+{
+    const char *t = NULL;
+    memset(rk, 0, sizeof *rk);
+    rk->mm = spec->mm;
+    if (options && options->struct_size >= sizeof *options) {
+        t = options->target;
+        if (options->schedule)
+            rk->schedule = *options->schedule;
+    }
+    if (!t || !*t)
+        t = getenv("QKC_TARGET");
+    snprintf(rk->target, sizeof rk->target, "%s", t && *t ? t : "host");
+    rk->version = QKC_VERSION;
+}
+
 qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
                               qkc_kernel **out)
 {
+    request_key rk;
+    uint64_t rh;
     plan p;
     jit_state *js;
     uint64_t h;
@@ -203,13 +233,22 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
     if (!spec || !out)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_compile: NULL argument");
     *out = NULL;
-    if ((st = make_plan(ctx, spec, options, 1, &p)))
-        return st;
-    h = hash_bytes(&p.key, sizeof p.key);
     js = qkc_context_extension(ctx, jit_create, jit_destroy);
     if (!js)
         return QKC_ERR_COMPILE;
+    make_request(spec, options, &rk);
+    rh = hash_bytes(&rk, sizeof rk);
+    pthread_mutex_lock(&js->lock);
+    for (e = js->requests[rh % CACHE_BUCKETS]; e; e = e->next_request)
+        if (e->request_hash == rh && !memcmp(&e->request, &rk, sizeof rk))
+            break;
+    pthread_mutex_unlock(&js->lock);
+    if (e)
+        return qkc_kernel_wrap(ctx, e->code, 1, out);
 
+    if ((st = make_plan(ctx, spec, options, 1, &p)))
+        return st;
+    h = hash_bytes(&p.key, sizeof p.key);
     pthread_mutex_lock(&js->lock);
     for (e = js->buckets[h % CACHE_BUCKETS]; e; e = e->next)
         if (e->hash == h && !memcmp(&e->key, &p.key, sizeof p.key))
@@ -266,6 +305,8 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
 
     e->key = p.key;
     e->hash = h;
+    e->request = rk;
+    e->request_hash = rh;
     e->code = code;
     pthread_mutex_lock(&js->lock);
     {
@@ -278,6 +319,8 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
         if (!other) {
             e->next = js->buckets[h % CACHE_BUCKETS];
             js->buckets[h % CACHE_BUCKETS] = e;
+            e->next_request = js->requests[rh % CACHE_BUCKETS];
+            js->requests[rh % CACHE_BUCKETS] = e;
         } else {
             qkc_free(ctx, e);
             qkc_free(ctx, code);
