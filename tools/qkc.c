@@ -14,6 +14,7 @@
 #include "ir/dtype.h"
 #include "ir/format.h"
 #include "qkc/qkc.h"
+#include "tools/tool.h"
 
 typedef struct command {
     const char *name;
@@ -35,7 +36,7 @@ static double now_ms(void)
 
 /* Join argv words into one spec text (so specs need no quoting), or read
  * the whole of stdin when the only word is "-". Caller frees. */
-static char *spec_from_args(int argc, char **argv)
+char *qkc_join_words(int argc, char **argv)
 {
     size_t len = 0, cap = 256;
     char *s;
@@ -85,6 +86,13 @@ static void print_help(const command *c)
     fputs(c->help, stdout);
 }
 
+void qkc_print_help(const char *name)
+{
+    const command *c = find_command(name);
+    if (c)
+        print_help(c);
+}
+
 /* Parse a spec, printing the context error on failure. */
 static qkc_spec *parse_or_report(qkc_context *ctx, const char *text)
 {
@@ -108,7 +116,7 @@ static int cmd_check(int argc, char **argv)
         print_help(find_command("check"));
         return argc == 0 ? 2 : 0;
     }
-    text = spec_from_args(argc, argv);
+    text = qkc_join_words(argc, argv);
     if (!text || qkc_context_create(NULL, &ctx) != QKC_OK) {
         fprintf(stderr, "error: out of memory\n");
         free(text);
@@ -184,7 +192,7 @@ static int cmd_demo(int argc, char **argv)
             }
             words[n++] = argv[i];
         }
-        text = spec_from_args(n, words);
+        text = qkc_join_words(n, words);
         free(words);
     } else {
         text = malloc(strlen(default_spec) + 1);
@@ -377,6 +385,28 @@ static const command commands[] = {
      "reference matmul for M rows (default 1, at most 4096), and print sizes,\n"
      "the weight and output errors, and the time taken. Exit 1 if the output\n"
      "error is larger than the format's precision implies.\n"},
+    {"bench", qkc_cmd_bench, "measure a kernel against the machine's bandwidth and peak",
+     "usage: qkc bench SPEC... [--m LIST] [--threads LIST] [--cold] [--json] [--reps N] [--target T]\n"
+     "\n"
+     "JIT-compile SPEC and time it for every M in LIST (default 1) and thread\n"
+     "count (default 1), next to the machine's own limits measured in the same\n"
+     "run: read bandwidth (a 1 GiB sweep), peak f32 FMA and int8 dot-product\n"
+     "rates with the same threads. --cold rotates the calls over weight copies\n"
+     "totalling at least 1 GiB so each call streams its weights from memory;\n"
+     "otherwise one copy stays in cache (hot). Times are medians.\n"
+     "\n"
+     "Columns (and --json keys, one JSON object per case per line):\n"
+     "  us            median microseconds per call\n"
+     "  gbps          effective GB/s: the format's weight bytes (elements, scales,\n"
+     "                zeros) divided by the time\n"
+     "  gflops        2*M*N*K / time\n"
+     "  mem_gbps      measured read bandwidth with the same thread count\n"
+     "  peak_gflops   measured peak f32 FMA rate; peak_gops: int8 dot products\n"
+     "  compile_ms    median cold JIT compile of this kernel\n"
+     "  cache_hit_us  median in-memory cache hit (a second compile)\n"
+     "  nmse, max_abs_err   against the reference on the first min(M, 8) rows\n"
+     "\n"
+     "example: qkc bench matmul n=4096 k=4096 w=q4_0 --m 1,8 --threads 1,2 --cold\n"},
     {"formats", cmd_formats, "list element dtypes and presets", "usage: qkc formats\n\nList the element dtypes and the presets with their block geometry.\n"},
     {"version", cmd_version, "print the qkc and LLVM versions", "usage: qkc version\n"},
     {"help", cmd_help, "show help for a command", "usage: qkc help [COMMAND]\n"},

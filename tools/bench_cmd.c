@@ -1,0 +1,376 @@
+/*
+ * `qkc bench`: measure compiled kernels against the machine's own limits,
+ * measured in the same run (bench/roofline.h). For each (M, threads) case:
+ *
+ *   us            median µs per call (hot: one weight copy; --cold: calls
+ *                 rotate over copies totalling >= 1 GiB so each streams its
+ *                 weights from DRAM)
+ *   gbps          effective GB/s: the format's weight bytes (elements +
+ *                 scales + zeros, qkc_weights_bytes) / time
+ *   gflops        2·M·N·K / time
+ *   mem_gbps      read bandwidth with the same thread count (1 GiB sweep)
+ *   peak_gflops   peak f32 FMA rate, same thread count
+ *   peak_gops     peak int8 dot-product rate, same thread count
+ *   compile_ms    median cold JIT compile of this kernel (fresh context,
+ *                 JIT already started, so LLVM's start-up is not counted)
+ *   cache_hit_us  median qkc_kernel_compile of an already compiled kernel
+ *   nmse, max_abs_err   against the reference on the first min(M, 8) rows
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench/roofline.h"
+#include "ir/dtype.h"
+#include "qkc/qkc.h"
+#include "runtime/context.h"
+#include "tools/tool.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* "1,8,512" -> values; returns count or -1. */
+static int parse_list(const char *s, long long *out, int cap, long long lo, long long hi)
+{
+    int n = 0;
+    while (*s) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || v < lo || v > hi || n >= cap)
+            return -1;
+        out[n++] = v;
+        s = end;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    return n;
+}
+
+static uint64_t rng = 0x853C49E6748FEA9Bull;
+
+static float rnd_normal(void)
+{
+    double s = 0;
+    for (int i = 0; i < 12; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        s += (double)(rng >> 11) * (1.0 / 9007199254740992.0);
+    }
+    return (float)(s - 6.0);
+}
+
+typedef struct limits {
+    int threads;
+    double mem_gbps, peak_gflops, peak_gops;
+} limits;
+
+/* Compile time of a kernel on a fresh context whose JIT is already up. */
+static double cold_compile_ms(const char *text, const qkc_compile_options *opt, int reps)
+{
+    double t[16];
+    int n = 0;
+    for (int r = 0; r < reps && r < 16; r++) {
+        qkc_context *c;
+        qkc_spec *s, *warm;
+        qkc_kernel *k;
+        double t0;
+        if (qkc_context_create(NULL, &c) != QKC_OK)
+            return NAN;
+        /* Start the JIT with another kernel, so only this one is timed. */
+        if (qkc_spec_parse(c, "matmul n=8 k=32 w=f32", &warm) == QKC_OK && qkc_kernel_compile(c, warm, opt, &k) == QKC_OK)
+            qkc_kernel_destroy(k);
+        qkc_spec_destroy(warm);
+        if (qkc_spec_parse(c, text, &s) != QKC_OK) {
+            qkc_context_destroy(c);
+            return NAN;
+        }
+        t0 = now_s();
+        if (qkc_kernel_compile(c, s, opt, &k) == QKC_OK) {
+            t[n++] = (now_s() - t0) * 1e3;
+            qkc_kernel_destroy(k);
+        }
+        qkc_spec_destroy(s);
+        qkc_context_destroy(c);
+    }
+    return n ? median(t, n) : NAN;
+}
+
+static double cache_hit_us(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *opt)
+{
+    enum { N = 2001 };
+    static double t[N];
+    for (int i = 0; i < N; i++) {
+        qkc_kernel *k;
+        double t0 = now_s();
+        if (qkc_kernel_compile(ctx, spec, opt, &k) != QKC_OK)
+            return NAN;
+        t[i] = (now_s() - t0) * 1e6;
+        qkc_kernel_destroy(k);
+    }
+    return median(t, N);
+}
+
+int qkc_cmd_bench(int argc, char **argv)
+{
+    long long ms[16] = {1}, ths[16] = {1};
+    int nm = 1, nth = 1, cold = 0, json = 0, reps = 0, rc = 1;
+    const char *target = NULL;
+    char *text = NULL, canon[1024];
+    int nwords = 0;
+    char **words = calloc((size_t)argc + 1, sizeof *words);
+    qkc_context *ctx = NULL;
+    qkc_spec *spec = NULL;
+    qkc_kernel *kern = NULL;
+    qkc_spec_info info;
+    qkc_kernel_info kinfo;
+    limits lim[16];
+    int nlim = 0;
+
+    if (!words)
+        return 1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            qkc_print_help("bench");
+            free(words);
+            return 0;
+        } else if (!strcmp(argv[i], "--m") && i + 1 < argc) {
+            if ((nm = parse_list(argv[++i], ms, 16, 1, 1 << 20)) < 1) {
+                fprintf(stderr, "error: --m takes a list such as 1,8,512\n");
+                goto usage;
+            }
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if ((nth = parse_list(argv[++i], ths, 16, 1, 1024)) < 1) {
+                fprintf(stderr, "error: --threads takes a list such as 1,2\n");
+                goto usage;
+            }
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+            if (reps < 1 || reps > 100000) {
+                fprintf(stderr, "error: --reps takes 1 to 100000\n");
+                goto usage;
+            }
+        } else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
+            target = argv[++i];
+        } else if (!strcmp(argv[i], "--cold")) {
+            cold = 1;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            fprintf(stderr, "error: unknown option %s (see qkc bench --help)\n", argv[i]);
+            goto usage;
+        } else {
+            words[nwords++] = argv[i];
+        }
+    }
+    if (nwords == 0) {
+        fprintf(stderr, "error: qkc bench needs a spec (see qkc bench --help)\n");
+        goto usage;
+    }
+    text = qkc_join_words(nwords, words);
+    {
+        qkc_context_options co = {sizeof co, NULL, 0};
+        long long maxth = 1;
+        for (int i = 0; i < nth; i++)
+            maxth = ths[i] > maxth ? ths[i] : maxth;
+        co.threads = (int)maxth;
+        if (!text || qkc_context_create(&co, &ctx) != QKC_OK) {
+            fprintf(stderr, "error: out of memory\n");
+            goto done;
+        }
+    }
+    if (qkc_spec_parse(ctx, text, &spec) != QKC_OK) {
+        fprintf(stderr, "%s\n", qkc_context_last_error(ctx));
+        goto done;
+    }
+    qkc_spec_print(spec, canon, sizeof canon, NULL);
+    qkc_spec_query(spec, &info);
+    {
+        qkc_compile_options opt = {sizeof opt, target, NULL};
+        double compile_ms, hit_us;
+        size_t pbytes;
+        unsigned char *blob, **copies = NULL;
+        float *w;
+        int ncopies = 1;
+        qkc_status st = qkc_kernel_compile(ctx, spec, &opt, &kern);
+        if (st != QKC_OK) {
+            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            goto done;
+        }
+        qkc_kernel_query(kern, &kinfo);
+        compile_ms = cold_compile_ms(text, &opt, 5);
+        hit_us = cache_hit_us(ctx, spec, &opt);
+        qkc_kernel_packed_bytes(kern, &pbytes);
+        w = malloc((size_t)(info.n * info.k) * sizeof *w);
+        blob = malloc(info.weight_bytes);
+        if (!w || !blob) {
+            fprintf(stderr, "error: out of memory for %lld x %lld weights\n", (long long)info.n, (long long)info.k);
+            free(w), free(blob);
+            goto done;
+        }
+        for (int64_t i = 0; i < info.n * info.k; i++)
+            w[i] = rnd_normal() * 0.02f;
+        if (qkc_quantize(ctx, spec, w, info.k, blob, info.weight_bytes) != QKC_OK) {
+            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            free(w), free(blob);
+            goto done;
+        }
+        free(w);
+        if (cold)
+            ncopies = (int)((((size_t)1 << 30) + pbytes - 1) / pbytes) + 1;
+        copies = calloc((size_t)ncopies, sizeof *copies);
+        for (int c = 0; copies && c < ncopies; c++) {
+            copies[c] = malloc(pbytes);
+            if (!copies[c] || (c == 0 ? qkc_weights_pack(ctx, kern, blob, info.weight_bytes, copies[0], pbytes)
+                                      : (memcpy(copies[c], copies[0], pbytes), QKC_OK)) != QKC_OK) {
+                fprintf(stderr, "error: could not prepare %d weight copies: %s\n", ncopies,
+                        qkc_context_last_error(ctx));
+                for (int d = 0; d <= c; d++)
+                    free(copies[d]);
+                free(copies);
+                free(blob);
+                goto done;
+            }
+        }
+        if (!json) {
+            printf("qkc bench: %s\n", canon);
+            printf("kernel: target %s (%s), schedule %s\n        layout %s\n", kinfo.target, kinfo.features,
+                   kinfo.schedule, kinfo.layout);
+            printf("weights: %zu bytes (%.3f bits/weight), packed %zu; %s; compile %.2f ms cold, %.3f us cache hit\n",
+                   info.weight_bytes, info.bits_per_weight, pbytes,
+                   cold ? "cold: rotating over >= 1 GiB of copies" : "hot: one copy", compile_ms, hit_us);
+            printf("\n%6s %7s %11s %8s %8s %9s %8s %10s %9s %10s %10s\n", "M", "threads", "us", "GB/s", "mem GB/s",
+                   "%mem", "GFLOP/s", "peak GF/s", "peak GOP/s", "nmse", "max_err");
+        }
+        for (int ti = 0; ti < nth; ti++) {
+            limits *L = NULL;
+            qkc_status pst;
+            qkc_threadpool *pool = qkc_context_pool(ctx, &pst);
+            for (int i = 0; i < nlim; i++)
+                if (lim[i].threads == (int)ths[ti])
+                    L = &lim[i];
+            if (!L && nlim < 16) {
+                L = &lim[nlim++];
+                L->threads = (int)ths[ti];
+                L->mem_gbps = qkc_roofline_read_gbps(pool, L->threads, (size_t)1 << 30, 5);
+                L->peak_gflops = qkc_roofline_peak_gflops(pool, L->threads, 3);
+                L->peak_gops = qkc_roofline_peak_gops(pool, L->threads, 3);
+            }
+            for (int mi = 0; mi < nm; mi++) {
+                int64_t m = info.m ? info.m : ms[mi];
+                int a_el = strcmp(info.a_type, "f32") ? 2 : 4, c_el = strcmp(info.out_type, "f32") ? 2 : 4;
+                int64_t cm = m < 8 ? m : 8;
+                void *a = malloc((size_t)(m * info.k * a_el)), *c = malloc((size_t)(m * info.n * c_el));
+                void *cr = malloc((size_t)(cm * info.n * c_el));
+                float *bias = calloc((size_t)info.n, sizeof *bias);
+                double *t, us, err = 0, ref = 0, maxerr = 0, elapsed = 0;
+                int n_reps = reps, r;
+                qkc_run_options ro = {sizeof ro, (int)ths[ti]};
+                if (!a || !c || !cr || !bias) {
+                    fprintf(stderr, "error: out of memory for M=%lld\n", (long long)m);
+                    free(a), free(c), free(cr), free(bias);
+                    continue;
+                }
+                for (int64_t i = 0; i < m * info.k; i++) {
+                    float x = rnd_normal();
+                    if (a_el == 4)
+                        ((float *)a)[i] = x;
+                    else if (!strcmp(info.a_type, "f16"))
+                        ((uint16_t *)a)[i] = qkc_f32_to_f16(x);
+                    else
+                        ((uint16_t *)a)[i] = qkc_f32_to_bf16(x);
+                }
+                qkc_matmul_args args = {a, info.k, copies[0], pbytes, info.has_bias ? bias : NULL, c, info.n, m};
+                /* warm-up, and size the repetitions to about a second */
+                for (r = 0; r < 3 || (elapsed < 0.05 && r < 1000); r++) {
+                    double t0 = now_s();
+                    args.weights = copies[r % ncopies];
+                    qkc_kernel_run(ctx, kern, &args, &ro);
+                    elapsed += now_s() - t0;
+                }
+                if (!n_reps) {
+                    n_reps = (int)(1.0 / (elapsed / r));
+                    n_reps = n_reps < 11 ? 11 : n_reps > 2001 ? 2001 : n_reps;
+                }
+                t = malloc((size_t)n_reps * sizeof *t);
+                for (r = 0; r < n_reps; r++) {
+                    double t0;
+                    args.weights = copies[r % ncopies];
+                    t0 = now_s();
+                    qkc_kernel_run(ctx, kern, &args, &ro);
+                    t[r] = (now_s() - t0) * 1e6;
+                }
+                us = median(t, n_reps);
+                free(t);
+                /* correctness on the first rows */
+                {
+                    qkc_matmul_args ar = {a, info.k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, info.n, cm};
+                    if (!info.m && qkc_reference_matmul(ctx, spec, &ar) == QKC_OK) {
+                        for (int64_t i = 0; i < cm * info.n; i++) {
+                            double x = c_el == 4 ? ((float *)c)[i]
+                                                 : (!strcmp(info.out_type, "f16") ? qkc_f16_to_f32(((uint16_t *)c)[i])
+                                                                                  : qkc_bf16_to_f32(((uint16_t *)c)[i]));
+                            double y = c_el == 4 ? ((float *)cr)[i]
+                                                 : (!strcmp(info.out_type, "f16") ? qkc_f16_to_f32(((uint16_t *)cr)[i])
+                                                                                  : qkc_bf16_to_f32(((uint16_t *)cr)[i]));
+                            err += (x - y) * (x - y);
+                            ref += y * y;
+                            maxerr = fmax(maxerr, fabs(x - y));
+                        }
+                    }
+                }
+                {
+                    double gbps = (double)info.weight_bytes / (us * 1e-6) / 1e9;
+                    double gflops = 2.0 * (double)m * (double)info.n * (double)info.k / (us * 1e-6) / 1e9;
+                    double nmse = ref > 0 ? err / ref : 0.0;
+                    if (json)
+                        printf("{\"spec\": \"%s\", \"m\": %lld, \"threads\": %d, \"cold\": %s, \"us\": %.3f, "
+                               "\"gbps\": %.3f, \"gflops\": %.3f, \"mem_gbps\": %.3f, \"peak_gflops\": %.3f, "
+                               "\"peak_gops\": %.3f, \"compile_ms\": %.3f, \"cache_hit_us\": %.4f, \"nmse\": %.3e, "
+                               "\"max_abs_err\": %.3e}\n",
+                               canon, (long long)m, L->threads, cold ? "true" : "false", us, gbps, gflops,
+                               L->mem_gbps, L->peak_gflops, L->peak_gops, compile_ms, hit_us, nmse, maxerr);
+                    else
+                        printf("%6lld %7d %11.1f %8.2f %8.2f %8.1f%% %8.1f %10.1f %9.1f %10.2e %10.2e\n", (long long)m,
+                               L->threads, us, gbps, L->mem_gbps, 100.0 * gbps / L->mem_gbps, gflops, L->peak_gflops,
+                               L->peak_gops, nmse, maxerr);
+                    fflush(stdout);
+                }
+                free(a), free(c), free(cr), free(bias);
+            }
+        }
+        for (int cpy = 0; cpy < ncopies; cpy++)
+            free(copies[cpy]);
+        free(copies);
+        free(blob);
+    }
+    rc = 0;
+    goto done;
+usage:
+    rc = 2;
+done:
+    qkc_kernel_destroy(kern);
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+    free(text);
+    free(words);
+    return rc;
+}
