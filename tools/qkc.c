@@ -135,6 +135,15 @@ static int cmd_check(int argc, char **argv)
 
 /* ---------------------------------------------------------------- demo */
 
+static double out_value(const char *out_type, const void *c, int64_t i)
+{
+    if (!strcmp(out_type, "f16"))
+        return qkc_f16_to_f32(((const uint16_t *)c)[i]);
+    if (!strcmp(out_type, "bf16"))
+        return qkc_bf16_to_f32(((const uint16_t *)c)[i]);
+    return ((const float *)c)[i];
+}
+
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
 static float rnd_normal(void)
@@ -154,11 +163,12 @@ static int cmd_demo(int argc, char **argv)
     qkc_spec *spec = NULL;
     qkc_spec_info info;
     char *text = NULL, canon[1024], llvm[32];
-    float *w = NULL, *wd = NULL, *a = NULL, *c = NULL;
+    float *w = NULL, *wd = NULL, *a = NULL;
+    void *c = NULL, *cref_out = NULL;
     void *blob = NULL, *a_mem = NULL;
     long long m = 1;
     int rc = 1, first_spec = -1;
-    double t0, tq, tmm, werr = 0, wref = 0, cerr = 0, cref = 0, cmax = 0;
+    double t0, tq, tmm = 0, tcomp = 0, werr = 0, wref = 0, cerr = 0, cref = 0, cmax = 0;
 
     if (wants_help(argc, argv)) {
         print_help(find_command("demo"));
@@ -216,9 +226,10 @@ static int cmd_demo(int argc, char **argv)
     w = malloc((size_t)(info.n * info.k) * sizeof *w);
     wd = malloc((size_t)(info.n * info.k) * sizeof *wd);
     a = malloc((size_t)(m * info.k) * sizeof *a);
-    c = malloc((size_t)(m * info.n) * sizeof *c);
+    c = malloc((size_t)(m * info.n) * sizeof(float));
+    cref_out = malloc((size_t)(m * info.n) * sizeof(float));
     blob = malloc(info.weight_bytes ? info.weight_bytes : 1);
-    if (!w || !wd || !a || !c || !blob) {
+    if (!w || !wd || !a || !c || !cref_out || !blob) {
         fprintf(stderr, "error: out of memory for the demo buffers\n");
         goto done;
     }
@@ -244,7 +255,7 @@ static int cmd_demo(int argc, char **argv)
         a[i] = x;
     }
 
-    printf("qkc %s (LLVM %s), reference path\n", qkc_version_string(), qkc_llvm_version(llvm, sizeof llvm));
+    printf("qkc %s (LLVM %s)\n", qkc_version_string(), qkc_llvm_version(llvm, sizeof llvm));
     printf("spec      %s\n", canon);
     printf("weights   %lld x %lld %s: %zu bytes, %.3f bits/weight (f32 would be %lld bytes)\n",
            (long long)info.n, (long long)info.k, info.weight_format, info.weight_bytes, info.bits_per_weight,
@@ -264,48 +275,102 @@ static int cmd_demo(int argc, char **argv)
     printf("quantize  %.1f ms (quantize + dequantize, scalar reference); weight nmse %.3e\n", tq, werr / wref);
 
     {
-        qkc_matmul_args args = {a_mem, info.k, blob, info.weight_bytes, NULL, c, info.n, m};
+        /* The JIT kernel: compile, pack the weights once, run (median of
+         * repeated calls), and check it against the reference matmul. */
+        qkc_matmul_args args = {a_mem, info.k, blob, info.weight_bytes, NULL, cref_out, info.n, m};
         float *bias = NULL;
+        qkc_kernel *kern = NULL;
+        qkc_kernel_info ki;
+        size_t pbytes = 0;
+        void *packed = NULL;
+        double kerr = 0, kref = 0, times[64], us;
+        int nt = 0;
         if (info.has_bias) {
             bias = calloc((size_t)info.n, sizeof *bias);
             args.bias = bias;
         }
         t0 = now_ms();
-        if (qkc_reference_matmul(ctx, spec, &args) != QKC_OK) {
+        if (qkc_kernel_compile(ctx, spec, NULL, &kern) != QKC_OK) {
             fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
             free(bias);
             goto done;
         }
+        tcomp = now_ms() - t0;
+        qkc_kernel_query(kern, &ki);
+        qkc_kernel_packed_bytes(kern, &pbytes);
+        packed = malloc(pbytes ? pbytes : 1);
+        if (!packed || qkc_weights_pack(ctx, kern, blob, info.weight_bytes, packed, pbytes) != QKC_OK) {
+            fprintf(stderr, "error: packing the weights: %s\n", packed ? qkc_context_last_error(ctx) : "out of memory");
+            goto demo_kernel_done;
+        }
+        printf("kernel    %s (%s), %s; compiled in %.1f ms\n", ki.target, ki.features, ki.schedule, tcomp);
+        printf("layout    %s\n", ki.layout);
+        t0 = now_ms();
+        if (qkc_reference_matmul(ctx, spec, &args) != QKC_OK) {
+            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            goto demo_kernel_done;
+        }
         tmm = now_ms() - t0;
-        free(bias);
-    }
-    /* Check: against the product with the unquantized weights (measures the
-     * format's error), only meaningful for f32 output and no activation. */
-    if (!strcmp(info.out_type, "f32") && !strcmp(info.activation, "none") && !info.has_bias) {
-        for (int64_t r = 0; r < m; r++)
-            for (int64_t j = 0; j < info.n; j++) {
-                double exact = 0.0;
-                for (int64_t i = 0; i < info.k; i++)
-                    exact += (double)a[r * info.k + i] * (double)w[j * info.k + i];
-                double d = (double)c[r * info.n + j] - exact;
-                cerr += d * d;
-                cref += exact * exact;
-                cmax = fmax(cmax, fabs(d));
+        args.weights = packed;
+        args.weights_bytes = pbytes;
+        args.c = c;
+        for (nt = 0; nt < 64; nt++) {
+            double t1 = now_ms();
+            if (qkc_kernel_run(ctx, kern, &args, NULL) != QKC_OK) {
+                fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+                goto demo_kernel_done;
             }
-        printf("matmul    m=%lld reference %.1f ms; output nmse vs unquantized weights %.3e, max_abs_err %.3e\n", m,
-               tmm, cerr / cref, cmax);
-        printf("check     %s\n", cerr / cref < 0.05 ? "ok: output error is what the format's precision implies"
-                                                    : "FAILED: output error larger than the format implies");
-        rc = cerr / cref < 0.05 ? 0 : 1;
-    } else {
-        printf("matmul    m=%lld reference %.1f ms\n", m, tmm);
-        rc = 0;
+            times[nt] = now_ms() - t1;
+            if (nt >= 10 && now_ms() - t0 > 500.0)
+                break;
+        }
+        nt = nt < 64 ? nt + 1 : 64;
+        for (int i = 1; i < nt; i++) /* insertion sort: nt is small */
+            for (int j = i; j > 0 && times[j - 1] > times[j]; j--) {
+                double t = times[j];
+                times[j] = times[j - 1], times[j - 1] = t;
+            }
+        us = times[nt / 2] * 1e3;
+        for (int64_t i = 0; i < m * info.n; i++) {
+            double x = out_value(info.out_type, c, i), y = out_value(info.out_type, cref_out, i);
+            kerr += (x - y) * (x - y);
+            kref += y * y;
+        }
+        printf("bench     m=%lld: %.1f us per call (median of %d), %.2f GB/s of weights, %.2f GFLOP/s; reference %.1f ms\n",
+               m, us, nt, (double)info.weight_bytes / (us * 1e-6) / 1e9,
+               2.0 * (double)m * (double)info.n * (double)info.k / (us * 1e-6) / 1e9, tmm);
+        printf("check     kernel vs reference: nmse %.3e (bound 1e-10) %s\n", kref > 0 ? kerr / kref : kerr,
+               (kref > 0 ? kerr / kref : kerr) <= 1e-10 ? "ok" : "FAILED");
+        rc = (kref > 0 ? kerr / kref : kerr) <= 1e-10 ? 0 : 1;
+        /* The format's own error: against the product with the unquantized
+         * weights (meaningful for f32 output without bias or activation). */
+        if (!strcmp(info.out_type, "f32") && !strcmp(info.activation, "none") && !info.has_bias) {
+            for (int64_t r = 0; r < m; r++)
+                for (int64_t j = 0; j < info.n; j++) {
+                    double exact = 0.0;
+                    for (int64_t i = 0; i < info.k; i++)
+                        exact += (double)a[r * info.k + i] * (double)w[j * info.k + i];
+                    double d = ((const float *)c)[r * info.n + j] - exact;
+                    cerr += d * d;
+                    cref += exact * exact;
+                    cmax = fmax(cmax, fabs(d));
+                }
+            printf("check     output vs unquantized weights: nmse %.3e, max_abs_err %.3e: %s\n", cerr / cref, cmax,
+                   cerr / cref < 0.05 ? "ok, what the format's precision implies" : "FAILED: larger than the format implies");
+            if (!(cerr / cref < 0.05))
+                rc = 1;
+        }
+    demo_kernel_done:
+        free(bias);
+        free(packed);
+        qkc_kernel_destroy(kern);
     }
 done:
     free(w);
     free(wd);
     free(a);
     free(c);
+    free(cref_out);
     free(blob);
     free(a_mem);
     free(text);
@@ -377,14 +442,16 @@ static const command commands[] = {
      "expected' and exit 1.\n"
      "\n"
      "example: qkc check matmul n=4096 k=4096 a=f32 w=q4_0 out=f32\n"},
-    {"demo", cmd_demo, "quantize random weights and run the reference matmul",
+    {"demo", cmd_demo, "JIT-compile a quantized matmul, run it and check it",
      "usage: qkc demo [SPEC...] [--m M]\n"
      "\n"
      "The main job: parse SPEC (default: matmul n=4096 k=4096 a=f32 w=q4_0\n"
-     "out=f32), quantize random normal weights into its format, run the\n"
-     "reference matmul for M rows (default 1, at most 4096), and print sizes,\n"
-     "the weight and output errors, and the time taken. Exit 1 if the output\n"
-     "error is larger than the format's precision implies.\n"},
+     "out=f32), quantize random normal weights into its format, JIT-compile\n"
+     "the kernel for this CPU, pack the weights, run it for M rows (default\n"
+     "1, at most 4096), and print the kernel, its speed (median of repeated\n"
+     "calls) and two checks: the kernel against the reference matmul (nmse\n"
+     "at most 1e-10) and the output against the unquantized weights (the\n"
+     "format's own error). Exit 1 if a check fails.\n"},
     {"bench", qkc_cmd_bench, "measure a kernel against the machine's bandwidth and peak",
      "usage: qkc bench SPEC... [--m LIST] [--threads LIST] [--cold] [--json] [--reps N] [--target T]\n"
      "\n"
