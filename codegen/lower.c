@@ -656,12 +656,13 @@ static LLVMValueRef as_i32(cg *g, LLVMValueRef v, int nb)
     return LLVMBuildBitCast(g->b, v, LLVMVectorType(g->i32, (unsigned)(nb / 4)), "");
 }
 
-/* Σ over groups of 4 bytes of u8(x)·s8(y) into <8P x i32>. */
-static LLVMValueRef dot_u8s8(cg *g, i8ctx *x, LLVMValueRef u, LLVMValueRef q)
+/* init + Σ over groups of 4 bytes of u8(x)·s8(y), as <8P x i32> (init may
+ * be NULL for zero). VNNI accumulates into init for free. */
+static LLVMValueRef dot_u8s8_acc(cg *g, i8ctx *x, LLVMValueRef init, LLVMValueRef u, LLVMValueRef q)
 {
     int nb = 32 * x->P;
     if (x->vnni) {
-        LLVMValueRef args[3] = {LLVMConstNull(x->vi32s), as_i32(g, u, nb), as_i32(g, q, nb)};
+        LLVMValueRef args[3] = {init ? init : LLVMConstNull(x->vi32s), as_i32(g, u, nb), as_i32(g, q, nb)};
         return intrinsic(g, x->P == 2 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256", NULL, 0,
                          args, 3);
     }
@@ -672,8 +673,14 @@ static LLVMValueRef dot_u8s8(cg *g, i8ctx *x, LLVMValueRef u, LLVMValueRef q)
         for (int i = 0; i < 16; i++)
             ones[i] = LLVMConstInt(g->i16, 1, 0);
         LLVMValueRef a2[2] = {w16, LLVMConstVector(ones, 16)};
-        return intrinsic(g, "llvm.x86.avx2.pmadd.wd", NULL, 0, a2, 2);
+        LLVMValueRef r = intrinsic(g, "llvm.x86.avx2.pmadd.wd", NULL, 0, a2, 2);
+        return init ? LLVMBuildAdd(g->b, init, r, "") : r;
     }
+}
+
+static LLVMValueRef dot_u8s8(cg *g, i8ctx *x, LLVMValueRef u, LLVMValueRef q)
+{
+    return dot_u8s8_acc(g, x, NULL, u, q);
 }
 
 /* Weight bytes of one step: P chunks' codes, <32P x i8> in k order. */
@@ -706,7 +713,7 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
 {
     const qkc_klayout *L = g->L;
     int nb = 32 * x->P;
-    LLVMValueRef q[8], qabs[8], qsumf[8], qsumi[8], d[8][2];
+    LLVMValueRef q[8], qabs[8], qsumf[8], qsumi[8], qcorr[8], d[8][2];
     /* A correction cc·Σq with cc a compile-time integer is subtracted in
      * int32, exactly; a per-chunk zero goes through the float FMA. */
     int int_cc = x->mode == I8_TABLE ? 128 : x->mode == I8_DIRECT && L->zero == QKC_KF_NONE ? L->zero_const : 0;
@@ -728,6 +735,12 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
         if (need_qsum) {
             qsumi[i] = dot_u8s8(g, x, cbytes(g, ones, nb), q[i]);
             qsumf[i] = LLVMBuildSIToFP(g->b, qsumi[i], x->vfs, "");
+            if (int_cc) {
+                LLVMValueRef ccv[16];
+                for (int l = 0; l < x->lanes; l++)
+                    ccv[l] = i32c(g, -int_cc);
+                qcorr[i] = LLVMBuildMul(g->b, qsumi[i], LLVMConstVector(ccv, (unsigned)x->lanes), "");
+            }
         }
         for (int p = 0; p < x->P; p++) {
             LLVMValueRef si = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, x->a_scales_ld, ""),
@@ -779,13 +792,8 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
                 LLVMValueRef signed_w = intrinsic(g, "llvm.x86.avx2.psign.b", NULL, 0, sargs, 2);
                 prod = dot_u8s8(g, x, qabs[i], signed_w);
             } else {
-                prod = dot_u8s8(g, x, w, q[i]);
-                if (int_cc) {
-                    LLVMValueRef ccv[16];
-                    for (int l = 0; l < x->lanes; l++)
-                        ccv[l] = i32c(g, int_cc);
-                    prod = LLVMBuildSub(g->b, prod, LLVMBuildMul(g->b, qsumi[i], LLVMConstVector(ccv, (unsigned)x->lanes), ""), "");
-                }
+                /* Σ q·u − cc·Σq: the correction is the accumulator's start. */
+                prod = dot_u8s8_acc(g, x, int_cc ? qcorr[i] : NULL, w, q[i]);
             }
             for (int p = 0; p < x->P; p++) {
                 sd[p] = LLVMBuildFMul(g->b, s[p], d[i][p], "");
