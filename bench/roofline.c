@@ -163,7 +163,15 @@ __attribute__((target("avx512f"))) static uint64_t sum_avx512(const unsigned cha
     }
     a0 = _mm512_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)),
                           _mm512_add_epi64(_mm512_add_epi64(a4, a5), _mm512_add_epi64(a6, a7)));
-    return (uint64_t)_mm512_reduce_add_epi64(a0) + sum_generic(p + i, bytes - i);
+    {
+        /* Reduce in unsigned arithmetic: the sum is only a sink for the
+         * loads, and wraps by design (the reduce intrinsic adds signed). */
+        uint64_t lanes[8], t = 0;
+        _mm512_storeu_si512((void *)lanes, a0);
+        for (int l = 0; l < 8; l++)
+            t += lanes[l];
+        return t + sum_generic(p + i, bytes - i);
+    }
 }
 
 /* p is 32-byte aligned. 8 accumulators: 256 bytes per turn. */
@@ -358,7 +366,14 @@ __attribute__((target("avx512f,avx512vnni"))) static double vnni_item_avx512(con
     __m512i s = _mm512_setzero_si512();
     CHAIN16(SUM)
 #undef SUM
-    return (double)_mm512_reduce_add_epi32(s);
+    {
+        /* Unsigned lane sum: the count is a sink, wrapping is fine. */
+        uint32_t lanes[16], t = 0;
+        _mm512_storeu_si512((void *)lanes, s);
+        for (int l = 0; l < 16; l++)
+            t += lanes[l];
+        return (double)t;
+    }
 }
 
 /* Four independent vpmaddubsw -> vpmaddwd -> vpaddd sequences per turn,

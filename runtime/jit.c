@@ -183,9 +183,11 @@ static qkc_status build_module(qkc_context *ctx, const qkc_spec *spec, const pla
         return qkc_fail_diag(ctx, &diag);
     }
     {
-        char *dl = LLVMCopyStringRepOfTargetData(LLVMCreateTargetDataLayout(tm));
+        LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+        char *dl = LLVMCopyStringRepOfTargetData(td);
         LLVMSetDataLayout(*mod, dl);
         LLVMDisposeMessage(dl);
+        LLVMDisposeTargetData(td);
     }
     if (qkc_llvm_optimize(*mod, tm, &diag)) {
         LLVMDisposeModule(*mod);
