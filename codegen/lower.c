@@ -637,6 +637,7 @@ struct i8ctx {
     int P;      /* chunks per step: 1 (256-bit) or 2 (512-bit) */
     int lanes;  /* i32/f32 lanes per step: 8P */
     int vnni;
+    int vbmi_unpack; /* 4-bit codes of two adjacent records via vpermb */
     LLVMTypeRef vbytes, vi32s, vfs; /* <32P x i8>, <8P x i32>, <8P x float> */
     LLVMValueRef a_scales, a_scales_ld;
 };
@@ -694,6 +695,38 @@ static LLVMValueRef step_codes(cg *g, i8ctx *x, LLVMValueRef *chunks, int presen
     for (int i = 0; i < 64; i++)
         idx[i] = i32c(g, i);
     return LLVMBuildShuffleVector(g->b, parts[0], parts[1], LLVMConstVector(idx, 64), "");
+}
+
+/* Two adjacent 4-bit chunk records with VBMI: one masked 64-byte load
+ * (it never touches bytes past the second record), one vpermb placing
+ * [codes0, codes0, codes1, codes1], one vpsrlvw shifting the second copy of
+ * each by 4, one and: 64 nibbles in k order. */
+static LLVMValueRef step_codes_vbmi(cg *g, i8ctx *x, LLVMValueRef rec0)
+{
+    const qkc_klayout *L = g->L;
+    int span = L->chunk_bytes + L->code_off + 16;
+    LLVMValueRef mask[64], idx[64], sh[32], bytes, perm, words;
+    LLVMTypeRef v64 = LLVMVectorType(g->i8, 64), v32w = LLVMVectorType(g->i16, 32);
+    uint8_t fifteen[64];
+    (void)x;
+    for (int i = 0; i < 64; i++) {
+        mask[i] = LLVMConstInt(g->i1, i < span, 0);
+        idx[i] = LLVMConstInt(g->i8, (unsigned)((i < 32 ? L->code_off : L->chunk_bytes + L->code_off) + (i % 16)), 0);
+    }
+    for (int i = 0; i < 32; i++)
+        sh[i] = LLVMConstInt(g->i16, (i / 8) % 2 ? 4 : 0, 0);
+    {
+        LLVMTypeRef ov[2] = {v64, g->ptr};
+        LLVMValueRef args[4] = {rec0, i32c(g, 1), LLVMConstVector(mask, 64), LLVMConstNull(v64)};
+        bytes = intrinsic(g, "llvm.masked.load", ov, 2, args, 4);
+    }
+    {
+        LLVMValueRef args[2] = {bytes, LLVMConstVector(idx, 64)};
+        perm = intrinsic(g, "llvm.x86.avx512.permvar.qi.512", NULL, 0, args, 2);
+    }
+    words = LLVMBuildLShr(g->b, LLVMBuildBitCast(g->b, perm, v32w, ""), LLVMConstVector(sh, 32), "");
+    memset(fifteen, 15, sizeof fifteen);
+    return LLVMBuildAnd(g->b, LLVMBuildBitCast(g->b, words, v64, ""), cbytes(g, fifteen, 64), "");
 }
 
 /* A vector of 8P lanes holding v[p] in lanes [8p, 8p+8). */
@@ -770,7 +803,7 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
                     cc[p] = LLVMBuildFAdd(g->b, cc[p], chunk_field_f32(g, chunks[p], L->zero, L->zero_off), "");
             }
         }
-        w = step_codes(g, x, chunks, present);
+        w = (x->vbmi_unpack && present == 2) ? step_codes_vbmi(g, x, chunks[0]) : step_codes(g, x, chunks, present);
         if (L->decode == QKC_KDEC_TABLE) {
             /* vpshufb: 16-byte table in every 128-bit lane. */
             uint8_t tb[64];
@@ -912,6 +945,8 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
         if (x8.mode != I8_NONE) {
             x8.vnni = (t->features & QKC_FEAT_AVX512_VNNI) && (t->features & QKC_FEAT_AVX512VL);
             x8.P = (x8.vnni && s->vector_bits == 512) ? 2 : 1;
+            x8.vbmi_unpack = x8.P == 2 && L->code_bits == 4 && (t->features & QKC_FEAT_AVX512_VBMI) &&
+                             L->chunk_bytes + L->code_off + 16 <= 64;
             x8.lanes = 8 * x8.P;
             x8.vbytes = LLVMVectorType(g.i8, (unsigned)(32 * x8.P));
             x8.vi32s = LLVMVectorType(g.i32, (unsigned)x8.lanes);

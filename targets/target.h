@@ -23,7 +23,8 @@ enum {
     QKC_FEAT_AVX512_VNNI = 1u << 8,
     QKC_FEAT_AVX512_BF16 = 1u << 9,
     QKC_FEAT_AVX512_FP16 = 1u << 10,
-    QKC_FEAT_AVX_VNNI = 1u << 11
+    QKC_FEAT_AVX_VNNI = 1u << 11,
+    QKC_FEAT_AVX512_VBMI = 1u << 12
 };
 
 typedef struct qkc_target {

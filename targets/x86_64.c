@@ -4,7 +4,9 @@
  * ISA assumptions: every target has SSE4.2; "x86_64-avx2" adds AVX2, FMA
  * and F16C and uses 256-bit vectors; "x86_64-avx512" adds AVX-512
  * F/BW/VL/DQ and uses 512-bit vectors; "x86_64-avx512-vnni" adds
- * AVX512_VNNI (vpdpbusd on zmm for the int8 path). "host" is the machine
+ * AVX512_VNNI (vpdpbusd on zmm for the int8 path). AVX512_VBMI (vpermb)
+ * is used when the host has it (unpacking two 4-bit chunks at once in the
+ * int8 path); no named target requires it. "host" is the machine
  * we run on, with exactly its features. Kernels compiled for a named
  * target get that target's generic CPU (x86-64-v3 / x86-64-v4) and an
  * explicit feature list, so LLVM never uses an instruction the target
@@ -42,6 +44,7 @@ static const struct {
     {QKC_FEAT_AVX512VL, "avx512vl", "avx512vl"}, {QKC_FEAT_AVX512DQ, "avx512dq", "avx512dq"},
     {QKC_FEAT_AVX512_VNNI, "avx512_vnni", "avx512vnni"}, {QKC_FEAT_AVX512_BF16, "avx512_bf16", "avx512bf16"},
     {QKC_FEAT_AVX512_FP16, "avx512_fp16", "avx512fp16"}, {QKC_FEAT_AVX_VNNI, "avx_vnni", "avxvnni"},
+    {QKC_FEAT_AVX512_VBMI, "avx512_vbmi", "avx512vbmi"},
 };
 
 int qkc_target_count(void)
@@ -85,6 +88,8 @@ uint32_t qkc_target_host_features(void)
         f |= QKC_FEAT_AVX512_FP16;
     if (__builtin_cpu_supports("avxvnni"))
         f |= QKC_FEAT_AVX_VNNI;
+    if (__builtin_cpu_supports("avx512vbmi"))
+        f |= QKC_FEAT_AVX512_VBMI;
     /* F16C has no __builtin_cpu_supports name in every GCC; every CPU with
      * AVX2 and FMA that qkc targets has it (Haswell and later, Zen). */
     if (f & QKC_FEAT_AVX2)
@@ -119,7 +124,7 @@ static void llvm_feature_string(uint32_t features, char *buf, size_t size)
     /* Parts of x86-64-v4 qkc does not describe: keep them off unless the
      * AVX-512 base is on, so an AVX2 target can never emit them. */
     if (!(features & QKC_FEAT_AVX512F))
-        snprintf(buf + n, n < size ? size - n : 0, ",-avx512cd,-avx512ifma,-avx512vbmi,-avx512vbmi2,-avx512bitalg,"
+        snprintf(buf + n, n < size ? size - n : 0, ",-avx512cd,-avx512ifma,-avx512vbmi2,-avx512bitalg,"
                                                    "-avx512vpopcntdq");
 }
 
@@ -146,7 +151,7 @@ qkc_status qkc_target_resolve(const char *name, int require_host, qkc_target *ou
         /* The host: its exact features, with the generic CPU of its level. */
         fill(out, "host", (host & QKC_FEAT_AVX512F) ? "x86-64-v4" : "x86-64-v3",
              host & (BASE_AVX512 | QKC_FEAT_AVX512_VNNI | QKC_FEAT_AVX512_BF16 | QKC_FEAT_AVX512_FP16 |
-                     QKC_FEAT_AVX_VNNI));
+                     QKC_FEAT_AVX_VNNI | QKC_FEAT_AVX512_VBMI));
         return QKC_OK;
     }
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {

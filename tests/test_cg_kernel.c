@@ -126,6 +126,7 @@ static outcome run_case_m(qkc_context *ctx, const char *target, const char *weig
                 o.failed = 1;
             } else {
                 const qkc_tol_kernel *tol = qkc_tol_kernel_for(info.compute_type, info.out_type);
+                int mant = !strcmp(info.out_type, "f16") ? 10 : 7, ulp_fail = 0;
                 for (int64_t i = 0; i < m * n; i++) {
                     double x = out_value(info.out_type, c, i), y = out_value(info.out_type, cr, i), d = x - y;
                     if (isnan(x) != isnan(y))
@@ -136,7 +137,22 @@ static outcome run_case_m(qkc_context *ctx, const char *target, const char *weig
                     ref += y * y;
                     maxerr = fmax(maxerr, fabs(d));
                     maxref = fmax(maxref, fabs(y));
+                    if (tol->max_ulps && !isnan(y)) {
+                        /* one ulp of the larger magnitude, in the output type */
+                        int e;
+                        double big = fmax(fabs(x), fabs(y));
+                        frexp(big, &e);
+                        double ulp = ldexp(1.0, (e - 1) - mant);
+                        double tiny = ldexp(1.0, !strcmp(info.out_type, "f16") ? -24 : -133);
+                        if (fabs(d) > tol->max_ulps * fmax(ulp, tiny) && !ulp_fail) {
+                            print_error("%s: element %lld is %.9g, the reference %.9g: more than %d ulp apart\n", name,
+                                        (long long)i, x, y, tol->max_ulps);
+                            ulp_fail = 1;
+                        }
+                    }
                 }
+                if (ulp_fail)
+                    o.failed = 1;
                 if (c[m * n * c_el] != 0xEE) {
                     print_error("%s: the kernel wrote past C\n", name);
                     o.failed = 1;
@@ -187,7 +203,9 @@ static void test_every_format(void **state)
     const qkc_tol_roundtrip *tab = qkc_tol_roundtrip_table(&count);
     const char *tg[2];
     int ntg = targets(tg), failures = 0, ran = 0;
-    int full = getenv("QKC_SWEEP") && !strcmp(getenv("QKC_SWEEP"), "full");
+    /* A selected case (QKC_CASE) may come from either grid: search both. */
+    int full = (getenv("QKC_SWEEP") && !strcmp(getenv("QKC_SWEEP"), "full")) ||
+               (getenv("QKC_CASE") && *getenv("QKC_CASE"));
     qkc_context *ctx;
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
     for (size_t f = 0; f < count; f++) {
