@@ -72,9 +72,9 @@ const qkc_tol_roundtrip *qkc_tol_roundtrip_table(size_t *count)
 #include <string.h>
 
 static const qkc_tol_kernel kernel[] = {
-    {"*", "f32", 1e-10, 1e-4, 0},
-    {"*", "f16", 0x1p-22, 1.0, 1},
-    {"*", "bf16", 0x1p-16, 1.0, 1},
+    {"*", "f32", 1e-10, 1e-4, 0, 8.0},
+    {"*", "f16", 0x1p-22, 1.0, 1, 8.0},
+    {"*", "bf16", 0x1p-16, 1.0, 1, 8.0},
 };
 
 const qkc_tol_kernel *qkc_tol_kernel_for(const char *compute, const char *out)

@@ -36,9 +36,17 @@ const qkc_tol_roundtrip *qkc_tol_roundtrip_table(size_t *count);
 typedef struct qkc_tol_kernel {
     const char *compute; /* "*" matches any */
     const char *out;
-    double max_nmse;     /* sum (c - ref)^2 / sum ref^2 */
+    double max_nmse;     /* sum (c - ref)^2 / sum ref^2, over >= QKC_TOL_MIN_OUTPUTS outputs */
     double max_abs_rel;  /* max |c - ref| / max |ref| (f32 output) */
     int max_ulps;        /* per element, in the output type (0: not used) */
+    /* Per element, |c - ref| <= cond_factor * sqrt(K) * 2^-24 * sum_k |a_k w_k|:
+     * the error of an f32 sum of K terms is bounded relative to the sum of
+     * their magnitudes, not to the (possibly cancelling) result. */
+    double cond_factor;
 } qkc_tol_kernel;
+
+/* NMSE is a statistic: below this many outputs one cancelling sum would
+ * dominate it, and the per-element bounds decide alone. */
+#define QKC_TOL_MIN_OUTPUTS 256
 
 const qkc_tol_kernel *qkc_tol_kernel_for(const char *compute, const char *out);
