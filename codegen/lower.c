@@ -331,7 +331,11 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
 {
     const qkc_klayout *L = g->L;
     LLVMValueRef a[8][4], asum[8] = {0};
-    int need_asum = g->factorized && L->decode == QKC_KDEC_AFFINE &&
+    /* Factorising saves per-weight work for one activation row; with
+     * several rows, dequantizing once per weight row and sharing it across
+     * the rows costs fewer FMAs (2 instead of 4 per chunk and row). */
+    int factorized = g->factorized && T->tm == 1;
+    int need_asum = factorized && L->decode == QKC_KDEC_AFFINE &&
                     (L->zero_const || L->zero != QKC_KF_NONE || L->min != QKC_KF_NONE);
 
     for (int i = 0; i < T->tm; i++) {
@@ -365,7 +369,7 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
         for (int sub = 0; sub < g->S; sub++)
             val[sub] = code_value(g, subvec(g, codes, sub));
 
-        if (g->factorized) {
+        if (factorized) {
             /* Σ a·v over the chunk, then scale, zero and minimum once. */
             LLVMValueRef negz = NULL, vs = s ? splat(g, s, g->V) : NULL;
             if (L->decode == QKC_KDEC_AFFINE && (L->zero_const || z)) {
