@@ -750,7 +750,7 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
 {
     const qkc_klayout *L = g->L;
     int nb = 32 * x->P;
-    LLVMValueRef q[8], qabs[8], qsumf[8], qsumi[8], qcorr[8], d[8][2];
+    LLVMValueRef q[8], qabs[8], qsumf[8], qsumi[8], qcorr[8], d[8][2], dvec[8];
     /* A correction cc·Σq with cc a compile-time integer is subtracted in
      * int32, exactly; a per-chunk zero goes through the float FMA. */
     int int_cc = x->mode == I8_TABLE ? 128 : x->mode == I8_DIRECT && L->zero == QKC_KF_NONE ? L->zero_const : 0;
@@ -786,6 +786,7 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
             d[i][p] = p < present ? load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, x->a_scales, &si, 1, ""), 4)
                                   : f32c(g, 0.0);
         }
+        dvec[i] = per_chunk_vec(g, x, d[i]);
     }
     for (int j = 0; j < T->tn; j++) {
         LLVMValueRef rowoff = LLVMBuildMul(g->b, T->nrow[j], i64c(g, (int64_t)L->row_bytes), "");
@@ -822,8 +823,18 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
             memset(flip, 0x80, sizeof flip);
             w = LLVMBuildXor(g->b, w, cbytes(g, flip, nb), ""); /* u - 128 as s8 */
         }
+        /* Per-lane scale vectors: s once per weight row, d once per
+         * activation row (dvec), so each (row, column) pair costs one
+         * multiply and one FMA. */
+        LLVMValueRef svec = per_chunk_vec(g, x, s), cvec = NULL;
+        if (need_coef) {
+            LLVMValueRef c0[2];
+            for (int p = 0; p < x->P; p++)
+                c0[p] = LLVMBuildFSub(g->b, mn[p], LLVMBuildFMul(g->b, cc[p], s[p], ""), "");
+            cvec = per_chunk_vec(g, x, c0);
+        }
         for (int i = 0; i < T->tm; i++) {
-            LLVMValueRef prod, sd[2], coef[2], acc = load(g, x->vfs, T->acc[i][j], 64);
+            LLVMValueRef prod, acc = load(g, x->vfs, T->acc[i][j], 64);
             if (x->mode == I8_SIGNED) {
                 LLVMValueRef sargs[2] = {w, q[i]};
                 LLVMValueRef signed_w = intrinsic(g, "llvm.x86.avx2.psign.b", NULL, 0, sargs, 2);
@@ -832,14 +843,9 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
                 /* Σ q·u − cc·Σq: the correction is the accumulator's start. */
                 prod = dot_u8s8_acc(g, x, int_cc ? qcorr[i] : NULL, w, q[i]);
             }
-            for (int p = 0; p < x->P; p++) {
-                sd[p] = LLVMBuildFMul(g->b, s[p], d[i][p], "");
-                coef[p] = LLVMBuildFMul(g->b, LLVMBuildFSub(g->b, mn[p], LLVMBuildFMul(g->b, cc[p], s[p], ""), ""),
-                                        d[i][p], "");
-            }
-            acc = fma_v(g, LLVMBuildSIToFP(g->b, prod, x->vfs, ""), per_chunk_vec(g, x, sd), acc);
+            acc = fma_v(g, LLVMBuildFMul(g->b, LLVMBuildSIToFP(g->b, prod, x->vfs, ""), svec, ""), dvec[i], acc);
             if (need_coef)
-                acc = fma_v(g, qsumf[i], per_chunk_vec(g, x, coef), acc);
+                acc = fma_v(g, LLVMBuildFMul(g->b, qsumf[i], cvec, ""), dvec[i], acc);
             LLVMBuildStore(g->b, acc, T->acc[i][j]);
         }
     }
