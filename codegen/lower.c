@@ -42,6 +42,7 @@ typedef struct cg {
     LLVMValueRef a, w, bias, c, lda, ldc, m, n_begin, n_end;
     LLVMValueRef table_lo, table_hi; /* TABLE: 16 (or 2x8) float constants */
     struct i8ctx *x8;                /* the int8 dot-product path, or NULL */
+    int affine_table; /* 4-bit affine codes decode by table {i - zero_const} */
 } cg;
 
 /* ---------------------------------------------------------------- helpers */
@@ -244,7 +245,7 @@ static LLVMValueRef code_value(cg *g, LLVMValueRef codes_sub)
     }
     ci = LLVMBuildZExt(g->b, codes_sub, g->vi32, "");
     switch (L->decode) {
-    case QKC_KDEC_AFFINE: return LLVMBuildSIToFP(g->b, ci, g->vf, "");
+    case QKC_KDEC_AFFINE: return g->affine_table ? lookup16(g, ci) : LLVMBuildSIToFP(g->b, ci, g->vf, "");
     case QKC_KDEC_TABLE: return lookup16(g, ci);
     case QKC_KDEC_FP8E4M3: return fp8_to_f32(g, ci, 0);
     case QKC_KDEC_FP8E5M2: return fp8_to_f32(g, ci, 1);
@@ -335,8 +336,9 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
      * several rows, dequantizing once per weight row and sharing it across
      * the rows costs fewer FMAs (2 instead of 4 per chunk and row). */
     int factorized = g->factorized && T->tm == 1;
+    int zc = g->affine_table ? 0 : L->zero_const; /* the table already subtracts it */
     int need_asum = factorized && L->decode == QKC_KDEC_AFFINE &&
-                    (L->zero_const || L->zero != QKC_KF_NONE || L->min != QKC_KF_NONE);
+                    (zc || L->zero != QKC_KF_NONE || L->min != QKC_KF_NONE);
 
     for (int i = 0; i < T->tm; i++) {
         for (int sub = 0; sub < g->S; sub++)
@@ -372,8 +374,8 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
         if (factorized) {
             /* Σ a·v over the chunk, then scale, zero and minimum once. */
             LLVMValueRef negz = NULL, vs = s ? splat(g, s, g->V) : NULL;
-            if (L->decode == QKC_KDEC_AFFINE && (L->zero_const || z)) {
-                negz = f32c(g, -(double)L->zero_const);
+            if (L->decode == QKC_KDEC_AFFINE && (zc || z)) {
+                negz = f32c(g, -(double)zc);
                 if (z)
                     negz = LLVMBuildFSub(g->b, negz, z, "");
                 negz = splat(g, negz, g->V);
@@ -393,8 +395,8 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
             /* Exact dequantization, rounding to the compute type, FMA. */
             for (int sub = 0; sub < g->S; sub++) {
                 LLVMValueRef x = val[sub];
-                if (L->decode == QKC_KDEC_AFFINE && (L->zero_const || z)) {
-                    LLVMValueRef zz = f32c(g, (double)L->zero_const);
+                if (L->decode == QKC_KDEC_AFFINE && (zc || z)) {
+                    LLVMValueRef zz = f32c(g, (double)zc);
                     if (z)
                         zz = LLVMBuildFAdd(g->b, zz, z, "");
                     x = LLVMBuildFSub(g->b, x, splat(g, zz, g->V), "");
@@ -966,10 +968,14 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
             g.x8 = &x8;
         }
     }
-    if (L->decode == QKC_KDEC_TABLE) {
+    /* 4-bit affine codes on the float path: a 16-entry table lookup is one
+     * permute where a conversion plus a zero-point FMA would be two
+     * operations; the values i - zero_const are exact in f32. */
+    g.affine_table = L->decode == QKC_KDEC_AFFINE && L->code_bits == 4 && !g.x8;
+    if (L->decode == QKC_KDEC_TABLE || g.affine_table) {
         LLVMValueRef e[16];
         for (int i = 0; i < 16; i++)
-            e[i] = f32c(&g, L->table[i]);
+            e[i] = f32c(&g, g.affine_table ? (double)(i - L->zero_const) : L->table[i]);
         if (g.V == 16) {
             g.table_lo = LLVMConstVector(e, 16);
         } else {
