@@ -528,6 +528,25 @@ static void store_out(cg *g, LLVMValueRef v, LLVMValueRef m, LLVMValueRef n)
     }
 }
 
+/* The end of a tile: reduce each accumulator (vectors of type acc_ty),
+ * add the bias, apply the activation, convert and store. */
+static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
+{
+    for (int i = 0; i < T->tm; i++)
+        for (int j = 0; j < T->tn; j++) {
+            LLVMValueRef acc = load(g, acc_ty, T->acc[i][j], 64);
+            LLVMValueRef args[2] = {f32c(g, 0.0), acc};
+            LLVMTypeRef ov = acc_ty;
+            LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
+            LLVMValueRef n = T->nrow[j];
+            LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+            if (g->mm->bias == QKC_BIAS_F32)
+                sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
+            sum = activation(g, sum);
+            store_out(g, sum, LLVMBuildAdd(g->b, T->m0, i64c(g, i), ""), n);
+        }
+}
+
 static void emit_tile(cg *g, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
 {
     tile T;
@@ -549,19 +568,7 @@ static void emit_tile(cg *g, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
     }
     if (tail)
         emit_chunk(g, &T, i64c(g, full), tail);
-    for (int i = 0; i < tm; i++)
-        for (int j = 0; j < tn; j++) {
-            LLVMValueRef acc = load(g, g->vf, T.acc[i][j], 64);
-            LLVMValueRef args[2] = {f32c(g, 0.0), acc};
-            LLVMTypeRef ov = g->vf;
-            LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
-            LLVMValueRef n = T.nrow[j];
-            LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
-            if (g->mm->bias == QKC_BIAS_F32)
-                sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
-            sum = activation(g, sum);
-            store_out(g, sum, LLVMBuildAdd(g->b, m0, i64c(g, i), ""), n);
-        }
+    emit_epilogue(g, &T, g->vf);
 }
 
 typedef struct mloop_ctx {
@@ -881,19 +888,7 @@ static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef
     emit_loop(g, i64c(g, 0), i64c(g, full), 1, int8_step_body, &it);
     if (rest)
         emit_step_int8(g, x, &T, i64c(g, full), rest);
-    for (int i = 0; i < tm; i++)
-        for (int j = 0; j < tn; j++) {
-            LLVMValueRef acc = load(g, x->vfs, T.acc[i][j], 64);
-            LLVMValueRef args[2] = {f32c(g, 0.0), acc};
-            LLVMTypeRef ov = x->vfs;
-            LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
-            LLVMValueRef n = T.nrow[j];
-            LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
-            if (g->mm->bias == QKC_BIAS_F32)
-                sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
-            sum = activation(g, sum);
-            store_out(g, sum, LLVMBuildAdd(g->b, m0, i64c(g, i), ""), n);
-        }
+    emit_epilogue(g, &T, x->vfs);
 }
 
 qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t,

@@ -94,6 +94,22 @@ qkc_status qkc_weights_bytes(qkc_context *ctx, const qkc_spec *spec, size_t *byt
     return QKC_OK;
 }
 
+/* The checks qkc_quantize and qkc_dequantize share: pointers, the row
+ * stride of the f32 matrix and the size of the blob buffer. */
+static qkc_status check_weight_args(qkc_context *ctx, const char *fn, const char *blob_name, const qkc_spec *spec,
+                                    const float *w, const void *blob, int64_t ldw, size_t blob_bytes)
+{
+    if (!spec || !w || !blob)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (ldw < spec->mm.k)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "%s: ldw=%lld is less than k=%lld", fn, (long long)ldw,
+                        (long long)spec->mm.k);
+    if (blob_bytes < spec->layout.total)
+        return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL, "%s: %s holds %zu bytes, the weights need %llu", fn, blob_name,
+                        blob_bytes, (unsigned long long)spec->layout.total);
+    return QKC_OK;
+}
+
 typedef qkc_status (*quantize_fn)(const qkc_ref_weights *, const float *, int64_t, uint8_t *);
 typedef qkc_status (*dequantize_fn)(const qkc_ref_weights *, const uint8_t *, float *, int64_t);
 
@@ -115,17 +131,12 @@ qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, 
     quantize_fn q;
     dequantize_fn d;
     qkc_ref_weights rw;
+    qkc_status st;
     if (!ctx)
         return QKC_ERR_INVALID_ARGUMENT;
-    if (!spec || !w || !dst)
-        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_quantize: NULL argument");
+    if ((st = check_weight_args(ctx, "qkc_quantize", "dst", spec, w, dst, ldw, dst_bytes)))
+        return st;
     mm = &spec->mm;
-    if (ldw < mm->k)
-        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_quantize: ldw=%lld is less than k=%lld", (long long)ldw,
-                        (long long)mm->k);
-    if (dst_bytes < spec->layout.total)
-        return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL, "qkc_quantize: dst holds %zu bytes, the weights need %llu",
-                        dst_bytes, (unsigned long long)spec->layout.total);
     for (int64_t r = 0; r < mm->n; r++)
         for (int64_t i = 0; i < mm->k; i++)
             if (!isfinite(w[r * ldw + i]))
@@ -149,17 +160,12 @@ qkc_status qkc_dequantize(qkc_context *ctx, const qkc_spec *spec, const void *sr
     quantize_fn q;
     dequantize_fn d;
     qkc_ref_weights rw;
+    qkc_status st;
     if (!ctx)
         return QKC_ERR_INVALID_ARGUMENT;
-    if (!spec || !src || !w)
-        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_dequantize: NULL argument");
+    if ((st = check_weight_args(ctx, "qkc_dequantize", "src", spec, w, src, ldw, src_bytes)))
+        return st;
     mm = &spec->mm;
-    if (ldw < mm->k)
-        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_dequantize: ldw=%lld is less than k=%lld", (long long)ldw,
-                        (long long)mm->k);
-    if (src_bytes < spec->layout.total)
-        return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL, "qkc_dequantize: src holds %zu bytes, the weights need %llu",
-                        src_bytes, (unsigned long long)spec->layout.total);
     rw.ctx = ctx;
     rw.format = &mm->w;
     rw.layout = &spec->layout;

@@ -41,17 +41,6 @@ static uint32_t rd_code(const uint8_t *p, int bytes)
     return bytes == 1 ? p[0] : bytes == 2 ? qkc_rd16(p) : qkc_rd32(p);
 }
 
-/* A GPTQ field: `bits` at bit `pos` of a stream of 32-bit words (word r at
- * base + r·stride); 3-bit fields may cross into the next word. */
-static uint32_t stream_field(const uint8_t *base, uint64_t stride, uint64_t pos, unsigned bits)
-{
-    uint64_t r = pos / 32;
-    unsigned sh = (unsigned)(pos % 32);
-    uint32_t v = qkc_rd32(base + r * stride) >> sh;
-    if (sh + bits > 32)
-        v |= qkc_rd32(base + (r + 1) * stride) << (32 - sh);
-    return v & ((1u << bits) - 1u);
-}
 
 /* AWQ: column n of packed row r sits in nibble REV[n % 8] of word n / 8. */
 static uint32_t awq_nibble(const uint8_t *base, uint64_t words, uint64_t r, int64_t n)
@@ -314,7 +303,7 @@ static void read_gptq(pack_job *job, int64_t r)
     /* qweight is [K·bits/32][N]: row r of W is the bit stream down column r. */
     for (int64_t j = 0; j < job->k; j++) {
         int64_t col = job->perm ? job->perm[j] : j;
-        job->code[j] = stream_field(qweight + r * 4, n * 4, (uint64_t)col * bits, bits);
+        job->code[j] = qkc_stream_field(qweight + r * 4, n * 4, (uint64_t)col * bits, bits);
     }
     for (int64_t c = 0; c < job->L->chunks_per_row; c++) {
         int64_t col = c * job->L->chunk;
@@ -322,7 +311,7 @@ static void read_gptq(pack_job *job, int64_t r)
         if (job->perm)
             col = job->perm[col];
         g = job->gidx ? job->gidx[col] : col / G;
-        job->zero[c] = (int32_t)stream_field(qzeros + (uint64_t)g * zero_words * 4, 4, (uint64_t)r * bits, bits) + 1;
+        job->zero[c] = (int32_t)qkc_stream_field(qzeros + (uint64_t)g * zero_words * 4, 4, (uint64_t)r * bits, bits) + 1;
         job->scale[c] = qkc_rd16(scales + ((uint64_t)g * n + (uint64_t)r) * 2);
     }
 }

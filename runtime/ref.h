@@ -65,4 +65,19 @@ static inline void qkc_wr32(uint8_t *p, uint32_t v)
     p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
 }
 
+/* A `bits`-wide field at bit `pos` of a little-endian stream of 32-bit
+ * words, word r at base + r·stride. For 2/4/8 bits no field crosses a word;
+ * for 3 bits this is exactly GPTQ's 96-bit runs (field 10 takes bits 30–31
+ * of word 0 and bit 0 of word 1, field 21 bit 31 of word 1 and bits 0–1 of
+ * word 2). Used by the GPTQ codec and by the packer. */
+static inline uint32_t qkc_stream_field(const uint8_t *base, uint64_t stride, uint64_t pos, unsigned bits)
+{
+    uint64_t r = pos / 32;
+    unsigned sh = (unsigned)(pos % 32);
+    uint32_t v = qkc_rd32(base + r * stride) >> sh;
+    if (sh + bits > 32)
+        v |= qkc_rd32(base + (r + 1) * stride) << (32 - sh);
+    return v & ((1u << bits) - 1u);
+}
+
 #endif /* QKC_RUNTIME_REF_H */

@@ -17,22 +17,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/*
- * A `bits`-wide field at bit `pos` of a little-endian stream of 32-bit
- * words, word r at base + r·stride. For 2/4/8 bits no field crosses a word;
- * for 3 bits this is exactly GPTQ's 96-bit runs (field 10 takes bits 30–31
- * of word 0 and bit 0 of word 1, field 21 bit 31 of word 1 and bits 0–1 of
- * word 2).
- */
-static uint32_t get_field(const uint8_t *base, uint64_t stride, uint64_t pos, unsigned bits)
-{
-    uint64_t r = pos / 32;
-    unsigned sh = (unsigned)(pos % 32);
-    uint32_t v = qkc_rd32(base + r * stride) >> sh;
-    if (sh + bits > 32)
-        v |= qkc_rd32(base + (r + 1) * stride) << (32 - sh);
-    return v & ((1u << bits) - 1u);
-}
 
 /* OR a field into a zeroed stream (the quantizers clear the blob first). */
 static void put_field(uint8_t *base, uint64_t stride, uint64_t pos, unsigned bits, uint32_t v)
@@ -257,8 +241,8 @@ qkc_status qkc_ref_gptq_dequantize(const qkc_ref_weights *rw, const uint8_t *blo
     for (int64_t n = 0; n < rw->n; n++) {
         for (int64_t k = 0; k < rw->k; k++) {
             int64_t g = gidx ? (int64_t)(int32_t)qkc_rd32(gidx + k * 4) : k / s.G;
-            int32_t q = (int32_t)get_field(qweight + n * 4, (uint64_t)rw->n * 4, (uint64_t)k * s.bits, s.bits);
-            int32_t z = (int32_t)get_field(qzeros + (uint64_t)g * s.zero_words * 4, 4,
+            int32_t q = (int32_t)qkc_stream_field(qweight + n * 4, (uint64_t)rw->n * 4, (uint64_t)k * s.bits, s.bits);
+            int32_t z = (int32_t)qkc_stream_field(qzeros + (uint64_t)g * s.zero_words * 4, 4,
                                            (uint64_t)n * s.bits, s.bits) + 1;
             float scale = qkc_f16_to_f32(qkc_rd16(scales + ((uint64_t)g * (uint64_t)rw->n + (uint64_t)n) * 2));
             w[n * ldw + k] = scale * (float)(q - z);
