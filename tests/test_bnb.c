@@ -22,15 +22,7 @@
 #include "runtime/ref.h"
 #include "util/testutil.h"
 
-#define CHECK(name, cond, ...)                                                                 \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            print_error("case %s: ", (name));                                                  \
-            print_error(__VA_ARGS__);                                                          \
-            print_error("\n  rerun: QKC_CASE=%s ./test_bnb\n", (name));                        \
-            fail();                                                                            \
-        }                                                                                      \
-    } while (0)
+#define CHECK(name, cond, ...) QKC_CASE_CHECK("test_bnb", name, cond, __VA_ARGS__)
 
 /* One nf4_bnb matrix: format, layout, reference handle, blob. */
 typedef struct codec {

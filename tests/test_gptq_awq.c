@@ -22,15 +22,7 @@
 #include "runtime/ref.h"
 #include "util/testutil.h"
 
-#define CHECK(name, cond, ...)                                                                 \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            print_error("case %s: ", (name));                                                  \
-            print_error(__VA_ARGS__);                                                          \
-            print_error("\n  rerun: QKC_CASE=%s ./test_gptq_awq\n", (name));                   \
-            fail();                                                                            \
-        }                                                                                      \
-    } while (0)
+#define CHECK(name, cond, ...) QKC_CASE_CHECK("test_gptq_awq", name, cond, __VA_ARGS__)
 
 /* One gptq/awq matrix: format, layout, reference handle, zeroed blob. */
 typedef struct codec {

@@ -26,6 +26,18 @@ float qkc_rng_normal(qkc_rng *r);
  * selected (QKC_CASE unset or empty) or when `name` is the selected one. */
 int qkc_case_selected(const char *name);
 
+/* In a cmocka test: fail case `name` unless cond, printing the message and
+ * the command that reruns just that case in program `prog`. */
+#define QKC_CASE_CHECK(prog, name, cond, ...)                                                 \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            print_error("case %s: ", (name));                                                 \
+            print_error(__VA_ARGS__);                                                         \
+            print_error("\n  rerun: QKC_CASE=%s ./%s\n", (name), (prog));                     \
+            fail();                                                                           \
+        }                                                                                     \
+    } while (0)
+
 /* SHA-256 of a buffer, as 64 lowercase hex characters plus NUL. */
 void qkc_sha256_hex(const void *data, size_t len, char out[65]);
 
