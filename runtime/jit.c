@@ -353,9 +353,9 @@ qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_com
         return QKC_ERR_INVALID_ARGUMENT;
     if (!spec || !what || (!buf && size))
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: NULL argument");
-    if (strcmp(what, "asm") && strcmp(what, "llvm"))
-        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: '%s': expected asm or llvm", what);
-    asm_out = !strcmp(what, "asm");
+    if (strcmp(what, "asm") && strcmp(what, "llvm") && strcmp(what, "obj"))
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: '%s': expected asm, llvm or obj", what);
+    asm_out = !strcmp(what, "asm") ? 1 : !strcmp(what, "obj") ? 2 : 0;
     if ((st = make_plan(ctx, spec, options, 0, &p)))
         return st;
     llctx = LLVMContextCreate();
@@ -364,7 +364,7 @@ qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_com
         return st;
     }
     if (asm_out) {
-        st = qkc_llvm_emit(mod, tm, 1, &text, &len, &diag);
+        st = qkc_llvm_emit(mod, tm, asm_out == 1, &text, &len, &diag);
         if (st)
             qkc_fail_diag(ctx, &diag);
     } else {

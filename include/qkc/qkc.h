@@ -243,8 +243,10 @@ typedef struct qkc_kernel_info {
 
 qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out);
 
-/* Generated code of a kernel as text: "asm" or "llvm" (optimised IR).
- * Writes into buf like qkc_spec_print (needed receives the length). */
+/* Generated code of a kernel: "asm" (text), "llvm" (optimised IR, text) or
+ * "obj" (an ELF object, binary). The kernel's symbol is "qkc_kernel".
+ * Writes into buf like qkc_spec_print (needed receives the length; text is
+ * NUL-terminated). The target need not be this machine's. */
 qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
                            const char *what, char *buf, size_t size, size_t *needed);
 
