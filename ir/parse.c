@@ -236,7 +236,7 @@ qkc_status qkc_format_from_words(const char *word, size_t len, const char *optio
     f = qkc_preset_format(p);
     /* Options: ':'-separated words after the preset keyword. */
     {
-        const char *s = options, *end = options + olen;
+        const char *s = options, *end = options ? options + olen : NULL; /* no NULL + 0 */
         int seen_bits = 0;
         while (s && s < end) {
             const char *e = memchr(s, ':', (size_t)(end - s));

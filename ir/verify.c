@@ -72,6 +72,11 @@ static qkc_status verify_preset(const qkc_matmul *mm, qkc_diag *diag, qkc_key *b
         if (!(f->granularity == QKC_GRAN_GROUP || (channel_ok && f->granularity == QKC_GRAN_CHANNEL)))
             FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "w=%s needs group=SIZE%s, not group=%s", word,
                  channel_ok ? " or group=channel" : "", gran_text(f, g1, sizeof g1));
+        if (f->granularity == QKC_GRAN_GROUP && f->group < 1)
+            FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "group=%lld: a group holds at least one weight", (long long)f->group);
+        if (f->granularity == QKC_GRAN_GROUP && f->group > mm->k)
+            FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "group=%lld exceeds k=%lld%s", (long long)f->group,
+                 (long long)mm->k, channel_ok ? "; use group=channel for one group per row" : "");
         want.granularity = f->granularity;
         want.group = f->group;
     } else if (f->granularity != want.granularity || f->group != want.group) {

@@ -319,6 +319,10 @@ static const bad_case bad_cases[] = {
     {"matmul n=4 k=64 w=bf16 compute=int8", QKC_ERR_INVALID_SPEC, "1:32", "not integers"},
     {"matmul n=4 k=64 w=int4:x", QKC_ERR_PARSE, "1:19", "int4 takes no options"},
     {"matmul\n n=4\n k=64\n w=q4_0 group=16", QKC_ERR_INVALID_SPEC, "4:15", "fixes group=32"},
+    /* regressions found by fuzz_spec: a free preset group of 0 or beyond k */
+    {"matmul n=32 k=256 w=gptq:3:actorder group=0", QKC_ERR_INVALID_SPEC, "1:43", "group=0: a group holds at least one weight"},
+    {"matmul n=32 k=256 w=awq group=0", QKC_ERR_INVALID_SPEC, "1:31", "group=0: a group holds at least one weight"},
+    {"matmul n=32 k=256 w=gptq group=512", QKC_ERR_INVALID_SPEC, "1:32", "group=512 exceeds k=256; use group=channel"},
 };
 
 static void test_invalid_specs(void **state)
@@ -356,12 +360,26 @@ static void test_api_messages(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* Regression (found by fuzz_spec, UBSan): a preset without options made the
+ * option parser compute NULL + 0. */
+static void test_regression_preset_without_options_null_offset(void **state)
+{
+    (void)state;
+    qkc_format f;
+    qkc_diag d;
+    assert_int_equal(qkc_format_from_words("q4_0", 4, NULL, 0, &f, &d), QKC_OK);
+    assert_int_equal(f.preset, QKC_PRESET_Q4_0);
+    assert_int_equal(qkc_format_from_words("gptq", 4, NULL, 0, &f, &d), QKC_OK);
+    assert_int_equal(f.dtype, QKC_DTYPE_UINT4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_examples),       cmocka_unit_test(test_every_preset),
         cmocka_unit_test(test_random_roundtrip), cmocka_unit_test(test_invalid_specs),
         cmocka_unit_test(test_api_messages),
+        cmocka_unit_test(test_regression_preset_without_options_null_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
