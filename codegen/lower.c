@@ -165,6 +165,19 @@ static LLVMValueRef chunk_field_f32(cg *g, LLVMValueRef chunk, qkc_kfield kind, 
     }
 }
 
+/* A chunk field broadcast to `lanes` floats. An f16 field is broadcast as
+ * 16-bit lanes and converted as a vector (vpbroadcastw + vcvtph2ps: two
+ * instructions where a scalar convert and a broadcast take four). */
+static LLVMValueRef chunk_field_vec(cg *g, LLVMValueRef chunk, qkc_kfield kind, int off, int lanes)
+{
+    if (kind == QKC_KF_F16) {
+        LLVMValueRef h = load(g, g->i16, gep8(g, chunk, i64c(g, off)), 1);
+        LLVMValueRef v = LLVMBuildBitCast(g->b, splat(g, h, lanes), LLVMVectorType(g->f16, (unsigned)lanes), "");
+        return LLVMBuildFPExt(g->b, v, LLVMVectorType(g->f32, (unsigned)lanes), "");
+    }
+    return splat(g, chunk_field_f32(g, chunk, kind, off), lanes);
+}
+
 /* Codes of one chunk as C lanes: <C x i8> (4/8-bit), <C x i16>, <C x float>. */
 static LLVMValueRef chunk_codes(cg *g, LLVMValueRef chunk)
 {
@@ -362,7 +375,7 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
             intrinsic(g, "llvm.prefetch", &ov, 1, args, 4);
         }
         if (L->scale != QKC_KF_NONE)
-            s = chunk_field_f32(g, chunk, L->scale, L->scale_off);
+            s = factorized ? NULL : chunk_field_f32(g, chunk, L->scale, L->scale_off);
         if (L->min != QKC_KF_NONE)
             mn = chunk_field_f32(g, chunk, L->min, L->min_off);
         if (L->zero != QKC_KF_NONE)
@@ -373,7 +386,8 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
 
         if (factorized) {
             /* Σ a·v over the chunk, then scale, zero and minimum once. */
-            LLVMValueRef negz = NULL, vs = s ? splat(g, s, g->V) : NULL;
+            LLVMValueRef negz = NULL;
+            LLVMValueRef vs = L->scale != QKC_KF_NONE ? chunk_field_vec(g, chunk, L->scale, L->scale_off, g->V) : NULL;
             if (L->decode == QKC_KDEC_AFFINE && (zc || z)) {
                 negz = f32c(g, -(double)zc);
                 if (z)
