@@ -728,7 +728,7 @@ static LLVMValueRef step_codes(cg *g, i8ctx *x, LLVMValueRef *chunks, int presen
  * (it never touches bytes past the second record), one vpermb placing
  * [codes0, codes0, codes1, codes1], one vpsrlvw shifting the second copy of
  * each by 4, one and: 64 nibbles in k order. */
-static LLVMValueRef step_codes_vbmi(cg *g, i8ctx *x, LLVMValueRef rec0)
+static LLVMValueRef step_codes_vbmi(cg *g, i8ctx *x, LLVMValueRef rec0, LLVMValueRef *raw)
 {
     const qkc_klayout *L = g->L;
     int span = L->chunk_bytes + L->code_off + 16;
@@ -746,6 +746,7 @@ static LLVMValueRef step_codes_vbmi(cg *g, i8ctx *x, LLVMValueRef rec0)
         LLVMTypeRef ov[2] = {v64, g->ptr};
         LLVMValueRef args[4] = {rec0, i32c(g, 1), LLVMConstVector(mask, 64), LLVMConstNull(v64)};
         bytes = intrinsic(g, "llvm.masked.load", ov, 2, args, 4);
+        *raw = bytes;
     }
     {
         LLVMValueRef args[2] = {bytes, LLVMConstVector(idx, 64)};
@@ -831,7 +832,19 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
                     cc[p] = LLVMBuildFAdd(g->b, cc[p], chunk_field_f32(g, chunks[p], L->zero, L->zero_off), "");
             }
         }
-        w = (x->vbmi_unpack && present == 2) ? step_codes_vbmi(g, x, chunks[0]) : step_codes(g, x, chunks, present);
+        LLVMValueRef raw = NULL, svec_raw = NULL;
+        w = (x->vbmi_unpack && present == 2) ? step_codes_vbmi(g, x, chunks[0], &raw) : step_codes(g, x, chunks, present);
+        if (raw && L->scale == QKC_KF_F16 && L->scale_off % 2 == 0 && L->chunk_bytes % 2 == 0) {
+            /* Both f16 scales are in the bytes just loaded: one word
+             * permute and one conversion give the per-lane scale vector. */
+            LLVMValueRef sel[16];
+            for (int l = 0; l < 16; l++)
+                sel[l] = i32c(g, (l < 8 ? L->scale_off : L->chunk_bytes + L->scale_off) / 2);
+            LLVMValueRef words = LLVMBuildBitCast(g->b, raw, LLVMVectorType(g->i16, 32), "");
+            LLVMValueRef h = LLVMBuildShuffleVector(g->b, words, LLVMGetUndef(LLVMVectorType(g->i16, 32)),
+                                                    LLVMConstVector(sel, 16), "");
+            svec_raw = LLVMBuildFPExt(g->b, LLVMBuildBitCast(g->b, h, LLVMVectorType(g->f16, 16), ""), x->vfs, "");
+        }
         if (L->decode == QKC_KDEC_TABLE) {
             /* vpshufb: 16-byte table in every 128-bit lane. */
             uint8_t tb[64];
@@ -849,7 +862,7 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
         /* Per-lane scale vectors: s once per weight row, d once per
          * activation row (dvec), so each (row, column) pair costs one
          * multiply and one FMA. */
-        LLVMValueRef svec = per_chunk_vec(g, x, s), cvec = NULL;
+        LLVMValueRef svec = svec_raw ? svec_raw : per_chunk_vec(g, x, s), cvec = NULL;
         if (need_coef) {
             LLVMValueRef c0[2];
             for (int p = 0; p < x->P; p++)
