@@ -271,26 +271,43 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
              (unsigned long long)js->counter++);
     pthread_mutex_unlock(&js->lock);
     {
-        LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+        /* Generate the object here, with this compile's own target machine,
+         * so compiles on several threads run in parallel; ORC only links the
+         * object (its default IR compiler shares one target machine between
+         * threads, which is not safe for concurrent lookups). The object
+         * bytes are also what a disk cache stores. */
+        LLVMContextRef llctx = LLVMContextCreate();
         LLVMModuleRef mod;
+        LLVMTargetMachineRef tm;
         LLVMErrorRef err;
         LLVMOrcExecutorAddress addr = 0;
+        LLVMMemoryBufferRef objbuf;
+        char *obj = NULL;
+        size_t objlen = 0;
         qkc_diag diag;
-        st = build_module(ctx, spec, &p, LLVMOrcThreadSafeContextGetContext(tsc), code->symbol, &mod, NULL);
+        st = build_module(ctx, spec, &p, llctx, code->symbol, &mod, &tm);
         if (st) {
-            LLVMOrcDisposeThreadSafeContext(tsc);
+            LLVMContextDispose(llctx);
             goto fail;
         }
-        LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
-        LLVMOrcDisposeThreadSafeContext(tsc);
-        if ((err = LLVMOrcLLJITAddLLVMIRModule(js->lljit, LLVMOrcLLJITGetMainJITDylib(js->lljit), tsm))) {
-            LLVMOrcDisposeThreadSafeModule(tsm);
-            st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: adding the module failed", &diag);
+        st = qkc_llvm_emit(mod, tm, 0, &obj, &objlen, &diag);
+        LLVMDisposeModule(mod);
+        LLVMDisposeTargetMachine(tm);
+        LLVMContextDispose(llctx);
+        if (st) {
+            qkc_fail_diag(ctx, &diag);
+            goto fail;
+        }
+        objbuf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, objlen, code->symbol);
+        free(obj);
+        /* ORC takes the buffer, whether or not adding succeeds. */
+        if ((err = LLVMOrcLLJITAddObjectFile(js->lljit, LLVMOrcLLJITGetMainJITDylib(js->lljit), objbuf))) {
+            st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: adding the object failed", &diag);
             qkc_fail_diag(ctx, &diag);
             goto fail;
         }
         if ((err = LLVMOrcLLJITLookup(js->lljit, &addr, code->symbol))) {
-            st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: code generation failed", &diag);
+            st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: linking the kernel failed", &diag);
             qkc_fail_diag(ctx, &diag);
             goto fail;
         }
