@@ -30,6 +30,20 @@ static void init_llvm(void)
     LLVMInitializeX86AsmPrinter();
     LLVMInitializeX86AsmParser();
     LLVMInstallFatalErrorHandler(fatal_handler);
+    /* Build LLVM's lazily created pass-pipeline statics (timer groups and
+     * the like) here, on one thread, rather than in whichever concurrent
+     * compiles reach them first (ThreadSanitizer saw that race). */
+    {
+        LLVMContextRef c = LLVMContextCreate();
+        LLVMModuleRef m = LLVMModuleCreateWithNameInContext("qkc_init", c);
+        LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
+        LLVMErrorRef e = LLVMRunPasses(m, QKC_LLVM_PIPELINE, NULL, o);
+        if (e)
+            LLVMConsumeError(e);
+        LLVMDisposePassBuilderOptions(o);
+        LLVMDisposeModule(m);
+        LLVMContextDispose(c);
+    }
 }
 
 void qkc_llvm_init(void)

@@ -292,7 +292,7 @@ static void test_pack_odd_shapes(void **state)
         "matmul n=32 k=256 w=gptq:3:actorder group=32",
         "matmul n=8 k=256 w=gptq:actorder group=64",
         "matmul n=4 k=128 w=gptq:8:actorder group=32",
-        "matmul n=8 k=96 w=gptq:actorder group=128",
+        "matmul n=8 k=96 w=gptq:actorder group=96",
         "matmul n=8 k=136 w=gptq:actorder group=32",
         "matmul n=8 k=96 w=gptq group=channel",
         "matmul n=8 k=96 w=gptq:actorder group=channel",
