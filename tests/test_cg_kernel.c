@@ -221,7 +221,9 @@ static void test_every_format(void **state)
                (getenv("QKC_CASE") && *getenv("QKC_CASE"));
     qkc_context *ctx;
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
-    for (size_t f = 0; f < count; f++) {
+    /* QKC_SWEEP_FROM=<row> resumes a long full sweep at a tolerance-table row */
+    size_t from = getenv("QKC_SWEEP_FROM") ? (size_t)strtoul(getenv("QKC_SWEEP_FROM"), NULL, 10) : 0;
+    for (size_t f = full ? from : 0; f < count; f++) {
         for (int t = 0; t < ntg; t++) {
             if (full) {
                 /* every M on one kernel per (compute variant, N, K); the
