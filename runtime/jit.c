@@ -15,12 +15,14 @@
  */
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
+#include <llvm-c/Object.h>
 #include <llvm-c/Orc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "codegen/llvm_compat.h"
 #include "codegen/lower.h"
@@ -217,6 +219,98 @@ static void make_request(const qkc_spec *spec, const qkc_compile_options *option
     rk->version = QKC_VERSION;
 }
 
+/* ------------------------------------------------- profiling and dumps */
+
+/* QKC_DUMP=ir,llvm,asm (any subset) writes each compiled kernel's stages
+ * to $QKC_DUMP_DIR (default: the current directory) as <symbol>.spec (the
+ * canonical spec, schedule and layout), .ll (optimised LLVM IR) and .s. */
+static int dump_wants(const char *what)
+{
+    const char *v = getenv("QKC_DUMP");
+    size_t n = strlen(what);
+    for (const char *p = v; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !memcmp(p, what, n))
+            return 1;
+        p = e ? e + 1 : p + len;
+    }
+    return 0;
+}
+
+static void dump_file(const char *symbol, const char *ext, const char *data, size_t len)
+{
+    const char *dir = getenv("QKC_DUMP_DIR");
+    char path[1024];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s.%s", dir && *dir ? dir : ".", symbol, ext);
+    f = fopen(path, "wb");
+    if (!f)
+        return; /* a diagnostic aid: never fails a compile */
+    fwrite(data, 1, len, f);
+    fclose(f);
+}
+
+static void dump_stages(const qkc_spec *spec, const plan *p, const char *symbol, LLVMModuleRef mod,
+                        LLVMTargetMachineRef tm)
+{
+    if (dump_wants("ir")) {
+        char text[2048], sched[128];
+        size_t n = qkc_matmul_print(&spec->mm, text, sizeof text);
+        qkc_schedule_format(&p->schedule, sched, sizeof sched);
+        n += (size_t)snprintf(text + n, n < sizeof text ? sizeof text - n : 0, "\n# target %s\n# schedule %s\n# layout %s\n",
+                              p->target.name, sched, p->layout.description);
+        dump_file(symbol, "spec", text, n < sizeof text ? n : sizeof text - 1);
+    }
+    if (dump_wants("llvm")) {
+        char *ir = LLVMPrintModuleToString(mod);
+        dump_file(symbol, "ll", ir, strlen(ir));
+        LLVMDisposeMessage(ir);
+    }
+    if (dump_wants("asm")) {
+        char *text = NULL;
+        size_t len = 0;
+        qkc_diag d;
+        if (qkc_llvm_emit(mod, tm, 1, &text, &len, &d) == QKC_OK)
+            dump_file(symbol, "s", text, len);
+        free(text);
+    }
+}
+
+/* QKC_PERF_MAP=1: append "<address> <size> <symbol>" to /tmp/perf-<pid>.map
+ * (perf's convention for JIT code), so `perf report` names kernels. The
+ * size comes from the object's symbol table. */
+static void perf_map_add(const char *obj, size_t len, const char *symbol, uint64_t addr)
+{
+    const char *v = getenv("QKC_PERF_MAP");
+    uint64_t size = 0;
+    char path[64];
+    FILE *f;
+    if (!v || !*v || !strcmp(v, "0"))
+        return;
+    {
+        LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRange(obj, len, "perf", 0);
+        char *err = NULL;
+        LLVMBinaryRef bin = LLVMCreateBinary(buf, NULL, &err);
+        if (bin) {
+            LLVMSymbolIteratorRef it = LLVMObjectFileCopySymbolIterator(bin);
+            for (; !LLVMObjectFileIsSymbolIteratorAtEnd(bin, it); LLVMMoveToNextSymbol(it))
+                if (!strcmp(LLVMGetSymbolName(it), symbol))
+                    size = LLVMGetSymbolSize(it);
+            LLVMDisposeSymbolIterator(it);
+            LLVMDisposeBinary(bin);
+        }
+        LLVMDisposeMessage(err);
+        LLVMDisposeMemoryBuffer(buf);
+    }
+    snprintf(path, sizeof path, "/tmp/perf-%ld.map", (long)getpid());
+    f = fopen(path, "a");
+    if (!f)
+        return;
+    fprintf(f, "%llx %llx %s\n", (unsigned long long)addr, (unsigned long long)(size ? size : 1), symbol);
+    fclose(f);
+}
+
 qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
                               qkc_kernel **out)
 {
@@ -290,6 +384,7 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
             LLVMContextDispose(llctx);
             goto fail;
         }
+        dump_stages(spec, &p, code->symbol, mod, tm);
         st = qkc_llvm_emit(mod, tm, 0, &obj, &objlen, &diag);
         LLVMDisposeModule(mod);
         LLVMDisposeTargetMachine(tm);
@@ -299,18 +394,21 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
             goto fail;
         }
         objbuf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, objlen, code->symbol);
-        free(obj);
         /* ORC takes the buffer, whether or not adding succeeds. */
         if ((err = LLVMOrcLLJITAddObjectFile(js->lljit, LLVMOrcLLJITGetMainJITDylib(js->lljit), objbuf))) {
+            free(obj);
             st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: adding the object failed", &diag);
             qkc_fail_diag(ctx, &diag);
             goto fail;
         }
         if ((err = LLVMOrcLLJITLookup(js->lljit, &addr, code->symbol))) {
+            free(obj);
             st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: linking the kernel failed", &diag);
             qkc_fail_diag(ctx, &diag);
             goto fail;
         }
+        perf_map_add(obj, objlen, code->symbol, addr);
+        free(obj);
         code->fn = (qkc_kernel_fn)(uintptr_t)addr;
     }
     code->mm = spec->mm;
