@@ -124,6 +124,17 @@ static void codec_of(qkc_preset p, quantize_fn *q, dequantize_fn *d)
     }
 }
 
+/* The reference codec of a spec's format, and its handle. */
+static void codec_for(qkc_context *ctx, const qkc_spec *spec, qkc_ref_weights *rw, quantize_fn *q, dequantize_fn *d)
+{
+    rw->ctx = ctx;
+    rw->format = &spec->mm.w;
+    rw->layout = &spec->layout;
+    rw->n = spec->mm.n;
+    rw->k = spec->mm.k;
+    codec_of(spec->mm.w.preset, q, d);
+}
+
 qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, int64_t ldw, void *dst,
                         size_t dst_bytes)
 {
@@ -144,19 +155,13 @@ qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, 
                                 "qkc_quantize: weight (%lld, %lld) is not finite; quantized formats hold finite values",
                                 (long long)r, (long long)i);
     memset(dst, 0, (size_t)spec->layout.total);
-    rw.ctx = ctx;
-    rw.format = &mm->w;
-    rw.layout = &spec->layout;
-    rw.n = mm->n;
-    rw.k = mm->k;
-    codec_of(mm->w.preset, &q, &d);
+    codec_for(ctx, spec, &rw, &q, &d);
     return q(&rw, w, ldw, dst);
 }
 
 qkc_status qkc_dequantize(qkc_context *ctx, const qkc_spec *spec, const void *src, size_t src_bytes, float *w,
                           int64_t ldw)
 {
-    const qkc_matmul *mm;
     quantize_fn q;
     dequantize_fn d;
     qkc_ref_weights rw;
@@ -165,12 +170,6 @@ qkc_status qkc_dequantize(qkc_context *ctx, const qkc_spec *spec, const void *sr
         return QKC_ERR_INVALID_ARGUMENT;
     if ((st = check_weight_args(ctx, "qkc_dequantize", "src", spec, w, src, ldw, src_bytes)))
         return st;
-    mm = &spec->mm;
-    rw.ctx = ctx;
-    rw.format = &mm->w;
-    rw.layout = &spec->layout;
-    rw.n = mm->n;
-    rw.k = mm->k;
-    codec_of(mm->w.preset, &q, &d);
+    codec_for(ctx, spec, &rw, &q, &d);
     return d(&rw, src, w, ldw);
 }
