@@ -232,7 +232,8 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
 
 /* What was compiled: static strings valid while the kernel lives. */
 typedef struct qkc_kernel_info {
-    const char *target;      /* "x86_64-avx512", ... */
+    const char *target;      /* the target compiled for: "host", "x86_64-avx512", ... */
+                             /* (for "host", `features` lists exactly what was used) */
     const char *features;    /* "avx2 fma f16c avx512f ..." */
     const char *schedule;    /* text form of the schedule used */
     const char *layout;      /* the packed weight layout, and any fallback */
