@@ -542,6 +542,20 @@ static void store_out(cg *g, LLVMValueRef v, LLVMValueRef m, LLVMValueRef n)
     }
 }
 
+/* A tile of tm x tn outputs at (m0, n0): its rows and its accumulators
+ * (vectors of acc_ty, zeroed). */
+static void tile_init(cg *g, tile *T, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn, LLVMTypeRef acc_ty)
+{
+    memset(T, 0, sizeof *T);
+    T->tm = tm, T->tn = tn, T->m0 = m0, T->n0 = n0;
+    tile_rows(g, T);
+    for (int i = 0; i < tm; i++)
+        for (int j = 0; j < tn; j++) {
+            T->acc[i][j] = entry_alloca(g, acc_ty);
+            LLVMBuildStore(g->b, LLVMConstNull(acc_ty), T->acc[i][j]);
+        }
+}
+
 /* The end of a tile: reduce each accumulator (vectors of type acc_ty),
  * add the bias, apply the activation, convert and store. */
 static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
@@ -566,14 +580,7 @@ static void emit_tile(cg *g, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
     tile T;
     int64_t full = g->mm->k / g->C;
     int tail = (int)(g->mm->k % g->C);
-    memset(&T, 0, sizeof T);
-    T.tm = tm, T.tn = tn, T.m0 = m0, T.n0 = n0;
-    tile_rows(g, &T);
-    for (int i = 0; i < tm; i++)
-        for (int j = 0; j < tn; j++) {
-            T.acc[i][j] = entry_alloca(g, g->vf);
-            LLVMBuildStore(g->b, LLVMConstNull(g->vf), T.acc[i][j]);
-        }
+    tile_init(g, &T, m0, n0, tm, tn, g->vf);
     {
         LLVMValueRef next = i64c(g, 0);
         if (g->s->k_unroll > 1)
@@ -904,14 +911,7 @@ static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef
     i8tile it = {x, &T};
     int64_t chunks = g->L->chunks_per_row, full = chunks / x->P;
     int rest = (int)(chunks % x->P);
-    memset(&T, 0, sizeof T);
-    T.tm = tm, T.tn = tn, T.m0 = m0, T.n0 = n0;
-    tile_rows(g, &T);
-    for (int i = 0; i < tm; i++)
-        for (int j = 0; j < tn; j++) {
-            T.acc[i][j] = entry_alloca(g, x->vfs);
-            LLVMBuildStore(g->b, LLVMConstNull(x->vfs), T.acc[i][j]);
-        }
+    tile_init(g, &T, m0, n0, tm, tn, x->vfs);
     emit_loop(g, i64c(g, 0), i64c(g, full), 1, int8_step_body, &it);
     if (rest)
         emit_step_int8(g, x, &T, i64c(g, full), rest);
