@@ -30,20 +30,25 @@ static void init_llvm(void)
     LLVMInitializeX86AsmPrinter();
     LLVMInitializeX86AsmParser();
     LLVMInstallFatalErrorHandler(fatal_handler);
-    /* Build LLVM's lazily created pass-pipeline statics (timer groups and
-     * the like) here, on one thread, rather than in whichever concurrent
-     * compiles reach them first (ThreadSanitizer saw that race). */
-    {
-        LLVMContextRef c = LLVMContextCreate();
-        LLVMModuleRef m = LLVMModuleCreateWithNameInContext("qkc_init", c);
-        LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
-        LLVMErrorRef e = LLVMRunPasses(m, QKC_LLVM_PIPELINE, NULL, o);
-        if (e)
-            LLVMConsumeError(e);
-        LLVMDisposePassBuilderOptions(o);
-        LLVMDisposeModule(m);
-        LLVMContextDispose(c);
-    }
+}
+
+/* Build LLVM's lazily created pass-pipeline statics (timer groups and the
+ * like) once, on one thread, rather than in whichever concurrent compiles
+ * reach them first (ThreadSanitizer saw that race). Separate from
+ * init_llvm: linking a kernel from the disk cache never needs it. */
+static pthread_once_t passes_once = PTHREAD_ONCE_INIT;
+
+static void init_passes(void)
+{
+    LLVMContextRef c = LLVMContextCreate();
+    LLVMModuleRef m = LLVMModuleCreateWithNameInContext("qkc_init", c);
+    LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef e = LLVMRunPasses(m, QKC_LLVM_PIPELINE, NULL, o);
+    if (e)
+        LLVMConsumeError(e);
+    LLVMDisposePassBuilderOptions(o);
+    LLVMDisposeModule(m);
+    LLVMContextDispose(c);
 }
 
 void qkc_llvm_init(void)
@@ -91,8 +96,10 @@ qkc_status qkc_llvm_verify(LLVMModuleRef mod, qkc_diag *diag)
 
 qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_diag *diag)
 {
-    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsRef opts;
     LLVMErrorRef err;
+    pthread_once(&passes_once, init_passes);
+    opts = LLVMCreatePassBuilderOptions();
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
     LLVMPassBuilderOptionsSetLoopVectorization(opts, 0); /* kernels are explicit vector code */
     LLVMPassBuilderOptionsSetSLPVectorization(opts, 0);

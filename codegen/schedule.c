@@ -41,10 +41,3 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule nb=%d: n_block is 1 to 2^20", s->n_block);
     return QKC_OK;
 }
-
-size_t qkc_schedule_format(const qkc_schedule *s, char *buf, size_t size)
-{
-    int n = snprintf(buf, size, "tm=%d tn=%d ku=%d vec=%d pf=%d nb=%d", s->tile_m, s->tile_n, s->k_unroll,
-                     s->vector_bits, s->prefetch, s->n_block);
-    return n < 0 ? 0 : (size_t)n;
-}

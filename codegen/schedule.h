@@ -1,6 +1,7 @@
 /*
  * Schedules: the tunable parameters of a kernel (qkc_schedule in the public
- * header), the default heuristic, validation and the text form.
+ * header): the default heuristic and validation. The text form is the
+ * public qkc_schedule_print / qkc_schedule_parse (runtime/api.c).
  */
 #ifndef QKC_CODEGEN_SCHEDULE_H
 #define QKC_CODEGEN_SCHEDULE_H
@@ -18,8 +19,5 @@
  * the field named when a given value is out of range). */
 qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qkc_klayout *L,
                                  const qkc_target *t, qkc_diag *diag);
-
-/* "tm=4 tn=4 ku=1 vec=512 pf=0 nb=64" (snprintf semantics). */
-size_t qkc_schedule_format(const qkc_schedule *s, char *buf, size_t size);
 
 #endif

@@ -1,6 +1,9 @@
 /* Public entry points for specs and weights: argument checks and dispatch
  * to the reference codecs. */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "context.h"
@@ -172,4 +175,71 @@ qkc_status qkc_dequantize(qkc_context *ctx, const qkc_spec *spec, const void *sr
         return st;
     codec_for(ctx, spec, &rw, &q, &d);
     return d(&rw, src, w, ldw);
+}
+
+/* ------------------------------------------------------------ schedules */
+
+size_t qkc_schedule_print(const qkc_schedule *s, char *buf, size_t size)
+{
+    int n;
+    if (!s) {
+        if (buf && size)
+            buf[0] = '\0';
+        return 0;
+    }
+    n = snprintf(buf, size, "tm=%d tn=%d ku=%d vec=%d pf=%d nb=%d", s->tile_m, s->tile_n, s->k_unroll,
+                 s->vector_bits, s->prefetch, s->n_block);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+qkc_status qkc_schedule_parse(qkc_context *ctx, const char *text, qkc_schedule *out)
+{
+    static const char *const keys[] = {"tm", "tn", "ku", "vec", "pf", "nb"};
+    qkc_schedule s;
+    int seen[6] = {0};
+    const char *p = text;
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!text || !out)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_schedule_parse: NULL argument");
+    memset(&s, 0, sizeof s);
+    for (;;) {
+        const char *w, *eq;
+        size_t len;
+        int k;
+        long v;
+        char *end;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        w = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != ',')
+            p++;
+        len = (size_t)(p - w);
+        eq = memchr(w, '=', len);
+        for (k = 0; eq && k < 6; k++)
+            if ((size_t)(eq - w) == strlen(keys[k]) && !memcmp(w, keys[k], (size_t)(eq - w)))
+                break;
+        if (!eq || k == 6)
+            return qkc_fail(ctx, QKC_ERR_PARSE, "schedule: '%.*s': expected tm=, tn=, ku=, vec=, pf= or nb=", (int)len,
+                            w);
+        if (seen[k]++)
+            return qkc_fail(ctx, QKC_ERR_PARSE, "schedule: '%s' given twice", keys[k]);
+        errno = 0;
+        v = strtol(eq + 1, &end, 10);
+        if (end != p || eq + 1 == p || errno || v < 0 || v > (1 << 20))
+            return qkc_fail(ctx, QKC_ERR_PARSE, "schedule: '%.*s': the value must be an integer 0..%d", (int)len, w,
+                            1 << 20);
+        switch (k) {
+        case 0: s.tile_m = (int)v; break;
+        case 1: s.tile_n = (int)v; break;
+        case 2: s.k_unroll = (int)v; break;
+        case 3: s.vector_bits = (int)v; break;
+        case 4: s.prefetch = (int)v; break;
+        default: s.n_block = (int)v; break;
+        }
+    }
+    *out = s;
+    return QKC_OK;
 }

@@ -18,6 +18,9 @@ struct qkc_context {
     qkc_threadpool *pool;
     void *ext_state;
     void (*ext_destroy)(void *state);
+    char *cache_dir; /* NULL: the disk cache is off */
+    void (*warn)(const char *message, void *user);
+    void *warn_user;
 };
 
 static void *default_alloc(size_t bytes, void *user)
@@ -64,10 +67,46 @@ const char *qkc_version_string(void)
     return QKC_STR(QKC_VERSION_MAJOR) "." QKC_STR(QKC_VERSION_MINOR) "." QKC_STR(QKC_VERSION_PATCH);
 }
 
+/* Copy of the cache directory a context uses (see qkc_context_options),
+ * or NULL when the disk cache is off. *bad is set for a bad option. */
+static char *resolve_cache_dir(const qkc_allocator *a, int mode, const char *dir, int *bad)
+{
+    const char *env = getenv("QKC_CACHE"), *base = NULL, *suffix = "";
+    size_t len;
+    char *out;
+    *bad = 0;
+    if (mode == QKC_DISK_CACHE_OFF)
+        return NULL;
+    if (mode != QKC_DISK_CACHE_DEFAULT && mode != QKC_DISK_CACHE_ON) {
+        *bad = 1;
+        return NULL;
+    }
+    if (mode == QKC_DISK_CACHE_DEFAULT && env && (!strcmp(env, "off") || !strcmp(env, "0")))
+        return NULL;
+    if (dir && *dir) {
+        base = dir;
+    } else if ((base = getenv("QKC_CACHE_DIR")) && *base) {
+    } else if ((base = getenv("XDG_CACHE_HOME")) && *base == '/') {
+        suffix = "/qkc";
+    } else if ((base = getenv("HOME")) && *base) {
+        suffix = "/.cache/qkc";
+    } else {
+        return NULL; /* nowhere to keep a cache */
+    }
+    len = strlen(base) + strlen(suffix) + 1;
+    out = a->alloc(len, a->user);
+    if (out)
+        snprintf(out, len, "%s%s", base, suffix);
+    return out;
+}
+
 qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **out)
 {
     qkc_allocator a = {default_alloc, default_free, NULL};
-    int threads = 0;
+    int threads = 0, disk_cache = QKC_DISK_CACHE_DEFAULT, bad = 0;
+    const char *cache_dir = NULL;
+    void (*warn)(const char *, void *) = NULL;
+    void *warn_user = NULL;
     qkc_context *ctx;
     if (!out)
         return QKC_ERR_INVALID_ARGUMENT;
@@ -85,23 +124,38 @@ qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **
                 return QKC_ERR_INVALID_ARGUMENT;
             threads = options->threads;
         }
+        if (options->struct_size >= offsetof(qkc_context_options, warn_user) + sizeof(void *)) {
+            disk_cache = options->disk_cache;
+            cache_dir = options->cache_dir;
+            warn = options->warn;
+            warn_user = options->warn_user;
+        }
     }
     ctx = a.alloc(sizeof *ctx, a.user);
     if (!ctx)
         return QKC_ERR_NO_MEMORY;
     memset(ctx, 0, sizeof *ctx);
     ctx->allocator = a;
+    ctx->warn = warn;
+    ctx->warn_user = warn_user;
+    ctx->cache_dir = resolve_cache_dir(&a, disk_cache, cache_dir, &bad);
+    if (bad) {
+        a.free(ctx, a.user);
+        return QKC_ERR_INVALID_ARGUMENT;
+    }
     if (threads == 0) {
         long online = sysconf(_SC_NPROCESSORS_ONLN);
         threads = online < 1 ? 1 : online > QKC_THREADPOOL_MAX_THREADS ? QKC_THREADPOOL_MAX_THREADS : (int)online;
     }
     ctx->threads = threads;
     if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        qkc_free(ctx, ctx->cache_dir);
         a.free(ctx, a.user);
         return QKC_ERR_NO_MEMORY;
     }
     if (pthread_mutex_init(&ctx->ext_lock, NULL) != 0) {
         pthread_mutex_destroy(&ctx->lock);
+        qkc_free(ctx, ctx->cache_dir);
         a.free(ctx, a.user);
         return QKC_ERR_NO_MEMORY;
     }
@@ -118,7 +172,26 @@ void qkc_context_destroy(qkc_context *ctx)
     qkc_threadpool_destroy(ctx->pool);
     pthread_mutex_destroy(&ctx->ext_lock);
     pthread_mutex_destroy(&ctx->lock);
+    qkc_free(ctx, ctx->cache_dir);
     ctx->allocator.free(ctx, ctx->allocator.user);
+}
+
+const char *qkc_cache_dir(const qkc_context *ctx)
+{
+    return ctx ? ctx->cache_dir : NULL;
+}
+
+void qkc_warn(qkc_context *ctx, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (ctx->warn)
+        ctx->warn(msg, ctx->warn_user);
+    else
+        fprintf(stderr, "qkc: warning: %s\n", msg);
 }
 
 const char *qkc_context_last_error(const qkc_context *ctx)

@@ -25,6 +25,14 @@ qkc_status qkc_fail(qkc_context *ctx, qkc_status status, const char *fmt, ...)
 #endif
     ;
 
+/* Report a warning that does not fail the call (the context's hook, or
+ * stderr). */
+void qkc_warn(qkc_context *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* Copy an IR diagnostic into the context, return its status. */
 qkc_status qkc_fail_diag(qkc_context *ctx, const qkc_diag *diag);
 

@@ -28,7 +28,9 @@
 #include "codegen/lower.h"
 #include "codegen/schedule.h"
 #include "context.h"
+#include "diskcache.h"
 #include "kernel.h"
+#include "sha256.h"
 #include "spec_object.h"
 
 typedef struct cache_key {
@@ -62,10 +64,13 @@ typedef struct cache_entry {
 typedef struct jit_state {
     qkc_context *ctx;
     LLVMOrcLLJITRef lljit;
-    pthread_mutex_t lock; /* guards buckets and counter */
+    pthread_mutex_t lock; /* guards buckets, requests and write_warned */
+    /* Serialises linking: a kernel's symbol is a function of its key, so
+     * the check "not linked yet" and the link must be one step. */
+    pthread_mutex_t link_lock;
     cache_entry *buckets[CACHE_BUCKETS];
     cache_entry *requests[CACHE_BUCKETS]; /* the same entries, by request */
-    uint64_t counter;
+    int write_warned;                     /* the disk cache could not be written */
 } jit_state;
 
 static uint64_t hash_bytes(const void *p, size_t n)
@@ -101,6 +106,7 @@ static void jit_destroy(void *p)
     if (js->lljit)
         LLVMOrcDisposeLLJIT(js->lljit);
     pthread_mutex_destroy(&js->lock);
+    pthread_mutex_destroy(&js->link_lock);
     qkc_free(js->ctx, js);
 }
 
@@ -117,6 +123,7 @@ static void *jit_create(qkc_context *ctx)
     }
     js->ctx = ctx;
     pthread_mutex_init(&js->lock, NULL);
+    pthread_mutex_init(&js->link_lock, NULL);
     qkc_llvm_init();
     builder = LLVMOrcCreateLLJITBuilder();
     if ((err = LLVMOrcCreateLLJIT(&js->lljit, builder))) {
@@ -219,6 +226,23 @@ static void make_request(const qkc_spec *spec, const qkc_compile_options *option
     rk->version = QKC_VERSION;
 }
 
+/* The disk cache's key (runtime/diskcache.h): everything that decides the
+ * object's bytes, as text a person can read in `qkc cache list`. */
+static void disk_key(const qkc_spec *spec, const plan *p, char *key, size_t size)
+{
+    char spec_text[2048], sched[128], feats[256];
+    const char *passes = getenv("QKC_LLVM_PASSES");
+    unsigned major = 0, minor = 0, patch = 0;
+    LLVMGetVersion(&major, &minor, &patch);
+    qkc_matmul_print(&spec->mm, spec_text, sizeof spec_text);
+    qkc_schedule_print(&p->schedule, sched, sizeof sched);
+    qkc_target_features_string(p->target.features, feats, sizeof feats);
+    snprintf(key, size, "qkc %s llvm %u.%u.%u\nspec %s\nschedule %s\ntarget %s %s %s %s\nfeatures %s\n%s%s%s",
+             qkc_version_string(), major, minor, patch, spec_text, sched, p->target.name, p->target.triple,
+             p->target.cpu, p->target.llvm_features, feats, passes && *passes ? "passes " : "",
+             passes && *passes ? passes : "", passes && *passes ? "\n" : "");
+}
+
 /* ------------------------------------------------- profiling and dumps */
 
 /* QKC_DUMP=ir,llvm,asm (any subset) writes each compiled kernel's stages
@@ -257,7 +281,7 @@ static void dump_stages(const qkc_spec *spec, const plan *p, const char *symbol,
     if (dump_wants("ir")) {
         char text[2048], sched[128];
         size_t n = qkc_matmul_print(&spec->mm, text, sizeof text);
-        qkc_schedule_format(&p->schedule, sched, sizeof sched);
+        qkc_schedule_print(&p->schedule, sched, sizeof sched);
         n += (size_t)snprintf(text + n, n < sizeof text ? sizeof text - n : 0, "\n# target %s\n# schedule %s\n# layout %s\n",
                               p->target.name, sched, p->layout.description);
         dump_file(symbol, "spec", text, n < sizeof text ? n : sizeof text - 1);
@@ -311,6 +335,65 @@ static void perf_map_add(const char *obj, size_t len, const char *symbol, uint64
     fclose(f);
 }
 
+/* Generate the object code of a plan, with this compile's own target
+ * machine, so compiles on several threads run in parallel (ORC's default
+ * IR compiler shares one target machine between threads). *obj is
+ * malloc'd. */
+static qkc_status generate_object(qkc_context *ctx, const qkc_spec *spec, const plan *p, const char *symbol,
+                                  char **obj, size_t *objlen)
+{
+    LLVMContextRef llctx = LLVMContextCreate();
+    LLVMModuleRef mod;
+    LLVMTargetMachineRef tm;
+    qkc_diag diag;
+    qkc_status st = build_module(ctx, spec, p, llctx, symbol, &mod, &tm);
+    if (st) {
+        LLVMContextDispose(llctx);
+        return st;
+    }
+    dump_stages(spec, p, symbol, mod, tm);
+    st = qkc_llvm_emit(mod, tm, 0, obj, objlen, &diag);
+    LLVMDisposeModule(mod);
+    LLVMDisposeTargetMachine(tm);
+    LLVMContextDispose(llctx);
+    if (st)
+        qkc_fail_diag(ctx, &diag);
+    return st;
+}
+
+/* Link an object into the context's JIT and look the kernel up. */
+static qkc_status link_object(qkc_context *ctx, jit_state *js, const void *obj, size_t objlen, const char *symbol,
+                              qkc_kernel_fn *fn)
+{
+    LLVMErrorRef err;
+    LLVMOrcExecutorAddress addr = 0;
+    qkc_diag diag;
+    /* ORC takes the buffer, whether or not adding succeeds. */
+    LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, objlen, symbol);
+    if ((err = LLVMOrcLLJITAddObjectFile(js->lljit, LLVMOrcLLJITGetMainJITDylib(js->lljit), buf))) {
+        qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: adding the object failed", &diag);
+        return qkc_fail_diag(ctx, &diag);
+    }
+    if ((err = LLVMOrcLLJITLookup(js->lljit, &addr, symbol))) {
+        qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: linking the kernel failed", &diag);
+        return qkc_fail_diag(ctx, &diag);
+    }
+    perf_map_add(obj, objlen, symbol, addr);
+    *fn = (qkc_kernel_fn)(uintptr_t)addr;
+    return QKC_OK;
+}
+
+static cache_entry *find_entry(jit_state *js, const cache_key *key, uint64_t h)
+{
+    cache_entry *e;
+    pthread_mutex_lock(&js->lock);
+    for (e = js->buckets[h % CACHE_BUCKETS]; e; e = e->next)
+        if (e->hash == h && !memcmp(&e->key, key, sizeof *key))
+            break;
+    pthread_mutex_unlock(&js->lock);
+    return e;
+}
+
 qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
                               qkc_kernel **out)
 {
@@ -322,6 +405,12 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
     cache_entry *e;
     qkc_compiled *code;
     qkc_status st;
+    const char *dir;
+    char key[4096], digest[65];
+    qkc_dcache_entry disk;
+    const void *obj = NULL;
+    char *generated = NULL;
+    size_t objlen = 0;
     double t0 = now_ms();
 
     if (!ctx)
@@ -345,12 +434,7 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
     if ((st = make_plan(ctx, spec, options, 1, &p)))
         return st;
     h = hash_bytes(&p.key, sizeof p.key);
-    pthread_mutex_lock(&js->lock);
-    for (e = js->buckets[h % CACHE_BUCKETS]; e; e = e->next)
-        if (e->hash == h && !memcmp(&e->key, &p.key, sizeof p.key))
-            break;
-    pthread_mutex_unlock(&js->lock);
-    if (e)
+    if ((e = find_entry(js, &p.key, h)) != NULL)
         return qkc_kernel_wrap(ctx, e->code, 1, out);
 
     code = qkc_calloc(ctx, 1, sizeof *code);
@@ -360,56 +444,45 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
         qkc_free(ctx, e);
         return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_compile: out of memory");
     }
-    pthread_mutex_lock(&js->lock);
-    snprintf(code->symbol, sizeof code->symbol, "qkc_kernel_%016llx_%llu", (unsigned long long)h,
-             (unsigned long long)js->counter++);
-    pthread_mutex_unlock(&js->lock);
-    {
-        /* Generate the object here, with this compile's own target machine,
-         * so compiles on several threads run in parallel; ORC only links the
-         * object (its default IR compiler shares one target machine between
-         * threads, which is not safe for concurrent lookups). The object
-         * bytes are also what a disk cache stores. */
-        LLVMContextRef llctx = LLVMContextCreate();
-        LLVMModuleRef mod;
-        LLVMTargetMachineRef tm;
-        LLVMErrorRef err;
-        LLVMOrcExecutorAddress addr = 0;
-        LLVMMemoryBufferRef objbuf;
-        char *obj = NULL;
-        size_t objlen = 0;
-        qkc_diag diag;
-        st = build_module(ctx, spec, &p, llctx, code->symbol, &mod, &tm);
-        if (st) {
-            LLVMContextDispose(llctx);
-            goto fail;
+    /* The symbol is a function of the key: the same kernel has the same
+     * name in memory and on disk. */
+    disk_key(spec, &p, key, sizeof key);
+    qkc_sha256_hex(key, strlen(key), digest);
+    snprintf(code->symbol, sizeof code->symbol, "qkc_kernel_%.24s", digest);
+    memset(&disk, 0, sizeof disk);
+    dir = qkc_cache_dir(ctx);
+    if (dir) {
+        const char *why = NULL;
+        st = qkc_dcache_read(ctx, dir, key, &disk, &why);
+        if (st == QKC_OK && strcmp(disk.symbol, code->symbol)) {
+            why = "its symbol is not the kernel's";
+            qkc_dcache_entry_free(ctx, &disk);
+            st = QKC_ERR_CORRUPT_DATA;
         }
-        dump_stages(spec, &p, code->symbol, mod, tm);
-        st = qkc_llvm_emit(mod, tm, 0, &obj, &objlen, &diag);
-        LLVMDisposeModule(mod);
-        LLVMDisposeTargetMachine(tm);
-        LLVMContextDispose(llctx);
-        if (st) {
-            qkc_fail_diag(ctx, &diag);
-            goto fail;
+        if (st == QKC_OK) {
+            obj = disk.obj;
+            objlen = disk.obj_len;
+            code->from_disk = 1;
+        } else if (why) {
+            qkc_warn(ctx, "kernel cache entry %s/%.64s%s is unusable: %s; rebuilding it", dir, digest, QKC_DCACHE_EXT,
+                     why);
         }
-        objbuf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, objlen, code->symbol);
-        /* ORC takes the buffer, whether or not adding succeeds. */
-        if ((err = LLVMOrcLLJITAddObjectFile(js->lljit, LLVMOrcLLJITGetMainJITDylib(js->lljit), objbuf))) {
-            free(obj);
-            st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: adding the object failed", &diag);
-            qkc_fail_diag(ctx, &diag);
+    }
+    if (!obj) {
+        if ((st = generate_object(ctx, spec, &p, code->symbol, &generated, &objlen)))
             goto fail;
+        obj = generated;
+        if (dir && qkc_dcache_write(ctx, dir, key, code->symbol, obj, objlen) != QKC_OK) {
+            char msg[1024];
+            int first;
+            qkc_context_copy_error(ctx, msg, sizeof msg);
+            pthread_mutex_lock(&js->lock);
+            first = !js->write_warned;
+            js->write_warned = 1;
+            pthread_mutex_unlock(&js->lock);
+            if (first)
+                qkc_warn(ctx, "%s (kernels are still compiled; not reported again for this context)", msg);
         }
-        if ((err = LLVMOrcLLJITLookup(js->lljit, &addr, code->symbol))) {
-            free(obj);
-            st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: linking the kernel failed", &diag);
-            qkc_fail_diag(ctx, &diag);
-            goto fail;
-        }
-        perf_map_add(obj, objlen, code->symbol, addr);
-        free(obj);
-        code->fn = (qkc_kernel_fn)(uintptr_t)addr;
     }
     code->mm = spec->mm;
     code->layout = p.layout;
@@ -417,34 +490,41 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
     code->int8_dot = qkc_lower_uses_int8_dot(&spec->mm, &p.layout, &p.target);
     snprintf(code->target, sizeof code->target, "%s", p.target.name);
     qkc_target_features_string(p.target.features, code->features, sizeof code->features);
-    qkc_schedule_format(&p.schedule, code->schedule_text, sizeof code->schedule_text);
-    code->compile_ms = now_ms() - t0;
-
+    qkc_schedule_print(&p.schedule, code->schedule_text, sizeof code->schedule_text);
     e->key = p.key;
     e->hash = h;
     e->request = rk;
     e->request_hash = rh;
     e->code = code;
-    pthread_mutex_lock(&js->lock);
+
+    pthread_mutex_lock(&js->link_lock);
     {
-        /* Another thread may have finished the same kernel first: use its
-         * code (ours stays in the JIT, unreferenced, until the context dies). */
-        cache_entry *other;
-        for (other = js->buckets[h % CACHE_BUCKETS]; other; other = other->next)
-            if (other->hash == h && !memcmp(&other->key, &p.key, sizeof p.key))
-                break;
-        if (!other) {
+        /* Another thread may have linked the same kernel meanwhile: use it. */
+        cache_entry *other = find_entry(js, &p.key, h);
+        if (other) {
+            pthread_mutex_unlock(&js->link_lock);
+            qkc_free(ctx, e);
+            qkc_free(ctx, code);
+            qkc_dcache_entry_free(ctx, &disk);
+            free(generated);
+            return qkc_kernel_wrap(ctx, other->code, 1, out);
+        }
+        st = link_object(ctx, js, obj, objlen, code->symbol, &code->fn);
+        if (!st) {
+            code->compile_ms = now_ms() - t0;
+            pthread_mutex_lock(&js->lock);
             e->next = js->buckets[h % CACHE_BUCKETS];
             js->buckets[h % CACHE_BUCKETS] = e;
             e->next_request = js->requests[rh % CACHE_BUCKETS];
             js->requests[rh % CACHE_BUCKETS] = e;
-        } else {
-            qkc_free(ctx, e);
-            qkc_free(ctx, code);
-            code = other->code;
+            pthread_mutex_unlock(&js->lock);
         }
     }
-    pthread_mutex_unlock(&js->lock);
+    pthread_mutex_unlock(&js->link_lock);
+    qkc_dcache_entry_free(ctx, &disk);
+    free(generated);
+    if (st)
+        goto fail;
     return qkc_kernel_wrap(ctx, code, 0, out);
 fail:
     qkc_free(ctx, code);

@@ -56,6 +56,8 @@ qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out)
     out->symbol = kernel->code->symbol;
     out->compile_ms = kernel->from_cache ? 0.0 : kernel->code->compile_ms;
     out->from_cache = kernel->from_cache;
+    out->from_disk = kernel->code->from_disk;
+    out->ahead_of_time = kernel->code->ahead_of_time;
     return QKC_OK;
 }
 

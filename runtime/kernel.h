@@ -24,6 +24,8 @@ typedef struct qkc_compiled {
     char schedule_text[96];
     char symbol[64];
     double compile_ms;
+    int from_disk;         /* linked from the disk cache */
+    int ahead_of_time;     /* from an AOT library's table */
 } qkc_compiled;
 
 struct qkc_kernel {

@@ -57,7 +57,7 @@ static void test_context_and_allocator(void **state)
     (void)state;
     counting c = {0, 0};
     qkc_allocator a = {count_alloc, count_free, &c};
-    qkc_context_options opt = {sizeof opt, &a, 0};
+    qkc_context_options opt = {.struct_size = sizeof opt, .allocator = &a};
     qkc_context *ctx = NULL;
     qkc_spec *spec = NULL;
     char buf[8];
@@ -67,7 +67,7 @@ static void test_context_and_allocator(void **state)
     assert_int_equal(qkc_context_create(NULL, NULL), QKC_ERR_INVALID_ARGUMENT);
     {
         qkc_allocator half = {count_alloc, NULL, &c};
-        qkc_context_options bad = {sizeof bad, &half, 0};
+        qkc_context_options bad = {.struct_size = sizeof bad, .allocator = &half};
         assert_int_equal(qkc_context_create(&bad, &ctx), QKC_ERR_INVALID_ARGUMENT);
         assert_null(ctx);
     }

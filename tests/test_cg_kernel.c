@@ -274,7 +274,7 @@ static void test_threads_agree(void **state)
 {
     (void)state;
     qkc_context *ctx;
-    qkc_context_options co = {sizeof co, NULL, 2};
+    qkc_context_options co = {.struct_size = sizeof co, .threads = 2};
     const char *tg[2];
     int ntg = targets(tg), failures = 0;
     assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);

@@ -111,7 +111,7 @@ static void test_threads_compile_and_run(void **state)
 {
     (void)state;
     qkc_context *ctx;
-    qkc_context_options co = {sizeof co, NULL, 2};
+    qkc_context_options co = {.struct_size = sizeof co, .threads = 2};
     pthread_t t[THREADS];
     worker w[THREADS];
     int failures = 0;

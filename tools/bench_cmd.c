@@ -12,15 +12,27 @@
  *   peak_gflops   peak f32 FMA rate, same thread count
  *   peak_gops     peak int8 dot-product rate, same thread count
  *   compile_ms    median cold JIT compile of this kernel (fresh context,
- *                 JIT already started, so LLVM's start-up is not counted)
+ *                 JIT already started, so LLVM's start-up is not counted;
+ *                 disk cache off)
  *   cache_hit_us  median qkc_kernel_compile of an already compiled kernel
+ *   disk_hit_us   median qkc_kernel_compile that links the kernel from the
+ *                 disk cache, each in a fresh process (`qkc bench
+ *                 --probe-disk-hit`) whose JIT another cached kernel has
+ *                 already started
+ *   jit_start_us  median of that first cached kernel's compile: the JIT's
+ *                 start-up in a fresh process plus one disk hit
  *   nmse, max_abs_err   against the reference on the first min(M, 8) rows
  */
+#include <errno.h>
 #include <math.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench/roofline.h"
 #include "ir/dtype.h"
@@ -83,6 +95,18 @@ typedef struct limits {
     double mem_gbps, peak_gflops, peak_gops;
 } limits;
 
+/* A context with the disk cache off, or on in `dir`. */
+static qkc_status bench_context(int threads, const char *dir, qkc_context **out)
+{
+    qkc_context_options co = {.struct_size = sizeof co, .threads = threads};
+    co.disk_cache = dir ? QKC_DISK_CACHE_ON : QKC_DISK_CACHE_OFF;
+    co.cache_dir = dir;
+    return qkc_context_create(&co, out);
+}
+
+/* The kernel that starts the JIT before the timed compile. */
+#define WARM_SPEC "matmul n=8 k=32 w=f32"
+
 /* Compile time of a kernel on a fresh context whose JIT is already up. */
 static double cold_compile_ms(const char *text, const qkc_compile_options *opt, int reps)
 {
@@ -93,10 +117,10 @@ static double cold_compile_ms(const char *text, const qkc_compile_options *opt, 
         qkc_spec *s, *warm;
         qkc_kernel *k;
         double t0;
-        if (qkc_context_create(NULL, &c) != QKC_OK)
+        if (bench_context(0, NULL, &c) != QKC_OK)
             return NAN;
         /* Start the JIT with another kernel, so only this one is timed. */
-        if (qkc_spec_parse(c, "matmul n=8 k=32 w=f32", &warm) == QKC_OK && qkc_kernel_compile(c, warm, opt, &k) == QKC_OK)
+        if (qkc_spec_parse(c, WARM_SPEC, &warm) == QKC_OK && qkc_kernel_compile(c, warm, opt, &k) == QKC_OK)
             qkc_kernel_destroy(k);
         qkc_spec_destroy(warm);
         if (qkc_spec_parse(c, text, &s) != QKC_OK) {
@@ -129,6 +153,118 @@ static double cache_hit_us(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     return median(t, N);
 }
 
+/* Compile time in microseconds (NAN on failure); *disk says whether the
+ * kernel came from the disk cache. */
+static double timed_compile_us(qkc_context *c, const char *text, const qkc_compile_options *opt, int *disk)
+{
+    qkc_spec *s;
+    qkc_kernel *k;
+    qkc_kernel_info ki;
+    double t0, us = NAN;
+    if (qkc_spec_parse(c, text, &s) != QKC_OK)
+        return NAN;
+    t0 = now_s();
+    if (qkc_kernel_compile(c, s, opt, &k) == QKC_OK) {
+        us = (now_s() - t0) * 1e6;
+        qkc_kernel_query(k, &ki);
+        *disk = ki.from_disk;
+        qkc_kernel_destroy(k);
+    }
+    qkc_spec_destroy(s);
+    return us;
+}
+
+/* `qkc bench --probe-disk-hit DIR SPEC`, run by bench in a fresh process:
+ * start the JIT with WARM_SPEC from the cache in DIR, then time SPEC's
+ * compile, which must come from the cache too. Prints "<start_us> <hit_us>". */
+static int probe_disk_hit(const char *dir, const char *text, const qkc_compile_options *opt)
+{
+    qkc_context *c;
+    int d1 = 0, d2 = 0;
+    double start, hit;
+    if (bench_context(1, dir, &c) != QKC_OK)
+        return 1;
+    start = timed_compile_us(c, WARM_SPEC, opt, &d1);
+    hit = timed_compile_us(c, text, opt, &d2);
+    qkc_context_destroy(c);
+    if (!d1 || !d2 || isnan(start) || isnan(hit)) {
+        fprintf(stderr, "error: the probe's kernels did not come from the disk cache in %s\n", dir);
+        return 1;
+    }
+    printf("%.3f %.3f\n", start, hit);
+    return 0;
+}
+
+/* Median disk-cache hit and JIT start-up, each from `procs` fresh
+ * processes running this program with --probe-disk-hit on a scratch cache
+ * filled here. NAN when it cannot be measured. */
+static void disk_hit(const char *text, const char *target, int procs, double *start_us, double *hit_us)
+{
+    char dir[] = "/tmp/qkc-bench-XXXXXX", self[4096], line[128];
+    double ts[32], th[32];
+    int n = 0;
+    qkc_context *c = NULL;
+    qkc_compile_options opt = {sizeof opt, target, NULL};
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    *start_us = *hit_us = NAN;
+    if (sl <= 0 || !mkdtemp(dir))
+        return;
+    self[sl] = '\0';
+    if (bench_context(1, dir, &c) == QKC_OK) {
+        int d;
+        timed_compile_us(c, WARM_SPEC, &opt, &d);
+        timed_compile_us(c, text, &opt, &d);
+    }
+    for (int p = 0; p < procs && p < 32; p++) {
+        int fds[2], status;
+        pid_t pid;
+        posix_spawn_file_actions_t fa;
+        char *args[8];
+        int na = 0;
+        FILE *f;
+        args[na++] = self;
+        args[na++] = "bench";
+        args[na++] = "--probe-disk-hit";
+        args[na++] = dir;
+        if (target) {
+            args[na++] = "--target";
+            args[na++] = (char *)target;
+        }
+        args[na++] = (char *)text;
+        args[na] = NULL;
+        if (pipe(fds) != 0)
+            break;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+        posix_spawn_file_actions_addclose(&fa, fds[0]);
+        if (posix_spawn(&pid, self, &fa, NULL, args, NULL) != 0) {
+            posix_spawn_file_actions_destroy(&fa);
+            close(fds[0]), close(fds[1]);
+            break;
+        }
+        posix_spawn_file_actions_destroy(&fa);
+        close(fds[1]);
+        f = fdopen(fds[0], "r");
+        if (f && fgets(line, sizeof line, f) && sscanf(line, "%lf %lf", &ts[n], &th[n]) == 2)
+            n++;
+        if (f)
+            fclose(f);
+        else
+            close(fds[0]);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    if (c) {
+        qkc_cache_clear(c, NULL);
+        qkc_context_destroy(c);
+    }
+    rmdir(dir);
+    if (n) {
+        *start_us = median(ts, n);
+        *hit_us = median(th, n);
+    }
+}
+
 int qkc_cmd_bench(int argc, char **argv)
 {
     long long ms[16] = {1}, ths[16] = {1};
@@ -144,6 +280,7 @@ int qkc_cmd_bench(int argc, char **argv)
     qkc_kernel_info kinfo;
     limits lim[16];
     int nlim = 0;
+    const char *probe_dir = NULL;
 
     if (!words)
         return 1;
@@ -170,6 +307,8 @@ int qkc_cmd_bench(int argc, char **argv)
             }
         } else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
             target = argv[++i];
+        } else if (!strcmp(argv[i], "--probe-disk-hit") && i + 1 < argc) {
+            probe_dir = argv[++i];
         } else if (!strcmp(argv[i], "--cold")) {
             cold = 1;
         } else if (!strcmp(argv[i], "--json")) {
@@ -186,13 +325,16 @@ int qkc_cmd_bench(int argc, char **argv)
         goto usage;
     }
     text = qkc_join_words(nwords, words);
+    if (text && probe_dir) {
+        qkc_compile_options opt = {sizeof opt, target, NULL};
+        rc = probe_disk_hit(probe_dir, text, &opt);
+        goto done;
+    }
     {
-        qkc_context_options co = {sizeof co, NULL, 0};
         long long maxth = 1;
         for (int i = 0; i < nth; i++)
             maxth = ths[i] > maxth ? ths[i] : maxth;
-        co.threads = (int)maxth;
-        if (!text || qkc_context_create(&co, &ctx) != QKC_OK) {
+        if (!text || bench_context((int)maxth, NULL, &ctx) != QKC_OK) {
             fprintf(stderr, "error: out of memory\n");
             goto done;
         }
@@ -205,7 +347,7 @@ int qkc_cmd_bench(int argc, char **argv)
     qkc_spec_query(spec, &info);
     {
         qkc_compile_options opt = {sizeof opt, target, NULL};
-        double compile_ms, hit_us;
+        double compile_ms, hit_us, disk_us, start_us;
         size_t pbytes;
         unsigned char *blob, **copies = NULL;
         float *w;
@@ -218,6 +360,7 @@ int qkc_cmd_bench(int argc, char **argv)
         qkc_kernel_query(kern, &kinfo);
         compile_ms = cold_compile_ms(text, &opt, 5);
         hit_us = cache_hit_us(ctx, spec, &opt);
+        disk_hit(text, target, 7, &start_us, &disk_us);
         qkc_kernel_packed_bytes(kern, &pbytes);
         w = malloc((size_t)(info.n * info.k) * sizeof *w);
         blob = malloc(info.weight_bytes);
@@ -254,9 +397,11 @@ int qkc_cmd_bench(int argc, char **argv)
             printf("qkc bench: %s\n", canon);
             printf("kernel: target %s (%s), schedule %s\n        layout %s\n", kinfo.target, kinfo.features,
                    kinfo.schedule, kinfo.layout);
-            printf("weights: %zu bytes (%.3f bits/weight), packed %zu; %s; compile %.2f ms cold, %.3f us cache hit\n",
-                   info.weight_bytes, info.bits_per_weight, pbytes,
-                   cold ? "cold: rotating over >= 1 GiB of copies" : "hot: one copy", compile_ms, hit_us);
+            printf("weights: %zu bytes (%.3f bits/weight), packed %zu; %s\n", info.weight_bytes,
+                   info.bits_per_weight, pbytes, cold ? "cold: rotating over >= 1 GiB of copies" : "hot: one copy");
+            printf("compile: %.2f ms cold, %.3f us in-memory hit, %.1f us disk hit (fresh process; JIT start "
+                   "%.1f us)\n",
+                   compile_ms, hit_us, disk_us, start_us);
             printf("\n%6s %7s %11s %8s %8s %9s %8s %10s %9s %10s %10s\n", "M", "threads", "us", "GB/s", "mem GB/s",
                    "%mem", "GFLOP/s", "peak GF/s", "peak GOP/s", "nmse", "max_err");
         }
@@ -344,10 +489,12 @@ int qkc_cmd_bench(int argc, char **argv)
                     if (json)
                         printf("{\"spec\": \"%s\", \"m\": %lld, \"threads\": %d, \"cold\": %s, \"us\": %.3f, "
                                "\"gbps\": %.3f, \"gflops\": %.3f, \"mem_gbps\": %.3f, \"peak_gflops\": %.3f, "
-                               "\"peak_gops\": %.3f, \"compile_ms\": %.3f, \"cache_hit_us\": %.4f, \"nmse\": %.3e, "
+                               "\"peak_gops\": %.3f, \"compile_ms\": %.3f, \"disk_hit_us\": %.1f, "
+                               "\"jit_start_us\": %.1f, \"cache_hit_us\": %.4f, \"nmse\": %.3e, "
                                "\"max_abs_err\": %.3e}\n",
                                canon, (long long)m, L->threads, cold ? "true" : "false", us, gbps, gflops,
-                               L->mem_gbps, L->peak_gflops, L->peak_gops, compile_ms, hit_us, nmse, maxerr);
+                               L->mem_gbps, L->peak_gflops, L->peak_gops, compile_ms, disk_us, start_us, hit_us, nmse,
+                               maxerr);
                     else
                         printf("%6lld %7d %11.1f %8.2f %8.2f %8.1f%% %8.1f %10.1f %9.1f %10.2e %10.2e\n", (long long)m,
                                L->threads, us, gbps, L->mem_gbps, 100.0 * gbps / L->mem_gbps, gflops, L->peak_gflops,

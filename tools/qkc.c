@@ -551,9 +551,17 @@ static const command commands[] = {
      "  gflops        2*M*N*K / time\n"
      "  mem_gbps      measured read bandwidth with the same thread count\n"
      "  peak_gflops   measured peak f32 FMA rate; peak_gops: int8 dot products\n"
-     "  compile_ms    median cold JIT compile of this kernel\n"
+     "  compile_ms    median cold JIT compile of this kernel (disk cache off)\n"
+     "  disk_hit_us   median compile that links the kernel from the disk cache,\n"
+     "                each in a fresh process whose JIT is already started\n"
+     "  jit_start_us  median first compile in a fresh process (JIT start-up plus\n"
+     "                one disk hit)\n"
      "  cache_hit_us  median in-memory cache hit (a second compile)\n"
      "  nmse, max_abs_err   against the reference on the first min(M, 8) rows\n"
+     "\n"
+     "\n"
+     "--probe-disk-hit DIR is what bench runs in each fresh process: it links\n"
+     "two kernels from the cache in DIR and prints their compile times.\n"
      "\n"
      "example: qkc bench matmul n=4096 k=4096 w=q4_0 --m 1,8 --threads 1,2 --cold\n"},
     {"compile", cmd_compile, "generate a kernel's assembly, LLVM IR or object file",

@@ -78,7 +78,22 @@ typedef struct qkc_context_options {
     /* Threads kernels run on (0: one per online CPU). The pool starts with
      * the first kernel run. */
     int threads;
+    /* The persistent kernel cache (docs/api.md, "Kernel cache"): compiled
+     * kernels are kept on disk so a later process links them without
+     * generating code. disk_cache: QKC_DISK_CACHE_DEFAULT (on, unless the
+     * environment has QKC_CACHE=off), QKC_DISK_CACHE_ON or _OFF. cache_dir:
+     * NULL means $QKC_CACHE_DIR, else $XDG_CACHE_HOME/qkc, else
+     * $HOME/.cache/qkc; the string is copied. */
+    int disk_cache;
+    const char *cache_dir;
+    /* Warnings that do not fail a call (a corrupt cache entry that was
+     * rebuilt, a cache directory that cannot be written). NULL: printed to
+     * stderr as "qkc: warning: <message>". Called on the calling thread. */
+    void (*warn)(const char *message, void *user);
+    void *warn_user;
 } qkc_context_options;
+
+enum { QKC_DISK_CACHE_DEFAULT = 0, QKC_DISK_CACHE_ON = 1, QKC_DISK_CACHE_OFF = 2 };
 
 typedef struct qkc_context qkc_context;
 
@@ -180,7 +195,8 @@ qkc_status qkc_reference_matmul(qkc_context *ctx, const qkc_spec *spec,
 
 /* The tunable parameters of a kernel, kept apart from the spec. A zero
  * field means "the default heuristic chooses". Text form (qkc_schedule_print
- * / _parse): "tm=4 tn=4 ku=1 vec=512 pf=0 nb=64". */
+ * / _parse): "tm=4 tn=4 ku=1 vec=512 pf=0 nb=64"; the compiler checks the
+ * values against the target when it completes a schedule. */
 typedef struct qkc_schedule {
     int tile_m;      /* rows of A per register tile */
     int tile_n;      /* weight rows (outputs) per register tile */
@@ -189,6 +205,14 @@ typedef struct qkc_schedule {
     int prefetch;    /* weight prefetch distance in chunks, 0 = none */
     int n_block;     /* outputs per thread work item */
 } qkc_schedule;
+
+/* Parse a schedule's text form: space-separated key=value pairs from
+ * tm tn ku vec pf nb, each at most once, missing keys left 0 (heuristic).
+ * Errors: QKC_ERR_PARSE naming the word. */
+qkc_status qkc_schedule_parse(qkc_context *ctx, const char *text, qkc_schedule *out);
+
+/* Print the text form with snprintf semantics; returns the length. */
+size_t qkc_schedule_print(const qkc_schedule *schedule, char *buf, size_t size);
 
 typedef struct qkc_compile_options {
     size_t struct_size;            /* sizeof(qkc_compile_options) */
@@ -238,18 +262,110 @@ typedef struct qkc_kernel_info {
     const char *schedule;    /* text form of the schedule used */
     const char *layout;      /* the packed weight layout, and any fallback */
     const char *symbol;      /* the kernel's symbol name */
-    double compile_ms;       /* 0 when it came from a cache */
+    double compile_ms;       /* time the compile took; 0 for an in-memory cache hit */
     int from_cache;          /* 1: in-memory cache hit */
+    int from_disk;           /* 1: linked from the disk cache, no code generated */
+    int ahead_of_time;       /* 1: a kernel of an AOT library (qkc_aot_kernel) */
 } qkc_kernel_info;
 
 qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out);
 
-/* Generated code of a kernel: "asm" (text), "llvm" (optimised IR, text) or
- * "obj" (an ELF object, binary). The kernel's symbol is "qkc_kernel".
+/* Generated code of a kernel: "asm" (text), "llvm" (optimised IR, text),
+ * "bc" (LLVM bitcode, binary) or "obj" (an ELF object, binary). The
+ * kernel's symbol is "qkc_kernel".
  * Writes into buf like qkc_spec_print (needed receives the length; text is
  * NUL-terminated). The target need not be this machine's. */
 qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
                            const char *what, char *buf, size_t size, size_t *needed);
+
+/* ------------------------------------------------------------ kernel cache */
+
+/* The persistent kernel cache is a directory of entry files, one per
+ * compiled kernel, named by the SHA-256 of its key (canonical spec,
+ * schedule, target triple and features, qkc and LLVM versions). Entries
+ * are written atomically and checked (length and checksum) when read; a
+ * corrupt one is reported through the context's warning hook and rebuilt.
+ * Importing entries means trusting them like any other machine code. */
+
+/* The context's cache directory, or NULL when the disk cache is off. */
+const char *qkc_cache_dir(const qkc_context *ctx);
+
+typedef struct qkc_cache_entry_info {
+    const char *file;    /* the entry's file name in the directory */
+    const char *spec;    /* canonical spec ("" if the entry is unreadable) */
+    const char *target;  /* target name, triple, CPU and LLVM features */
+    const char *versions;/* "qkc 0.1.0 llvm 19.1.7" */
+    uint64_t bytes;      /* file size */
+    int64_t mtime;       /* seconds since the epoch */
+    const char *problem; /* NULL for a valid entry, else why it is not */
+} qkc_cache_entry_info;
+
+/* Call fn once per entry file of the cache directory (in no set order).
+ * The strings are valid during the call. Errors: QKC_ERR_IO, and
+ * QKC_ERR_INVALID_ARGUMENT when the cache is off. */
+qkc_status qkc_cache_list(qkc_context *ctx, void (*fn)(const qkc_cache_entry_info *entry, void *user), void *user);
+
+/* Remove every entry file (and left-over temporary files) of the cache
+ * directory; nothing else in it is touched. *removed may be NULL. */
+qkc_status qkc_cache_clear(qkc_context *ctx, size_t *removed);
+
+/* Write every valid entry into one bundle file, or read a bundle and add
+ * its entries to the cache. Import checks every entry before it writes
+ * any: a bundle with a corrupt entry is rejected whole
+ * (QKC_ERR_CORRUPT_DATA). *count (may be NULL) receives the entries. */
+qkc_status qkc_cache_export(qkc_context *ctx, const char *file, size_t *count);
+qkc_status qkc_cache_import(qkc_context *ctx, const char *file, size_t *count);
+
+/* ---------------------------------------------------------- AOT libraries */
+
+/* An ahead-of-time library made by `qkc compile --emit lib` (or
+ * qkc_aot_write): kernels for several specs, each possibly for several
+ * targets, plus a table the runtime reads. The generated header declares
+ * the table as `extern const qkc_aot_library qkc_aot_<name>;`. Programs
+ * that use AOT kernels need only libqkc_rt (no LLVM). */
+typedef struct qkc_aot_library qkc_aot_library;
+
+/* A handle to the kernel of `lib` that computes `spec`, for the best
+ * variant this CPU runs: options->target (or QKC_TARGET) picks a variant by
+ * target name; otherwise the first variant, in the library's order of
+ * preference, whose CPU features this machine has. The handle works with
+ * qkc_weights_pack, qkc_kernel_run, qkc_kernel_query (target names the
+ * variant chosen) and qkc_kernel_destroy. Errors: QKC_ERR_UNSUPPORTED (no
+ * kernel for this spec, or no variant named so; the message lists what the
+ * library has), QKC_ERR_NO_DEVICE (the variant needs features this CPU
+ * lacks), QKC_ERR_CORRUPT_DATA (not a qkc library, or one made by another
+ * qkc version). Thread-safe. */
+qkc_status qkc_aot_kernel(qkc_context *ctx, const qkc_aot_library *lib, const qkc_spec *spec,
+                          const qkc_compile_options *options, qkc_kernel **out);
+
+typedef struct qkc_aot_variant_info {
+    const char *spec;     /* canonical spec */
+    const char *target;   /* target name */
+    const char *features; /* CPU features it needs */
+    const char *symbol;   /* entry point (declared in the generated header) */
+    const char *schedule; /* schedule text */
+} qkc_aot_variant_info;
+
+/* The variants of a library: count (-1 if `lib` is not a qkc library of
+ * this version), then each by index. Strings are the library's own. */
+int qkc_aot_variant_count(const qkc_aot_library *lib);
+qkc_status qkc_aot_variant(const qkc_aot_library *lib, int index, qkc_aot_variant_info *out);
+
+typedef struct qkc_aot_options {
+    size_t struct_size;          /* sizeof(qkc_aot_options) */
+    const char *name;            /* C identifier: table qkc_aot_<name>, entry points qkc_aot_<name>_<i> */
+    const char *const *targets;  /* target names, in order of preference; NULL: "host" */
+    int target_count;
+    const qkc_schedule *schedule;/* NULL: heuristic for each kernel */
+} qkc_aot_options;
+
+/* Generate an AOT product for specs x targets and write it to `path`
+ * (atomically: a temporary file renamed into place). what: "lib" (a static
+ * library: one object per kernel variant and the dispatch table, with a
+ * symbol index) or "header" (the C header declaring the argument struct,
+ * the entry points and the table). libqkc only. */
+qkc_status qkc_aot_write(qkc_context *ctx, const qkc_spec *const *specs, int spec_count,
+                         const qkc_aot_options *options, const char *what, const char *path);
 
 #ifdef __cplusplus
 }

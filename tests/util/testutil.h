@@ -38,8 +38,9 @@ int qkc_case_selected(const char *name);
         }                                                                                     \
     } while (0)
 
-/* SHA-256 of a buffer, as 64 lowercase hex characters plus NUL. */
-void qkc_sha256_hex(const void *data, size_t len, char out[65]);
+/* SHA-256 (qkc_sha256_hex: 64 lowercase hex characters plus NUL) is the
+ * runtime's own. */
+#include "runtime/sha256.h"
 
 /* Parse hex (whitespace ignored) into out; returns bytes written or -1. */
 long qkc_hex_decode(const char *hex, uint8_t *out, size_t cap);
