@@ -231,8 +231,8 @@ qkc_status qkc_dcache_read(qkc_context *ctx, const char *dir, const char *key, q
         return QKC_ERR_IO;
     }
     err = read_file(ctx, path, QKC_DCACHE_MAX_BYTES + 65536, &e->raw, &e->raw_len);
-    if (err == ENOENT)
-        return QKC_ERR_IO;
+    if (err == ENOENT || err == ENOTDIR)
+        return QKC_ERR_IO; /* no entry (or no directory) yet */
     if (err == EFBIG) {
         *why = "larger than any kernel";
         return QKC_ERR_CORRUPT_DATA;

@@ -38,58 +38,17 @@ typedef struct worker {
     char first_error[256];
 } worker;
 
-static double out_at(const char *out, const void *c, int64_t i)
-{
-    if (!strcmp(out, "bf16"))
-        return (double)(*(const float *)&(uint32_t){(uint32_t)((const uint16_t *)c)[i] << 16});
-    return ((const float *)c)[i];
-}
-
 static int check_one(worker *wk, const char *text, int64_t m)
 {
     qkc_spec *spec = NULL;
     qkc_kernel *kern = NULL;
-    qkc_spec_info info;
-    size_t pbytes;
-    int bad = 0;
-    qkc_rng r = qkc_rng_from_name(text);
+    int bad;
     if (qkc_spec_parse(wk->ctx, text, &spec) != QKC_OK || qkc_kernel_compile(wk->ctx, spec, NULL, &kern) != QKC_OK) {
         qkc_context_copy_error(wk->ctx, wk->first_error, sizeof wk->first_error);
         qkc_spec_destroy(spec);
         return 1;
     }
-    qkc_spec_query(spec, &info);
-    qkc_kernel_packed_bytes(kern, &pbytes);
-    {
-        int64_t n = info.n, k = info.k;
-        float *w = malloc((size_t)(n * k) * 4), *a = malloc((size_t)(m * k) * 4), *bias = calloc((size_t)n, 4);
-        float *c = malloc((size_t)(m * n) * 4), *cr = malloc((size_t)(m * n) * 4);
-        unsigned char *blob = malloc(info.weight_bytes), *packed = malloc(pbytes);
-        for (int64_t i = 0; i < n * k; i++)
-            w[i] = qkc_rng_normal(&r) * 0.05f;
-        for (int64_t i = 0; i < m * k; i++)
-            a[i] = qkc_rng_normal(&r);
-        qkc_matmul_args ar = {a, k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, n, m};
-        qkc_matmul_args ak = {a, k, packed, pbytes, info.has_bias ? bias : NULL, c, n, m};
-        if (qkc_quantize(wk->ctx, spec, w, k, blob, info.weight_bytes) != QKC_OK ||
-            qkc_weights_pack(wk->ctx, kern, blob, info.weight_bytes, packed, pbytes) != QKC_OK ||
-            qkc_reference_matmul(wk->ctx, spec, &ar) != QKC_OK || qkc_kernel_run(wk->ctx, kern, &ak, NULL) != QKC_OK) {
-            bad = 1;
-        } else {
-            double err = 0, ref = 0;
-            for (int64_t i = 0; i < m * n; i++) {
-                double x = out_at(info.out_type, c, i), y = out_at(info.out_type, cr, i);
-                err += (x - y) * (x - y);
-                ref += y * y;
-            }
-            /* bf16 output: a few one-ulp flips; f32: accumulation order only */
-            bad = !(err <= (strcmp(info.out_type, "bf16") ? 1e-9 : 1e-4) * ref);
-            if (bad)
-                snprintf(wk->first_error, sizeof wk->first_error, "%s m=%lld: nmse %.3e", text, (long long)m,
-                         err / ref);
-        }
-        free(w), free(a), free(bias), free(c), free(cr), free(blob), free(packed);
-    }
+    bad = qkc_test_kernel_vs_reference(wk->ctx, spec, kern, text, m, wk->first_error, sizeof wk->first_error);
     qkc_kernel_destroy(kern);
     qkc_spec_destroy(spec);
     return bad;

@@ -45,4 +45,14 @@ int qkc_case_selected(const char *name);
 /* Parse hex (whitespace ignored) into out; returns bytes written or -1. */
 long qkc_hex_decode(const char *hex, uint8_t *out, size_t cap);
 
+/* Quantize seeded random weights (seed: `name`), pack them for `kern`, run
+ * it on M seeded rows and compare with the reference matmul: NMSE <= 1e-9
+ * (f32 output) or 1e-4 (bf16 output, a few one-ulp flips). 0 on a match,
+ * else 1 with the reason in err. Needs no compiler: AOT kernels too. */
+typedef struct qkc_context qkc_context;
+typedef struct qkc_spec qkc_spec;
+typedef struct qkc_kernel qkc_kernel;
+int qkc_test_kernel_vs_reference(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
+                                 int64_t m, char *err, size_t err_size);
+
 #endif

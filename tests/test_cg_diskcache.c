@@ -1,0 +1,524 @@
+/*
+ * The persistent kernel cache: a kernel compiled once is linked from disk
+ * by a later context (no code generated) and still matches the reference;
+ * damaged entries (truncated, a flipped byte, another kernel's entry under
+ * this name) are reported once and rebuilt; the key separates targets;
+ * list, clear, export and import; an unwritable directory only warns; and
+ * several processes filling one directory at once leave a consistent cache.
+ *
+ * The processes are this program run again (`--fill DIR ID`), so each is a
+ * fresh process with nothing shared but the directory.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "qkc/qkc.h"
+#include "util/testutil.h"
+
+/* ------------------------------------------------------------ helpers */
+
+typedef struct warnings {
+    int count;
+    char last[1024];
+} warnings;
+
+static void on_warn(const char *message, void *user)
+{
+    warnings *w = user;
+    w->count++;
+    snprintf(w->last, sizeof w->last, "%s", message);
+}
+
+static qkc_context *cache_context(const char *dir, warnings *w)
+{
+    qkc_context *ctx;
+    qkc_context_options co = {.struct_size = sizeof co, .threads = 1};
+    co.disk_cache = QKC_DISK_CACHE_ON;
+    co.cache_dir = dir;
+    co.warn = on_warn;
+    co.warn_user = w;
+    assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);
+    assert_string_equal(qkc_cache_dir(ctx), dir);
+    return ctx;
+}
+
+/* A new empty directory (the name is malloc'd; remove_tree frees it). */
+static char *scratch_dir(const char *tag)
+{
+    char *dir = malloc(256);
+    assert_non_null(dir);
+    snprintf(dir, 256, "/tmp/qkc-dcache-%s-%ld-XXXXXX", tag, (long)getpid());
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+static void remove_tree(char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[512];
+    if (!d) {
+        free(dir);
+        return;
+    }
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    rmdir(dir);
+    free(dir);
+}
+
+/* Entry files (*.qko) and temporary files (.*.tmp) in dir. */
+static void count_files(const char *dir, int *entries, int *temps)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t len;
+    *entries = *temps = 0;
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        len = strlen(de->d_name);
+        if (len > 4 && !strcmp(de->d_name + len - 4, ".qko"))
+            (*entries)++;
+        else if (len > 4 && !strcmp(de->d_name + len - 4, ".tmp"))
+            (*temps)++;
+    }
+    closedir(d);
+}
+
+/* The path of the only entry file in dir. */
+static void only_entry(const char *dir, char *path, size_t size)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        if (strlen(de->d_name) > 4 && !strcmp(de->d_name + strlen(de->d_name) - 4, ".qko")) {
+            snprintf(path, size, "%s/%s", dir, de->d_name);
+            n++;
+        }
+    closedir(d);
+    assert_int_equal(n, 1);
+}
+
+/* Compile `text` on ctx (target may be NULL), check it against the
+ * reference, and return whether it came from the disk cache. */
+static int compile_check(qkc_context *ctx, const char *text, const char *target)
+{
+    qkc_spec *spec;
+    qkc_kernel *k;
+    qkc_kernel_info ki;
+    qkc_compile_options opt = {sizeof opt, target, NULL};
+    char err[512] = "";
+    assert_int_equal(qkc_spec_parse(ctx, text, &spec), QKC_OK);
+    if (qkc_kernel_compile(ctx, spec, &opt, &k) != QKC_OK)
+        fail_msg("%s: %s", text, qkc_context_last_error(ctx));
+    if (qkc_test_kernel_vs_reference(ctx, spec, k, text, 3, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(qkc_kernel_query(k, &ki), QKC_OK);
+    qkc_kernel_destroy(k);
+    qkc_spec_destroy(spec);
+    return ki.from_disk;
+}
+
+static const char *const spec_a = "matmul n=64 k=256 w=q4_0 bias=f32 act=silu";
+
+/* ------------------------------------------------------------- tests */
+
+static void test_hit_in_a_new_context(void **state)
+{
+    (void)state;
+    char *dir = scratch_dir("hit");
+    warnings w = {0};
+    int entries, temps;
+    qkc_context *c1 = cache_context(dir, &w), *c2;
+    assert_int_equal(compile_check(c1, spec_a, NULL), 0);
+    count_files(dir, &entries, &temps);
+    assert_int_equal(entries, 1);
+    assert_int_equal(temps, 0);
+    /* the same context answers from memory: from_disk stays as compiled */
+    assert_int_equal(compile_check(c1, spec_a, NULL), 0);
+    qkc_context_destroy(c1);
+    c2 = cache_context(dir, &w);
+    assert_int_equal(compile_check(c2, spec_a, NULL), 1);
+    /* the int8 path too */
+    assert_int_equal(compile_check(c2, "matmul n=40 k=512 w=q8_0 compute=int8", NULL), 0);
+    qkc_context_destroy(c2);
+    c2 = cache_context(dir, &w);
+    assert_int_equal(compile_check(c2, "matmul n=40 k=512 w=q8_0 compute=int8", NULL), 1);
+    qkc_context_destroy(c2);
+    assert_int_equal(w.count, 0);
+    remove_tree(dir);
+}
+
+static void test_targets_have_their_own_entries(void **state)
+{
+    (void)state;
+    char *dir = scratch_dir("targets");
+    warnings w = {0};
+    int entries, temps;
+    qkc_context *c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, "x86_64-avx2"), 0);
+    if (compile_check(c, spec_a, "x86_64-avx512") != 0)
+        fail_msg("an AVX-512 kernel came from the AVX2 kernel's entry");
+    count_files(dir, &entries, &temps);
+    assert_int_equal(entries, 2);
+    qkc_context_destroy(c);
+    c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, "x86_64-avx2"), 1);
+    assert_int_equal(compile_check(c, spec_a, "x86_64-avx512"), 1);
+    qkc_context_destroy(c);
+    remove_tree(dir);
+}
+
+typedef enum damage { TRUNCATE, FLIP_OBJECT_BYTE, FLIP_HEADER_BYTE, EMPTY, OTHER_KERNEL } damage;
+
+static void damaged_entry_is_rebuilt(damage how, const char *expect)
+{
+    char *dir = scratch_dir("damage"), path[512];
+    warnings w = {0};
+    qkc_context *c = cache_context(dir, &w);
+    struct stat sb;
+    FILE *f;
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    qkc_context_destroy(c);
+    only_entry(dir, path, sizeof path);
+    assert_int_equal(stat(path, &sb), 0);
+    switch (how) {
+    case TRUNCATE:
+        assert_int_equal(truncate(path, sb.st_size / 2), 0);
+        break;
+    case EMPTY:
+        assert_int_equal(truncate(path, 0), 0);
+        break;
+    case FLIP_OBJECT_BYTE:
+    case FLIP_HEADER_BYTE: {
+        long at = how == FLIP_OBJECT_BYTE ? (long)sb.st_size - 100 : 13;
+        int ch;
+        f = fopen(path, "r+b");
+        assert_non_null(f);
+        fseek(f, at, SEEK_SET);
+        ch = fgetc(f);
+        fseek(f, at, SEEK_SET);
+        fputc(ch ^ 0x20, f);
+        fclose(f);
+        break;
+    }
+    case OTHER_KERNEL: {
+        /* a valid entry of another kernel, renamed to this kernel's name */
+        char *other = scratch_dir("other"), opath[512];
+        c = cache_context(other, &w);
+        assert_int_equal(compile_check(c, "matmul n=64 k=256 w=q8_0", NULL), 0);
+        qkc_context_destroy(c);
+        only_entry(other, opath, sizeof opath);
+        assert_int_equal(rename(opath, path), 0);
+        remove_tree(other);
+        break;
+    }
+    }
+    c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 0); /* rebuilt, not linked */
+    assert_int_equal(w.count, 1);
+    if (!strstr(w.last, expect) || !strstr(w.last, "rebuilding"))
+        fail_msg("warning '%s' does not say '%s' and rebuilding", w.last, expect);
+    /* a second compile in this context is a memory hit: no second report */
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    assert_int_equal(w.count, 1);
+    qkc_context_destroy(c);
+    /* the rebuilt entry is whole again */
+    c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 1);
+    assert_int_equal(w.count, 1);
+    qkc_context_destroy(c);
+    remove_tree(dir);
+}
+
+static void test_truncated_entry(void **state)
+{
+    (void)state;
+    damaged_entry_is_rebuilt(TRUNCATE, "truncated");
+}
+
+static void test_empty_entry(void **state)
+{
+    (void)state;
+    damaged_entry_is_rebuilt(EMPTY, "truncated");
+}
+
+static void test_flipped_object_byte(void **state)
+{
+    (void)state;
+    damaged_entry_is_rebuilt(FLIP_OBJECT_BYTE, "checksum");
+}
+
+static void test_flipped_header_byte(void **state)
+{
+    (void)state;
+    damaged_entry_is_rebuilt(FLIP_HEADER_BYTE, "lengths");
+}
+
+static void test_other_kernels_entry(void **state)
+{
+    (void)state;
+    damaged_entry_is_rebuilt(OTHER_KERNEL, "another kernel");
+}
+
+typedef struct listing {
+    int valid, invalid;
+    char spec[512];
+} listing;
+
+static void on_entry(const qkc_cache_entry_info *e, void *user)
+{
+    listing *l = user;
+    if (e->problem) {
+        l->invalid++;
+        return;
+    }
+    l->valid++;
+    snprintf(l->spec, sizeof l->spec, "%s", e->spec);
+    assert_true(e->bytes > 64);
+    assert_non_null(strstr(e->versions, qkc_version_string()));
+    assert_non_null(strstr(e->target, "x86_64"));
+}
+
+static void test_list_clear_export_import(void **state)
+{
+    (void)state;
+    char *d1 = scratch_dir("export"), bundle[300];
+    warnings w = {0};
+    listing l = {0};
+    size_t n = 0;
+    int entries, temps;
+    qkc_context *c = cache_context(d1, &w), *c2;
+    FILE *f;
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    assert_int_equal(compile_check(c, "matmul n=32 k=64 w=f16", NULL), 0);
+    assert_int_equal(qkc_cache_list(c, on_entry, &l), QKC_OK);
+    assert_int_equal(l.valid, 2);
+    assert_int_equal(l.invalid, 0);
+    snprintf(bundle, sizeof bundle, "%s.bundle", d1);
+    assert_int_equal(qkc_cache_export(c, bundle, &n), QKC_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(qkc_cache_clear(c, &n), QKC_OK);
+    assert_int_equal(n, 2);
+    count_files(d1, &entries, &temps);
+    assert_int_equal(entries, 0);
+    qkc_context_destroy(c);
+
+    /* import into another directory: the kernels come from disk there */
+    {
+        char *d2 = scratch_dir("import");
+        c2 = cache_context(d2, &w);
+        assert_int_equal(qkc_cache_import(c2, bundle, &n), QKC_OK);
+        assert_int_equal(n, 2);
+        assert_int_equal(compile_check(c2, spec_a, NULL), 1);
+        assert_int_equal(compile_check(c2, "matmul n=32 k=64 w=f16", NULL), 1);
+        memset(&l, 0, sizeof l);
+        assert_int_equal(qkc_cache_list(c2, on_entry, &l), QKC_OK);
+        assert_int_equal(l.valid, 2);
+        qkc_context_destroy(c2);
+        remove_tree(d2);
+    }
+
+    /* a damaged bundle is refused whole: nothing is written */
+    {
+        struct stat sb;
+        char *d3 = scratch_dir("badimport");
+        assert_int_equal(stat(bundle, &sb), 0);
+        f = fopen(bundle, "r+b");
+        assert_non_null(f);
+        fseek(f, (long)sb.st_size - 10, SEEK_SET);
+        fputc(0x5A ^ fgetc(f), f);
+        fclose(f);
+        c2 = cache_context(d3, &w);
+        assert_int_equal(qkc_cache_import(c2, bundle, &n), QKC_ERR_CORRUPT_DATA);
+        assert_non_null(strstr(qkc_context_last_error(c2), "entry 2 of 2"));
+        count_files(d3, &entries, &temps);
+        assert_int_equal(entries + temps, 0);
+        assert_int_equal(truncate(bundle, sb.st_size - 1), 0);
+        assert_int_equal(qkc_cache_import(c2, bundle, &n), QKC_ERR_CORRUPT_DATA);
+        assert_non_null(strstr(qkc_context_last_error(c2), "truncated"));
+        assert_int_equal(qkc_cache_import(c2, "/nonexistent/qkc.bundle", &n), QKC_ERR_IO);
+        assert_int_equal(qkc_cache_import(c2, d3, &n), QKC_ERR_IO); /* a directory */
+        qkc_context_destroy(c2);
+        remove_tree(d3);
+    }
+    unlink(bundle);
+    remove_tree(d1);
+    assert_int_equal(w.count, 0);
+}
+
+static void test_unwritable_directory_warns_once(void **state)
+{
+    (void)state;
+    char *dir = scratch_dir("ro"), file[300];
+    warnings w = {0};
+    qkc_context *c;
+    FILE *f;
+    /* the cache "directory" is a regular file: nothing can be created in it */
+    snprintf(file, sizeof file, "%s/plain-file", dir);
+    f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    c = cache_context(file, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    assert_int_equal(compile_check(c, "matmul n=32 k=64 w=f16", NULL), 0);
+    assert_int_equal(w.count, 1);
+    assert_non_null(strstr(w.last, "cannot create directory"));
+    qkc_context_destroy(c);
+    remove_tree(dir);
+}
+
+static void test_cache_off(void **state)
+{
+    (void)state;
+    qkc_context *c;
+    qkc_context_options co = {.struct_size = sizeof co, .disk_cache = QKC_DISK_CACHE_OFF};
+    size_t n;
+    assert_int_equal(qkc_context_create(&co, &c), QKC_OK);
+    assert_null(qkc_cache_dir(c));
+    assert_int_equal(qkc_cache_clear(c, &n), QKC_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(qkc_context_last_error(c), "disk cache is off"));
+    qkc_context_destroy(c);
+    co.disk_cache = 7;
+    assert_int_equal(qkc_context_create(&co, &c), QKC_ERR_INVALID_ARGUMENT);
+}
+
+/* --------------------------------------------- several processes at once */
+
+enum { PROCS = 2, ROUNDS = 3 };
+
+static const char *const fill_specs[] = {
+    "matmul n=64 k=256 w=q4_0",
+    "matmul n=48 k=256 w=q8_0 compute=int8",
+    "matmul n=40 k=250 w=int4 group=50 scale=f16 zero=int",
+    "matmul n=33 k=256 w=nf4_bnb:dq act=silu bias=f32",
+    "matmul n=32 k=256 w=gptq group=64 out=bf16",
+    "matmul n=17 k=512 w=q4_k compute=int8",
+    "matmul n=24 k=128 w=q5_1",
+    "matmul n=16 k=256 w=mxfp4",
+    "matmul n=20 k=64 w=f16 act=relu",
+    "matmul n=8 k=256 w=q6_k",
+};
+#define NFILL (int)(sizeof fill_specs / sizeof fill_specs[0])
+
+/* A child: compile (from the cache or not) and check every spec, in an
+ * order of its own, then exit 0 only when all matched the reference. */
+static int fill(const char *dir, int id)
+{
+    qkc_context *ctx;
+    qkc_context_options co = {.struct_size = sizeof co, .threads = 1};
+    int bad = 0;
+    co.disk_cache = QKC_DISK_CACHE_ON;
+    co.cache_dir = dir;
+    if (qkc_context_create(&co, &ctx) != QKC_OK)
+        return 2;
+    for (int i = 0; i < NFILL; i++) {
+        const char *text = fill_specs[(i * (id % 2 ? 3 : 7) + id) % NFILL];
+        qkc_spec *spec = NULL;
+        qkc_kernel *k = NULL;
+        char err[512];
+        if (qkc_spec_parse(ctx, text, &spec) != QKC_OK || qkc_kernel_compile(ctx, spec, NULL, &k) != QKC_OK) {
+            fprintf(stderr, "fill %d: %s: %s\n", id, text, qkc_context_last_error(ctx));
+            bad = 1;
+        } else if (qkc_test_kernel_vs_reference(ctx, spec, k, text, 1 + i % 4, err, sizeof err)) {
+            fprintf(stderr, "fill %d: %s\n", id, err);
+            bad = 1;
+        }
+        qkc_kernel_destroy(k);
+        qkc_spec_destroy(spec);
+    }
+    qkc_context_destroy(ctx);
+    return bad;
+}
+
+static void test_processes_fill_one_directory(void **state)
+{
+    (void)state;
+    char *dir = scratch_dir("procs"), self[4096], ids[PROCS][8];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    warnings w = {0};
+    listing l = {0};
+    int entries, temps;
+    qkc_context *c;
+    assert_true(sl > 0);
+    self[sl] = '\0';
+    for (int round = 0; round < ROUNDS; round++) {
+        pid_t pid[PROCS];
+        if (round == 2) {
+            /* damage every entry: both processes find them bad at once */
+            DIR *d = opendir(dir);
+            struct dirent *de;
+            char path[600];
+            while ((de = readdir(d)) != NULL)
+                if (strstr(de->d_name, ".qko")) {
+                    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+                    assert_int_equal(truncate(path, 100), 0);
+                }
+            closedir(d);
+        }
+        for (int p = 0; p < PROCS; p++) {
+            char *args[] = {self, "--fill", dir, ids[p], NULL};
+            snprintf(ids[p], sizeof ids[p], "%d", p + PROCS * round);
+            assert_int_equal(posix_spawn(&pid[p], self, NULL, NULL, args, NULL), 0);
+        }
+        for (int p = 0; p < PROCS; p++) {
+            int status = 0;
+            while (waitpid(pid[p], &status, 0) < 0 && errno == EINTR) {
+            }
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fail_msg("round %d: process %d failed (status %d)", round, p, status);
+        }
+        count_files(dir, &entries, &temps);
+        assert_int_equal(entries, NFILL);
+        assert_int_equal(temps, 0);
+    }
+    c = cache_context(dir, &w);
+    assert_int_equal(qkc_cache_list(c, on_entry, &l), QKC_OK);
+    assert_int_equal(l.valid, NFILL);
+    assert_int_equal(l.invalid, 0);
+    /* and every kernel now comes from disk */
+    for (int i = 0; i < NFILL; i++)
+        assert_int_equal(compile_check(c, fill_specs[i], NULL), 1);
+    qkc_context_destroy(c);
+    remove_tree(dir);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hit_in_a_new_context),
+        cmocka_unit_test(test_targets_have_their_own_entries),
+        cmocka_unit_test(test_truncated_entry),
+        cmocka_unit_test(test_empty_entry),
+        cmocka_unit_test(test_flipped_object_byte),
+        cmocka_unit_test(test_flipped_header_byte),
+        cmocka_unit_test(test_other_kernels_entry),
+        cmocka_unit_test(test_list_clear_export_import),
+        cmocka_unit_test(test_unwritable_directory_warns_once),
+        cmocka_unit_test(test_cache_off),
+        cmocka_unit_test(test_processes_fill_one_directory),
+    };
+    if (argc == 4 && !strcmp(argv[1], "--fill"))
+        return fill(argv[2], atoi(argv[3]));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
