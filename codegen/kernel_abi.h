@@ -35,4 +35,34 @@ enum {
 
 typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
 
+/*
+ * AOT libraries (`qkc compile --emit lib`): beside the kernels, a table the
+ * runtime reads to pick a kernel for a spec and a CPU (runtime/aot.c). The
+ * code generator writes it as LLVM constants with exactly these C layouts
+ * (codegen/aot_table.c); `abi` changes whenever they do.
+ */
+#define QKC_AOT_MAGIC 0x41434B51u /* "QKCA" */
+#define QKC_AOT_ABI 1u
+
+typedef struct qkc_aot_row {
+    const char *spec;     /* canonical spec text */
+    const char *target;   /* target name */
+    const char *features; /* feature names, for messages */
+    const char *symbol;
+    const char *schedule; /* schedule text */
+    qkc_kernel_fn fn;
+    uint32_t feature_bits; /* QKC_FEAT_* the kernel needs */
+    int32_t int8_dot;      /* A is passed as int8 codes + block scales */
+    int32_t sched[6];      /* tile_m tile_n k_unroll vector_bits prefetch n_block */
+} qkc_aot_row;
+
+struct qkc_aot_library {
+    uint32_t magic; /* QKC_AOT_MAGIC */
+    uint32_t abi;   /* QKC_AOT_ABI */
+    int32_t version; /* QKC_VERSION of the qkc that wrote it */
+    int32_t count;
+    const char *name;
+    const qkc_aot_row *rows; /* in order of preference */
+};
+
 #endif

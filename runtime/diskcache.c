@@ -174,8 +174,7 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
-/* Write data to `path` through a temporary file beside it and a rename. */
-static qkc_status write_atomic(qkc_context *ctx, const char *path, const void *data, size_t len)
+qkc_status qkc_write_atomic(qkc_context *ctx, const char *path, const void *data, size_t len)
 {
     char tmp[4200];
     const uint8_t *p = data;
@@ -188,13 +187,13 @@ static qkc_status write_atomic(qkc_context *ctx, const char *path, const void *d
         /* pid, the clock and a stack address: unique among threads and processes */
         if (snprintf(tmp, sizeof tmp, "%.*s.%s.%ld.%lx.%d.tmp", dirlen, path, slash ? slash + 1 : path, (long)getpid(),
                      (unsigned long)ts.tv_nsec ^ (unsigned long)(uintptr_t)&fd, attempt) >= (int)sizeof tmp)
-            return qkc_fail(ctx, QKC_ERR_IO, "kernel cache: path too long: %s", path);
+            return qkc_fail(ctx, QKC_ERR_IO, "path too long: %s", path);
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0 && errno != EEXIST)
-            return qkc_fail(ctx, QKC_ERR_IO, "kernel cache: cannot create %s: %s", tmp, strerror(errno));
+            return qkc_fail(ctx, QKC_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     }
     if (fd < 0)
-        return qkc_fail(ctx, QKC_ERR_IO, "kernel cache: no free temporary name for %s", path);
+        return qkc_fail(ctx, QKC_ERR_IO, "no free temporary name for %s", path);
     while (len) {
         ssize_t w = write(fd, p, len);
         if (w < 0 && errno == EINTR)
@@ -203,7 +202,7 @@ static qkc_status write_atomic(qkc_context *ctx, const char *path, const void *d
             int e = w < 0 ? errno : EIO;
             close(fd);
             unlink(tmp);
-            return qkc_fail(ctx, QKC_ERR_IO, "kernel cache: writing %s failed: %s", tmp, strerror(e));
+            return qkc_fail(ctx, QKC_ERR_IO, "writing %s failed: %s", tmp, strerror(e));
         }
         p += w;
         len -= (size_t)w;
@@ -211,7 +210,7 @@ static qkc_status write_atomic(qkc_context *ctx, const char *path, const void *d
     if (close(fd) != 0 || rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
-        return qkc_fail(ctx, QKC_ERR_IO, "kernel cache: cannot put %s in place: %s", path, strerror(e));
+        return qkc_fail(ctx, QKC_ERR_IO, "cannot put %s in place: %s", path, strerror(e));
     }
     return QKC_OK;
 }
@@ -296,7 +295,7 @@ qkc_status qkc_dcache_write(qkc_context *ctx, const char *dir, const char *key, 
         return qkc_fail(ctx, QKC_ERR_IO, "kernel cache: cannot create directory %s: %s", dir, strerror(err));
     if (!(raw = encode_entry(ctx, key, symbol, obj, obj_len, &len)))
         return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "kernel cache: out of memory for a %zu-byte entry", obj_len);
-    st = write_atomic(ctx, path, raw, len);
+    st = qkc_write_atomic(ctx, path, raw, len);
     qkc_free(ctx, raw);
     return st;
 }
@@ -513,7 +512,7 @@ qkc_status qkc_cache_export(qkc_context *ctx, const char *file, size_t *count)
     memcpy(b.p, bundle_magic, 8);
     wr32(b.p + 8, BUNDLE_VERSION);
     wr32(b.p + 12, n);
-    st = write_atomic(ctx, file, b.p, b.len);
+    st = qkc_write_atomic(ctx, file, b.p, b.len);
     qkc_free(ctx, b.p);
     if (!st && count)
         *count = n;

@@ -13,6 +13,7 @@
  *
  * This file links LLVM and is part of libqkc, not libqkc_rt.
  */
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Object.h>
@@ -29,6 +30,7 @@
 #include "codegen/schedule.h"
 #include "context.h"
 #include "diskcache.h"
+#include "jit.h"
 #include "kernel.h"
 #include "sha256.h"
 #include "spec_object.h"
@@ -532,50 +534,79 @@ fail:
     return st;
 }
 
-qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
-                           const char *what, char *buf, size_t size, size_t *needed)
+qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, const char *what,
+                         const char *symbol, char **data, size_t *len, qkc_emit_info *info)
 {
     plan p;
     qkc_status st;
     LLVMContextRef llctx;
     LLVMModuleRef mod;
     LLVMTargetMachineRef tm;
-    char *text = NULL;
-    size_t len = 0;
     qkc_diag diag;
-    int asm_out;
-    if (!ctx)
-        return QKC_ERR_INVALID_ARGUMENT;
-    if (!spec || !what || (!buf && size))
-        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: NULL argument");
-    if (strcmp(what, "asm") && strcmp(what, "llvm") && strcmp(what, "obj"))
-        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: '%s': expected asm, llvm or obj", what);
-    asm_out = !strcmp(what, "asm") ? 1 : !strcmp(what, "obj") ? 2 : 0;
+    *data = NULL;
+    *len = 0;
     if ((st = make_plan(ctx, spec, options, 0, &p)))
         return st;
     llctx = LLVMContextCreate();
-    if ((st = build_module(ctx, spec, &p, llctx, "qkc_kernel", &mod, &tm))) {
+    if ((st = build_module(ctx, spec, &p, llctx, symbol, &mod, &tm))) {
         LLVMContextDispose(llctx);
         return st;
     }
-    if (asm_out) {
-        st = qkc_llvm_emit(mod, tm, asm_out == 1, &text, &len, &diag);
+    if (!strcmp(what, "asm") || !strcmp(what, "obj")) {
+        st = qkc_llvm_emit(mod, tm, !strcmp(what, "asm"), data, len, &diag);
         if (st)
             qkc_fail_diag(ctx, &diag);
     } else {
-        char *s = LLVMPrintModuleToString(mod);
-        len = strlen(s);
-        text = malloc(len + 1);
-        if (text)
-            memcpy(text, s, len + 1);
-        else
-            st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_emit: out of memory");
-        LLVMDisposeMessage(s);
+        LLVMMemoryBufferRef mb = NULL;
+        char *ir = NULL;
+        const char *src;
+        if (!strcmp(what, "bc")) {
+            mb = LLVMWriteBitcodeToMemoryBuffer(mod);
+            src = mb ? LLVMGetBufferStart(mb) : NULL;
+            *len = mb ? LLVMGetBufferSize(mb) : 0;
+        } else {
+            ir = LLVMPrintModuleToString(mod);
+            src = ir;
+            *len = strlen(ir);
+        }
+        *data = src ? malloc(*len + 1) : NULL;
+        if (*data) {
+            memcpy(*data, src, *len);
+            (*data)[*len] = '\0';
+        } else {
+            st = qkc_fail(ctx, src ? QKC_ERR_NO_MEMORY : QKC_ERR_COMPILE, "qkc_kernel_emit: %s",
+                          src ? "out of memory" : "LLVM could not write bitcode");
+        }
+        if (mb)
+            LLVMDisposeMemoryBuffer(mb);
+        LLVMDisposeMessage(ir);
     }
     LLVMDisposeModule(mod);
     LLVMDisposeTargetMachine(tm);
     LLVMContextDispose(llctx);
-    if (st)
+    if (!st && info) {
+        memset(info, 0, sizeof *info);
+        info->target = p.target;
+        info->schedule = p.schedule;
+        info->int8_dot = qkc_lower_uses_int8_dot(&spec->mm, &p.layout, &p.target);
+        snprintf(info->layout, sizeof info->layout, "%s", p.layout.description);
+    }
+    return st;
+}
+
+qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
+                           const char *what, char *buf, size_t size, size_t *needed)
+{
+    qkc_status st;
+    char *text = NULL;
+    size_t len = 0;
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!spec || !what || (!buf && size))
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: NULL argument");
+    if (strcmp(what, "asm") && strcmp(what, "llvm") && strcmp(what, "obj") && strcmp(what, "bc"))
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: '%s': expected asm, llvm, bc or obj", what);
+    if ((st = qkc_emit_code(ctx, spec, options, what, "qkc_kernel", &text, &len, NULL)))
         return st;
     if (needed)
         *needed = len;

@@ -25,6 +25,7 @@ qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_
         return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "kernel: out of memory");
     k->ctx = ctx;
     k->code = code;
+    k->owned = NULL;
     k->from_cache = from_cache;
     *out = k;
     return QKC_OK;
@@ -32,8 +33,10 @@ qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_
 
 void qkc_kernel_destroy(qkc_kernel *kernel)
 {
-    if (kernel)
+    if (kernel) {
+        qkc_free(kernel->ctx, kernel->owned);
         qkc_free(kernel->ctx, kernel);
+    }
 }
 
 qkc_status qkc_kernel_packed_bytes(const qkc_kernel *kernel, size_t *bytes)
@@ -58,6 +61,7 @@ qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out)
     out->from_cache = kernel->from_cache;
     out->from_disk = kernel->code->from_disk;
     out->ahead_of_time = kernel->code->ahead_of_time;
+    out->entry = (uintptr_t)kernel->code->fn;
     return QKC_OK;
 }
 

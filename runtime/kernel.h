@@ -31,6 +31,7 @@ typedef struct qkc_compiled {
 struct qkc_kernel {
     qkc_context *ctx;
     const qkc_compiled *code;
+    qkc_compiled *owned; /* code that lives with this handle (AOT kernels), freed with it */
     int from_cache;
 };
 

@@ -381,86 +381,6 @@ done:
 
 /* ------------------------------------------------------------- compile */
 
-static int cmd_compile(int argc, char **argv)
-{
-    const char *target = NULL, *emit = NULL, *out = NULL;
-    char **words = calloc((size_t)argc + 1, sizeof *words), *text = NULL, *buf = NULL;
-    int nwords = 0, rc = 1;
-    qkc_context *ctx = NULL;
-    qkc_spec *spec = NULL;
-    size_t need = 0;
-    if (!words)
-        return 1;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            print_help(find_command("compile"));
-            free(words);
-            return 0;
-        } else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
-            target = argv[++i];
-        } else if (!strcmp(argv[i], "--emit") && i + 1 < argc) {
-            emit = argv[++i];
-        } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "error: unknown option %s (see qkc compile --help)\n", argv[i]);
-            free(words);
-            return 2;
-        } else {
-            words[nwords++] = argv[i];
-        }
-    }
-    if (!nwords || !emit) {
-        fprintf(stderr, "error: qkc compile needs a spec and --emit asm|ll|obj (see qkc compile --help)\n");
-        free(words);
-        return 2;
-    }
-    if (!strcmp(emit, "ll"))
-        emit = "llvm";
-    if (strcmp(emit, "asm") && strcmp(emit, "llvm") && strcmp(emit, "obj")) {
-        fprintf(stderr, "error: --emit %s: expected asm, ll or obj\n", emit);
-        free(words);
-        return 2;
-    }
-    if (!strcmp(emit, "obj") && !out) {
-        fprintf(stderr, "error: --emit obj writes a binary object: give -o FILE\n");
-        free(words);
-        return 2;
-    }
-    text = qkc_join_words(nwords, words);
-    if (!text || qkc_context_create(NULL, &ctx) != QKC_OK)
-        goto done;
-    if (!(spec = parse_or_report(ctx, text)))
-        goto done;
-    {
-        qkc_compile_options opt = {sizeof opt, target, NULL};
-        if (qkc_kernel_emit(ctx, spec, &opt, emit, NULL, 0, &need) != QKC_ERR_BUFFER_TOO_SMALL ||
-            !(buf = malloc(need + 1)) || qkc_kernel_emit(ctx, spec, &opt, emit, buf, need + 1, NULL) != QKC_OK) {
-            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
-            goto done;
-        }
-    }
-    {
-        FILE *f = out ? fopen(out, "wb") : stdout;
-        if (!f) {
-            fprintf(stderr, "error: cannot write %s\n", out);
-            goto done;
-        }
-        rc = fwrite(buf, 1, need, f) == need ? 0 : 1;
-        if (out && fclose(f) != 0)
-            rc = 1;
-        if (rc)
-            fprintf(stderr, "error: writing %s failed\n", out ? out : "standard output");
-    }
-done:
-    free(buf);
-    free(text);
-    free(words);
-    qkc_spec_destroy(spec);
-    qkc_context_destroy(ctx);
-    return rc;
-}
-
 /* ------------------------------------------------------------- formats */
 
 static int cmd_formats(int argc, char **argv)
@@ -559,21 +479,60 @@ static const command commands[] = {
      "  cache_hit_us  median in-memory cache hit (a second compile)\n"
      "  nmse, max_abs_err   against the reference on the first min(M, 8) rows\n"
      "\n"
-     "\n"
      "--probe-disk-hit DIR is what bench runs in each fresh process: it links\n"
      "two kernels from the cache in DIR and prints their compile times.\n"
      "\n"
      "example: qkc bench matmul n=4096 k=4096 w=q4_0 --m 1,8 --threads 1,2 --cold\n"},
-    {"compile", cmd_compile, "generate a kernel's assembly, LLVM IR or object file",
-     "usage: qkc compile SPEC... --emit asm|ll|obj [--target T] [-o FILE]\n"
+    {"compile", qkc_cmd_compile, "generate kernels: assembly, LLVM IR, objects, AOT libraries and headers",
+     "usage: qkc compile SPEC... --emit asm|ll|bc|obj [--target T] [--schedule S] [-o FILE]\n"
+     "       qkc compile [SPEC...] [--spec SPEC]... [--specs FILE] --emit lib|header\n"
+     "                   [--target T]... [--schedule S] [--name NAME] -o FILE\n"
      "\n"
-     "Generate the kernel of SPEC for target T (default: $QKC_TARGET, else this\n"
-     "machine; or x86_64-avx2, x86_64-avx512, x86_64-avx512-vnni) and write its\n"
-     "assembly, optimised LLVM IR or ELF object to FILE (default: standard\n"
-     "output; an object needs -o). The target need not be this machine's. The\n"
-     "kernel's symbol is qkc_kernel; its ABI is codegen/kernel_abi.h.\n"
+     "One kernel: generate SPEC's kernel for target T (default: $QKC_TARGET, else\n"
+     "this machine; `qkc targets` lists them) and write its assembly, optimised\n"
+     "LLVM IR (ll), LLVM bitcode (bc) or ELF object (obj) to FILE (default:\n"
+     "standard output; bc and obj need -o). The target need not be this\n"
+     "machine's. The kernel's symbol is qkc_kernel; its ABI is\n"
+     "codegen/kernel_abi.h.\n"
      "\n"
-     "example: qkc compile matmul n=4096 k=4096 w=q4_0 compute=int8 --emit asm\n"},
+     "AOT library: --emit lib writes a static library holding a kernel for every\n"
+     "spec and every --target (in order of preference) and a dispatch table;\n"
+     "--emit header writes the C header that declares them. Give both the same\n"
+     "specs, targets and name. Specs come from the words (one spec), --spec\n"
+     "(repeatable) and --specs FILE (one per line, # comments). NAME (default:\n"
+     "from FILE, libNAME.a -> NAME) names the table qkc_aot_NAME and the entry\n"
+     "points qkc_aot_NAME_<i>. A program links the library with libqkc_rt (no\n"
+     "LLVM) and gets a kernel with qkc_aot_kernel(), which picks the first\n"
+     "target this CPU runs, or the one QKC_TARGET names. docs/aot.md.\n"
+     "\n"
+     "--schedule S sets the schedule (\"tm=4 tn=4 ku=1 vec=512 pf=0 nb=64\"; keys\n"
+     "left out are the heuristic's) for every kernel.\n"
+     "\n"
+     "examples:\n"
+     "  qkc compile matmul n=4096 k=4096 w=q4_0 compute=int8 --emit asm\n"
+     "  qkc compile --specs layer.specs --target x86_64-avx512-vnni \\\n"
+     "      --target x86_64-avx2 --emit lib -o libkernels.a\n"},
+    {"targets", qkc_cmd_targets, "list the named targets and their CPU features",
+     "usage: qkc targets\n"
+     "\n"
+     "List the targets `--target` accepts, whether this machine runs their code,\n"
+     "and the CPU features each uses. host is this machine's own features.\n"},
+    {"cache", qkc_cmd_cache, "list, clear, export or import the kernel cache",
+     "usage: qkc cache list|clear|export FILE|import FILE [--dir DIR]\n"
+     "\n"
+     "The persistent kernel cache keeps compiled kernels on disk, so a later\n"
+     "process links them instead of generating code. Its directory is DIR, else\n"
+     "$QKC_CACHE_DIR, else $XDG_CACHE_HOME/qkc, else $HOME/.cache/qkc\n"
+     "(QKC_CACHE=off turns the cache off for programs; this command always uses\n"
+     "it).\n"
+     "\n"
+     "  list         one line per entry: file, bytes, date, spec (or what is\n"
+     "               wrong with it), then its target and versions\n"
+     "  clear        remove every entry (nothing else in the directory)\n"
+     "  export FILE  write every valid entry into one bundle file\n"
+     "  import FILE  check every entry of a bundle, then add them all\n"
+     "\n"
+     "Entries are machine code: import bundles only from builds you trust.\n"},
     {"formats", cmd_formats, "list element dtypes and presets", "usage: qkc formats\n\nList the element dtypes and the presets with their block geometry.\n"},
     {"version", cmd_version, "print the qkc and LLVM versions", "usage: qkc version\n"},
     {"help", cmd_help, "show help for a command", "usage: qkc help [COMMAND]\n"},

@@ -10,5 +10,8 @@ void qkc_print_help(const char *command);
 char *qkc_join_words(int argc, char **argv);
 
 int qkc_cmd_bench(int argc, char **argv);
+int qkc_cmd_compile(int argc, char **argv);
+int qkc_cmd_targets(int argc, char **argv);
+int qkc_cmd_cache(int argc, char **argv);
 
 #endif

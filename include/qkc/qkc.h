@@ -266,6 +266,7 @@ typedef struct qkc_kernel_info {
     int from_cache;          /* 1: in-memory cache hit */
     int from_disk;           /* 1: linked from the disk cache, no code generated */
     int ahead_of_time;       /* 1: a kernel of an AOT library (qkc_aot_kernel) */
+    uintptr_t entry;         /* address of the entry point qkc_kernel_run calls */
 } qkc_kernel_info;
 
 qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out);

@@ -1,0 +1,20 @@
+/*
+ * The table of an AOT library (codegen/kernel_abi.h: struct
+ * qkc_aot_library and qkc_aot_row) as an object file of its own.
+ */
+#ifndef QKC_CODEGEN_AOT_TABLE_H
+#define QKC_CODEGEN_AOT_TABLE_H
+
+#include <stddef.h>
+
+#include "codegen/kernel_abi.h"
+#include "ir/diag.h"
+#include "targets/target.h"
+
+/* An object for target t defining `const struct qkc_aot_library <symbol>`
+ * named `name`, whose rows are `rows` (each row's fn is the function named
+ * by its symbol, declared external). *obj is malloc'd. */
+qkc_status qkc_aot_table_object(const qkc_target *t, const char *symbol, const char *name, const qkc_aot_row *rows,
+                                int count, char **obj, size_t *len, qkc_diag *diag);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * What the compiler side of the runtime (libqkc: jit.c, aotgen.c) shares:
+ * generating one kernel's code as bytes, for qkc_kernel_emit and AOT
+ * libraries.
+ */
+#ifndef QKC_RUNTIME_JIT_H
+#define QKC_RUNTIME_JIT_H
+
+#include <stddef.h>
+
+#include "qkc/qkc.h"
+#include "targets/target.h"
+
+typedef struct qkc_emit_info {
+    qkc_target target;     /* resolved */
+    qkc_schedule schedule; /* completed */
+    int int8_dot;
+    char layout[256];
+} qkc_emit_info;
+
+/* Generate `spec`'s kernel for options' target (need not be this
+ * machine's) as "asm", "llvm" (text IR), "bc" or "obj", with the kernel's
+ * function named `symbol`. *data is malloc'd and NUL-terminated; *len
+ * excludes the NUL. info (may be NULL) receives what was decided. */
+qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, const char *what,
+                         const char *symbol, char **data, size_t *len, qkc_emit_info *info);
+
+#endif
