@@ -175,6 +175,41 @@ static void test_argument_errors(void **state)
     qkc_context_destroy(ctx);
 }
 
+static void test_schedule_text(void **state)
+{
+    (void)state;
+    qkc_context *ctx;
+    qkc_schedule s, t;
+    char buf[128];
+    static const char *const bad[] = {"tm", "tm=", "tm=x", "tm=1x", "tile=4", "tm=-1", "tm=1 tm=2", "nb=99999999"};
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    assert_int_equal(qkc_schedule_parse(ctx, "  tm=2 tn=3,ku=2 vec=256 pf=4 nb=16 ", &s), QKC_OK);
+    assert_int_equal(s.tile_m, 2);
+    assert_int_equal(s.tile_n, 3);
+    assert_int_equal(s.k_unroll, 2);
+    assert_int_equal(s.vector_bits, 256);
+    assert_int_equal(s.prefetch, 4);
+    assert_int_equal(s.n_block, 16);
+    assert_int_equal(qkc_schedule_print(&s, buf, sizeof buf), strlen("tm=2 tn=3 ku=2 vec=256 pf=4 nb=16"));
+    assert_string_equal(buf, "tm=2 tn=3 ku=2 vec=256 pf=4 nb=16");
+    assert_int_equal(qkc_schedule_parse(ctx, buf, &t), QKC_OK);
+    assert_memory_equal(&s, &t, sizeof s);
+    /* missing keys stay 0: the heuristic chooses */
+    assert_int_equal(qkc_schedule_parse(ctx, "nb=8", &t), QKC_OK);
+    assert_int_equal(t.tile_m + t.tile_n + t.k_unroll + t.vector_bits + t.prefetch, 0);
+    assert_int_equal(t.n_block, 8);
+    assert_int_equal(qkc_schedule_parse(ctx, "", &t), QKC_OK);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t = s;
+        if (qkc_schedule_parse(ctx, bad[i], &t) != QKC_ERR_PARSE)
+            fail_msg("schedule '%s' was accepted", bad[i]);
+        assert_memory_equal(&s, &t, sizeof s); /* untouched on failure */
+        assert_non_null(strstr(qkc_context_last_error(ctx), "schedule"));
+    }
+    assert_int_equal(qkc_schedule_parse(ctx, NULL, &t), QKC_ERR_INVALID_ARGUMENT);
+    qkc_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_context_and_allocator),
         cmocka_unit_test(test_spec_print_and_query),
         cmocka_unit_test(test_argument_errors),
+        cmocka_unit_test(test_schedule_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
