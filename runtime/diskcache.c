@@ -154,10 +154,23 @@ static int read_file(qkc_context *ctx, const char *path, uint64_t max, uint8_t *
     return 0;
 }
 
+/* mkdir, where an existing directory is success and anything else there
+ * is ENOTDIR. */
+static int make_dir(const char *path)
+{
+    struct stat st;
+    if (mkdir(path, 0755) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return errno;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
 static int mkdir_p(const char *dir)
 {
     char tmp[4096];
     size_t n = strlen(dir);
+    int err;
     if (n == 0 || n >= sizeof tmp)
         return ENAMETOOLONG;
     memcpy(tmp, dir, n + 1);
@@ -165,13 +178,11 @@ static int mkdir_p(const char *dir)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return errno;
+        if ((err = make_dir(tmp)) != 0)
+            return err;
         *p = '/';
     }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return errno;
-    return 0;
+    return make_dir(tmp);
 }
 
 qkc_status qkc_write_atomic(qkc_context *ctx, const char *path, const void *data, size_t len)

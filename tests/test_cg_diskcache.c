@@ -383,7 +383,8 @@ static void test_unwritable_directory_warns_once(void **state)
     assert_int_equal(compile_check(c, spec_a, NULL), 0);
     assert_int_equal(compile_check(c, "matmul n=32 k=64 w=f16", NULL), 0);
     assert_int_equal(w.count, 1);
-    assert_non_null(strstr(w.last, "cannot create directory"));
+    if (!strstr(w.last, "cannot create directory"))
+        fail_msg("warning: %s", w.last);
     qkc_context_destroy(c);
     remove_tree(dir);
 }
