@@ -9,7 +9,9 @@
 #      it from the entry point's address; this script reads what it says),
 #   4. ask for a target the library lacks: a clear error, non-zero exit.
 #
-# Usage: sh tests/aot_test.sh BUILD_DIR SOURCE_DIR [CMAKE [CC [GENERATOR]]]
+# Usage: sh tests/aot_test.sh BUILD_DIR SOURCE_DIR [CMAKE [CC [GENERATOR [CFLAGS [LDFLAGS]]]]]
+# CFLAGS and LDFLAGS are the build's own (a sanitizer build's libraries
+# need the sanitizer's flags in the program that links them).
 set -eu
 
 build=$1
@@ -17,6 +19,8 @@ src=$2
 cmake=${3:-cmake}
 cc=${4:-cc}
 generator=${5:-}
+cflags=${6:-}
+ldflags=${7:-}
 
 work="$build/tests/aot_test"
 prefix="$work/prefix"
@@ -38,7 +42,8 @@ step "install into $prefix"
 targets="x86_64-avx512-vnni;x86_64-avx2"
 step "build samples/aot for $targets"
 set -- -S "$src/samples/aot" -B "$work/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
-    -DCMAKE_C_FLAGS="-Wall -Wextra -Werror -pedantic" -DCMAKE_BUILD_TYPE=Release "-DQKC_AOT_TARGETS=$targets"
+    -DCMAKE_C_FLAGS="-Wall -Wextra -Werror -pedantic $cflags" -DCMAKE_EXE_LINKER_FLAGS="$ldflags" \
+    -DCMAKE_BUILD_TYPE=Release "-DQKC_AOT_TARGETS=$targets"
 [ -n "$generator" ] && set -- "$@" -G "$generator"
 "$cmake" "$@" >"$work/configure.log" 2>&1 || {
     cat "$work/configure.log" >&2
