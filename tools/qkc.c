@@ -303,7 +303,8 @@ static int cmd_demo(int argc, char **argv)
             fprintf(stderr, "error: packing the weights: %s\n", packed ? qkc_context_last_error(ctx) : "out of memory");
             goto demo_kernel_done;
         }
-        printf("kernel    %s (%s), %s; compiled in %.1f ms\n", ki.target, ki.features, ki.schedule, tcomp);
+        printf("kernel    %s (%s), %s; %s in %.1f ms\n", ki.target, ki.features, ki.schedule,
+               ki.from_disk ? "linked from the disk cache" : "compiled", tcomp);
         printf("layout    %s\n", ki.layout);
         t0 = now_ms();
         if (qkc_reference_matmul(ctx, spec, &args) != QKC_OK) {
