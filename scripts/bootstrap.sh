@@ -1,10 +1,15 @@
 #!/bin/sh
 # Install what qkc needs to build and test on Debian 12, and nothing else.
 # Silent when everything is already installed. Runs apt-get as root, or
-# through sudo when not root.
+# through sudo when not root. With --test, also what only tests use:
+# chromium (renders the roofline SVG of `qkc bench --plot` to check it) and
+# zlib (reads that screenshot).
 set -eu
 
 pkgs="cmake ninja-build pkg-config gcc g++ llvm-19-dev libcmocka-dev"
+if [ "${1:-}" = "--test" ]; then
+    pkgs="$pkgs chromium zlib1g-dev"
+fi
 
 missing=""
 for p in $pkgs; do

@@ -280,7 +280,9 @@ int qkc_cmd_bench(int argc, char **argv)
     qkc_kernel_info kinfo;
     limits lim[16];
     int nlim = 0;
-    const char *probe_dir = NULL;
+    const char *probe_dir = NULL, *plot = NULL;
+    qkc_plot_point pts[256];
+    int npts = 0, plot_failed = 0;
 
     if (!words)
         return 1;
@@ -307,6 +309,8 @@ int qkc_cmd_bench(int argc, char **argv)
             }
         } else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
             target = argv[++i];
+        } else if (!strcmp(argv[i], "--plot") && i + 1 < argc) {
+            plot = argv[++i];
         } else if (!strcmp(argv[i], "--probe-disk-hit") && i + 1 < argc) {
             probe_dir = argv[++i];
         } else if (!strcmp(argv[i], "--cold")) {
@@ -486,6 +490,13 @@ int qkc_cmd_bench(int argc, char **argv)
                     double gbps = (double)info.weight_bytes / (us * 1e-6) / 1e9;
                     double gflops = 2.0 * (double)m * (double)info.n * (double)info.k / (us * 1e-6) / 1e9;
                     double nmse = ref > 0 ? err / ref : 0.0;
+                    if (npts < 256) {
+                        pts[npts].m = (long long)m;
+                        pts[npts].threads = L->threads;
+                        pts[npts].intensity = 2.0 * (double)m * (double)info.n * (double)info.k / (double)info.weight_bytes;
+                        pts[npts].gflops = gflops;
+                        npts++;
+                    }
                     if (json)
                         printf("{\"spec\": \"%s\", \"m\": %lld, \"threads\": %d, \"cold\": %s, \"us\": %.3f, "
                                "\"gbps\": %.3f, \"gflops\": %.3f, \"mem_gbps\": %.3f, \"peak_gflops\": %.3f, "
@@ -504,12 +515,30 @@ int qkc_cmd_bench(int argc, char **argv)
                 free(a), free(c), free(cr), free(bias);
             }
         }
+        if (plot) {
+            qkc_plot_limits pl[16];
+            char title[1200];
+            for (int i = 0; i < nlim; i++) {
+                pl[i].threads = lim[i].threads;
+                pl[i].mem_gbps = lim[i].mem_gbps;
+                pl[i].peak_gflops = lim[i].peak_gflops;
+                pl[i].peak_gops = lim[i].peak_gops;
+                pl[i].int8 = !strcmp(info.compute_type, "int8");
+            }
+            snprintf(title, sizeof title, "qkc bench: %s (%s)", canon, cold ? "cold" : "hot");
+            if (qkc_plot_roofline(plot, title, pts, npts, pl, nlim) != 0) {
+                fprintf(stderr, "error: cannot write the plot %s\n", plot);
+                plot_failed = 1;
+            } else if (!json) {
+                printf("\nroofline plot: %s\n", plot);
+            }
+        }
         for (int cpy = 0; cpy < ncopies; cpy++)
             free(copies[cpy]);
         free(copies);
         free(blob);
     }
-    rc = 0;
+    rc = plot_failed;
     goto done;
 usage:
     rc = 2;

@@ -457,6 +457,7 @@ static const command commands[] = {
      "format's own error). Exit 1 if a check fails.\n"},
     {"bench", qkc_cmd_bench, "measure a kernel against the machine's bandwidth and peak",
      "usage: qkc bench SPEC... [--m LIST] [--threads LIST] [--cold] [--json] [--reps N] [--target T]\n"
+     "                 [--plot FILE.svg]\n"
      "\n"
      "JIT-compile SPEC and time it for every M in LIST (default 1) and thread\n"
      "count (default 1), next to the machine's own limits measured in the same\n"
@@ -479,6 +480,11 @@ static const command commands[] = {
      "                one disk hit)\n"
      "  cache_hit_us  median in-memory cache hit (a second compile)\n"
      "  nmse, max_abs_err   against the reference on the first min(M, 8) rows\n"
+     "\n"
+     "--plot FILE.svg draws the roofline: arithmetic intensity (FLOP per weight\n"
+     "byte) against GFLOP/s, log-log, with each thread count's measured memory\n"
+     "and compute roofs (the int8 roof for int8 kernels) and every case as a\n"
+     "red point labelled with M and threads. Any browser opens it.\n"
      "\n"
      "--probe-disk-hit DIR is what bench runs in each fresh process: it links\n"
      "two kernels from the cache in DIR and prints their compile times.\n"

@@ -10,6 +10,24 @@ void qkc_print_help(const char *command);
 char *qkc_join_words(int argc, char **argv);
 
 int qkc_cmd_bench(int argc, char **argv);
+
+/* One measured case and one thread count's limits, for the roofline plot. */
+typedef struct qkc_plot_point {
+    long long m;
+    int threads;
+    double intensity; /* FLOP per byte of weights */
+    double gflops;
+} qkc_plot_point;
+
+typedef struct qkc_plot_limits {
+    int threads;
+    double mem_gbps, peak_gflops, peak_gops;
+    int int8; /* draw the int8 roof too */
+} qkc_plot_limits;
+
+/* Write the roofline SVG (tools/plot.c). 0, or -1 when it cannot. */
+int qkc_plot_roofline(const char *path, const char *title, const qkc_plot_point *pts, int npts,
+                      const qkc_plot_limits *lim, int nlim);
 int qkc_cmd_compile(int argc, char **argv);
 int qkc_cmd_targets(int argc, char **argv);
 int qkc_cmd_cache(int argc, char **argv);
