@@ -4,7 +4,7 @@
 # through sudo when not root.
 set -eu
 
-pkgs="cmake ninja-build pkg-config gcc g++ llvm-19-dev libcmocka-dev"
+pkgs="cmake ninja-build pkg-config gcc g++ llvm-19-dev libcmocka-dev libjansson-dev"
 
 missing=""
 for p in $pkgs; do

@@ -10,5 +10,7 @@ void qkc_print_help(const char *command);
 char *qkc_join_words(int argc, char **argv);
 
 int qkc_cmd_bench(int argc, char **argv);
+int qkc_cmd_inspect(int argc, char **argv);
+int qkc_cmd_run(int argc, char **argv);
 
 #endif
