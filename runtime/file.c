@@ -74,12 +74,16 @@ void qkc_file_set_matrix(qkc_file_entry *t, int64_t n, int64_t k, const char *we
     snprintf(text, sizeof text, "matmul n=%lld k=%lld %s", (long long)n, (long long)k, weights);
     if (qkc_matmul_parse(text, &mm, NULL, &diag) ||
         qkc_format_layout(&mm.w, mm.n, mm.k, &t->layout, &diag)) {
-        /* Drop the "error: 1:COL: " position: it refers to qkc's own text. */
-        const char *msg = diag.message, *p = strstr(msg, ": ");
-        if (!strncmp(msg, "error: ", 7) && p)
-            p = strstr(p + 2, ": ");
+        /* Drop the "LINE:COL: " position: it refers to qkc's own text. */
+        const char *msg = diag.message;
+        size_t digits = strspn(msg, "0123456789");
+        if (digits && msg[digits] == ':') {
+            size_t d2 = strspn(msg + digits + 1, "0123456789");
+            if (d2 && msg[digits + 1 + d2] == ':' && msg[digits + 2 + d2] == ' ')
+                msg += digits + 3 + d2;
+        }
         snprintf(t->reason, sizeof t->reason, "as a %lld x %lld %.40s matrix: %.90s", (long long)n, (long long)k, weights,
-                 p && !strncmp(msg, "error: ", 7) ? p + 2 : msg);
+                 msg);
         return;
     }
     t->runnable = 1;

@@ -236,8 +236,30 @@ static void classify_qweight(qkc_file *f, int64_t hi, const char *prefix)
                 snprintf(t->reason, sizeof t->reason, "g_idx must be I32 [%lld]", (long long)K);
                 return;
             }
+            /* Without act-order g_idx[k] = k / group: the group size is
+             * the run of leading zeros, which also covers a partial last
+             * group that K / G would not reveal. */
+            int64_t lead = 0;
+            while (lead < K && rd_i32(g + 4 * lead) == 0)
+                lead++;
+            if (lead > 0 && (K + lead - 1) / lead == G) {
+                int mono = 1;
+                for (int64_t k = 0; k < K && mono; k++)
+                    mono = (int64_t)(int32_t)rd_i32(g + 4 * k) == k / lead;
+                if (mono)
+                    gs = lead;
+            }
             for (int64_t k = 0; k < K && !actorder; k++)
                 actorder = (int64_t)(int32_t)rd_i32(g + 4 * k) != k / gs;
+            if (actorder && G > 1) {
+                /* Act-order permutes the inputs, not the group sizes: group 0
+                 * has a full group's members. */
+                int64_t zeros = 0;
+                for (int64_t k = 0; k < K; k++)
+                    zeros += rd_i32(g + 4 * k) == 0;
+                if (zeros > 0 && (K + zeros - 1) / zeros == G)
+                    gs = zeros;
+            }
         }
         fmt = f->gptq_version ? (f->gptq_version == 2 ? "gptq_v2" : "gptq") : meta_value(f, "checkpoint_format");
         t->gptq_v2 = fmt && !strcmp(fmt, "gptq_v2");
@@ -264,10 +286,7 @@ static void classify_qweight(qkc_file *f, int64_t hi, const char *prefix)
                      (long long)qz->shape[1], (long long)G, (long long)N);
             return;
         }
-        if (G == 1)
-            snprintf(text, sizeof text, "w=awq group=channel");
-        else
-            snprintf(text, sizeof text, "w=awq group=%lld", (long long)(K / G));
+        snprintf(text, sizeof text, "w=awq group=%lld", (long long)(K / G));
         qkc_file_set_matrix(t, N, K, text);
         {
             const qkc_file_entry *parts[3] = {t, sc, qz};

@@ -202,10 +202,7 @@ int qkc_fixture_awq(qkc_ckpt_fixture *fx, const char *prefix, int64_t n, int64_t
         snprintf(name, sizeof name, "%s.scales", prefix);
         qkc_st_add(&fx->st, name, "F16", 2, s_sc, scales, (size_t)(G * n) * 2);
     }
-    if (G == 1)
-        snprintf(fx->weights, sizeof fx->weights, "w=awq group=channel");
-    else
-        snprintf(fx->weights, sizeof fx->weights, "w=awq group=%lld", (long long)gs);
+    snprintf(fx->weights, sizeof fx->weights, "w=awq group=%lld", (long long)gs);
     return qkc_st_finish(&fx->st, &fx->file);
 }
 
