@@ -141,9 +141,7 @@ static void build(const char *name, qkc_bytes *out)
     if (IS("gguf_empty_key") || IS("gguf_unknown_value_type") || IS("gguf_nested_array") || IS("gguf_huge_array") ||
         IS("gguf_bad_bool") || IS("gguf_duplicate_key") || IS("gguf_alignment_not_power_of_two") ||
         IS("gguf_alignment_zero") || IS("gguf_alignment_wrong_type") || IS("gguf_array_strings_past_end")) {
-        qkc_gguf_free(&w);
-        base_gguf(&w);
-        memset(&w.kv, 0, sizeof w.kv);
+        qkc_bytes_free(&w.kv); /* replace the KVs */
         w.nkv = 0;
         if (IS("gguf_empty_key"))
             qkc_gguf_kv_u32(&w, "", 1);
