@@ -397,9 +397,91 @@ static void test_inconsistent_weights(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* Open, list, import and dequantize whatever opens; either way no crash
+ * and, on failure, a message. */
+static void exercise(qkc_context *ctx, const uint8_t *data, size_t len, const char *name)
+{
+    uint8_t *exact = malloc(len ? len : 1);
+    qkc_file *file = NULL;
+    qkc_status st;
+    assert_non_null(exact);
+    memcpy(exact, data, len);
+    st = qkc_file_open_memory(ctx, exact, len, NULL, &file);
+    if (st != QKC_OK) {
+        QKC_CASE_CHECK("test_file_malformed", name, file == NULL && qkc_context_last_error(ctx)[0],
+                       "failed (%s) without a message", qkc_status_str(st));
+    } else {
+        qkc_file_info fi;
+        qkc_file_query(file, &fi);
+        for (int64_t i = 0; i < fi.tensors; i++) {
+            qkc_tensor_info ti;
+            qkc_spec *spec = NULL;
+            assert_int_equal(qkc_file_tensor(file, i, &ti), QKC_OK);
+            if (!ti.runnable || ti.n * ti.k > (1 << 20))
+                continue;
+            if (qkc_file_spec(ctx, file, i, NULL, &spec) == QKC_OK) {
+                void *blob = malloc(ti.weights_bytes);
+                float *w = malloc((size_t)(ti.n * ti.k) * sizeof *w);
+                assert_true(blob && w);
+                if (qkc_file_weights(ctx, file, i, blob, ti.weights_bytes) == QKC_OK)
+                    (void)qkc_dequantize(ctx, spec, blob, ti.weights_bytes, w, ti.k);
+                free(blob);
+                free(w);
+                qkc_spec_destroy(spec);
+            }
+        }
+        qkc_file_close(file);
+    }
+    free(exact);
+}
+
+/* Every byte of small valid files (a GGUF file, a GPTQ and an NF4
+ * safetensors checkpoint) replaced by values that break counts, lengths
+ * and offsets; and every truncation of the GGUF file. */
+static void test_mutations(void **state)
+{
+    static const uint8_t values[] = {0x00, 0x01, 0x7F, 0x80, 0xFF};
+    qkc_context *ctx;
+    qkc_gguf_writer w;
+    qkc_ckpt_fixture gq, nf;
+    qkc_bytes files[3];
+    int count = 0;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    base_gguf(&w);
+    qkc_gguf_finish(&w, &files[0]);
+    assert_int_equal(qkc_fixture_gptq(&gq, "g", 4, 8, 64, 32, 1, 0, 0, "mutations-gptq"), 0);
+    assert_int_equal(qkc_fixture_bnb(&nf, "b", 2, 64, 32, 1, "mutations-nf4"), 0);
+    files[1] = gq.file, files[2] = nf.file;
+    for (int f = 0; f < 3; f++) {
+        char name[64];
+        snprintf(name, sizeof name, "mutations|file=%d", f);
+        if (!qkc_case_selected(name))
+            continue;
+        for (size_t pos = 0; pos < files[f].len; pos++) {
+            uint8_t keep = files[f].data[pos];
+            for (size_t v = 0; v < sizeof values; v++) {
+                files[f].data[pos] = values[v];
+                exercise(ctx, files[f].data, files[f].len, name);
+                count++;
+            }
+            files[f].data[pos] = keep;
+            if (f == 0)
+                exercise(ctx, files[f].data, pos, name), count++;
+        }
+    }
+    print_message("%d mutated files survived\n", count);
+    qkc_bytes_free(&files[0]);
+    qkc_gguf_free(&w);
+    qkc_fixture_free(&gq);
+    qkc_fixture_free(&nf);
+    qkc_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_base_files_open),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_inconsistent_weights),
