@@ -187,6 +187,25 @@ static qkc_status rd_value(cursor *c, int t, const char *key, char *text, size_t
     return QKC_OK;
 }
 
+/* Make room for record `i` of an array that grows as records are read, so
+ * that a count in the header that the file does not back costs no memory.
+ * Zero-fills new records. */
+static void *reserve(qkc_file *f, void *arr, size_t *cap, size_t elem, uint64_t i)
+{
+    void *n;
+    size_t want;
+    if (i < *cap)
+        return arr;
+    want = *cap ? *cap * 2 : 64;
+    if (want > SIZE_MAX / elem || !(n = qkc_calloc(f->ctx, want, elem)))
+        return NULL; /* arr stays owned by the file */
+    if (arr)
+        memcpy(n, arr, *cap * elem);
+    qkc_free(f->ctx, arr);
+    *cap = want;
+    return n;
+}
+
 static int cmp_key(const void *a, const void *b)
 {
     const qkc_file_meta_rec *x = a, *y = b;
@@ -197,15 +216,18 @@ static qkc_status read_metadata(cursor *c, uint64_t nkv)
 {
     qkc_file *f = c->f;
     qkc_status st;
-    f->meta = qkc_calloc(f->ctx, (size_t)nkv ? (size_t)nkv : 1, sizeof *f->meta);
-    if (!f->meta)
-        return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: %s: out of memory for %" PRIu64 " metadata entries", f->path, nkv);
+    size_t cap = 0;
     f->alignment = 32;
     for (uint64_t i = 0; i < nkv; i++) {
-        qkc_file_meta_rec *m = &f->meta[i];
+        qkc_file_meta_rec *m;
         const char *ks, *sv = NULL;
         uint64_t klen, type, svlen = 0;
         char what[48], text[64];
+        qkc_file_meta_rec *grown = reserve(f, f->meta, &cap, sizeof *f->meta, i);
+        if (!grown)
+            return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: %s: out of memory for metadata", f->path);
+        f->meta = grown;
+        m = &f->meta[i];
         snprintf(what, sizeof what, "metadata key %" PRIu64, i);
         if ((st = rd_str(c, &ks, &klen, what)))
             return st;
@@ -299,14 +321,17 @@ static qkc_status read_tensors(cursor *c, uint64_t nt)
     qkc_file *f = c->f;
     qkc_status st;
     uint64_t data_start, data_size;
-    f->tensors = qkc_calloc(f->ctx, (size_t)nt ? (size_t)nt : 1, sizeof *f->tensors);
-    if (!f->tensors)
-        return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: %s: out of memory for %" PRIu64 " tensors", f->path, nt);
+    size_t cap = 0;
     for (uint64_t i = 0; i < nt; i++) {
-        qkc_file_entry *t = &f->tensors[i];
+        qkc_file_entry *t;
         const char *ns;
         uint64_t nlen, nd, type, off, ne[4] = {1, 1, 1, 1}, elems = 1, rows, row_bytes, bytes;
         char what[48];
+        qkc_file_entry *grown = reserve(f, f->tensors, &cap, sizeof *f->tensors, i);
+        if (!grown)
+            return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: %s: out of memory for tensor infos", f->path);
+        f->tensors = grown;
+        t = &f->tensors[i];
         snprintf(what, sizeof what, "tensor info %" PRIu64, i);
         t->part_of = -1;
         for (int r = 0; r < QKC_MEMBER_COUNT; r++)
