@@ -6,7 +6,7 @@
 # zlib (reads that screenshot).
 set -eu
 
-pkgs="cmake ninja-build pkg-config gcc g++ llvm-19-dev libcmocka-dev"
+pkgs="cmake ninja-build pkg-config gcc g++ llvm-19-dev libcmocka-dev libjansson-dev"
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs chromium zlib1g-dev"
 fi

@@ -84,7 +84,7 @@ echo "pkg-config --cflags --libs qkc: $flags"
 # The other samples build outside the tree the same way (the test suite
 # runs them from the main build). A program using only the runtime links
 # with qkc_rt alone, without LLVM.
-for s in jit_host mlp_block; do
+for s in jit_host mlp_block gguf_matvec; do
     # shellcheck disable=SC2086
     "$cc" -std=c11 $strict "$src/samples/$s/$s.c" -o "$work/$s" $flags ||
         fail "building samples/$s with pkg-config"

@@ -540,6 +540,32 @@ static const command commands[] = {
      "  import FILE  check every entry of a bundle, then add them all\n"
      "\n"
      "Entries are machine code: import bundles only from builds you trust.\n"},
+    {"inspect", qkc_cmd_inspect, "list the tensors of a GGUF or safetensors file and what runs",
+     "usage: qkc inspect FILE [--metadata] [--gptq v1|v2|auto]\n"
+     "\n"
+     "Open a GGUF or safetensors file, validate it, and list its tensors: name,\n"
+     "the file's type, shape (outermost first, as PyTorch prints it), bytes, and\n"
+     "whether qkc runs it: the matrix n x k and the weight format (in place: the\n"
+     "file's bytes are the weight blob; imported: the GPTQ, AWQ or bitsandbytes\n"
+     "NF4 tensors of one weight combined), or why not. --metadata also prints\n"
+     "the metadata. --gptq sets the GPTQ zero-point convention (default auto:\n"
+     "the safetensors metadata key checkpoint_format, gptq_v2 meaning v2).\n"
+     "Exit 1 if the file is malformed, with a message saying what and where.\n"
+     "\n"
+     "example: qkc inspect model.gguf\n"},
+    {"run", qkc_cmd_run, "run a kernel on a tensor of a GGUF or safetensors file",
+     "usage: qkc run SPEC...|auto --weights FILE:TENSOR --input X.f32 --output Y.f32\n"
+     "               [--m M] [--gptq v1|v2|auto]\n"
+     "\n"
+     "JIT-compile a kernel for tensor TENSOR of FILE and compute Y = X W^T.\n"
+     "auto derives the spec from the tensor (matmul n=N k=K w=FORMAT a=f32\n"
+     "out=f32); a SPEC must have the tensor's n, k and weight format and\n"
+     "a=f32 out=f32 (compute and act may vary). TENSOR may also be the module\n"
+     "prefix of a GPTQ, AWQ or bitsandbytes weight. X.f32 holds M x K raw\n"
+     "little-endian f32 values, row major (M defaults to its size over 4K\n"
+     "bytes); Y.f32 receives M x N.\n"
+     "\n"
+     "example: qkc run auto --weights model.gguf:blk.0.ffn_up.weight --input x.f32 --output y.f32\n"},
     {"formats", cmd_formats, "list element dtypes and presets", "usage: qkc formats\n\nList the element dtypes and the presets with their block geometry.\n"},
     {"version", cmd_version, "print the qkc and LLVM versions", "usage: qkc version\n"},
     {"help", cmd_help, "show help for a command", "usage: qkc help [COMMAND]\n"},

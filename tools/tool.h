@@ -10,6 +10,8 @@ void qkc_print_help(const char *command);
 char *qkc_join_words(int argc, char **argv);
 
 int qkc_cmd_bench(int argc, char **argv);
+int qkc_cmd_inspect(int argc, char **argv);
+int qkc_cmd_run(int argc, char **argv);
 
 /* One measured case and one thread count's limits, for the roofline plot. */
 typedef struct qkc_plot_point {

@@ -368,6 +368,126 @@ typedef struct qkc_aot_options {
 qkc_status qkc_aot_write(qkc_context *ctx, const qkc_spec *const *specs, int spec_count,
                          const qkc_aot_options *options, const char *what, const char *path);
 
+/* ------------------------------------------------------ checkpoint files */
+
+/*
+ * A GGUF or safetensors file opened for reading (docs/files.md). The file
+ * is memory-mapped read-only; every count, size and offset in it is
+ * checked against the file size when it is opened, so a malformed file
+ * fails qkc_file_open with QKC_ERR_CORRUPT_DATA (or QKC_ERR_UNSUPPORTED,
+ * QKC_ERR_LIMIT) and a message naming what is wrong and where.
+ *
+ * The file lists its tensors. A tensor qkc can run as a weight matrix
+ * carries a format (spec text such as "w=q4_k" or "w=gptq:4:actorder
+ * group=128") and N×K; its qkc weight blob is either the file's bytes in
+ * place (GGUF tensors, dense safetensors tensors) or imported from several
+ * tensors (GPTQ, AWQ, bitsandbytes NF4), bit for bit. The others say why
+ * not ("unsupported" in qkc_tensor_info).
+ *
+ * Thread-safety: a file is immutable after opening; every function below
+ * that takes a const qkc_file may be called from several threads at once.
+ */
+typedef struct qkc_file qkc_file;
+
+typedef struct qkc_file_options {
+    size_t struct_size; /* sizeof(qkc_file_options) */
+    /* GPTQ zero-point convention: 0 = from the safetensors metadata key
+     * "checkpoint_format" ("gptq_v2" means v2, anything else v1), 1 = v1
+     * (qzeros hold zero − 1, AutoGPTQ), 2 = v2 (qzeros hold zero, GPTQModel). */
+    int gptq_version;
+} qkc_file_options;
+
+/* Open and validate a file. The format is found from the contents ("GGUF"
+ * magic, or a safetensors header), else from the extension (.gguf,
+ * .safetensors). `options` may be NULL. On success *out owns the file,
+ * released by qkc_file_close. Errors: QKC_ERR_IO (cannot open or map),
+ * QKC_ERR_CORRUPT_DATA, QKC_ERR_UNSUPPORTED (e.g. GGUF v1, big-endian),
+ * QKC_ERR_LIMIT, QKC_ERR_NO_MEMORY, QKC_ERR_INVALID_ARGUMENT. */
+qkc_status qkc_file_open(qkc_context *ctx, const char *path, const qkc_file_options *options, qkc_file **out);
+
+/* The same over bytes already in memory. The file borrows `data`: it must
+ * stay valid and unchanged until qkc_file_close. */
+qkc_status qkc_file_open_memory(qkc_context *ctx, const void *data, size_t bytes, const qkc_file_options *options,
+                                qkc_file **out);
+
+/* Unmap and release a file. NULL is fine. Pointers obtained from the file
+ * (names, data) are invalid afterwards. */
+void qkc_file_close(qkc_file *file);
+
+typedef struct qkc_file_info {
+    const char *format;  /* "gguf" or "safetensors" */
+    int version;         /* GGUF version (2 or 3); 0 for safetensors */
+    int64_t tensors;     /* entries for qkc_file_tensor */
+    int64_t metadata;    /* entries for qkc_file_metadata */
+    uint64_t alignment;  /* GGUF data alignment; 0 for safetensors */
+    size_t bytes;        /* file size */
+} qkc_file_info;
+
+qkc_status qkc_file_query(const qkc_file *file, qkc_file_info *out);
+
+/* One metadata entry: GGUF key/value pairs, safetensors __metadata__.
+ * Strings are valid while the file is open. */
+typedef struct qkc_file_meta {
+    const char *key;
+    const char *type;  /* GGUF: "u32", "string", "array", ...; safetensors: "string" */
+    int64_t count;     /* array elements, else 1 */
+    const char *value; /* printable value ("32", "llama", "[string x 32000]") */
+} qkc_file_meta;
+
+/* Errors: QKC_ERR_INVALID_ARGUMENT (index out of range, NULL). */
+qkc_status qkc_file_metadata(const qkc_file *file, int64_t index, qkc_file_meta *out);
+
+/* One tensor. Strings and data are valid while the file is open. */
+typedef struct qkc_tensor_info {
+    const char *name;
+    const char *dtype;       /* the file's type name: "Q4_K", "F16" (GGUF), "I32", "BF16" (safetensors) */
+    int n_dims;
+    int64_t shape[4];        /* outermost first, as PyTorch prints it: GGUF's ne[] reversed */
+    uint64_t offset;         /* byte offset of the tensor's data in the file */
+    size_t bytes;            /* bytes of data */
+    const void *data;        /* the data, in the file's mapping */
+    int runnable;            /* 1: qkc runs this tensor as a weight matrix */
+    int64_t n, k;            /* runnable: outputs (rows) and inputs (reduction length) */
+    const char *weights;     /* runnable: spec text of the format, e.g. "w=q4_k"; else "" */
+    const char *unsupported; /* not runnable: why ("part of X.qweight", "qkc has no q2_k preset yet"); else "" */
+    int in_place;            /* runnable: the weight blob is (data, bytes) itself */
+    size_t weights_bytes;    /* runnable: bytes of the qkc weight blob (qkc_weights_bytes of its spec) */
+} qkc_tensor_info;
+
+qkc_status qkc_file_tensor(const qkc_file *file, int64_t index, qkc_tensor_info *out);
+
+/* Index of the tensor called `name`; also accepts a GPTQ/AWQ/bitsandbytes
+ * module prefix ("model.layers.0.mlp.up_proj" for ".qweight" / ".weight").
+ * Errors: QKC_ERR_INVALID_ARGUMENT ("no tensor named ..."). */
+qkc_status qkc_file_find(qkc_context *ctx, const qkc_file *file, const char *name, int64_t *index);
+
+/* A spec for a runnable tensor: "matmul n=N k=K <weights> <extra>", where
+ * extra (may be NULL) adds keys such as "a=bf16 compute=int8 act=silu".
+ * Errors: QKC_ERR_UNSUPPORTED (tensor not runnable, message says why), the
+ * errors of qkc_spec_parse for a bad `extra`. */
+qkc_status qkc_file_spec(qkc_context *ctx, const qkc_file *file, int64_t index, const char *extra, qkc_spec **out);
+
+/* Write the tensor's qkc weight blob (weights_bytes bytes, as qkc_quantize
+ * would write it for its spec) into dst: a copy of the file's bytes for
+ * in-place tensors, the import for GPTQ/AWQ/NF4. Errors:
+ * QKC_ERR_UNSUPPORTED, QKC_ERR_BUFFER_TOO_SMALL, QKC_ERR_UNSUPPORTED for a
+ * GPTQ v2 zero of 0 (v1 cannot hold it). In-place tensors need no copy:
+ * pass info.data to qkc_dequantize / qkc_reference_matmul directly. */
+qkc_status qkc_file_weights(qkc_context *ctx, const qkc_file *file, int64_t index, void *dst, size_t dst_bytes);
+
+/* One call: compile the kernel of `spec` (text; NULL or "auto" means
+ * qkc_file_spec(file, index, "a=f32 out=f32")), whose n, k and weight
+ * format must be the tensor's, and run it on the tensor with args->a,
+ * lda, bias, c, ldc and m (args->weights is ignored). Kernels whose packed
+ * layout is the blob itself read the file's mapping in place; others get
+ * a packed copy (allocated from the context and freed before returning).
+ * `compile` and `run` may be NULL. Errors: those of qkc_file_spec,
+ * qkc_kernel_compile, qkc_weights_pack and qkc_kernel_run, and
+ * QKC_ERR_INVALID_ARGUMENT when the spec does not describe the tensor.
+ * Part of libqkc (needs the compiler). */
+qkc_status qkc_file_run(qkc_context *ctx, const qkc_file *file, int64_t index, const char *spec,
+                        const qkc_matmul_args *args, const qkc_compile_options *compile, const qkc_run_options *run);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,139 @@
+/*
+ * Checkpoint files (GGUF, safetensors) as the runtime sees them: one table
+ * of tensors with, for each, the matrix it can run as (format, N, K) and
+ * how its qkc weight blob is made (the file's bytes in place, or imported
+ * from several named tensors). The readers (gguf.c, safetensors.c) fill
+ * the table; file.c is the public face (qkc_file_*).
+ *
+ * Every count, size and offset the readers take from a file is checked
+ * against the file size before it is used; a reader never reads outside
+ * [data, data + size).
+ */
+#ifndef QKC_RUNTIME_FILE_H
+#define QKC_RUNTIME_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ir/format.h"
+#include "qkc/qkc.h"
+
+enum { QKC_FILE_GGUF = 1, QKC_FILE_SAFETENSORS = 2 };
+
+/* How a runnable tensor's weight blob is made. */
+typedef enum qkc_import {
+    QKC_IMPORT_IN_PLACE = 0, /* the blob is the tensor's own bytes (DATA at 0, nothing else) */
+    QKC_IMPORT_GPTQ = 1,     /* qweight, qzeros, scales, g_idx → gptq sections */
+    QKC_IMPORT_AWQ = 2,      /* qweight, qzeros, scales → awq sections */
+    QKC_IMPORT_BNB = 3       /* weight, absmax, nested_absmax, nested_quant_map → nf4_bnb */
+} qkc_import;
+
+/* Member tensors of an import, by role (indices into the table, -1 absent). */
+enum {
+    QKC_MEMBER_QWEIGHT = 0, /* bnb: weight */
+    QKC_MEMBER_QZEROS = 1,  /* bnb: quant_map */
+    QKC_MEMBER_SCALES = 2,  /* bnb: absmax */
+    QKC_MEMBER_GIDX = 3,    /* bnb: nested_absmax */
+    QKC_MEMBER_EXTRA = 4,   /* bnb: nested_quant_map */
+    QKC_MEMBER_COUNT = 5
+};
+
+typedef struct qkc_file_entry {
+    const char *name;     /* NUL-terminated, in the file's arena */
+    const char *dtype;    /* static: the file's type name */
+    int n_dims;
+    int64_t shape[4];     /* outermost first (GGUF dims reversed) */
+    uint64_t offset;      /* absolute byte offset of the data in the file */
+    uint64_t bytes;
+    /* As a weight matrix. runnable: format, n, k, weights, blob_bytes set;
+     * else reason says why not. */
+    int runnable;
+    qkc_format format;
+    int64_t n, k;
+    char weights[96];     /* spec fragment: "w=q4_k", "w=gptq:4:actorder group=128" */
+    char reason[160];
+    int64_t part_of;      /* index of the tensor this one is imported into, or -1 */
+    qkc_import import;
+    uint64_t blob_bytes;
+    qkc_weight_layout layout; /* of the blob, when runnable */
+    int64_t member[QKC_MEMBER_COUNT];
+    int gptq_v2;          /* qzeros hold zero, not zero − 1 */
+    float nested_offset;  /* bnb dq */
+} qkc_file_entry;
+
+typedef struct qkc_file_meta_rec {
+    const char *key;
+    const char *type;     /* static: "u32", "string", "array", ... */
+    int64_t count;        /* array elements (1 for scalars) */
+    const char *text;     /* printable value, in the arena */
+} qkc_file_meta_rec;
+
+typedef struct qkc_arena_block qkc_arena_block;
+
+struct qkc_file {
+    qkc_context *ctx;
+    int kind;
+    int version;
+    const uint8_t *data;
+    size_t size;
+    void *map;            /* mmap'd region to release, or NULL */
+    size_t map_bytes;
+    uint64_t alignment;   /* GGUF */
+    int gptq_version;     /* option: 0 auto, 1, 2 */
+    const char *path;     /* for messages */
+    qkc_file_entry *tensors;
+    int64_t ntensors;
+    qkc_file_meta_rec *meta;
+    int64_t nmeta;
+    int64_t *by_name;     /* tensor indices sorted by name */
+    qkc_arena_block *arena;
+};
+
+/* A copy of s[0..len) plus NUL in the file's arena; NULL when out of memory. */
+char *qkc_file_strdup(qkc_file *f, const char *s, size_t len);
+/* printf into the arena. */
+char *qkc_file_printf(qkc_file *f, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Fill the table from f->data/f->size. Return a status with the context
+ * message set; the caller frees what was allocated either way. */
+qkc_status qkc_gguf_read(qkc_file *f);
+qkc_status qkc_safetensors_read(qkc_file *f);
+
+/* Mark t runnable as format text `weights` (e.g. "w=q4_k") for an N×K
+ * matrix, or record why not (verifier message). Sets blob_bytes. */
+void qkc_file_set_matrix(qkc_file_entry *t, int64_t n, int64_t k, const char *weights);
+
+/* Refuse tensors whose data overlap (zero-byte tensors overlap nothing). */
+qkc_status qkc_file_check_overlap(qkc_file *f, const char *format_name);
+
+/* Sort the names into by_name; refuses duplicate names (CORRUPT_DATA). */
+qkc_status qkc_file_index_names(qkc_file *f, const char *format_name);
+
+/* Index of the tensor named `name`, or -1 (needs by_name). */
+int64_t qkc_file_lookup(const qkc_file *f, const char *name);
+
+/* Write the blob of an imported tensor into dst (dst_bytes >= blob_bytes). */
+qkc_status qkc_safetensors_import(qkc_context *ctx, const qkc_file *f, const qkc_file_entry *t, uint8_t *dst);
+
+/* a·b and a+b on uint64 with overflow detection: 1 when ok. */
+static inline int qkc_mul_u64(uint64_t a, uint64_t b, uint64_t *r)
+{
+    if (a != 0 && b > UINT64_MAX / a)
+        return 0;
+    *r = a * b;
+    return 1;
+}
+
+static inline int qkc_add_u64(uint64_t a, uint64_t b, uint64_t *r)
+{
+    if (b > UINT64_MAX - a)
+        return 0;
+    *r = a + b;
+    return 1;
+}
+
+#endif /* QKC_RUNTIME_FILE_H */

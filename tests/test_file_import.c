@@ -1,0 +1,252 @@
+/*
+ * safetensors checkpoints made by the reference packers of
+ * tests/util/file_fixtures.c (GPTQ v1 and v2, with and without act-order,
+ * 2/3/4/8 bits; AWQ gemm; bitsandbytes NF4 with and without nested
+ * quantization): qkc finds the weight, reports its format, imports the
+ * named tensors into a qkc blob, and that blob dequantizes bit for bit to
+ * what the format's own decoder gives. Runtime only (test_cg_file runs
+ * the kernels).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "qkc/qkc.h"
+#include "util/file_fixtures.h"
+#include "util/testutil.h"
+
+/* Open the fixture, find its weight, import, dequantize, compare. */
+static void check_fixture(qkc_context *ctx, qkc_ckpt_fixture *fx, const char *name, int gptq_version)
+{
+    qkc_file_options fo = {sizeof fo, gptq_version};
+    qkc_file *file = NULL;
+    qkc_tensor_info ti;
+    qkc_spec *spec = NULL;
+    int64_t index;
+    void *blob;
+    float *w;
+    QKC_CASE_CHECK("test_file_import", name,
+                   qkc_file_open_memory(ctx, fx->file.data, fx->file.len, &fo, &file) == QKC_OK, "open: %s",
+                   qkc_context_last_error(ctx));
+    assert_int_equal(qkc_file_find(ctx, file, fx->head, &index), QKC_OK);
+    assert_int_equal(qkc_file_tensor(file, index, &ti), QKC_OK);
+    QKC_CASE_CHECK("test_file_import", name, ti.runnable, "not runnable: %s", ti.unsupported);
+    QKC_CASE_CHECK("test_file_import", name, !strcmp(ti.weights, fx->weights), "format %s, expected %s", ti.weights,
+                   fx->weights);
+    assert_int_equal(ti.n, fx->n);
+    assert_int_equal(ti.k, fx->k);
+    assert_false(ti.in_place);
+    blob = malloc(ti.weights_bytes);
+    w = malloc((size_t)(fx->n * fx->k) * sizeof *w);
+    assert_non_null(blob);
+    assert_non_null(w);
+    QKC_CASE_CHECK("test_file_import", name, qkc_file_weights(ctx, file, index, blob, ti.weights_bytes) == QKC_OK,
+                   "import: %s", qkc_context_last_error(ctx));
+    assert_int_equal(qkc_file_spec(ctx, file, index, NULL, &spec), QKC_OK);
+    assert_int_equal(qkc_dequantize(ctx, spec, blob, ti.weights_bytes, w, fx->k), QKC_OK);
+    for (int64_t i = 0; i < fx->n * fx->k; i++)
+        QKC_CASE_CHECK("test_file_import", name, !memcmp(&w[i], &fx->w[i], 4),
+                       "W[%lld][%lld] = %.9g, the format's decoder gives %.9g", (long long)(i / fx->k),
+                       (long long)(i % fx->k), (double)w[i], (double)fx->w[i]);
+    /* The other tensors of the weight are listed as its parts. */
+    for (int64_t i = 0; i < fx->st.ntensors; i++) {
+        qkc_tensor_info pi;
+        int64_t pidx;
+        if (!strcmp(fx->st.tensors[i].name, fx->head))
+            continue;
+        assert_int_equal(qkc_file_find(ctx, file, fx->st.tensors[i].name, &pidx), QKC_OK);
+        assert_int_equal(qkc_file_tensor(file, pidx, &pi), QKC_OK);
+        assert_false(pi.runnable);
+        QKC_CASE_CHECK("test_file_import", name, strstr(pi.unsupported, "part of ") != NULL, "%s: %s",
+                       fx->st.tensors[i].name, pi.unsupported);
+    }
+    /* The module prefix finds the weight too. */
+    {
+        char prefix[160];
+        const char *dot = strrchr(fx->head, '.');
+        int64_t pidx = -1;
+        snprintf(prefix, sizeof prefix, "%.*s", (int)(dot - fx->head), fx->head);
+        assert_int_equal(qkc_file_find(ctx, file, prefix, &pidx), QKC_OK);
+        assert_int_equal(pidx, index);
+    }
+    free(blob);
+    free(w);
+    qkc_spec_destroy(spec);
+    qkc_file_close(file);
+}
+
+typedef struct gptq_case {
+    int bits;
+    int64_t n, k, gs;
+    int actorder, v2, v2_meta;
+} gptq_case;
+
+static const gptq_case gptq_cases[] = {
+    {4, 96, 256, 64, 0, 0, 0},  {4, 96, 256, 64, 1, 0, 0},  {4, 96, 256, 64, 0, 1, 1}, {4, 96, 256, 64, 1, 1, 0},
+    {4, 40, 320, 128, 0, 0, 0}, {4, 40, 320, 128, 1, 0, 0}, {4, 24, 128, 0, 0, 0, 0},  {3, 64, 256, 32, 0, 0, 0},
+    {3, 64, 256, 32, 1, 1, 1},  {2, 48, 128, 32, 1, 0, 0},  {8, 36, 256, 128, 0, 1, 1},
+};
+
+static void test_gptq(void **state)
+{
+    qkc_context *ctx;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    for (size_t i = 0; i < sizeof gptq_cases / sizeof gptq_cases[0]; i++) {
+        const gptq_case *c = &gptq_cases[i];
+        qkc_ckpt_fixture fx;
+        char name[160];
+        snprintf(name, sizeof name, "gptq|bits=%d|n=%lld|k=%lld|g=%lld|act=%d|v2=%d|meta=%d", c->bits, (long long)c->n,
+                 (long long)c->k, (long long)c->gs, c->actorder, c->v2, c->v2_meta);
+        if (!qkc_case_selected(name))
+            continue;
+        assert_int_equal(qkc_fixture_gptq(&fx, "model.layers.0.self_attn.q_proj", c->bits, c->n, c->k, c->gs,
+                                          c->actorder, c->v2, c->v2_meta, name),
+                         0);
+        /* v2 without the metadata key needs the option */
+        check_fixture(ctx, &fx, name, c->v2 && !c->v2_meta ? 2 : 0);
+        qkc_fixture_free(&fx);
+    }
+    qkc_context_destroy(ctx);
+}
+
+/* A v2 file read as v1 decodes differently (the convention matters), and
+ * a v2 zero of 0 has no v1 encoding: refused with a message. */
+static void test_gptq_v2_zero(void **state)
+{
+    qkc_context *ctx;
+    qkc_ckpt_fixture fx;
+    qkc_file *file;
+    qkc_file_options fo = {sizeof fo, 2};
+    int64_t index;
+    qkc_tensor_info ti;
+    uint8_t *blob;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    assert_int_equal(qkc_fixture_gptq(&fx, "m", 4, 32, 128, 32, 0, 1, 0, "gptq-v2-zero"), 0);
+    /* zero of group 1, output 5 := 0: nibble 5 of qzeros word 0 of row 1 */
+    {
+        uint8_t *qz = fx.file.data + fx.st.data_pos[1] + 16 /* row 1: 32·4/32 words of 4 bytes */;
+        qz[2] &= 0x0F;
+    }
+    assert_int_equal(qkc_file_open_memory(ctx, fx.file.data, fx.file.len, &fo, &file), QKC_OK);
+    assert_int_equal(qkc_file_find(ctx, file, "m", &index), QKC_OK);
+    assert_int_equal(qkc_file_tensor(file, index, &ti), QKC_OK);
+    blob = malloc(ti.weights_bytes);
+    assert_int_equal(qkc_file_weights(ctx, file, index, blob, ti.weights_bytes), QKC_ERR_UNSUPPORTED);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "GPTQ v2 zero 0 (group 1, output 5)"));
+    free(blob);
+    qkc_file_close(file);
+    qkc_fixture_free(&fx);
+    qkc_context_destroy(ctx);
+}
+
+static void test_awq(void **state)
+{
+    static const int64_t cases[][3] = {{64, 256, 64}, {24, 384, 128}, {16, 128, 128}, {8, 64, 32}};
+    qkc_context *ctx;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        qkc_ckpt_fixture fx;
+        char name[96];
+        snprintf(name, sizeof name, "awq|n=%lld|k=%lld|g=%lld", (long long)cases[i][0], (long long)cases[i][1],
+                 (long long)cases[i][2]);
+        if (!qkc_case_selected(name))
+            continue;
+        assert_int_equal(qkc_fixture_awq(&fx, "model.layers.3.mlp.gate_proj", cases[i][0], cases[i][1], cases[i][2],
+                                         name),
+                         0);
+        check_fixture(ctx, &fx, name, 0);
+        qkc_fixture_free(&fx);
+    }
+    qkc_context_destroy(ctx);
+}
+
+static void test_bnb(void **state)
+{
+    /* n, k, block, dq: 600·512/64 = 4800 blocks → 19 nested runs, the last short */
+    static const int64_t cases[][4] = {{8, 256, 64, 0}, {33, 128, 32, 0}, {8, 256, 64, 1}, {600, 512, 64, 1},
+                                       {5, 4096, 4096, 1}};
+    qkc_context *ctx;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        qkc_ckpt_fixture fx;
+        char name[96];
+        snprintf(name, sizeof name, "bnb|n=%lld|k=%lld|bs=%lld|dq=%lld", (long long)cases[i][0],
+                 (long long)cases[i][1], (long long)cases[i][2], (long long)cases[i][3]);
+        if (!qkc_case_selected(name))
+            continue;
+        assert_int_equal(qkc_fixture_bnb(&fx, "model.layers.1.mlp.down_proj", cases[i][0], cases[i][1], cases[i][2],
+                                         (int)cases[i][3], name),
+                         0);
+        check_fixture(ctx, &fx, name, 0);
+        qkc_fixture_free(&fx);
+    }
+    qkc_context_destroy(ctx);
+}
+
+/* Dense F16/BF16/F32 safetensors tensors [N, K] run in place; others are
+ * listed with why. */
+static void test_dense(void **state)
+{
+    static uint16_t h[6 * 64];
+    static float f[3 * 32];
+    static int32_t ints[4];
+    qkc_st_writer w;
+    qkc_bytes out;
+    qkc_context *ctx;
+    qkc_file *file;
+    qkc_tensor_info ti;
+    qkc_file_info fi;
+    int64_t s1[2] = {6, 64}, s2[2] = {3, 32}, s3[1] = {4}, idx;
+    (void)state;
+    for (int i = 0; i < 6 * 64; i++)
+        h[i] = (uint16_t)(0x3C00 + i);
+    qkc_st_init(&w);
+    qkc_st_add(&w, "lm_head.weight", "BF16", 2, s1, h, sizeof h);
+    qkc_st_add(&w, "proj.weight", "F32", 2, s2, f, sizeof f);
+    qkc_st_add(&w, "positions", "I32", 1, s3, ints, sizeof ints);
+    qkc_st_meta(&w, "format", "pt");
+    assert_int_equal(qkc_st_finish(&w, &out), 0);
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    assert_int_equal(qkc_file_open_memory(ctx, out.data, out.len, NULL, &file), QKC_OK);
+    assert_int_equal(qkc_file_query(file, &fi), QKC_OK);
+    assert_string_equal(fi.format, "safetensors");
+    assert_int_equal(fi.metadata, 1);
+    assert_int_equal(qkc_file_find(ctx, file, "lm_head.weight", &idx), QKC_OK);
+    assert_int_equal(qkc_file_tensor(file, idx, &ti), QKC_OK);
+    assert_true(ti.runnable);
+    assert_true(ti.in_place);
+    assert_string_equal(ti.weights, "w=bf16");
+    assert_int_equal(ti.n, 6);
+    assert_int_equal(ti.k, 64);
+    assert_ptr_equal(ti.data, out.data + w.data_pos[0]);
+    assert_memory_equal(ti.data, h, sizeof h);
+    assert_int_equal(qkc_file_find(ctx, file, "proj.weight", &idx), QKC_OK);
+    assert_int_equal(qkc_file_tensor(file, idx, &ti), QKC_OK);
+    assert_string_equal(ti.weights, "w=f32");
+    assert_int_equal(qkc_file_find(ctx, file, "positions", &idx), QKC_OK);
+    assert_int_equal(qkc_file_tensor(file, idx, &ti), QKC_OK);
+    assert_false(ti.runnable);
+    assert_non_null(strstr(ti.unsupported, "I32 tensor"));
+    qkc_file_close(file);
+    qkc_bytes_free(&out);
+    qkc_context_destroy(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gptq), cmocka_unit_test(test_gptq_v2_zero), cmocka_unit_test(test_awq),
+        cmocka_unit_test(test_bnb),  cmocka_unit_test(test_dense),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,275 @@
+/*
+ * qkc inspect FILE, qkc run SPEC|auto --weights FILE:TENSOR ...: the
+ * subcommands over checkpoint files (GGUF, safetensors).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qkc/qkc.h"
+#include "tools/tool.h"
+
+static int has_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}
+
+static int parse_gptq(const char *s, int *out)
+{
+    if (!strcmp(s, "v1") || !strcmp(s, "1"))
+        return *out = 1, 1;
+    if (!strcmp(s, "v2") || !strcmp(s, "2"))
+        return *out = 2, 1;
+    if (!strcmp(s, "auto"))
+        return *out = 0, 1;
+    return 0;
+}
+
+/* -------------------------------------------------------------- inspect */
+
+int qkc_cmd_inspect(int argc, char **argv)
+{
+    const char *path = NULL;
+    int metadata = 0, gptq = 0, runnable = 0;
+    qkc_file_options fo = {sizeof fo, 0};
+    qkc_context *ctx = NULL;
+    qkc_file *file = NULL;
+    qkc_file_info fi;
+    int rc = 1;
+    if (has_help(argc, argv)) {
+        qkc_print_help("inspect");
+        return 0;
+    }
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--metadata")) {
+            metadata = 1;
+        } else if (!strcmp(argv[i], "--gptq") && i + 1 < argc) {
+            if (!parse_gptq(argv[++i], &gptq)) {
+                fprintf(stderr, "error: --gptq takes v1, v2 or auto\n");
+                return 2;
+            }
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "error: unknown option %s (see qkc inspect --help)\n", argv[i]);
+            return 2;
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "error: qkc inspect takes one file\n");
+            return 2;
+        }
+    }
+    if (!path) {
+        qkc_print_help("inspect");
+        return 2;
+    }
+    fo.gptq_version = gptq;
+    if (qkc_context_create(NULL, &ctx) != QKC_OK) {
+        fprintf(stderr, "error: out of memory\n");
+        return 1;
+    }
+    if (qkc_file_open(ctx, path, &fo, &file) != QKC_OK) {
+        fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+        goto done;
+    }
+    qkc_file_query(file, &fi);
+    printf("%s: %s", path, fi.format);
+    if (fi.version)
+        printf(" v%d, alignment %llu", fi.version, (unsigned long long)fi.alignment);
+    printf(", %zu bytes, %lld tensors, %lld metadata entries\n", fi.bytes, (long long)fi.tensors,
+           (long long)fi.metadata);
+    if (metadata)
+        for (int64_t i = 0; i < fi.metadata; i++) {
+            qkc_file_meta m;
+            qkc_file_metadata(file, i, &m);
+            printf("  meta %s (%s) = %.200s\n", m.key, m.type, m.value);
+        }
+    for (int64_t i = 0; i < fi.tensors; i++) {
+        qkc_tensor_info t;
+        char shape[96];
+        int len = 0;
+        qkc_file_tensor(file, i, &t);
+        shape[0] = '\0';
+        for (int d = 0; d < t.n_dims && len >= 0 && (size_t)len < sizeof shape; d++)
+            len += snprintf(shape + len, sizeof shape - (size_t)len, "%s%lld", d ? ", " : "", (long long)t.shape[d]);
+        printf("%-48s %-7s [%s] %zu bytes", t.name, t.dtype, shape, t.bytes);
+        if (t.runnable) {
+            printf("  runs: n=%lld k=%lld %s (%s)\n", (long long)t.n, (long long)t.k, t.weights,
+                   t.in_place ? "in place" : "imported");
+            runnable++;
+        } else {
+            printf("  -- %s\n", t.unsupported);
+        }
+    }
+    printf("%d of %lld tensors run in qkc\n", runnable, (long long)fi.tensors);
+    rc = 0;
+done:
+    qkc_file_close(file);
+    qkc_context_destroy(ctx);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ run */
+
+static void *read_all(const char *path, size_t *bytes)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long len;
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)len + 1)) != NULL) {
+        if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
+            free(buf);
+            buf = NULL;
+        } else {
+            *bytes = (size_t)len;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+int qkc_cmd_run(int argc, char **argv)
+{
+    const char *weights = NULL, *input = NULL, *output = NULL;
+    char **words = calloc((size_t)argc + 1, sizeof *words), *spec = NULL, *path = NULL, *tensor;
+    long long m = 0;
+    int nwords = 0, rc = 1, gptq = 0;
+    qkc_file_options fo = {sizeof fo, 0};
+    qkc_context *ctx = NULL;
+    qkc_file *file = NULL;
+    qkc_tensor_info t;
+    int64_t index;
+    float *x = NULL, *y = NULL;
+    size_t xbytes = 0;
+    if (!words)
+        return 1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            qkc_print_help("run");
+            free(words);
+            return 0;
+        } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
+            weights = argv[++i];
+        } else if (!strcmp(argv[i], "--input") && i + 1 < argc) {
+            input = argv[++i];
+        } else if (!strcmp(argv[i], "--output") && i + 1 < argc) {
+            output = argv[++i];
+        } else if (!strcmp(argv[i], "--m") && i + 1 < argc) {
+            char *end;
+            m = strtoll(argv[++i], &end, 10);
+            if (*end || m < 1 || m > (1 << 24)) {
+                fprintf(stderr, "error: --m takes an integer from 1 to 16777216\n");
+                free(words);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--gptq") && i + 1 < argc) {
+            if (!parse_gptq(argv[++i], &gptq)) {
+                fprintf(stderr, "error: --gptq takes v1, v2 or auto\n");
+                free(words);
+                return 2;
+            }
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "error: unknown option %s (see qkc run --help)\n", argv[i]);
+            free(words);
+            return 2;
+        } else {
+            words[nwords++] = argv[i];
+        }
+    }
+    if (!nwords || !weights || !input || !output) {
+        fprintf(stderr, "error: qkc run needs SPEC|auto, --weights FILE:TENSOR, --input X.f32 and --output Y.f32 "
+                        "(see qkc run --help)\n");
+        free(words);
+        return 2;
+    }
+    path = malloc(strlen(weights) + 1);
+    if (!path || !(spec = qkc_join_words(nwords, words)) || qkc_context_create(NULL, &ctx) != QKC_OK) {
+        fprintf(stderr, "error: out of memory\n");
+        goto done;
+    }
+    strcpy(path, weights);
+    tensor = strrchr(path, ':');
+    if (!tensor || tensor == path || !tensor[1]) {
+        fprintf(stderr, "error: --weights takes FILE:TENSOR\n");
+        rc = 2;
+        goto done;
+    }
+    *tensor++ = '\0';
+    fo.gptq_version = gptq;
+    if (qkc_file_open(ctx, path, &fo, &file) != QKC_OK || qkc_file_find(ctx, file, tensor, &index) != QKC_OK ||
+        qkc_file_tensor(file, index, &t) != QKC_OK) {
+        fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+        goto done;
+    }
+    if (!t.runnable) {
+        fprintf(stderr, "error: tensor '%s' (%s) does not run in qkc: %s\n", t.name, t.dtype, t.unsupported);
+        goto done;
+    }
+    if (strcmp(spec, "auto")) {
+        qkc_spec *s = NULL;
+        qkc_spec_info si;
+        if (qkc_spec_parse(ctx, spec, &s) != QKC_OK) {
+            fprintf(stderr, "%s\n", qkc_context_last_error(ctx));
+            goto done;
+        }
+        qkc_spec_query(s, &si);
+        qkc_spec_destroy(s);
+        if (strcmp(si.a_type, "f32") || strcmp(si.out_type, "f32")) {
+            fprintf(stderr, "error: qkc run reads and writes f32 files: the spec needs a=f32 out=f32\n");
+            goto done;
+        }
+        if (si.has_bias) {
+            fprintf(stderr, "error: qkc run takes no bias file: leave bias=f32 out of the spec\n");
+            goto done;
+        }
+    }
+    if (!(x = read_all(input, &xbytes))) {
+        fprintf(stderr, "error: cannot read %s\n", input);
+        goto done;
+    }
+    if (!m)
+        m = (long long)(xbytes / ((size_t)t.k * 4));
+    if (m < 1 || xbytes != (size_t)m * (size_t)t.k * 4) {
+        fprintf(stderr, "error: %s holds %zu bytes; %s needs M x %lld f32 values (%lld bytes per row)%s\n", input, xbytes,
+                t.name, (long long)t.k, (long long)t.k * 4, m ? " for the given --m" : "");
+        goto done;
+    }
+    if (!(y = malloc((size_t)m * (size_t)t.n * sizeof *y))) {
+        fprintf(stderr, "error: out of memory for the output\n");
+        goto done;
+    }
+    {
+        qkc_matmul_args args = {x, t.k, NULL, 0, NULL, y, t.n, m};
+        FILE *out;
+        if (qkc_file_run(ctx, file, index, spec, &args, NULL, NULL) != QKC_OK) {
+            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            goto done;
+        }
+        if (!(out = fopen(output, "wb"))) {
+            fprintf(stderr, "error: cannot write %s\n", output);
+            goto done;
+        }
+        rc = fwrite(y, sizeof *y, (size_t)m * (size_t)t.n, out) == (size_t)m * (size_t)t.n ? 0 : 1;
+        if (fclose(out) != 0)
+            rc = 1;
+        if (rc)
+            fprintf(stderr, "error: writing %s failed\n", output);
+        else
+            fprintf(stderr, "qkc run: %s: m=%lld n=%lld k=%lld %s -> %s\n", t.name, m, (long long)t.n, (long long)t.k,
+                    t.weights, output);
+    }
+done:
+    free(x);
+    free(y);
+    free(spec);
+    free(path);
+    free(words);
+    qkc_file_close(file);
+    qkc_context_destroy(ctx);
+    return rc;
+}
