@@ -159,8 +159,10 @@ static qkc_status write_library(qkc_context *ctx, const aot_job *j, const char *
     for (int r = 0; r < n && !st; r++) {
         qkc_compile_options opt = {sizeof opt, j->targets[r % j->ntargets], j->schedule};
         qkc_emit_info info;
-        char *obj = NULL;
+        char *obj = NULL, item[2200];
         size_t len = 0;
+        snprintf(item, sizeof item, "%s for %s", j->canon[r / j->ntargets], opt.target);
+        qkc_report_progress(ctx, "aot", r, n, item);
         snprintf(sym[r], sizeof sym[r], "qkc_aot_%s_%d", j->name, r);
         if ((st = qkc_emit_code(ctx, j->specs[r / j->ntargets], &opt, "obj", sym[r], &obj, &len, &info))) {
             char msg[1024];
@@ -190,6 +192,8 @@ static qkc_status write_library(qkc_context *ctx, const aot_job *j, const char *
         mem[r].len = len;
         if (r == 0)
             first = info.target;
+        if (r == n - 1)
+            qkc_report_progress(ctx, "aot", n, n, item);
     }
     if (st)
         goto done;

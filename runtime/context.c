@@ -21,6 +21,8 @@ struct qkc_context {
     char *cache_dir; /* NULL: the disk cache is off */
     void (*warn)(const char *message, void *user);
     void *warn_user;
+    void (*progress)(const qkc_progress *progress, void *user);
+    void *progress_user;
 };
 
 static void *default_alloc(size_t bytes, void *user)
@@ -106,7 +108,8 @@ qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **
     int threads = 0, disk_cache = QKC_DISK_CACHE_DEFAULT, bad = 0;
     const char *cache_dir = NULL;
     void (*warn)(const char *, void *) = NULL;
-    void *warn_user = NULL;
+    void *warn_user = NULL, *progress_user = NULL;
+    void (*progress)(const qkc_progress *, void *) = NULL;
     qkc_context *ctx;
     if (!out)
         return QKC_ERR_INVALID_ARGUMENT;
@@ -130,6 +133,10 @@ qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **
             warn = options->warn;
             warn_user = options->warn_user;
         }
+        if (options->struct_size >= offsetof(qkc_context_options, progress_user) + sizeof(void *)) {
+            progress = options->progress;
+            progress_user = options->progress_user;
+        }
     }
     ctx = a.alloc(sizeof *ctx, a.user);
     if (!ctx)
@@ -138,6 +145,8 @@ qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **
     ctx->allocator = a;
     ctx->warn = warn;
     ctx->warn_user = warn_user;
+    ctx->progress = progress;
+    ctx->progress_user = progress_user;
     ctx->cache_dir = resolve_cache_dir(&a, disk_cache, cache_dir, &bad);
     if (bad) {
         a.free(ctx, a.user);
@@ -174,6 +183,18 @@ void qkc_context_destroy(qkc_context *ctx)
     pthread_mutex_destroy(&ctx->lock);
     qkc_free(ctx, ctx->cache_dir);
     ctx->allocator.free(ctx, ctx->allocator.user);
+}
+
+void qkc_report_progress(qkc_context *ctx, const char *task, int64_t done, int64_t total, const char *item)
+{
+    qkc_progress p;
+    if (!ctx->progress)
+        return;
+    p.task = task;
+    p.done = done;
+    p.total = total;
+    p.item = item ? item : "";
+    ctx->progress(&p, ctx->progress_user);
 }
 
 const char *qkc_cache_dir(const qkc_context *ctx)

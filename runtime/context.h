@@ -33,6 +33,9 @@ void qkc_warn(qkc_context *ctx, const char *fmt, ...)
 #endif
     ;
 
+/* Report progress through the context's hook (none: nothing happens). */
+void qkc_report_progress(qkc_context *ctx, const char *task, int64_t done, int64_t total, const char *item);
+
 /* Copy an IR diagnostic into the context, return its status. */
 qkc_status qkc_fail_diag(qkc_context *ctx, const qkc_diag *diag);
 

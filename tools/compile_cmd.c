@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "qkc/qkc.h"
 #include "targets/target.h"
@@ -100,6 +101,17 @@ static int write_output(const char *out, const char *buf, size_t len)
     return rc;
 }
 
+/* On a terminal: one line, rewritten, per kernel of a library. */
+static void show_progress(const qkc_progress *p, void *user)
+{
+    (void)user;
+    fprintf(stderr, "\r\033[K[%lld/%lld] %s %.*s", (long long)p->done, (long long)p->total,
+            p->done < p->total ? "compiling" : "compiled", 90, p->item);
+    if (p->done == p->total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
 int qkc_cmd_compile(int argc, char **argv)
 {
     const char *emit = NULL, *out = NULL, *name = NULL, *sched_text = NULL, *targets[16];
@@ -174,9 +186,14 @@ int qkc_cmd_compile(int argc, char **argv)
         fprintf(stderr, "error: --emit %s writes a file: give -o FILE\n", emit);
         goto usage;
     }
-    if (qkc_context_create(NULL, &ctx) != QKC_OK) {
-        fprintf(stderr, "error: out of memory\n");
-        goto done;
+    {
+        qkc_context_options co = {.struct_size = sizeof co};
+        if (aot && isatty(2))
+            co.progress = show_progress;
+        if (qkc_context_create(&co, &ctx) != QKC_OK) {
+            fprintf(stderr, "error: out of memory\n");
+            goto done;
+        }
     }
     memset(&sched, 0, sizeof sched);
     if (sched_text && qkc_schedule_parse(ctx, sched_text, &sched) != QKC_OK) {

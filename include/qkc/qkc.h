@@ -70,6 +70,14 @@ typedef struct qkc_allocator {
     void *user;
 } qkc_allocator;
 
+/* A report of a long operation's progress (qkc_context_options.progress). */
+typedef struct qkc_progress {
+    const char *task; /* "aot" */
+    int64_t done;     /* steps finished, 0..total */
+    int64_t total;
+    const char *item; /* what step done+1 is about (the last step when done == total) */
+} qkc_progress;
+
 typedef struct qkc_context_options {
     /* Size of this struct: set it to sizeof(qkc_context_options). */
     size_t struct_size;
@@ -91,7 +99,13 @@ typedef struct qkc_context_options {
      * stderr as "qkc: warning: <message>". Called on the calling thread. */
     void (*warn)(const char *message, void *user);
     void *warn_user;
+    /* Progress of long operations (qkc_aot_write: a report before each
+     * kernel it compiles and one when all are done), on the calling
+     * thread. NULL: none. */
+    void (*progress)(const qkc_progress *progress, void *user);
+    void *progress_user;
 } qkc_context_options;
+
 
 enum { QKC_DISK_CACHE_DEFAULT = 0, QKC_DISK_CACHE_ON = 1, QKC_DISK_CACHE_OFF = 2 };
 
