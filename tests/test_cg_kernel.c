@@ -30,16 +30,6 @@ static const int64_t sweep_m[] = {1, 2, 3, 7, 8, 16, 33, 64, 257};
 static const int64_t sweep_n[] = {1, 17, 1000};
 static const int64_t sweep_k[] = {16, 32, 250, 256, 1000, 4096, 4352};
 
-/* Output element as f32. */
-static double out_value(const char *out_type, const void *c, int64_t i)
-{
-    if (!strcmp(out_type, "f16"))
-        return qkc_f16_to_f32(((const uint16_t *)c)[i]);
-    if (!strcmp(out_type, "bf16"))
-        return qkc_bf16_to_f32(((const uint16_t *)c)[i]);
-    return ((const float *)c)[i];
-}
-
 typedef struct outcome {
     int ran;    /* 0: the spec did not verify for this shape (skipped) */
     int failed;
@@ -63,8 +53,6 @@ static outcome run_case_m(qkc_context *ctx, const char *target, const char *weig
     char text[512], name[640];
     qkc_spec *spec = NULL;
     qkc_kernel *kern = NULL;
-    qkc_spec_info info;
-    size_t pbytes = 0;
     int any = 0;
     snprintf(text, sizeof text, "matmul n=%lld k=%lld %s %s", (long long)n, (long long)k, weights, extra);
     for (int mi = 0; mi < nms; mi++) {
@@ -75,7 +63,6 @@ static outcome run_case_m(qkc_context *ctx, const char *target, const char *weig
         return o;
     if (qkc_spec_parse(ctx, text, &spec) != QKC_OK)
         return o; /* the format does not take this shape */
-    qkc_spec_query(spec, &info);
     {
         qkc_compile_options opt = {sizeof opt, target, NULL};
         if (qkc_kernel_compile(ctx, spec, &opt, &kern) != QKC_OK) {
@@ -85,100 +72,19 @@ static outcome run_case_m(qkc_context *ctx, const char *target, const char *weig
             return o;
         }
     }
-    qkc_kernel_packed_bytes(kern, &pbytes);
     for (int mi = 0; mi < nms && !o.failed; mi++) {
         int64_t m = ms[mi];
         snprintf(name, sizeof name, "%s|%s|m=%lld|t=%d", target, text, (long long)m, threads);
         if (!qkc_case_selected(name))
             continue;
         o.ran++;
-        qkc_rng r = qkc_rng_from_name(name);
-        int a_el = strcmp(info.a_type, "f32") ? 2 : 4, c_el = strcmp(info.out_type, "f32") ? 2 : 4;
-        float *w = malloc((size_t)(n * k) * sizeof *w), *bias = malloc((size_t)n * sizeof *bias);
-        unsigned char *a = malloc((size_t)(m * k * a_el)), *c = malloc((size_t)(m * n * c_el) + 8);
-        unsigned char *cr = malloc((size_t)(m * n * c_el) + 8);
-        unsigned char *blob = malloc(info.weight_bytes), *packed = malloc(pbytes);
-        double err = 0, ref = 0, maxerr = 0, maxref = 0;
-        float *wd = malloc((size_t)(n * k) * sizeof *wd), *af = malloc((size_t)(m * k) * sizeof *af);
-        for (int64_t i = 0; i < n * k; i++)
-            w[i] = qkc_rng_normal(&r) * 0.05f;
-        for (int64_t i = 0; i < n; i++)
-            bias[i] = qkc_rng_normal(&r);
-        for (int64_t i = 0; i < m * k; i++) {
-            float x = qkc_rng_normal(&r);
-            if (a_el == 4)
-                ((float *)a)[i] = x;
-            else if (!strcmp(info.a_type, "f16"))
-                ((uint16_t *)a)[i] = qkc_f32_to_f16(x);
-            else
-                ((uint16_t *)a)[i] = qkc_f32_to_bf16(x);
-        }
-        for (int64_t i = 0; i < m * k; i++)
-            af[i] = a_el == 4 ? ((float *)a)[i]
-                              : (!strcmp(info.a_type, "f16") ? qkc_f16_to_f32(((uint16_t *)a)[i])
-                                                             : qkc_bf16_to_f32(((uint16_t *)a)[i]));
-        if (qkc_quantize(ctx, spec, w, k, blob, info.weight_bytes) != QKC_OK ||
-            qkc_dequantize(ctx, spec, blob, info.weight_bytes, wd, k) != QKC_OK ||
-            qkc_weights_pack(ctx, kern, blob, info.weight_bytes, packed, pbytes) != QKC_OK) {
-            print_error("%s: quantize/pack failed: %s\n", name, qkc_context_last_error(ctx));
-            o.failed = 1;
-        } else {
-            qkc_matmul_args ar = {a, k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, n, m};
-            qkc_matmul_args ak = {a, k, packed, pbytes, info.has_bias ? bias : NULL, c, n, m};
-            qkc_run_options ro = {sizeof ro, threads};
-            memset(c, 0xEE, (size_t)(m * n * c_el) + 8);
-            if (qkc_reference_matmul(ctx, spec, &ar) != QKC_OK || qkc_kernel_run(ctx, kern, &ak, &ro) != QKC_OK) {
-                print_error("%s: run failed: %s\n", name, qkc_context_last_error(ctx));
+        {
+            char err[1024];
+            if (qkc_test_kernel_case(ctx, spec, kern, name, m, threads, err, sizeof err)) {
+                print_error("%s\n  rerun: QKC_CASE='%s' ./test_cg_kernel\n", err, name);
                 o.failed = 1;
-            } else {
-                const qkc_tol_kernel *tol = qkc_tol_kernel_for(info.compute_type, info.out_type);
-                int mant = !strcmp(info.out_type, "f16") ? 10 : 7, cond_fail = 0;
-                for (int64_t i = 0; i < m * n; i++) {
-                    double x = out_value(info.out_type, c, i), y = out_value(info.out_type, cr, i), d = x - y;
-                    if (isnan(x) != isnan(y))
-                        d = INFINITY;
-                    else if (isnan(x))
-                        d = 0;
-                    err += d * d;
-                    ref += y * y;
-                    maxerr = fmax(maxerr, fabs(d));
-                    maxref = fmax(maxref, fabs(y));
-                    {
-                        /* the sum's condition: sum_k |a_k w_k| for this output */
-                        int64_t row = i / n, col = i % n;
-                        double cond = 0, bound;
-                        for (int64_t t = 0; t < k; t++)
-                            cond += fabs((double)af[row * k + t] * (double)wd[col * k + t]);
-                        bound = tol->cond_factor * sqrt((double)k) * 0x1p-24 * cond;
-                        if (tol->max_ulps) {
-                            int e;
-                            frexp(fmax(fabs(x), fabs(y)), &e);
-                            bound = fmax(bound, tol->max_ulps * fmax(ldexp(1.0, (e - 1) - mant),
-                                                                     ldexp(1.0, !strcmp(info.out_type, "f16") ? -24 : -133)));
-                        }
-                        if (!(fabs(d) <= bound) && !cond_fail) {
-                            print_error("%s: element %lld is %.9g, the reference %.9g: |diff| %.3g exceeds %.3g\n",
-                                        name, (long long)i, x, y, fabs(d), bound);
-                            cond_fail = 1;
-                        }
-                    }
-                }
-                if (cond_fail)
-                    o.failed = 1;
-                if (c[m * n * c_el] != 0xEE) {
-                    print_error("%s: the kernel wrote past C\n", name);
-                    o.failed = 1;
-                }
-                if (m * n >= QKC_TOL_MIN_OUTPUTS && (!(err <= tol->max_nmse * ref) ||
-                                                     (!tol->max_ulps && !(maxerr <= tol->max_abs_rel * maxref + 1e-30)))) {
-                    print_error("%s: nmse %.3e (bound %.1e), max abs err %.3e of max %.3e\n"
-                                "  rerun: QKC_CASE='%s' ./test_cg_kernel\n",
-                                name, ref > 0 ? err / ref : err, tol->max_nmse, maxerr, maxref, name);
-                    o.failed = 1;
-                }
             }
         }
-        free(w), free(bias), free(a), free(c), free(cr), free(blob), free(packed), free(wd), free(af);
     }
     qkc_kernel_destroy(kern);
     qkc_spec_destroy(spec);

@@ -1,72 +1,132 @@
 /* One compiled kernel against the reference (see testutil.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/dtype.h"
 #include "qkc/qkc.h"
 #include "testutil.h"
+#include "tolerance.h"
 
-static double out_at(const char *out, const void *c, int64_t i)
+/* Output element as a double. */
+static double out_value(const char *out_type, const void *c, int64_t i)
 {
-    if (!strcmp(out, "bf16")) {
-        uint32_t bits = (uint32_t)((const uint16_t *)c)[i] << 16;
-        float f;
-        memcpy(&f, &bits, sizeof f);
-        return f;
-    }
+    if (!strcmp(out_type, "f16"))
+        return qkc_f16_to_f32(((const uint16_t *)c)[i]);
+    if (!strcmp(out_type, "bf16"))
+        return qkc_bf16_to_f32(((const uint16_t *)c)[i]);
     return ((const float *)c)[i];
+}
+
+int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name, int64_t m,
+                         int threads, char *msg, size_t msg_size)
+{
+    qkc_spec_info info;
+    size_t pbytes;
+    qkc_rng r = qkc_rng_from_name(name);
+    int failed = 0;
+    qkc_spec_query(spec, &info);
+    qkc_kernel_packed_bytes(kern, &pbytes);
+    msg[0] = '\0';
+    {
+        int64_t n = info.n, k = info.k;
+        int a_el = strcmp(info.a_type, "f32") ? 2 : 4, c_el = strcmp(info.out_type, "f32") ? 2 : 4;
+        float *w = malloc((size_t)(n * k) * sizeof *w), *bias = malloc((size_t)n * sizeof *bias);
+        unsigned char *a = malloc((size_t)(m * k * a_el)), *c = malloc((size_t)(m * n * c_el) + 8);
+        unsigned char *cr = malloc((size_t)(m * n * c_el) + 8);
+        unsigned char *blob = malloc(info.weight_bytes), *packed = malloc(pbytes ? pbytes : 1);
+        double err = 0, ref = 0, maxerr = 0, maxref = 0;
+        float *wd = malloc((size_t)(n * k) * sizeof *wd), *af = malloc((size_t)(m * k) * sizeof *af);
+        if (!w || !bias || !a || !c || !cr || !blob || !packed || !wd || !af) {
+            snprintf(msg, msg_size, "%s: out of memory", name);
+            failed = 1;
+            goto done;
+        }
+        for (int64_t i = 0; i < n * k; i++)
+            w[i] = qkc_rng_normal(&r) * 0.05f;
+        for (int64_t i = 0; i < n; i++)
+            bias[i] = qkc_rng_normal(&r);
+        for (int64_t i = 0; i < m * k; i++) {
+            float x = qkc_rng_normal(&r);
+            if (a_el == 4)
+                ((float *)a)[i] = x;
+            else if (!strcmp(info.a_type, "f16"))
+                ((uint16_t *)a)[i] = qkc_f32_to_f16(x);
+            else
+                ((uint16_t *)a)[i] = qkc_f32_to_bf16(x);
+        }
+        for (int64_t i = 0; i < m * k; i++)
+            af[i] = a_el == 4 ? ((float *)a)[i]
+                              : (!strcmp(info.a_type, "f16") ? qkc_f16_to_f32(((uint16_t *)a)[i])
+                                                             : qkc_bf16_to_f32(((uint16_t *)a)[i]));
+        if (qkc_quantize(ctx, spec, w, k, blob, info.weight_bytes) != QKC_OK ||
+            qkc_dequantize(ctx, spec, blob, info.weight_bytes, wd, k) != QKC_OK ||
+            qkc_weights_pack(ctx, kern, blob, info.weight_bytes, packed, pbytes) != QKC_OK) {
+            snprintf(msg, msg_size, "%s: quantize/pack failed: %s", name, qkc_context_last_error(ctx));
+            failed = 1;
+        } else {
+            qkc_matmul_args ar = {a, k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, n, m};
+            qkc_matmul_args ak = {a, k, packed, pbytes, info.has_bias ? bias : NULL, c, n, m};
+            qkc_run_options ro = {sizeof ro, threads};
+            memset(c, 0xEE, (size_t)(m * n * c_el) + 8);
+            if (qkc_reference_matmul(ctx, spec, &ar) != QKC_OK || qkc_kernel_run(ctx, kern, &ak, &ro) != QKC_OK) {
+                snprintf(msg, msg_size, "%s: run failed: %s", name, qkc_context_last_error(ctx));
+                failed = 1;
+            } else {
+                const qkc_tol_kernel *tol = qkc_tol_kernel_for(info.compute_type, info.out_type);
+                int mant = !strcmp(info.out_type, "f16") ? 10 : 7;
+                for (int64_t i = 0; i < m * n; i++) {
+                    double x = out_value(info.out_type, c, i), y = out_value(info.out_type, cr, i), d = x - y;
+                    if (isnan(x) != isnan(y))
+                        d = INFINITY;
+                    else if (isnan(x))
+                        d = 0;
+                    err += d * d;
+                    ref += y * y;
+                    maxerr = fmax(maxerr, fabs(d));
+                    maxref = fmax(maxref, fabs(y));
+                    {
+                        /* the sum's condition: sum_k |a_k w_k| for this output */
+                        int64_t row = i / n, col = i % n;
+                        double cond = 0, bound;
+                        for (int64_t t = 0; t < k; t++)
+                            cond += fabs((double)af[row * k + t] * (double)wd[col * k + t]);
+                        bound = tol->cond_factor * sqrt((double)k) * 0x1p-24 * cond;
+                        if (tol->max_ulps) {
+                            int e;
+                            frexp(fmax(fabs(x), fabs(y)), &e);
+                            bound = fmax(bound, tol->max_ulps * fmax(ldexp(1.0, (e - 1) - mant),
+                                                                     ldexp(1.0, !strcmp(info.out_type, "f16") ? -24 : -133)));
+                        }
+                        if (!(fabs(d) <= bound) && !failed) {
+                            snprintf(msg, msg_size, "%s: element %lld is %.9g, the reference %.9g: |diff| %.3g exceeds %.3g",
+                                     name, (long long)i, x, y, fabs(d), bound);
+                            failed = 1;
+                        }
+                    }
+                }
+                if (!failed && c[m * n * c_el] != 0xEE) {
+                    snprintf(msg, msg_size, "%s: the kernel wrote past C", name);
+                    failed = 1;
+                }
+                if (!failed && m * n >= QKC_TOL_MIN_OUTPUTS &&
+                    (!(err <= tol->max_nmse * ref) ||
+                     (!tol->max_ulps && !(maxerr <= tol->max_abs_rel * maxref + 1e-30)))) {
+                    snprintf(msg, msg_size, "%s: nmse %.3e (bound %.1e), max abs err %.3e of max %.3e", name,
+                             ref > 0 ? err / ref : err, tol->max_nmse, maxerr, maxref);
+                    failed = 1;
+                }
+            }
+        }
+    done:
+        free(w), free(bias), free(a), free(c), free(cr), free(blob), free(packed), free(wd), free(af);
+    }
+    return failed;
 }
 
 int qkc_test_kernel_vs_reference(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
                                  int64_t m, char *err, size_t err_size)
 {
-    qkc_spec_info info;
-    size_t pbytes;
-    int bad = 0;
-    qkc_rng r = qkc_rng_from_name(name);
-    qkc_spec_query(spec, &info);
-    qkc_kernel_packed_bytes(kern, &pbytes);
-    if (strcmp(info.out_type, "f32") && strcmp(info.out_type, "bf16")) {
-        snprintf(err, err_size, "%s: out=%s is not one this check reads", name, info.out_type);
-        return 1;
-    }
-    {
-        int64_t n = info.n, k = info.k;
-        float *w = malloc((size_t)(n * k) * 4), *a = malloc((size_t)(m * k) * 4), *bias = calloc((size_t)n, 4);
-        float *c = malloc((size_t)(m * n) * 4), *cr = malloc((size_t)(m * n) * 4);
-        unsigned char *blob = malloc(info.weight_bytes), *packed = malloc(pbytes);
-        if (!w || !a || !bias || !c || !cr || !blob || !packed) {
-            snprintf(err, err_size, "%s: out of memory", name);
-            bad = 1;
-            goto done;
-        }
-        for (int64_t i = 0; i < n * k; i++)
-            w[i] = qkc_rng_normal(&r) * 0.05f;
-        for (int64_t i = 0; i < m * k; i++)
-            a[i] = qkc_rng_normal(&r);
-        for (int64_t i = 0; i < n; i++)
-            bias[i] = qkc_rng_normal(&r);
-        qkc_matmul_args ar = {a, k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, n, m};
-        qkc_matmul_args ak = {a, k, packed, pbytes, info.has_bias ? bias : NULL, c, n, m};
-        if (qkc_quantize(ctx, spec, w, k, blob, info.weight_bytes) != QKC_OK ||
-            qkc_weights_pack(ctx, kern, blob, info.weight_bytes, packed, pbytes) != QKC_OK ||
-            qkc_reference_matmul(ctx, spec, &ar) != QKC_OK || qkc_kernel_run(ctx, kern, &ak, NULL) != QKC_OK) {
-            snprintf(err, err_size, "%s m=%lld: %s", name, (long long)m, qkc_context_last_error(ctx));
-            bad = 1;
-        } else {
-            double e = 0, ref = 0;
-            for (int64_t i = 0; i < m * n; i++) {
-                double x = out_at(info.out_type, c, i), y = out_at(info.out_type, cr, i);
-                e += (x - y) * (x - y);
-                ref += y * y;
-            }
-            /* bf16 output: a few one-ulp flips; f32: accumulation order only */
-            bad = !(e <= (strcmp(info.out_type, "bf16") ? 1e-9 : 1e-4) * ref);
-            if (bad)
-                snprintf(err, err_size, "%s m=%lld: nmse %.3e", name, (long long)m, e / ref);
-        }
-    done:
-        free(w), free(a), free(bias), free(c), free(cr), free(blob), free(packed);
-    }
-    return bad;
+    return qkc_test_kernel_case(ctx, spec, kern, name, m, 0, err, err_size);
 }

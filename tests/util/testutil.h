@@ -46,12 +46,19 @@ int qkc_case_selected(const char *name);
 long qkc_hex_decode(const char *hex, uint8_t *out, size_t cap);
 
 /* Quantize seeded random weights (seed: `name`), pack them for `kern`, run
- * it on M seeded rows and compare with the reference matmul: NMSE <= 1e-9
- * (f32 output) or 1e-4 (bf16 output, a few one-ulp flips). 0 on a match,
- * else 1 with the reason in err. Needs no compiler: AOT kernels too. */
+ * it on M seeded rows (f32/f16/bf16 activations as the spec says) with
+ * `threads` (0: the context's) and compare with the reference matmul by the
+ * kernel bounds of the tolerance table (tolerance.h): every element within
+ * its sum's condition bound (or one ulp of an f16/bf16 output), NMSE and
+ * max error over enough outputs, nothing written past C. 0 on a match, else
+ * 1 with the first reason in msg. Needs no compiler: AOT kernels too. */
 typedef struct qkc_context qkc_context;
 typedef struct qkc_spec qkc_spec;
 typedef struct qkc_kernel qkc_kernel;
+int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name, int64_t m,
+                         int threads, char *msg, size_t msg_size);
+
+/* The same with the context's threads. */
 int qkc_test_kernel_vs_reference(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
                                  int64_t m, char *err, size_t err_size);
 
