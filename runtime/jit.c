@@ -104,7 +104,7 @@ static void jit_destroy(void *p)
     qkc_free(js->ctx, js);
 }
 
-static void *jit_create(qkc_context *ctx)
+static void *jit_create(qkc_context *ctx, qkc_status *st)
 {
     jit_state *js = qkc_calloc(ctx, 1, sizeof *js);
     LLVMOrcLLJITBuilderRef builder;
@@ -112,7 +112,7 @@ static void *jit_create(qkc_context *ctx)
     LLVMOrcDefinitionGeneratorRef gen = NULL;
     qkc_diag diag;
     if (!js) {
-        qkc_fail(ctx, QKC_ERR_NO_MEMORY, "JIT: out of memory");
+        *st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "JIT: out of memory");
         return NULL;
     }
     js->ctx = ctx;
@@ -121,7 +121,7 @@ static void *jit_create(qkc_context *ctx)
     builder = LLVMOrcCreateLLJITBuilder();
     if ((err = LLVMOrcCreateLLJIT(&js->lljit, builder))) {
         qkc_llvm_error(err, QKC_ERR_COMPILE, "could not create the LLVM JIT", &diag);
-        qkc_fail_diag(ctx, &diag);
+        *st = qkc_fail_diag(ctx, &diag);
         js->lljit = NULL;
         jit_destroy(js);
         return NULL;
@@ -131,7 +131,7 @@ static void *jit_create(qkc_context *ctx)
     if ((err = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(js->lljit),
                                                                     NULL, NULL))) {
         qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: no process symbol generator", &diag);
-        qkc_fail_diag(ctx, &diag);
+        *st = qkc_fail_diag(ctx, &diag);
         jit_destroy(js);
         return NULL;
     }
@@ -329,9 +329,9 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
     if (!spec || !out)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_compile: NULL argument");
     *out = NULL;
-    js = qkc_context_extension(ctx, jit_create, jit_destroy);
+    js = qkc_context_extension(ctx, jit_create, jit_destroy, &st);
     if (!js)
-        return QKC_ERR_COMPILE;
+        return st;
     make_request(spec, options, &rk);
     rh = hash_bytes(&rk, sizeof rk);
     pthread_mutex_lock(&js->lock);
