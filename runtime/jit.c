@@ -178,6 +178,12 @@ static qkc_status build_module(qkc_context *ctx, const qkc_spec *spec, const pla
 {
     qkc_diag diag;
     LLVMTargetMachineRef tm;
+    {
+        /* named in the message of an LLVM fatal error on this thread */
+        char text[256];
+        qkc_matmul_print(&spec->mm, text, sizeof text);
+        qkc_llvm_set_activity(text);
+    }
     if (qkc_lower(llctx, &spec->mm, &p->layout, &p->target, &p->schedule, symbol, mod, &diag))
         return qkc_fail_diag(ctx, &diag);
     if (qkc_llvm_target_machine(&p->target, LLVMCodeGenLevelAggressive, &tm, &diag)) {
@@ -410,6 +416,7 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
         perf_map_add(obj, objlen, code->symbol, addr);
         free(obj);
         code->fn = (qkc_kernel_fn)(uintptr_t)addr;
+        qkc_llvm_set_activity(NULL);
     }
     code->mm = spec->mm;
     code->layout = p.layout;
@@ -447,6 +454,7 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
     pthread_mutex_unlock(&js->lock);
     return qkc_kernel_wrap(ctx, code, 0, out);
 fail:
+    qkc_llvm_set_activity(NULL);
     qkc_free(ctx, code);
     qkc_free(ctx, e);
     return st;
@@ -476,6 +484,7 @@ qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     llctx = LLVMContextCreate();
     if ((st = build_module(ctx, spec, &p, llctx, "qkc_kernel", &mod, &tm))) {
         LLVMContextDispose(llctx);
+        qkc_llvm_set_activity(NULL);
         return st;
     }
     if (asm_out) {
@@ -495,6 +504,7 @@ qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     LLVMDisposeModule(mod);
     LLVMDisposeTargetMachine(tm);
     LLVMContextDispose(llctx);
+    qkc_llvm_set_activity(NULL);
     if (st)
         return st;
     if (needed)

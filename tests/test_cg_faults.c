@@ -285,10 +285,41 @@ static void test_context_create_fails_cleanly(void **state)
     pthread_mutex_destroy(&al.lock);
 }
 
+/* Regression: when the allocation of the context's JIT state (the first
+ * allocation of the first compile) failed, qkc_kernel_compile returned
+ * QKC_ERR_COMPILE. It is QKC_ERR_NO_MEMORY, and the next compile creates
+ * the state and succeeds. */
+static void test_regression_jit_state_no_memory(void **state)
+{
+    (void)state;
+    counting al;
+    qkc_allocator hook = {count_alloc, count_free, &al};
+    qkc_context_options co = {sizeof co, &hook, 1};
+    qkc_context *ctx;
+    qkc_spec *spec;
+    qkc_kernel *kern = NULL;
+    memset(&al, 0, sizeof al);
+    pthread_mutex_init(&al.lock, NULL);
+    assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);
+    assert_int_equal(qkc_spec_parse(ctx, "matmul n=16 k=64 w=q8_0", &spec), QKC_OK);
+    al.fail_at = al.calls + 1;
+    assert_int_equal(qkc_kernel_compile(ctx, spec, NULL, &kern), QKC_ERR_NO_MEMORY);
+    assert_int_equal(al.injected, 1);
+    assert_null(kern);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "out of memory"));
+    assert_int_equal(qkc_kernel_compile(ctx, spec, NULL, &kern), QKC_OK);
+    qkc_kernel_destroy(kern);
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+    assert_int_equal(al.live, 0);
+    pthread_mutex_destroy(&al.lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_context_create_fails_cleanly),
+        cmocka_unit_test(test_regression_jit_state_no_memory),
         cmocka_unit_test(test_fail_each_allocation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
