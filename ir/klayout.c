@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "checked.h"
 #include "dtype.h"
 
 #define PERM_ALIGN 64u
@@ -325,13 +326,7 @@ static const char *choose_preset(const qkc_format *f, int64_t k, qkc_klayout *L,
     return note;
 }
 
-static int mul_ok(uint64_t a, uint64_t b, uint64_t *r)
-{
-    if (a != 0 && b > UINT64_MAX / a)
-        return 0;
-    *r = a * b;
-    return 1;
-}
+#define mul_ok qkc_mul_u64
 
 /* Field offsets in the order [scale][min][zero][codes] (absent fields take
  * no bytes and keep offset 0), then row and blob sizes. */
@@ -368,6 +363,9 @@ static qkc_status place(qkc_klayout *L, int64_t n, int64_t k, qkc_diag *diag)
         L->perm_offset = (rows + PERM_ALIGN - 1) & ~(uint64_t)(PERM_ALIGN - 1);
         L->total_bytes = L->perm_offset + perm_bytes;
     }
+    if (L->total_bytes > QKC_MAX_BLOB_BYTES)
+        return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld k=%lld take %llu bytes, over the limit of 2^40",
+                            (long long)n, (long long)k, (unsigned long long)L->total_bytes);
     return QKC_OK;
 }
 
