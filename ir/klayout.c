@@ -471,7 +471,11 @@ float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
     }
     if (L->min != QKC_KF_NONE) {
         float m = field_value(L, L->min, rec + L->min_off);
-        x = x + m;
+        /* When both are NaN, x86 returns the first operand's payload and
+         * sign, and the compiler may order a commutative + either way: the
+         * scaled value's NaN comes first here explicitly, as in the
+         * reference's d·q − m (a NaN min alone is kept as it is). */
+        x = isnan(x) ? x : x + m;
     }
     return x;
 }
