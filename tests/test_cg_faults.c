@@ -1,7 +1,8 @@
 /*
  * Allocation fault injection: a counting allocator hook fails the N-th
  * allocation, for N = 1, 2, 3, ... over a whole sequence (context, parse,
- * quantize, dequantize, compile twice (the second a cache hit), pack,
+ * quantize, dequantize, compile twice (the second a cache hit), emit
+ * assembly and LLVM IR, pack,
  * reference matmul, kernel run on the thread pool, destroy everything),
  * until a pass completes with no failure injected. Every N must either
  * succeed with correct results or fail with QKC_ERR_NO_MEMORY and a
@@ -123,6 +124,22 @@ static double out_at(const char *out, const void *c, int64_t i)
         }                                                                                                 \
     } while (0)
 
+/* qkc_kernel_emit twice: the size (QKC_ERR_BUFFER_TOO_SMALL is the
+ * expected answer), then the code. */
+static qkc_status emit_step(qkc_context *ctx, const qkc_spec *spec, const char *what)
+{
+    size_t needed = 0;
+    char *buf;
+    qkc_status st = qkc_kernel_emit(ctx, spec, NULL, what, NULL, 0, &needed);
+    if (st != QKC_ERR_BUFFER_TOO_SMALL)
+        return st == QKC_OK ? QKC_ERR_INTERNAL : st;
+    buf = malloc(needed + 1);
+    assert_non_null(buf);
+    st = qkc_kernel_emit(ctx, spec, NULL, what, buf, needed + 1, NULL);
+    free(buf);
+    return st;
+}
+
 static result run_sequence(const char *text, counting *al)
 {
     result r;
@@ -176,6 +193,8 @@ static result run_sequence(const char *text, counting *al)
         STEP("qkc_dequantize", qkc_dequantize(ctx, spec, blob, wbytes, wd, k));
         STEP("qkc_kernel_compile", qkc_kernel_compile(ctx, spec, NULL, &kern));
         STEP("qkc_kernel_compile (cached)", qkc_kernel_compile(ctx, spec, NULL, &again));
+        STEP("qkc_kernel_emit asm", emit_step(ctx, spec, "asm"));
+        STEP("qkc_kernel_emit llvm", emit_step(ctx, spec, "llvm"));
         if (!r.status) {
             qkc_kernel_info ki;
             assert_int_equal(qkc_kernel_query(again, &ki), QKC_OK);
