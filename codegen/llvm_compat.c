@@ -140,8 +140,8 @@ qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_dia
     return qkc_llvm_verify(mod, diag);
 }
 
-qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, const qkc_allocator *al,
-                         char **data, size_t *size, qkc_diag *diag)
+qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, char **data, size_t *size,
+                         qkc_diag *diag)
 {
     LLVMMemoryBufferRef buf = NULL;
     char *err = NULL;
@@ -151,7 +151,7 @@ qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembl
         return QKC_ERR_COMPILE;
     }
     *size = LLVMGetBufferSize(buf);
-    *data = al ? al->alloc(*size + 1, al->user) : malloc(*size + 1);
+    *data = malloc(*size + 1);
     if (!*data) {
         LLVMDisposeMemoryBuffer(buf);
         return qkc_diag_set(diag, QKC_ERR_NO_MEMORY, "out of memory for emitted code");

@@ -36,10 +36,9 @@ qkc_status qkc_llvm_target_machine(const qkc_target *t, LLVMCodeGenOptLevel leve
 qkc_status qkc_llvm_verify(LLVMModuleRef mod, qkc_diag *diag);
 qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_diag *diag);
 
-/* Emit assembly or an object into a buffer from `al` (NULL: malloc),
- * NUL-terminated; the caller frees it with the same allocator. */
-qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, const qkc_allocator *al,
-                         char **data, size_t *size, qkc_diag *diag);
+/* Emit assembly or an object into a malloc'd buffer (caller frees). */
+qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, char **data, size_t *size,
+                         qkc_diag *diag);
 
 /* Take the message of an LLVMErrorRef (consumes it) into diag. */
 qkc_status qkc_llvm_error(LLVMErrorRef err, qkc_status status, const char *what, qkc_diag *diag);

@@ -150,11 +150,6 @@ void *qkc_alloc(qkc_context *ctx, size_t bytes)
     return ctx->allocator.alloc(bytes, ctx->allocator.user);
 }
 
-const qkc_allocator *qkc_context_allocator(const qkc_context *ctx)
-{
-    return &ctx->allocator;
-}
-
 void *qkc_calloc(qkc_context *ctx, size_t n, size_t size)
 {
     void *p;

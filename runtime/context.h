@@ -14,8 +14,6 @@
 /* Allocate through the context's allocator; NULL on failure (the caller
  * returns QKC_ERR_NO_MEMORY via qkc_fail). Sizes are checked by callers. */
 void *qkc_alloc(qkc_context *ctx, size_t bytes);
-/* The context's allocator hook (for layers that do not know contexts). */
-const qkc_allocator *qkc_context_allocator(const qkc_context *ctx);
 /* Zero-filled; n*size overflow gives NULL. */
 void *qkc_calloc(qkc_context *ctx, size_t n, size_t size);
 void qkc_free(qkc_context *ctx, void *ptr);

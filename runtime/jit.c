@@ -257,8 +257,8 @@ static void dump_file(const char *symbol, const char *ext, const char *data, siz
     fclose(f);
 }
 
-static void dump_stages(qkc_context *ctx, const qkc_spec *spec, const plan *p, const char *symbol,
-                        LLVMModuleRef mod, LLVMTargetMachineRef tm)
+static void dump_stages(const qkc_spec *spec, const plan *p, const char *symbol, LLVMModuleRef mod,
+                        LLVMTargetMachineRef tm)
 {
     if (dump_wants("ir")) {
         char text[2048], sched[128];
@@ -277,9 +277,9 @@ static void dump_stages(qkc_context *ctx, const qkc_spec *spec, const plan *p, c
         char *text = NULL;
         size_t len = 0;
         qkc_diag d;
-        if (qkc_llvm_emit(mod, tm, 1, qkc_context_allocator(ctx), &text, &len, &d) == QKC_OK)
+        if (qkc_llvm_emit(mod, tm, 1, &text, &len, &d) == QKC_OK)
             dump_file(symbol, "s", text, len);
-        qkc_free(ctx, text);
+        free(text);
     }
 }
 
@@ -390,8 +390,8 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
             LLVMContextDispose(llctx);
             goto fail;
         }
-        dump_stages(ctx, spec, &p, code->symbol, mod, tm);
-        st = qkc_llvm_emit(mod, tm, 0, qkc_context_allocator(ctx), &obj, &objlen, &diag);
+        dump_stages(spec, &p, code->symbol, mod, tm);
+        st = qkc_llvm_emit(mod, tm, 0, &obj, &objlen, &diag);
         LLVMDisposeModule(mod);
         LLVMDisposeTargetMachine(tm);
         LLVMContextDispose(llctx);
@@ -402,19 +402,19 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
         objbuf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, objlen, code->symbol);
         /* ORC takes the buffer, whether or not adding succeeds. */
         if ((err = LLVMOrcLLJITAddObjectFile(js->lljit, LLVMOrcLLJITGetMainJITDylib(js->lljit), objbuf))) {
-            qkc_free(ctx, obj);
+            free(obj);
             st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: adding the object failed", &diag);
             qkc_fail_diag(ctx, &diag);
             goto fail;
         }
         if ((err = LLVMOrcLLJITLookup(js->lljit, &addr, code->symbol))) {
-            qkc_free(ctx, obj);
+            free(obj);
             st = qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: linking the kernel failed", &diag);
             qkc_fail_diag(ctx, &diag);
             goto fail;
         }
         perf_map_add(obj, objlen, code->symbol, addr);
-        qkc_free(ctx, obj);
+        free(obj);
         code->fn = (qkc_kernel_fn)(uintptr_t)addr;
         qkc_llvm_set_activity(NULL);
     }
@@ -488,13 +488,13 @@ qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_com
         return st;
     }
     if (asm_out) {
-        st = qkc_llvm_emit(mod, tm, asm_out == 1, qkc_context_allocator(ctx), &text, &len, &diag);
+        st = qkc_llvm_emit(mod, tm, asm_out == 1, &text, &len, &diag);
         if (st)
             qkc_fail_diag(ctx, &diag);
     } else {
         char *s = LLVMPrintModuleToString(mod);
         len = strlen(s);
-        text = qkc_alloc(ctx, len + 1);
+        text = malloc(len + 1);
         if (text)
             memcpy(text, s, len + 1);
         else
@@ -510,10 +510,10 @@ qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     if (needed)
         *needed = len;
     if (len >= size) {
-        qkc_free(ctx, text);
+        free(text);
         return QKC_ERR_BUFFER_TOO_SMALL;
     }
     memcpy(buf, text, len + 1);
-    qkc_free(ctx, text);
+    free(text);
     return QKC_OK;
 }

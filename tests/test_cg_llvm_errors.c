@@ -149,7 +149,7 @@ static void child_fatal(void)
     args[1] = LLVMConstInt(LLVMInt32TypeInContext(c), 11, 0);
     LLVMBuildRet(b, LLVMBuildCall2(b, LLVMFunctionType(v16, params, 2, 0), intr, args, 2, ""));
     LLVMDisposeBuilder(b);
-    qkc_llvm_emit(m, tm, 1, NULL, &data, &size, &diag);
+    qkc_llvm_emit(m, tm, 1, &data, &size, &diag);
     _exit(0); /* not reached when LLVM fails as expected */
 }
 
