@@ -16,10 +16,34 @@
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* What this thread is compiling, for the fatal error message. Per thread,
+ * set and cleared by the compiling thread itself: no shared state. */
+static _Thread_local char activity[256];
+
+void qkc_llvm_set_activity(const char *what)
+{
+    snprintf(activity, sizeof activity, "%s", what ? what : "");
+}
+
+/* LLVM calls this for errors it cannot recover from (report_fatal_error:
+ * an instruction the backend cannot select, a broken invariant) and then
+ * ends the process itself with exit(1) or abort() when the handler
+ * returns. Unwinding back into qkc is not possible: longjmp would skip the
+ * C++ destructors of the frames in between and leave LLVM's locks held and
+ * its objects half-built, so the process could not go on safely anyway.
+ * What qkc can do is say clearly what failed and where, on stderr, before
+ * the process ends (docs/reliability.md). */
 static void fatal_handler(const char *reason)
 {
-    /* LLVM ends the process after a fatal error; say what it was first. */
-    fprintf(stderr, "qkc: fatal LLVM error: %s\n", reason);
+    int len = reason ? (int)strlen(reason) : 0;
+    while (len > 0 && (reason[len - 1] == '\n' || reason[len - 1] == ' '))
+        len--;
+    fprintf(stderr, "qkc: fatal LLVM error: %.*s\n", len, len ? reason : "(no reason given)");
+    if (activity[0])
+        fprintf(stderr, "qkc: while compiling %s\n", activity);
+    fprintf(stderr, "qkc: LLVM ends the process after a fatal error; this is a bug in qkc or LLVM, please "
+                    "report it with the lines above\n");
+    fflush(stderr);
 }
 
 static void init_llvm(void)
@@ -70,8 +94,9 @@ qkc_status qkc_llvm_target_machine(const qkc_target *t, LLVMCodeGenOptLevel leve
     LLVMTargetRef target;
     char *err = NULL;
     qkc_llvm_init();
-    if (LLVMGetTargetFromTriple(t->triple, &target, &err)) {
-        qkc_diag_set(diag, QKC_ERR_COMPILE, "LLVM has no target for %s: %s", t->triple, err ? err : "");
+    if (!t->triple || LLVMGetTargetFromTriple(t->triple, &target, &err)) {
+        qkc_diag_set(diag, QKC_ERR_COMPILE, "LLVM has no target for %s: %s", t->triple ? t->triple : "(no triple)",
+                     err ? err : "");
         LLVMDisposeMessage(err);
         return QKC_ERR_COMPILE;
     }
@@ -112,12 +137,14 @@ qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_dia
         const char *passes = getenv("QKC_LLVM_PASSES");
         if (!passes || !*passes)
             passes = QKC_LLVM_PIPELINE;
+        else
+            LLVMPassBuilderOptionsSetVerifyEach(opts, 1); /* an experiment's pipeline: check its output */
         err = LLVMRunPasses(mod, passes, tm, opts);
     }
     LLVMDisposePassBuilderOptions(opts);
     if (err)
         return qkc_llvm_error(err, QKC_ERR_COMPILE, "LLVM optimisation failed", diag);
-    return QKC_OK;
+    return qkc_llvm_verify(mod, diag);
 }
 
 qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, char **data, size_t *size,

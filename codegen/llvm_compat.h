@@ -15,14 +15,24 @@
 #include "ir/diag.h"
 #include "targets/target.h"
 
-/* Initialise the LLVM targets qkc uses (thread-safe, idempotent). */
+/* Initialise the LLVM targets qkc uses (thread-safe, idempotent), and
+ * install LLVM's fatal error handler: it prints the reason and what the
+ * thread was compiling to stderr; LLVM then ends the process (it allows
+ * no return to the caller). */
 void qkc_llvm_init(void);
+
+/* Name what the calling thread compiles (a spec's text), for the fatal
+ * error message; NULL or "" clears it. Thread-local, so compiles on other
+ * threads keep their own. */
+void qkc_llvm_set_activity(const char *what);
 
 /* A target machine for a qkc target (caller disposes). */
 qkc_status qkc_llvm_target_machine(const qkc_target *t, LLVMCodeGenOptLevel level, LLVMTargetMachineRef *out,
                                    qkc_diag *diag);
 
-/* Verify (LLVMReturnStatusAction: never aborts) and run the O3 pipeline. */
+/* Verify (LLVMReturnStatusAction: never aborts) and run qkc's pass
+ * pipeline (QKC_LLVM_PASSES replaces it; an invalid pipeline string is
+ * QKC_ERR_COMPILE). The optimised module is verified again. */
 qkc_status qkc_llvm_verify(LLVMModuleRef mod, qkc_diag *diag);
 qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_diag *diag);
 

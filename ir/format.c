@@ -1,6 +1,8 @@
 /* Presets, format equality and the byte layout of weight blobs. */
 #include "format.h"
 
+#include "checked.h"
+
 #include <string.h>
 
 typedef struct preset_row {
@@ -90,21 +92,8 @@ int qkc_dtype_storage_bytes(qkc_dtype dtype)
 /* ------------------------------------------------------------------ layout */
 
 /* a*b, a+b with overflow detection (all sizes are below 2^62 when valid). */
-static int mul_ok(uint64_t a, uint64_t b, uint64_t *r)
-{
-    if (a != 0 && b > UINT64_MAX / a)
-        return 0;
-    *r = a * b;
-    return 1;
-}
-
-static int add_ok(uint64_t a, uint64_t b, uint64_t *r)
-{
-    if (b > UINT64_MAX - a)
-        return 0;
-    *r = a + b;
-    return 1;
-}
+#define mul_ok qkc_mul_u64
+#define add_ok qkc_add_u64
 
 static uint64_t ceil_div(uint64_t a, uint64_t b)
 {
@@ -115,7 +104,7 @@ static uint64_t ceil_div(uint64_t a, uint64_t b)
 
 static int align_up(uint64_t v, uint64_t *r)
 {
-    return add_ok(v, ALIGN - 1, r) ? (*r &= ~(uint64_t)(ALIGN - 1), 1) : 0;
+    return qkc_align_u64(v, ALIGN, r);
 }
 
 /* Sizes of each section, before placement. */
@@ -254,6 +243,9 @@ qkc_status qkc_format_layout(const qkc_format *f, int64_t n, int64_t k, qkc_weig
         if (!add_ok(pos, L.bytes[s], &pos))
             return qkc_diag_set(diag, QKC_ERR_LIMIT, "weight blob size overflows");
     }
+    if (pos > QKC_MAX_BLOB_BYTES)
+        return qkc_diag_set(diag, QKC_ERR_LIMIT, "the weight blob of n=%lld k=%lld takes %llu bytes, over the limit of 2^40",
+                            (long long)n, (long long)k, (unsigned long long)pos);
     L.total = pos;
     if (L.bytes[QKC_SECTION_OUTLIERS]) {
         uint64_t ptr_bytes = ((uint64_t)n + 1) * 4;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "checked.h"
 #include "dtype.h"
 
 #define PERM_ALIGN 64u
@@ -325,13 +326,7 @@ static const char *choose_preset(const qkc_format *f, int64_t k, qkc_klayout *L,
     return note;
 }
 
-static int mul_ok(uint64_t a, uint64_t b, uint64_t *r)
-{
-    if (a != 0 && b > UINT64_MAX / a)
-        return 0;
-    *r = a * b;
-    return 1;
-}
+#define mul_ok qkc_mul_u64
 
 /* Field offsets in the order [scale][min][zero][codes] (absent fields take
  * no bytes and keep offset 0), then row and blob sizes. */
@@ -368,6 +363,9 @@ static qkc_status place(qkc_klayout *L, int64_t n, int64_t k, qkc_diag *diag)
         L->perm_offset = (rows + PERM_ALIGN - 1) & ~(uint64_t)(PERM_ALIGN - 1);
         L->total_bytes = L->perm_offset + perm_bytes;
     }
+    if (L->total_bytes > QKC_MAX_BLOB_BYTES)
+        return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld k=%lld take %llu bytes, over the limit of 2^40",
+                            (long long)n, (long long)k, (unsigned long long)L->total_bytes);
     return QKC_OK;
 }
 
@@ -473,7 +471,11 @@ float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
     }
     if (L->min != QKC_KF_NONE) {
         float m = field_value(L, L->min, rec + L->min_off);
-        x = x + m;
+        /* When both are NaN, x86 returns the first operand's payload and
+         * sign, and the compiler may order a commutative + either way: the
+         * scaled value's NaN comes first here explicitly, as in the
+         * reference's d·q − m (a NaN min alone is kept as it is). */
+        x = isnan(x) ? x : x + m;
     }
     return x;
 }

@@ -463,6 +463,10 @@ qkc_status qkc_matmul_parse(const char *text, qkc_matmul *out, qkc_spec_position
     qkc_diag vd;
     if (!text || !out)
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "1:1: no spec text given");
+    /* line and column counters are ints: bound the text well below that */
+    if (strnlen(text, (size_t)QKC_MAX_SPEC_BYTES + 1) > QKC_MAX_SPEC_BYTES)
+        return qkc_diag_set(diag, QKC_ERR_LIMIT, "1:1: the spec text is longer than the limit of %u bytes",
+                            (unsigned)QKC_MAX_SPEC_BYTES);
     if ((st = collect(text, &raw, diag)))
         return st;
     if (positions) {

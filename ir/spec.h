@@ -25,8 +25,8 @@
  *   the output dtype (RNE): relu(x) = max(x, 0); gelu(x) = x·Φ(x) with the
  *   exact erf; silu(x) = x / (1 + e^−x).
  *
- * Limits (checked by the verifier, QKC_ERR_LIMIT): 1 ≤ n, k, m ≤ 2^24, and
- * n·k ≤ 2^36 weights.
+ * Limits (checked by the verifier, QKC_ERR_LIMIT; named in qkc/qkc.h):
+ * 1 ≤ n, k, m ≤ QKC_MAX_DIM = 2^24, and n·k ≤ QKC_MAX_WEIGHTS = 2^36.
  */
 #ifndef QKC_IR_SPEC_H
 #define QKC_IR_SPEC_H
@@ -37,8 +37,7 @@
 #include "diag.h"
 #include "format.h"
 
-#define QKC_MAX_DIM (INT64_C(1) << 24)
-#define QKC_MAX_WEIGHTS (INT64_C(1) << 36)
+/* QKC_MAX_DIM, QKC_MAX_WEIGHTS and qkc's other limits: include/qkc/qkc.h. */
 #define QKC_INT8_BLOCK 32
 
 typedef enum qkc_compute {

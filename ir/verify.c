@@ -183,9 +183,9 @@ static qkc_status verify_planar(const qkc_matmul *mm, qkc_diag *diag, qkc_key *b
         if (!is_io_float(f->scale2_dtype))
             FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "the second-level scale is f32, f16 or bf16, not %s",
                  qkc_dtype_keyword(f->scale2_dtype));
-        if (f->super_group < 1 || f->super_group > 65536)
-            FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "the super-group holds 1 to 65536 groups, not %lld",
-                 (long long)f->super_group);
+        if (f->super_group < 1 || f->super_group > QKC_MAX_SUPER_GROUP)
+            FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "the super-group holds 1 to %d groups, not %lld",
+                 QKC_MAX_SUPER_GROUP, (long long)f->super_group);
         if (f->granularity != QKC_GRAN_GROUP)
             FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "double quantization needs group=SIZE granularity");
     }
@@ -202,9 +202,10 @@ static qkc_status verify_planar(const qkc_matmul *mm, qkc_diag *diag, qkc_key *b
     }
 
     /* Outliers. */
-    if (f->outliers == QKC_OUTLIERS_SPARSE && !(f->outlier_fraction > 0.0 && f->outlier_fraction <= 0.5))
-        FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "outliers=sparse:%g: the fraction must be in (0, 0.5]",
-             f->outlier_fraction);
+    if (f->outliers == QKC_OUTLIERS_SPARSE &&
+        !(f->outlier_fraction > 0.0 && f->outlier_fraction <= QKC_MAX_OUTLIER_FRACTION))
+        FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "outliers=sparse:%g: the fraction must be in (0, %g]",
+             f->outlier_fraction, QKC_MAX_OUTLIER_FRACTION);
     if (f->flags != 0)
         FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "preset options need a preset");
     return QKC_OK;

@@ -300,12 +300,14 @@ qkc_threadpool *qkc_context_pool(qkc_context *ctx, qkc_status *st)
     return pool;
 }
 
-void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx), void (*destroy)(void *state))
+void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx, qkc_status *st),
+                            void (*destroy)(void *state), qkc_status *st)
 {
     void *s;
+    *st = QKC_OK;
     pthread_mutex_lock(&ctx->ext_lock);
     if (!ctx->ext_state) {
-        ctx->ext_state = create(ctx);
+        ctx->ext_state = create(ctx, st);
         if (ctx->ext_state)
             ctx->ext_destroy = destroy;
     }

@@ -55,5 +55,8 @@ qkc_threadpool *qkc_context_pool(qkc_context *ctx, qkc_status *st);
 /* An extension slot owned by the compiler (libqkc) so that the runtime
  * library needs no LLVM: get the state, creating it with `create` the
  * first time (under the context's lock). `destroy` runs at context
- * destruction. Returns NULL if create fails (create reports the error). */
-void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx), void (*destroy)(void *state));
+ * destruction. Returns NULL if create fails: create records the message
+ * and sets *st to its status, which comes back in *st (QKC_OK otherwise);
+ * a later call tries to create the state again. */
+void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx, qkc_status *st),
+                            void (*destroy)(void *state), qkc_status *st);

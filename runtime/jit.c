@@ -112,7 +112,7 @@ static void jit_destroy(void *p)
     qkc_free(js->ctx, js);
 }
 
-static void *jit_create(qkc_context *ctx)
+static void *jit_create(qkc_context *ctx, qkc_status *st)
 {
     jit_state *js = qkc_calloc(ctx, 1, sizeof *js);
     LLVMOrcLLJITBuilderRef builder;
@@ -120,7 +120,7 @@ static void *jit_create(qkc_context *ctx)
     LLVMOrcDefinitionGeneratorRef gen = NULL;
     qkc_diag diag;
     if (!js) {
-        qkc_fail(ctx, QKC_ERR_NO_MEMORY, "JIT: out of memory");
+        *st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "JIT: out of memory");
         return NULL;
     }
     js->ctx = ctx;
@@ -130,7 +130,7 @@ static void *jit_create(qkc_context *ctx)
     builder = LLVMOrcCreateLLJITBuilder();
     if ((err = LLVMOrcCreateLLJIT(&js->lljit, builder))) {
         qkc_llvm_error(err, QKC_ERR_COMPILE, "could not create the LLVM JIT", &diag);
-        qkc_fail_diag(ctx, &diag);
+        *st = qkc_fail_diag(ctx, &diag);
         js->lljit = NULL;
         jit_destroy(js);
         return NULL;
@@ -140,7 +140,7 @@ static void *jit_create(qkc_context *ctx)
     if ((err = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(js->lljit),
                                                                     NULL, NULL))) {
         qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: no process symbol generator", &diag);
-        qkc_fail_diag(ctx, &diag);
+        *st = qkc_fail_diag(ctx, &diag);
         jit_destroy(js);
         return NULL;
     }
@@ -187,6 +187,12 @@ static qkc_status build_module(qkc_context *ctx, const qkc_spec *spec, const pla
 {
     qkc_diag diag;
     LLVMTargetMachineRef tm;
+    {
+        /* named in the message of an LLVM fatal error on this thread */
+        char text[256];
+        qkc_matmul_print(&spec->mm, text, sizeof text);
+        qkc_llvm_set_activity(text);
+    }
     if (qkc_lower(llctx, &spec->mm, &p->layout, &p->target, &p->schedule, symbol, mod, &diag))
         return qkc_fail_diag(ctx, &diag);
     if (qkc_llvm_target_machine(&p->target, LLVMCodeGenLevelAggressive, &tm, &diag)) {
@@ -351,6 +357,7 @@ static qkc_status generate_object(qkc_context *ctx, const qkc_spec *spec, const 
     qkc_status st = build_module(ctx, spec, p, llctx, symbol, &mod, &tm);
     if (st) {
         LLVMContextDispose(llctx);
+        qkc_llvm_set_activity(NULL);
         return st;
     }
     dump_stages(spec, p, symbol, mod, tm);
@@ -358,6 +365,7 @@ static qkc_status generate_object(qkc_context *ctx, const qkc_spec *spec, const 
     LLVMDisposeModule(mod);
     LLVMDisposeTargetMachine(tm);
     LLVMContextDispose(llctx);
+    qkc_llvm_set_activity(NULL);
     if (st)
         qkc_fail_diag(ctx, &diag);
     return st;
@@ -420,9 +428,9 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
     if (!spec || !out)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_compile: NULL argument");
     *out = NULL;
-    js = qkc_context_extension(ctx, jit_create, jit_destroy);
+    js = qkc_context_extension(ctx, jit_create, jit_destroy, &st);
     if (!js)
-        return QKC_ERR_COMPILE;
+        return st;
     make_request(spec, options, &rk);
     rh = hash_bytes(&rk, sizeof rk);
     pthread_mutex_lock(&js->lock);
@@ -529,6 +537,7 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
         goto fail;
     return qkc_kernel_wrap(ctx, code, 0, out);
 fail:
+    qkc_llvm_set_activity(NULL);
     qkc_free(ctx, code);
     qkc_free(ctx, e);
     return st;
@@ -550,6 +559,7 @@ qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compi
     llctx = LLVMContextCreate();
     if ((st = build_module(ctx, spec, &p, llctx, symbol, &mod, &tm))) {
         LLVMContextDispose(llctx);
+        qkc_llvm_set_activity(NULL);
         return st;
     }
     if (!strcmp(what, "asm") || !strcmp(what, "obj")) {
@@ -584,6 +594,7 @@ qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compi
     LLVMDisposeModule(mod);
     LLVMDisposeTargetMachine(tm);
     LLVMContextDispose(llctx);
+    qkc_llvm_set_activity(NULL);
     if (!st && info) {
         memset(info, 0, sizeof *info);
         info->target = p.target;

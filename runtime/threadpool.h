@@ -51,7 +51,7 @@ typedef struct qkc_threadpool qkc_threadpool;
  * before sleeping, in nanoseconds. */
 #define QKC_THREADPOOL_SPIN_NS 100000
 /* The largest pool qkc_threadpool_create accepts. */
-#define QKC_THREADPOOL_MAX_THREADS 1024
+#define QKC_THREADPOOL_MAX_THREADS QKC_MAX_THREADS
 
 /* Create a pool of `threads` workers including the caller (threads - 1
  * background threads), 1 <= threads <= QKC_THREADPOOL_MAX_THREADS. Memory

@@ -47,6 +47,9 @@ headers=$(cd "$prefix/include" && find . -type f | sort | tr '\n' ' ')
 
 # Warnings are errors for the consumers: the installed header must be clean.
 strict="-Wall -Wextra -Werror -pedantic"
+# A sanitizer build (QKC_SANITIZE) passes its -fsanitize flags: consumers of
+# instrumented libraries must link the sanitizer runtime too.
+strict="$strict ${QKC_INSTALL_TEST_FLAGS:-}"
 
 step "CMake: find_package(qkc) + qkc::qkc"
 set -- -S "$src/samples/consumer" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \

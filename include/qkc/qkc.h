@@ -52,6 +52,23 @@ typedef enum qkc_status {
     QKC_ERR_INTERNAL = 12         /* a bug in qkc: please report the message */
 } qkc_status;
 
+/* ------------------------------------------------------------------ limits
+ *
+ * qkc's limits, all in one place (docs/spec.md, "Limits"). A request past
+ * one fails with QKC_ERR_LIMIT (or QKC_ERR_INVALID_SPEC for a format rule)
+ * and a message naming it; it never wraps around or truncates. Every size
+ * qkc derives from them is computed with overflow checks in 64 bits, and
+ * kernels index weights, activations and outputs with 64-bit arithmetic.
+ */
+#define QKC_MAX_DIM (INT64_C(1) << 24)            /* n, k and m each: 16 777 216 */
+#define QKC_MAX_WEIGHTS (INT64_C(1) << 36)        /* n*k: weights of one matrix */
+#define QKC_MAX_SUPER_GROUP 65536                 /* groups per double-quantization super-group */
+#define QKC_MAX_OUTLIER_FRACTION 0.5              /* outliers=sparse:F, share of a row */
+#define QKC_MAX_BLOB_BYTES (UINT64_C(1) << 40)    /* a weight blob, quantized or packed */
+#define QKC_MAX_SPEC_BYTES (1u << 20)             /* text given to qkc_spec_parse */
+#define QKC_MAX_THREADS 1024                      /* qkc_context_options.threads */
+#define QKC_MAX_FILE_BYTES (UINT64_C(1) << 42)    /* a model or cache file qkc reads */
+
 /* A static, never-NULL English name for a status ("ok", "parse error", ...). */
 const char *qkc_status_str(qkc_status status);
 
