@@ -3,7 +3,9 @@
  * allocation, for N = 1, 2, 3, ... over a whole sequence (context, parse,
  * quantize, dequantize, compile twice (the second a cache hit), emit
  * assembly and LLVM IR, pack,
- * reference matmul, kernel run on the thread pool, destroy everything),
+ * reference matmul, kernel run on the thread pool, then a second context
+ * that links the kernel from the disk cache the first one wrote and runs
+ * it, destroy everything),
  * until a pass completes with no failure injected. Every N must either
  * succeed with correct results or fail with QKC_ERR_NO_MEMORY and a
  * message; either way nothing qkc allocated may stay live once everything
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -115,14 +118,15 @@ static double out_at(const char *out, const void *c, int64_t i)
     return ((const float *)c)[i];
 }
 
-#define STEP(name, call)                                                                                  \
+#define STEP_ON(c, name, call)                                                                            \
     do {                                                                                                  \
         if (!r.status && (r.status = (call)) != QKC_OK) {                                                  \
             r.step = (name);                                                                              \
-            if (ctx)                                                                                      \
-                qkc_context_copy_error(ctx, r.message, sizeof r.message);                                 \
+            if (c)                                                                                        \
+                qkc_context_copy_error(c, r.message, sizeof r.message);                                   \
         }                                                                                                 \
     } while (0)
+#define STEP(name, call) STEP_ON(ctx, name, call)
 
 /* qkc_kernel_emit twice: the size (QKC_ERR_BUFFER_TOO_SMALL is the
  * expected answer), then the code. */
@@ -140,12 +144,34 @@ static qkc_status emit_step(qkc_context *ctx, const qkc_spec *spec, const char *
     return st;
 }
 
+/* Warnings (a cache entry that could not be written or read when an
+ * allocation failed) are expected here: kept quiet. */
+static void quiet(const char *message, void *user)
+{
+    (void)message, (void)user;
+}
+
+/* Remove a scratch cache directory and its files. */
+static void remove_cache(const char *dir)
+{
+    qkc_context *c;
+    qkc_context_options co = {.struct_size = sizeof co, .disk_cache = QKC_DISK_CACHE_ON, .cache_dir = dir};
+    if (qkc_context_create(&co, &c) == QKC_OK) {
+        qkc_cache_clear(c, NULL);
+        qkc_context_destroy(c);
+    }
+    rmdir(dir);
+}
+
 static result run_sequence(const char *text, counting *al)
 {
     result r;
     qkc_allocator hook = {count_alloc, count_free, al};
-    qkc_context_options co = {.struct_size = sizeof co, .allocator = &hook, .threads = 2};
-    qkc_context *ctx = NULL;
+    char dir[64];
+    qkc_context_options co = {.struct_size = sizeof co, .allocator = &hook, .threads = 2,
+                              .disk_cache = QKC_DISK_CACHE_ON, .warn = quiet};
+    qkc_context *ctx = NULL, *ctx2 = NULL;
+    qkc_kernel *from_disk = NULL;
     qkc_spec *spec = NULL;
     qkc_kernel *kern = NULL, *again = NULL;
     qkc_spec_info info;
@@ -156,6 +182,9 @@ static result run_sequence(const char *text, counting *al)
     qkc_rng rng = qkc_rng_from_name(text);
     memset(&r, 0, sizeof r);
     r.step = "";
+    snprintf(dir, sizeof dir, "/tmp/qkc-faults-%ld-XXXXXX", (long)getpid());
+    assert_non_null(mkdtemp(dir));
+    co.cache_dir = dir;
 
     STEP("qkc_context_create", qkc_context_create(&co, &ctx));
     STEP("qkc_spec_parse", qkc_spec_parse(ctx, text, &spec));
@@ -209,6 +238,17 @@ static result run_sequence(const char *text, counting *al)
             qkc_matmul_args ak = {a, k, packed, pbytes, info.has_bias ? bias : NULL, c, n, m};
             STEP("qkc_reference_matmul", qkc_reference_matmul(ctx, spec, &ar));
             STEP("qkc_kernel_run", qkc_kernel_run(ctx, kern, &ak, NULL));
+            /* a second context: the kernel comes from the disk cache (when
+             * the first could write it) and must compute the same */
+            STEP_ON(NULL, "qkc_context_create (second)", qkc_context_create(&co, &ctx2));
+            STEP_ON(ctx2, "qkc_kernel_compile (disk cache)", qkc_kernel_compile(ctx2, spec, NULL, &from_disk));
+            if (!r.status) {
+                ak.c = cr;
+                STEP_ON(ctx2, "qkc_kernel_run (disk cache)", qkc_kernel_run(ctx2, from_disk, &ak, NULL));
+                if (!r.status && memcmp(c, cr, (size_t)(m * n * c_el)))
+                    r.wrong = 1;
+            }
+            STEP("qkc_reference_matmul (again)", qkc_reference_matmul(ctx, spec, &ar));
         }
         if (!r.status) {
             double err = 0, ref = 0;
@@ -220,10 +260,13 @@ static result run_sequence(const char *text, counting *al)
             r.wrong = !(err <= (c_el == 4 ? 1e-9 : 1e-4) * ref);
         }
     }
+    qkc_kernel_destroy(from_disk);
+    qkc_context_destroy(ctx2);
     qkc_kernel_destroy(again);
     qkc_kernel_destroy(kern);
     qkc_spec_destroy(spec);
     qkc_context_destroy(ctx);
+    remove_cache(dir);
     free(w), free(wd), free(bias), free(a), free(c), free(cr), free(blob), free(packed);
     return r;
 }
@@ -257,7 +300,7 @@ static void test_fail_each_allocation(void **state)
                 print_error("case %s: %s returned %s (%d), expected out of memory: %s\n", name, r.step,
                             qkc_status_str(r.status), (int)r.status, r.message);
                 failures++;
-            } else if (r.status == QKC_ERR_NO_MEMORY && strcmp(r.step, "qkc_context_create") && !r.message[0]) {
+            } else if (r.status == QKC_ERR_NO_MEMORY && strncmp(r.step, "qkc_context_create", 18) && !r.message[0]) {
                 print_error("case %s: %s failed without a message\n", name, r.step);
                 failures++;
             } else if (r.status == QKC_OK && r.wrong) {
