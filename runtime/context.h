@@ -54,3 +54,8 @@ qkc_threadpool *qkc_context_pool(qkc_context *ctx, qkc_status *st);
  * first time (under the context's lock). `destroy` runs at context
  * destruction. Returns NULL if create fails (create reports the error). */
 void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx), void (*destroy)(void *state));
+
+/* The context's tuning database (the tune_db option or $QKC_TUNE_DB),
+ * loaded on first use; NULL when there is none or it could not be read
+ * (reported once through the warning hook). Read-only after loading. */
+qkc_tune_db *qkc_context_tune_db(qkc_context *ctx);

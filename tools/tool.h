@@ -13,5 +13,6 @@ int qkc_cmd_bench(int argc, char **argv);
 int qkc_cmd_compile(int argc, char **argv);
 int qkc_cmd_targets(int argc, char **argv);
 int qkc_cmd_cache(int argc, char **argv);
+int qkc_cmd_tune(int argc, char **argv);
 
 #endif
