@@ -588,76 +588,101 @@ static qkc_status tune_m(tuner *T, int64_t m, const qkc_schedule *baseline, int 
     if (rmax < r0)
         rmax = r0;
 
-    n = grid(T, exhaustive, list, MAX_CANDS / 2);
-    if (!exhaustive) {
-        /* as many as about 40% of the budget measures on the first rung,
-         * a deterministic shuffle keeps the subsample spread out */
-        double per = t_call * (r0 + 1) + 0.003;
-        int cap = n;
-        uint64_t seed = 0x2545F4914F6CDD1Dull ^ (uint64_t)m;
-        if (max_seconds > 0 && (int)(0.4 * max_seconds / per) < cap)
-            cap = (int)(0.4 * max_seconds / per);
-        if (max_trials > 0 && max_trials / 2 < cap)
-            cap = max_trials / 2;
-        if (cap < 2)
-            cap = 2;
-        for (int i = n - 1; i > 0; i--) {
-            int j = (int)(mix(&seed) % (uint64_t)(i + 1)), t = list[i];
-            list[i] = list[j], list[j] = t;
+    /* Brackets: successive halving over a list, then hill climbing from
+     * the best. The first list is the coarse grid (every point when
+     * exhaustive); while budget is left, further brackets draw points of
+     * the whole space not measured yet. */
+    best = base;
+    for (int bracket = 0;; bracket++) {
+        int winner;
+        n = grid(T, exhaustive || bracket > 0, list, MAX_CANDS / 2);
+        if (bracket > 0) {
+            int kept = 0;
+            for (int i = 0; i < n; i++)
+                if (T->cands[list[i]].level == 0 && T->cands[list[i]].state != 2)
+                    list[kept++] = list[i];
+            n = kept;
         }
-        if (n > cap)
-            n = cap;
-    }
-    /* the baseline always competes */
-    {
-        int have = 0;
-        for (int i = 0; i < n; i++)
-            have |= list[i] == base;
-        if (!have)
-            list[n++] = base;
-    }
-    note(T, "m=%lld: heuristic %.1f us; %d candidates on the first rung, %d..%d repetitions", (long long)m,
-         T->cands[base].us, n, r0, rmax);
-
-    /* successive halving */
-    for (int reps = r0;; rung++) {
-        int measured = evaluate(T, list, n, reps);
-        int kept;
-        if (measured < n)
-            n = measured;
+        if (!exhaustive) {
+            /* as many as about 40% of the remaining budget measures on the
+             * first rung; a deterministic shuffle spreads the subsample */
+            /* a candidate costs its timing or its compile (on the other
+             * thread), whichever is longer */
+            double per = fmax(t_call * (r0 + 1), 0.03), left = T->deadline > 0 ? T->deadline - now_s() : 0;
+            int cap = n;
+            uint64_t seed = 0x2545F4914F6CDD1Dull ^ (uint64_t)m ^ ((uint64_t)bracket << 32);
+            if (T->deadline > 0 && (int)(0.4 * left / per) < cap)
+                cap = (int)(0.4 * left / per);
+            if (max_trials > 0 && (max_trials - T->trials) / 2 < cap)
+                cap = (max_trials - T->trials) / 2;
+            if (cap < 2)
+                cap = 2;
+            for (int i = n - 1; i > 0; i--) {
+                int j = (int)(mix(&seed) % (uint64_t)(i + 1)), t = list[i];
+                list[i] = list[j], list[j] = t;
+            }
+            if (n > cap)
+                n = cap;
+        }
+        if (bracket == 0) {
+            /* the baseline always competes */
+            int have = 0;
+            for (int i = 0; i < n; i++)
+                have |= list[i] == base;
+            if (!have)
+                list[n++] = base;
+        }
         if (n == 0)
             break;
-        sort_by_us(T, list, n);
-        qkc_schedule_print(&T->cands[list[0]].s, s1, sizeof s1);
-        note(T, "m=%lld: rung %d: %d measured (%d reps), best %.1f us (%s)", (long long)m, rung, n, reps,
-             T->cands[list[0]].us, s1);
-        if (n <= 2 || !budget_left(T))
+        note(T, "m=%lld: bracket %d: %d candidates, %d..%d repetitions", (long long)m, bracket, n, r0, rmax);
+        /* successive halving */
+        rung = 0;
+        for (int reps = r0;; rung++) {
+            int measured = evaluate(T, list, n, reps), kept;
+            if (measured < n)
+                n = measured;
+            if (n == 0)
+                break;
+            sort_by_us(T, list, n);
+            qkc_schedule_print(&T->cands[list[0]].s, s1, sizeof s1);
+            note(T, "m=%lld: rung %d: %d measured (%d reps), best %.1f us (%s)", (long long)m, rung, n, reps,
+                 T->cands[list[0]].us, s1);
+            if (n <= 2 || !budget_left(T))
+                break;
+            kept = (n + 2) / 3;
+            n = kept < 2 ? 2 : kept;
+            reps = reps * 2 > rmax ? rmax : reps * 2;
+        }
+        winner = n > 0 ? list[0] : best;
+        if (winner != best && T->cands[winner].us < INFINITY) {
+            /* the bracket's winner against the incumbent, same repetitions */
+            int pair[2] = {best, winner}, save = T->unlimited;
+            T->unlimited = 1;
+            evaluate(T, pair, 2, rmax);
+            T->unlimited = save;
+            if (T->cands[winner].us < T->cands[best].us)
+                best = winner;
+        }
+        /* hill climbing around the best */
+        while (budget_left(T)) {
+            int k = neighbours(T, &T->cands[best].s, nb), improved = -1;
+            if (k == 0)
+                break;
+            /* the incumbent again, with the same repetitions as its rivals */
+            evaluate(T, &best, 1, rmax);
+            k = evaluate(T, nb, k, rmax);
+            for (int i = 0; i < k; i++)
+                if (T->cands[nb[i]].us < T->cands[best].us * 0.99 &&
+                    (improved < 0 || T->cands[nb[i]].us < T->cands[improved].us))
+                    improved = nb[i];
+            if (improved < 0)
+                break;
+            best = improved;
+            qkc_schedule_print(&T->cands[best].s, s1, sizeof s1);
+            note(T, "m=%lld: local step to %s, %.1f us", (long long)m, s1, T->cands[best].us);
+        }
+        if (exhaustive || !budget_left(T))
             break;
-        kept = (n + 2) / 3;
-        n = kept < 2 ? 2 : kept;
-        reps = reps * 2 > rmax ? rmax : reps * 2;
-    }
-    best = n > 0 ? list[0] : base;
-    if (!(T->cands[best].us < INFINITY))
-        best = base;
-
-    /* hill climbing around the best */
-    while (budget_left(T)) {
-        int k = neighbours(T, &T->cands[best].s, nb), improved = -1;
-        if (k == 0)
-            break;
-        /* the incumbent again, with the same repetitions as its rivals */
-        evaluate(T, &best, 1, rmax);
-        k = evaluate(T, nb, k, rmax);
-        for (int i = 0; i < k; i++)
-            if (T->cands[nb[i]].us < T->cands[best].us * 0.99 &&
-                (improved < 0 || T->cands[nb[i]].us < T->cands[improved].us))
-                improved = nb[i];
-        if (improved < 0)
-            break;
-        best = improved;
-        qkc_schedule_print(&T->cands[best].s, s1, sizeof s1);
-        note(T, "m=%lld: local step to %s, %.1f us", (long long)m, s1, T->cands[best].us);
     }
 
     /* the final word: best and baseline alternately */
