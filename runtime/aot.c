@@ -8,6 +8,7 @@
  * layout is recomputed here by the same function the compiler used, which
  * is why a library only loads into the qkc version that wrote it.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,7 @@ qkc_status qkc_aot_kernel(qkc_context *ctx, const qkc_aot_library *lib, const qk
                         lib->version % 100, qkc_version_string());
     if (!valid(lib))
         return qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "qkc_aot_kernel: library table has no kernels");
-    if (options && options->struct_size >= sizeof *options)
+    if (options && options->struct_size >= offsetof(qkc_compile_options, target) + sizeof options->target)
         want = options->target;
     if (!want || !*want)
         want = getenv("QKC_TARGET");

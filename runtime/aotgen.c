@@ -157,7 +157,7 @@ static qkc_status write_library(qkc_context *ctx, const aot_job *j, const char *
         goto done;
     }
     for (int r = 0; r < n && !st; r++) {
-        qkc_compile_options opt = {sizeof opt, j->targets[r % j->ntargets], j->schedule};
+        qkc_compile_options opt = {sizeof opt, j->targets[r % j->ntargets], j->schedule, 0};
         qkc_emit_info info;
         char *obj = NULL, item[2200];
         size_t len = 0;

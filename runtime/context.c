@@ -23,6 +23,9 @@ struct qkc_context {
     void *warn_user;
     void (*progress)(const qkc_progress *progress, void *user);
     void *progress_user;
+    char *tune_db_path;     /* NULL: no tuning database */
+    int tune_db_loaded;     /* guarded by ext_lock */
+    qkc_tune_db *tune_db;   /* loaded at first use; NULL if absent */
 };
 
 static void *default_alloc(size_t bytes, void *user)
@@ -110,6 +113,7 @@ qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **
     void (*warn)(const char *, void *) = NULL;
     void *warn_user = NULL, *progress_user = NULL;
     void (*progress)(const qkc_progress *, void *) = NULL;
+    const char *tune_db = NULL;
     qkc_context *ctx;
     if (!out)
         return QKC_ERR_INVALID_ARGUMENT;
@@ -137,7 +141,11 @@ qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **
             progress = options->progress;
             progress_user = options->progress_user;
         }
+        if (options->struct_size >= offsetof(qkc_context_options, tune_db) + sizeof(const char *))
+            tune_db = options->tune_db;
     }
+    if (!tune_db || !*tune_db)
+        tune_db = getenv("QKC_TUNE_DB");
     ctx = a.alloc(sizeof *ctx, a.user);
     if (!ctx)
         return QKC_ERR_NO_MEMORY;
@@ -152,18 +160,30 @@ qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **
         a.free(ctx, a.user);
         return QKC_ERR_INVALID_ARGUMENT;
     }
+    if (tune_db && *tune_db) {
+        size_t len = strlen(tune_db) + 1;
+        ctx->tune_db_path = a.alloc(len, a.user);
+        if (!ctx->tune_db_path) {
+            qkc_free(ctx, ctx->cache_dir);
+            a.free(ctx, a.user);
+            return QKC_ERR_NO_MEMORY;
+        }
+        memcpy(ctx->tune_db_path, tune_db, len);
+    }
     if (threads == 0) {
         long online = sysconf(_SC_NPROCESSORS_ONLN);
         threads = online < 1 ? 1 : online > QKC_THREADPOOL_MAX_THREADS ? QKC_THREADPOOL_MAX_THREADS : (int)online;
     }
     ctx->threads = threads;
     if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        qkc_free(ctx, ctx->tune_db_path);
         qkc_free(ctx, ctx->cache_dir);
         a.free(ctx, a.user);
         return QKC_ERR_NO_MEMORY;
     }
     if (pthread_mutex_init(&ctx->ext_lock, NULL) != 0) {
         pthread_mutex_destroy(&ctx->lock);
+        qkc_free(ctx, ctx->tune_db_path);
         qkc_free(ctx, ctx->cache_dir);
         a.free(ctx, a.user);
         return QKC_ERR_NO_MEMORY;
@@ -179,6 +199,8 @@ void qkc_context_destroy(qkc_context *ctx)
     if (ctx->ext_destroy)
         ctx->ext_destroy(ctx->ext_state);
     qkc_threadpool_destroy(ctx->pool);
+    qkc_tune_db_destroy(ctx->tune_db);
+    qkc_free(ctx, ctx->tune_db_path);
     pthread_mutex_destroy(&ctx->ext_lock);
     pthread_mutex_destroy(&ctx->lock);
     qkc_free(ctx, ctx->cache_dir);
@@ -314,4 +336,28 @@ void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx, 
     s = ctx->ext_state;
     pthread_mutex_unlock(&ctx->ext_lock);
     return s;
+}
+
+qkc_tune_db *qkc_context_tune_db(qkc_context *ctx)
+{
+    qkc_tune_db *db;
+    pthread_mutex_lock(&ctx->ext_lock);
+    if (!ctx->tune_db_loaded && ctx->tune_db_path) {
+        char saved[sizeof ctx->error];
+        ctx->tune_db_loaded = 1;
+        /* A failed load must not leave its message as the caller's error. */
+        qkc_context_copy_error(ctx, saved, sizeof saved);
+        if (qkc_tune_db_create(ctx, &ctx->tune_db) == QKC_OK &&
+            qkc_tune_db_load(ctx->tune_db, ctx->tune_db_path) != QKC_OK) {
+            char msg[sizeof ctx->error];
+            qkc_context_copy_error(ctx, msg, sizeof msg);
+            qkc_warn(ctx, "tuning database not used, kernels get the heuristic's schedules: %s", msg);
+            qkc_tune_db_destroy(ctx->tune_db);
+            ctx->tune_db = NULL;
+        }
+        qkc_fail(ctx, QKC_OK, "%s", saved);
+    }
+    db = ctx->tune_db;
+    pthread_mutex_unlock(&ctx->ext_lock);
+    return db;
 }

@@ -60,3 +60,8 @@ qkc_threadpool *qkc_context_pool(qkc_context *ctx, qkc_status *st);
  * a later call tries to create the state again. */
 void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx, qkc_status *st),
                             void (*destroy)(void *state), qkc_status *st);
+
+/* The context's tuning database (the tune_db option or $QKC_TUNE_DB),
+ * loaded on first use; NULL when there is none or it could not be read
+ * (reported once through the warning hook). Read-only after loading. */
+qkc_tune_db *qkc_context_tune_db(qkc_context *ctx);

@@ -19,6 +19,7 @@
 #include <llvm-c/Object.h>
 #include <llvm-c/Orc.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "jit.h"
 #include "kernel.h"
 #include "sha256.h"
+#include "tune.h"
 #include "spec_object.h"
 
 typedef struct cache_key {
@@ -51,6 +53,7 @@ typedef struct request_key {
     qkc_schedule schedule;
     char target[64];
     int version;
+    int m_bucket; /* the tuning database's M bucket, when it may decide the schedule */
 } request_key;
 
 typedef struct cache_entry {
@@ -73,6 +76,7 @@ typedef struct jit_state {
     cache_entry *buckets[CACHE_BUCKETS];
     cache_entry *requests[CACHE_BUCKETS]; /* the same entries, by request */
     int write_warned;                     /* the disk cache could not be written */
+    qkc_background *background;          /* tiered kernels' tuning threads */
 } jit_state;
 
 static uint64_t hash_bytes(const void *p, size_t n)
@@ -96,6 +100,18 @@ static void jit_destroy(void *p)
     jit_state *js = p;
     if (!js)
         return;
+    /* Background tuning compiles into this JIT: stop it first. */
+    for (;;) {
+        qkc_background *bg;
+        pthread_mutex_lock(&js->lock);
+        bg = js->background;
+        if (bg)
+            js->background = bg->next;
+        pthread_mutex_unlock(&js->lock);
+        if (!bg)
+            break;
+        bg->stop(bg);
+    }
     for (int b = 0; b < CACHE_BUCKETS; b++) {
         cache_entry *e = js->buckets[b];
         while (e) {
@@ -156,21 +172,59 @@ typedef struct plan {
     cache_key key;
 } plan;
 
+/* The fields of compile options a caller's struct_size covers. */
+static const char *opt_target(const qkc_compile_options *o)
+{
+    return o && o->struct_size >= offsetof(qkc_compile_options, target) + sizeof o->target ? o->target : NULL;
+}
+
+static const qkc_schedule *opt_schedule(const qkc_compile_options *o)
+{
+    return o && o->struct_size >= offsetof(qkc_compile_options, schedule) + sizeof o->schedule ? o->schedule : NULL;
+}
+
+/* The M whose bucket picks a tuning database entry: the spec's fixed M,
+ * else the m_hint option, else 1. */
+static int64_t plan_m(const qkc_spec *spec, const qkc_compile_options *o)
+{
+    if (spec->mm.m)
+        return spec->mm.m;
+    if (o && o->struct_size >= offsetof(qkc_compile_options, m_hint) + sizeof o->m_hint && o->m_hint > 0)
+        return o->m_hint;
+    return 1;
+}
+
 static qkc_status make_plan(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, int for_run,
                             plan *p)
 {
     qkc_diag diag;
-    const char *target = NULL;
+    const char *target = opt_target(options);
     memset(p, 0, sizeof *p);
-    if (options && options->struct_size >= sizeof *options) {
-        target = options->target;
-        if (options->schedule)
-            p->schedule = *options->schedule;
-    }
+    if (opt_schedule(options))
+        p->schedule = *opt_schedule(options);
     if (qkc_target_resolve(target, for_run, &p->target, &diag))
         return qkc_fail_diag(ctx, &diag);
     if (qkc_klayout_for(&spec->mm.w, spec->mm.n, spec->mm.k, &p->layout, &diag))
         return qkc_fail_diag(ctx, &diag);
+    if (!opt_schedule(options)) {
+        qkc_tune_db *db = qkc_context_tune_db(ctx);
+        if (db) {
+            char text[2048], feats[256];
+            int found = 0;
+            qkc_matmul_print(&spec->mm, text, sizeof text);
+            qkc_target_features_string(p->target.features, feats, sizeof feats);
+            qkc_tune_db_lookup_features(db, text, plan_m(spec, options), feats, &p->schedule, &found);
+            /* An entry that does not fit this target (edited by hand):
+             * the heuristic, with a note. */
+            if (found) {
+                qkc_schedule s = p->schedule;
+                if (qkc_schedule_complete(&s, &spec->mm, &p->layout, &p->target, &diag)) {
+                    qkc_warn(ctx, "tuning database entry for '%s' ignored: %s", text, diag.message);
+                    memset(&p->schedule, 0, sizeof p->schedule);
+                }
+            }
+        }
+    }
     if (qkc_schedule_complete(&p->schedule, &spec->mm, &p->layout, &p->target, &diag))
         return qkc_fail_diag(ctx, &diag);
     p->key.mm = spec->mm;
@@ -220,14 +274,13 @@ static qkc_status build_module(qkc_context *ctx, const qkc_spec *spec, const pla
 
 static void make_request(const qkc_spec *spec, const qkc_compile_options *options, request_key *rk)
 {
-    const char *t = NULL;
+    const char *t = opt_target(options);
     memset(rk, 0, sizeof *rk);
     rk->mm = spec->mm;
-    if (options && options->struct_size >= sizeof *options) {
-        t = options->target;
-        if (options->schedule)
-            rk->schedule = *options->schedule;
-    }
+    if (opt_schedule(options))
+        rk->schedule = *opt_schedule(options);
+    else
+        rk->m_bucket = 1 + (plan_m(spec, options) > 1) + (plan_m(spec, options) > 8) + (plan_m(spec, options) > 64);
     if (!t || !*t)
         t = getenv("QKC_TARGET");
     snprintf(rk->target, sizeof rk->target, "%s", t && *t ? t : "host");
@@ -407,6 +460,43 @@ static cache_entry *find_entry(jit_state *js, const cache_key *key, uint64_t h)
 qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
                               qkc_kernel **out)
 {
+    return qkc_jit_compile(ctx, spec, options, 0, out);
+}
+
+qkc_status qkc_jit_track(qkc_context *ctx, qkc_background *bg)
+{
+    qkc_status st = QKC_OK;
+    jit_state *js = qkc_context_extension(ctx, jit_create, jit_destroy, &st);
+    if (!js)
+        return st;
+    pthread_mutex_lock(&js->lock);
+    bg->next = js->background;
+    js->background = bg;
+    pthread_mutex_unlock(&js->lock);
+    return QKC_OK;
+}
+
+int qkc_jit_untrack(qkc_context *ctx, qkc_background *bg)
+{
+    qkc_status st;
+    jit_state *js = qkc_context_extension(ctx, jit_create, jit_destroy, &st);
+    int found = 0;
+    if (!js)
+        return 0;
+    pthread_mutex_lock(&js->lock);
+    for (qkc_background **pp = &js->background; *pp; pp = &(*pp)->next)
+        if (*pp == bg) {
+            *pp = bg->next;
+            found = 1;
+            break;
+        }
+    pthread_mutex_unlock(&js->lock);
+    return found;
+}
+
+qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, int flags,
+                           qkc_kernel **out)
+{
     request_key rk;
     uint64_t rh;
     plan p;
@@ -460,7 +550,7 @@ qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_
     qkc_sha256_hex(key, strlen(key), digest);
     snprintf(code->symbol, sizeof code->symbol, "qkc_kernel_%.24s", digest);
     memset(&disk, 0, sizeof disk);
-    dir = qkc_cache_dir(ctx);
+    dir = (flags & QKC_JIT_NO_DISK_CACHE) ? NULL : qkc_cache_dir(ctx);
     if (dir) {
         const char *why = NULL;
         st = qkc_dcache_read(ctx, dir, key, &disk, &why);

@@ -25,4 +25,22 @@ typedef struct qkc_emit_info {
 qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, const char *what,
                          const char *symbol, char **data, size_t *len, qkc_emit_info *info);
 
+/* qkc_kernel_compile with flags: QKC_JIT_NO_DISK_CACHE neither reads nor
+ * writes the disk cache (tuning candidates must not flood it). */
+enum { QKC_JIT_NO_DISK_CACHE = 1 };
+qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, int flags,
+                           qkc_kernel **out);
+
+/* Background work that compiles into a context's JIT (tiered kernels'
+ * tuning): tracked so that destroying the context first calls stop(),
+ * which must end the work and wait for it. */
+typedef struct qkc_background {
+    struct qkc_background *next;
+    void (*stop)(struct qkc_background *bg);
+} qkc_background;
+
+qkc_status qkc_jit_track(qkc_context *ctx, qkc_background *bg);
+/* 1 if bg was tracked (and is no longer), 0 if the context already stopped it. */
+int qkc_jit_untrack(qkc_context *ctx, qkc_background *bg);
+
 #endif

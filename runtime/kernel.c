@@ -24,9 +24,11 @@ qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_
     if (!k)
         return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "kernel: out of memory");
     k->ctx = ctx;
-    k->code = code;
+    atomic_init(&k->code, code);
     k->owned = NULL;
     k->from_cache = from_cache;
+    k->tier = NULL;
+    k->tier_stop = NULL;
     *out = k;
     return QKC_OK;
 }
@@ -34,6 +36,8 @@ qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_
 void qkc_kernel_destroy(qkc_kernel *kernel)
 {
     if (kernel) {
+        if (kernel->tier_stop)
+            kernel->tier_stop(kernel);
         qkc_free(kernel->ctx, kernel->owned);
         qkc_free(kernel->ctx, kernel);
     }
@@ -43,25 +47,27 @@ qkc_status qkc_kernel_packed_bytes(const qkc_kernel *kernel, size_t *bytes)
 {
     if (!kernel || !bytes)
         return QKC_ERR_INVALID_ARGUMENT;
-    *bytes = (size_t)kernel->code->layout.total_bytes;
+    *bytes = (size_t)qkc_kernel_code(kernel)->layout.total_bytes;
     return QKC_OK;
 }
 
 qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out)
 {
+    const qkc_compiled *code;
     if (!kernel || !out)
         return QKC_ERR_INVALID_ARGUMENT;
+    code = qkc_kernel_code(kernel);
     memset(out, 0, sizeof *out);
-    out->target = kernel->code->target;
-    out->features = kernel->code->features;
-    out->schedule = kernel->code->schedule_text;
-    out->layout = kernel->code->layout.description;
-    out->symbol = kernel->code->symbol;
-    out->compile_ms = kernel->from_cache ? 0.0 : kernel->code->compile_ms;
+    out->target = code->target;
+    out->features = code->features;
+    out->schedule = code->schedule_text;
+    out->layout = code->layout.description;
+    out->symbol = code->symbol;
+    out->compile_ms = kernel->from_cache ? 0.0 : code->compile_ms;
     out->from_cache = kernel->from_cache;
-    out->from_disk = kernel->code->from_disk;
-    out->ahead_of_time = kernel->code->ahead_of_time;
-    out->entry = (uintptr_t)kernel->code->fn;
+    out->from_disk = code->from_disk;
+    out->ahead_of_time = code->ahead_of_time;
+    out->entry = (uintptr_t)code->fn;
     return QKC_OK;
 }
 
@@ -77,10 +83,10 @@ qkc_status qkc_weights_pack(qkc_context *ctx, const qkc_kernel *kernel, const vo
     /* A spec object for the packer, from the kernel's own description. */
     memset(&spec, 0, sizeof spec);
     spec.ctx = ctx;
-    spec.mm = kernel->code->mm;
+    spec.mm = qkc_kernel_code(kernel)->mm;
     if (qkc_format_layout(&spec.mm.w, spec.mm.n, spec.mm.k, &spec.layout, &diag))
         return qkc_fail_diag(ctx, &diag);
-    return qkc_pack_weights(ctx, &spec, &kernel->code->layout, weights, weights_bytes, dst, dst_bytes, 0);
+    return qkc_pack_weights(ctx, &spec, &qkc_kernel_code(kernel)->layout, weights, weights_bytes, dst, dst_bytes, 0);
 }
 
 /* ----------------------------------------------------------------- run */
@@ -139,7 +145,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
         return QKC_ERR_INVALID_ARGUMENT;
     if (!kernel || !args)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run: NULL argument");
-    code = kernel->code;
+    code = qkc_kernel_code(kernel); /* one snapshot for the whole call */
     mm = &code->mm;
     m = args->m, k = mm->k;
     if (options && options->struct_size >= sizeof *options)

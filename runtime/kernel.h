@@ -8,6 +8,8 @@
 #ifndef QKC_RUNTIME_KERNEL_H
 #define QKC_RUNTIME_KERNEL_H
 
+#include <stdatomic.h>
+
 #include "codegen/kernel_abi.h"
 #include "ir/klayout.h"
 #include "ir/spec.h"
@@ -28,12 +30,23 @@ typedef struct qkc_compiled {
     int ahead_of_time;     /* from an AOT library's table */
 } qkc_compiled;
 
+/* `code` is atomic: a tiered kernel (runtime/tune.c) switches it to a
+ * newer, fully built qkc_compiled with a release store; every reader
+ * takes one acquire snapshot (qkc_kernel_code) and uses only that for the
+ * whole call. Replaced code stays valid until the context dies. */
 struct qkc_kernel {
     qkc_context *ctx;
-    const qkc_compiled *code;
+    const qkc_compiled *_Atomic code;
     qkc_compiled *owned; /* code that lives with this handle (AOT kernels), freed with it */
     int from_cache;
+    struct qkc_tier *tier;             /* background tuning of a tiered kernel, or NULL */
+    void (*tier_stop)(qkc_kernel *k);  /* stops and frees `tier` (set with it) */
 };
+
+static inline const qkc_compiled *qkc_kernel_code(const qkc_kernel *k)
+{
+    return atomic_load_explicit(&((qkc_kernel *)k)->code, memory_order_acquire);
+}
 
 /* Wrap compiled code in a new handle (allocated from ctx). */
 qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_cache, qkc_kernel **out);

@@ -72,7 +72,7 @@ static int which(qkc_context *ctx, const char *target, qkc_status *st)
 {
     qkc_spec *spec;
     qkc_kernel *k = NULL;
-    qkc_compile_options opt = {sizeof opt, target, NULL};
+    qkc_compile_options opt = {sizeof opt, target, NULL, 0};
     float a[32] = {0}, w[16 * 32] = {0}, c[16];
     int ran = 0;
     assert_int_equal(qkc_spec_parse(ctx, SPEC, &spec), QKC_OK);

@@ -19,7 +19,7 @@ static char *emit(const char *target, const char *spec_text, const char *what)
 {
     qkc_context *ctx;
     qkc_spec *spec;
-    qkc_compile_options opt = {sizeof opt, target, NULL};
+    qkc_compile_options opt = {sizeof opt, target, NULL, 0};
     size_t need = 0;
     char *buf;
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);

@@ -126,7 +126,7 @@ static int compile_check(qkc_context *ctx, const char *text, const char *target)
     qkc_spec *spec;
     qkc_kernel *k;
     qkc_kernel_info ki;
-    qkc_compile_options opt = {sizeof opt, target, NULL};
+    qkc_compile_options opt = {sizeof opt, target, NULL, 0};
     char err[512] = "";
     assert_int_equal(qkc_spec_parse(ctx, text, &spec), QKC_OK);
     if (qkc_kernel_compile(ctx, spec, &opt, &k) != QKC_OK)

@@ -64,7 +64,7 @@ static outcome run_case_m(qkc_context *ctx, const char *target, const char *weig
     if (qkc_spec_parse(ctx, text, &spec) != QKC_OK)
         return o; /* the format does not take this shape */
     {
-        qkc_compile_options opt = {sizeof opt, target, NULL};
+        qkc_compile_options opt = {sizeof opt, target, NULL, 0};
         if (qkc_kernel_compile(ctx, spec, &opt, &kern) != QKC_OK) {
             print_error("%s: compile failed: %s\n", name, qkc_context_last_error(ctx));
             o.failed = 1;
@@ -223,7 +223,7 @@ static void test_errors(void **state)
     qkc_context *ctx;
     qkc_spec *spec;
     qkc_kernel *kern = NULL;
-    qkc_compile_options opt = {sizeof opt, "x86_64-sse", NULL};
+    qkc_compile_options opt = {sizeof opt, "x86_64-sse", NULL, 0};
     qkc_schedule bad = {0, 99, 0, 0, 0, 0};
     float a[256] = {0}, c[64];
     unsigned char w[16];

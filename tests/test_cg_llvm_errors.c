@@ -28,7 +28,7 @@ static void test_unknown_target_name(void **state)
     qkc_context *ctx;
     qkc_spec *spec;
     qkc_kernel *kern = NULL;
-    qkc_compile_options opt = {sizeof opt, "riscv64-rvv", NULL};
+    qkc_compile_options opt = {.struct_size = sizeof opt, .target = "riscv64-rvv", .schedule = NULL};
     char buf[64];
     size_t needed = 0;
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);

@@ -95,13 +95,20 @@ typedef struct limits {
     double mem_gbps, peak_gflops, peak_gops;
 } limits;
 
-/* A context with the disk cache off, or on in `dir`. */
-static qkc_status bench_context(int threads, const char *dir, qkc_context **out)
+/* A context with the disk cache off, or on in `dir`; tune_db: a tuning
+ * database file (NULL: $QKC_TUNE_DB). */
+static qkc_status bench_context_db(int threads, const char *dir, const char *tune_db, qkc_context **out)
 {
     qkc_context_options co = {.struct_size = sizeof co, .threads = threads};
     co.disk_cache = dir ? QKC_DISK_CACHE_ON : QKC_DISK_CACHE_OFF;
     co.cache_dir = dir;
+    co.tune_db = tune_db;
     return qkc_context_create(&co, out);
+}
+
+static qkc_status bench_context(int threads, const char *dir, qkc_context **out)
+{
+    return bench_context_db(threads, dir, NULL, out);
 }
 
 /* The kernel that starts the JIT before the timed compile. */
@@ -204,7 +211,7 @@ static void disk_hit(const char *text, const char *target, int procs, double *st
     double ts[32], th[32];
     int n = 0;
     qkc_context *c = NULL;
-    qkc_compile_options opt = {sizeof opt, target, NULL};
+    qkc_compile_options opt = {sizeof opt, target, NULL, 0};
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     *start_us = *hit_us = NAN;
     if (sl <= 0 || !mkdtemp(dir))
@@ -283,6 +290,8 @@ int qkc_cmd_bench(int argc, char **argv)
     const char *probe_dir = NULL, *plot = NULL;
     qkc_plot_point pts[256];
     int npts = 0, plot_failed = 0;
+    const char *db = NULL, *sched_text = NULL;
+    qkc_schedule sched;
 
     if (!words)
         return 1;
@@ -311,6 +320,10 @@ int qkc_cmd_bench(int argc, char **argv)
             target = argv[++i];
         } else if (!strcmp(argv[i], "--plot") && i + 1 < argc) {
             plot = argv[++i];
+        } else if (!strcmp(argv[i], "--db") && i + 1 < argc) {
+            db = argv[++i];
+        } else if (!strcmp(argv[i], "--schedule") && i + 1 < argc) {
+            sched_text = argv[++i];
         } else if (!strcmp(argv[i], "--probe-disk-hit") && i + 1 < argc) {
             probe_dir = argv[++i];
         } else if (!strcmp(argv[i], "--cold")) {
@@ -330,7 +343,7 @@ int qkc_cmd_bench(int argc, char **argv)
     }
     text = qkc_join_words(nwords, words);
     if (text && probe_dir) {
-        qkc_compile_options opt = {sizeof opt, target, NULL};
+        qkc_compile_options opt = {sizeof opt, target, NULL, 0};
         rc = probe_disk_hit(probe_dir, text, &opt);
         goto done;
     }
@@ -338,10 +351,14 @@ int qkc_cmd_bench(int argc, char **argv)
         long long maxth = 1;
         for (int i = 0; i < nth; i++)
             maxth = ths[i] > maxth ? ths[i] : maxth;
-        if (!text || bench_context((int)maxth, NULL, &ctx) != QKC_OK) {
+        if (!text || bench_context_db((int)maxth, NULL, db, &ctx) != QKC_OK) {
             fprintf(stderr, "error: out of memory\n");
             goto done;
         }
+    }
+    if (sched_text && qkc_schedule_parse(ctx, sched_text, &sched) != QKC_OK) {
+        fprintf(stderr, "error: --schedule: %s\n", qkc_context_last_error(ctx));
+        goto usage;
     }
     if (qkc_spec_parse(ctx, text, &spec) != QKC_OK) {
         fprintf(stderr, "%s\n", qkc_context_last_error(ctx));
@@ -350,7 +367,7 @@ int qkc_cmd_bench(int argc, char **argv)
     qkc_spec_print(spec, canon, sizeof canon, NULL);
     qkc_spec_query(spec, &info);
     {
-        qkc_compile_options opt = {sizeof opt, target, NULL};
+        qkc_compile_options opt = {sizeof opt, target, sched_text ? &sched : NULL, ms[0]};
         double compile_ms, hit_us, disk_us, start_us;
         size_t pbytes;
         unsigned char *blob, **copies = NULL;

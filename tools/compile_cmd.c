@@ -114,7 +114,9 @@ static void show_progress(const qkc_progress *p, void *user)
 
 int qkc_cmd_compile(int argc, char **argv)
 {
-    const char *emit = NULL, *out = NULL, *name = NULL, *sched_text = NULL, *targets[16];
+    const char *emit = NULL, *out = NULL, *name = NULL, *sched_text = NULL, *targets[16], *db = NULL;
+    long long m_hint = 0;
+    qkc_context_options co;
     char **words = calloc((size_t)argc + 1, sizeof *words), *buf = NULL, lib_name[64];
     int nwords = 0, ntargets = 0, rc = 1, aot;
     spec_list specs = {0};
@@ -144,6 +146,14 @@ int qkc_cmd_compile(int argc, char **argv)
             name = argv[++i];
         } else if (!strcmp(a, "--schedule") && i + 1 < argc) {
             sched_text = argv[++i];
+        } else if (!strcmp(a, "--db") && i + 1 < argc) {
+            db = argv[++i];
+        } else if (!strcmp(a, "--m") && i + 1 < argc) {
+            m_hint = atoll(argv[++i]);
+            if (m_hint < 1 || m_hint > 65536) {
+                fprintf(stderr, "error: --m takes 1 to 65536\n");
+                goto usage;
+            }
         } else if (!strcmp(a, "--spec") && i + 1 < argc) {
             if (add_spec(&specs, argv[i + 1], strlen(argv[i + 1])))
                 goto done;
@@ -186,14 +196,14 @@ int qkc_cmd_compile(int argc, char **argv)
         fprintf(stderr, "error: --emit %s writes a file: give -o FILE\n", emit);
         goto usage;
     }
-    {
-        qkc_context_options co = {.struct_size = sizeof co};
-        if (aot && isatty(2))
-            co.progress = show_progress;
-        if (qkc_context_create(&co, &ctx) != QKC_OK) {
-            fprintf(stderr, "error: out of memory\n");
-            goto done;
-        }
+    memset(&co, 0, sizeof co);
+    co.struct_size = sizeof co;
+    co.tune_db = db;
+    if (aot && isatty(2))
+        co.progress = show_progress;
+    if (qkc_context_create(&co, &ctx) != QKC_OK) {
+        fprintf(stderr, "error: out of memory\n");
+        goto done;
     }
     memset(&sched, 0, sizeof sched);
     if (sched_text && qkc_schedule_parse(ctx, sched_text, &sched) != QKC_OK) {
@@ -221,7 +231,7 @@ int qkc_cmd_compile(int argc, char **argv)
         }
         rc = 0;
     } else {
-        qkc_compile_options opt = {sizeof opt, ntargets ? targets[0] : NULL, sched_text ? &sched : NULL};
+        qkc_compile_options opt = {sizeof opt, ntargets ? targets[0] : NULL, sched_text ? &sched : NULL, m_hint};
         if (qkc_kernel_emit(ctx, parsed[0], &opt, emit, NULL, 0, &need) != QKC_ERR_BUFFER_TOO_SMALL ||
             !(buf = malloc(need + 1)) || qkc_kernel_emit(ctx, parsed[0], &opt, emit, buf, need + 1, NULL) != QKC_OK) {
             fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));

@@ -33,5 +33,6 @@ int qkc_plot_roofline(const char *path, const char *title, const qkc_plot_point 
 int qkc_cmd_compile(int argc, char **argv);
 int qkc_cmd_targets(int argc, char **argv);
 int qkc_cmd_cache(int argc, char **argv);
+int qkc_cmd_tune(int argc, char **argv);
 
 #endif

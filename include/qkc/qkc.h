@@ -121,6 +121,12 @@ typedef struct qkc_context_options {
      * thread. NULL: none. */
     void (*progress)(const qkc_progress *progress, void *user);
     void *progress_user;
+    /* A tuning database file (docs/tuning.md) that qkc_kernel_compile
+     * consults when the caller gives no schedule. NULL: $QKC_TUNE_DB, else
+     * none. Read once, at the first compile; a missing or unreadable file
+     * is reported through `warn` and compiles fall back to the heuristic.
+     * The string is copied. */
+    const char *tune_db;
 } qkc_context_options;
 
 
@@ -248,7 +254,11 @@ size_t qkc_schedule_print(const qkc_schedule *schedule, char *buf, size_t size);
 typedef struct qkc_compile_options {
     size_t struct_size;            /* sizeof(qkc_compile_options) */
     const char *target;            /* NULL: QKC_TARGET, else the host; or "x86_64-avx2", ... */
-    const qkc_schedule *schedule;  /* NULL: heuristic */
+    const qkc_schedule *schedule;  /* NULL: the tuning database's entry, else the heuristic */
+    /* The M the kernel will mostly run with (0: 1). It picks the tuning
+     * database's M bucket (1, 2-8, 9-64, 65+) when `schedule` is NULL; the
+     * kernel still runs for any M. */
+    int64_t m_hint;
 } qkc_compile_options;
 
 typedef struct qkc_kernel qkc_kernel;
@@ -262,7 +272,8 @@ typedef struct qkc_kernel qkc_kernel;
 qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
                               qkc_kernel **out);
 
-/* Release a kernel handle. NULL is fine. */
+/* Release a kernel handle. NULL is fine. For a tiered kernel this stops
+ * its background tuning (at the next measurement) and waits for it. */
 void qkc_kernel_destroy(qkc_kernel *kernel);
 
 /* Bytes of the packed weights this kernel reads. */
@@ -518,6 +529,131 @@ qkc_status qkc_file_weights(qkc_context *ctx, const qkc_file *file, int64_t inde
  * Part of libqkc (needs the compiler). */
 qkc_status qkc_file_run(qkc_context *ctx, const qkc_file *file, int64_t index, const char *spec,
                         const qkc_matmul_args *args, const qkc_compile_options *compile, const qkc_run_options *run);
+
+/* ---------------------------------------------------------------- tuning */
+
+/* Autotuning (docs/tuning.md): search the schedules of a spec for the
+ * fastest on this machine, per M, and keep the results in a tuning
+ * database that qkc_kernel_compile consults. */
+
+/* Progress lines of a tuning run ("m=8 rung 1: 12 candidates ..."), on
+ * the tuning thread. */
+typedef void (*qkc_tune_progress_fn)(const char *line, void *user);
+
+typedef struct qkc_tune_options {
+    size_t struct_size;          /* sizeof(qkc_tune_options) */
+    const char *target;          /* NULL: QKC_TARGET, else the host */
+    const int64_t *m_list;       /* the Ms to tune for (at most QKC_TUNE_MAX_M); NULL: {1} */
+    int m_count;
+    int max_trials;              /* candidates measured per M (0: no limit) */
+    double max_seconds;          /* seconds per M, compiles included (0: no limit; both 0: 200 trials) */
+    int cold;                    /* 1: time with weights streamed from memory (copies >= 1 GiB) */
+    int threads;                 /* threads per timed call (0: 1) */
+    int exhaustive;              /* 1: measure every point of the space, ignore the budget */
+    const char *db_path;         /* non-NULL: merge the results into this file (created if absent) */
+    qkc_tune_progress_fn progress;
+    void *progress_user;
+} qkc_tune_options;
+
+enum { QKC_TUNE_MAX_M = 16 };
+
+typedef struct qkc_tune_m_result {
+    int64_t m;
+    qkc_schedule best;           /* complete; equal to heuristic when nothing beat it */
+    qkc_schedule heuristic;      /* the default heuristic's schedule */
+    double best_us, default_us;  /* medians, measured alternately at the end */
+    int trials;                  /* candidates measured */
+    int rejected;                /* candidates that failed to compile or to match the reference */
+    double seconds;              /* time spent on this M */
+} qkc_tune_m_result;
+
+typedef struct qkc_tune_result {
+    int count;
+    qkc_tune_m_result m[QKC_TUNE_MAX_M];
+    char target[32];             /* target tuned for */
+    char features[256];          /* its CPU features */
+} qkc_tune_result;
+
+/* Tune `spec` for every M of options->m_list. Every candidate is checked
+ * against the reference matmul before it is timed; the best is kept only
+ * if its median beats the heuristic's, measured alternately. With db_path,
+ * the file is loaded (if it exists), the results merged in and the file
+ * rewritten atomically. `out` may be NULL. Errors: those of
+ * qkc_kernel_compile, QKC_ERR_IO / QKC_ERR_CORRUPT_DATA for the database.
+ * Thread-safe (it compiles and runs on the given context). */
+qkc_status qkc_tune(qkc_context *ctx, const qkc_spec *spec, const qkc_tune_options *options, qkc_tune_result *out);
+
+/* Tiered compilation: compile a kernel at once (the database's schedule or
+ * the heuristic, like qkc_kernel_compile) and keep tuning it on a
+ * background thread for M = compile options' m_hint (or 1) under
+ * tune_options' budget (NULL: 50 trials; its m_list and db_path are
+ * ignored). When a faster schedule is found the handle switches to it
+ * atomically: each qkc_kernel_run uses one complete kernel for the whole
+ * call. Packed weights stay valid (the packed layout does not depend on
+ * the schedule). qkc_kernel_destroy stops the tuning. */
+qkc_status qkc_kernel_compile_tiered(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
+                                     const qkc_tune_options *tune_options, qkc_kernel **out);
+
+/* Wait until a tiered kernel's background tuning has finished (at once for
+ * other kernels). *switched (may be NULL) receives 1 when the handle now
+ * runs a tuned schedule. Returns the tuning's status. */
+qkc_status qkc_kernel_tier_wait(qkc_kernel *kernel, int *switched);
+
+/* Switch a JIT kernel handle to another schedule of the same spec and
+ * target (compiled now; partial schedules are completed by the
+ * heuristic), atomically as for tiered kernels. Calls running meanwhile
+ * finish on the code they started with. Thread-safe. Errors: those of
+ * qkc_kernel_compile; QKC_ERR_UNSUPPORTED for AOT kernels. */
+qkc_status qkc_kernel_set_schedule(qkc_context *ctx, qkc_kernel *kernel, const qkc_schedule *schedule);
+
+/* The tuning database: entries (canonical spec, M bucket, target,
+ * features, qkc version, schedule, median µs, default µs, date), one line
+ * each in a text file (docs/tuning.md). At most one entry per (spec,
+ * bucket, features, version): adding or merging keeps the faster. */
+typedef struct qkc_tune_db qkc_tune_db;
+
+typedef struct qkc_tune_entry {
+    const char *spec;            /* canonical spec text */
+    const char *m_bucket;        /* "1", "2-8", "9-64" or "65+" */
+    const char *target;          /* target name tuned for */
+    const char *features;        /* its CPU features ("avx2 fma ...") */
+    const char *version;         /* qkc version ("0.1.0") */
+    qkc_schedule schedule;
+    double us, default_us;
+    const char *date;            /* "YYYY-MM-DD" */
+} qkc_tune_entry;
+
+qkc_status qkc_tune_db_create(qkc_context *ctx, qkc_tune_db **out);
+void qkc_tune_db_destroy(qkc_tune_db *db);
+
+/* Add the entries of a file. Errors: QKC_ERR_IO (cannot read),
+ * QKC_ERR_CORRUPT_DATA ("FILE:LINE: what is wrong"; nothing is added). */
+qkc_status qkc_tune_db_load(qkc_tune_db *db, const char *path);
+
+/* Write every entry (sorted) to a file atomically. */
+qkc_status qkc_tune_db_save(const qkc_tune_db *db, const char *path);
+
+/* Add one entry (strings copied); version NULL means this qkc, date NULL
+ * today. Keeps the faster of two entries with the same key. */
+qkc_status qkc_tune_db_add(qkc_tune_db *db, const qkc_tune_entry *entry);
+
+/* Add every entry of src to db. */
+qkc_status qkc_tune_db_merge(qkc_tune_db *db, const qkc_tune_db *src);
+
+int qkc_tune_db_count(const qkc_tune_db *db);
+/* Entry by index; strings valid until the database changes. */
+qkc_status qkc_tune_db_get(const qkc_tune_db *db, int index, qkc_tune_entry *out);
+
+/* The M bucket of an M: "1", "2-8", "9-64", "65+". */
+const char *qkc_tune_m_bucket(int64_t m);
+
+/* The schedule for spec, M bucket of m and target (NULL: host) from
+ * entries of this qkc version and the target's exact features. Entries
+ * for the same spec and bucket but another version or features are
+ * ignored, with a note through the context's warning hook (once per
+ * entry). Returns QKC_OK with *found 0 when there is none. */
+qkc_status qkc_tune_db_lookup(qkc_tune_db *db, const qkc_spec *spec, int64_t m, const char *target,
+                              qkc_schedule *out, int *found);
 
 #ifdef __cplusplus
 }

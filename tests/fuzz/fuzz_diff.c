@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!spec)
         return 0;
     {
-        qkc_compile_options opt = {sizeof opt, target, NULL};
+        qkc_compile_options opt = {.struct_size = sizeof opt, .target = target, .schedule = NULL};
         if (qkc_kernel_compile(ctx, spec, &opt, &kern) != QKC_OK) {
             fprintf(stderr, "fuzz_diff: %s for %s: compile failed: %s\n", text, target, qkc_context_last_error(ctx));
             abort();

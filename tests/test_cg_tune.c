@@ -1,0 +1,290 @@
+/*
+ * Tuning with the compiler: a small search under a trial budget, the JIT
+ * taking a tuning database's schedule (per M bucket), and kernels whose
+ * code is switched while two threads run them without pause, every result
+ * checked against the reference.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "qkc/qkc.h"
+#include "util/testutil.h"
+
+static qkc_context *make_ctx(const char *db)
+{
+    qkc_context *ctx;
+    qkc_context_options co = {.struct_size = sizeof co, .threads = 1, .tune_db = db};
+    assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);
+    return ctx;
+}
+
+static void test_small_search(void **state)
+{
+    (void)state;
+    qkc_context *ctx = make_ctx(NULL);
+    qkc_spec *spec;
+    int64_t ms[2] = {1, 5};
+    qkc_tune_options o = {.struct_size = sizeof o, .m_list = ms, .m_count = 2, .max_trials = 6, .db_path = "cg-tune.db"};
+    qkc_tune_result r;
+    qkc_tune_db *db;
+    char err[512];
+    remove("cg-tune.db");
+    assert_int_equal(qkc_spec_parse(ctx, "matmul n=64 k=256 w=q4_0", &spec), QKC_OK);
+    assert_int_equal(qkc_tune(ctx, spec, &o, &r), QKC_OK);
+    assert_int_equal(r.count, 2);
+    for (int i = 0; i < 2; i++) {
+        qkc_kernel *k;
+        qkc_compile_options co = {sizeof co, NULL, &r.m[i].best, 0};
+        assert_int_equal(r.m[i].m, ms[i]);
+        assert_true(r.m[i].trials >= 1 && r.m[i].trials <= 6);
+        assert_true(r.m[i].best.tile_m >= 1 && r.m[i].best.tile_n >= 1 && r.m[i].best.n_block >= 1);
+        assert_true(r.m[i].best_us > 0 && r.m[i].best_us <= r.m[i].default_us);
+        /* the winner computes what the reference does */
+        assert_int_equal(qkc_kernel_compile(ctx, spec, &co, &k), QKC_OK);
+        if (qkc_test_kernel_vs_reference(ctx, spec, k, "cg_tune_small", ms[i] + 6, err, sizeof err))
+            fail_msg("%s", err);
+        qkc_kernel_destroy(k);
+    }
+    /* the results went into the database file */
+    assert_int_equal(qkc_tune_db_create(ctx, &db), QKC_OK);
+    assert_int_equal(qkc_tune_db_load(db, "cg-tune.db"), QKC_OK);
+    assert_int_equal(qkc_tune_db_count(db), 2);
+    qkc_tune_db_destroy(db);
+    /* bad options fail with a status */
+    o.m_count = QKC_TUNE_MAX_M + 1;
+    assert_int_equal(qkc_tune(ctx, spec, &o, NULL), QKC_ERR_INVALID_ARGUMENT);
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+}
+
+static void test_jit_takes_db_schedule(void **state)
+{
+    (void)state;
+    const char *text = "matmul n=64 k=256 w=q8_0";
+    qkc_context *ctx = make_ctx(NULL), *tuned;
+    qkc_spec *spec;
+    qkc_kernel *k;
+    qkc_kernel_info ki;
+    qkc_tune_db *db;
+    qkc_tune_entry e;
+    char heuristic[96], err[512];
+    assert_int_equal(qkc_spec_parse(ctx, text, &spec), QKC_OK);
+    assert_int_equal(qkc_kernel_compile(ctx, spec, NULL, &k), QKC_OK);
+    assert_int_equal(qkc_kernel_query(k, &ki), QKC_OK);
+    snprintf(heuristic, sizeof heuristic, "%s", ki.schedule);
+    /* an entry for M bucket 1, this machine, this version */
+    memset(&e, 0, sizeof e);
+    e.spec = text;
+    e.m_bucket = "1";
+    e.target = ki.target;
+    e.features = ki.features;
+    e.schedule = (qkc_schedule){1, 3, 2, 256, 2, 32};
+    e.us = 1;
+    e.default_us = 2;
+    assert_int_equal(qkc_tune_db_create(ctx, &db), QKC_OK);
+    assert_int_equal(qkc_tune_db_add(db, &e), QKC_OK);
+    assert_int_equal(qkc_tune_db_save(db, "cg-jit.db"), QKC_OK);
+    qkc_tune_db_destroy(db);
+    qkc_kernel_destroy(k);
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+
+    tuned = make_ctx("cg-jit.db");
+    assert_int_equal(qkc_spec_parse(tuned, text, &spec), QKC_OK);
+    assert_int_equal(qkc_kernel_compile(tuned, spec, NULL, &k), QKC_OK);
+    assert_int_equal(qkc_kernel_query(k, &ki), QKC_OK);
+    assert_string_equal(ki.schedule, "tm=1 tn=3 ku=2 vec=256 pf=2 nb=32");
+    if (qkc_test_kernel_vs_reference(tuned, spec, k, "cg_tune_db", 3, err, sizeof err))
+        fail_msg("%s", err);
+    qkc_kernel_destroy(k);
+    {
+        /* no entry for the bucket of M=8: the heuristic */
+        qkc_compile_options co = {sizeof co, NULL, NULL, 8};
+        assert_int_equal(qkc_kernel_compile(tuned, spec, &co, &k), QKC_OK);
+        assert_int_equal(qkc_kernel_query(k, &ki), QKC_OK);
+        assert_string_equal(ki.schedule, heuristic);
+        qkc_kernel_destroy(k);
+    }
+    {
+        /* an explicit schedule wins over the database */
+        qkc_schedule s = {1, 2, 1, 256, 0, 16};
+        qkc_compile_options co = {sizeof co, NULL, &s, 0};
+        assert_int_equal(qkc_kernel_compile(tuned, spec, &co, &k), QKC_OK);
+        assert_int_equal(qkc_kernel_query(k, &ki), QKC_OK);
+        assert_string_equal(ki.schedule, "tm=1 tn=2 ku=1 vec=256 pf=0 nb=16");
+        qkc_kernel_destroy(k);
+    }
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(tuned);
+}
+
+/* ------------------------------------------------------ switch under load */
+
+enum { M = 5 };
+
+typedef struct runner {
+    qkc_context *ctx;
+    const qkc_kernel *k;
+    const void *packed;
+    size_t packed_bytes;
+    const float *a, *ref;
+    int64_t n, kdim;
+    atomic_int *stop;
+    long runs, failures;
+    double worst;
+} runner;
+
+static void *run_loop(void *arg)
+{
+    runner *r = arg;
+    float *c = malloc((size_t)(M * r->n) * sizeof *c);
+    qkc_run_options ro = {sizeof ro, 1};
+    if (!c)
+        return NULL;
+    while (!atomic_load(r->stop) || r->runs < 20) {
+        qkc_matmul_args args = {r->a, r->kdim, r->packed, r->packed_bytes, NULL, c, r->n, M};
+        double err = 0, ref = 0;
+        memset(c, 0xff, (size_t)(M * r->n) * sizeof *c); /* NaN: a skipped output shows */
+        if (qkc_kernel_run(r->ctx, r->k, &args, &ro) != QKC_OK) {
+            r->failures++;
+            continue;
+        }
+        for (int64_t i = 0; i < M * r->n; i++) {
+            double d = (double)c[i] - r->ref[i];
+            err += d * d;
+            ref += (double)r->ref[i] * r->ref[i];
+        }
+        if (!(err <= 1e-9 * ref))
+            r->failures++;
+        if (ref > 0 && err / ref > r->worst)
+            r->worst = err / ref;
+        r->runs++;
+    }
+    free(c);
+    return NULL;
+}
+
+static void test_tiered_switch_under_load(void **state)
+{
+    (void)state;
+    const char *text = "matmul n=96 k=512 w=q4_0";
+    qkc_context *ctx = make_ctx(NULL);
+    qkc_spec *spec;
+    qkc_kernel *k;
+    qkc_spec_info info;
+    qkc_tune_options to = {.struct_size = sizeof to, .max_trials = 4};
+    qkc_compile_options co = {sizeof co, NULL, NULL, M};
+    qkc_schedule sched[4] = {{1, 2, 1, 256, 0, 16}, {4, 4, 2, 512, 4, 32}, {2, 6, 4, 512, 8, 64}, {5, 3, 1, 256, 2, 96}};
+    float *w, *a, *ref;
+    void *blob, *packed;
+    size_t wbytes, pbytes;
+    atomic_int stop;
+    pthread_t th[2];
+    runner rn[2];
+    qkc_rng rng = qkc_rng_from_name("cg_tune_tiered");
+    int switched = -1;
+    char want[96];
+    qkc_kernel_info ki;
+
+    assert_int_equal(qkc_spec_parse(ctx, text, &spec), QKC_OK);
+    assert_int_equal(qkc_spec_query(spec, &info), QKC_OK);
+    assert_int_equal(qkc_kernel_compile_tiered(ctx, spec, &co, &to, &k), QKC_OK);
+    /* weights, packed once for every schedule */
+    assert_int_equal(qkc_weights_bytes(ctx, spec, &wbytes), QKC_OK);
+    w = malloc((size_t)(info.n * info.k) * sizeof *w);
+    a = malloc((size_t)(M * info.k) * sizeof *a);
+    ref = malloc((size_t)(M * info.n) * sizeof *ref);
+    blob = malloc(wbytes);
+    assert_true(w && a && ref && blob);
+    for (int64_t i = 0; i < info.n * info.k; i++)
+        w[i] = qkc_rng_normal(&rng);
+    for (int64_t i = 0; i < M * info.k; i++)
+        a[i] = qkc_rng_normal(&rng);
+    assert_int_equal(qkc_quantize(ctx, spec, w, info.k, blob, wbytes), QKC_OK);
+    {
+        qkc_matmul_args ar = {a, info.k, blob, wbytes, NULL, ref, info.n, M};
+        assert_int_equal(qkc_reference_matmul(ctx, spec, &ar), QKC_OK);
+    }
+    assert_int_equal(qkc_kernel_packed_bytes(k, &pbytes), QKC_OK);
+    packed = malloc(pbytes);
+    assert_non_null(packed);
+    assert_int_equal(qkc_weights_pack(ctx, k, blob, wbytes, packed, pbytes), QKC_OK);
+
+    atomic_init(&stop, 0);
+    for (int i = 0; i < 2; i++) {
+        rn[i] = (runner){ctx, k, packed, pbytes, a, ref, info.n, info.k, &stop, 0, 0, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, run_loop, &rn[i]), 0);
+    }
+    /* the background tuning may switch the code meanwhile; these switches
+     * happen for certain, between the runners' calls */
+    for (int round = 0; round < 12; round++) {
+        struct timespec ts = {0, 2000000};
+        assert_int_equal(qkc_kernel_set_schedule(ctx, k, &sched[round % 4]), QKC_OK);
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(qkc_kernel_tier_wait(k, &switched), QKC_OK);
+    assert_true(switched == 0 || switched == 1);
+    assert_int_equal(qkc_kernel_set_schedule(ctx, k, &sched[1]), QKC_OK);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        if (rn[i].failures)
+            fail_msg("runner %d: %ld of %ld results wrong (worst nmse %.3e)", i, rn[i].failures, rn[i].runs,
+                     rn[i].worst);
+        assert_true(rn[i].runs >= 20);
+    }
+    assert_int_equal(qkc_kernel_query(k, &ki), QKC_OK);
+    qkc_schedule_print(&sched[1], want, sizeof want);
+    assert_string_equal(ki.schedule, want);
+    /* a schedule the target rejects leaves the kernel as it was */
+    {
+        qkc_schedule bad = {9, 9, 1, 256, 0, 16};
+        assert_int_equal(qkc_kernel_set_schedule(ctx, k, &bad), QKC_ERR_INVALID_ARGUMENT);
+        assert_int_equal(qkc_kernel_query(k, &ki), QKC_OK);
+        assert_string_equal(ki.schedule, want);
+    }
+    qkc_kernel_destroy(k);
+    free(w), free(a), free(ref), free(blob), free(packed);
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+}
+
+static void test_tiered_destroy_stops_tuning(void **state)
+{
+    (void)state;
+    qkc_context *ctx = make_ctx(NULL);
+    qkc_spec *spec;
+    qkc_kernel *k;
+    qkc_tune_options to = {.struct_size = sizeof to, .max_seconds = 60};
+    struct timespec t0, t1;
+    assert_int_equal(qkc_spec_parse(ctx, "matmul n=64 k=256 w=q8_0", &spec), QKC_OK);
+    assert_int_equal(qkc_kernel_compile_tiered(ctx, spec, NULL, &to, &k), QKC_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    qkc_kernel_destroy(k); /* cancels a 60 s search */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true((double)(t1.tv_sec - t0.tv_sec) < 20);
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_small_search),
+        cmocka_unit_test(test_jit_takes_db_schedule),
+        cmocka_unit_test(test_tiered_switch_under_load),
+        cmocka_unit_test(test_tiered_destroy_stops_tuning),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
