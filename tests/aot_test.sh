@@ -19,8 +19,9 @@ src=$2
 cmake=${3:-cmake}
 cc=${4:-cc}
 generator=${5:-}
-cflags=${6:-}
-ldflags=${7:-}
+# a QKC_SANITIZE build's tests get its -fsanitize flags here
+cflags="${6:-} ${QKC_INSTALL_TEST_FLAGS:-}"
+ldflags="${7:-} ${QKC_INSTALL_TEST_FLAGS:-}"
 
 work="$build/tests/aot_test"
 prefix="$work/prefix"

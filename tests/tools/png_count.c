@@ -97,5 +97,8 @@ int main(int argc, char **argv)
         }
     }
     printf("%lu\n", count);
+    free(raw);
+    free(idat);
+    free(file);
     return 0;
 }
