@@ -23,22 +23,9 @@ generator=${5:-}
 cflags="${6:-} ${QKC_INSTALL_TEST_FLAGS:-}"
 ldflags="${7:-} ${QKC_INSTALL_TEST_FLAGS:-}"
 
+name=aot_test
 work="$build/tests/aot_test"
-prefix="$work/prefix"
-rm -rf "$work"
-mkdir -p "$work"
-
-step() { echo "== $*"; }
-fail() {
-    echo "aot_test: FAILED: $*" >&2
-    exit 1
-}
-
-step "install into $prefix"
-"$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1 || {
-    cat "$work/install.log" >&2
-    fail "cmake --install"
-}
+. "$(dirname "$0")/install_prefix.sh"
 
 targets="x86_64-avx512-vnni;x86_64-avx2"
 step "build samples/aot for $targets"

@@ -18,22 +18,9 @@ cmake=${3:-cmake}
 cc=${4:-cc}
 generator=${5:-}
 
+name=install_test
 work="$build/tests/install_test"
-prefix="$work/prefix"
-rm -rf "$work"
-mkdir -p "$work"
-
-step() { echo "== $*"; }
-fail() {
-    echo "install_test: FAILED: $*" >&2
-    exit 1
-}
-
-step "install into $prefix"
-"$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1 || {
-    cat "$work/install.log" >&2
-    fail "cmake --install"
-}
+. "$(dirname "$0")/install_prefix.sh"
 
 # What a consumer gets: one header, two libraries, the tool, the package
 # files; and no internal header.
