@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ir/checked.h"
 #include "ir/format.h"
 #include "qkc/qkc.h"
 
@@ -118,22 +119,5 @@ int64_t qkc_file_lookup(const qkc_file *f, const char *name);
 
 /* Write the blob of an imported tensor into dst (dst_bytes >= blob_bytes). */
 qkc_status qkc_safetensors_import(qkc_context *ctx, const qkc_file *f, const qkc_file_entry *t, uint8_t *dst);
-
-/* a·b and a+b on uint64 with overflow detection: 1 when ok. */
-static inline int qkc_mul_u64(uint64_t a, uint64_t b, uint64_t *r)
-{
-    if (a != 0 && b > UINT64_MAX / a)
-        return 0;
-    *r = a * b;
-    return 1;
-}
-
-static inline int qkc_add_u64(uint64_t a, uint64_t b, uint64_t *r)
-{
-    if (b > UINT64_MAX - a)
-        return 0;
-    *r = a + b;
-    return 1;
-}
 
 #endif /* QKC_RUNTIME_FILE_H */
