@@ -18,6 +18,7 @@
 
 static const char *const key_names[QKC_KEY_COUNT] = {
     "m", "n", "k", "a", "w", "group", "scale", "zero", "outliers", "compute", "bias", "act", "out", "layout",
+    "rotate",
 };
 
 const char *qkc_key_name(qkc_key key)
@@ -128,7 +129,7 @@ static qkc_status collect(const char *text, raw_spec *raw, qkc_diag *diag)
         if (k == QKC_KEY_COUNT)
             return parse_fail(diag, QKC_ERR_PARSE, key.line, key.col,
                               "unknown key '%.*s'; expected one of m n k a w group scale zero outliers "
-                              "compute bias act out layout",
+                              "compute bias act out layout rotate",
                               (int)(key.len > 40 ? 40 : key.len), key.s);
         if (raw->value[k].s)
             return parse_fail(diag, QKC_ERR_PARSE, key.line, key.col, "key '%s' given twice (first at %d:%d)",
@@ -343,6 +344,34 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
         if ((st = parse_enum(v, "act", act_names, 4, &a, "none, relu, gelu or silu", diag)))
             return st;
         mm->act = (qkc_act)a;
+    }
+    if ((v = &raw->value[QKC_KEY_ROTATE])->s) {
+        if (tok_is(v, "none")) {
+            mm->rotate = 0;
+        } else if (v->len > 9 && !memcmp(v->s, "hadamard:", 9)) {
+            char num[16];
+            char *end;
+            long b;
+            size_t nl = v->len - 9;
+            if (nl >= sizeof num)
+                nl = sizeof num - 1;
+            memcpy(num, v->s + 9, nl);
+            num[nl] = '\0';
+            errno = 0;
+            b = strtol(num, &end, 10);
+            if (*end || errno || end == num || b < 0 || b > QKC_MAX_ROTATE_BLOCK || v->len - 9 >= sizeof num)
+                return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col,
+                                  "rotate=%.*s: expected hadamard:B with B a power of two up to %d", (int)v->len, v->s,
+                                  QKC_MAX_ROTATE_BLOCK);
+            mm->rotate = (int32_t)b;
+            if (b < 2)
+                return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col,
+                                  "rotate=hadamard:%ld: the block is a power of two from 2 to %d", b,
+                                  QKC_MAX_ROTATE_BLOCK);
+        } else {
+            return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "rotate=%.*s: expected none or hadamard:B",
+                              (int)(v->len > 40 ? 40 : v->len), v->s);
+        }
     }
 
     /* The weight format: the w= word first, then the keys refining it. */

@@ -90,6 +90,8 @@ size_t qkc_matmul_print(const qkc_matmul *mm, char *buf, size_t size)
             put_double(&o, f->outlier_fraction);
         }
     }
+    if (mm->rotate)
+        put(&o, " rotate=hadamard:%d", (int)mm->rotate);
     if (mm->compute != QKC_COMPUTE_F32)
         put(&o, " compute=%s", qkc_compute_keyword(mm->compute));
     if (mm->bias == QKC_BIAS_F32)

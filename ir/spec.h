@@ -21,6 +21,14 @@
  *           d·q in place of x. Weights enter exactly.
  *   Accumulation: the reference sums in double; kernels in f32 (or int32
  *   for int8 dot products); the tolerance table bounds the difference.
+ * - Rotation (rotate=hadamard:B, QuaRot/HIGGS style): each row of A is
+ *   multiplied, before any compute-type rounding or int8 quantization, by
+ *   R = blockdiag(H_B) / sqrt(B) along K, where H_B is the Sylvester
+ *   Hadamard matrix of order B (a power of two dividing K). The weights are
+ *   stored already rotated (W·R), so (A·R)·(W·R)ᵀ = A·Wᵀ. R is applied in
+ *   f32 exactly as qkc_ref_hadamard_row does (butterflies x+y, x−y for
+ *   h = 1, 2, 4, …, then one multiplication by 1/sqrt(B) rounded to f32);
+ *   kernels and the reference use that same function.
  * - Epilogue, in this order: + bias[n] (f32), then act, then conversion to
  *   the output dtype (RNE): relu(x) = max(x, 0); gelu(x) = x·Φ(x) with the
  *   exact erf; silu(x) = x / (1 + e^−x).
@@ -61,13 +69,17 @@ typedef struct qkc_matmul {
     qkc_bias bias;
     qkc_act act;
     qkc_dtype out_dtype;
+    int32_t rotate; /* 0: none; else the Hadamard block B along K */
 } qkc_matmul;
+
+/* Largest Hadamard block of rotate=hadamard:B. */
+#define QKC_MAX_ROTATE_BLOCK 65536
 
 /* The keys of the text form, in canonical order. */
 typedef enum qkc_key {
     QKC_KEY_M, QKC_KEY_N, QKC_KEY_K, QKC_KEY_A, QKC_KEY_W, QKC_KEY_GROUP, QKC_KEY_SCALE,
     QKC_KEY_ZERO, QKC_KEY_OUTLIERS, QKC_KEY_COMPUTE, QKC_KEY_BIAS, QKC_KEY_ACT, QKC_KEY_OUT,
-    QKC_KEY_LAYOUT, QKC_KEY_COUNT
+    QKC_KEY_LAYOUT, QKC_KEY_ROTATE, QKC_KEY_COUNT
 } qkc_key;
 
 const char *qkc_key_name(qkc_key key);

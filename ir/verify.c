@@ -243,6 +243,15 @@ qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_
         FAIL(QKC_KEY_BIAS, QKC_ERR_INVALID_SPEC, "bias: expected none or f32");
     if ((unsigned)mm->act > QKC_ACT_SILU)
         FAIL(QKC_KEY_ACT, QKC_ERR_INVALID_SPEC, "act: expected none, relu, gelu or silu");
+    if (mm->rotate) {
+        if (mm->rotate < 2 || mm->rotate > QKC_MAX_ROTATE_BLOCK || (mm->rotate & (mm->rotate - 1)))
+            FAIL(QKC_KEY_ROTATE, QKC_ERR_INVALID_SPEC, "rotate=hadamard:%d: the block is a power of two from 2 to %d",
+                 (int)mm->rotate, QKC_MAX_ROTATE_BLOCK);
+        if (mm->k % mm->rotate)
+            FAIL(QKC_KEY_ROTATE, QKC_ERR_INVALID_SPEC,
+                 "rotate=hadamard:%d: the block must divide k=%lld (the rotation is block-diagonal along k)",
+                 (int)mm->rotate, (long long)mm->k);
+    }
     wd = qkc_dtype_get(mm->w.dtype);
     if (!wd)
         FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w= is required (a dtype such as int4 or a preset such as q4_0)");
@@ -281,5 +290,5 @@ int qkc_matmul_equal(const qkc_matmul *a, const qkc_matmul *b)
 {
     return a->m == b->m && a->n == b->n && a->k == b->k && a->a_dtype == b->a_dtype &&
            qkc_format_equal(&a->w, &b->w) && a->compute == b->compute && a->bias == b->bias &&
-           a->act == b->act && a->out_dtype == b->out_dtype;
+           a->act == b->act && a->out_dtype == b->out_dtype && a->rotate == b->rotate;
 }

@@ -243,3 +243,19 @@ qkc_status qkc_schedule_parse(qkc_context *ctx, const char *text, qkc_schedule *
     *out = s;
     return QKC_OK;
 }
+
+qkc_status qkc_rotate_rows(qkc_context *ctx, const qkc_spec *spec, float *rows, int64_t count, int64_t ld)
+{
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!spec || (!rows && count))
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_rotate_rows: NULL argument");
+    if (!spec->mm.rotate)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_rotate_rows: the spec has no rotate=");
+    if (count < 0 || ld < spec->mm.k)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_rotate_rows: count=%lld, ld=%lld (ld must be >= k=%lld)",
+                        (long long)count, (long long)ld, (long long)spec->mm.k);
+    for (int64_t r = 0; r < count; r++)
+        qkc_ref_hadamard_row(rows + r * ld, spec->mm.k, spec->mm.rotate);
+    return QKC_OK;
+}

@@ -193,13 +193,16 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
         for (int64_t r = 0; r < m; r++) {
             for (int64_t i = 0; i < k; i++)
                 row[i] = load_act(mm->a_dtype, args->a, r * args->lda + i);
+            if (mm->rotate)
+                qkc_ref_hadamard_row(row, k, mm->rotate);
             qkc_ref_int8_quantize_row(row, k, q8 + r * kpad, d8 + r * blocks);
         }
         job.args.a = q8;
         job.args.lda = kpad;
         job.args.a_scales = d8;
         job.args.a_scales_ld = blocks;
-    } else if (mm->a_dtype != QKC_DTYPE_F32 || mm->compute != QKC_COMPUTE_F32 || code->layout.permute_k) {
+    } else if (mm->a_dtype != QKC_DTYPE_F32 || mm->compute != QKC_COMPUTE_F32 || code->layout.permute_k ||
+               mm->rotate) {
         const int32_t *perm = code->layout.permute_k
                                   ? (const int32_t *)((const uint8_t *)args->weights + code->layout.perm_offset)
                                   : NULL;
@@ -215,6 +218,8 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
         for (int64_t r = 0; r < m; r++) {
             for (int64_t i = 0; i < k; i++)
                 row[i] = load_act(mm->a_dtype, args->a, r * args->lda + i);
+            if (mm->rotate)
+                qkc_ref_hadamard_row(row, k, mm->rotate);
             if (mm->compute == QKC_COMPUTE_INT8) {
                 qkc_ref_int8_quantize_row(row, k, qrow, dblk);
                 for (int64_t i = 0; i < k; i++)

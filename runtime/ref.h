@@ -53,6 +53,11 @@ qkc_status qkc_ref_awq_dequantize(const qkc_ref_weights *rw, const uint8_t *blob
  * one f32 scale per block of QKC_INT8_BLOCK, d[ceil(k / 32)]. */
 void qkc_ref_int8_quantize_row(const float *x, int64_t k, int8_t *q, float *d);
 
+/* rotate=hadamard:B (ir/spec.h): multiply x[0..k) by blockdiag(H_B)/sqrt(B)
+ * in place, in f32, in exactly the order the semantics give. Kernels'
+ * pre-pass and the reference both call this. */
+void qkc_ref_hadamard_row(float *x, int64_t k, int block);
+
 /* Little-endian field access shared by the codecs. */
 static inline uint16_t qkc_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t qkc_rd32(const uint8_t *p)

@@ -56,6 +56,23 @@ void qkc_ref_int8_quantize_row(const float *x, int64_t k, int8_t *q, float *d)
     }
 }
 
+void qkc_ref_hadamard_row(float *x, int64_t k, int block)
+{
+    float scale = (float)(1.0 / sqrt((double)block));
+    for (int64_t b = 0; b + block <= k; b += block) {
+        float *v = x + b;
+        for (int h = 1; h < block; h *= 2)
+            for (int i = 0; i < block; i += 2 * h)
+                for (int j = i; j < i + h; j++) {
+                    float p = v[j], q = v[j + h];
+                    v[j] = p + q;
+                    v[j + h] = p - q;
+                }
+        for (int i = 0; i < block; i++)
+            v[i] *= scale;
+    }
+}
+
 static double activation(qkc_act act, double x)
 {
     switch (act) {
@@ -121,6 +138,8 @@ qkc_status qkc_reference_matmul(qkc_context *ctx, const qkc_spec *spec, const qk
     for (int64_t r = 0; r < m; r++) {
         for (int64_t i = 0; i < k; i++)
             arow[i] = load_elem(mm->a_dtype, args->a, r * args->lda + i);
+        if (mm->rotate)
+            qkc_ref_hadamard_row(arow, k, mm->rotate);
         if (mm->compute == QKC_COMPUTE_INT8) {
             qkc_ref_int8_quantize_row(arow, k, qrow, dblk);
             for (int64_t i = 0; i < k; i++)

@@ -208,6 +208,14 @@ qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, 
 qkc_status qkc_dequantize(qkc_context *ctx, const qkc_spec *spec, const void *src,
                           size_t src_bytes, float *w, int64_t ldw);
 
+/* Rotate `count` rows of K floats (row r at rows + r*ld, ld >= K) in place
+ * by the spec's rotation, R = blockdiag(H_B)/sqrt(B) for rotate=hadamard:B
+ * (docs/spec.md), exactly as kernels rotate activations. Quantizing W·R
+ * (qkc_rotate_rows on the weights, then qkc_quantize) gives the stored
+ * weights such a spec expects. Errors: QKC_ERR_INVALID_ARGUMENT (a spec
+ * without rotate=, NULL, ld < K). Thread-safe. */
+qkc_status qkc_rotate_rows(qkc_context *ctx, const qkc_spec *spec, float *rows, int64_t count, int64_t ld);
+
 /* Arguments of one matmul call. The same struct is used by the reference
  * and by compiled kernels. Element types follow the spec (a=..., out=...). */
 typedef struct qkc_matmul_args {
