@@ -24,7 +24,7 @@ qkc_status qkc_aot_table_object(const qkc_target *t, const char *symbol, const c
     LLVMContextRef c;
     LLVMModuleRef m;
     LLVMTargetMachineRef tm;
-    LLVMTypeRef ptr, i32, row_ty, lib_ty, fn_ty, fields[9];
+    LLVMTypeRef ptr, i32, row_ty, lib_ty, fn_ty, fields[10];
     LLVMValueRef *vals, rows_g, lib_g, lib_fields[6];
     qkc_status st;
 
@@ -53,15 +53,16 @@ qkc_status qkc_aot_table_object(const qkc_target *t, const char *symbol, const c
         fields[i] = ptr;
     fields[6] = i32;
     fields[7] = i32;
-    fields[8] = LLVMArrayType2(i32, 6);
-    row_ty = LLVMStructTypeInContext(c, fields, 9, 0);
+    fields[8] = i32;
+    fields[9] = LLVMArrayType2(i32, 6);
+    row_ty = LLVMStructTypeInContext(c, fields, 10, 0);
     {
         LLVMTypeRef arg = ptr;
         fn_ty = LLVMFunctionType(LLVMVoidTypeInContext(c), &arg, 1, 0);
     }
     for (int r = 0; r < count; r++) {
         const qkc_aot_row *row = &rows[r];
-        LLVMValueRef f[9], sched[6];
+        LLVMValueRef f[10], sched[6];
         LLVMValueRef fn = LLVMGetNamedFunction(m, row->symbol);
         if (!fn)
             fn = LLVMAddFunction(m, row->symbol, fn_ty);
@@ -75,8 +76,9 @@ qkc_status qkc_aot_table_object(const qkc_target *t, const char *symbol, const c
         f[7] = LLVMConstInt(i32, (unsigned long long)row->int8_dot, 0);
         for (int i = 0; i < 6; i++)
             sched[i] = LLVMConstInt(i32, (unsigned long long)(uint32_t)row->sched[i], 0);
-        f[8] = LLVMConstArray2(i32, sched, 6);
-        vals[r] = LLVMConstStructInContext(c, f, 9, 0);
+        f[8] = LLVMConstInt(i32, (unsigned long long)(uint32_t)row->arch, 0);
+        f[9] = LLVMConstArray2(i32, sched, 6);
+        vals[r] = LLVMConstStructInContext(c, f, 10, 0);
     }
     rows_g = LLVMAddGlobal(m, LLVMArrayType2(row_ty, (uint64_t)count), ".qkc.rows");
     LLVMSetInitializer(rows_g, LLVMConstArray2(row_ty, vals, (uint64_t)count));

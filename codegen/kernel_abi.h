@@ -42,7 +42,7 @@ typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
  * (codegen/aot_table.c); `abi` changes whenever they do.
  */
 #define QKC_AOT_MAGIC 0x41434B51u /* "QKCA" */
-#define QKC_AOT_ABI 1u
+#define QKC_AOT_ABI 2u /* 2: rows name their architecture */
 
 typedef struct qkc_aot_row {
     const char *spec;     /* canonical spec text */
@@ -51,8 +51,9 @@ typedef struct qkc_aot_row {
     const char *symbol;
     const char *schedule; /* schedule text */
     qkc_kernel_fn fn;
-    uint32_t feature_bits; /* QKC_FEAT_* the kernel needs */
+    uint32_t feature_bits; /* QKC_FEAT_* of `arch` the kernel needs */
     int32_t int8_dot;      /* A is passed as int8 codes + block scales */
+    int32_t arch;          /* QKC_ARCH_* the kernel runs on */
     int32_t sched[6];      /* tile_m tile_n k_unroll vector_bits prefetch n_block */
 } qkc_aot_row;
 

@@ -15,7 +15,7 @@
 #include "ir/diag.h"
 #include "targets/target.h"
 
-/* Initialise the LLVM targets qkc uses (thread-safe, idempotent), and
+/* Initialise the LLVM targets qkc uses, X86 and AArch64 (thread-safe, idempotent), and
  * install LLVM's fatal error handler: it prints the reason and what the
  * thread was compiling to stderr; LLVM then ends the process (it allows
  * no return to the caller). */

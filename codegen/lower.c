@@ -40,7 +40,8 @@ typedef struct cg {
     int factorized;
     LLVMTypeRef i1, i8, i16, i32, i64, f16, f32, f64, ptr, vf, vi32, vd;
     LLVMValueRef a, w, bias, c, lda, ldc, m, n_begin, n_end;
-    LLVMValueRef table_lo, table_hi; /* TABLE: 16 (or 2x8) float constants */
+    LLVMValueRef table_lo, table_hi; /* TABLE on x86: 16 (or 2x8) float constants */
+    LLVMValueRef table_bytes[4];     /* TABLE on aarch64: the 16 floats as 4 x 16 bytes (tbl4) */
     struct i8ctx *x8;                /* the int8 dot-product path, or NULL */
     int affine_table; /* 4-bit affine codes decode by table {i - zero_const} */
 } cg;
@@ -205,9 +206,20 @@ static LLVMValueRef chunk_codes(cg *g, LLVMValueRef chunk)
 }
 
 /* Table lookup of 16 floats by <V x i32> indices in 0..15: one vpermps on
- * 512-bit targets, two and a blend on 256-bit ones. */
+ * 512-bit targets, two and a blend on 256-bit ones. On aarch64 (V = 4) a
+ * byte lookup over the table's 64 bytes in four registers (tbl with four
+ * table registers): float i's bytes are 4i..4i+3, and idx·0x04040404 +
+ * 0x03020100 gives exactly those byte indices in each 32-bit lane. */
 static LLVMValueRef lookup16(cg *g, LLVMValueRef idx)
 {
+    if (g->t->arch == QKC_ARCH_AARCH64) {
+        LLVMTypeRef v16 = LLVMVectorType(g->i8, 16);
+        LLVMValueRef b = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, idx, vconst_i32(g, 0x04040404), ""),
+                                      vconst_i32(g, 0x03020100), "");
+        LLVMValueRef args[5] = {g->table_bytes[0], g->table_bytes[1], g->table_bytes[2], g->table_bytes[3],
+                                LLVMBuildBitCast(g->b, b, v16, "")};
+        return LLVMBuildBitCast(g->b, intrinsic(g, "llvm.aarch64.neon.tbl4", &v16, 1, args, 5), g->vf, "");
+    }
     if (g->V == 16) {
         LLVMValueRef args[2] = {g->table_lo, idx};
         return intrinsic(g, "llvm.x86.avx512.permvar.sf.512", NULL, 0, args, 2);
@@ -344,7 +356,7 @@ static LLVMValueRef a_load(cg *g, tile *T, int tmi, LLVMValueRef ci, int sub, in
 static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
 {
     const qkc_klayout *L = g->L;
-    LLVMValueRef a[8][4], asum[8] = {0};
+    LLVMValueRef a[8][8], asum[8] = {0}; /* up to 8 vectors per chunk (32 floats in NEON registers) */
     /* Factorising saves per-weight work for one activation row; with
      * several rows, dequantizing once per weight row and sharing it across
      * the rows costs fewer FMAs (2 instead of 4 per chunk and row). */
@@ -367,7 +379,7 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
         LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, i64c(g, (int64_t)L->row_bytes), ""),
                                         LLVMBuildMul(g->b, ci, i64c(g, L->chunk_bytes), ""), "");
         LLVMValueRef chunk = gep8(g, g->w, off);
-        LLVMValueRef s = NULL, mn = NULL, z = NULL, codes, val[4];
+        LLVMValueRef s = NULL, mn = NULL, z = NULL, codes, val[8];
         if (g->s->prefetch > 0) {
             LLVMValueRef pf = gep8(g, chunk, i64c(g, (int64_t)g->s->prefetch * L->chunk_bytes));
             LLVMValueRef args[4] = {pf, i32c(g, 0), i32c(g, 3), i32c(g, 1)};
@@ -626,8 +638,11 @@ static void n_tile_body(cg *g, void *ctx, LLVMValueRef n0)
  *   DIRECT  Σ q·u over unsigned codes u: vpdpbusd (VNNI), or vpmaddubsw +
  *           vpmaddwd on AVX2 when u ≤ 63 (no int16 saturation);
  *           then − cc·Σq with cc = zero_const + zero.
+ *           aarch64: sdot over u as s8 (4-bit codes), or over u − 128
+ *           (8-bit codes, cc − 128 corrects), or usdot over u (I8MM);
+ *           without DOTPROD, a widening multiply (smull) and pairwise adds.
  *   TABLE   VNNI: the code's integer table value + 128 as u8 (vpshufb),
- *           cc = 128.
+ *           cc = 128. aarch64: the table value itself as s8 (tbl), cc = 0.
  *   SIGNED  AVX2: vpmaddubsw(|q|, sign(v, q)) over signed weights v (an
  *           integer table, or 8-bit codes with zero_const 128), cc = 0. */
 enum { I8_NONE = 0, I8_DIRECT = 1, I8_TABLE = 2, I8_SIGNED = 3 };
@@ -642,11 +657,19 @@ static int int8_table_ok(const qkc_klayout *L)
 
 static int int8_mode(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t, int vector_bits)
 {
-    int vnni = (t->features & QKC_FEAT_AVX512_VNNI) && (t->features & QKC_FEAT_AVX512VL);
+    int vnni = t->arch == QKC_ARCH_X86_64 && (t->features & QKC_FEAT_AVX512_VNNI) && (t->features & QKC_FEAT_AVX512VL);
     const qkc_dtype_desc *dd = qkc_dtype_get(mm->w.dtype);
     (void)vector_bits;
     if (mm->compute != QKC_COMPUTE_INT8 || L->fallback || L->permute_k || L->chunk != 32 || !dd)
         return I8_NONE;
+    if (t->arch == QKC_ARCH_AARCH64) {
+        /* s8 x s8 products are exact in every form (sdot, usdot, smull) */
+        if (L->decode == QKC_KDEC_AFFINE && (L->code_bits == 4 || L->code_bits == 8))
+            return I8_DIRECT;
+        if (L->decode == QKC_KDEC_TABLE && int8_table_ok(L))
+            return I8_TABLE;
+        return I8_NONE;
+    }
     if (L->decode == QKC_KDEC_AFFINE && (L->code_bits == 4 || L->code_bits == 8)) {
         if (vnni || dd->bits <= 6)
             return I8_DIRECT;
@@ -668,9 +691,13 @@ int qkc_lower_uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qk
 
 struct i8ctx {
     int mode;
-    int P;      /* chunks per step: 1 (256-bit) or 2 (512-bit) */
+    int P;      /* chunks per step: 1 (256-bit, NEON) or 2 (512-bit) */
     int lanes;  /* i32/f32 lanes per step: 8P */
     int vnni;
+    int neon;    /* aarch64: the weights are s8 (u8 with usdot) and the dot is sdot / usdot / smull */
+    int dotprod; /* aarch64 FEAT_DotProd: sdot */
+    int usdot;   /* aarch64 FEAT_I8MM: usdot over unsigned 8-bit codes */
+    int off;     /* the dot's weight operand is the code minus off (aarch64 8-bit codes under sdot: 128) */
     int vbmi_unpack; /* 4-bit codes of two adjacent records via vpermb */
     LLVMTypeRef vbytes, vi32s, vfs; /* <32P x i8>, <8P x i32>, <8P x float> */
     LLVMValueRef a_scales, a_scales_ld;
@@ -693,9 +720,56 @@ static LLVMValueRef as_i32(cg *g, LLVMValueRef v, int nb)
 
 /* init + Σ over groups of 4 bytes of u8(x)·s8(y), as <8P x i32> (init may
  * be NULL for zero). VNNI accumulates into init for free. */
+/* aarch64: init + Σ over groups of 4 bytes of w·q, w signed (or unsigned
+ * when `unsigned_w`, usdot), as <8 x i32>: sdot/usdot on each 16-byte half,
+ * or without DOTPROD products widened to i16 (|w·q| ≤ 128·128 fits) and
+ * summed in pairs twice. */
+static LLVMValueRef dot_neon(cg *g, i8ctx *x, LLVMValueRef init, LLVMValueRef w, LLVMValueRef q, int unsigned_w)
+{
+    LLVMValueRef idx[32], r;
+    if (x->dotprod) {
+        LLVMTypeRef v16 = LLVMVectorType(g->i8, 16), v4 = LLVMVectorType(g->i32, 4);
+        LLVMValueRef half[2];
+        LLVMTypeRef ov[2] = {v4, v16};
+        for (int h = 0; h < 2; h++) {
+            LLVMValueRef wi[16], ai[4];
+            for (int i = 0; i < 16; i++)
+                wi[i] = i32c(g, 16 * h + i);
+            for (int i = 0; i < 4; i++)
+                ai[i] = i32c(g, 4 * h + i);
+            LLVMValueRef args[3] = {
+                init ? LLVMBuildShuffleVector(g->b, init, LLVMGetUndef(x->vi32s), LLVMConstVector(ai, 4), "")
+                     : LLVMConstNull(v4),
+                LLVMBuildShuffleVector(g->b, w, LLVMGetUndef(x->vbytes), LLVMConstVector(wi, 16), ""),
+                LLVMBuildShuffleVector(g->b, q, LLVMGetUndef(x->vbytes), LLVMConstVector(wi, 16), "")};
+            half[h] = intrinsic(g, unsigned_w ? "llvm.aarch64.neon.usdot" : "llvm.aarch64.neon.sdot", ov, 2, args, 3);
+        }
+        for (int i = 0; i < 8; i++)
+            idx[i] = i32c(g, i);
+        return LLVMBuildShuffleVector(g->b, half[0], half[1], LLVMConstVector(idx, 8), "");
+    }
+    {
+        LLVMTypeRef v32w = LLVMVectorType(g->i16, 32), v32d = LLVMVectorType(g->i32, 32);
+        LLVMValueRef p = LLVMBuildMul(g->b, LLVMBuildSExt(g->b, w, v32w, ""), LLVMBuildSExt(g->b, q, v32w, ""), "");
+        r = LLVMBuildSExt(g->b, p, v32d, "");
+        for (int len = 16; len >= 8; len /= 2) {
+            LLVMValueRef ev[16], od[16];
+            for (int i = 0; i < len; i++)
+                ev[i] = i32c(g, 2 * i), od[i] = i32c(g, 2 * i + 1);
+            LLVMValueRef u = LLVMGetUndef(LLVMTypeOf(r));
+            r = LLVMBuildAdd(g->b, LLVMBuildShuffleVector(g->b, r, u, LLVMConstVector(ev, (unsigned)len), ""),
+                             LLVMBuildShuffleVector(g->b, r, u, LLVMConstVector(od, (unsigned)len), ""), "");
+        }
+        (void)unsigned_w; /* never set without DOTPROD */
+        return init ? LLVMBuildAdd(g->b, init, r, "") : r;
+    }
+}
+
 static LLVMValueRef dot_u8s8_acc(cg *g, i8ctx *x, LLVMValueRef init, LLVMValueRef u, LLVMValueRef q)
 {
     int nb = 32 * x->P;
+    if (x->neon)
+        return dot_neon(g, x, init, u, q, x->usdot);
     if (x->vnni) {
         LLVMValueRef args[3] = {init ? init : LLVMConstNull(x->vi32s), as_i32(g, u, nb), as_i32(g, q, nb)};
         return intrinsic(g, x->P == 2 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256", NULL, 0,
@@ -713,8 +787,11 @@ static LLVMValueRef dot_u8s8_acc(cg *g, i8ctx *x, LLVMValueRef init, LLVMValueRe
     }
 }
 
+/* Σq and the like: u is a vector of small non-negative constants (valid as s8) */
 static LLVMValueRef dot_u8s8(cg *g, i8ctx *x, LLVMValueRef u, LLVMValueRef q)
 {
+    if (x->neon)
+        return dot_neon(g, x, NULL, u, q, 0);
     return dot_u8s8_acc(g, x, NULL, u, q);
 }
 
@@ -783,11 +860,13 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
     int nb = 32 * x->P;
     LLVMValueRef q[8], qabs[8], qsumf[8], qsumi[8], qcorr[8], d[8][2], dvec[8];
     /* A correction cc·Σq with cc a compile-time integer is subtracted in
-     * int32, exactly; a per-chunk zero goes through the float FMA. */
-    int int_cc = x->mode == I8_TABLE ? 128 : x->mode == I8_DIRECT && L->zero == QKC_KF_NONE ? L->zero_const : 0;
+     * int32, exactly (less the offset the weight operand already has); a
+     * per-chunk zero goes through the float FMA. */
+    int cc_int = x->mode == I8_TABLE ? (x->neon ? 0 : 128)
+                 : x->mode == I8_DIRECT && L->zero == QKC_KF_NONE ? L->zero_const : 0;
+    int int_cc = cc_int - x->off;
     int need_coef = L->min != QKC_KF_NONE || (x->mode == I8_DIRECT && L->zero != QKC_KF_NONE);
-    int need_qsum = x->mode != I8_SIGNED &&
-                    (x->mode == I8_TABLE || L->zero_const || L->zero != QKC_KF_NONE || L->min != QKC_KF_NONE);
+    int need_qsum = x->mode != I8_SIGNED && (int_cc || need_coef);
     uint8_t ones[64];
     memset(ones, 1, sizeof ones);
     for (int i = 0; i < T->tm; i++) {
@@ -831,7 +910,7 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
             }
             s[p] = L->scale != QKC_KF_NONE ? chunk_field_f32(g, chunks[p], L->scale, L->scale_off) : f32c(g, 1.0);
             mn[p] = L->min != QKC_KF_NONE ? chunk_field_f32(g, chunks[p], L->min, L->min_off) : f32c(g, 0.0);
-            if (x->mode != I8_DIRECT || int_cc || L->zero == QKC_KF_NONE)
+            if (x->mode != I8_DIRECT || L->zero == QKC_KF_NONE)
                 cc[p] = f32c(g, 0.0); /* handled in int32 (or nothing to correct) */
             else {
                 cc[p] = f32c(g, (double)L->zero_const);
@@ -852,7 +931,25 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
                                                     LLVMConstVector(sel, 16), "");
             svec_raw = LLVMBuildFPExt(g->b, LLVMBuildBitCast(g->b, h, LLVMVectorType(g->f16, 16), ""), x->vfs, "");
         }
-        if (L->decode == QKC_KDEC_TABLE) {
+        if (L->decode == QKC_KDEC_TABLE && x->neon) {
+            /* tbl: the 16 table values as s8, one lookup per 16 codes */
+            uint8_t tb[16];
+            LLVMTypeRef v16 = LLVMVectorType(g->i8, 16);
+            LLVMValueRef half[2], idx[32];
+            for (int i = 0; i < 16; i++)
+                tb[i] = (uint8_t)(int8_t)L->table[i];
+            for (int h = 0; h < 2; h++) {
+                LLVMValueRef wi[16];
+                for (int i = 0; i < 16; i++)
+                    wi[i] = i32c(g, 16 * h + i);
+                LLVMValueRef args[2] = {cbytes(g, tb, 16),
+                                        LLVMBuildShuffleVector(g->b, w, LLVMGetUndef(x->vbytes), LLVMConstVector(wi, 16), "")};
+                half[h] = intrinsic(g, "llvm.aarch64.neon.tbl1", &v16, 1, args, 2);
+            }
+            for (int i = 0; i < 32; i++)
+                idx[i] = i32c(g, i);
+            w = LLVMBuildShuffleVector(g->b, half[0], half[1], LLVMConstVector(idx, 32), "");
+        } else if (L->decode == QKC_KDEC_TABLE) {
             /* vpshufb: 16-byte table in every 128-bit lane. */
             uint8_t tb[64];
             for (int i = 0; i < nb; i++) {
@@ -861,7 +958,7 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
             }
             LLVMValueRef args[2] = {cbytes(g, tb, nb), w};
             w = intrinsic(g, nb == 64 ? "llvm.x86.avx512.pshuf.b.512" : "llvm.x86.avx2.pshuf.b", NULL, 0, args, 2);
-        } else if (x->mode == I8_SIGNED) {
+        } else if (x->mode == I8_SIGNED || x->off == 128) {
             uint8_t flip[64];
             memset(flip, 0x80, sizeof flip);
             w = LLVMBuildXor(g->b, w, cbytes(g, flip, nb), ""); /* u - 128 as s8 */
@@ -977,10 +1074,18 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
         g.n_end = load_arg(&g, st, args, QKC_KARG_N_END, g.i64);
         x8.mode = int8_mode(mm, L, t, s->vector_bits);
         if (x8.mode != I8_NONE) {
-            x8.vnni = (t->features & QKC_FEAT_AVX512_VNNI) && (t->features & QKC_FEAT_AVX512VL);
+            int x86 = t->arch == QKC_ARCH_X86_64;
+            x8.vnni = x86 && (t->features & QKC_FEAT_AVX512_VNNI) && (t->features & QKC_FEAT_AVX512VL);
             x8.P = (x8.vnni && s->vector_bits == 512) ? 2 : 1;
-            x8.vbmi_unpack = x8.P == 2 && L->code_bits == 4 && (t->features & QKC_FEAT_AVX512_VBMI) &&
+            x8.vbmi_unpack = x86 && x8.P == 2 && L->code_bits == 4 && (t->features & QKC_FEAT_AVX512_VBMI) &&
                              L->chunk_bytes + L->code_off + 16 <= 64;
+            x8.neon = t->arch == QKC_ARCH_AARCH64;
+            x8.dotprod = x8.neon && (t->features & QKC_FEAT_DOTPROD);
+            /* usdot spares the u - 128 flip and its correction where the
+             * codes are not centred on 128 anyway (uint8 with zeros) */
+            x8.usdot = x8.dotprod && (t->features & QKC_FEAT_I8MM) && x8.mode == I8_DIRECT && L->code_bits == 8 &&
+                       !(L->zero_const == 128 && L->zero == QKC_KF_NONE);
+            x8.off = x8.neon && x8.mode == I8_DIRECT && L->code_bits == 8 && !x8.usdot ? 128 : 0;
             x8.lanes = 8 * x8.P;
             x8.vbytes = LLVMVectorType(g.i8, (unsigned)(32 * x8.P));
             x8.vi32s = LLVMVectorType(g.i32, (unsigned)x8.lanes);
@@ -998,7 +1103,18 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
         LLVMValueRef e[16];
         for (int i = 0; i < 16; i++)
             e[i] = f32c(&g, g.affine_table ? (double)(i - L->zero_const) : L->table[i]);
-        if (g.V == 16) {
+        if (t->arch == QKC_ARCH_AARCH64) {
+            for (int r = 0; r < 4; r++) {
+                LLVMValueRef bytes[16];
+                for (int i = 0; i < 16; i++) {
+                    float f = (float)(g.affine_table ? (double)(r * 4 + i / 4 - L->zero_const) : L->table[r * 4 + i / 4]);
+                    uint32_t u;
+                    memcpy(&u, &f, sizeof u);
+                    bytes[i] = LLVMConstInt(g.i8, (u >> (8 * (i % 4))) & 0xFF, 0);
+                }
+                g.table_bytes[r] = LLVMConstVector(bytes, 16);
+            }
+        } else if (g.V == 16) {
             g.table_lo = LLVMConstVector(e, 16);
         } else {
             g.table_lo = LLVMConstVector(e, 8);

@@ -9,14 +9,16 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
     (void)L;
     if (!s->vector_bits)
         s->vector_bits = t->vector_bits;
-    if (s->vector_bits != 256 && s->vector_bits != 512)
-        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule vec=%d: vector width is 256 or 512", s->vector_bits);
+    if (t->arch == QKC_ARCH_AARCH64 ? s->vector_bits != 128 : s->vector_bits != 256 && s->vector_bits != 512)
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule vec=%d: vector width is %s", s->vector_bits,
+                            t->arch == QKC_ARCH_AARCH64 ? "128 on aarch64 (NEON)" : "256 or 512");
     if (s->vector_bits > t->vector_bits)
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule vec=%d: target %s has %d-bit vectors",
                             s->vector_bits, t->name, t->vector_bits);
     /* Register budget: accumulators tm*tn plus the decoded weights and the
-     * activations of one vector step must fit the register file (32 zmm or
-     * 16 ymm). */
+     * activations of one vector step must fit the register file (32 zmm,
+     * 16 ymm, or 32 NEON q registers, where a 32-element chunk of floats
+     * takes 8 of them). */
     if (!s->tile_m)
         s->tile_m = (mm->m == 1) ? 1 : (s->vector_bits == 512 ? 4 : 2);
     if (!s->tile_n)

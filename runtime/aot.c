@@ -98,10 +98,17 @@ qkc_status qkc_aot_kernel(qkc_context *ctx, const qkc_aot_library *lib, const qk
         spec_found = 1;
         if (want && strcmp(r->target, want))
             continue;
+        if (r->arch != qkc_target_host_arch()) {
+            if (want)
+                return qkc_fail(ctx, QKC_ERR_NO_DEVICE, "qkc_aot_kernel: %s's %s kernel is %s code, which this machine "
+                                                        "does not run",
+                                lib->name, want, qkc_target_arch_name(r->arch));
+            continue;
+        }
         if (r->feature_bits & ~host) {
             if (want) {
                 char missing[256];
-                qkc_target_features_string(r->feature_bits & ~host, missing, sizeof missing);
+                qkc_target_features_string(r->arch, r->feature_bits & ~host, missing, sizeof missing);
                 return qkc_fail(ctx, QKC_ERR_NO_DEVICE, "qkc_aot_kernel: %s's %s kernel needs %s, which this CPU lacks",
                                 lib->name, want, missing);
             }

@@ -52,10 +52,19 @@ static qkc_status check_job(qkc_context *ctx, aot_job *j)
     if (j->nspecs < 1 || j->ntargets < 1 || (long)j->nspecs * j->ntargets > AOT_MAX_KERNELS)
         return qkc_fail(ctx, QKC_ERR_LIMIT, "qkc_aot_write: %d specs x %d targets: a library holds 1 to %d kernels",
                         j->nspecs, j->ntargets, AOT_MAX_KERNELS);
+    int arch = -1;
     for (int t = 0; t < j->ntargets; t++) {
         qkc_target tgt;
         if (qkc_target_resolve(j->targets[t], 0, &tgt, &diag))
             return qkc_fail_diag(ctx, &diag);
+        /* one library is one object format: its table and kernels share
+         * an architecture */
+        if (t && tgt.arch != arch)
+            return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT,
+                            "qkc_aot_write: targets %s (%s) and %s (%s) are of different architectures: one library "
+                            "holds kernels of one architecture",
+                            j->targets[0], qkc_target_arch_name(arch), j->targets[t], qkc_target_arch_name(tgt.arch));
+        arch = tgt.arch;
         for (int u = 0; u < t; u++)
             if (!strcmp(j->targets[u], j->targets[t]))
                 return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_aot_write: target %s given twice", j->targets[t]);
@@ -170,7 +179,7 @@ static qkc_status write_library(qkc_context *ctx, const aot_job *j, const char *
             st = qkc_fail(ctx, st, "qkc_aot_write: %s for %s: %s", j->canon[r / j->ntargets], opt.target, msg);
             break;
         }
-        qkc_target_features_string(info.target.features, feat[r], sizeof feat[r]);
+        qkc_target_features_string(info.target.arch, info.target.features, feat[r], sizeof feat[r]);
         qkc_schedule_print(&info.schedule, sched[r], sizeof sched[r]);
         snprintf(tname[r], sizeof tname[r], "%s", info.target.name);
         rows[r].spec = j->canon[r / j->ntargets];
@@ -180,6 +189,7 @@ static qkc_status write_library(qkc_context *ctx, const aot_job *j, const char *
         rows[r].schedule = sched[r];
         rows[r].feature_bits = info.target.features;
         rows[r].int8_dot = info.int8_dot;
+        rows[r].arch = info.target.arch;
         rows[r].sched[0] = info.schedule.tile_m;
         rows[r].sched[1] = info.schedule.tile_n;
         rows[r].sched[2] = info.schedule.k_unroll;
@@ -316,7 +326,7 @@ static qkc_status write_header(qkc_context *ctx, const aot_job *j, const char *p
             qkc_diag diag;
             char feats[256];
             qkc_target_resolve(j->targets[tg], 0, &target, &diag);
-            qkc_target_features_string(target.features, feats, sizeof feats);
+            qkc_target_features_string(target.arch, target.features, feats, sizeof feats);
             say(&t, "/* %s for %s (%s) */\nvoid qkc_aot_%s_%d(const qkc_kernel_args *args);\n", j->canon[s],
                 target.name, feats, j->name, s * j->ntargets + tg);
         }

@@ -212,7 +212,7 @@ static qkc_status make_plan(qkc_context *ctx, const qkc_spec *spec, const qkc_co
             char text[2048], feats[256];
             int found = 0;
             qkc_matmul_print(&spec->mm, text, sizeof text);
-            qkc_target_features_string(p->target.features, feats, sizeof feats);
+            qkc_target_features_string(p->target.arch, p->target.features, feats, sizeof feats);
             qkc_tune_db_lookup_features(db, text, plan_m(spec, options), feats, &p->schedule, &found);
             /* An entry that does not fit this target (edited by hand):
              * the heuristic, with a note. */
@@ -297,7 +297,7 @@ static void disk_key(const qkc_spec *spec, const plan *p, char *key, size_t size
     LLVMGetVersion(&major, &minor, &patch);
     qkc_matmul_print(&spec->mm, spec_text, sizeof spec_text);
     qkc_schedule_print(&p->schedule, sched, sizeof sched);
-    qkc_target_features_string(p->target.features, feats, sizeof feats);
+    qkc_target_features_string(p->target.arch, p->target.features, feats, sizeof feats);
     snprintf(key, size, "qkc %s llvm %u.%u.%u\nspec %s\nschedule %s\ntarget %s %s %s %s\nfeatures %s\n%s%s%s",
              qkc_version_string(), major, minor, patch, spec_text, sched, p->target.name, p->target.triple,
              p->target.cpu, p->target.llvm_features, feats, passes && *passes ? "passes " : "",
@@ -589,7 +589,7 @@ qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     code->schedule = p.schedule;
     code->int8_dot = qkc_lower_uses_int8_dot(&spec->mm, &p.layout, &p.target);
     snprintf(code->target, sizeof code->target, "%s", p.target.name);
-    qkc_target_features_string(p.target.features, code->features, sizeof code->features);
+    qkc_target_features_string(p.target.arch, p.target.features, code->features, sizeof code->features);
     qkc_schedule_print(&p.schedule, code->schedule_text, sizeof code->schedule_text);
     e->key = p.key;
     e->hash = h;

@@ -168,7 +168,7 @@ static int in_space(const tuner *T, const qkc_schedule *s)
 {
     qkc_schedule c = *s;
     qkc_diag diag;
-    int regs = (T->target.features & QKC_FEAT_AVX512F) ? 32 : 16;
+    int regs = (T->target.arch != QKC_ARCH_X86_64 || (T->target.features & QKC_FEAT_AVX512F)) ? 32 : 16;
     if (s->tile_m > 1 && s->tile_m > T->m)
         return 0;
     if (s->tile_m * s->tile_n + s->tile_m + s->tile_n > regs)
@@ -746,7 +746,7 @@ static qkc_status tune_run(qkc_context *ctx, const qkc_spec *spec, const qkc_tun
         st = heuristic_schedule(ctx, spec, &T, &h);
     memset(res, 0, sizeof *res);
     snprintf(res->target, sizeof res->target, "%s", T.target.name);
-    qkc_target_features_string(T.target.features, res->features, sizeof res->features);
+    qkc_target_features_string(T.target.arch, T.target.features, res->features, sizeof res->features);
     for (int i = 0; !st && i < nm; i++) {
         st = tune_m(&T, ms[i], baseline ? baseline : &h, max_trials, o->max_seconds, o->exhaustive, &res->m[i]);
         res->count = i + 1;

@@ -502,6 +502,6 @@ qkc_status qkc_tune_db_lookup(qkc_tune_db *db, const qkc_spec *spec, int64_t m, 
     if (qkc_target_resolve(target, 0, &t, &diag))
         return qkc_fail_diag(db->ctx, &diag);
     qkc_matmul_print(&spec->mm, text, sizeof text);
-    qkc_target_features_string(t.features, feats, sizeof feats);
+    qkc_target_features_string(t.arch, t.features, feats, sizeof feats);
     return qkc_tune_db_lookup_features(db, text, m, feats, out, found);
 }

@@ -8,7 +8,7 @@ set -eu
 
 pkgs="cmake ninja-build pkg-config gcc g++ llvm-19-dev libcmocka-dev libjansson-dev"
 if [ "${1:-}" = "--test" ]; then
-    pkgs="$pkgs chromium zlib1g-dev"
+    pkgs="$pkgs chromium zlib1g-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 fi
 
 missing=""

@@ -13,7 +13,6 @@
  * does not name — that is what lets one machine test every lower path.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "targets/target.h"
@@ -47,21 +46,12 @@ static const struct {
     {QKC_FEAT_AVX512_VBMI, "avx512_vbmi", "avx512vbmi"},
 };
 
-int qkc_target_count(void)
+static const char *x86_name(int index)
 {
-    return (int)(sizeof named / sizeof named[0]) + 1;
+    return index >= 0 && index < (int)(sizeof named / sizeof named[0]) ? named[index].name : NULL;
 }
 
-const char *qkc_target_name(int index)
-{
-    if (index == 0)
-        return "host";
-    if (index > 0 && index <= (int)(sizeof named / sizeof named[0]))
-        return named[index - 1].name;
-    return NULL;
-}
-
-uint32_t qkc_target_host_features(void)
+static uint32_t x86_host_features(void)
 {
     uint32_t f = 0;
 #if defined(__x86_64__)
@@ -102,7 +92,7 @@ uint32_t qkc_target_host_features(void)
     return f;
 }
 
-void qkc_target_features_string(uint32_t features, char *buf, size_t size)
+static void x86_features_string(uint32_t features, char *buf, size_t size)
 {
     size_t n = 0;
     if (size)
@@ -136,6 +126,7 @@ static void fill(qkc_target *t, const char *name, const char *cpu, uint32_t feat
 {
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
+    t->arch = QKC_ARCH_X86_64;
     t->triple = "x86_64-unknown-linux-gnu";
     snprintf(t->cpu, sizeof t->cpu, "%s", cpu);
     t->features = features;
@@ -143,33 +134,29 @@ static void fill(qkc_target *t, const char *name, const char *cpu, uint32_t feat
     llvm_feature_string(features, t->llvm_features, sizeof t->llvm_features);
 }
 
-qkc_status qkc_target_resolve(const char *name, int require_host, qkc_target *out, qkc_diag *diag)
+static int x86_fill_named(const char *name, qkc_target *out)
 {
-    uint32_t host = qkc_target_host_features();
-    if (!name || !*name)
-        name = getenv("QKC_TARGET");
-    if (!name || !*name || !strcmp(name, "host")) {
-        if (!(host & QKC_FEAT_AVX2) || !(host & QKC_FEAT_FMA))
-            return qkc_diag_set(diag, QKC_ERR_NO_DEVICE,
-                                "this CPU lacks AVX2 and FMA, which every qkc x86-64 kernel needs");
-        /* The host: its exact features, with the generic CPU of its level. */
-        fill(out, "host", (host & QKC_FEAT_AVX512F) ? "x86-64-v4" : "x86-64-v3",
-             host & (BASE_AVX512 | QKC_FEAT_AVX512_VNNI | QKC_FEAT_AVX512_BF16 | QKC_FEAT_AVX512_FP16 |
-                     QKC_FEAT_AVX_VNNI | QKC_FEAT_AVX512_VBMI));
-        return QKC_OK;
-    }
-    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
-        if (strcmp(name, named[i].name))
-            continue;
-        if (require_host && (named[i].features & ~host)) {
-            char missing[256];
-            qkc_target_features_string(named[i].features & ~host, missing, sizeof missing);
-            return qkc_diag_set(diag, QKC_ERR_NO_DEVICE, "target %s needs CPU features this machine lacks: %s",
-                                named[i].name, missing);
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        if (!strcmp(name, named[i].name)) {
+            fill(out, named[i].name, named[i].cpu, named[i].features);
+            return 1;
         }
-        fill(out, named[i].name, named[i].cpu, named[i].features);
-        return QKC_OK;
-    }
-    return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
-                        "unknown target '%s'; expected host, x86_64-avx2, x86_64-avx512 or x86_64-avx512-vnni", name);
+    return 0;
 }
+
+static qkc_status x86_fill_host(qkc_target *out, qkc_diag *diag)
+{
+    uint32_t host = x86_host_features();
+    if (!(host & QKC_FEAT_AVX2) || !(host & QKC_FEAT_FMA))
+        return qkc_diag_set(diag, QKC_ERR_NO_DEVICE, "this CPU lacks AVX2 and FMA, which every qkc x86-64 kernel needs");
+    /* The host: its exact features, with the generic CPU of its level. */
+    fill(out, "host", (host & QKC_FEAT_AVX512F) ? "x86-64-v4" : "x86-64-v3",
+         host & (BASE_AVX512 | QKC_FEAT_AVX512_VNNI | QKC_FEAT_AVX512_BF16 | QKC_FEAT_AVX512_FP16 | QKC_FEAT_AVX_VNNI |
+                 QKC_FEAT_AVX512_VBMI));
+    return QKC_OK;
+}
+
+const qkc_target_family qkc_target_family_x86_64 = {
+    QKC_ARCH_X86_64, (int)(sizeof named / sizeof named[0]), x86_name, x86_host_features, x86_features_string,
+    x86_fill_named, x86_fill_host,
+};

@@ -54,6 +54,7 @@ static void make_table(void)
         rows[i].sched[0] = rows[i].sched[1] = rows[i].sched[2] = 1;
         rows[i].sched[3] = 256;
         rows[i].sched[5] = 8;
+        rows[i].arch = qkc_target_host_arch();
     }
     rows[0].feature_bits = MISSING;      /* this CPU never runs it */
     rows[1].feature_bits = host;         /* runs here */
@@ -128,6 +129,29 @@ static void test_dispatch(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* A row of another architecture never runs here, even needing no feature:
+ * passed over by automatic dispatch, refused when asked for by name. */
+static void test_other_architecture(void **state)
+{
+    (void)state;
+    qkc_context *ctx;
+    qkc_status st;
+    make_table();
+    if ((qkc_target_host_features() & 0x0Fu) == 0) {
+        print_message("skipped: this CPU has none of qkc's features\n");
+        return;
+    }
+    unsetenv("QKC_TARGET");
+    rows[0].arch = qkc_target_host_arch() == QKC_ARCH_AARCH64 ? QKC_ARCH_X86_64 : QKC_ARCH_AARCH64;
+    rows[0].feature_bits = 0;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    assert_int_equal(which(ctx, NULL, &st), 2);
+    assert_int_equal(which(ctx, "x86_64-future", &st), 0);
+    assert_int_equal(st, QKC_ERR_NO_DEVICE);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "code, which this machine does not run"));
+    qkc_context_destroy(ctx);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -180,6 +204,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_other_architecture),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

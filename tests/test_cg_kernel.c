@@ -91,12 +91,21 @@ static outcome run_case_m(qkc_context *ctx, const char *target, const char *weig
     return o;
 }
 
-/* The x86 levels this machine can run: AVX-512 (with VNNI when present)
+/* The levels this machine can run: on x86-64, AVX-512 (with VNNI when present)
  * and AVX2. A level the CPU lacks is skipped with a message. */
 static int targets(const char **out)
 {
     uint32_t host = qkc_target_host_features();
     int n = 0;
+    if (qkc_target_host_arch() == QKC_ARCH_AARCH64) {
+        /* natively on aarch64: the best named level and plain NEON */
+        out[n++] = (host & QKC_FEAT_I8MM) && (host & QKC_FEAT_DOTPROD) ? "aarch64-neon-dotprod-i8mm"
+                   : (host & QKC_FEAT_DOTPROD)                         ? "aarch64-neon-dotprod"
+                                                                       : "aarch64-neon";
+        if (strcmp(out[0], "aarch64-neon"))
+            out[n++] = "aarch64-neon";
+        return n;
+    }
     if (host & QKC_FEAT_AVX512_VNNI)
         out[n++] = "x86_64-avx512-vnni";
     else if (host & QKC_FEAT_AVX512BW)

@@ -75,7 +75,7 @@ static void host_features(char *buf, size_t size)
     qkc_target t;
     qkc_diag d;
     assert_int_equal(qkc_target_resolve(NULL, 0, &t, &d), QKC_OK);
-    qkc_target_features_string(t.features, buf, size);
+    qkc_target_features_string(t.arch, t.features, buf, size);
 }
 
 static void test_buckets(void **state)

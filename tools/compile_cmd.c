@@ -259,7 +259,6 @@ done:
 
 int qkc_cmd_targets(int argc, char **argv)
 {
-    uint32_t host = qkc_target_host_features();
     char feats[256];
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -269,14 +268,14 @@ int qkc_cmd_targets(int argc, char **argv)
         fprintf(stderr, "error: qkc targets takes no arguments\n");
         return 2;
     }
-    printf("%-20s %-6s %s\n", "target", "runs", "features");
+    printf("%-26s %-6s %s\n", "target", "runs", "features");
     for (int i = 0; i < qkc_target_count(); i++) {
         qkc_target t;
         qkc_diag diag;
         if (qkc_target_resolve(qkc_target_name(i), 0, &t, &diag))
             continue;
-        qkc_target_features_string(t.features, feats, sizeof feats);
-        printf("%-20s %-6s %s\n", qkc_target_name(i), (t.features & ~host) ? "no" : "yes", feats);
+        qkc_target_features_string(t.arch, t.features, feats, sizeof feats);
+        printf("%-26s %-6s %s\n", qkc_target_name(i), qkc_target_runs_here(&t) ? "yes" : "no", feats);
     }
     return 0;
 }

@@ -558,7 +558,10 @@ static const command commands[] = {
      "usage: qkc targets\n"
      "\n"
      "List the targets `--target` accepts, whether this machine runs their code,\n"
-     "and the CPU features each uses. host is this machine's own features.\n"},
+     "and the CPU features each uses. host is this machine's own features.\n"
+     "Every target compiles anywhere (`qkc compile --target aarch64-neon` on an\n"
+     "x86-64 machine); only those of this machine's architecture run here.\n"
+     "docs/targets.md.\n"},
     {"cache", qkc_cmd_cache, "list, clear, export or import the kernel cache",
      "usage: qkc cache list|clear|export FILE|import FILE [--dir DIR]\n"
      "\n"

@@ -1,0 +1,192 @@
+/*
+ * AArch64 code generation on any host (nothing is executed here; the
+ * kernels run under qemu in tests/aarch64_test.sh): the instruction a
+ * feature exists for appears when the target has the feature and not when
+ * it lacks it — sdot with dotprod, usdot with i8mm, tbl for codebooks —
+ * the float path is 128-bit vector code, and the targets' rules hold:
+ * aarch64 targets do not run on another architecture, take 128-bit
+ * schedules only, and do not share a library with x86 kernels.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "qkc/qkc.h"
+#include "targets/target.h"
+
+static char *emit(const char *target, const char *spec_text, const char *what)
+{
+    qkc_context *ctx;
+    qkc_spec *spec;
+    qkc_compile_options opt = {sizeof opt, target, NULL, 0};
+    size_t need = 0;
+    char *buf;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    if (qkc_spec_parse(ctx, spec_text, &spec) != QKC_OK)
+        fail_msg("%s: %s", spec_text, qkc_context_last_error(ctx));
+    assert_int_equal(qkc_kernel_emit(ctx, spec, &opt, what, NULL, 0, &need), QKC_ERR_BUFFER_TOO_SMALL);
+    buf = malloc(need + 1);
+    if (qkc_kernel_emit(ctx, spec, &opt, what, buf, need + 1, NULL) != QKC_OK)
+        fail_msg("%s on %s: %s", spec_text, target, qkc_context_last_error(ctx));
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+    return buf;
+}
+
+/* Is `mnemonic` an instruction of the assembly ("\tsdot\t...")? */
+static int has_insn(const char *asm_text, const char *mnemonic)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "\t%s\t", mnemonic);
+    return strstr(asm_text, pat) != NULL;
+}
+
+static const char *const int8_specs[] = {
+    "matmul n=4096 k=4096 w=q4_0 compute=int8",
+    "matmul n=4096 k=4096 w=q8_0 compute=int8",
+    "matmul n=4096 k=4096 w=int4 group=128 scale=f16 zero=int compute=int8",
+    "matmul n=4096 k=4096 w=iq4_nl compute=int8",
+    "matmul n=4096 k=4096 w=q4_k compute=int8",
+};
+
+static void test_sdot_with_dotprod_only(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof int8_specs / sizeof int8_specs[0]; i++) {
+        char *s = emit("aarch64-neon-dotprod", int8_specs[i], "asm");
+        if (!has_insn(s, "sdot"))
+            fail_msg("%s on aarch64-neon-dotprod: no sdot in the kernel", int8_specs[i]);
+        free(s);
+        s = emit("aarch64-neon", int8_specs[i], "asm");
+        if (has_insn(s, "sdot") || has_insn(s, "udot") || has_insn(s, "usdot"))
+            fail_msg("%s on aarch64-neon: a dot-product instruction without dotprod", int8_specs[i]);
+        if (!has_insn(s, "smull") && !has_insn(s, "smull2"))
+            fail_msg("%s on aarch64-neon: no widening multiply (smull) in the int8 path", int8_specs[i]);
+        free(s);
+    }
+}
+
+static void test_usdot_with_i8mm_only(void **state)
+{
+    (void)state;
+    /* 8-bit unsigned codes with zero points: usdot spares the u - 128 flip */
+    const char *spec = "matmul n=4096 k=4096 w=uint8 group=32 scale=f16 zero=int compute=int8";
+    char *s = emit("aarch64-neon-dotprod-i8mm", spec, "asm");
+    assert_true(has_insn(s, "usdot"));
+    free(s);
+    s = emit("aarch64-neon-dotprod", spec, "asm");
+    assert_false(has_insn(s, "usdot"));
+    assert_true(has_insn(s, "sdot"));
+    free(s);
+}
+
+static void test_tbl_for_codebooks(void **state)
+{
+    (void)state;
+    static const char *const targets[] = {"aarch64-neon", "aarch64-neon-dotprod", "aarch64-neon-dotprod-i8mm"};
+    static const char *const specs[] = {
+        "matmul n=4096 k=4096 w=nf4_bnb",
+        "matmul n=300 k=256 w=nf4 group=64 bias=f32 act=gelu out=bf16",
+        "matmul n=4096 k=4096 w=fp4 group=32",
+        "matmul n=4096 k=4096 w=iq4_nl",
+        "matmul n=4096 k=4096 w=iq4_nl compute=int8",
+        "matmul n=4096 k=4096 w=mxfp4 compute=int8",
+    };
+    for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++)
+        for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+            char *s = emit(targets[t], specs[i], "asm");
+            if (!has_insn(s, "tbl"))
+                fail_msg("%s on %s: no tbl in the kernel", specs[i], targets[t]);
+            free(s);
+        }
+}
+
+static void test_float_path_is_128_bit_vector_code(void **state)
+{
+    (void)state;
+    char *s = emit("aarch64-neon", "matmul n=64 k=256 w=q4_0", "llvm");
+    assert_non_null(strstr(s, "llvm.fma.v4f32"));
+    assert_null(strstr(s, "<8 x float>"));
+    assert_null(strstr(s, "llvm.x86"));
+    free(s);
+    s = emit("aarch64-neon", "matmul n=64 k=256 w=q4_0", "asm");
+    assert_true(has_insn(s, "fmla") || has_insn(s, "fmul"));
+    assert_null(strstr(s, "z0.")); /* no SVE */
+    free(s);
+}
+
+static void test_target_rules(void **state)
+{
+    (void)state;
+    qkc_context *ctx;
+    qkc_spec *spec;
+    qkc_kernel *k = NULL;
+    qkc_target t;
+    qkc_diag diag;
+    char feats[64];
+    assert_int_equal(qkc_target_resolve("aarch64-neon-dotprod-i8mm", 0, &t, &diag), QKC_OK);
+    assert_int_equal(t.arch, QKC_ARCH_AARCH64);
+    assert_int_equal(t.vector_bits, 128);
+    assert_string_equal(t.triple, "aarch64-unknown-linux-gnu");
+    assert_non_null(strstr(t.llvm_features, "+dotprod"));
+    assert_non_null(strstr(t.llvm_features, "+i8mm"));
+    qkc_target_features_string(t.arch, t.features, feats, sizeof feats);
+    assert_string_equal(feats, "neon dotprod i8mm");
+    assert_int_equal(qkc_target_resolve("aarch64-neon", 0, &t, &diag), QKC_OK);
+    assert_non_null(strstr(t.llvm_features, "-dotprod"));
+    assert_non_null(strstr(t.llvm_features, "-i8mm"));
+
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    assert_int_equal(qkc_spec_parse(ctx, "matmul n=64 k=256 w=q4_0", &spec), QKC_OK);
+    if (qkc_target_host_arch() != QKC_ARCH_AARCH64) {
+        /* a JIT must run what it compiles */
+        qkc_compile_options opt = {sizeof opt, "aarch64-neon", NULL, 0};
+        assert_int_equal(qkc_target_resolve("aarch64-neon", 1, &t, &diag), QKC_ERR_NO_DEVICE);
+        assert_int_equal(qkc_kernel_compile(ctx, spec, &opt, &k), QKC_ERR_NO_DEVICE);
+        assert_null(k);
+        assert_non_null(strstr(qkc_context_last_error(ctx), "target aarch64-neon is for aarch64 CPUs"));
+    } else {
+        print_message("skipped: the not-runnable-here check (this is an aarch64 machine)\n");
+    }
+    {
+        /* 128-bit vectors on aarch64 only */
+        qkc_schedule sch = {0};
+        qkc_compile_options opt = {sizeof opt, "aarch64-neon", &sch, 0};
+        char buf[16];
+        sch.vector_bits = 256;
+        assert_int_equal(qkc_kernel_emit(ctx, spec, &opt, "asm", buf, sizeof buf, NULL), QKC_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(qkc_context_last_error(ctx), "vector width is 128 on aarch64"));
+        sch.vector_bits = 128;
+        opt.target = "x86_64-avx2";
+        assert_int_equal(qkc_kernel_emit(ctx, spec, &opt, "asm", buf, sizeof buf, NULL), QKC_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(qkc_context_last_error(ctx), "vector width is 256 or 512"));
+    }
+    {
+        /* one library, one architecture */
+        static const char *const targets[] = {"x86_64-avx2", "aarch64-neon"};
+        const qkc_spec *specs[1] = {spec};
+        qkc_aot_options ao = {sizeof ao, "mixed", targets, 2, NULL};
+        assert_int_equal(qkc_aot_write(ctx, specs, 1, &ao, "lib", "mixed-arch.a"), QKC_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(qkc_context_last_error(ctx), "different architectures"));
+    }
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sdot_with_dotprod_only),
+        cmocka_unit_test(test_usdot_with_i8mm_only),
+        cmocka_unit_test(test_tbl_for_codebooks),
+        cmocka_unit_test(test_float_path_is_128_bit_vector_code),
+        cmocka_unit_test(test_target_rules),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
