@@ -53,6 +53,11 @@ static void init_llvm(void)
     LLVMInitializeX86TargetMC();
     LLVMInitializeX86AsmPrinter();
     LLVMInitializeX86AsmParser();
+    /* NVIDIA GPUs: PTX text only (LLVM has no NVPTX object emitter). */
+    LLVMInitializeNVPTXTargetInfo();
+    LLVMInitializeNVPTXTarget();
+    LLVMInitializeNVPTXTargetMC();
+    LLVMInitializeNVPTXAsmPrinter();
     LLVMInstallFatalErrorHandler(fatal_handler);
 }
 

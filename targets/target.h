@@ -24,11 +24,18 @@ enum {
     QKC_FEAT_AVX512_BF16 = 1u << 9,
     QKC_FEAT_AVX512_FP16 = 1u << 10,
     QKC_FEAT_AVX_VNNI = 1u << 11,
-    QKC_FEAT_AVX512_VBMI = 1u << 12
+    QKC_FEAT_AVX512_VBMI = 1u << 12,
+    /* NVIDIA GPUs (targets/nvptx.c): the compute capability a kernel needs. */
+    QKC_FEAT_SM_80 = 1u << 24,
+    QKC_FEAT_SM_90 = 1u << 25
 };
+
+/* The architecture family of a target. */
+enum { QKC_ARCH_X86_64 = 0, QKC_ARCH_AARCH64 = 1, QKC_ARCH_NVPTX = 2 };
 
 typedef struct qkc_target {
     char name[32];          /* "x86_64-avx512", "x86_64-avx2", "host" resolves to one of them */
+    int arch;               /* QKC_ARCH_* */
     const char *triple;
     char cpu[64];           /* LLVM CPU name */
     char llvm_features[512];/* "+avx2,+fma,..." passed to LLVM */
@@ -45,6 +52,13 @@ const char *qkc_target_name(int index);
  * Fails with QKC_ERR_NO_DEVICE when the host lacks a named target's
  * features and `require_host` is set (a JIT must run what it compiles). */
 qkc_status qkc_target_resolve(const char *name, int require_host, qkc_target *out, qkc_diag *diag);
+
+/* NVIDIA targets (targets/nvptx.c), hooked into the list above: how many,
+ * their names, and resolving one (returns 1 and fills *out when `name`
+ * is an NVPTX target, else 0). They never run as CPU code. */
+int qkc_nvptx_target_count(void);
+const char *qkc_nvptx_target_name(int index);
+int qkc_nvptx_target_resolve(const char *name, qkc_target *out);
 
 /* Feature bits of the machine this runs on. */
 uint32_t qkc_target_host_features(void);

@@ -45,11 +45,12 @@ static const struct {
     {QKC_FEAT_AVX512_VNNI, "avx512_vnni", "avx512vnni"}, {QKC_FEAT_AVX512_BF16, "avx512_bf16", "avx512bf16"},
     {QKC_FEAT_AVX512_FP16, "avx512_fp16", "avx512fp16"}, {QKC_FEAT_AVX_VNNI, "avx_vnni", "avxvnni"},
     {QKC_FEAT_AVX512_VBMI, "avx512_vbmi", "avx512vbmi"},
+    {QKC_FEAT_SM_80, "sm_80", NULL},             {QKC_FEAT_SM_90, "sm_90", NULL}, /* nvptx.c */
 };
 
 int qkc_target_count(void)
 {
-    return (int)(sizeof named / sizeof named[0]) + 1;
+    return (int)(sizeof named / sizeof named[0]) + 1 + qkc_nvptx_target_count();
 }
 
 const char *qkc_target_name(int index)
@@ -58,7 +59,7 @@ const char *qkc_target_name(int index)
         return "host";
     if (index > 0 && index <= (int)(sizeof named / sizeof named[0]))
         return named[index - 1].name;
-    return NULL;
+    return qkc_nvptx_target_name(index - 1 - (int)(sizeof named / sizeof named[0]));
 }
 
 uint32_t qkc_target_host_features(void)
@@ -120,7 +121,10 @@ static void llvm_feature_string(uint32_t features, char *buf, size_t size)
     size_t n = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++) {
-        int w = snprintf(buf + n, n < size ? size - n : 0, "%s%c%s", n ? "," : "",
+        int w;
+        if (!feature_names[i].llvm)
+            continue; /* not an x86 feature */
+        w = snprintf(buf + n, n < size ? size - n : 0, "%s%c%s", n ? "," : "",
                          (features & feature_names[i].bit) ? '+' : '-', feature_names[i].llvm);
         if (w > 0)
             n += (size_t)w;
@@ -136,6 +140,7 @@ static void fill(qkc_target *t, const char *name, const char *cpu, uint32_t feat
 {
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
+    t->arch = QKC_ARCH_X86_64;
     t->triple = "x86_64-unknown-linux-gnu";
     snprintf(t->cpu, sizeof t->cpu, "%s", cpu);
     t->features = features;
@@ -158,6 +163,8 @@ qkc_status qkc_target_resolve(const char *name, int require_host, qkc_target *ou
                      QKC_FEAT_AVX_VNNI | QKC_FEAT_AVX512_VBMI));
         return QKC_OK;
     }
+    if (qkc_nvptx_target_resolve(name, out))
+        return QKC_OK; /* never "runs here": the JIT sends it to the CUDA driver */
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
         if (strcmp(name, named[i].name))
             continue;
@@ -171,5 +178,6 @@ qkc_status qkc_target_resolve(const char *name, int require_host, qkc_target *ou
         return QKC_OK;
     }
     return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
-                        "unknown target '%s'; expected host, x86_64-avx2, x86_64-avx512 or x86_64-avx512-vnni", name);
+                        "unknown target '%s'; expected host, x86_64-avx2, x86_64-avx512, x86_64-avx512-vnni, nvptx-sm80 or "
+                        "nvptx-sm90", name);
 }
