@@ -268,7 +268,9 @@ typedef struct qkc_kernel qkc_kernel;
  * returns a new handle to the already compiled code (in-memory cache).
  * Errors: QKC_ERR_NO_DEVICE (the target needs CPU features this machine
  * lacks), QKC_ERR_INVALID_ARGUMENT (bad schedule), QKC_ERR_COMPILE.
- * Thread-safe. */
+ * An NVPTX target ("nvptx-sm80", "nvptx-sm90") compiles PTX and loads it
+ * through the CUDA driver (see "GPUs" below; QKC_ERR_NO_DEVICE "no CUDA
+ * driver ..." without one). Thread-safe. */
 qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
                               qkc_kernel **out);
 
