@@ -36,6 +36,29 @@ enum {
 typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
 
 /*
+ * GPU kernels (codegen/lower_ptx.c, NVPTX targets) are PTX entries
+ *
+ *     .entry qkc_kernel_<hash>(.param .align 8 .b8 args[88])
+ *
+ * taking the same qkc_kernel_args BY VALUE, every pointer a device
+ * address. Warp g of the grid (blockIdx.x · blockDim.x/32 + threadIdx.x/32)
+ * computes output column n = n_begin + g for all m rows; warps with
+ * n >= n_end do nothing. The runtime launches QKC_GPU_BLOCK threads per
+ * block and ceil((n_end − n_begin) / (QKC_GPU_BLOCK / 32)) blocks.
+ * What the runtime guarantees (runtime/cuda.c checks it):
+ *   a   f32 [m][lda], prepared on the host (ir/spec.h semantics, the
+ *       pre-pass of runtime/kernel.c: rounded to the compute type, or
+ *       int8-quantized and dequantized for compute=int8, act-order
+ *       permuted), lda a multiple of QKC_GPU_A_ALIGN elements and at
+ *       least chunks_per_row · chunk, padding columns zero, 16-byte aligned;
+ *   a_scales, a_scales_ld   unused (GPU kernels take the float path);
+ *   w   packed weights (ir/klayout.h), 16-byte aligned;
+ *   bias, c, ldc   as for CPU kernels.
+ */
+#define QKC_GPU_BLOCK 256
+#define QKC_GPU_A_ALIGN 32
+
+/*
  * AOT libraries (`qkc compile --emit lib`): beside the kernels, a table the
  * runtime reads to pick a kernel for a spec and a CPU (runtime/aot.c). The
  * code generator writes it as LLVM constants with exactly these C layouts

@@ -58,6 +58,11 @@ static void init_llvm(void)
     LLVMInitializeAArch64TargetMC();
     LLVMInitializeAArch64AsmPrinter();
     LLVMInitializeAArch64AsmParser();
+    /* NVIDIA GPUs: PTX text only (LLVM has no NVPTX object emitter). */
+    LLVMInitializeNVPTXTargetInfo();
+    LLVMInitializeNVPTXTarget();
+    LLVMInitializeNVPTXTargetMC();
+    LLVMInitializeNVPTXAsmPrinter();
     LLVMInstallFatalErrorHandler(fatal_handler);
 }
 

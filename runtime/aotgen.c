@@ -57,6 +57,11 @@ static qkc_status check_job(qkc_context *ctx, aot_job *j)
         qkc_target tgt;
         if (qkc_target_resolve(j->targets[t], 0, &tgt, &diag))
             return qkc_fail_diag(ctx, &diag);
+        if (tgt.arch == QKC_ARCH_NVPTX)
+            return qkc_fail(ctx, QKC_ERR_UNSUPPORTED,
+                            "qkc_aot_write: target %s: AOT libraries hold CPU kernels; emit a GPU kernel's PTX "
+                            "with --emit ptx",
+                            tgt.name);
         /* one library is one object format: its table and kernels share
          * an architecture */
         if (t && tgt.arch != arch)

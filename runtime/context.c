@@ -18,6 +18,8 @@ struct qkc_context {
     qkc_threadpool *pool;
     void *ext_state;
     void (*ext_destroy)(void *state);
+    void *device_state; /* the CUDA driver layer (runtime/cuda.c) */
+    void (*device_destroy)(void *state);
     char *cache_dir; /* NULL: the disk cache is off */
     void (*warn)(const char *message, void *user);
     void *warn_user;
@@ -198,6 +200,9 @@ void qkc_context_destroy(qkc_context *ctx)
         return;
     if (ctx->ext_destroy)
         ctx->ext_destroy(ctx->ext_state);
+    /* after the JIT: its kernels' modules live in the driver context */
+    if (ctx->device_destroy)
+        ctx->device_destroy(ctx->device_state);
     qkc_threadpool_destroy(ctx->pool);
     qkc_tune_db_destroy(ctx->tune_db);
     qkc_free(ctx, ctx->tune_db_path);
@@ -334,6 +339,22 @@ void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx, 
             ctx->ext_destroy = destroy;
     }
     s = ctx->ext_state;
+    pthread_mutex_unlock(&ctx->ext_lock);
+    return s;
+}
+
+void *qkc_context_device(qkc_context *ctx, void *(*create)(qkc_context *ctx, qkc_status *st),
+                         void (*destroy)(void *state), qkc_status *st)
+{
+    void *s;
+    *st = QKC_OK;
+    pthread_mutex_lock(&ctx->ext_lock);
+    if (!ctx->device_state) {
+        ctx->device_state = create(ctx, st);
+        if (ctx->device_state)
+            ctx->device_destroy = destroy;
+    }
+    s = ctx->device_state;
     pthread_mutex_unlock(&ctx->ext_lock);
     return s;
 }

@@ -61,6 +61,11 @@ qkc_threadpool *qkc_context_pool(qkc_context *ctx, qkc_status *st);
 void *qkc_context_extension(qkc_context *ctx, void *(*create)(qkc_context *ctx, qkc_status *st),
                             void (*destroy)(void *state), qkc_status *st);
 
+/* A second slot of the same kind for the device layer (runtime/cuda.c),
+ * destroyed after the compiler's. */
+void *qkc_context_device(qkc_context *ctx, void *(*create)(qkc_context *ctx, qkc_status *st),
+                         void (*destroy)(void *state), qkc_status *st);
+
 /* The context's tuning database (the tune_db option or $QKC_TUNE_DB),
  * loaded on first use; NULL when there is none or it could not be read
  * (reported once through the warning hook). Read-only after loading. */

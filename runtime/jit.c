@@ -28,6 +28,8 @@
 
 #include "codegen/llvm_compat.h"
 #include "codegen/lower.h"
+#include "codegen/lower_ptx.h"
+#include "cuda.h"
 #include "codegen/schedule.h"
 #include "context.h"
 #include "diskcache.h"
@@ -235,6 +237,13 @@ static qkc_status make_plan(qkc_context *ctx, const qkc_spec *spec, const qkc_co
     return QKC_OK;
 }
 
+/* GPU kernels always take the float path (the host pre-pass feeds them
+ * int8-quantized-then-dequantized activations for compute=int8). */
+static int uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
+{
+    return t->arch == QKC_ARCH_NVPTX ? 0 : qkc_lower_uses_int8_dot(mm, L, t);
+}
+
 /* Build, verify and optimise the module of a plan in ctx. */
 static qkc_status build_module(qkc_context *ctx, const qkc_spec *spec, const plan *p, LLVMContextRef llctx,
                                const char *symbol, LLVMModuleRef *mod, LLVMTargetMachineRef *tm_out)
@@ -247,7 +256,8 @@ static qkc_status build_module(qkc_context *ctx, const qkc_spec *spec, const pla
         qkc_matmul_print(&spec->mm, text, sizeof text);
         qkc_llvm_set_activity(text);
     }
-    if (qkc_lower(llctx, &spec->mm, &p->layout, &p->target, &p->schedule, symbol, mod, &diag))
+    if ((p->target.arch == QKC_ARCH_NVPTX ? qkc_lower_ptx : qkc_lower)(llctx, &spec->mm, &p->layout, &p->target,
+                                                                        &p->schedule, symbol, mod, &diag))
         return qkc_fail_diag(ctx, &diag);
     if (qkc_llvm_target_machine(&p->target, LLVMCodeGenLevelAggressive, &tm, &diag)) {
         LLVMDisposeModule(*mod);
@@ -457,6 +467,80 @@ static cache_entry *find_entry(jit_state *js, const cache_key *key, uint64_t h)
     return e;
 }
 
+/* A GPU kernel: PTX generated here, loaded by the CUDA driver (runtime/
+ * cuda.c), kept in the in-memory cache like CPU code. No disk cache: the
+ * driver keeps its own cache of the cubins it builds from PTX. */
+static qkc_status gpu_compile(qkc_context *ctx, jit_state *js, const qkc_spec *spec, const plan *p,
+                              const request_key *rk, uint64_t rh, double t0, qkc_kernel **out)
+{
+    uint64_t h = hash_bytes(&p->key, sizeof p->key);
+    cache_entry *e;
+    qkc_compiled *code;
+    char key[4096], digest[65], *ptx = NULL;
+    size_t len = 0;
+    qkc_status st;
+    if ((e = find_entry(js, &p->key, h)) != NULL)
+        return qkc_kernel_wrap(ctx, e->code, 1, out);
+    /* No driver, no device: say so before generating any code. */
+    if ((st = qkc_cuda_require(ctx)))
+        return st;
+    code = qkc_calloc(ctx, 1, sizeof *code);
+    e = qkc_calloc(ctx, 1, sizeof *e);
+    if (!code || !e) {
+        qkc_free(ctx, code);
+        qkc_free(ctx, e);
+        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_compile: out of memory");
+    }
+    disk_key(spec, p, key, sizeof key);
+    qkc_sha256_hex(key, strlen(key), digest);
+    snprintf(code->symbol, sizeof code->symbol, "qkc_kernel_%.24s", digest);
+    {
+        LLVMContextRef llctx = LLVMContextCreate();
+        LLVMModuleRef mod;
+        LLVMTargetMachineRef tm;
+        qkc_diag diag;
+        st = build_module(ctx, spec, p, llctx, code->symbol, &mod, &tm);
+        if (!st) {
+            dump_stages(spec, p, code->symbol, mod, tm);
+            if ((st = qkc_llvm_emit(mod, tm, 1, &ptx, &len, &diag)))
+                qkc_fail_diag(ctx, &diag);
+            LLVMDisposeModule(mod);
+            LLVMDisposeTargetMachine(tm);
+        }
+        LLVMContextDispose(llctx);
+        qkc_llvm_set_activity(NULL);
+    }
+    if (!st)
+        st = qkc_cuda_load_kernel(ctx, ptx, (p->target.features & QKC_FEAT_SM_90) ? 90 : 80, code->symbol,
+                                  &code->gpu_function);
+    free(ptx);
+    if (st) {
+        qkc_free(ctx, code);
+        qkc_free(ctx, e);
+        return st;
+    }
+    code->gpu = 1;
+    code->mm = spec->mm;
+    code->layout = p->layout;
+    code->schedule = p->schedule;
+    snprintf(code->target, sizeof code->target, "%s", p->target.name);
+    qkc_target_features_string(p->target.arch, p->target.features, code->features, sizeof code->features);
+    qkc_schedule_print(&p->schedule, code->schedule_text, sizeof code->schedule_text);
+    code->compile_ms = now_ms() - t0;
+    e->key = p->key;
+    e->hash = h;
+    e->request = *rk;
+    e->request_hash = rh;
+    e->code = code;
+    pthread_mutex_lock(&js->lock);
+    e->next = js->buckets[h % CACHE_BUCKETS];
+    js->buckets[h % CACHE_BUCKETS] = e;
+    e->next_request = js->requests[rh % CACHE_BUCKETS];
+    js->requests[rh % CACHE_BUCKETS] = e;
+    pthread_mutex_unlock(&js->lock);
+    return qkc_kernel_wrap(ctx, code, 0, out);
+}
+
 qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
                               qkc_kernel **out)
 {
@@ -533,6 +617,8 @@ qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_com
 
     if ((st = make_plan(ctx, spec, options, 1, &p)))
         return st;
+    if (p.target.arch == QKC_ARCH_NVPTX)
+        return gpu_compile(ctx, js, spec, &p, &rk, rh, t0, out);
     h = hash_bytes(&p.key, sizeof p.key);
     if ((e = find_entry(js, &p.key, h)) != NULL)
         return qkc_kernel_wrap(ctx, e->code, 1, out);
@@ -587,7 +673,7 @@ qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     code->mm = spec->mm;
     code->layout = p.layout;
     code->schedule = p.schedule;
-    code->int8_dot = qkc_lower_uses_int8_dot(&spec->mm, &p.layout, &p.target);
+    code->int8_dot = uses_int8_dot(&spec->mm, &p.layout, &p.target);
     snprintf(code->target, sizeof code->target, "%s", p.target.name);
     qkc_target_features_string(p.target.arch, p.target.features, code->features, sizeof code->features);
     qkc_schedule_print(&p.schedule, code->schedule_text, sizeof code->schedule_text);
@@ -652,7 +738,10 @@ qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compi
         qkc_llvm_set_activity(NULL);
         return st;
     }
-    if (!strcmp(what, "asm") || !strcmp(what, "obj")) {
+    if (!strcmp(what, "obj") && p.target.arch == QKC_ARCH_NVPTX) {
+        st = qkc_fail(ctx, QKC_ERR_UNSUPPORTED, "target %s: GPU kernels are emitted as PTX text (asm or ptx), "
+                      "not as objects", p.target.name);
+    } else if (!strcmp(what, "asm") || !strcmp(what, "obj")) {
         st = qkc_llvm_emit(mod, tm, !strcmp(what, "asm"), data, len, &diag);
         if (st)
             qkc_fail_diag(ctx, &diag);
@@ -689,7 +778,7 @@ qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compi
         memset(info, 0, sizeof *info);
         info->target = p.target;
         info->schedule = p.schedule;
-        info->int8_dot = qkc_lower_uses_int8_dot(&spec->mm, &p.layout, &p.target);
+        info->int8_dot = uses_int8_dot(&spec->mm, &p.layout, &p.target);
         snprintf(info->layout, sizeof info->layout, "%s", p.layout.description);
     }
     return st;
@@ -705,8 +794,11 @@ qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_com
         return QKC_ERR_INVALID_ARGUMENT;
     if (!spec || !what || (!buf && size))
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: NULL argument");
+    if (!strcmp(what, "ptx"))
+        what = "asm"; /* the assembly of an NVPTX target is PTX */
     if (strcmp(what, "asm") && strcmp(what, "llvm") && strcmp(what, "obj") && strcmp(what, "bc"))
-        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: '%s': expected asm, llvm, bc or obj", what);
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_emit: '%s': expected asm, ptx, llvm, bc or obj",
+                        what);
     if ((st = qkc_emit_code(ctx, spec, options, what, "qkc_kernel", &text, &len, NULL)))
         return st;
     if (needed)

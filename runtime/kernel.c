@@ -10,9 +10,11 @@
  * When A is f32, needs no rounding and no permutation, kernels read the
  * caller's buffer directly.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "context.h"
+#include "cuda.h"
 #include "kernel.h"
 #include "pack.h"
 #include "ref.h"
@@ -128,6 +130,187 @@ static float round_act(qkc_compute c, float x)
     }
 }
 
+/* ------------------------------------------------------------ GPU */
+
+qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, const void *a, int64_t lda, int64_t m,
+                                const void *packed_weights, float *dst, size_t dst_bytes, size_t *needed,
+                                int64_t *ld)
+{
+    const qkc_compiled *code;
+    const qkc_matmul *mm;
+    int64_t k, ldp;
+    const int32_t *perm;
+    float *row;
+    int8_t *qrow;
+    float *dblk;
+    size_t bytes;
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!kernel || !ld)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_prepare_a: NULL argument");
+    code = qkc_kernel_code(kernel);
+    mm = &code->mm;
+    k = mm->k;
+    if (m < 1 || m > QKC_MAX_DIM)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_prepare_a: m=%lld must be in 1..%lld",
+                        (long long)m, (long long)QKC_MAX_DIM);
+    /* rows cover every chunk (padded with zeros), a multiple of QKC_GPU_A_ALIGN */
+    ldp = code->layout.chunks_per_row * code->layout.chunk;
+    ldp = (ldp + QKC_GPU_A_ALIGN - 1) / QKC_GPU_A_ALIGN * QKC_GPU_A_ALIGN;
+    *ld = ldp;
+    if ((uint64_t)m > SIZE_MAX / sizeof(float) / (uint64_t)ldp)
+        return qkc_fail(ctx, QKC_ERR_LIMIT, "qkc_kernel_prepare_a: %lld x %lld activations are too large",
+                        (long long)m, (long long)ldp);
+    bytes = (size_t)m * (size_t)ldp * sizeof(float);
+    if (needed)
+        *needed = bytes;
+    if (!dst)
+        return QKC_OK;
+    if (dst_bytes < bytes)
+        return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL, "qkc_kernel_prepare_a: %zu bytes given, %zu needed", dst_bytes,
+                        bytes);
+    if (!a || lda < k)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_prepare_a: a is required and lda=%lld >= k=%lld",
+                        (long long)lda, (long long)k);
+    if (code->layout.permute_k && !packed_weights)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT,
+                        "qkc_kernel_prepare_a: act-order weights: the packed weights hold the permutation");
+    perm = code->layout.permute_k ? (const int32_t *)((const uint8_t *)packed_weights + code->layout.perm_offset)
+                                  : NULL;
+    row = qkc_alloc(ctx, (size_t)k * sizeof *row);
+    qrow = qkc_alloc(ctx, (size_t)k);
+    dblk = qkc_alloc(ctx, (size_t)(k / QKC_INT8_BLOCK + 1) * sizeof *dblk);
+    if (!row || !qrow || !dblk) {
+        qkc_free(ctx, row);
+        qkc_free(ctx, qrow);
+        qkc_free(ctx, dblk);
+        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_prepare_a: out of memory");
+    }
+    memset(dst, 0, bytes);
+    for (int64_t r = 0; r < m; r++) {
+        for (int64_t i = 0; i < k; i++)
+            row[i] = load_act(mm->a_dtype, a, r * lda + i);
+        if (mm->compute == QKC_COMPUTE_INT8) {
+            qkc_ref_int8_quantize_row(row, k, qrow, dblk);
+            for (int64_t i = 0; i < k; i++)
+                row[i] = (float)((double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i]);
+        } else {
+            for (int64_t i = 0; i < k; i++)
+                row[i] = round_act(mm->compute, row[i]);
+        }
+        for (int64_t i = 0; i < k; i++) {
+            int64_t src = perm ? perm[i] : i;
+            if (src < 0 || src >= k) {
+                qkc_free(ctx, row);
+                qkc_free(ctx, qrow);
+                qkc_free(ctx, dblk);
+                return qkc_fail(ctx, QKC_ERR_CORRUPT_DATA,
+                                "qkc_kernel_prepare_a: column permutation entry %lld is %lld", (long long)i,
+                                (long long)src);
+            }
+            dst[r * ldp + i] = row[src];
+        }
+    }
+    qkc_free(ctx, row);
+    qkc_free(ctx, qrow);
+    qkc_free(ctx, dblk);
+    return QKC_OK;
+}
+
+qkc_status qkc_kernel_run_device(qkc_context *ctx, const qkc_kernel *kernel, const qkc_device_args *args)
+{
+    const qkc_compiled *code;
+    const qkc_matmul *mm;
+    qkc_kernel_args ka;
+    int64_t ldp;
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!kernel || !args)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run_device: NULL argument");
+    code = qkc_kernel_code(kernel);
+    mm = &code->mm;
+    if (!code->gpu)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT,
+                        "qkc_kernel_run_device: a CPU kernel (target %s); compile for nvptx-sm80 or nvptx-sm90",
+                        code->target);
+    ldp = (code->layout.chunks_per_row * code->layout.chunk + QKC_GPU_A_ALIGN - 1) / QKC_GPU_A_ALIGN *
+          QKC_GPU_A_ALIGN;
+    if (args->m < 1 || args->m > QKC_MAX_DIM || (mm->m && args->m != mm->m))
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run_device: m=%lld is not valid for this spec",
+                        (long long)args->m);
+    if (!args->a || !args->weights || !args->c || (args->a | args->weights) % 16)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT,
+                        "qkc_kernel_run_device: a, weights and c are required, a and weights 16-byte aligned");
+    if (args->lda < ldp || args->lda % QKC_GPU_A_ALIGN || args->ldc < mm->n)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT,
+                        "qkc_kernel_run_device: lda=%lld must be a multiple of %d and >= %lld "
+                        "(qkc_kernel_prepare_a), ldc=%lld >= n=%lld",
+                        (long long)args->lda, QKC_GPU_A_ALIGN, (long long)ldp, (long long)args->ldc,
+                        (long long)mm->n);
+    if ((mm->bias == QKC_BIAS_F32) != (args->bias != 0))
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run_device: bias %s",
+                        mm->bias == QKC_BIAS_F32 ? "is required by the spec" : "given but the spec has none");
+    if (args->weights_bytes < code->layout.total_bytes)
+        return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL,
+                        "qkc_kernel_run_device: packed weights hold %zu bytes, the kernel reads %llu",
+                        args->weights_bytes, (unsigned long long)code->layout.total_bytes);
+    memset(&ka, 0, sizeof ka);
+    ka.a = (const void *)(uintptr_t)args->a;
+    ka.w = (const uint8_t *)(uintptr_t)args->weights;
+    ka.bias = (const float *)(uintptr_t)args->bias;
+    ka.c = (void *)(uintptr_t)args->c;
+    ka.lda = args->lda;
+    ka.ldc = args->ldc;
+    ka.m = args->m;
+    ka.n_begin = 0;
+    ka.n_end = mm->n;
+    return qkc_cuda_launch(ctx, code->gpu_function, &ka);
+}
+
+/* qkc_kernel_run for a GPU kernel: host operands copied in and out. */
+static qkc_status run_gpu_host(qkc_context *ctx, const qkc_kernel *kernel, const qkc_matmul_args *args)
+{
+    const qkc_compiled *code = qkc_kernel_code(kernel);
+    const qkc_matmul *mm = &code->mm;
+    size_t abytes = 0, cbytes;
+    int64_t ld = 0;
+    float *prep = NULL;
+    qkc_device_ptr da = 0, dw = 0, db = 0, dc = 0;
+    qkc_device_args d;
+    qkc_status st;
+    if (args->weights_bytes < code->layout.total_bytes)
+        return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL,
+                        "qkc_kernel_run: packed weights hold %zu bytes, the kernel reads %llu (pack them with "
+                        "qkc_weights_pack)",
+                        args->weights_bytes, (unsigned long long)code->layout.total_bytes);
+    if ((st = qkc_kernel_prepare_a(ctx, kernel, args->a, args->lda, args->m, args->weights, NULL, 0, &abytes, &ld)))
+        return st;
+    cbytes = (size_t)((args->m - 1) * args->ldc + mm->n) * qkc_dtype_get(mm->out_dtype)->bits / 8;
+    if (!(prep = qkc_alloc(ctx, abytes)))
+        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_run: out of memory for activations");
+    if ((st = qkc_kernel_prepare_a(ctx, kernel, args->a, args->lda, args->m, args->weights, prep, abytes, NULL, &ld)) ||
+        (st = qkc_device_alloc(ctx, abytes, &da)) || (st = qkc_device_alloc(ctx, code->layout.total_bytes, &dw)) ||
+        (st = qkc_device_alloc(ctx, cbytes, &dc)) ||
+        (args->bias && (st = qkc_device_alloc(ctx, (size_t)mm->n * sizeof(float), &db))) ||
+        (st = qkc_device_upload(ctx, da, prep, abytes)) ||
+        (st = qkc_device_upload(ctx, dw, args->weights, code->layout.total_bytes)) ||
+        (args->bias && (st = qkc_device_upload(ctx, db, args->bias, (size_t)mm->n * sizeof(float)))))
+        goto done;
+    memset(&d, 0, sizeof d);
+    d.a = da, d.lda = ld, d.weights = dw, d.weights_bytes = code->layout.total_bytes, d.bias = db, d.c = dc;
+    d.ldc = args->ldc, d.m = args->m;
+    if ((st = qkc_kernel_run_device(ctx, kernel, &d)))
+        goto done;
+    st = qkc_device_download(ctx, args->c, dc, cbytes);
+done:
+    qkc_free(ctx, prep);
+    qkc_device_free(ctx, da);
+    qkc_device_free(ctx, dw);
+    qkc_device_free(ctx, db);
+    qkc_device_free(ctx, dc);
+    return st;
+}
+
 qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_matmul_args *args,
                           const qkc_run_options *options)
 {
@@ -170,6 +353,8 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
                         "qkc_kernel_run: packed weights hold %zu bytes, the kernel reads %llu (pack them with "
                         "qkc_weights_pack)",
                         args->weights_bytes, (unsigned long long)code->layout.total_bytes);
+    if (code->gpu)
+        return run_gpu_host(ctx, kernel, args);
 
     memset(&job, 0, sizeof job);
     job.code = code;

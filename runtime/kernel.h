@@ -28,6 +28,8 @@ typedef struct qkc_compiled {
     double compile_ms;
     int from_disk;         /* linked from the disk cache */
     int ahead_of_time;     /* from an AOT library's table */
+    int gpu;               /* a GPU kernel: gpu_function (a CUfunction) instead of fn */
+    void *gpu_function;
 } qkc_compiled;
 
 /* `code` is atomic: a tiered kernel (runtime/tune.c) switches it to a

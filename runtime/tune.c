@@ -456,6 +456,9 @@ static qkc_status tuner_init(tuner *T, qkc_context *ctx, const qkc_spec *spec, c
     if (qkc_target_resolve(target, 1, &T->target, &diag) ||
         qkc_klayout_for(&mm->w, mm->n, mm->k, &T->layout, &diag))
         return qkc_fail_diag(ctx, &diag);
+    if (T->target.arch == QKC_ARCH_NVPTX)
+        return qkc_fail(ctx, QKC_ERR_UNSUPPORTED, "tuning: target %s: GPU kernels are not tuned yet",
+                        T->target.name);
     T->out_el = mm->out_dtype == QKC_DTYPE_F32 ? 4 : 2;
     T->cands = qkc_calloc(ctx, MAX_CANDS, sizeof *T->cands);
     T->a = qkc_calloc(ctx, (size_t)(rows * mm->k), (size_t)a_el);

@@ -1,5 +1,5 @@
 /*
- * The target families (one file each: x86_64.c, aarch64.c) behind one
+ * The target families (one file each: x86_64.c, aarch64.c, nvptx.c) behind one
  * list of names, one resolver and the host's architecture. A target names
  * its architecture; its feature bits are read with it.
  */
@@ -12,6 +12,7 @@
 static const qkc_target_family *const families[] = {
     &qkc_target_family_x86_64,
     &qkc_target_family_aarch64,
+    &qkc_target_family_nvptx,
 };
 #define NFAMILIES ((int)(sizeof families / sizeof families[0]))
 
@@ -113,6 +114,8 @@ qkc_status qkc_target_resolve(const char *name, int require_host, qkc_target *ou
     for (int i = 0; i < NFAMILIES; i++) {
         if (!families[i]->fill_named(name, out))
             continue;
+        if (out->arch == QKC_ARCH_NVPTX)
+            return QKC_OK; /* never CPU code: the JIT sends it to the CUDA driver layer */
         if (require_host && out->arch != qkc_target_host_arch())
             return qkc_diag_set(diag, QKC_ERR_NO_DEVICE,
                                 "target %s is for %s CPUs and this machine is not one: it cannot run here (compile "

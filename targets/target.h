@@ -37,6 +37,10 @@ enum {
     QKC_FEAT_AVX512_VBMI = 1u << 12
 };
 
+/* NVIDIA GPU features (targets/nvptx.c): the compute capability a kernel
+ * needs. */
+enum { QKC_FEAT_SM_80 = 1u << 0, QKC_FEAT_SM_90 = 1u << 1 };
+
 /* AArch64 features */
 enum {
     QKC_FEAT_NEON = 1u << 0,    /* AdvSIMD (and fp-armv8) */
@@ -103,6 +107,7 @@ typedef struct qkc_target_family {
 
 extern const qkc_target_family qkc_target_family_x86_64;
 extern const qkc_target_family qkc_target_family_aarch64;
+extern const qkc_target_family qkc_target_family_nvptx;
 
 /* Writes "a, b, c" of every named target into buf (for messages). */
 void qkc_target_names_list(char *buf, size_t size);

@@ -290,7 +290,7 @@ int qkc_cmd_bench(int argc, char **argv)
     const char *probe_dir = NULL, *plot = NULL;
     qkc_plot_point pts[256];
     int npts = 0, plot_failed = 0;
-    const char *db = NULL, *sched_text = NULL;
+    const char *db = NULL, *sched_text = NULL, *device = NULL;
     qkc_schedule sched;
 
     if (!words)
@@ -326,6 +326,12 @@ int qkc_cmd_bench(int argc, char **argv)
             sched_text = argv[++i];
         } else if (!strcmp(argv[i], "--probe-disk-hit") && i + 1 < argc) {
             probe_dir = argv[++i];
+        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            device = argv[++i];
+            if (strcmp(device, "cpu") && strcmp(device, "cuda")) {
+                fprintf(stderr, "error: --device takes cpu or cuda\n");
+                goto usage;
+            }
         } else if (!strcmp(argv[i], "--cold")) {
             cold = 1;
         } else if (!strcmp(argv[i], "--json")) {
@@ -342,6 +348,10 @@ int qkc_cmd_bench(int argc, char **argv)
         goto usage;
     }
     text = qkc_join_words(nwords, words);
+    if (text && device && !strcmp(device, "cuda")) {
+        rc = qkc_bench_gpu(text, ms, nm, reps, target, json);
+        goto done;
+    }
     if (text && probe_dir) {
         qkc_compile_options opt = {sizeof opt, target, NULL, 0};
         rc = probe_disk_hit(probe_dir, text, &opt);

@@ -177,14 +177,16 @@ int qkc_cmd_compile(int argc, char **argv)
         free(t);
     }
     if (!emit || !specs.n) {
-        fprintf(stderr, "error: qkc compile needs a spec and --emit asm|ll|bc|obj|header|lib (see qkc compile --help)\n");
+        fprintf(stderr, "error: qkc compile needs a spec and --emit asm|ptx|ll|bc|obj|header|lib (see qkc compile --help)\n");
         goto usage;
     }
     if (!strcmp(emit, "ll"))
         emit = "llvm";
+    if (!strcmp(emit, "ptx"))
+        emit = "asm"; /* an NVPTX target's assembly is PTX */
     aot = !strcmp(emit, "header") || !strcmp(emit, "lib");
     if (!aot && strcmp(emit, "asm") && strcmp(emit, "llvm") && strcmp(emit, "obj") && strcmp(emit, "bc")) {
-        fprintf(stderr, "error: --emit %s: expected asm, ll, bc, obj, header or lib\n", emit);
+        fprintf(stderr, "error: --emit %s: expected asm, ptx, ll, bc, obj, header or lib\n", emit);
         goto usage;
     }
     if (!aot && (specs.n > 1 || ntargets > 1)) {

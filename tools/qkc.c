@@ -457,7 +457,7 @@ static const command commands[] = {
      "format's own error). Exit 1 if a check fails.\n"},
     {"bench", qkc_cmd_bench, "measure a kernel against the machine's bandwidth and peak",
      "usage: qkc bench SPEC... [--m LIST] [--threads LIST] [--cold] [--json] [--reps N] [--target T]\n"
-     "                 [--plot FILE.svg] [--schedule S] [--db FILE]\n"
+     "                 [--plot FILE.svg] [--schedule S] [--db FILE] [--device cpu|cuda]\n"
      "\n"
      "JIT-compile SPEC and time it for every M in LIST (default 1) and thread\n"
      "count (default 1), next to the machine's own limits measured in the same\n"
@@ -490,12 +490,18 @@ static const command commands[] = {
      "out are the heuristic's); --db FILE (or $QKC_TUNE_DB) takes the schedule\n"
      "from a tuning database, for the M bucket of the first M (qkc tune).\n"
      "\n"
+     "--device cuda times a GPU kernel (--target nvptx-sm80|nvptx-sm90, default\n"
+     "the device's) on device-resident operands (a=f32), per M: us, gbps,\n"
+     "copy_gbps (a 1 GiB device-to-device copy in the same run: bytes read plus\n"
+     "written per second), pct = gbps / copy_gbps, nmse and max_abs_err. Without\n"
+     "a CUDA driver or device it says so and exits 1. docs/gpu.md.\n"
+     "\n"
      "--probe-disk-hit DIR is what bench runs in each fresh process: it links\n"
      "two kernels from the cache in DIR and prints their compile times.\n"
      "\n"
      "example: qkc bench matmul n=4096 k=4096 w=q4_0 --m 1,8 --threads 1,2 --cold\n"},
     {"compile", qkc_cmd_compile, "generate kernels: assembly, LLVM IR, objects, AOT libraries and headers",
-     "usage: qkc compile SPEC... --emit asm|ll|bc|obj [--target T] [--schedule S] [-o FILE]\n"
+     "usage: qkc compile SPEC... --emit asm|ptx|ll|bc|obj [--target T] [--schedule S] [-o FILE]\n"
      "                   [--db FILE] [--m M]\n"
      "       qkc compile [SPEC...] [--spec SPEC]... [--specs FILE] --emit lib|header\n"
      "                   [--target T]... [--schedule S] [--db FILE] [--name NAME] -o FILE\n"
@@ -505,7 +511,8 @@ static const command commands[] = {
      "LLVM IR (ll), LLVM bitcode (bc) or ELF object (obj) to FILE (default:\n"
      "standard output; bc and obj need -o). The target need not be this\n"
      "machine's. The kernel's symbol is qkc_kernel; its ABI is\n"
-     "codegen/kernel_abi.h.\n"
+     "codegen/kernel_abi.h. For nvptx-sm80 and nvptx-sm90 the assembly is PTX\n"
+     "(--emit ptx is the same as asm; no obj). docs/gpu.md.\n"
      "\n"
      "AOT library: --emit lib writes a static library holding a kernel for every\n"
      "spec and every --target (in order of preference) and a dispatch table;\n"

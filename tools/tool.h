@@ -10,6 +10,8 @@ void qkc_print_help(const char *command);
 char *qkc_join_words(int argc, char **argv);
 
 int qkc_cmd_bench(int argc, char **argv);
+/* qkc bench --device cuda (tools/bench_gpu.c) */
+int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const char *target, int json);
 int qkc_cmd_inspect(int argc, char **argv);
 int qkc_cmd_run(int argc, char **argv);
 

@@ -276,7 +276,9 @@ typedef struct qkc_kernel qkc_kernel;
  * returns a new handle to the already compiled code (in-memory cache).
  * Errors: QKC_ERR_NO_DEVICE (the target needs CPU features this machine
  * lacks), QKC_ERR_INVALID_ARGUMENT (bad schedule), QKC_ERR_COMPILE.
- * Thread-safe. */
+ * An NVPTX target ("nvptx-sm80", "nvptx-sm90") compiles PTX and loads it
+ * through the CUDA driver (see "GPUs" below; QKC_ERR_NO_DEVICE "no CUDA
+ * driver ..." without one). Thread-safe. */
 qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
                               qkc_kernel **out);
 
@@ -300,9 +302,78 @@ typedef struct qkc_run_options {
 
 /* Run C = act(A·Wᵀ + bias) with args->weights holding PACKED weights
  * (qkc_weights_pack). `options` may be NULL. Thread-safe: many threads may
- * run the same kernel at once. */
+ * run the same kernel at once. For a GPU kernel the pointers are host
+ * memory: the call copies weights, activations and bias to the device,
+ * runs and copies C back (simple, but it moves the weights on every call;
+ * qkc_kernel_run_device keeps them on the device). */
 qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_matmul_args *args,
                           const qkc_run_options *options);
+
+/* ------------------------------------------------------ GPUs (CUDA)
+ *
+ * Kernels compiled for an NVPTX target ("nvptx-sm80", "nvptx-sm90") run
+ * on an NVIDIA GPU through the CUDA driver, which qkc loads at run time
+ * (dlopen of libcuda.so.1: no link-time CUDA dependency). Each context
+ * uses device 0's primary context. Without the driver, or without a
+ * device, every call here (and qkc_kernel_compile for an NVPTX target)
+ * fails with QKC_ERR_NO_DEVICE and the message "no CUDA driver
+ * (libcuda.so.1 not found)" or "no CUDA device ...". Thread-safe; device
+ * memory belongs to the caller, who frees it before destroying the
+ * context. docs/gpu.md has the details.
+ */
+typedef uint64_t qkc_device_ptr; /* a device address; 0 is none */
+
+typedef struct qkc_device_info {
+    int count;        /* devices the driver sees */
+    char name[128];   /* device 0's name */
+    int sm;           /* device 0's compute capability, major*10 + minor (80, 90) */
+    size_t memory;    /* device 0's memory in bytes */
+} qkc_device_info;
+
+/* Load the driver and describe the devices. */
+qkc_status qkc_device_query(qkc_context *ctx, qkc_device_info *out);
+
+/* Device memory (256-byte aligned): allocate, free (0 is fine), copy host
+ * to device, device to host, device to device. Copies to and from the
+ * host wait for the kernels launched before them; a device-to-device copy
+ * is ordered after them and may return before it finishes. */
+qkc_status qkc_device_alloc(qkc_context *ctx, size_t bytes, qkc_device_ptr *out);
+qkc_status qkc_device_free(qkc_context *ctx, qkc_device_ptr ptr);
+qkc_status qkc_device_upload(qkc_context *ctx, qkc_device_ptr dst, const void *src, size_t bytes);
+qkc_status qkc_device_download(qkc_context *ctx, void *dst, qkc_device_ptr src, size_t bytes);
+qkc_status qkc_device_copy(qkc_context *ctx, qkc_device_ptr dst, qkc_device_ptr src, size_t bytes);
+/* Wait for everything launched on the context's device. */
+qkc_status qkc_device_synchronize(qkc_context *ctx);
+
+/* Activations for a GPU kernel, prepared on the host as the reference
+ * models them (rounded to the compute type, int8-quantized for
+ * compute=int8, act-order permuted): f32 rows of *ld elements (padded
+ * with zeros). a: A[m][lda] in the spec's activation dtype. With dst NULL
+ * only *needed (bytes) and *ld are set. packed_weights: the kernel's
+ * packed weights on the host (read for an act-order permutation; may be
+ * NULL otherwise). Errors: QKC_ERR_BUFFER_TOO_SMALL, INVALID_ARGUMENT. */
+qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, const void *a, int64_t lda, int64_t m,
+                                const void *packed_weights, float *dst, size_t dst_bytes, size_t *needed,
+                                int64_t *ld);
+
+/* A GPU kernel's operands in device memory: a from qkc_kernel_prepare_a
+ * (lda its *ld), weights packed (qkc_weights_pack, then uploaded), bias N
+ * floats or 0, c M×ldc in the output dtype. */
+typedef struct qkc_device_args {
+    qkc_device_ptr a;
+    int64_t lda;
+    qkc_device_ptr weights;
+    size_t weights_bytes;
+    qkc_device_ptr bias;
+    qkc_device_ptr c;
+    int64_t ldc;
+    int64_t m;
+} qkc_device_args;
+
+/* Launch a GPU kernel on device operands; asynchronous (wait with
+ * qkc_device_synchronize or a download). Errors: QKC_ERR_INVALID_ARGUMENT
+ * (a CPU kernel, a misaligned or missing operand, a bad ld), NO_DEVICE. */
+qkc_status qkc_kernel_run_device(qkc_context *ctx, const qkc_kernel *kernel, const qkc_device_args *args);
 
 /* What was compiled: static strings valid while the kernel lives. */
 typedef struct qkc_kernel_info {
@@ -321,7 +392,8 @@ typedef struct qkc_kernel_info {
 
 qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out);
 
-/* Generated code of a kernel: "asm" (text), "llvm" (optimised IR, text),
+/* Generated code of a kernel: "asm" (text; PTX for an NVPTX target, also
+ * named "ptx"), "llvm" (optimised IR, text),
  * "bc" (LLVM bitcode, binary) or "obj" (an ELF object, binary). The
  * kernel's symbol is "qkc_kernel".
  * Writes into buf like qkc_spec_print (needed receives the length; text is

@@ -1,0 +1,226 @@
+/*
+ * PTX validity: every weight format (each preset, the generic dtypes, the
+ * dense f32 fallback, act-order) x compute type is emitted for nvptx-sm80
+ * and nvptx-sm90 and assembled by ptxas for sm_80 and sm_90; the PTX must
+ * hold an .entry, the warp reduction (shfl.sync) and, where chunk records
+ * are whole 16-byte words, 128-bit weight loads (ld.global.nc.v4). Needs
+ * ptxas (PATH, else $CUDA_HOME/bin, else /usr/local/cuda/bin); without it
+ * the test says "skipped: ptxas not found" and exits 77. Nothing runs on a
+ * GPU here.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "codegen/lower_ptx.h"
+#include "ir/klayout.h"
+#include "ir/spec.h"
+#include "qkc/qkc.h"
+
+static char ptxas[1024];
+static char tmpdir[256];
+
+static int executable(const char *path)
+{
+    return access(path, X_OK) == 0;
+}
+
+static int find_ptxas(void)
+{
+    const char *path = getenv("PATH"), *cuda = getenv("CUDA_HOME");
+    while (path && *path) {
+        const char *e = strchr(path, ':');
+        size_t len = e ? (size_t)(e - path) : strlen(path);
+        snprintf(ptxas, sizeof ptxas, "%.*s/ptxas", (int)len, path);
+        if (len && executable(ptxas))
+            return 1;
+        path = e ? e + 1 : NULL;
+    }
+    if (cuda && *cuda) {
+        snprintf(ptxas, sizeof ptxas, "%s/bin/ptxas", cuda);
+        if (executable(ptxas))
+            return 1;
+    }
+    snprintf(ptxas, sizeof ptxas, "/usr/local/cuda/bin/ptxas");
+    return executable(ptxas);
+}
+
+/* Every format family; n and k fit every preset's block. */
+static const char *const formats[] = {
+    "w=q4_0", "w=q4_1", "w=q5_0", "w=q5_1", "w=q8_0", "w=q4_k", "w=q5_k", "w=q6_k", "w=iq4_nl", "w=mxfp4",
+    "w=mxfp8", "w=nf4_bnb", "w=gptq:4 group=128", "w=gptq:8:actorder group=32", "w=awq group=128",
+    "w=int4 group=32 scale=f16", "w=int4 group=128 scale=f16 zero=int", "w=uint4 group=32 scale=f16 zero=float",
+    "w=int8 group=32 scale=bf16 zero=int", "w=uint8 zero=int", "w=int2 group=32 scale=f32 zero=float",
+    "w=int6 group=16 scale=int8:f16:16", "w=int4 group=32 scale=e8m0", "w=fp4 group=32 scale=e8m0",
+    "w=iq4nl group=32 scale=f16", "w=fp8e4m3 group=32 scale=e8m0", "w=fp8e5m2 group=128 scale=fp8e4m3:f32:2",
+    "w=f16", "w=bf16", "w=f32", "w=tf32",
+    "w=int4 group=48 scale=f16", /* groups straddle chunks: the dense f32 fallback */
+};
+
+static const char *const computes[] = {"compute=f32", "compute=int8", "compute=bf16", "compute=f16", "compute=tf32"};
+
+/* NULL when the verifier rejects the combination and `optional` is set
+ * (compute=int8 or bf16 with weights that forbid it). */
+static char *emit_ptx(qkc_context *ctx, const char *target, const char *text, int optional)
+{
+    qkc_spec *spec;
+    qkc_compile_options opt = {sizeof opt, target, NULL, 0};
+    size_t need = 0;
+    char *buf;
+    qkc_status st = qkc_spec_parse(ctx, text, &spec);
+    if (st == QKC_ERR_INVALID_SPEC && optional)
+        return NULL;
+    if (st != QKC_OK)
+        fail_msg("%s: %s", text, qkc_context_last_error(ctx));
+    assert_int_equal(qkc_kernel_emit(ctx, spec, &opt, "ptx", NULL, 0, &need), QKC_ERR_BUFFER_TOO_SMALL);
+    buf = malloc(need + 1);
+    assert_non_null(buf);
+    if (qkc_kernel_emit(ctx, spec, &opt, "ptx", buf, need + 1, NULL) != QKC_OK)
+        fail_msg("%s on %s: %s", text, target, qkc_context_last_error(ctx));
+    qkc_spec_destroy(spec);
+    return buf;
+}
+
+/* Assemble with ptxas -arch=arch; on failure print its output and the
+ * command that reproduces it. */
+static void assemble(const char *path, const char *arch, const char *what)
+{
+    char cmd[4096], log[600];
+    int rc;
+    snprintf(log, sizeof log, "%s.log", path);
+    snprintf(cmd, sizeof cmd, "'%s' -arch=%s -o /dev/null '%s' > '%s' 2>&1", ptxas, arch, path, log);
+    rc = system(cmd);
+    if (rc != 0) {
+        char text[2000] = "";
+        FILE *f = fopen(log, "r");
+        if (f) {
+            size_t n = fread(text, 1, sizeof text - 1, f);
+            text[n] = '\0';
+            fclose(f);
+        }
+        fail_msg("ptxas -arch=%s rejects the PTX of %s (exit %d):\n%s\nrerun: qkc compile %s --emit ptx | ptxas "
+                 "-arch=%s -", arch, what, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, text, what, arch);
+    }
+    unlink(log);
+}
+
+/* Do the format's chunk records come as whole 16-byte words? */
+static int wide_loads(qkc_context *ctx, const char *text)
+{
+    qkc_matmul mm;
+    qkc_klayout L;
+    qkc_diag diag;
+    (void)ctx;
+    if (qkc_matmul_parse(text, &mm, NULL, &diag) || qkc_klayout_for(&mm.w, mm.n, mm.k, &L, &diag))
+        fail_msg("%s: %s", text, diag.message);
+    return qkc_lower_ptx_load_bytes(&L) == 16;
+}
+
+static void test_every_format_assembles(void **state)
+{
+    static const char *const targets[][2] = {{"nvptx-sm80", "sm_80"}, {"nvptx-sm90", "sm_90"}};
+    qkc_context *ctx;
+    int files = 0, wide = 0, invalid = 0;
+    struct timespec t0, t1;
+    (void)state;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++)
+        for (size_t c = 0; c < sizeof computes / sizeof computes[0]; c++)
+            for (size_t t = 0; t < 2; t++) {
+                char text[512], path[512];
+                char *ptx;
+                FILE *out;
+                /* vary the epilogue and M so every path is assembled */
+                snprintf(text, sizeof text, "matmul n=64 k=512 a=%s %s %s%s%s", c == 2 ? "bf16" : c == 3 ? "f16" : "f32",
+                         formats[f], computes[c], f % 3 == 0 ? " bias=f32 act=gelu out=bf16" :
+                                                  f % 3 == 1 ? " act=silu out=f16" : " act=relu",
+                         f % 2 ? " m=1" : "");
+                ptx = emit_ptx(ctx, targets[t][0], text, c > 0);
+                if (!ptx) {
+                    invalid++;
+                    continue;
+                }
+                if (!strstr(ptx, ".entry"))
+                    fail_msg("%s on %s: no .entry in the PTX", text, targets[t][0]);
+                if (!strstr(ptx, "shfl.sync.bfly"))
+                    fail_msg("%s on %s: no warp reduction (shfl.sync.bfly) in the PTX", text, targets[t][0]);
+                if (wide_loads(ctx, text)) {
+                    wide++;
+                    if (!strstr(ptx, "ld.global.nc.v4"))
+                        fail_msg("%s on %s: 16-byte chunk records but no ld.global.nc.v4", text, targets[t][0]);
+                }
+                snprintf(path, sizeof path, "%s/k%d.ptx", tmpdir, files);
+                out = fopen(path, "w");
+                assert_non_null(out);
+                assert_int_equal(fwrite(ptx, 1, strlen(ptx), out), strlen(ptx));
+                assert_int_equal(fclose(out), 0);
+                free(ptx);
+                {
+                    char what[600];
+                    snprintf(what, sizeof what, "'%s' --target %s", text, targets[t][0]);
+                    assemble(path, targets[t][1], what);
+                }
+                unlink(path);
+                files++;
+            }
+    qkc_context_destroy(ctx);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("ptxas assembled %d PTX kernels (%zu formats x %zu compute types x sm_80, sm_90, less %d combinations "
+           "the verifier rejects; %d with 128-bit weight loads) in %.1f s\n",
+           files, sizeof formats / sizeof formats[0], sizeof computes / sizeof computes[0], invalid, wide,
+           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    assert_true(wide > 0);
+}
+
+/* The compile path: an NVPTX target never runs as CPU code; without a
+ * driver, compiling says so. */
+static void test_targets_and_errors(void **state)
+{
+    qkc_context *ctx;
+    qkc_spec *spec;
+    qkc_compile_options opt = {sizeof opt, "nvptx-sm80", NULL, 0};
+    char buf[64];
+    size_t need;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    assert_int_equal(qkc_spec_parse(ctx, "matmul n=64 k=256 w=q4_0", &spec), QKC_OK);
+    assert_int_equal(qkc_kernel_emit(ctx, spec, &opt, "obj", buf, sizeof buf, &need), QKC_ERR_UNSUPPORTED);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "PTX text"));
+    opt.target = "nvptx-sm70";
+    assert_int_equal(qkc_kernel_emit(ctx, spec, &opt, "ptx", buf, sizeof buf, &need), QKC_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "nvptx-sm90"));
+    qkc_spec_destroy(spec);
+    qkc_context_destroy(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_targets_and_errors),
+        cmocka_unit_test(test_every_format_assembles),
+    };
+    int rc;
+    if (!find_ptxas()) {
+        printf("skipped: ptxas not found (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin)\n");
+        return 77;
+    }
+    snprintf(tmpdir, sizeof tmpdir, "%s/qkc-ptx-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        printf("cannot make a temporary directory\n");
+        return 1;
+    }
+    printf("ptxas: %s\n", ptxas);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    rmdir(tmpdir);
+    return rc;
+}
