@@ -130,6 +130,37 @@ static float round_act(qkc_compute c, float x)
     }
 }
 
+/* Row r of A as kernels on the float path read it (ir/spec.h): widened to
+ * f32, rotated (rotate=hadamard:B), rounded to the compute type or int8-
+ * quantized and dequantized with the reference's own functions, then
+ * permuted like act-order weights' columns, into dst[0..k). row, qrow and
+ * dblk are scratch of k floats, k bytes and k/32+1 floats. Returns -1, or
+ * the index of a permutation entry outside 0..k-1. */
+static int64_t prepare_row(const qkc_matmul *mm, const void *a, int64_t lda, int64_t r, const int32_t *perm,
+                           float *row, int8_t *qrow, float *dblk, float *dst)
+{
+    int64_t k = mm->k;
+    for (int64_t i = 0; i < k; i++)
+        row[i] = load_act(mm->a_dtype, a, r * lda + i);
+    if (mm->rotate)
+        qkc_ref_hadamard_row(row, k, mm->rotate);
+    if (mm->compute == QKC_COMPUTE_INT8) {
+        qkc_ref_int8_quantize_row(row, k, qrow, dblk);
+        for (int64_t i = 0; i < k; i++)
+            row[i] = (float)((double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i]);
+    } else {
+        for (int64_t i = 0; i < k; i++)
+            row[i] = round_act(mm->compute, row[i]);
+    }
+    for (int64_t i = 0; i < k; i++) {
+        int64_t src = perm ? perm[i] : i;
+        if (src < 0 || src >= k)
+            return i;
+        dst[i] = row[src];
+    }
+    return -1;
+}
+
 /* ------------------------------------------------------------ GPU */
 
 qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, const void *a, int64_t lda, int64_t m,
@@ -188,27 +219,13 @@ qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, cons
     }
     memset(dst, 0, bytes);
     for (int64_t r = 0; r < m; r++) {
-        for (int64_t i = 0; i < k; i++)
-            row[i] = load_act(mm->a_dtype, a, r * lda + i);
-        if (mm->compute == QKC_COMPUTE_INT8) {
-            qkc_ref_int8_quantize_row(row, k, qrow, dblk);
-            for (int64_t i = 0; i < k; i++)
-                row[i] = (float)((double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i]);
-        } else {
-            for (int64_t i = 0; i < k; i++)
-                row[i] = round_act(mm->compute, row[i]);
-        }
-        for (int64_t i = 0; i < k; i++) {
-            int64_t src = perm ? perm[i] : i;
-            if (src < 0 || src >= k) {
-                qkc_free(ctx, row);
-                qkc_free(ctx, qrow);
-                qkc_free(ctx, dblk);
-                return qkc_fail(ctx, QKC_ERR_CORRUPT_DATA,
-                                "qkc_kernel_prepare_a: column permutation entry %lld is %lld", (long long)i,
-                                (long long)src);
-            }
-            dst[r * ldp + i] = row[src];
+        int64_t bad = prepare_row(mm, a, lda, r, perm, row, qrow, dblk, dst + r * ldp);
+        if (bad >= 0) {
+            qkc_free(ctx, row);
+            qkc_free(ctx, qrow);
+            qkc_free(ctx, dblk);
+            return qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "qkc_kernel_prepare_a: column permutation entry %lld is %lld",
+                            (long long)bad, (long long)perm[bad]);
         }
     }
     qkc_free(ctx, row);
@@ -401,26 +418,11 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
             goto done;
         }
         for (int64_t r = 0; r < m; r++) {
-            for (int64_t i = 0; i < k; i++)
-                row[i] = load_act(mm->a_dtype, args->a, r * args->lda + i);
-            if (mm->rotate)
-                qkc_ref_hadamard_row(row, k, mm->rotate);
-            if (mm->compute == QKC_COMPUTE_INT8) {
-                qkc_ref_int8_quantize_row(row, k, qrow, dblk);
-                for (int64_t i = 0; i < k; i++)
-                    row[i] = (float)((double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i]);
-            } else {
-                for (int64_t i = 0; i < k; i++)
-                    row[i] = round_act(mm->compute, row[i]);
-            }
-            for (int64_t i = 0; i < k; i++) {
-                int64_t src = perm ? perm[i] : i;
-                if (src < 0 || src >= k) {
-                    st = qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "qkc_kernel_run: column permutation entry %lld is %lld",
-                                  (long long)i, (long long)src);
-                    goto done;
-                }
-                prep[r * k + i] = row[src];
+            int64_t bad = prepare_row(mm, args->a, args->lda, r, perm, row, qrow, dblk, prep + r * k);
+            if (bad >= 0) {
+                st = qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "qkc_kernel_run: column permutation entry %lld is %lld",
+                              (long long)bad, (long long)perm[bad]);
+                goto done;
             }
         }
         job.args.a = prep;
