@@ -98,4 +98,27 @@ EOF
 # shellcheck disable=SC2086
 "$cc" -std=c11 $strict "$work/rt_only.c" -o "$work/rt_only" $rt_flags || fail "building a qkc_rt program with pkg-config"
 "$work/rt_only" || fail "the qkc_rt program"
+
+# The README's "Using the library" snippet, word for word, inside a main()
+# that provides its buffers: what the README shows must compile and run.
+step "README: the Using the library snippet"
+{
+    printf '#include <stdio.h>\n#include <stdlib.h>\n'
+    sed -n '/^## Using the library/,/^## /p' "$src/README.md" | sed -n '/^```c$/,/^```$/p' | sed '1d;$d' |
+        grep '^#include'
+    printf 'int main(void)\n{\n'
+    printf '    float *weights_f32 = calloc((size_t)4096 * 4096, sizeof(float));\n'
+    printf '    float *activations = calloc(4096, sizeof(float)), *out = calloc(4096, sizeof(float));\n'
+    printf '    for (int i = 0; i < 4096 * 4096; i++)\n        weights_f32[i] = (float)(i %% 201 - 100) / 1000.0f;\n'
+    printf '    for (int i = 0; i < 4096; i++)\n        activations[i] = 1.0f;\n'
+    sed -n '/^## Using the library/,/^## /p' "$src/README.md" | sed -n '/^```c$/,/^```$/p' | sed '1d;$d' |
+        grep -v '^#include'
+    printf '    printf("out[0] = %%g\\n", out[0]);\n'
+    printf '    free(blob), free(packed), free(weights_f32), free(activations);\n'
+    printf '    {\n        int rc = out[0] != 0.0f ? 0 : 1;\n        free(out);\n        return rc;\n    }\n}\n'
+} >"$work/readme.c"
+# shellcheck disable=SC2086
+"$cc" -std=c11 -Wall -Wextra -Werror ${QKC_INSTALL_TEST_FLAGS:-} "$work/readme.c" -o "$work/readme" $flags ||
+    fail "building the README snippet ($work/readme.c)"
+"$work/readme" || fail "running the README snippet ($work/readme.c)"
 echo "install_test: ok"
