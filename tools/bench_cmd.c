@@ -459,7 +459,7 @@ int qkc_cmd_bench(int argc, char **argv)
                 float *bias = calloc((size_t)info.n, sizeof *bias);
                 double *t, us, err = 0, ref = 0, maxerr = 0, elapsed = 0;
                 int n_reps = reps, r;
-                qkc_run_options ro = {sizeof ro, (int)ths[ti]};
+                qkc_run_options ro = {.struct_size = sizeof ro, .threads = (int)ths[ti]};
                 if (!a || !c || !cr || !bias) {
                     fprintf(stderr, "error: out of memory for M=%lld\n", (long long)m);
                     free(a), free(c), free(cr), free(bias);

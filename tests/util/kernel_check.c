@@ -68,7 +68,7 @@ int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kerne
         } else {
             qkc_matmul_args ar = {a, k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, n, m};
             qkc_matmul_args ak = {a, k, packed, pbytes, info.has_bias ? bias : NULL, c, n, m};
-            qkc_run_options ro = {sizeof ro, threads};
+            qkc_run_options ro = {.struct_size = sizeof ro, .threads = threads};
             memset(c, 0xEE, (size_t)(m * n * c_el) + 8);
             if (qkc_reference_matmul(ctx, spec, &ar) != QKC_OK || qkc_kernel_run(ctx, kern, &ak, &ro) != QKC_OK) {
                 snprintf(msg, msg_size, "%s: run failed: %s", name, qkc_context_last_error(ctx));
