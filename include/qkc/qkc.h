@@ -184,6 +184,9 @@ typedef struct qkc_spec_info {
     const char *activation;      /* "none", "relu", "gelu", "silu" */
     size_t weight_bytes;         /* bytes of the quantized N×K weight blob */
     double bits_per_weight;      /* weight_bytes * 8 / (n * k) */
+    int lora_rank;               /* lora=R:DTYPE: R; else 0 */
+    const char *lora_type;       /* the adapters' dtype ("f32", "f16", "bf16"), or "none" */
+    const char *act_scales;      /* ascale: "dynamic", "static", "static:channel" */
 } qkc_spec_info;
 
 qkc_status qkc_spec_query(const qkc_spec *spec, qkc_spec_info *out);
