@@ -25,12 +25,18 @@ typedef struct qkc_kernel_args {
     int64_t lda, ldc, m;
     int64_t n_begin, n_end;
     int64_t a_scales_ld;
+    /* lora=R:DTYPE (ir/spec.h); NULL / 0 otherwise: */
+    const float *lora_t; /* T = X·Aᵀ, f32 [m][lora_t_ld], columns R .. lora_t_ld-1 zero */
+    const void *lora_b;  /* adapter B [N][R] in the lora dtype */
+    int64_t lora_t_ld;   /* a multiple of 16 */
+    float lora_scale;    /* s */
 } qkc_kernel_args;
 
 /* Field indices of qkc_kernel_args as the code generator addresses them. */
 enum {
     QKC_KARG_A, QKC_KARG_A_SCALES, QKC_KARG_W, QKC_KARG_BIAS, QKC_KARG_C, QKC_KARG_LDA, QKC_KARG_LDC,
-    QKC_KARG_M, QKC_KARG_N_BEGIN, QKC_KARG_N_END, QKC_KARG_A_SCALES_LD, QKC_KARG_COUNT
+    QKC_KARG_M, QKC_KARG_N_BEGIN, QKC_KARG_N_END, QKC_KARG_A_SCALES_LD, QKC_KARG_LORA_T, QKC_KARG_LORA_B,
+    QKC_KARG_LORA_T_LD, QKC_KARG_LORA_SCALE, QKC_KARG_COUNT
 };
 
 typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
@@ -38,7 +44,7 @@ typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
 /*
  * GPU kernels (codegen/lower_ptx.c, NVPTX targets) are PTX entries
  *
- *     .entry qkc_kernel_<hash>(.param .align 8 .b8 args[88])
+ *     .entry qkc_kernel_<hash>(.param .align 8 .b8 args[120])
  *
  * taking the same qkc_kernel_args BY VALUE, every pointer a device
  * address. Warp g of the grid (blockIdx.x · blockDim.x/32 + threadIdx.x/32)

@@ -44,6 +44,7 @@ typedef struct cg {
     LLVMValueRef table_bytes[4];     /* TABLE on aarch64: the 16 floats as 4 x 16 bytes (tbl4) */
     struct i8ctx *x8;                /* the int8 dot-product path, or NULL */
     int affine_table; /* 4-bit affine codes decode by table {i - zero_const} */
+    LLVMValueRef lora_t, lora_b, lora_ld, lora_scale; /* lora=R:DTYPE, else NULL */
 } cg;
 
 /* ---------------------------------------------------------------- helpers */
@@ -123,8 +124,8 @@ static LLVMValueRef subvec(cg *g, LLVMValueRef v, int sub)
 
 static LLVMTypeRef args_type(cg *g)
 {
-    LLVMTypeRef f[QKC_KARG_COUNT] = {g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->i64,
-                                     g->i64, g->i64, g->i64, g->i64, g->i64};
+    LLVMTypeRef f[QKC_KARG_COUNT] = {g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->i64, g->i64, g->i64,
+                                     g->i64, g->i64, g->i64, g->ptr, g->ptr, g->i64, g->f32};
     return LLVMStructTypeInContext(g->ctx, f, QKC_KARG_COUNT, 0);
 }
 
@@ -568,10 +569,76 @@ static void tile_init(cg *g, tile *T, LLVMValueRef m0, LLVMValueRef n0, int tm, 
         }
 }
 
+/* ------------------------------------------------------ LoRA side path */
+
+/* lora=R:DTYPE: vector v of row n of adapter B (R values in the lora
+ * dtype; the last vector masked, its missing lanes zero), as f32. */
+static LLVMValueRef lora_b_vec(cg *g, LLVMValueRef n, int v)
+{
+    int r = g->mm->lora_rank, lanes = r - v * g->V;
+    qkc_dtype dt = g->mm->lora_dtype;
+    LLVMTypeRef et = dt == QKC_DTYPE_F32 ? g->f32 : dt == QKC_DTYPE_F16 ? g->f16 : g->i16;
+    LLVMTypeRef vt = LLVMVectorType(et, (unsigned)g->V);
+    LLVMValueRef el = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, n, i64c(g, r), ""), i64c(g, v * g->V), "");
+    LLVMValueRef p = LLVMBuildGEP2(g->b, et, g->lora_b, &el, 1, ""), x;
+    if (lanes >= g->V) {
+        x = load(g, vt, p, dt == QKC_DTYPE_F32 ? 4 : 2);
+    } else {
+        LLVMValueRef mask[64];
+        LLVMTypeRef ov[2] = {vt, g->ptr};
+        for (int i = 0; i < g->V; i++)
+            mask[i] = LLVMConstInt(g->i1, i < lanes, 0);
+        LLVMValueRef args[4] = {p, i32c(g, dt == QKC_DTYPE_F32 ? 4 : 2), LLVMConstVector(mask, (unsigned)g->V),
+                                LLVMConstNull(vt)};
+        x = intrinsic(g, "llvm.masked.load", ov, 2, args, 4);
+    }
+    if (dt == QKC_DTYPE_F16)
+        return LLVMBuildFPExt(g->b, x, g->vf, "");
+    if (dt == QKC_DTYPE_BF16)
+        return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, LLVMBuildZExt(g->b, x, g->vi32, ""), vconst_i32(g, 16), ""),
+                                g->vf, "");
+    return x;
+}
+
+/* The term s·Σ_j T[m,j]·B[n,j] of every output of a tile, f32 in any order
+ * (ir/spec.h), into lt[i][j]. T's rows are zero-padded to lora_t_ld, a
+ * multiple of 16, so they load as whole vectors; B's vectors are loaded
+ * once per column and T's once per row, before the tile stores anything. */
+static void lora_terms(cg *g, tile *T, LLVMValueRef lt[8][8])
+{
+    enum { MAXV = QKC_MAX_LORA_RANK / 4 };
+    int nv = (g->mm->lora_rank + g->V - 1) / g->V;
+    LLVMValueRef bv[8][MAXV], tv[8][MAXV];
+    for (int j = 0; j < T->tn; j++)
+        for (int v = 0; v < nv; v++)
+            bv[j][v] = lora_b_vec(g, T->nrow[j], v);
+    for (int i = 0; i < T->tm; i++) {
+        LLVMValueRef row = LLVMBuildAdd(g->b, T->m0, i64c(g, i), "");
+        for (int v = 0; v < nv; v++) {
+            LLVMValueRef el = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, g->lora_ld, ""), i64c(g, v * g->V), "");
+            tv[i][v] = load(g, g->vf, LLVMBuildGEP2(g->b, g->f32, g->lora_t, &el, 1, ""), 4);
+        }
+    }
+    for (int i = 0; i < T->tm; i++)
+        for (int j = 0; j < T->tn; j++) {
+            LLVMValueRef acc = LLVMBuildFMul(g->b, tv[i][0], bv[j][0], "");
+            for (int v = 1; v < nv; v++)
+                acc = fma_v(g, tv[i][v], bv[j][v], acc);
+            LLVMValueRef args[2] = {f32c(g, 0.0), acc};
+            LLVMTypeRef ov = g->vf;
+            LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
+            LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+            lt[i][j] = LLVMBuildFMul(g->b, sum, g->lora_scale, "");
+        }
+}
+
 /* The end of a tile: reduce each accumulator (vectors of type acc_ty),
  * add the bias, apply the activation, convert and store. */
 static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
 {
+    LLVMValueRef lt[8][8];
+    if (g->lora_t)
+        lora_terms(g, T, lt);
     for (int i = 0; i < T->tm; i++)
         for (int j = 0; j < T->tn; j++) {
             LLVMValueRef acc = load(g, acc_ty, T->acc[i][j], 64);
@@ -580,6 +647,8 @@ static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
             LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
             LLVMValueRef n = T->nrow[j];
             LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+            if (g->lora_t)
+                sum = LLVMBuildFAdd(g->b, sum, lt[i][j], "");
             if (g->mm->bias == QKC_BIAS_F32)
                 sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
             sum = activation(g, sum);
@@ -1072,6 +1141,12 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
         g.m = load_arg(&g, st, args, QKC_KARG_M, g.i64);
         g.n_begin = load_arg(&g, st, args, QKC_KARG_N_BEGIN, g.i64);
         g.n_end = load_arg(&g, st, args, QKC_KARG_N_END, g.i64);
+        if (mm->lora_rank) {
+            g.lora_t = load_arg(&g, st, args, QKC_KARG_LORA_T, g.ptr);
+            g.lora_b = load_arg(&g, st, args, QKC_KARG_LORA_B, g.ptr);
+            g.lora_ld = load_arg(&g, st, args, QKC_KARG_LORA_T_LD, g.i64);
+            g.lora_scale = load(&g, g.f32, LLVMBuildStructGEP2(g.b, st, args, QKC_KARG_LORA_SCALE, ""), 4);
+        }
         x8.mode = int8_mode(mm, L, t, s->vector_bits);
         if (x8.mode != I8_NONE) {
             int x86 = t->arch == QKC_ARCH_X86_64;

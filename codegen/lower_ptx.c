@@ -494,6 +494,10 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
     g.TM = s->tile_m < 1 ? 1 : s->tile_m > 8 ? 8 : s->tile_m;
     g.lw = qkc_lower_ptx_load_bytes(L);
     g.ub = g.lw < 4 ? g.lw : 4;
+    if (mm->lora_rank || mm->ascale != QKC_ASCALE_DYNAMIC)
+        return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED,
+                            "GPU kernels: %s is not supported on nvptx targets yet (compile for the CPU)",
+                            mm->lora_rank ? "the LoRA side path (lora=)" : "ascale=static");
     if (L->chunk_bytes / g.ub > MAX_UNITS || g.C % 4)
         return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED, "GPU kernels: chunk records of %d bytes are not supported",
                             L->chunk_bytes);
@@ -512,6 +516,8 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
     g.v4f = LLVMVectorType(g.f32, 4);
     g.invariant_kind = LLVMGetMDKindIDInContext(ctx, "invariant.load", 14);
 
+    /* every field 8 bytes (lora_t, lora_b, unused here, as i64; lora_scale
+     * with its padding as i64): the size is sizeof(qkc_kernel_args) */
     for (int i = 0; i < QKC_KARG_COUNT; i++)
         fields[i] = i <= QKC_KARG_C ? g.ptr : g.i64;
     st = LLVMStructTypeInContext(ctx, fields, QKC_KARG_COUNT, 0);

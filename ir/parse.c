@@ -18,7 +18,7 @@
 
 static const char *const key_names[QKC_KEY_COUNT] = {
     "m", "n", "k", "a", "w", "group", "scale", "zero", "outliers", "compute", "bias", "act", "out", "layout",
-    "rotate",
+    "rotate", "lora", "ascale",
 };
 
 const char *qkc_key_name(qkc_key key)
@@ -129,7 +129,7 @@ static qkc_status collect(const char *text, raw_spec *raw, qkc_diag *diag)
         if (k == QKC_KEY_COUNT)
             return parse_fail(diag, QKC_ERR_PARSE, key.line, key.col,
                               "unknown key '%.*s'; expected one of m n k a w group scale zero outliers "
-                              "compute bias act out layout rotate",
+                              "compute bias act out layout rotate lora ascale",
                               (int)(key.len > 40 ? 40 : key.len), key.s);
         if (raw->value[k].s)
             return parse_fail(diag, QKC_ERR_PARSE, key.line, key.col, "key '%s' given twice (first at %d:%d)",
@@ -303,6 +303,41 @@ void qkc_format_options(const qkc_format *f, char *buf, size_t size)
     }
 }
 
+static const char *const ascale_names[] = {"dynamic", "static", "static:channel"};
+
+/* lora=none | lora=R:DTYPE */
+static qkc_status parse_lora(const token *v, qkc_matmul *mm, qkc_diag *diag)
+{
+    const char *colon = memchr(v->s, ':', v->len);
+    token dt;
+    long r = 0;
+    size_t i;
+    if (tok_is(v, "none"))
+        return QKC_OK;
+    if (!colon || colon == v->s || (size_t)(colon - v->s) > 6)
+        return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "lora=%.*s: expected none or R:DTYPE (e.g. 16:bf16)",
+                          (int)(v->len > 40 ? 40 : v->len), v->s);
+    for (i = 0; v->s + i < colon; i++) {
+        if (v->s[i] < '0' || v->s[i] > '9')
+            return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "lora=%.*s: the rank R is a decimal number",
+                              (int)(v->len > 40 ? 40 : v->len), v->s);
+        r = r * 10 + (v->s[i] - '0');
+    }
+    dt = *v;
+    dt.s = colon + 1;
+    dt.len = v->len - (size_t)(colon + 1 - v->s);
+    dt.col = v->col + (int)(colon + 1 - v->s);
+    mm->lora_dtype = qkc_dtype_from_keyword(dt.s, dt.len);
+    if (mm->lora_dtype == QKC_DTYPE_INVALID)
+        return parse_fail(diag, QKC_ERR_PARSE, dt.line, dt.col, "lora=%.*s: unknown adapter dtype; expected f32, f16 or bf16",
+                          (int)(v->len > 40 ? 40 : v->len), v->s);
+    if (r < 1)
+        return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col, "lora=%.*s: the rank is 1 .. %d (lora=none for no adapter)",
+                          (int)(v->len > 40 ? 40 : v->len), v->s, QKC_MAX_LORA_RANK);
+    mm->lora_rank = (int32_t)r; /* at most 6 digits; the verifier checks the range */
+    return QKC_OK;
+}
+
 /* --------------------------------------------------------------- build */
 
 static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
@@ -372,6 +407,15 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
             return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "rotate=%.*s: expected none or hadamard:B",
                               (int)(v->len > 40 ? 40 : v->len), v->s);
         }
+    }
+
+    if ((v = &raw->value[QKC_KEY_LORA])->s && (st = parse_lora(v, mm, diag)))
+        return st;
+    if ((v = &raw->value[QKC_KEY_ASCALE])->s) {
+        int s = 0;
+        if ((st = parse_enum(v, "ascale", ascale_names, 3, &s, "dynamic, static or static:channel", diag)))
+            return st;
+        mm->ascale = (qkc_ascale)s;
     }
 
     /* The weight format: the w= word first, then the keys refining it. */

@@ -92,8 +92,12 @@ size_t qkc_matmul_print(const qkc_matmul *mm, char *buf, size_t size)
     }
     if (mm->rotate)
         put(&o, " rotate=hadamard:%d", (int)mm->rotate);
+    if (mm->lora_rank)
+        put(&o, " lora=%d:%s", (int)mm->lora_rank, qkc_dtype_keyword(mm->lora_dtype));
     if (mm->compute != QKC_COMPUTE_F32)
         put(&o, " compute=%s", qkc_compute_keyword(mm->compute));
+    if (mm->ascale == QKC_ASCALE_STATIC || mm->ascale == QKC_ASCALE_STATIC_CHANNEL)
+        put(&o, " ascale=%s", mm->ascale == QKC_ASCALE_STATIC ? "static" : "static:channel");
     if (mm->bias == QKC_BIAS_F32)
         put(&o, " bias=f32");
     if (mm->act != QKC_ACT_NONE)

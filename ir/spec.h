@@ -29,6 +29,28 @@
  *   f32 exactly as qkc_ref_hadamard_row does (butterflies x+y, x−y for
  *   h = 1, 2, 4, …, then one multiplication by 1/sqrt(B) rounded to f32);
  *   kernels and the reference use that same function.
+ * - LoRA side path (lora=R:DTYPE, QLoRA inference without merging): with
+ *   adapters A [R][K] and B [N][R] in DTYPE (f32, f16 or bf16, read
+ *   exactly) and a scale s (f32), all given at run time,
+ *       C = act( A·dequant(W)ᵀ + s·(X·Aᵀ)·Bᵀ + bias ).
+ *   X is the activations as read from memory, widened to f32: before
+ *   rotation, compute-type rounding or int8 quantization. T = X·Aᵀ [M][R]
+ *   is computed once per call on the host by qkc_ref_lora_t: each T[m,j]
+ *   sums X[m,k]·A[j,k] in double for k = 0, 1, …, K−1, then rounds to f32;
+ *   kernels and the reference use that function. The term
+ *   s·Σ_j T[m,j]·B[n,j] is then added to the product before the bias: the
+ *   reference sums it in double (s, T, B exact), kernels in f32 in any
+ *   order and multiply by s in f32.
+ * - Static activation scales (compute=int8 ascale=static[:channel],
+ *   SmoothQuant W8A8): the int8 quantization of A uses a calibrated f32
+ *   α > 0 given at run time instead of the per-block amax. With
+ *   ascale=static:channel a smoothing vector s[K] (f32, > 0) divides A
+ *   first, and the weights were quantized from W·diag(s)
+ *   (qkc_quantize_smoothed), so X·diag(1/s)·(W·diag(s))ᵀ = X·Wᵀ.
+ *   Per element, after any rotation: x' = x / s_k rounded to f32
+ *   (ascale=static: x' = x), q = clamp(round-half-even(x' · (1/α)), −127,
+ *   127) with 1/α rounded to f32; the product uses α·q in place of x. This
+ *   is qkc_ref_int8_quantize_row_static; every block scale is α.
  * - Epilogue, in this order: + bias[n] (f32), then act, then conversion to
  *   the output dtype (RNE): relu(x) = max(x, 0); gelu(x) = x·Φ(x) with the
  *   exact erf; silu(x) = x / (1 + e^−x).
@@ -60,6 +82,13 @@ typedef enum qkc_act { QKC_ACT_NONE = 0, QKC_ACT_RELU = 1, QKC_ACT_GELU = 2, QKC
 
 typedef enum qkc_bias { QKC_BIAS_NONE = 0, QKC_BIAS_F32 = 1 } qkc_bias;
 
+/* How compute=int8 scales activations (append-only). */
+typedef enum qkc_ascale {
+    QKC_ASCALE_DYNAMIC = 0,        /* amax per block of 32 */
+    QKC_ASCALE_STATIC = 1,         /* one calibrated alpha for the tensor */
+    QKC_ASCALE_STATIC_CHANNEL = 2  /* alpha after a per-channel smoothing vector */
+} qkc_ascale;
+
 typedef struct qkc_matmul {
     int64_t m; /* 0: M given at run time */
     int64_t n, k;
@@ -70,16 +99,22 @@ typedef struct qkc_matmul {
     qkc_act act;
     qkc_dtype out_dtype;
     int32_t rotate; /* 0: none; else the Hadamard block B along K */
+    int32_t lora_rank;    /* 0: no LoRA side path; else R, 1 .. QKC_MAX_LORA_RANK */
+    qkc_dtype lora_dtype; /* adapters A and B: f32, f16 or bf16 */
+    qkc_ascale ascale;    /* compute=int8 activation scales */
 } qkc_matmul;
 
 /* Largest Hadamard block of rotate=hadamard:B. */
 #define QKC_MAX_ROTATE_BLOCK 65536
 
+/* Largest rank of lora=R:DTYPE. */
+#define QKC_MAX_LORA_RANK 128
+
 /* The keys of the text form, in canonical order. */
 typedef enum qkc_key {
     QKC_KEY_M, QKC_KEY_N, QKC_KEY_K, QKC_KEY_A, QKC_KEY_W, QKC_KEY_GROUP, QKC_KEY_SCALE,
     QKC_KEY_ZERO, QKC_KEY_OUTLIERS, QKC_KEY_COMPUTE, QKC_KEY_BIAS, QKC_KEY_ACT, QKC_KEY_OUT,
-    QKC_KEY_LAYOUT, QKC_KEY_ROTATE, QKC_KEY_COUNT
+    QKC_KEY_LAYOUT, QKC_KEY_ROTATE, QKC_KEY_LORA, QKC_KEY_ASCALE, QKC_KEY_COUNT
 } qkc_key;
 
 const char *qkc_key_name(qkc_key key);

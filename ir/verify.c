@@ -252,6 +252,24 @@ qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_
                  "rotate=hadamard:%d: the block must divide k=%lld (the rotation is block-diagonal along k)",
                  (int)mm->rotate, (long long)mm->k);
     }
+    if (mm->lora_rank) {
+        if (mm->lora_rank < 1 || mm->lora_rank > QKC_MAX_LORA_RANK)
+            FAIL(QKC_KEY_LORA, QKC_ERR_INVALID_SPEC, "lora=%d:...: the rank is 1 .. %d", (int)mm->lora_rank,
+                 QKC_MAX_LORA_RANK);
+        if (!is_io_float(mm->lora_dtype))
+            FAIL(QKC_KEY_LORA, QKC_ERR_INVALID_SPEC, "lora=%d:%s: adapters are f32, f16 or bf16", (int)mm->lora_rank,
+                 qkc_dtype_keyword(mm->lora_dtype));
+        if (mm->lora_rank > mm->k || mm->lora_rank > mm->n)
+            FAIL(QKC_KEY_LORA, QKC_ERR_INVALID_SPEC,
+                 "lora=%d:%s: the rank exceeds min(n, k) = %lld (a merged update of that rank costs less)",
+                 (int)mm->lora_rank, qkc_dtype_keyword(mm->lora_dtype), (long long)(mm->n < mm->k ? mm->n : mm->k));
+    }
+    if ((unsigned)mm->ascale > QKC_ASCALE_STATIC_CHANNEL)
+        FAIL(QKC_KEY_ASCALE, QKC_ERR_INVALID_SPEC, "ascale: expected dynamic, static or static:channel");
+    if (mm->ascale != QKC_ASCALE_DYNAMIC && mm->compute != QKC_COMPUTE_INT8)
+        FAIL(QKC_KEY_ASCALE, QKC_ERR_INVALID_SPEC,
+             "ascale=%s scales int8-quantized activations; it needs compute=int8 (compute=%s)",
+             mm->ascale == QKC_ASCALE_STATIC ? "static" : "static:channel", qkc_compute_keyword(mm->compute));
     wd = qkc_dtype_get(mm->w.dtype);
     if (!wd)
         FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w= is required (a dtype such as int4 or a preset such as q4_0)");
@@ -290,5 +308,6 @@ int qkc_matmul_equal(const qkc_matmul *a, const qkc_matmul *b)
 {
     return a->m == b->m && a->n == b->n && a->k == b->k && a->a_dtype == b->a_dtype &&
            qkc_format_equal(&a->w, &b->w) && a->compute == b->compute && a->bias == b->bias &&
-           a->act == b->act && a->out_dtype == b->out_dtype && a->rotate == b->rotate;
+           a->act == b->act && a->out_dtype == b->out_dtype && a->rotate == b->rotate &&
+           a->lora_rank == b->lora_rank && (!a->lora_rank || a->lora_dtype == b->lora_dtype) && a->ascale == b->ascale;
 }

@@ -319,6 +319,10 @@ static qkc_status write_header(qkc_context *ctx, const aot_job *j, const char *p
             "    int64_t lda, ldc, m;\n"
             "    int64_t n_begin, n_end;\n"
             "    int64_t a_scales_ld;\n"
+            "    const float *lora_t;   /* lora=R:DTYPE: T = X·Aᵀ [m][lora_t_ld]; else NULL */\n"
+            "    const void *lora_b;    /* adapter B [N][R] */\n"
+            "    int64_t lora_t_ld;\n"
+            "    float lora_scale;\n"
             "} qkc_kernel_args;\n#endif\n\n");
     say(&t, "/* The library's table, for qkc_aot_kernel(). */\n"
             "extern const struct qkc_aot_library qkc_aot_%s;\n\n", j->name);

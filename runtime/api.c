@@ -85,6 +85,9 @@ qkc_status qkc_spec_query(const qkc_spec *spec, qkc_spec_info *out)
     out->activation = qkc_act_keyword(mm->act);
     out->weight_bytes = (size_t)spec->layout.total;
     out->bits_per_weight = (double)spec->layout.total * 8.0 / ((double)mm->n * (double)mm->k);
+    out->lora_rank = (int)mm->lora_rank;
+    out->lora_type = mm->lora_rank ? qkc_dtype_keyword(mm->lora_dtype) : "none";
+    out->act_scales = mm->ascale == QKC_ASCALE_STATIC ? "static" : mm->ascale == QKC_ASCALE_STATIC_CHANNEL ? "static:channel" : "dynamic";
     return QKC_OK;
 }
 

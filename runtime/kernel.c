@@ -10,6 +10,7 @@
  * When A is f32, needs no rounding and no permutation, kernels read the
  * caller's buffer directly.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -136,8 +137,8 @@ static float round_act(qkc_compute c, float x)
  * permuted like act-order weights' columns, into dst[0..k). row, qrow and
  * dblk are scratch of k floats, k bytes and k/32+1 floats. Returns -1, or
  * the index of a permutation entry outside 0..k-1. */
-static int64_t prepare_row(const qkc_matmul *mm, const void *a, int64_t lda, int64_t r, const int32_t *perm,
-                           float *row, int8_t *qrow, float *dblk, float *dst)
+static int64_t prepare_row(const qkc_matmul *mm, const qkc_act_scales *scales, const void *a, int64_t lda, int64_t r,
+                           const int32_t *perm, float *row, int8_t *qrow, float *dblk, float *dst)
 {
     int64_t k = mm->k;
     for (int64_t i = 0; i < k; i++)
@@ -145,7 +146,7 @@ static int64_t prepare_row(const qkc_matmul *mm, const void *a, int64_t lda, int
     if (mm->rotate)
         qkc_ref_hadamard_row(row, k, mm->rotate);
     if (mm->compute == QKC_COMPUTE_INT8) {
-        qkc_ref_int8_quantize_row(row, k, qrow, dblk);
+        qkc_ref_int8_quantize(mm, scales, row, qrow, dblk);
         for (int64_t i = 0; i < k; i++)
             row[i] = (float)((double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i]);
     } else {
@@ -219,7 +220,7 @@ qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, cons
     }
     memset(dst, 0, bytes);
     for (int64_t r = 0; r < m; r++) {
-        int64_t bad = prepare_row(mm, a, lda, r, perm, row, qrow, dblk, dst + r * ldp);
+        int64_t bad = prepare_row(mm, NULL, a, lda, r, perm, row, qrow, dblk, dst + r * ldp);
         if (bad >= 0) {
             qkc_free(ctx, row);
             qkc_free(ctx, qrow);
@@ -336,6 +337,9 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
     int64_t m, k;
     run_job job;
     float *prep = NULL, *row = NULL, *dblk = NULL;
+    float *lora_t = NULL;
+    const qkc_lora *lora;
+    const qkc_act_scales *scales;
     int8_t *qrow = NULL;
     int threads = 0;
     qkc_status st = QKC_OK;
@@ -348,7 +352,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
     code = qkc_kernel_code(kernel); /* one snapshot for the whole call */
     mm = &code->mm;
     m = args->m, k = mm->k;
-    if (options && options->struct_size >= sizeof *options)
+    if (options && options->struct_size >= offsetof(qkc_run_options, threads) + sizeof options->threads)
         threads = options->threads;
     if (m < 1 || m > QKC_MAX_DIM)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run: m=%lld must be in 1..%lld", (long long)m,
@@ -370,6 +374,8 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
                         "qkc_kernel_run: packed weights hold %zu bytes, the kernel reads %llu (pack them with "
                         "qkc_weights_pack)",
                         args->weights_bytes, (unsigned long long)code->layout.total_bytes);
+    if ((st = qkc_run_extras(ctx, "qkc_kernel_run", mm, options, &lora, &scales)))
+        return st;
     if (code->gpu)
         return run_gpu_host(ctx, kernel, args);
 
@@ -397,7 +403,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
                 row[i] = load_act(mm->a_dtype, args->a, r * args->lda + i);
             if (mm->rotate)
                 qkc_ref_hadamard_row(row, k, mm->rotate);
-            qkc_ref_int8_quantize_row(row, k, q8 + r * kpad, d8 + r * blocks);
+            qkc_ref_int8_quantize(mm, scales, row, q8 + r * kpad, d8 + r * blocks);
         }
         job.args.a = q8;
         job.args.lda = kpad;
@@ -418,7 +424,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
             goto done;
         }
         for (int64_t r = 0; r < m; r++) {
-            int64_t bad = prepare_row(mm, args->a, args->lda, r, perm, row, qrow, dblk, prep + r * k);
+            int64_t bad = prepare_row(mm, scales, args->a, args->lda, r, perm, row, qrow, dblk, prep + r * k);
             if (bad >= 0) {
                 st = qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "qkc_kernel_run: column permutation entry %lld is %lld",
                               (long long)bad, (long long)perm[bad]);
@@ -427,6 +433,20 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
         }
         job.args.a = prep;
         job.args.lda = k;
+    }
+    if (lora) {
+        /* T = X·Aᵀ by the reference's function, rows padded with zeros to a
+         * multiple of 16 so the kernel reads whole vectors */
+        int64_t ldt = (mm->lora_rank + 15) / 16 * 16;
+        if (!(lora_t = qkc_calloc(ctx, (size_t)m, (size_t)ldt * sizeof *lora_t))) {
+            st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_run: out of memory for the LoRA activations");
+            goto done;
+        }
+        qkc_ref_lora_t(mm, args->a, args->lda, m, lora->a, lora_t, ldt);
+        job.args.lora_t = lora_t;
+        job.args.lora_b = lora->b;
+        job.args.lora_t_ld = ldt;
+        job.args.lora_scale = lora->scale;
     }
     job.args.w = args->weights;
     job.args.bias = args->bias;
@@ -447,6 +467,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
         }
     }
 done:
+    qkc_free(ctx, lora_t);
     qkc_free(ctx, prep);
     qkc_free(ctx, row);
     qkc_free(ctx, qrow);

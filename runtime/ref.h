@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "ir/format.h"
+#include "ir/spec.h"
 #include "qkc/qkc.h"
 
 typedef struct qkc_ref_weights {
@@ -57,6 +58,27 @@ void qkc_ref_int8_quantize_row(const float *x, int64_t k, int8_t *q, float *d);
  * in place, in f32, in exactly the order the semantics give. Kernels'
  * pre-pass and the reference both call this. */
 void qkc_ref_hadamard_row(float *x, int64_t k, int block);
+
+/* lora=R:DTYPE (ir/spec.h; runtime/ref_extras.c). T[row][j] for rows
+ * 0..m-1 of X (the spec's a dtype, leading dimension lda) and adapter
+ * A [R][K]: double sums over k in order, rounded to f32, into t + row*ldt.
+ * The term s·Σ_j T[j]·B[n,j] of one output, in double. */
+void qkc_ref_lora_t(const qkc_matmul *mm, const void *x, int64_t lda, int64_t m, const void *adapter_a, float *t,
+                    int64_t ldt);
+double qkc_ref_lora_term(const qkc_matmul *mm, const float *t_row, const void *adapter_b, int64_t n, float scale);
+
+/* ascale=static[:channel]: q = clamp(round_even((x/s) * (1/alpha))), every
+ * block scale d[] = alpha. smooth may be NULL (ascale=static). */
+void qkc_ref_int8_quantize_row_static(const float *x, int64_t k, const float *smooth, float alpha, int8_t *q,
+                                      float *d);
+/* The int8 quantization of one row of the spec (dynamic or static). */
+void qkc_ref_int8_quantize(const qkc_matmul *mm, const qkc_act_scales *scales, const float *x, int8_t *q, float *d);
+
+/* The LoRA and static-scale operands of options (NULL when struct_size
+ * does not cover them), checked against the spec; fn names the caller in
+ * messages. */
+qkc_status qkc_run_extras(qkc_context *ctx, const char *fn, const qkc_matmul *mm, const qkc_run_options *options,
+                          const qkc_lora **lora, const qkc_act_scales **scales);
 
 /* Little-endian field access shared by the codecs. */
 static inline uint16_t qkc_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }

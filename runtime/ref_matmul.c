@@ -83,8 +83,12 @@ static double activation(qkc_act act, double x)
     }
 }
 
-qkc_status qkc_reference_matmul(qkc_context *ctx, const qkc_spec *spec, const qkc_matmul_args *args)
+static qkc_status reference(qkc_context *ctx, const qkc_spec *spec, const qkc_matmul_args *args,
+                            const qkc_run_options *options)
 {
+    const qkc_lora *lora = NULL;
+    const qkc_act_scales *scales = NULL;
+    float *trow = NULL;
     const qkc_matmul *mm;
     int64_t m, n, k;
     float *wq = NULL, *arow = NULL, *dblk = NULL;
@@ -118,13 +122,17 @@ qkc_status qkc_reference_matmul(qkc_context *ctx, const qkc_spec *spec, const qk
         return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL,
                         "qkc_reference_matmul: weights hold %zu bytes, the spec needs %llu", args->weights_bytes,
                         (unsigned long long)spec->layout.total);
+    if ((st = qkc_run_extras(ctx, "qkc_reference_matmul", mm, options, &lora, &scales)))
+        return st;
 
     wq = qkc_calloc(ctx, (size_t)n, (size_t)k * sizeof *wq);
     arow = qkc_alloc(ctx, (size_t)k * sizeof *arow);
     qrow = qkc_alloc(ctx, (size_t)k);
     dblk = qkc_alloc(ctx, (size_t)(k / QKC_INT8_BLOCK + 1) * sizeof *dblk);
     acol = qkc_alloc(ctx, (size_t)k * sizeof *acol);
-    if (!wq || !arow || !qrow || !dblk || !acol) {
+    if (mm->lora_rank)
+        trow = qkc_alloc(ctx, (size_t)mm->lora_rank * sizeof *trow);
+    if (!wq || !arow || !qrow || !dblk || !acol || (mm->lora_rank && !trow)) {
         st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_reference_matmul: out of memory for %lld x %lld weights",
                       (long long)n, (long long)k);
         goto done;
@@ -141,18 +149,23 @@ qkc_status qkc_reference_matmul(qkc_context *ctx, const qkc_spec *spec, const qk
         if (mm->rotate)
             qkc_ref_hadamard_row(arow, k, mm->rotate);
         if (mm->compute == QKC_COMPUTE_INT8) {
-            qkc_ref_int8_quantize_row(arow, k, qrow, dblk);
+            qkc_ref_int8_quantize(mm, scales, arow, qrow, dblk);
             for (int64_t i = 0; i < k; i++)
                 acol[i] = (double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i];
         } else {
             for (int64_t i = 0; i < k; i++)
                 acol[i] = (double)round_operand(mm->compute, arow[i]);
         }
+        if (lora)
+            qkc_ref_lora_t(mm, (const uint8_t *)args->a + (size_t)(r * args->lda) * (mm->a_dtype == QKC_DTYPE_F32 ? 4 : 2),
+                           args->lda, 1, lora->a, trow, mm->lora_rank);
         for (int64_t c = 0; c < n; c++) {
             const float *wr = wq + c * k;
             double acc = 0.0;
             for (int64_t i = 0; i < k; i++)
                 acc += acol[i] * (double)wr[i];
+            if (lora)
+                acc += qkc_ref_lora_term(mm, trow, lora->b, c, lora->scale);
             if (args->bias)
                 acc += (double)args->bias[c];
             acc = activation(mm->act, acc);
@@ -164,6 +177,18 @@ done:
     qkc_free(ctx, arow);
     qkc_free(ctx, qrow);
     qkc_free(ctx, dblk);
+    qkc_free(ctx, trow);
     qkc_free(ctx, acol);
     return st;
+}
+
+qkc_status qkc_reference_matmul(qkc_context *ctx, const qkc_spec *spec, const qkc_matmul_args *args)
+{
+    return reference(ctx, spec, args, NULL);
+}
+
+qkc_status qkc_reference_matmul_with_options(qkc_context *ctx, const qkc_spec *spec, const qkc_matmul_args *args,
+                                             const qkc_run_options *options)
+{
+    return reference(ctx, spec, args, options);
 }

@@ -240,7 +240,7 @@ static int verify(tuner *T, cand *c)
     int64_t rows = verify_rows(T), n = mm->n;
     double err = 0, ref = 0, bound = mm->out_dtype == QKC_DTYPE_BF16 ? 1e-4 : 1e-10;
     qkc_matmul_args args = {T->a, mm->k, T->copies[0], T->packed, T->bias, T->cv, n, rows};
-    qkc_run_options ro = {sizeof ro, 1};
+    qkc_run_options ro = {.struct_size = sizeof ro, .threads = 1};
     memset(T->cv, 0, (size_t)(rows * n) * (size_t)T->out_el);
     if (qkc_kernel_run(T->ctx, c->kernel, &args, &ro) != QKC_OK)
         return 1;
@@ -257,7 +257,7 @@ static double time_kernel(tuner *T, qkc_kernel *k, int reps)
 {
     double t[256];
     qkc_matmul_args args = {T->a, T->spec->mm.k, NULL, T->packed, T->bias, T->c, T->spec->mm.n, T->m};
-    qkc_run_options ro = {sizeof ro, T->threads};
+    qkc_run_options ro = {.struct_size = sizeof ro, .threads = T->threads};
     if (reps > 256)
         reps = 256;
     for (int r = -1; r < reps; r++) {

@@ -149,7 +149,7 @@ static void *run_loop(void *arg)
 {
     runner *r = arg;
     float *c = malloc((size_t)(M * r->n) * sizeof *c);
-    qkc_run_options ro = {sizeof ro, 1};
+    qkc_run_options ro = {.struct_size = sizeof ro, .threads = 1};
     if (!c)
         return NULL;
     while (!atomic_load(r->stop) || r->runs < 20) {

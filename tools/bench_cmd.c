@@ -145,6 +145,39 @@ static double cold_compile_ms(const char *text, const qkc_compile_options *opt, 
     return n ? median(t, n) : NAN;
 }
 
+/* Run-time operands of lora= and ascale=static specs: random adapters
+ * (N(0, 0.02²) in the lora dtype, scale 2), alpha 4/127 and smoothing
+ * factors 0.5 .. 2. Freed by the caller (three pointers). */
+static void bench_extras(const qkc_spec_info *info, qkc_lora *lora, qkc_act_scales *as, void **mem)
+{
+    int el = strcmp(info->lora_type, "f32") ? 2 : 4;
+    mem[0] = mem[1] = mem[2] = NULL;
+    if (info->lora_rank) {
+        int64_t counts[2] = {info->lora_rank * info->k, info->n * info->lora_rank};
+        for (int t = 0; t < 2; t++) {
+            unsigned char *p = malloc((size_t)(counts[t] * el));
+            for (int64_t i = 0; p && i < counts[t]; i++) {
+                float x = rnd_normal() * 0.02f;
+                if (el == 4)
+                    ((float *)p)[i] = x;
+                else if (!strcmp(info->lora_type, "f16"))
+                    ((uint16_t *)p)[i] = qkc_f32_to_f16(x);
+                else
+                    ((uint16_t *)p)[i] = qkc_f32_to_bf16(x);
+            }
+            mem[t] = p;
+        }
+        lora->a = mem[0], lora->b = mem[1], lora->scale = 2.0f;
+    }
+    as->alpha = 4.0f / 127.0f;
+    as->smooth = NULL;
+    if (!strcmp(info->act_scales, "static:channel") && (mem[2] = malloc((size_t)info->k * sizeof(float)))) {
+        for (int64_t i = 0; i < info->k; i++)
+            ((float *)mem[2])[i] = 0.5f + 0.5f * (float)(i % 4);
+        as->smooth = mem[2];
+    }
+}
+
 static double cache_hit_us(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *opt)
 {
     enum { N = 2001 };
@@ -459,10 +492,18 @@ int qkc_cmd_bench(int argc, char **argv)
                 float *bias = calloc((size_t)info.n, sizeof *bias);
                 double *t, us, err = 0, ref = 0, maxerr = 0, elapsed = 0;
                 int n_reps = reps, r;
-                qkc_run_options ro = {sizeof ro, (int)ths[ti]};
+                qkc_run_options ro = {.struct_size = sizeof ro, .threads = (int)ths[ti]};
+                qkc_lora lora;
+                qkc_act_scales as;
+                void *extra[3];
+                bench_extras(&info, &lora, &as, extra);
+                if (info.lora_rank)
+                    ro.lora = &lora;
+                if (strcmp(info.act_scales, "dynamic"))
+                    ro.act_scales = &as;
                 if (!a || !c || !cr || !bias) {
                     fprintf(stderr, "error: out of memory for M=%lld\n", (long long)m);
-                    free(a), free(c), free(cr), free(bias);
+                    free(a), free(c), free(cr), free(bias), free(extra[0]), free(extra[1]), free(extra[2]);
                     continue;
                 }
                 for (int64_t i = 0; i < m * info.k; i++) {
@@ -499,7 +540,7 @@ int qkc_cmd_bench(int argc, char **argv)
                 /* correctness on the first rows */
                 {
                     qkc_matmul_args ar = {a, info.k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, info.n, cm};
-                    if (!info.m && qkc_reference_matmul(ctx, spec, &ar) == QKC_OK) {
+                    if (!info.m && qkc_reference_matmul_with_options(ctx, spec, &ar, &ro) == QKC_OK) {
                         for (int64_t i = 0; i < cm * info.n; i++) {
                             double x = c_el == 4 ? ((float *)c)[i]
                                                  : (!strcmp(info.out_type, "f16") ? qkc_f16_to_f32(((uint16_t *)c)[i])
@@ -539,7 +580,7 @@ int qkc_cmd_bench(int argc, char **argv)
                                L->peak_gops, nmse, maxerr);
                     fflush(stdout);
                 }
-                free(a), free(c), free(cr), free(bias);
+                free(a), free(c), free(cr), free(bias), free(extra[0]), free(extra[1]), free(extra[2]);
             }
         }
         if (plot) {

@@ -184,6 +184,9 @@ typedef struct qkc_spec_info {
     const char *activation;      /* "none", "relu", "gelu", "silu" */
     size_t weight_bytes;         /* bytes of the quantized N×K weight blob */
     double bits_per_weight;      /* weight_bytes * 8 / (n * k) */
+    int lora_rank;               /* lora=R:DTYPE: R; else 0 */
+    const char *lora_type;       /* the adapters' dtype ("f32", "f16", "bf16"), or "none" */
+    const char *act_scales;      /* ascale: "dynamic", "static", "static:channel" */
 } qkc_spec_info;
 
 qkc_status qkc_spec_query(const qkc_spec *spec, qkc_spec_info *out);
@@ -201,6 +204,15 @@ qkc_status qkc_weights_bytes(qkc_context *ctx, const qkc_spec *spec, size_t *byt
  * Non-finite weights are rejected with QKC_ERR_INVALID_ARGUMENT. */
 qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, int64_t ldw,
                         void *dst, size_t dst_bytes);
+
+/* SmoothQuant folding for ascale=static:channel specs: quantize W·diag(s),
+ * i.e. w[n,k]·smooth[k] rounded to f32, exactly as qkc_quantize would
+ * quantize that matrix. smooth holds K finite factors > 0 (the same vector
+ * the kernel later receives in qkc_act_scales.smooth). Errors: those of
+ * qkc_quantize, QKC_ERR_INVALID_ARGUMENT for a bad factor or a product
+ * that overflows, QKC_ERR_NO_MEMORY (it allocates N·K floats). */
+qkc_status qkc_quantize_smoothed(qkc_context *ctx, const qkc_spec *spec, const float *w, int64_t ldw,
+                                 const float *smooth, void *dst, size_t dst_bytes);
 
 /* Dequantize a weight blob (src_bytes >= qkc_weights_bytes()) into f32
  * W[N,K] (row n at w + n*ldw). Bit-exact with the external format's own
@@ -228,6 +240,30 @@ typedef struct qkc_matmul_args {
     int64_t ldc;
     int64_t m;            /* rows of A and C; must equal the spec's m if fixed */
 } qkc_matmul_args;
+
+/* Run-time operands of two optional spec features (ir/spec.h, docs/spec.md).
+ *
+ * lora=R:DTYPE: adapters in the spec's lora dtype (f32: float, f16/bf16:
+ * uint16_t bit patterns), row-major and dense:
+ *   a  A[R][K]: row j, column k at a + j*K elements;
+ *   b  B[N][R]: row n (one per output), column j at b + n*R elements;
+ *   scale  s, finite; the output gains s·(X·Aᵀ)·Bᵀ before the bias.
+ * The caller keeps them alive for the call; they are read, never kept. */
+typedef struct qkc_lora {
+    const void *a;
+    const void *b;
+    float scale;
+} qkc_lora;
+
+/* compute=int8 ascale=static / static:channel (SmoothQuant W8A8):
+ *   alpha   the calibrated per-tensor activation scale, finite and > 0;
+ *   smooth  ascale=static:channel: K factors s_k (finite, > 0) that divide
+ *           the activations; the weights must have been quantized from
+ *           W·diag(s) (qkc_quantize_smoothed). NULL for ascale=static. */
+typedef struct qkc_act_scales {
+    float alpha;
+    const float *smooth;
+} qkc_act_scales;
 
 /* The reference matmul: plain scalar C, double accumulation, modelling the
  * spec's compute type exactly (int8: dynamic per-block activation
@@ -298,6 +334,9 @@ qkc_status qkc_weights_pack(qkc_context *ctx, const qkc_kernel *kernel, const vo
 typedef struct qkc_run_options {
     size_t struct_size; /* sizeof(qkc_run_options) */
     int threads;        /* 0: all of the context's threads */
+    /* read only when struct_size covers them (older callers: NULL) */
+    const qkc_lora *lora;              /* lora=R:DTYPE specs: adapters and scale; else NULL */
+    const qkc_act_scales *act_scales;  /* ascale=static[:channel] specs; else NULL */
 } qkc_run_options;
 
 /* Run C = act(A·Wᵀ + bias) with args->weights holding PACKED weights
@@ -308,6 +347,15 @@ typedef struct qkc_run_options {
  * qkc_kernel_run_device keeps them on the device). */
 qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_matmul_args *args,
                           const qkc_run_options *options);
+
+/* qkc_reference_matmul for specs with lora= or ascale=static: the same,
+ * with the run-time operands taken from options->lora and
+ * options->act_scales (options->threads is ignored; options may be NULL
+ * for a spec that needs neither). Errors as qkc_kernel_run's for these
+ * operands: QKC_ERR_INVALID_ARGUMENT when one the spec needs is missing,
+ * one is given that the spec does not use, or a scale is not valid. */
+qkc_status qkc_reference_matmul_with_options(qkc_context *ctx, const qkc_spec *spec, const qkc_matmul_args *args,
+                                             const qkc_run_options *options);
 
 /* ------------------------------------------------------ GPUs (CUDA)
  *

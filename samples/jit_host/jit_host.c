@@ -204,7 +204,7 @@ static void *worker_main(void *arg)
     void *a[LAYERS] = {0};
     float *c[LAYERS] = {0}, *ref[LAYERS] = {0};
     /* Each call runs on this thread only: the host owns the parallelism. */
-    const qkc_run_options run_options = {sizeof run_options, 1};
+    const qkc_run_options run_options = {.struct_size = sizeof run_options, .threads = 1};
 
     /* Activations in each layer's dtype, and the reference result. */
     for (int i = 0; i < LAYERS && !w->failed; i++) {

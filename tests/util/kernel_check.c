@@ -9,6 +9,16 @@
 #include "testutil.h"
 #include "tolerance.h"
 
+/* Element i of an adapter in its dtype ("f32", "f16", "bf16"). */
+static double adapter_value(const char *type, const void *p, int64_t i)
+{
+    if (!strcmp(type, "f16"))
+        return qkc_f16_to_f32(((const uint16_t *)p)[i]);
+    if (!strcmp(type, "bf16"))
+        return qkc_bf16_to_f32(((const uint16_t *)p)[i]);
+    return ((const float *)p)[i];
+}
+
 /* Output element as a double. */
 static double out_value(const char *out_type, const void *c, int64_t i)
 {
@@ -19,9 +29,12 @@ static double out_value(const char *out_type, const void *c, int64_t i)
     return ((const float *)c)[i];
 }
 
-int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name, int64_t m,
-                         int threads, char *msg, size_t msg_size)
+int qkc_test_kernel_case_with(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
+                              int64_t m, const qkc_run_options *extra, char *msg, size_t msg_size)
 {
+    const qkc_lora *lora = extra ? extra->lora : NULL;
+    const qkc_act_scales *as = extra ? extra->act_scales : NULL;
+    double *lora_t = NULL;
     qkc_spec_info info;
     size_t pbytes;
     qkc_rng r = qkc_rng_from_name(name);
@@ -60,7 +73,19 @@ int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kerne
             af[i] = a_el == 4 ? ((float *)a)[i]
                               : (!strcmp(info.a_type, "f16") ? qkc_f16_to_f32(((uint16_t *)a)[i])
                                                              : qkc_bf16_to_f32(((uint16_t *)a)[i]));
-        if (qkc_quantize(ctx, spec, w, k, blob, info.weight_bytes) != QKC_OK ||
+        if (lora) {
+            /* T = X·Aᵀ in double, for the condition of the LoRA term */
+            lora_t = calloc((size_t)(m * info.lora_rank), sizeof *lora_t);
+            for (int64_t i = 0; lora_t && i < m; i++)
+                for (int64_t j = 0; j < info.lora_rank; j++)
+                    for (int64_t t = 0; t < k; t++)
+                        lora_t[i * info.lora_rank + j] += (double)af[i * k + t] * adapter_value(info.lora_type, lora->a, j * k + t);
+        }
+        if (as && as->smooth)
+            for (int64_t i = 0; i < m * k; i++)
+                af[i] /= as->smooth[i % k]; /* the activations the product sees */
+        if ((as && as->smooth ? qkc_quantize_smoothed(ctx, spec, w, k, as->smooth, blob, info.weight_bytes)
+                              : qkc_quantize(ctx, spec, w, k, blob, info.weight_bytes)) != QKC_OK ||
             qkc_dequantize(ctx, spec, blob, info.weight_bytes, wd, k) != QKC_OK ||
             qkc_weights_pack(ctx, kern, blob, info.weight_bytes, packed, pbytes) != QKC_OK) {
             snprintf(msg, msg_size, "%s: quantize/pack failed: %s", name, qkc_context_last_error(ctx));
@@ -68,9 +93,11 @@ int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kerne
         } else {
             qkc_matmul_args ar = {a, k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, n, m};
             qkc_matmul_args ak = {a, k, packed, pbytes, info.has_bias ? bias : NULL, c, n, m};
-            qkc_run_options ro = {sizeof ro, threads};
+            qkc_run_options ro = {.struct_size = sizeof ro, .threads = extra ? extra->threads : 0};
+            if (extra)
+                ro.lora = lora, ro.act_scales = as;
             memset(c, 0xEE, (size_t)(m * n * c_el) + 8);
-            if (qkc_reference_matmul(ctx, spec, &ar) != QKC_OK || qkc_kernel_run(ctx, kern, &ak, &ro) != QKC_OK) {
+            if (qkc_reference_matmul_with_options(ctx, spec, &ar, &ro) != QKC_OK || qkc_kernel_run(ctx, kern, &ak, &ro) != QKC_OK) {
                 snprintf(msg, msg_size, "%s: run failed: %s", name, qkc_context_last_error(ctx));
                 failed = 1;
             } else {
@@ -92,6 +119,10 @@ int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kerne
                         double cond = 0, bound;
                         for (int64_t t = 0; t < k; t++)
                             cond += fabs((double)af[row * k + t] * (double)wd[col * k + t]);
+                        if (lora && lora_t)
+                            for (int64_t j = 0; j < info.lora_rank; j++)
+                                cond += fabs((double)lora->scale * lora_t[row * info.lora_rank + j] *
+                                             adapter_value(info.lora_type, lora->b, col * info.lora_rank + j));
                         bound = tol->cond_factor * sqrt((double)k) * 0x1p-24 * cond;
                         if (tol->max_ulps) {
                             int e;
@@ -121,8 +152,16 @@ int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kerne
         }
     done:
         free(w), free(bias), free(a), free(c), free(cr), free(blob), free(packed), free(wd), free(af);
+        free(lora_t);
     }
     return failed;
+}
+
+int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name, int64_t m,
+                         int threads, char *msg, size_t msg_size)
+{
+    qkc_run_options ro = {.struct_size = sizeof ro, .threads = threads};
+    return qkc_test_kernel_case_with(ctx, spec, kern, name, m, &ro, msg, msg_size);
 }
 
 int qkc_test_kernel_vs_reference(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,

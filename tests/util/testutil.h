@@ -55,8 +55,17 @@ long qkc_hex_decode(const char *hex, uint8_t *out, size_t cap);
 typedef struct qkc_context qkc_context;
 typedef struct qkc_spec qkc_spec;
 typedef struct qkc_kernel qkc_kernel;
+struct qkc_run_options;
 int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name, int64_t m,
                          int threads, char *msg, size_t msg_size);
+
+/* The same with extra run-time operands (extra->lora, extra->act_scales,
+ * extra->threads) given to both the kernel and the reference; with a
+ * smoothing vector the weights are quantized by qkc_quantize_smoothed. The
+ * per-element bound adds |s|·Σ_j |T_j·B_j| of the LoRA term to the sum's
+ * condition. */
+int qkc_test_kernel_case_with(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
+                              int64_t m, const struct qkc_run_options *extra, char *msg, size_t msg_size);
 
 /* The same with the context's threads. */
 int qkc_test_kernel_vs_reference(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
