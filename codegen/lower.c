@@ -617,6 +617,12 @@ static void lora_terms(cg *g, tile *T, LLVMValueRef lt[8][8])
         for (int v = 0; v < nv; v++) {
             LLVMValueRef el = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, g->lora_ld, ""), i64c(g, v * g->V), "");
             tv[i][v] = load(g, g->vf, LLVMBuildGEP2(g->b, g->f32, g->lora_t, &el, 1, ""), 4);
+            /* T's rows do not change along n: without this, loop-invariant
+             * code motion hoists them out of the n loop and keeps R/16
+             * vectors per row live across the whole K loop, which then
+             * spills (rank 64 ran 10x slower). One reload per tile is
+             * nothing next to the tile's K loop. */
+            LLVMSetVolatile(tv[i][v], 1);
         }
     }
     for (int i = 0; i < T->tm; i++)
