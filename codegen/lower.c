@@ -44,6 +44,7 @@ typedef struct cg {
     LLVMValueRef table_bytes[4];     /* TABLE on aarch64: the 16 floats as 4 x 16 bytes (tbl4) */
     struct i8ctx *x8;                /* the int8 dot-product path, or NULL */
     int affine_table; /* 4-bit affine codes decode by table {i - zero_const} */
+    LLVMValueRef o_cols, o_vals, o_count; /* outliers=act:T on the int8 path (kernel_abi.h) */
 } cg;
 
 /* ---------------------------------------------------------------- helpers */
@@ -123,8 +124,8 @@ static LLVMValueRef subvec(cg *g, LLVMValueRef v, int sub)
 
 static LLVMTypeRef args_type(cg *g)
 {
-    LLVMTypeRef f[QKC_KARG_COUNT] = {g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->i64,
-                                     g->i64, g->i64, g->i64, g->i64, g->i64};
+    LLVMTypeRef f[QKC_KARG_COUNT] = {g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->i64, g->i64,
+                                     g->i64, g->i64, g->i64, g->i64, g->ptr, g->ptr, g->i64};
     return LLVMStructTypeInContext(g->ctx, f, QKC_KARG_COUNT, 0);
 }
 
@@ -568,10 +569,15 @@ static void tile_init(cg *g, tile *T, LLVMValueRef m0, LLVMValueRef n0, int tm, 
         }
 }
 
+static void emit_outliers(cg *g, tile *T, LLVMValueRef extra[8][8]);
+
 /* The end of a tile: reduce each accumulator (vectors of type acc_ty),
- * add the bias, apply the activation, convert and store. */
+ * add the outliers' sums (codegen/lower_outliers.c), the bias, apply the
+ * activation, convert and store. */
 static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
 {
+    LLVMValueRef extra[8][8] = {{0}};
+    emit_outliers(g, T, extra);
     for (int i = 0; i < T->tm; i++)
         for (int j = 0; j < T->tn; j++) {
             LLVMValueRef acc = load(g, acc_ty, T->acc[i][j], 64);
@@ -580,6 +586,8 @@ static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
             LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
             LLVMValueRef n = T->nrow[j];
             LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+            if (extra[i][j])
+                sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, extra[i][j], 4), "");
             if (g->mm->bias == QKC_BIAS_F32)
                 sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
             sum = activation(g, sum);
@@ -1093,6 +1101,11 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
             x8.a_scales = load_arg(&g, st, args, QKC_KARG_A_SCALES, g.ptr);
             x8.a_scales_ld = load_arg(&g, st, args, QKC_KARG_A_SCALES_LD, g.i64);
             g.x8 = &x8;
+            if (mm->w.outliers == QKC_OUTLIERS_ACT) {
+                g.o_cols = load_arg(&g, st, args, QKC_KARG_O_COLS, g.ptr);
+                g.o_vals = load_arg(&g, st, args, QKC_KARG_O_VALS, g.ptr);
+                g.o_count = load_arg(&g, st, args, QKC_KARG_O_COUNT, g.i64);
+            }
         }
     }
     /* 4-bit affine codes on the float path: a 16-entry table lookup is one
@@ -1138,3 +1151,5 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
     *out = g.mod;
     return QKC_OK;
 }
+
+#include "codegen/lower_outliers.inc"

@@ -494,6 +494,10 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
     g.TM = s->tile_m < 1 ? 1 : s->tile_m > 8 ? 8 : s->tile_m;
     g.lw = qkc_lower_ptx_load_bytes(L);
     g.ub = g.lw < 4 ? g.lw : 4;
+    if (L->outliers)
+        return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED,
+                            "GPU kernels: sparse weight outliers (outliers=sparse) are not supported yet; CPU "
+                            "targets add them in the kernel");
     if (L->chunk_bytes / g.ub > MAX_UNITS || g.C % 4)
         return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED, "GPU kernels: chunk records of %d bytes are not supported",
                             L->chunk_bytes);
@@ -513,7 +517,7 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
     g.invariant_kind = LLVMGetMDKindIDInContext(ctx, "invariant.load", 14);
 
     for (int i = 0; i < QKC_KARG_COUNT; i++)
-        fields[i] = i <= QKC_KARG_C ? g.ptr : g.i64;
+        fields[i] = i <= QKC_KARG_C ? g.ptr : g.i64; /* o_cols, o_vals: unused, pointer-sized */
     st = LLVMStructTypeInContext(ctx, fields, QKC_KARG_COUNT, 0);
     {
         LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(ctx), &g.ptr, 1, 0);

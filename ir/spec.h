@@ -29,6 +29,14 @@
  *   f32 exactly as qkc_ref_hadamard_row does (butterflies x+y, x−y for
  *   h = 1, 2, 4, …, then one multiplication by 1/sqrt(B) rounded to f32);
  *   kernels and the reference use that same function.
+ * - Activation outliers (outliers=act:T, LLM.int8; compute=int8 only): per
+ *   call, column k of A is an outlier column when |x[m,k]| > T for at least
+ *   one of the call's M rows, x the activation after widening and rotation
+ *   (a NaN never exceeds T). Each row is int8-quantized as above with its
+ *   outlier columns set to 0 first (so they do not widen the block scales);
+ *   the product then uses x itself (f32, exact) in outlier columns and d·q
+ *   elsewhere, against the same exactly dequantized weights. Without
+ *   outlier columns this is plain compute=int8.
  * - Epilogue, in this order: + bias[n] (f32), then act, then conversion to
  *   the output dtype (RNE): relu(x) = max(x, 0); gelu(x) = x·Φ(x) with the
  *   exact erf; silu(x) = x / (1 + e^−x).
@@ -71,6 +79,10 @@ typedef struct qkc_matmul {
     qkc_dtype out_dtype;
     int32_t rotate; /* 0: none; else the Hadamard block B along K */
 } qkc_matmul;
+
+/* Largest threshold of outliers=act:T (any finite float threshold would
+ * do; this keeps infinities and NaN out). */
+#define QKC_MAX_ACT_THRESHOLD 1e30
 
 /* Largest Hadamard block of rotate=hadamard:B. */
 #define QKC_MAX_ROTATE_BLOCK 65536
