@@ -495,7 +495,7 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
             mm->w.outliers = QKC_OUTLIERS_ACT;
             mm->w.act_threshold = t;
         } else {
-            return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "outliers=%.*s: expected none, sparse[:FRACTION] or act:THRESHOLD",
+            return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "outliers=%.*s: expected none or sparse[:FRACTION], or act:THRESHOLD",
                               (int)(v->len > 40 ? 40 : v->len), v->s);
         }
     }
