@@ -30,13 +30,21 @@ typedef struct qkc_kernel_args {
     const void *lora_b;  /* adapter B [N][R] in the lora dtype */
     int64_t lora_t_ld;   /* a multiple of 16 */
     float lora_scale;    /* s */
+    /* outliers=act:T on the int8 path: the call's activation outlier
+     * columns (o_count of them, ascending, original column numbers) and
+     * their f32 values o_vals [m][o_count]; the int8 codes of those columns
+     * are 0. Kernels add Σ_e o_vals[m][e] · W[n][o_cols[e]] (W dequantized
+     * exactly). Unused (NULL, 0) otherwise. */
+    const int32_t *o_cols;
+    const float *o_vals;
+    int64_t o_count;
 } qkc_kernel_args;
 
 /* Field indices of qkc_kernel_args as the code generator addresses them. */
 enum {
     QKC_KARG_A, QKC_KARG_A_SCALES, QKC_KARG_W, QKC_KARG_BIAS, QKC_KARG_C, QKC_KARG_LDA, QKC_KARG_LDC,
     QKC_KARG_M, QKC_KARG_N_BEGIN, QKC_KARG_N_END, QKC_KARG_A_SCALES_LD, QKC_KARG_LORA_T, QKC_KARG_LORA_B,
-    QKC_KARG_LORA_T_LD, QKC_KARG_LORA_SCALE, QKC_KARG_COUNT
+    QKC_KARG_LORA_T_LD, QKC_KARG_LORA_SCALE, QKC_KARG_O_COLS, QKC_KARG_O_VALS, QKC_KARG_O_COUNT, QKC_KARG_COUNT
 };
 
 typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
@@ -44,7 +52,7 @@ typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
 /*
  * GPU kernels (codegen/lower_ptx.c, NVPTX targets) are PTX entries
  *
- *     .entry qkc_kernel_<hash>(.param .align 8 .b8 args[120])
+ *     .entry qkc_kernel_<hash>(.param .align 8 .b8 args[144])
  *
  * taking the same qkc_kernel_args BY VALUE, every pointer a device
  * address. Warp g of the grid (blockIdx.x · blockDim.x/32 + threadIdx.x/32)

@@ -45,6 +45,7 @@ typedef struct cg {
     struct i8ctx *x8;                /* the int8 dot-product path, or NULL */
     int affine_table; /* 4-bit affine codes decode by table {i - zero_const} */
     LLVMValueRef lora_t, lora_b, lora_ld, lora_scale; /* lora=R:DTYPE, else NULL */
+    LLVMValueRef o_cols, o_vals, o_count; /* outliers=act:T on the int8 path (kernel_abi.h) */
 } cg;
 
 /* ---------------------------------------------------------------- helpers */
@@ -125,7 +126,8 @@ static LLVMValueRef subvec(cg *g, LLVMValueRef v, int sub)
 static LLVMTypeRef args_type(cg *g)
 {
     LLVMTypeRef f[QKC_KARG_COUNT] = {g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->i64, g->i64, g->i64,
-                                     g->i64, g->i64, g->i64, g->ptr, g->ptr, g->i64, g->f32};
+                                     g->i64, g->i64, g->i64, g->ptr, g->ptr, g->i64, g->f32,
+                                     g->ptr, g->ptr, g->i64};
     return LLVMStructTypeInContext(g->ctx, f, QKC_KARG_COUNT, 0);
 }
 
@@ -638,13 +640,18 @@ static void lora_terms(cg *g, tile *T, LLVMValueRef lt[8][8])
         }
 }
 
+static void emit_outliers(cg *g, tile *T, LLVMValueRef extra[8][8]);
+
 /* The end of a tile: reduce each accumulator (vectors of type acc_ty),
- * add the bias, apply the activation, convert and store. */
+ * add the outliers' sums (codegen/lower_outliers.c), the bias, apply the
+ * activation, convert and store. */
 static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
 {
     LLVMValueRef lt[8][8];
     if (g->lora_t)
         lora_terms(g, T, lt);
+    LLVMValueRef extra[8][8] = {{0}};
+    emit_outliers(g, T, extra);
     for (int i = 0; i < T->tm; i++)
         for (int j = 0; j < T->tn; j++) {
             LLVMValueRef acc = load(g, acc_ty, T->acc[i][j], 64);
@@ -655,6 +662,8 @@ static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
             LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
             if (g->lora_t)
                 sum = LLVMBuildFAdd(g->b, sum, lt[i][j], "");
+            if (extra[i][j])
+                sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, extra[i][j], 4), "");
             if (g->mm->bias == QKC_BIAS_F32)
                 sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
             sum = activation(g, sum);
@@ -1174,6 +1183,11 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
             x8.a_scales = load_arg(&g, st, args, QKC_KARG_A_SCALES, g.ptr);
             x8.a_scales_ld = load_arg(&g, st, args, QKC_KARG_A_SCALES_LD, g.i64);
             g.x8 = &x8;
+            if (mm->w.outliers == QKC_OUTLIERS_ACT) {
+                g.o_cols = load_arg(&g, st, args, QKC_KARG_O_COLS, g.ptr);
+                g.o_vals = load_arg(&g, st, args, QKC_KARG_O_VALS, g.ptr);
+                g.o_count = load_arg(&g, st, args, QKC_KARG_O_COUNT, g.i64);
+            }
         }
     }
     /* 4-bit affine codes on the float path: a 16-entry table lookup is one
@@ -1219,3 +1233,5 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
     *out = g.mod;
     return QKC_OK;
 }
+
+#include "codegen/lower_outliers.inc"

@@ -498,6 +498,10 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
         return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED,
                             "GPU kernels: %s is not supported on nvptx targets yet (compile for the CPU)",
                             mm->lora_rank ? "the LoRA side path (lora=)" : "ascale=static");
+    if (L->outliers)
+        return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED,
+                            "GPU kernels: sparse weight outliers (outliers=sparse) are not supported yet; CPU "
+                            "targets add them in the kernel");
     if (L->chunk_bytes / g.ub > MAX_UNITS || g.C % 4)
         return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED, "GPU kernels: chunk records of %d bytes are not supported",
                             L->chunk_bytes);
@@ -519,7 +523,7 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
     /* every field 8 bytes (lora_t, lora_b, unused here, as i64; lora_scale
      * with its padding as i64): the size is sizeof(qkc_kernel_args) */
     for (int i = 0; i < QKC_KARG_COUNT; i++)
-        fields[i] = i <= QKC_KARG_C ? g.ptr : g.i64;
+        fields[i] = i <= QKC_KARG_C ? g.ptr : g.i64; /* o_cols, o_vals: unused, pointer-sized */
     st = LLVMStructTypeInContext(ctx, fields, QKC_KARG_COUNT, 0);
     {
         LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(ctx), &g.ptr, 1, 0);

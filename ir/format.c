@@ -80,7 +80,8 @@ int qkc_format_equal(const qkc_format *a, const qkc_format *b)
            a->group == b->group && a->scale_dtype == b->scale_dtype &&
            a->scale2_dtype == b->scale2_dtype && a->super_group == b->super_group &&
            a->zero == b->zero && a->outliers == b->outliers &&
-           a->outlier_fraction == b->outlier_fraction && a->flags == b->flags;
+           a->outlier_fraction == b->outlier_fraction && a->flags == b->flags &&
+           a->act_threshold == b->act_threshold;
 }
 
 int qkc_dtype_storage_bytes(qkc_dtype dtype)

@@ -67,7 +67,11 @@ typedef enum qkc_granularity {
 
 typedef enum qkc_zero { QKC_ZERO_NONE = 0, QKC_ZERO_INT = 1, QKC_ZERO_FLOAT = 2 } qkc_zero;
 
-typedef enum qkc_outliers { QKC_OUTLIERS_NONE = 0, QKC_OUTLIERS_SPARSE = 1 } qkc_outliers;
+typedef enum qkc_outliers {
+    QKC_OUTLIERS_NONE = 0,
+    QKC_OUTLIERS_SPARSE = 1, /* sparse f16 weights beside the dense part (OUTLIERS section) */
+    QKC_OUTLIERS_ACT = 2     /* LLM.int8 activation outlier columns (ir/spec.h); no bytes */
+} qkc_outliers;
 
 /* Preset options (w=gptq:8:actorder, w=nf4_bnb:dq, w=mxfp8:e5m2). */
 enum {
@@ -87,6 +91,7 @@ typedef struct qkc_format {
     qkc_outliers outliers;
     double outlier_fraction; /* sparse: max fraction of K per row, (0, 0.5] */
     unsigned flags;          /* QKC_FORMAT_* */
+    double act_threshold;    /* outliers=act:T: the threshold T (> 0), else 0 */
 } qkc_format;
 
 /* Static facts about a preset. */

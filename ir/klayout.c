@@ -163,14 +163,11 @@ static const char *choose_planar(const qkc_format *f, qkc_klayout *L, char *note
         snprintf(note, note_size, "%s", dd->keyword);
         return note;
     }
-    if (f->outliers != QKC_OUTLIERS_NONE) {
-        set_fallback(L, "sparse outliers add to single elements");
-        return NULL;
-    }
     if (!(chunk = chunk_of(f, why, sizeof why))) {
         set_fallback(L, why);
         return NULL;
     }
+    L->outliers = f->outliers == QKC_OUTLIERS_SPARSE; /* CSR arrays after the rows (place) */
     int code_bits = dd->bits <= 4 ? 4 : 8;
     if (dd->kind == QKC_KIND_INT) {
         /* Signed codes become offset binary so every code is unsigned;
@@ -204,6 +201,10 @@ static const char *choose_planar(const qkc_format *f, qkc_klayout *L, char *note
         snprintf(note, note_size, "%s, offset-binary codes", dd->keyword);
     else
         snprintf(note, note_size, "%s", dd->keyword);
+    if (L->outliers) {
+        size_t len = strlen(note);
+        snprintf(note + len, note_size - len, ", +sparse outliers");
+    }
     if (f->granularity == QKC_GRAN_TENSOR || f->granularity == QKC_GRAN_CHANNEL) {
         size_t len = strlen(note);
         snprintf(note + len, note_size - len, ", %s scale repeated",
@@ -363,6 +364,28 @@ static qkc_status place(qkc_klayout *L, int64_t n, int64_t k, qkc_diag *diag)
         L->perm_offset = (rows + PERM_ALIGN - 1) & ~(uint64_t)(PERM_ALIGN - 1);
         L->total_bytes = L->perm_offset + perm_bytes;
     }
+    if (L->outliers) {
+        /* row_ptr[N+1], col[N·cap], val[N·cap], as the format's section */
+        uint64_t cap = (uint64_t)L->outlier_cap, entries, parts[3], at = L->total_bytes;
+        if (!mul_ok((uint64_t)n, cap, &entries) || entries > (uint64_t)1 << 40)
+            return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed outliers of n=%lld k=%lld do not fit in 64-bit sizes",
+                                (long long)n, (long long)k);
+        parts[0] = ((uint64_t)n + 1) * 4, parts[1] = entries * 4, parts[2] = entries * 2;
+        for (int i = 0; i < 3; i++) {
+            if (at > (uint64_t)1 << 50)
+                return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld k=%lld do not fit in 64-bit sizes",
+                                    (long long)n, (long long)k);
+            at = (at + PERM_ALIGN - 1) & ~(uint64_t)(PERM_ALIGN - 1);
+            if (i == 0)
+                L->outlier_ptr_offset = at;
+            else if (i == 1)
+                L->outlier_col_offset = at;
+            else
+                L->outlier_val_offset = at;
+            at += parts[i];
+        }
+        L->total_bytes = at;
+    }
     if (L->total_bytes > QKC_MAX_BLOB_BYTES)
         return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld k=%lld take %llu bytes, over the limit of 2^40",
                             (long long)n, (long long)k, (unsigned long long)L->total_bytes);
@@ -387,6 +410,13 @@ qkc_status qkc_klayout_for(const qkc_format *f, int64_t n, int64_t k, qkc_klayou
     else if (!L.fallback)
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "klayout: no kernel layout for preset %d",
                             (int)f->preset);
+    if (L.outliers) {
+        qkc_weight_layout wl; /* the same per-row capacity as the format blob */
+        qkc_status fst = qkc_format_layout(f, n, k, &wl, diag);
+        if (fst != QKC_OK)
+            return fst;
+        L.outlier_cap = wl.outlier_cap;
+    }
     qkc_status st = place(&L, n, k, diag);
     if (st != QKC_OK)
         return st;

@@ -86,6 +86,16 @@ typedef struct qkc_klayout {
     int fallback;          /* dense f32 because the format does not chunk */
     int in_place;          /* the format blob already is this layout */
     char description[96];  /* e.g. "4-bit affine, f16 scale per 32 (q4_0 in place)" */
+    /* Sparse weight outliers (outliers=sparse:F on a chunked layout): the
+     * format's CSR arrays follow the rows (and k_perm), each 64-byte
+     * aligned: row_ptr uint32[N+1] at outlier_ptr_offset, col uint32[N·cap]
+     * at outlier_col_offset, val f16[N·cap] at outlier_val_offset. Kernels
+     * add val·a[col] for each entry of a row to that row's dense dot
+     * product (packing checks row_ptr and col first). The fallback layout
+     * folds outliers into its dense values instead (outliers = 0). */
+    int outliers;
+    int64_t outlier_cap;
+    uint64_t outlier_ptr_offset, outlier_col_offset, outlier_val_offset;
 } qkc_klayout;
 
 /* Choose the kernel layout for a verified format and shape. Never fails

@@ -519,8 +519,27 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
             }
             mm->w.outliers = QKC_OUTLIERS_SPARSE;
             mm->w.outlier_fraction = frac;
+        } else if (v->len >= 4 && !memcmp(v->s, "act:", 4)) {
+            /* outliers=act:T, LLM.int8 activation outlier columns */
+            char buf[64];
+            char *end;
+            size_t n = v->len - 4;
+            double t;
+            if (n == 0 || n >= sizeof buf)
+                return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "outliers=%.*s: expected act:THRESHOLD (e.g. act:6)",
+                                  (int)(v->len > 40 ? 40 : v->len), v->s);
+            memcpy(buf, v->s + 4, n);
+            buf[n] = '\0';
+            errno = 0;
+            t = strtod(buf, &end);
+            if (*end || errno || !(buf[0] >= '0' && buf[0] <= '9'))
+                return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col + 4,
+                                  "outliers=%.*s: expected a threshold such as act:6.0", (int)(v->len > 40 ? 40 : v->len),
+                                  v->s);
+            mm->w.outliers = QKC_OUTLIERS_ACT;
+            mm->w.act_threshold = t;
         } else {
-            return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "outliers=%.*s: expected none or sparse[:FRACTION]",
+            return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "outliers=%.*s: expected none or sparse[:FRACTION], or act:THRESHOLD",
                               (int)(v->len > 40 ? 40 : v->len), v->s);
         }
     }

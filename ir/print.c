@@ -75,6 +75,10 @@ size_t qkc_matmul_print(const qkc_matmul *mm, char *buf, size_t size)
         /* Only group may differ from the preset (verified). */
         if (f->granularity != def.granularity || f->group != def.group)
             put_group(&o, f);
+        if (f->outliers == QKC_OUTLIERS_ACT) {
+            put(&o, " outliers=act:");
+            put_double(&o, f->act_threshold);
+        }
     } else {
         put(&o, " w=%s", qkc_dtype_keyword(f->dtype));
         put_group(&o, f);
@@ -88,6 +92,9 @@ size_t qkc_matmul_print(const qkc_matmul *mm, char *buf, size_t size)
         if (f->outliers == QKC_OUTLIERS_SPARSE) {
             put(&o, " outliers=sparse:");
             put_double(&o, f->outlier_fraction);
+        } else if (f->outliers == QKC_OUTLIERS_ACT) {
+            put(&o, " outliers=act:");
+            put_double(&o, f->act_threshold);
         }
     }
     if (mm->rotate)

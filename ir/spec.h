@@ -51,6 +51,14 @@
  *   (ascale=static: x' = x), q = clamp(round-half-even(x' · (1/α)), −127,
  *   127) with 1/α rounded to f32; the product uses α·q in place of x. This
  *   is qkc_ref_int8_quantize_row_static; every block scale is α.
+ * - Activation outliers (outliers=act:T, LLM.int8; compute=int8 only): per
+ *   call, column k of A is an outlier column when |x[m,k]| > T for at least
+ *   one of the call's M rows, x the activation after widening and rotation
+ *   (a NaN never exceeds T). Each row is int8-quantized as above with its
+ *   outlier columns set to 0 first (so they do not widen the block scales);
+ *   the product then uses x itself (f32, exact) in outlier columns and d·q
+ *   elsewhere, against the same exactly dequantized weights. Without
+ *   outlier columns this is plain compute=int8.
  * - Epilogue, in this order: + bias[n] (f32), then act, then conversion to
  *   the output dtype (RNE): relu(x) = max(x, 0); gelu(x) = x·Φ(x) with the
  *   exact erf; silu(x) = x / (1 + e^−x).
@@ -103,6 +111,10 @@ typedef struct qkc_matmul {
     qkc_dtype lora_dtype; /* adapters A and B: f32, f16 or bf16 */
     qkc_ascale ascale;    /* compute=int8 activation scales */
 } qkc_matmul;
+
+/* Largest threshold of outliers=act:T (any finite float threshold would
+ * do; this keeps infinities and NaN out). */
+#define QKC_MAX_ACT_THRESHOLD 1e30
 
 /* Largest Hadamard block of rotate=hadamard:B. */
 #define QKC_MAX_ROTATE_BLOCK 65536

@@ -91,9 +91,14 @@ static qkc_status verify_preset(const qkc_matmul *mm, qkc_diag *diag, qkc_key *b
     if (f->zero != want.zero)
         FAIL(QKC_KEY_ZERO, QKC_ERR_INVALID_SPEC, "w=%s fixes zero=%s; remove zero=", word,
              want.zero == QKC_ZERO_NONE ? "none" : want.zero == QKC_ZERO_INT ? "int" : "float");
-    if (f->outliers != QKC_OUTLIERS_NONE)
+    if (f->outliers == QKC_OUTLIERS_SPARSE)
         FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC,
-             "outliers are supported on qkc's planar layout only, not on w=%s", word);
+             "sparse outliers are supported on qkc's planar layout only, not on w=%s", word);
+    if (f->outliers == QKC_OUTLIERS_ACT) {
+        /* activation outliers store nothing: any preset takes them */
+        want.outliers = f->outliers;
+        want.act_threshold = f->act_threshold;
+    }
     if (!qkc_format_equal(f, &want))
         FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w=%s: the format fields do not match the preset", word);
 
@@ -277,7 +282,7 @@ qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_
         FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "scale: unknown dtype");
     if (mm->w.scale2_dtype != QKC_DTYPE_INVALID && !qkc_dtype_get(mm->w.scale2_dtype))
         FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "scale: unknown second-level dtype");
-    if ((unsigned)mm->w.zero > QKC_ZERO_FLOAT || (unsigned)mm->w.outliers > QKC_OUTLIERS_SPARSE ||
+    if ((unsigned)mm->w.zero > QKC_ZERO_FLOAT || (unsigned)mm->w.outliers > QKC_OUTLIERS_ACT ||
         (unsigned)mm->w.granularity > QKC_GRAN_GROUP)
         FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w: a format field holds an unknown value");
 
@@ -300,6 +305,21 @@ qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_
             FAIL(QKC_KEY_COMPUTE, QKC_ERR_INVALID_SPEC,
                  "compute=int8 multiplies integer weight codes; %s weights are not integers (use compute=f32, bf16 or f16)",
                  wd->keyword);
+    }
+    if (mm->w.outliers == QKC_OUTLIERS_ACT) {
+        if (mm->compute != QKC_COMPUTE_INT8)
+            FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC,
+                 "outliers=act:%g keeps activation outlier columns out of the int8 product; it needs compute=int8",
+                 mm->w.act_threshold);
+        if (!(mm->w.act_threshold > 0.0 && mm->w.act_threshold <= QKC_MAX_ACT_THRESHOLD))
+            FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "outliers=act:%g: the threshold must be in (0, %g]",
+                 mm->w.act_threshold, QKC_MAX_ACT_THRESHOLD);
+        if (mm->ascale != QKC_ASCALE_DYNAMIC)
+            FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC,
+                 "outliers=act:%g splits dynamically quantized activations; it does not combine with ascale=%s",
+                 mm->w.act_threshold, mm->ascale == QKC_ASCALE_STATIC ? "static" : "static:channel");
+    } else if (mm->w.act_threshold != 0.0) {
+        FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "w: an activation threshold without outliers=act");
     }
     return QKC_OK;
 }

@@ -323,6 +323,9 @@ static qkc_status write_header(qkc_context *ctx, const aot_job *j, const char *p
             "    const void *lora_b;    /* adapter B [N][R] */\n"
             "    int64_t lora_t_ld;\n"
             "    float lora_scale;\n"
+            "    const int32_t *o_cols; /* outliers=act:T: outlier columns, else NULL */\n"
+            "    const float *o_vals;   /* their f32 activations [m][o_count] */\n"
+            "    int64_t o_count;\n"
             "} qkc_kernel_args;\n#endif\n\n");
     say(&t, "/* The library's table, for qkc_aot_kernel(). */\n"
             "extern const struct qkc_aot_library qkc_aot_%s;\n\n", j->name);

@@ -138,14 +138,21 @@ static float round_act(qkc_compute c, float x)
  * dblk are scratch of k floats, k bytes and k/32+1 floats. Returns -1, or
  * the index of a permutation entry outside 0..k-1. */
 static int64_t prepare_row(const qkc_matmul *mm, const qkc_act_scales *scales, const void *a, int64_t lda, int64_t r,
-                           const int32_t *perm, float *row, int8_t *qrow, float *dblk, float *dst)
+                           const int32_t *perm, const uint8_t *oflag, float *row, int8_t *qrow, float *dblk,
+                           float *dst)
 {
     int64_t k = mm->k;
     for (int64_t i = 0; i < k; i++)
         row[i] = load_act(mm->a_dtype, a, r * lda + i);
     if (mm->rotate)
         qkc_ref_hadamard_row(row, k, mm->rotate);
-    if (mm->compute == QKC_COMPUTE_INT8) {
+    if (mm->compute == QKC_COMPUTE_INT8 && oflag) {
+        /* outliers=act:T: outlier columns keep their f32 value (dst holds
+         * them until the permutation below overwrites it from row) */
+        qkc_ref_int8_quantize_split(row, k, oflag, qrow, dblk, dst);
+        for (int64_t i = 0; i < k; i++)
+            row[i] = oflag[i] ? dst[i] : (float)((double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i]);
+    } else if (mm->compute == QKC_COMPUTE_INT8) {
         qkc_ref_int8_quantize(mm, scales, row, qrow, dblk);
         for (int64_t i = 0; i < k; i++)
             row[i] = (float)((double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i]);
@@ -175,6 +182,7 @@ qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, cons
     float *row;
     int8_t *qrow;
     float *dblk;
+    uint8_t *oflag = NULL;
     size_t bytes;
     if (!ctx)
         return QKC_ERR_INVALID_ARGUMENT;
@@ -218,13 +226,23 @@ qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, cons
         qkc_free(ctx, dblk);
         return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_prepare_a: out of memory");
     }
+    if (mm->w.outliers == QKC_OUTLIERS_ACT) {
+        if (!(oflag = qkc_alloc(ctx, (size_t)k))) {
+            qkc_free(ctx, row);
+            qkc_free(ctx, qrow);
+            qkc_free(ctx, dblk);
+            return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_prepare_a: out of memory");
+        }
+        qkc_ref_act_outlier_columns(mm->a_dtype, mm->rotate, mm->w.act_threshold, a, lda, m, k, row, oflag);
+    }
     memset(dst, 0, bytes);
     for (int64_t r = 0; r < m; r++) {
-        int64_t bad = prepare_row(mm, NULL, a, lda, r, perm, row, qrow, dblk, dst + r * ldp);
+        int64_t bad = prepare_row(mm, NULL, a, lda, r, perm, oflag, row, qrow, dblk, dst + r * ldp);
         if (bad >= 0) {
             qkc_free(ctx, row);
             qkc_free(ctx, qrow);
             qkc_free(ctx, dblk);
+            qkc_free(ctx, oflag);
             return qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "qkc_kernel_prepare_a: column permutation entry %lld is %lld",
                             (long long)bad, (long long)perm[bad]);
         }
@@ -232,6 +250,7 @@ qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, cons
     qkc_free(ctx, row);
     qkc_free(ctx, qrow);
     qkc_free(ctx, dblk);
+    qkc_free(ctx, oflag);
     return QKC_OK;
 }
 
@@ -329,6 +348,32 @@ done:
     return st;
 }
 
+/* outliers=act:T on the int8 path: the call's outlier columns (flags, an
+ * ascending list) and room for their f32 values, o_vals [m][count], plus a
+ * k-float row the split keeps them in. row is scratch of k floats. */
+static qkc_status act_outliers(qkc_context *ctx, const qkc_matmul *mm, const void *a, int64_t lda, int64_t m,
+                               float *row, uint8_t **oflag, int32_t **ocols, float **ovals, int64_t *ocount,
+                               float **kept)
+{
+    int64_t k = mm->k, count, e = 0;
+    if (!(*oflag = qkc_alloc(ctx, (size_t)k)))
+        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_run: out of memory for k=%lld", (long long)k);
+    count = qkc_ref_act_outlier_columns(mm->a_dtype, mm->rotate, mm->w.act_threshold, a, lda, m, k, row, *oflag);
+    *ocount = count;
+    if (!count)
+        return QKC_OK;
+    *ocols = qkc_alloc(ctx, (size_t)count * sizeof **ocols);
+    *ovals = qkc_calloc(ctx, (size_t)m, (size_t)count * sizeof **ovals);
+    *kept = qkc_alloc(ctx, (size_t)k * sizeof **kept);
+    if (!*ocols || !*ovals || !*kept)
+        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_run: out of memory for %lld outlier columns",
+                        (long long)count);
+    for (int64_t i = 0; i < k; i++)
+        if ((*oflag)[i])
+            (*ocols)[e++] = (int32_t)i;
+    return QKC_OK;
+}
+
 qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_matmul_args *args,
                           const qkc_run_options *options)
 {
@@ -336,11 +381,14 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
     const qkc_matmul *mm;
     int64_t m, k;
     run_job job;
-    float *prep = NULL, *row = NULL, *dblk = NULL;
+    float *prep = NULL, *row = NULL, *dblk = NULL, *ovals = NULL, *kept = NULL;
     float *lora_t = NULL;
     const qkc_lora *lora;
     const qkc_act_scales *scales;
     int8_t *qrow = NULL;
+    uint8_t *oflag = NULL;
+    int32_t *ocols = NULL;
+    int64_t ocount = 0;
     int threads = 0;
     qkc_status st = QKC_OK;
     qkc_threadpool *pool;
@@ -398,19 +446,44 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
                           (long long)m, (long long)k);
             goto done;
         }
+        if (mm->w.outliers == QKC_OUTLIERS_ACT &&
+            (st = act_outliers(ctx, mm, args->a, args->lda, m, row, &oflag, &ocols, &ovals, &ocount, &kept)))
+            goto done;
         for (int64_t r = 0; r < m; r++) {
             for (int64_t i = 0; i < k; i++)
                 row[i] = load_act(mm->a_dtype, args->a, r * args->lda + i);
             if (mm->rotate)
                 qkc_ref_hadamard_row(row, k, mm->rotate);
-            qkc_ref_int8_quantize(mm, scales, row, q8 + r * kpad, d8 + r * blocks);
+            if (ocount) {
+                /* outlier columns out of the int8 codes, into o_vals */
+                qkc_ref_int8_quantize_split(row, k, oflag, q8 + r * kpad, d8 + r * blocks, kept);
+                for (int64_t e = 0; e < ocount; e++)
+                    ovals[r * ocount + e] = kept[ocols[e]];
+            } else {
+                qkc_ref_int8_quantize(mm, scales, row, q8 + r * kpad, d8 + r * blocks);
+            }
         }
+        job.args.o_cols = ocols;
+        job.args.o_vals = ovals;
+        job.args.o_count = ocount;
         job.args.a = q8;
         job.args.lda = kpad;
         job.args.a_scales = d8;
         job.args.a_scales_ld = blocks;
     } else if (mm->a_dtype != QKC_DTYPE_F32 || mm->compute != QKC_COMPUTE_F32 || code->layout.permute_k ||
                mm->rotate) {
+        if (mm->w.outliers == QKC_OUTLIERS_ACT) {
+            float *scratch = qkc_alloc(ctx, (size_t)k * sizeof *scratch);
+            oflag = qkc_alloc(ctx, (size_t)k);
+            if (!scratch || !oflag) {
+                qkc_free(ctx, scratch);
+                st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_run: out of memory for k=%lld", (long long)k);
+                goto done;
+            }
+            qkc_ref_act_outlier_columns(mm->a_dtype, mm->rotate, mm->w.act_threshold, args->a, args->lda, m, k,
+                                        scratch, oflag);
+            qkc_free(ctx, scratch);
+        }
         const int32_t *perm = code->layout.permute_k
                                   ? (const int32_t *)((const uint8_t *)args->weights + code->layout.perm_offset)
                                   : NULL;
@@ -424,7 +497,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
             goto done;
         }
         for (int64_t r = 0; r < m; r++) {
-            int64_t bad = prepare_row(mm, scales, args->a, args->lda, r, perm, row, qrow, dblk, prep + r * k);
+            int64_t bad = prepare_row(mm, scales, args->a, args->lda, r, perm, oflag, row, qrow, dblk, prep + r * k);
             if (bad >= 0) {
                 st = qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "qkc_kernel_run: column permutation entry %lld is %lld",
                               (long long)bad, (long long)perm[bad]);
@@ -472,5 +545,9 @@ done:
     qkc_free(ctx, row);
     qkc_free(ctx, qrow);
     qkc_free(ctx, dblk);
+    qkc_free(ctx, oflag);
+    qkc_free(ctx, ocols);
+    qkc_free(ctx, ovals);
+    qkc_free(ctx, kept);
     return st;
 }

@@ -456,27 +456,47 @@ static int same_layout(const qkc_klayout *a, const qkc_klayout *b)
            a->zero_off == b->zero_off && a->code_off == b->code_off && a->chunk_bytes == b->chunk_bytes &&
            a->chunks_per_row == b->chunks_per_row && a->row_bytes == b->row_bytes &&
            a->perm_offset == b->perm_offset && a->permute_k == b->permute_k && a->total_bytes == b->total_bytes &&
-           a->fallback == b->fallback && a->in_place == b->in_place;
+           a->fallback == b->fallback && a->in_place == b->in_place && a->outliers == b->outliers &&
+           a->outlier_cap == b->outlier_cap && a->outlier_ptr_offset == b->outlier_ptr_offset &&
+           a->outlier_col_offset == b->outlier_col_offset && a->outlier_val_offset == b->outlier_val_offset;
 }
 
-/* Every packed element against the reference dequantizer, bit for bit. */
+/* Every packed element against the reference dequantizer, bit for bit;
+ * sparse outliers are added to their elements in CSR order, as the
+ * reference does (the kernels add val·a instead: a difference of one
+ * rounding per outlier, inside the kernel tolerance). */
 static qkc_status verify_packed(pack_job *job, const qkc_spec *spec, const float *ref, const uint8_t *dst)
 {
     const qkc_klayout *L = job->L;
+    float *dec = qkc_alloc(job->ctx, (size_t)job->k * sizeof *dec);
+    if (!dec)
+        return qkc_fail(job->ctx, QKC_ERR_NO_MEMORY, "pack verify: no memory for a row of k=%lld", (long long)job->k);
     for (int64_t r = 0; r < job->n; r++) {
         const uint8_t *row = dst + (uint64_t)r * L->row_bytes;
+        for (int64_t j = 0; j < job->k; j++)
+            dec[j] = qkc_klayout_decode(L, row, j);
+        if (L->outliers) {
+            uint32_t e0 = qkc_rd32(dst + L->outlier_ptr_offset + (uint64_t)r * 4);
+            uint32_t e1 = qkc_rd32(dst + L->outlier_ptr_offset + (uint64_t)r * 4 + 4);
+            for (uint32_t e = e0; e < e1; e++)
+                dec[qkc_rd32(dst + L->outlier_col_offset + (uint64_t)e * 4)] +=
+                    qkc_f16_to_f32(qkc_rd16(dst + L->outlier_val_offset + (uint64_t)e * 2));
+        }
         for (int64_t j = 0; j < job->k; j++) {
             int64_t col = job->perm ? job->perm[j] : j;
-            float got = qkc_klayout_decode(L, row, j), want = ref[r * job->k + col];
-            if (memcmp(&got, &want, sizeof got) != 0)
+            float got = dec[j], want = ref[r * job->k + col];
+            if (memcmp(&got, &want, sizeof got) != 0) {
+                qkc_free(job->ctx, dec);
                 return qkc_fail(job->ctx, QKC_ERR_INTERNAL,
                                 "pack verify: %s (%s) row %lld column %lld%s: packed decode %.9g (0x%08x) != "
                                 "reference %.9g (0x%08x)",
                                 format_name(&spec->mm.w), L->description, (long long)r, (long long)col,
                                 job->perm ? " (permuted)" : "", (double)got, (unsigned)qkc_f32_bits(got),
                                 (double)want, (unsigned)qkc_f32_bits(want));
+            }
         }
     }
+    qkc_free(job->ctx, dec);
     return QKC_OK;
 }
 
@@ -493,6 +513,39 @@ static qkc_status dequantize_all(pack_job *job, const qkc_spec *spec, size_t src
         return qkc_fail(job->ctx, QKC_ERR_NO_MEMORY, "pack: no memory to dequantize %llu weights",
                         (unsigned long long)nk);
     return qkc_dequantize(job->ctx, spec, job->src, src_bytes, *out, job->k);
+}
+
+/* Sparse outliers: the format's CSR arrays after the packed rows, checked
+ * first (kernels index with them unchecked): row pointers non-decreasing
+ * from 0 up to N·cap, columns inside k. Padding bytes are zero. */
+static qkc_status copy_outliers(pack_job *job, uint8_t *out)
+{
+    const qkc_klayout *L = job->L;
+    const qkc_weight_layout *wl = job->wl;
+    const uint8_t *rp = job->src + wl->offset[QKC_SECTION_OUTLIERS];
+    uint64_t entries = (uint64_t)job->n * (uint64_t)L->outlier_cap, start = L->row_bytes * (uint64_t)job->n;
+    uint32_t prev = 0;
+    if (L->permute_k)
+        start = L->perm_offset + (uint64_t)job->k * 4;
+    for (int64_t r = 0; r <= job->n; r++) {
+        uint32_t p = qkc_rd32(rp + (uint64_t)r * 4);
+        if (p < prev || p > entries || (r == 0 && p != 0))
+            return qkc_fail(job->ctx, QKC_ERR_CORRUPT_DATA,
+                            "pack: outlier row pointer %lld is %u (after %u; at most %llu entries)", (long long)r, p,
+                            prev, (unsigned long long)entries);
+        prev = p;
+    }
+    for (uint64_t e = 0; e < prev; e++) {
+        uint32_t col = qkc_rd32(job->src + wl->outlier_col_offset + e * 4);
+        if (col >= (uint64_t)job->k)
+            return qkc_fail(job->ctx, QKC_ERR_CORRUPT_DATA, "pack: outlier %llu has column %u, outside k=%lld",
+                            (unsigned long long)e, col, (long long)job->k);
+    }
+    memset(out + start, 0, (size_t)(L->total_bytes - start));
+    memcpy(out + L->outlier_ptr_offset, rp, (size_t)((uint64_t)job->n + 1) * 4);
+    memcpy(out + L->outlier_col_offset, job->src + wl->outlier_col_offset, (size_t)entries * 4);
+    memcpy(out + L->outlier_val_offset, job->src + wl->outlier_val_offset, (size_t)entries * 2);
+    return QKC_OK;
 }
 
 /* --------------------------------------------------------------- pack */
@@ -596,6 +649,8 @@ qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_kl
         for (int64_t j = 0; j < job.k; j++)
             qkc_wr32(out + L->perm_offset + (uint64_t)j * 4, (uint32_t)job.perm[j]);
     }
+    if (L->outliers && (st = copy_outliers(&job, out)) != QKC_OK)
+        goto done;
     if (verify) {
         if ((st = dequantize_all(&job, spec, src_bytes, &ref)) != QKC_OK)
             goto done;

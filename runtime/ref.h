@@ -80,6 +80,18 @@ void qkc_ref_int8_quantize(const qkc_matmul *mm, const qkc_act_scales *scales, c
 qkc_status qkc_run_extras(qkc_context *ctx, const char *fn, const qkc_matmul *mm, const qkc_run_options *options,
                           const qkc_lora **lora, const qkc_act_scales **scales);
 
+/* outliers=act:T (ir/spec.h, runtime/ref_outliers.c). The call's outlier
+ * columns: flag[0..k) = 1 where some row m < M has |x[m, col]| > T, x the
+ * activation widened from a_dtype and rotated (rotate > 0); returns how
+ * many. row is scratch of k floats. */
+int64_t qkc_ref_act_outlier_columns(qkc_dtype a_dtype, int rotate, double threshold, const void *a, int64_t lda,
+                                    int64_t m, int64_t k, float *row, uint8_t *flag);
+
+/* The int8 part of a row under outliers=act:T: the flagged columns of x
+ * are copied to kept[col] (kept may be NULL) and set to 0, then the row is
+ * quantized as qkc_ref_int8_quantize_row does. */
+void qkc_ref_int8_quantize_split(float *x, int64_t k, const uint8_t *flag, int8_t *q, float *d, float *kept);
+
 /* Little-endian field access shared by the codecs. */
 static inline uint16_t qkc_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t qkc_rd32(const uint8_t *p)

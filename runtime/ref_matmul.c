@@ -91,8 +91,9 @@ static qkc_status reference(qkc_context *ctx, const qkc_spec *spec, const qkc_ma
     float *trow = NULL;
     const qkc_matmul *mm;
     int64_t m, n, k;
-    float *wq = NULL, *arow = NULL, *dblk = NULL;
+    float *wq = NULL, *arow = NULL, *dblk = NULL, *kept = NULL;
     int8_t *qrow = NULL;
+    uint8_t *oflag = NULL;
     double *acol = NULL;
     qkc_status st;
 
@@ -139,6 +140,17 @@ static qkc_status reference(qkc_context *ctx, const qkc_spec *spec, const qkc_ma
     }
     if ((st = qkc_dequantize(ctx, spec, args->weights, args->weights_bytes, wq, k)))
         goto done;
+    if (mm->w.outliers == QKC_OUTLIERS_ACT) {
+        /* LLM.int8: the call's outlier columns stay f32 (ir/spec.h) */
+        oflag = qkc_alloc(ctx, (size_t)k);
+        kept = qkc_alloc(ctx, (size_t)k * sizeof *kept);
+        if (!oflag || !kept) {
+            st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_reference_matmul: out of memory for k=%lld", (long long)k);
+            goto done;
+        }
+        qkc_ref_act_outlier_columns(mm->a_dtype, mm->rotate, mm->w.act_threshold, args->a, args->lda, m, k, arow,
+                                    oflag);
+    }
     if (mm->compute == QKC_COMPUTE_BF16 || mm->compute == QKC_COMPUTE_F16 || mm->compute == QKC_COMPUTE_TF32)
         for (int64_t i = 0; i < n * k; i++)
             wq[i] = round_operand(mm->compute, wq[i]);
@@ -148,7 +160,11 @@ static qkc_status reference(qkc_context *ctx, const qkc_spec *spec, const qkc_ma
             arow[i] = load_elem(mm->a_dtype, args->a, r * args->lda + i);
         if (mm->rotate)
             qkc_ref_hadamard_row(arow, k, mm->rotate);
-        if (mm->compute == QKC_COMPUTE_INT8) {
+        if (mm->compute == QKC_COMPUTE_INT8 && oflag) {
+            qkc_ref_int8_quantize_split(arow, k, oflag, qrow, dblk, kept);
+            for (int64_t i = 0; i < k; i++)
+                acol[i] = oflag[i] ? (double)kept[i] : (double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i];
+        } else if (mm->compute == QKC_COMPUTE_INT8) {
             qkc_ref_int8_quantize(mm, scales, arow, qrow, dblk);
             for (int64_t i = 0; i < k; i++)
                 acol[i] = (double)dblk[i / QKC_INT8_BLOCK] * (double)qrow[i];
@@ -179,6 +195,8 @@ done:
     qkc_free(ctx, dblk);
     qkc_free(ctx, trow);
     qkc_free(ctx, acol);
+    qkc_free(ctx, oflag);
+    qkc_free(ctx, kept);
     return st;
 }
 

@@ -145,6 +145,17 @@ static void check_geometry(const pcase *c)
               (unsigned long long)rows);
         CHECK(c->name, L->total_bytes == L->perm_offset + (uint64_t)c->k * 4, "total %llu",
               (unsigned long long)L->total_bytes);
+    } else if (L->outliers) {
+        /* CSR arrays after the rows, each 64-byte aligned */
+        uint64_t cap = (uint64_t)L->outlier_cap, end = L->outlier_val_offset + (uint64_t)c->n * cap * 2;
+        CHECK(c->name, L->outlier_ptr_offset >= rows && L->outlier_ptr_offset % 64 == 0 &&
+                           L->outlier_col_offset >= L->outlier_ptr_offset + ((uint64_t)c->n + 1) * 4 &&
+                           L->outlier_col_offset % 64 == 0 &&
+                           L->outlier_val_offset >= L->outlier_col_offset + (uint64_t)c->n * cap * 4 &&
+                           L->outlier_val_offset % 64 == 0 && L->total_bytes == end && cap >= 1,
+              "outlier arrays at %llu %llu %llu, total %llu", (unsigned long long)L->outlier_ptr_offset,
+              (unsigned long long)L->outlier_col_offset, (unsigned long long)L->outlier_val_offset,
+              (unsigned long long)L->total_bytes);
     } else {
         CHECK(c->name, L->perm_offset == 0 && L->total_bytes == rows, "total %llu, expected %llu",
               (unsigned long long)L->total_bytes, (unsigned long long)rows);
@@ -216,6 +227,14 @@ static void check_case(const char *text)
         for (int64_t j = 0; j < c.k; j++) {
             int64_t col = c.L.permute_k ? (int32_t)qkc_rd32(a + c.L.perm_offset + j * 4) : j;
             float got = qkc_klayout_decode(&c.L, row, j), want = ref[r * c.k + col];
+            if (c.L.outliers) {
+                /* the packed CSR entries of this element, added as the reference adds them */
+                uint32_t e0 = qkc_rd32(a + c.L.outlier_ptr_offset + (uint64_t)r * 4);
+                uint32_t e1 = qkc_rd32(a + c.L.outlier_ptr_offset + (uint64_t)r * 4 + 4);
+                for (uint32_t e = e0; e < e1; e++)
+                    if (qkc_rd32(a + c.L.outlier_col_offset + (uint64_t)e * 4) == (uint32_t)j)
+                        got += qkc_f16_to_f32(qkc_rd16(a + c.L.outlier_val_offset + (uint64_t)e * 2));
+            }
             CHECK(text, memcmp(&got, &want, sizeof got) == 0,
                   "row %lld column %lld: packed %.9g (0x%08x), reference %.9g (0x%08x) [%s]", (long long)r,
                   (long long)col, (double)got, (unsigned)qkc_f32_bits(got), (double)want,
@@ -359,7 +378,8 @@ static void test_klayout_choices(void **state)
         {"w=fp4 group=32 scale=e8m0", 0, 0, 32, 4, QKC_KDEC_TABLE, 0, QKC_KF_E8M0, 0, 0, 17, 0, "e8m0 scale"},
         {"w=fp8e5m2 group=32", 0, 0, 32, 8, QKC_KDEC_FP8E5M2, 0, QKC_KF_F32, 0, 0, 36, 0, "fp8e5m2"},
         {"w=int4 group=tensor", 0, 0, 32, 4, QKC_KDEC_AFFINE, 8, QKC_KF_F32, 0, 0, 20, 0, "tensor scale repeated"},
-        {"w=int4 group=32 outliers=sparse:0.01", 1, 0, 32, 32, QKC_KDEC_F32, 0, 0, 0, 0, 128, 0, "outliers"},
+        {"w=int4 group=32 outliers=sparse:0.01", 0, 0, 32, 4, QKC_KDEC_AFFINE, 8, QKC_KF_F32, 0, 0, 20, 0,
+         "+sparse outliers"},
         {"w=int4 group=25 scale=f16", 1, 0, 32, 32, QKC_KDEC_F32, 0, 0, 0, 0, 128, 0,
          "dense f32 fallback: group=25 is not a multiple of 16"},
         {"w=int4 group=16", 0, 0, 16, 4, QKC_KDEC_AFFINE, 8, QKC_KF_F32, 0, 0, 12, 0, "per 16"},

@@ -52,6 +52,8 @@ static const qkc_tol_roundtrip roundtrip[] = {
     {"w=int4 group=tensor", 0.044}, /* measured 2.963e-02 */
     {"w=int4 group=tensor zero=int", 0.034}, /* measured 2.238e-02 */
     {"w=int4 group=32 outliers=sparse:0.01", 0.011}, /* measured 7.522e-03 */
+    {"w=uint4 group=64 scale=f16 zero=int outliers=sparse:0.02", 0.0087}, /* measured 5.757e-03 */
+    {"w=int4 group=32 scale=f16 outliers=act:2.5 compute=int8", 0.014}, /* weights as w=int4 group=32 scale=f16 */
     {"w=int4 group=50 scale=f16", 0.015}, /* measured 1.020e-02 */
     {"w=bf16", 4.1e-06}, /* measured 2.743e-06 */
     {"w=f16", 6.5e-08}, /* measured 4.301e-08 */
