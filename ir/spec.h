@@ -79,7 +79,7 @@ typedef struct qkc_matmul {
 typedef enum qkc_key {
     QKC_KEY_M, QKC_KEY_N, QKC_KEY_K, QKC_KEY_A, QKC_KEY_W, QKC_KEY_GROUP, QKC_KEY_SCALE,
     QKC_KEY_ZERO, QKC_KEY_OUTLIERS, QKC_KEY_COMPUTE, QKC_KEY_BIAS, QKC_KEY_ACT, QKC_KEY_OUT,
-    QKC_KEY_LAYOUT, QKC_KEY_ROTATE, QKC_KEY_COUNT
+    QKC_KEY_LAYOUT, QKC_KEY_ROTATE, QKC_KEY_TABLE, QKC_KEY_COUNT
 } qkc_key;
 
 const char *qkc_key_name(qkc_key key);
