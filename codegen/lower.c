@@ -235,6 +235,30 @@ static LLVMValueRef lookup16(cg *g, LLVMValueRef idx)
     return LLVMBuildSelect(g->b, use_hi, hi, lo, "");
 }
 
+/* LUT: the 16 f32 entries of the table at p (64-byte aligned, in the
+ * packed blob) into the registers lookup16 reads. */
+static void load_table(cg *g, LLVMValueRef p)
+{
+    if (g->t->arch == QKC_ARCH_AARCH64) {
+        for (int r = 0; r < 4; r++)
+            g->table_bytes[r] = load(g, LLVMVectorType(g->i8, 16), gep8(g, p, i64c(g, 16 * r)), 4);
+    } else if (g->V == 16) {
+        g->table_lo = load(g, LLVMVectorType(g->f32, 16), p, 4);
+    } else {
+        g->table_lo = load(g, LLVMVectorType(g->f32, 8), p, 4);
+        g->table_hi = load(g, LLVMVectorType(g->f32, 8), gep8(g, p, i64c(g, 32)), 4);
+    }
+}
+
+/* LUT with a table per row or group: the chunk's table. */
+static void load_chunk_table(cg *g, LLVMValueRef chunk)
+{
+    const qkc_klayout *L = g->L;
+    LLVMValueRef t = LLVMBuildZExt(g->b, load(g, g->i32, gep8(g, chunk, i64c(g, L->tidx_off)), 1), g->i64, "");
+    LLVMValueRef off = LLVMBuildAdd(g->b, i64c(g, (int64_t)L->table_offset), LLVMBuildShl(g->b, t, i64c(g, 6), ""), "");
+    load_table(g, gep8(g, g->w, off));
+}
+
 /* fp8 codes (<V x i32>, 0..255) to float, exact, with Inf/NaN codes. */
 static LLVMValueRef fp8_to_f32(cg *g, LLVMValueRef code, int e5m2)
 {
@@ -275,6 +299,7 @@ static LLVMValueRef code_value(cg *g, LLVMValueRef codes_sub)
     switch (L->decode) {
     case QKC_KDEC_AFFINE: return g->affine_table ? lookup16(g, ci) : LLVMBuildSIToFP(g->b, ci, g->vf, "");
     case QKC_KDEC_TABLE: return lookup16(g, ci);
+    case QKC_KDEC_LUT: return lookup16(g, ci);
     case QKC_KDEC_FP8E4M3: return fp8_to_f32(g, ci, 0);
     case QKC_KDEC_FP8E5M2: return fp8_to_f32(g, ci, 1);
     default: return NULL;
@@ -395,6 +420,8 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
             mn = chunk_field_f32(g, chunk, L->min, L->min_off);
         if (L->zero != QKC_KF_NONE)
             z = chunk_field_f32(g, chunk, L->zero, L->zero_off);
+        if (L->decode == QKC_KDEC_LUT && L->tidx != QKC_KF_NONE)
+            load_chunk_table(g, chunk);
         codes = chunk_codes(g, chunk);
         for (int sub = 0; sub < g->S; sub++)
             val[sub] = code_value(g, subvec(g, codes, sub));
@@ -1216,6 +1243,8 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
             g.table_hi = LLVMConstVector(e + 8, 8);
         }
     }
+    if (L->decode == QKC_KDEC_LUT && L->tidx == QKC_KF_NONE)
+        load_table(&g, gep8(&g, g.w, i64c(&g, (int64_t)L->table_offset))); /* one table: loaded once */
     {
         /* n0 < n_end, written as n0 + tn <= n_end + tn - 1 */
         int tn = s->tile_n;

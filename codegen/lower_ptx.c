@@ -292,6 +292,16 @@ static LLVMValueRef element(pg *g, int i, LLVMValueRef s, LLVMValueRef mn, LLVMV
         x = LLVMBuildLoad2(g->b, g->f32, LLVMBuildInBoundsGEP2(g->b, at, g->table, idx, 2, ""), "");
         break;
     }
+    case QKC_KDEC_LUT: {
+        /* tables[tidx][code] from the packed blob (L1-cached, read-only) */
+        LLVMValueRef t = L->tidx != QKC_KF_NONE ? LLVMBuildZExt(g->b, field_bits(g, L->tidx_off, 32), g->i64, "")
+                                                : i64c(g, 0);
+        LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildShl(g->b, t, i64c(g, 6), ""),
+                                        LLVMBuildZExt(g->b, LLVMBuildShl(g->b, code, i32c(g, 2), ""), g->i64, ""), "");
+        off = LLVMBuildAdd(g->b, off, i64c(g, (int64_t)L->table_offset), "");
+        x = load_ro(g, g->f32, gep8(g, g->w, off), 4);
+        break;
+    }
     case QKC_KDEC_FP8E4M3: x = fp8_to_f32(g, code, 0); break;
     default: x = fp8_to_f32(g, code, 1); break;
     }

@@ -58,6 +58,7 @@ static const float iq4nl_table[16] = {
 #define KIND_INT QKC_KIND_INT
 #define KIND_CODEBOOK QKC_KIND_CODEBOOK
 #define KIND_EXP QKC_KIND_EXP
+#define KIND_LUT QKC_KIND_LUT
 
 static const qkc_dtype_desc descs[QKC_DTYPE_END_] = {
 #define QKC_DTYPE(NAME, ID, KW, BITS, KIND, SIGNED, EB, MB, BIAS)                     \
@@ -70,7 +71,7 @@ static const qkc_dtype_desc descs[QKC_DTYPE_END_] = {
             .man_bits = MB,                                                           \
             .bias = BIAS,                                                             \
             .int_min = (KIND_##KIND == KIND_INT && SIGNED) ? -(INT64_C(1) << (BITS - 1)) : 0, \
-            .int_max = KIND_##KIND == KIND_INT                                        \
+            .int_max = (KIND_##KIND == KIND_INT || KIND_##KIND == KIND_LUT)                                      \
                            ? (SIGNED ? (INT64_C(1) << (BITS - 1)) - 1 : (INT64_C(1) << BITS) - 1) \
                            : (KIND_##KIND == KIND_CODEBOOK ? 15 : 0)},
 #include "dtypes.def"

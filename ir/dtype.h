@@ -40,7 +40,8 @@ typedef enum qkc_dtype_kind {
     QKC_KIND_MINIFLOAT = 2,
     QKC_KIND_INT = 3,
     QKC_KIND_CODEBOOK = 4,
-    QKC_KIND_EXP = 5
+    QKC_KIND_EXP = 5,
+    QKC_KIND_LUT = 6 /* a code indexes a table stored with the weights (lut2..lut4) */
 } qkc_dtype_kind;
 
 typedef struct qkc_dtype_desc {

@@ -81,7 +81,21 @@ int qkc_format_equal(const qkc_format *a, const qkc_format *b)
            a->scale2_dtype == b->scale2_dtype && a->super_group == b->super_group &&
            a->zero == b->zero && a->outliers == b->outliers &&
            a->outlier_fraction == b->outlier_fraction && a->flags == b->flags &&
-           a->act_threshold == b->act_threshold;
+           a->act_threshold == b->act_threshold &&
+           a->table_dtype == b->table_dtype;
+}
+
+int64_t qkc_format_lut_tables(const qkc_format *f, int64_t n, int64_t k)
+{
+    const qkc_dtype_desc *d = qkc_dtype_get(f->dtype);
+    if (!d || d->kind != QKC_KIND_LUT || f->preset != QKC_PRESET_NONE || n <= 0 || k <= 0)
+        return 0;
+    switch (f->granularity) {
+    case QKC_GRAN_TENSOR: return 1;
+    case QKC_GRAN_CHANNEL: return n;
+    case QKC_GRAN_GROUP: return f->group > 0 ? n * ((k + f->group - 1) / f->group) : 0;
+    default: return 0;
+    }
 }
 
 int qkc_dtype_storage_bytes(qkc_dtype dtype)
@@ -194,6 +208,13 @@ static int section_sizes(const qkc_format *f, uint64_t n, uint64_t k, qkc_weight
             uint64_t n2;
             if (!mul_ok(n, ceil_div(groups, (uint64_t)f->super_group), &n2) ||
                 !mul_ok(n2, (uint64_t)qkc_dtype_storage_bytes(f->scale2_dtype), &b[QKC_SECTION_SCALES2]))
+                return 0;
+        }
+        if (dd->kind == QKC_KIND_LUT) {
+            /* AUX: the tables (n·groups ≤ 2^36, entries ≤ 16·4 bytes). */
+            uint64_t tables = (uint64_t)qkc_format_lut_tables(f, (int64_t)n, (int64_t)k);
+            if (!mul_ok(tables, (UINT64_C(1) << dd->bits) * (uint64_t)qkc_dtype_storage_bytes(f->table_dtype),
+                        &b[QKC_SECTION_AUX]))
                 return 0;
         }
         if (f->zero == QKC_ZERO_INT)

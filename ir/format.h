@@ -92,6 +92,7 @@ typedef struct qkc_format {
     double outlier_fraction; /* sparse: max fraction of K per row, (0, 0.5] */
     unsigned flags;          /* QKC_FORMAT_* */
     double act_threshold;    /* outliers=act:T: the threshold T (> 0), else 0 */
+    qkc_dtype table_dtype;   /* lut2..lut4: table entry dtype (f16, f32), else INVALID */
 } qkc_format;
 
 /* Static facts about a preset. */
@@ -138,6 +139,13 @@ typedef struct qkc_weight_layout {
  * assumes the format already passed the verifier for this N, K. */
 qkc_status qkc_format_layout(const qkc_format *f, int64_t n, int64_t k,
                              qkc_weight_layout *out, qkc_diag *diag);
+
+/* Arbitrary codebooks (lut2/lut3/lut4, planar, no scale): AUX holds
+ * `tables` tables of 2^bits entries in table_dtype, back to back: one for the
+ * tensor (group=tensor), one per row (channel) or one per (row, group) in
+ * row-major order; x = table[t][code] exactly (f16 entries widened). Returns
+ * the table count, 0 if f is not a lut format. */
+int64_t qkc_format_lut_tables(const qkc_format *f, int64_t n, int64_t k);
 
 /* Bytes of one stored scale/zero of a dtype (bits rounded up to bytes). */
 int qkc_dtype_storage_bytes(qkc_dtype dtype);

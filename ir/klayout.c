@@ -30,6 +30,7 @@ static int field_bytes(qkc_kfield f)
     case QKC_KF_F32: return 4;
     case QKC_KF_E8M0: return 1;
     case QKC_KF_I16: return 2;
+    case QKC_KF_U32: return 4;
     case QKC_KF_NONE: break;
     }
     return 0;
@@ -42,6 +43,7 @@ static const char *field_name(const qkc_klayout *L, qkc_kfield f)
     case QKC_KF_F32: return "f32";
     case QKC_KF_E8M0: return L->e8m0_half ? "e8m0/2" : "e8m0";
     case QKC_KF_I16: return "i16";
+    case QKC_KF_U32: return "u32";
     case QKC_KF_NONE: break;
     }
     return "none";
@@ -62,6 +64,7 @@ static void describe(qkc_klayout *L, const char *note)
     case QKC_KDEC_F32: kind = "f32"; break;
     case QKC_KDEC_F16: kind = "f16"; break;
     case QKC_KDEC_BF16: kind = "bf16"; break;
+    case QKC_KDEC_LUT: kind = "lut"; break;
     }
     if (L->decode == QKC_KDEC_F32 || L->decode == QKC_KDEC_F16 || L->decode == QKC_KDEC_BF16)
         snprintf(head, sizeof head, "dense %s", kind);
@@ -152,7 +155,8 @@ static void set_dense(qkc_klayout *L, qkc_dtype dt)
 
 /* qkc's planar layout. Returns the note for the description, or NULL after
  * choosing the fallback. */
-static const char *choose_planar(const qkc_format *f, qkc_klayout *L, char *note, size_t note_size)
+static const char *choose_planar(const qkc_format *f, int64_t n, int64_t k, qkc_klayout *L, char *note,
+                                 size_t note_size)
 {
     const qkc_dtype_desc *dd = qkc_dtype_get(f->dtype);
     char why[64];
@@ -168,6 +172,17 @@ static const char *choose_planar(const qkc_format *f, qkc_klayout *L, char *note
         return NULL;
     }
     L->outliers = f->outliers == QKC_OUTLIERS_SPARSE; /* CSR arrays after the rows (place) */
+    if (dd->kind == QKC_KIND_LUT) {
+        /* Codes widen to 4 bits; the tables are copied out as 16 f32 each. */
+        L->chunk = chunk;
+        L->code_bits = 4;
+        L->decode = QKC_KDEC_LUT;
+        L->lut_tables = qkc_format_lut_tables(f, n, k);
+        L->tidx = L->lut_tables > 1 ? QKC_KF_U32 : QKC_KF_NONE;
+        snprintf(note, note_size, "%s, %lld %s table%s", dd->keyword, (long long)L->lut_tables,
+                 qkc_dtype_keyword(f->table_dtype), L->lut_tables > 1 ? "s" : "");
+        return note;
+    }
     int code_bits = dd->bits <= 4 ? 4 : 8;
     if (dd->kind == QKC_KIND_INT) {
         /* Signed codes become offset binary so every code is unsigned;
@@ -347,6 +362,10 @@ static qkc_status place(qkc_klayout *L, int64_t n, int64_t k, qkc_diag *diag)
         L->zero_off = off;
         off += field_bytes(L->zero);
     }
+    if (L->tidx != QKC_KF_NONE) {
+        L->tidx_off = off;
+        off += field_bytes(L->tidx);
+    }
     L->code_off = off;
     L->chunk_bytes = off + L->chunk * L->code_bits / 8;
     L->chunks_per_row = (k + L->chunk - 1) / L->chunk;
@@ -386,6 +405,14 @@ static qkc_status place(qkc_klayout *L, int64_t n, int64_t k, qkc_diag *diag)
         }
         L->total_bytes = at;
     }
+    if (L->decode == QKC_KDEC_LUT) {
+        /* lut_tables ≤ n·k: 64·lut_tables stays far below 2^64 */
+        if (L->total_bytes > UINT64_MAX - (PERM_ALIGN - 1))
+            return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld k=%lld do not fit in 64-bit sizes",
+                                (long long)n, (long long)k);
+        L->table_offset = (L->total_bytes + PERM_ALIGN - 1) & ~(uint64_t)(PERM_ALIGN - 1);
+        L->total_bytes = L->table_offset + (uint64_t)L->lut_tables * 64u;
+    }
     if (L->total_bytes > QKC_MAX_BLOB_BYTES)
         return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld k=%lld take %llu bytes, over the limit of 2^40",
                             (long long)n, (long long)k, (unsigned long long)L->total_bytes);
@@ -403,7 +430,7 @@ qkc_status qkc_klayout_for(const qkc_format *f, int64_t n, int64_t k, qkc_klayou
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "klayout: invalid format or shape");
     memset(&L, 0, sizeof L);
     note[0] = '\0';
-    what = f->preset == QKC_PRESET_NONE ? choose_planar(f, &L, note, sizeof note)
+    what = f->preset == QKC_PRESET_NONE ? choose_planar(f, n, k, &L, note, sizeof note)
                                         : choose_preset(f, k, &L, note, sizeof note);
     if (what)
         describe(&L, what);
@@ -508,4 +535,18 @@ float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
         x = isnan(x) ? x : x + m;
     }
     return x;
+}
+
+float qkc_klayout_decode_at(const qkc_klayout *L, const uint8_t *blob, int64_t n, int64_t k)
+{
+    const uint8_t *row = blob + (uint64_t)n * L->row_bytes;
+    if (L->decode == QKC_KDEC_LUT) {
+        const uint8_t *rec = row + (uint64_t)(k / L->chunk) * (uint64_t)L->chunk_bytes;
+        const uint8_t *codes = rec + L->code_off;
+        int i = (int)(k % L->chunk), half = L->chunk / 2;
+        uint32_t code = i < half ? codes[i] & 15u : (uint32_t)codes[i - half] >> 4;
+        uint64_t t = L->tidx == QKC_KF_U32 ? rd32(rec + L->tidx_off) : 0;
+        return qkc_f32_from_bits(rd32(blob + L->table_offset + t * 64u + code * 4u));
+    }
+    return qkc_klayout_decode(L, row, k);
 }

@@ -8,7 +8,7 @@
  * padded with code 0; kernels mask the matching activations to zero). A
  * chunk record is
  *
- *     [scale][min][zero] [codes]
+ *     [scale][min][zero][tidx] [codes]
  *
  * with each field present or absent by kind, at the offsets given here:
  *
@@ -18,6 +18,7 @@
  *          the reference's value, NaN or 2^127, via `e8m0_ff_is_nan`)
  *   min    F16 or F32: x = v·s + min (one rounding each, in that order)
  *   zero   I16: v = code − zero (exact in f32), in addition to zero_const
+ *   tidx   U32: LUT only, the index of the chunk's table (see lut_tables)
  *   codes  code_bits = 4: chunk/2 bytes, the low nibble of byte i is
  *          element i and the high nibble element i + chunk/2;
  *          code_bits = 8: one byte per element; 16 (f16/bf16) or 32 (f32)
@@ -26,6 +27,7 @@
  * Element value, by decode kind:
  *   AFFINE    v = (float)(code − zero_const − zero);   x = v·s (+ min)
  *   TABLE     x = table[code]·s
+ *   LUT       x = tables[tidx][code] (the tables are part of the packed blob)
  *   FP8E4M3 / FP8E5M2    x = fp8(code)·s
  *   F32 / F16 / BF16     x = the dense value (no scale)
  * With no scale field, s is absent (x = v, or x = table[code]).
@@ -54,7 +56,8 @@ typedef enum qkc_kdecode {
     QKC_KDEC_FP8E5M2 = 4,
     QKC_KDEC_F32 = 5,
     QKC_KDEC_F16 = 6,
-    QKC_KDEC_BF16 = 7
+    QKC_KDEC_BF16 = 7,
+    QKC_KDEC_LUT = 8 /* x = tables[tidx][code]: a table that comes with the weights */
 } qkc_kdecode;
 
 typedef enum qkc_kfield {
@@ -62,7 +65,8 @@ typedef enum qkc_kfield {
     QKC_KF_F16 = 1,
     QKC_KF_F32 = 2,
     QKC_KF_E8M0 = 3,
-    QKC_KF_I16 = 4
+    QKC_KF_I16 = 4,
+    QKC_KF_U32 = 5 /* a table index (LUT) */
 } qkc_kfield;
 
 typedef struct qkc_klayout {
@@ -96,6 +100,14 @@ typedef struct qkc_klayout {
     int outliers;
     int64_t outlier_cap;
     uint64_t outlier_ptr_offset, outlier_col_offset, outlier_val_offset;
+    /* LUT: `lut_tables` tables of 16 f32 (64 bytes each, 2- and 3-bit tables
+     * padded with +0) at `table_offset` (64-byte aligned, after the rows);
+     * each chunk record holds the U32 index of its table at tidx_off, or no
+     * index when there is one table (tidx NONE: table 0). */
+    qkc_kfield tidx;
+    int tidx_off;
+    int64_t lut_tables;
+    uint64_t table_offset;
 } qkc_klayout;
 
 /* Choose the kernel layout for a verified format and shape. Never fails
@@ -106,5 +118,9 @@ qkc_status qkc_klayout_for(const qkc_format *f, int64_t n, int64_t k, qkc_klayou
 /* Reference decode of one element of a packed row (the kernels' semantics,
  * in scalar C). `row` points at the row's first chunk. */
 float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k);
+
+/* The same for element (n, k) of a whole packed blob: works for every
+ * decode kind, LUT included (its tables live outside the rows). */
+float qkc_klayout_decode_at(const qkc_klayout *L, const uint8_t *blob, int64_t n, int64_t k);
 
 #endif /* QKC_IR_KLAYOUT_H */

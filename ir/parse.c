@@ -18,7 +18,7 @@
 
 static const char *const key_names[QKC_KEY_COUNT] = {
     "m", "n", "k", "a", "w", "group", "scale", "zero", "outliers", "compute", "bias", "act", "out", "layout",
-    "rotate", "lora", "ascale",
+    "rotate", "lora", "ascale", "table",
 };
 
 const char *qkc_key_name(qkc_key key)
@@ -129,7 +129,7 @@ static qkc_status collect(const char *text, raw_spec *raw, qkc_diag *diag)
         if (k == QKC_KEY_COUNT)
             return parse_fail(diag, QKC_ERR_PARSE, key.line, key.col,
                               "unknown key '%.*s'; expected one of m n k a w group scale zero outliers "
-                              "compute bias act out layout rotate lora ascale",
+                              "compute bias act out layout rotate lora ascale table",
                               (int)(key.len > 40 ? 40 : key.len), key.s);
         if (raw->value[k].s)
             return parse_fail(diag, QKC_ERR_PARSE, key.line, key.col, "key '%s' given twice (first at %d:%d)",
@@ -230,6 +230,10 @@ qkc_status qkc_format_from_words(const char *word, size_t len, const char *optio
         if (!dense_float(d)) {
             f.granularity = QKC_GRAN_CHANNEL;
             f.scale_dtype = QKC_DTYPE_F32;
+        }
+        if (qkc_dtype_get(d)->kind == QKC_KIND_LUT) {
+            f.scale_dtype = QKC_DTYPE_INVALID; /* the table carries the magnitudes */
+            f.table_dtype = QKC_DTYPE_F16;
         }
         *out = f;
         return QKC_OK;
@@ -457,7 +461,8 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
             mm->w.group = g;
         }
         if (mm->w.scale_dtype == QKC_DTYPE_INVALID && mm->w.granularity != QKC_GRAN_NONE &&
-            mm->w.preset == QKC_PRESET_NONE && !dense_float(mm->w.dtype))
+            mm->w.preset == QKC_PRESET_NONE && !dense_float(mm->w.dtype) &&
+            mm->w.table_dtype == QKC_DTYPE_INVALID)
             mm->w.scale_dtype = QKC_DTYPE_F32;
     }
     if ((v = &raw->value[QKC_KEY_SCALE])->s) {
@@ -542,6 +547,20 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
             return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "outliers=%.*s: expected none or sparse[:FRACTION], or act:THRESHOLD",
                               (int)(v->len > 40 ? 40 : v->len), v->s);
         }
+    }
+    if ((v = &raw->value[QKC_KEY_TABLE])->s) {
+        /* lut tables: f16 or f32 entries (the verifier checks the dtype) */
+        if (tok_is(v, "f16"))
+            mm->w.table_dtype = QKC_DTYPE_F16;
+        else if (tok_is(v, "f32"))
+            mm->w.table_dtype = QKC_DTYPE_F32;
+        else
+            return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "table=%.*s: expected f16 or f32",
+                              (int)(v->len > 40 ? 40 : v->len), v->s);
+        if (mm->w.preset != QKC_PRESET_NONE || qkc_dtype_get(mm->w.dtype)->kind != QKC_KIND_LUT)
+            return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col,
+                              "table= gives the codebook entries of w=lut2, lut3 or lut4; w=%s has no table",
+                              mm->w.preset ? qkc_preset_get(mm->w.preset)->keyword : qkc_dtype_keyword(mm->w.dtype));
     }
     return QKC_OK;
 }

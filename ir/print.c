@@ -96,6 +96,8 @@ size_t qkc_matmul_print(const qkc_matmul *mm, char *buf, size_t size)
             put(&o, " outliers=act:");
             put_double(&o, f->act_threshold);
         }
+        if (f->table_dtype != QKC_DTYPE_INVALID)
+            put(&o, " table=%s", qkc_dtype_keyword(f->table_dtype));
     }
     if (mm->rotate)
         put(&o, " rotate=hadamard:%d", (int)mm->rotate);

@@ -140,6 +140,37 @@ static qkc_status verify_preset(const qkc_matmul *mm, qkc_diag *diag, qkc_key *b
     return QKC_OK;
 }
 
+/* lut2/lut3/lut4: a table per tensor, row or group; no scale, zero or
+ * outliers (the table already holds the values). */
+static qkc_status verify_lut(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
+{
+    const qkc_format *f = &mm->w;
+    const char *wk = qkc_dtype_keyword(f->dtype);
+    if (f->table_dtype != QKC_DTYPE_F16 && f->table_dtype != QKC_DTYPE_F32)
+        FAIL(QKC_KEY_TABLE, QKC_ERR_INVALID_SPEC, "w=%s needs table=f16 or table=f32 (the dtype of its codebook entries)",
+             wk);
+    if (f->granularity == QKC_GRAN_NONE)
+        FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "w=%s needs a table granularity: group=SIZE, channel or tensor", wk);
+    if (f->granularity == QKC_GRAN_GROUP && (f->group < 1 || f->group > mm->k))
+        FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "group=%lld: a table group holds 1 to k=%lld weights",
+             (long long)f->group, (long long)mm->k);
+    if (f->scale_dtype != QKC_DTYPE_INVALID || f->scale2_dtype != QKC_DTYPE_INVALID)
+        FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC,
+             "w=%s takes no scale: its table holds the weight values; remove scale=", wk);
+    if (f->zero != QKC_ZERO_NONE)
+        FAIL(QKC_KEY_ZERO, QKC_ERR_INVALID_SPEC, "w=%s has no zero point (the table holds the values); remove zero=", wk);
+    if (f->outliers != QKC_OUTLIERS_NONE)
+        FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "w=%s does not take outliers", wk);
+    if (f->flags != 0)
+        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "preset options need a preset");
+    if (mm->compute == QKC_COMPUTE_INT8)
+        FAIL(QKC_KEY_COMPUTE, QKC_ERR_INVALID_SPEC,
+             "compute=int8 needs integer weight codes; w=%s decodes through a float table (use compute=f32, bf16, f16 "
+             "or tf32)",
+             wk);
+    return QKC_OK;
+}
+
 static qkc_status verify_planar(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
 {
     const qkc_format *f = &mm->w;
@@ -158,6 +189,14 @@ static qkc_status verify_planar(const qkc_matmul *mm, qkc_diag *diag, qkc_key *b
             FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "w=%s weights are dense floats; outliers do not apply", wk);
         return QKC_OK;
     }
+    if (dd->kind == QKC_KIND_LUT) {
+        qkc_status st = verify_lut(mm, diag, bad_key);
+        if (st)
+            return st;
+        return QKC_OK;
+    }
+    if (f->table_dtype != QKC_DTYPE_INVALID)
+        FAIL(QKC_KEY_TABLE, QKC_ERR_INVALID_SPEC, "table= gives the codebook of w=lut2, lut3 or lut4; w=%s has no table", wk);
     if (f->granularity == QKC_GRAN_NONE || f->scale_dtype == QKC_DTYPE_INVALID)
         FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "w=%s weights need a scale granularity: group=SIZE, channel or tensor", wk);
     if (f->granularity == QKC_GRAN_GROUP) {
@@ -290,6 +329,9 @@ qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_
         qkc_status st;
         if (!qkc_preset_get(mm->w.preset))
             FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w: unknown preset");
+        if (mm->w.table_dtype != QKC_DTYPE_INVALID)
+            FAIL(QKC_KEY_TABLE, QKC_ERR_INVALID_SPEC, "w=%s has no table; table= is for w=lut2, lut3 or lut4",
+                 qkc_preset_get(mm->w.preset)->keyword);
         if ((st = verify_preset(mm, diag, bad_key)))
             return st;
     } else {

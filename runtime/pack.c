@@ -76,6 +76,7 @@ typedef struct pack_job {
      * bits and zero values per chunk. */
     uint32_t *code, *scale, *min;
     int32_t *zero;
+    uint32_t *tidx; /* LUT: the table of each chunk */
     /* GPTQ act-order: g_idx (validated) and the packed → original column
      * map; nf4_bnb dq: the nested map and offset from the blob. */
     int32_t *gidx, *perm;
@@ -142,6 +143,39 @@ static void read_planar(pack_job *job, int64_t r)
             job->min[c] = f->scale_dtype == QKC_DTYPE_BF16 ? m << 16 : m;
         }
     }
+}
+
+/* lut2/lut3/lut4: codes as they are, the table index of each chunk. */
+static void read_lut(pack_job *job, int64_t r)
+{
+    const qkc_format *f = job->f;
+    const qkc_klayout *L = job->L;
+    int bits = qkc_dtype_get(f->dtype)->bits;
+    const uint8_t *drow = job->src + job->wl->offset[QKC_SECTION_DATA] + (uint64_t)r * job->wl->row_bytes;
+    int64_t groups = f->granularity == QKC_GRAN_GROUP ? (job->k + f->group - 1) / f->group : 1;
+    for (int64_t i = 0; i < job->k; i++)
+        job->code[i] = planar_bits(drow, i, bits);
+    for (int64_t c = 0; c < L->chunks_per_row; c++)
+        job->tidx[c] = f->granularity == QKC_GRAN_TENSOR    ? 0u
+                       : f->granularity == QKC_GRAN_CHANNEL ? (uint32_t)r
+                                                            : (uint32_t)(r * groups + c * L->chunk / f->group);
+}
+
+/* The tables, widened to f32 and padded to 16 entries with +0. */
+static void emit_lut_tables(const pack_job *job, uint8_t *out)
+{
+    const qkc_format *f = job->f;
+    const qkc_klayout *L = job->L;
+    int E = 1 << qkc_dtype_get(f->dtype)->bits, eb = qkc_dtype_storage_bytes(f->table_dtype);
+    const uint8_t *aux = job->src + job->wl->offset[QKC_SECTION_AUX];
+    uint64_t rows = L->row_bytes * (uint64_t)job->n;
+    memset(out + rows, 0, (size_t)(L->total_bytes - rows));
+    for (int64_t t = 0; t < L->lut_tables; t++)
+        for (int i = 0; i < E; i++) {
+            const uint8_t *p = aux + ((uint64_t)t * (uint64_t)E + (uint64_t)i) * (uint64_t)eb;
+            uint32_t bits = f->table_dtype == QKC_DTYPE_F16 ? f32_bits(qkc_f16_to_f32(qkc_rd16(p))) : qkc_rd32(p);
+            qkc_wr32(out + L->table_offset + (uint64_t)t * 64u + (uint64_t)i * 4u, bits);
+        }
 }
 
 /* --------------------------------------------------------------- GGUF */
@@ -411,7 +445,8 @@ static void put_field(uint8_t *p, qkc_kfield kind, uint32_t v)
     switch (kind) {
     case QKC_KF_F16:
     case QKC_KF_I16: qkc_wr16(p, (uint16_t)v); break;
-    case QKC_KF_F32: qkc_wr32(p, v); break;
+    case QKC_KF_F32:
+    case QKC_KF_U32: qkc_wr32(p, v); break;
     case QKC_KF_E8M0: p[0] = (uint8_t)v; break;
     case QKC_KF_NONE: break;
     }
@@ -429,6 +464,7 @@ static void emit_row(const pack_job *job, uint8_t *dst)
         put_field(rec + L->scale_off, L->scale, L->scale != QKC_KF_NONE ? job->scale[c] : 0);
         put_field(rec + L->min_off, L->min, L->min != QKC_KF_NONE ? job->min[c] : 0);
         put_field(rec + L->zero_off, L->zero, L->zero != QKC_KF_NONE ? (uint32_t)job->zero[c] & 0xFFFFu : 0);
+        put_field(rec + L->tidx_off, L->tidx, L->tidx != QKC_KF_NONE ? job->tidx[c] : 0);
         for (int i = 0; i < L->chunk; i++) {
             switch (L->code_bits) {
             case 4:
@@ -458,7 +494,9 @@ static int same_layout(const qkc_klayout *a, const qkc_klayout *b)
            a->perm_offset == b->perm_offset && a->permute_k == b->permute_k && a->total_bytes == b->total_bytes &&
            a->fallback == b->fallback && a->in_place == b->in_place && a->outliers == b->outliers &&
            a->outlier_cap == b->outlier_cap && a->outlier_ptr_offset == b->outlier_ptr_offset &&
-           a->outlier_col_offset == b->outlier_col_offset && a->outlier_val_offset == b->outlier_val_offset;
+           a->outlier_col_offset == b->outlier_col_offset && a->outlier_val_offset == b->outlier_val_offset &&
+           a->tidx == b->tidx && a->tidx_off == b->tidx_off && a->lut_tables == b->lut_tables &&
+           a->table_offset == b->table_offset;
 }
 
 /* Every packed element against the reference dequantizer, bit for bit;
@@ -472,9 +510,8 @@ static qkc_status verify_packed(pack_job *job, const qkc_spec *spec, const float
     if (!dec)
         return qkc_fail(job->ctx, QKC_ERR_NO_MEMORY, "pack verify: no memory for a row of k=%lld", (long long)job->k);
     for (int64_t r = 0; r < job->n; r++) {
-        const uint8_t *row = dst + (uint64_t)r * L->row_bytes;
         for (int64_t j = 0; j < job->k; j++)
-            dec[j] = qkc_klayout_decode(L, row, j);
+            dec[j] = qkc_klayout_decode_at(L, dst, r, j);
         if (L->outliers) {
             uint32_t e0 = qkc_rd32(dst + L->outlier_ptr_offset + (uint64_t)r * 4);
             uint32_t e1 = qkc_rd32(dst + L->outlier_ptr_offset + (uint64_t)r * 4 + 4);
@@ -553,7 +590,7 @@ static qkc_status copy_outliers(pack_job *job, uint8_t *out)
 static row_reader reader_of(const qkc_format *f)
 {
     switch (f->preset) {
-    case QKC_PRESET_NONE: return read_planar;
+    case QKC_PRESET_NONE: return qkc_dtype_get(f->dtype)->kind == QKC_KIND_LUT ? read_lut : read_planar;
     case QKC_PRESET_NF4_BNB: return read_bnb;
     case QKC_PRESET_GPTQ: return read_gptq;
     case QKC_PRESET_AWQ: return read_awq;
@@ -634,7 +671,8 @@ qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_kl
         job.scale = qkc_calloc(ctx, chunks, sizeof *job.scale);
         job.min = qkc_calloc(ctx, chunks, sizeof *job.min);
         job.zero = qkc_calloc(ctx, chunks, sizeof *job.zero);
-        if (!job.code || !job.scale || !job.min || !job.zero) {
+        job.tidx = qkc_calloc(ctx, chunks, sizeof *job.tidx);
+        if (!job.code || !job.scale || !job.min || !job.zero || !job.tidx) {
             st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "pack: no memory for a row of k=%lld", (long long)job.k);
             goto done;
         }
@@ -643,6 +681,8 @@ qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_kl
             emit_row(&job, out + (uint64_t)r * L->row_bytes);
         }
     }
+    if (L->decode == QKC_KDEC_LUT)
+        emit_lut_tables(&job, out);
     if (L->permute_k) {
         uint64_t rows = L->row_bytes * (uint64_t)job.n;
         memset(out + rows, 0, (size_t)(L->perm_offset - rows));
@@ -662,6 +702,7 @@ done:
     qkc_free(ctx, job.scale);
     qkc_free(ctx, job.min);
     qkc_free(ctx, job.zero);
+    qkc_free(ctx, job.tidx);
     qkc_free(ctx, job.gidx);
     qkc_free(ctx, job.perm);
     return st;

@@ -30,6 +30,10 @@ typedef struct qkc_ref_weights {
 qkc_status qkc_ref_planar_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
 qkc_status qkc_ref_planar_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
 
+/* Arbitrary codebooks lut2/lut3/lut4 in the planar layout (runtime/ref_lut.c). */
+qkc_status qkc_ref_lut_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
+qkc_status qkc_ref_lut_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
+
 /* GGUF block presets q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl mxfp4,
  * and mxfp8 (runtime/ref_gguf.c). */
 qkc_status qkc_ref_gguf_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);

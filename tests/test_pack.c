@@ -132,6 +132,11 @@ static void check_geometry(const pcase *c)
         CHECK(c->name, L->zero_off == off, "zero at %d, expected %d", L->zero_off, off);
         off += field_size(L->zero);
     }
+    if (L->tidx != QKC_KF_NONE) {
+        CHECK(c->name, L->decode == QKC_KDEC_LUT && L->tidx == QKC_KF_U32 && L->tidx_off == off, "tidx at %d, expected %d",
+              L->tidx_off, off);
+        off += 4;
+    }
     CHECK(c->name, L->code_off == off, "codes at %d, expected %d", L->code_off, off);
     CHECK(c->name, L->chunk_bytes == off + L->chunk * L->code_bits / 8, "chunk_bytes %d", L->chunk_bytes);
     CHECK(c->name, L->chunks_per_row == (c->k + L->chunk - 1) / L->chunk, "chunks_per_row %lld",
@@ -139,7 +144,12 @@ static void check_geometry(const pcase *c)
     CHECK(c->name, L->row_bytes == (uint64_t)L->chunks_per_row * (uint64_t)L->chunk_bytes, "row_bytes %llu",
           (unsigned long long)L->row_bytes);
     rows = L->row_bytes * (uint64_t)c->n;
-    if (L->permute_k) {
+    if (L->decode == QKC_KDEC_LUT) {
+        CHECK(c->name, L->table_offset >= rows && L->table_offset % 64 == 0 && L->table_offset < rows + 64 &&
+                           L->total_bytes == L->table_offset + (uint64_t)L->lut_tables * 64,
+              "tables at %llu after %llu row bytes, total %llu", (unsigned long long)L->table_offset,
+              (unsigned long long)rows, (unsigned long long)L->total_bytes);
+    } else     if (L->permute_k) {
         CHECK(c->name, L->perm_offset >= rows && L->perm_offset % 64 == 0 && L->perm_offset < rows + 64,
               "perm_offset %llu after %llu row bytes", (unsigned long long)L->perm_offset,
               (unsigned long long)rows);
@@ -226,7 +236,7 @@ static void check_case(const char *text)
         const uint8_t *row = a + (uint64_t)r * c.L.row_bytes;
         for (int64_t j = 0; j < c.k; j++) {
             int64_t col = c.L.permute_k ? (int32_t)qkc_rd32(a + c.L.perm_offset + j * 4) : j;
-            float got = qkc_klayout_decode(&c.L, row, j), want = ref[r * c.k + col];
+            float got = qkc_klayout_decode_at(&c.L, a, r, j), want = ref[r * c.k + col];
             if (c.L.outliers) {
                 /* the packed CSR entries of this element, added as the reference adds them */
                 uint32_t e0 = qkc_rd32(a + c.L.outlier_ptr_offset + (uint64_t)r * 4);

@@ -63,6 +63,15 @@ static const qkc_tol_roundtrip roundtrip[] = {
     {"w=int6 group=16 scale=int8:f16:16", 0.00055}, /* measured 3.674e-04 */
     {"w=uint6 group=64", 0.74}, /* measured 4.936e-01 */
     {"w=f32", 0.0}, /* exact */
+    {"w=lut4 group=tensor", 0.019}, /* measured 1.269e-02 */
+    {"w=lut4 group=128 table=f16", 0.016}, /* measured 1.038e-02 */
+    {"w=lut4 group=64 table=f32", 0.0122}, /* measured 8.124e-03 */
+    {"w=lut4 group=channel", 0.019}, /* measured 1.271e-02 */
+    {"w=lut4 group=48", 0.01}, /* measured 6.651e-03 */
+    {"w=lut3 group=32", 0.033}, /* measured 2.201e-02 */
+    {"w=lut3 group=40 table=f32", 0.036}, /* measured 2.426e-02 */
+    {"w=lut2 group=channel table=f32", 0.17}, /* measured 1.134e-01 */
+    {"w=lut2 group=tensor", 0.173}, /* measured 1.153e-01 */
 };
 
 const qkc_tol_roundtrip *qkc_tol_roundtrip_table(size_t *count)
