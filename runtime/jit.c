@@ -34,6 +34,7 @@
 #include "context.h"
 #include "diskcache.h"
 #include "jit.h"
+#include "qkc_codegen_id.h"
 #include "kernel.h"
 #include "sha256.h"
 #include "tune.h"
@@ -298,7 +299,9 @@ static void make_request(const qkc_spec *spec, const qkc_compile_options *option
 }
 
 /* The disk cache's key (runtime/diskcache.h): everything that decides the
- * object's bytes, as text a person can read in `qkc cache list`. */
+ * object's bytes, as text a person can read in `qkc cache list` — including
+ * QKC_CODEGEN_ID, the hash of the code generator's sources, so a build that
+ * generates different code never links another build's entries. */
 static void disk_key(const qkc_spec *spec, const plan *p, char *key, size_t size)
 {
     char spec_text[2048], sched[128], feats[256];
@@ -308,8 +311,8 @@ static void disk_key(const qkc_spec *spec, const plan *p, char *key, size_t size
     qkc_matmul_print(&spec->mm, spec_text, sizeof spec_text);
     qkc_schedule_print(&p->schedule, sched, sizeof sched);
     qkc_target_features_string(p->target.arch, p->target.features, feats, sizeof feats);
-    snprintf(key, size, "qkc %s llvm %u.%u.%u\nspec %s\nschedule %s\ntarget %s %s %s %s\nfeatures %s\n%s%s%s",
-             qkc_version_string(), major, minor, patch, spec_text, sched, p->target.name, p->target.triple,
+    snprintf(key, size, "qkc %s codegen %s llvm %u.%u.%u\nspec %s\nschedule %s\ntarget %s %s %s %s\nfeatures %s\n%s%s%s",
+             qkc_version_string(), QKC_CODEGEN_ID, major, minor, patch, spec_text, sched, p->target.name, p->target.triple,
              p->target.cpu, p->target.llvm_features, feats, passes && *passes ? "passes " : "",
              passes && *passes ? passes : "", passes && *passes ? "\n" : "");
 }
