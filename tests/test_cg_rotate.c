@@ -27,10 +27,7 @@ static void test_text_and_verifier(void **state)
     qkc_context *ctx;
     qkc_spec *spec;
     char buf[256];
-    static const struct {
-        const char *text, *message;
-        qkc_status status;
-    } bad[] = {
+    static const qkc_test_bad_spec bad[] = {
         {"matmul n=8 k=256 w=q4_0 rotate=hadamard:48", "1:32: rotate=hadamard:48: the block is a power of two",
          QKC_ERR_INVALID_SPEC},
         {"matmul n=8 k=96 w=q8_0 rotate=hadamard:64", "1:31: rotate=hadamard:64: the block must divide k=96",
@@ -49,12 +46,10 @@ static void test_text_and_verifier(void **state)
     qkc_spec_print(spec, buf, sizeof buf, NULL);
     assert_string_equal(buf, "matmul n=8 k=512 a=f32 w=q4_0 out=f32");
     qkc_spec_destroy(spec);
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        spec = NULL;
-        if (qkc_spec_parse(ctx, bad[i].text, &spec) != bad[i].status ||
-            !strstr(qkc_context_last_error(ctx), bad[i].message))
-            fail_msg("%s: got '%s'", bad[i].text, qkc_context_last_error(ctx));
-        assert_null(spec);
+    {
+        char msg[512];
+        if (qkc_test_refused(ctx, bad, sizeof bad / sizeof bad[0], msg, sizeof msg))
+            fail_msg("%s", msg);
     }
     qkc_context_destroy(ctx);
 }

@@ -169,3 +169,20 @@ int qkc_test_kernel_vs_reference(qkc_context *ctx, const qkc_spec *spec, const q
 {
     return qkc_test_kernel_case(ctx, spec, kern, name, m, 0, err, err_size);
 }
+
+size_t qkc_test_refused(qkc_context *ctx, const qkc_test_bad_spec *bad, size_t count, char *msg, size_t msg_size)
+{
+    size_t wrong = 0;
+    msg[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        qkc_spec *spec = NULL;
+        qkc_status st = qkc_spec_parse(ctx, bad[i].text, &spec);
+        if ((int)st != bad[i].status || spec || !strstr(qkc_context_last_error(ctx), bad[i].message)) {
+            if (!wrong++)
+                snprintf(msg, msg_size, "%s: got status %d, '%s'; expected %d, '%s'", bad[i].text, (int)st,
+                         qkc_context_last_error(ctx), bad[i].status, bad[i].message);
+            qkc_spec_destroy(spec);
+        }
+    }
+    return wrong;
+}

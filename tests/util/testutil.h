@@ -71,4 +71,13 @@ int qkc_test_kernel_case_with(qkc_context *ctx, const qkc_spec *spec, const qkc_
 int qkc_test_kernel_vs_reference(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
                                  int64_t m, char *err, size_t err_size);
 
+/* Specs a test expects refused: each text must fail qkc_spec_parse with
+ * `status` and a message containing `message`, creating nothing. Returns
+ * how many did not; the first is described in msg. */
+typedef struct qkc_test_bad_spec {
+    const char *text, *message;
+    int status; /* a qkc_status */
+} qkc_test_bad_spec;
+size_t qkc_test_refused(qkc_context *ctx, const qkc_test_bad_spec *bad, size_t count, char *msg, size_t msg_size);
+
 #endif
