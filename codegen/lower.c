@@ -380,6 +380,8 @@ static LLVMValueRef a_load(cg *g, tile *T, int tmi, LLVMValueRef ci, int sub, in
     }
 }
 
+#include "codegen/lower_vq.inc"
+
 /* One chunk (index ci, `valid` real elements) of a tile. */
 static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
 {
@@ -422,9 +424,13 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
             z = chunk_field_f32(g, chunk, L->zero, L->zero_off);
         if (L->decode == QKC_KDEC_LUT && L->tidx != QKC_KF_NONE)
             load_chunk_table(g, chunk);
-        codes = chunk_codes(g, chunk);
-        for (int sub = 0; sub < g->S; sub++)
-            val[sub] = code_value(g, subvec(g, codes, sub));
+        if (L->decode == QKC_KDEC_VQ) {
+            vq_values(g, chunk, val);
+        } else {
+            codes = chunk_codes(g, chunk);
+            for (int sub = 0; sub < g->S; sub++)
+                val[sub] = code_value(g, subvec(g, codes, sub));
+        }
 
         if (factorized) {
             /* Σ a·v over the chunk, then scale, zero and minimum once. */

@@ -272,7 +272,7 @@ static LLVMValueRef element(pg *g, int i, LLVMValueRef s, LLVMValueRef mn, LLVMV
         break;
     }
     case 8: code = field_bits(g, L->code_off + i, 8); break;
-    case 16: code = field_bits(g, L->code_off + 2 * i, 16); break;
+    case 16: code = field_bits(g, L->code_off + 2 * (L->decode == QKC_KDEC_VQ ? i / L->vq_dim : i), 16); break;
     default: code = field_bits(g, L->code_off + 4 * i, 32); break;
     }
     switch (L->decode) {
@@ -299,6 +299,13 @@ static LLVMValueRef element(pg *g, int i, LLVMValueRef s, LLVMValueRef mn, LLVMV
         LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildShl(g->b, t, i64c(g, 6), ""),
                                         LLVMBuildZExt(g->b, LLVMBuildShl(g->b, code, i32c(g, 2), ""), g->i64, ""), "");
         off = LLVMBuildAdd(g->b, off, i64c(g, (int64_t)L->table_offset), "");
+        x = load_ro(g, g->f32, gep8(g, g->w, off), 4);
+        break;
+    }
+    case QKC_KDEC_VQ: {
+        /* codebook[code][i % vq_dim] from the packed blob */
+        LLVMValueRef off = LLVMBuildMul(g->b, LLVMBuildZExt(g->b, code, g->i64, ""), i64c(g, (int64_t)L->vq_dim * 4), "");
+        off = LLVMBuildAdd(g->b, off, i64c(g, (int64_t)L->table_offset + 4 * (i % L->vq_dim)), "");
         x = load_ro(g, g->f32, gep8(g, g->w, off), 4);
         break;
     }

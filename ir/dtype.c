@@ -59,6 +59,7 @@ static const float iq4nl_table[16] = {
 #define KIND_CODEBOOK QKC_KIND_CODEBOOK
 #define KIND_EXP QKC_KIND_EXP
 #define KIND_LUT QKC_KIND_LUT
+#define KIND_VQ QKC_KIND_VQ
 
 static const qkc_dtype_desc descs[QKC_DTYPE_END_] = {
 #define QKC_DTYPE(NAME, ID, KW, BITS, KIND, SIGNED, EB, MB, BIAS)                     \

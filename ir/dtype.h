@@ -41,7 +41,8 @@ typedef enum qkc_dtype_kind {
     QKC_KIND_INT = 3,
     QKC_KIND_CODEBOOK = 4,
     QKC_KIND_EXP = 5,
-    QKC_KIND_LUT = 6 /* a code indexes a table stored with the weights (lut2..lut4) */
+    QKC_KIND_LUT = 6 /* a code indexes a table stored with the weights (lut2..lut4) */,
+    QKC_KIND_VQ = 7   /* an index selects a vector of weights from a codebook (vq) */
 } qkc_dtype_kind;
 
 typedef struct qkc_dtype_desc {

@@ -2,6 +2,7 @@
 #include "format.h"
 
 #include "checked.h"
+#include "vq.h"
 
 #include <string.h>
 
@@ -82,7 +83,7 @@ int qkc_format_equal(const qkc_format *a, const qkc_format *b)
            a->zero == b->zero && a->outliers == b->outliers &&
            a->outlier_fraction == b->outlier_fraction && a->flags == b->flags &&
            a->act_threshold == b->act_threshold &&
-           a->table_dtype == b->table_dtype;
+           a->table_dtype == b->table_dtype && a->vq_dim == b->vq_dim && a->vq_bits == b->vq_bits;
 }
 
 int64_t qkc_format_lut_tables(const qkc_format *f, int64_t n, int64_t k)
@@ -192,6 +193,8 @@ static int section_sizes(const qkc_format *f, uint64_t n, uint64_t k, qkc_weight
     default: break;
     }
 
+    if (dd->kind == QKC_KIND_VQ)
+        return qkc_vq_section_sizes(f, n, k, &b[QKC_SECTION_DATA], &b[QKC_SECTION_AUX], &L->row_bytes);
     /* Planar. */
     if (!mul_ok(k, (uint64_t)dd->bits, &t))
         return 0;

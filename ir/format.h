@@ -93,6 +93,7 @@ typedef struct qkc_format {
     unsigned flags;          /* QKC_FORMAT_* */
     double act_threshold;    /* outliers=act:T: the threshold T (> 0), else 0 */
     qkc_dtype table_dtype;   /* lut2..lut4: table entry dtype (f16, f32), else INVALID */
+    int vq_dim, vq_bits;     /* vq: V weights per index (2, 4, 8), B index bits (4..12), else 0 */
 } qkc_format;
 
 /* Static facts about a preset. */

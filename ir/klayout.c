@@ -65,6 +65,7 @@ static void describe(qkc_klayout *L, const char *note)
     case QKC_KDEC_F16: kind = "f16"; break;
     case QKC_KDEC_BF16: kind = "bf16"; break;
     case QKC_KDEC_LUT: kind = "lut"; break;
+    case QKC_KDEC_VQ: kind = "vq"; break;
     }
     if (L->decode == QKC_KDEC_F32 || L->decode == QKC_KDEC_F16 || L->decode == QKC_KDEC_BF16)
         snprintf(head, sizeof head, "dense %s", kind);
@@ -165,6 +166,17 @@ static const char *choose_planar(const qkc_format *f, int64_t n, int64_t k, qkc_
     if (f->granularity == QKC_GRAN_NONE) {
         set_dense(L, f->dtype);
         snprintf(note, note_size, "%s", dd->keyword);
+        return note;
+    }
+    if (dd->kind == QKC_KIND_VQ) {
+        /* u16 indices per chunk of 32, the codebook widened to f32 */
+        L->chunk = 32;
+        L->code_bits = 16;
+        L->decode = QKC_KDEC_VQ;
+        L->vq_dim = f->vq_dim;
+        L->vq_entries = (int64_t)1 << f->vq_bits;
+        snprintf(note, note_size, "vq %d:%d, %lld %s codewords", f->vq_dim, f->vq_bits, (long long)L->vq_entries,
+                 qkc_dtype_keyword(f->table_dtype));
         return note;
     }
     if (!(chunk = chunk_of(f, why, sizeof why))) {
@@ -367,7 +379,7 @@ static qkc_status place(qkc_klayout *L, int64_t n, int64_t k, qkc_diag *diag)
         off += field_bytes(L->tidx);
     }
     L->code_off = off;
-    L->chunk_bytes = off + L->chunk * L->code_bits / 8;
+    L->chunk_bytes = off + (L->decode == QKC_KDEC_VQ ? L->chunk / L->vq_dim * 2 : L->chunk * L->code_bits / 8);
     L->chunks_per_row = (k + L->chunk - 1) / L->chunk;
     if (!mul_ok((uint64_t)L->chunks_per_row, (uint64_t)L->chunk_bytes, &L->row_bytes) ||
         !mul_ok((uint64_t)n, L->row_bytes, &rows))
@@ -412,6 +424,14 @@ static qkc_status place(qkc_klayout *L, int64_t n, int64_t k, qkc_diag *diag)
                                 (long long)n, (long long)k);
         L->table_offset = (L->total_bytes + PERM_ALIGN - 1) & ~(uint64_t)(PERM_ALIGN - 1);
         L->total_bytes = L->table_offset + (uint64_t)L->lut_tables * 64u;
+    }
+    if (L->decode == QKC_KDEC_VQ) {
+        /* vq_entries·vq_dim ≤ 2^12·8 */
+        if (L->total_bytes > UINT64_MAX - (PERM_ALIGN - 1) - (uint64_t)L->vq_entries * (uint64_t)L->vq_dim * 4u)
+            return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld k=%lld do not fit in 64-bit sizes",
+                                (long long)n, (long long)k);
+        L->table_offset = (L->total_bytes + PERM_ALIGN - 1) & ~(uint64_t)(PERM_ALIGN - 1);
+        L->total_bytes = L->table_offset + (uint64_t)L->vq_entries * (uint64_t)L->vq_dim * 4u;
     }
     if (L->total_bytes > QKC_MAX_BLOB_BYTES)
         return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld k=%lld take %llu bytes, over the limit of 2^40",
@@ -547,6 +567,12 @@ float qkc_klayout_decode_at(const qkc_klayout *L, const uint8_t *blob, int64_t n
         uint32_t code = i < half ? codes[i] & 15u : (uint32_t)codes[i - half] >> 4;
         uint64_t t = L->tidx == QKC_KF_U32 ? rd32(rec + L->tidx_off) : 0;
         return qkc_f32_from_bits(rd32(blob + L->table_offset + t * 64u + code * 4u));
+    }
+    if (L->decode == QKC_KDEC_VQ) {
+        const uint8_t *rec = row + (uint64_t)(k / L->chunk) * (uint64_t)L->chunk_bytes;
+        int i = (int)(k % L->chunk);
+        uint64_t idx = rd16(rec + L->code_off + 2 * (i / L->vq_dim));
+        return qkc_f32_from_bits(rd32(blob + L->table_offset + (idx * (uint64_t)L->vq_dim + (uint64_t)(i % L->vq_dim)) * 4u));
     }
     return qkc_klayout_decode(L, row, k);
 }

@@ -57,7 +57,8 @@ typedef enum qkc_kdecode {
     QKC_KDEC_F32 = 5,
     QKC_KDEC_F16 = 6,
     QKC_KDEC_BF16 = 7,
-    QKC_KDEC_LUT = 8 /* x = tables[tidx][code]: a table that comes with the weights */
+    QKC_KDEC_LUT = 8, /* x = tables[tidx][code]: a table that comes with the weights */
+    QKC_KDEC_VQ = 9   /* x = codebook[index][k % vq_dim]: u16 indices, codebook after the rows */
 } qkc_kdecode;
 
 typedef enum qkc_kfield {
@@ -108,6 +109,12 @@ typedef struct qkc_klayout {
     int tidx_off;
     int64_t lut_tables;
     uint64_t table_offset;
+    /* VQ (w=vq): a chunk record holds chunk/vq_dim u16 codeword indices
+     * (code_bits 16, one per vq_dim elements; no other fields); the codebook,
+     * vq_entries × vq_dim f32, follows the rows at table_offset (64-byte
+     * aligned), codeword i at table_offset + i·vq_dim·4. */
+    int vq_dim;
+    int64_t vq_entries;
 } qkc_klayout;
 
 /* Choose the kernel layout for a verified format and shape. Never fails

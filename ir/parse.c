@@ -18,7 +18,7 @@
 
 static const char *const key_names[QKC_KEY_COUNT] = {
     "m", "n", "k", "a", "w", "group", "scale", "zero", "outliers", "compute", "bias", "act", "out", "layout",
-    "rotate", "lora", "ascale", "table",
+    "rotate", "lora", "ascale", "table", "vq",
 };
 
 const char *qkc_key_name(qkc_key key)
@@ -231,10 +231,12 @@ qkc_status qkc_format_from_words(const char *word, size_t len, const char *optio
             f.granularity = QKC_GRAN_CHANNEL;
             f.scale_dtype = QKC_DTYPE_F32;
         }
-        if (qkc_dtype_get(d)->kind == QKC_KIND_LUT) {
+        if (qkc_dtype_get(d)->kind == QKC_KIND_LUT || d == QKC_DTYPE_VQ) {
             f.scale_dtype = QKC_DTYPE_INVALID; /* the table carries the magnitudes */
             f.table_dtype = QKC_DTYPE_F16;
         }
+        if (d == QKC_DTYPE_VQ)
+            f.granularity = QKC_GRAN_TENSOR; /* one codebook per tensor */
         *out = f;
         return QKC_OK;
     }
@@ -557,10 +559,38 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
         else
             return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "table=%.*s: expected f16 or f32",
                               (int)(v->len > 40 ? 40 : v->len), v->s);
-        if (mm->w.preset != QKC_PRESET_NONE || qkc_dtype_get(mm->w.dtype)->kind != QKC_KIND_LUT)
+        if (mm->w.preset != QKC_PRESET_NONE ||
+            (qkc_dtype_get(mm->w.dtype)->kind != QKC_KIND_LUT && mm->w.dtype != QKC_DTYPE_VQ))
             return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col,
-                              "table= gives the codebook entries of w=lut2, lut3 or lut4; w=%s has no table",
+                              "table= gives the codebook entries of w=lut2, lut3, lut4 or vq; w=%s has no table",
                               mm->w.preset ? qkc_preset_get(mm->w.preset)->keyword : qkc_dtype_keyword(mm->w.dtype));
+    }
+    if ((v = &raw->value[QKC_KEY_VQ])->s) {
+        /* vq=V:B, the numbers checked by the verifier */
+        char buf[32], *end;
+        long d = 0, b = 0;
+        int ok = v->len > 0 && v->len < sizeof buf;
+        if (ok) {
+            memcpy(buf, v->s, v->len);
+            buf[v->len] = '\0';
+            errno = 0;
+            d = strtol(buf, &end, 10);
+            ok = end != buf && *end == ':' && buf[0] >= '0' && buf[0] <= '9' && !errno;
+            if (ok) {
+                const char *bs = end + 1;
+                b = strtol(bs, &end, 10);
+                ok = end != bs && *end == '\0' && bs[0] >= '0' && bs[0] <= '9' && !errno && d <= 1024 && b <= 1024;
+            }
+        }
+        if (!ok)
+            return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col,
+                              "vq=%.*s: expected V:B (V = 2, 4 or 8 weights per index, B = 4 .. 12 index bits)",
+                              (int)(v->len > 40 ? 40 : v->len), v->s);
+        if (mm->w.preset != QKC_PRESET_NONE || mm->w.dtype != QKC_DTYPE_VQ)
+            return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col, "vq= gives the vector codebook of w=vq; w=%s",
+                              mm->w.preset ? qkc_preset_get(mm->w.preset)->keyword : qkc_dtype_keyword(mm->w.dtype));
+        mm->w.vq_dim = (int)d;
+        mm->w.vq_bits = (int)b;
     }
     return QKC_OK;
 }

@@ -98,6 +98,8 @@ size_t qkc_matmul_print(const qkc_matmul *mm, char *buf, size_t size)
         }
         if (f->table_dtype != QKC_DTYPE_INVALID)
             put(&o, " table=%s", qkc_dtype_keyword(f->table_dtype));
+        if (f->vq_dim || f->vq_bits)
+            put(&o, " vq=%d:%d", f->vq_dim, f->vq_bits);
     }
     if (mm->rotate)
         put(&o, " rotate=hadamard:%d", (int)mm->rotate);

@@ -171,6 +171,41 @@ static qkc_status verify_lut(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_
     return QKC_OK;
 }
 
+/* vq: one codebook per tensor of 2^B vectors of V weights; K a multiple
+ * of V; no scale, zero or outliers. */
+static qkc_status verify_vq(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
+{
+    const qkc_format *f = &mm->w;
+    if (f->vq_dim == 0 && f->vq_bits == 0)
+        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w=vq needs vq=V:B (V = 2, 4 or 8 weights per index, B = 4 .. 12 bits)");
+    if (f->vq_dim != 2 && f->vq_dim != 4 && f->vq_dim != 8)
+        FAIL(QKC_KEY_VQ, QKC_ERR_INVALID_SPEC, "vq=%d:%d: a codeword holds V = 2, 4 or 8 weights", f->vq_dim, f->vq_bits);
+    if (f->vq_bits < 4 || f->vq_bits > 12)
+        FAIL(QKC_KEY_VQ, QKC_ERR_INVALID_SPEC, "vq=%d:%d: an index has B = 4 .. 12 bits (16 .. 4096 codewords)",
+             f->vq_dim, f->vq_bits);
+    if (mm->k % f->vq_dim != 0)
+        FAIL(QKC_KEY_K, QKC_ERR_INVALID_SPEC, "k=%lld is not a multiple of the vq vector length %d", (long long)mm->k,
+             f->vq_dim);
+    if (f->table_dtype != QKC_DTYPE_F16 && f->table_dtype != QKC_DTYPE_F32)
+        FAIL(QKC_KEY_TABLE, QKC_ERR_INVALID_SPEC, "w=vq needs table=f16 or table=f32 (the dtype of its codebook)");
+    if (f->granularity != QKC_GRAN_TENSOR)
+        FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC,
+             "w=vq has one codebook per tensor: group=tensor (per-row or per-group codebooks are not supported)");
+    if (f->scale_dtype != QKC_DTYPE_INVALID || f->scale2_dtype != QKC_DTYPE_INVALID)
+        FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "w=vq takes no scale: its codebook holds the weight values; remove scale=");
+    if (f->zero != QKC_ZERO_NONE)
+        FAIL(QKC_KEY_ZERO, QKC_ERR_INVALID_SPEC, "w=vq has no zero point; remove zero=");
+    if (f->outliers != QKC_OUTLIERS_NONE)
+        FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "w=vq does not take outliers");
+    if (f->flags != 0)
+        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "preset options need a preset");
+    if (mm->compute == QKC_COMPUTE_INT8)
+        FAIL(QKC_KEY_COMPUTE, QKC_ERR_INVALID_SPEC,
+             "compute=int8 needs integer weight codes; w=vq decodes through a float codebook (use compute=f32, bf16, "
+             "f16 or tf32)");
+    return QKC_OK;
+}
+
 static qkc_status verify_planar(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
 {
     const qkc_format *f = &mm->w;
@@ -189,6 +224,10 @@ static qkc_status verify_planar(const qkc_matmul *mm, qkc_diag *diag, qkc_key *b
             FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "w=%s weights are dense floats; outliers do not apply", wk);
         return QKC_OK;
     }
+    if (dd->kind == QKC_KIND_VQ)
+        return verify_vq(mm, diag, bad_key);
+    if (f->vq_dim || f->vq_bits)
+        FAIL(QKC_KEY_VQ, QKC_ERR_INVALID_SPEC, "vq= gives the vector codebook of w=vq; w=%s has none", wk);
     if (dd->kind == QKC_KIND_LUT) {
         qkc_status st = verify_lut(mm, diag, bad_key);
         if (st)

@@ -496,6 +496,7 @@ static int same_layout(const qkc_klayout *a, const qkc_klayout *b)
            a->outlier_cap == b->outlier_cap && a->outlier_ptr_offset == b->outlier_ptr_offset &&
            a->outlier_col_offset == b->outlier_col_offset && a->outlier_val_offset == b->outlier_val_offset &&
            a->tidx == b->tidx && a->tidx_off == b->tidx_off && a->lut_tables == b->lut_tables &&
+           a->vq_dim == b->vq_dim && a->vq_entries == b->vq_entries &&
            a->table_offset == b->table_offset;
 }
 
@@ -655,7 +656,9 @@ qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_kl
     if (job.f->preset == QKC_PRESET_NF4_BNB)
         prepare_bnb(&job);
 
-    if (L->in_place) {
+    if (L->decode == QKC_KDEC_VQ) {
+        qkc_pack_vq(job.f, job.wl, L, job.n, job.k, job.src, out);
+    } else if (L->in_place) {
         /* The source rows already are chunk records. */
         if (spec->layout.row_bytes != L->row_bytes) {
             st = qkc_fail(ctx, QKC_ERR_INTERNAL, "pack: %s rows are %llu bytes, the in-place layout says %llu",

@@ -138,7 +138,9 @@ static void check_geometry(const pcase *c)
         off += 4;
     }
     CHECK(c->name, L->code_off == off, "codes at %d, expected %d", L->code_off, off);
-    CHECK(c->name, L->chunk_bytes == off + L->chunk * L->code_bits / 8, "chunk_bytes %d", L->chunk_bytes);
+    CHECK(c->name,
+          L->chunk_bytes == off + (L->decode == QKC_KDEC_VQ ? L->chunk / L->vq_dim * 2 : L->chunk * L->code_bits / 8),
+          "chunk_bytes %d", L->chunk_bytes);
     CHECK(c->name, L->chunks_per_row == (c->k + L->chunk - 1) / L->chunk, "chunks_per_row %lld",
           (long long)L->chunks_per_row);
     CHECK(c->name, L->row_bytes == (uint64_t)L->chunks_per_row * (uint64_t)L->chunk_bytes, "row_bytes %llu",
@@ -149,7 +151,12 @@ static void check_geometry(const pcase *c)
                            L->total_bytes == L->table_offset + (uint64_t)L->lut_tables * 64,
               "tables at %llu after %llu row bytes, total %llu", (unsigned long long)L->table_offset,
               (unsigned long long)rows, (unsigned long long)L->total_bytes);
-    } else     if (L->permute_k) {
+    } else if (L->decode == QKC_KDEC_VQ) {
+        CHECK(c->name, L->table_offset >= rows && L->table_offset % 64 == 0 && L->table_offset < rows + 64 &&
+                           L->total_bytes == L->table_offset + (uint64_t)L->vq_entries * (uint64_t)L->vq_dim * 4,
+              "codebook at %llu after %llu row bytes, total %llu", (unsigned long long)L->table_offset,
+              (unsigned long long)rows, (unsigned long long)L->total_bytes);
+    } else if (L->permute_k) {
         CHECK(c->name, L->perm_offset >= rows && L->perm_offset % 64 == 0 && L->perm_offset < rows + 64,
               "perm_offset %llu after %llu row bytes", (unsigned long long)L->perm_offset,
               (unsigned long long)rows);

@@ -72,6 +72,9 @@ static const qkc_tol_roundtrip roundtrip[] = {
     {"w=lut3 group=40 table=f32", 0.036}, /* measured 2.426e-02 */
     {"w=lut2 group=channel table=f32", 0.17}, /* measured 1.134e-01 */
     {"w=lut2 group=tensor", 0.173}, /* measured 1.153e-01 */
+    {"w=vq vq=2:8", 0.0146}, /* measured 9.740e-03 */
+    {"w=vq vq=4:8 table=f32", 0.138}, /* measured 9.221e-02 */
+    {"w=vq vq=8:10 table=f32", 0.249}, /* measured 1.659e-01 */
 };
 
 const qkc_tol_roundtrip *qkc_tol_roundtrip_table(size_t *count)
