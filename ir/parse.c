@@ -10,6 +10,7 @@
  * from them (a preset first, then the keys that refine it), then verify.
  */
 #include "spec.h"
+#include "mixed.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,7 +19,7 @@
 
 static const char *const key_names[QKC_KEY_COUNT] = {
     "m", "n", "k", "a", "w", "group", "scale", "zero", "outliers", "compute", "bias", "act", "out", "layout",
-    "rotate", "lora", "ascale", "table",
+    "rotate", "lora", "ascale", "table", "bits",
 };
 
 const char *qkc_key_name(qkc_key key)
@@ -429,6 +430,12 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
         const char *colon = memchr(v->s, ':', v->len);
         size_t wl = colon ? (size_t)(colon - v->s) : v->len;
         qkc_diag d2;
+        int is_mixed = wl == 5 && !memcmp(v->s, "mixed", 5) && !colon;
+        if (is_mixed) {
+            if (qkc_format_from_words("int8", 4, NULL, 0, &mm->w, &d2))
+                return parse_fail(diag, d2.status, v->line, v->col, "%s", d2.message);
+            mm->w.mixed_blocks = -1; /* bits= fills the blocks */
+        } else
         if (qkc_format_from_words(v->s, wl, colon ? colon + 1 : NULL, colon ? v->len - wl - 1 : 0, &mm->w, &d2))
             return parse_fail(diag, d2.status, v->line, v->col, "%s", d2.message);
     }
@@ -561,6 +568,20 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
             return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col,
                               "table= gives the codebook entries of w=lut2, lut3 or lut4; w=%s has no table",
                               mm->w.preset ? qkc_preset_get(mm->w.preset)->keyword : qkc_dtype_keyword(mm->w.dtype));
+    }
+    if ((v = &raw->value[QKC_KEY_BITS])->s) {
+        size_t off = 0;
+        qkc_diag d2;
+        if (mm->w.mixed_blocks != -1)
+            return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col,
+                              "bits= gives the row blocks of w=mixed; w=%s has one width",
+                              mm->w.preset ? qkc_preset_get(mm->w.preset)->keyword : qkc_dtype_keyword(mm->w.dtype));
+        if ((st = qkc_mixed_parse_bits(v->s, v->len, mm->n, &mm->w, &off, &d2)))
+            return parse_fail(diag, st, v->line, v->col + (int)off, "%s", d2.message);
+    } else if (mm->w.mixed_blocks == -1) {
+        v = &raw->value[QKC_KEY_W];
+        return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col,
+                          "w=mixed needs bits=BITSxROWS[,BITSxROWS...] (row blocks summing to n), e.g. bits=4x96,8x32");
     }
     return QKC_OK;
 }

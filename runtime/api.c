@@ -141,6 +141,8 @@ static void codec_for(qkc_context *ctx, const qkc_spec *spec, qkc_ref_weights *r
     codec_of(spec->mm.w.preset, q, d);
     if (qkc_format_lut_tables(&spec->mm.w, spec->mm.n, spec->mm.k) > 0)
         *q = qkc_ref_lut_quantize, *d = qkc_ref_lut_dequantize;
+    if (spec->mm.w.mixed_blocks)
+        *q = qkc_ref_mixed_quantize, *d = qkc_ref_mixed_dequantize;
 }
 
 qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, int64_t ldw, void *dst,
