@@ -24,6 +24,7 @@
 
 #include "codegen/kernel_abi.h"
 #include "codegen/llvm_compat.h"
+#include "ir/mixed.h"
 
 typedef struct cg {
     LLVMContextRef ctx;
@@ -777,6 +778,8 @@ static int int8_mode(const qkc_matmul *mm, const qkc_klayout *L, const qkc_targe
     int vnni = t->arch == QKC_ARCH_X86_64 && (t->features & QKC_FEAT_AVX512_VNNI) && (t->features & QKC_FEAT_AVX512VL);
     const qkc_dtype_desc *dd = qkc_dtype_get(mm->w.dtype);
     (void)vector_bits;
+    if (L->mixed)
+        return I8_NONE; /* blocks may differ; the float path serves them all */
     if (mm->compute != QKC_COMPUTE_INT8 || L->fallback || L->permute_k || L->chunk != 32 || !dd)
         return I8_NONE;
     if (t->arch == QKC_ARCH_AARCH64) {
@@ -1132,6 +1135,80 @@ static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef
     emit_epilogue(g, &T, x->vfs);
 }
 
+/* The per-layout state: vector shape of its chunks and its decode tables.
+ * A mixed kernel calls this once per row block. */
+static void set_layout(cg *g, const qkc_klayout *L)
+{
+    const qkc_target *t = g->t;
+    g->L = L;
+    g->V = g->s->vector_bits / 32;
+    g->C = L->chunk;
+    if (g->C < g->V)
+        g->V = g->C; /* 16-element chunks on 512-bit targets use one zmm */
+    g->S = g->C / g->V;
+    g->vf = LLVMVectorType(g->f32, (unsigned)g->V);
+    g->vi32 = LLVMVectorType(g->i32, (unsigned)g->V);
+    g->table_lo = g->table_hi = NULL;
+    memset(g->table_bytes, 0, sizeof g->table_bytes);
+    /* 4-bit affine codes on the float path: a 16-entry table lookup is one
+     * permute where a conversion plus a zero-point FMA would be two
+     * operations; the values i - zero_const are exact in f32. */
+    g->affine_table = L->decode == QKC_KDEC_AFFINE && L->code_bits == 4 && !g->x8;
+    if (L->decode == QKC_KDEC_TABLE || g->affine_table) {
+        LLVMValueRef e[16];
+        for (int i = 0; i < 16; i++)
+            e[i] = f32c(g, g->affine_table ? (double)(i - L->zero_const) : L->table[i]);
+        if (t->arch == QKC_ARCH_AARCH64) {
+            for (int r = 0; r < 4; r++) {
+                LLVMValueRef bytes[16];
+                for (int i = 0; i < 16; i++) {
+                    float f = (float)(g->affine_table ? (double)(r * 4 + i / 4 - L->zero_const) : L->table[r * 4 + i / 4]);
+                    uint32_t u;
+                    memcpy(&u, &f, sizeof u);
+                    bytes[i] = LLVMConstInt(g->i8, (u >> (8 * (i % 4))) & 0xFF, 0);
+                }
+                g->table_bytes[r] = LLVMConstVector(bytes, 16);
+            }
+        } else if (g->V == 16) {
+            g->table_lo = LLVMConstVector(e, 16);
+        } else {
+            g->table_lo = LLVMConstVector(e, 8);
+            g->table_hi = LLVMConstVector(e + 8, 8);
+        }
+    }
+}
+
+/* w=mixed: one n-loop per row block, each with its block's layout and
+ * decode, clamped to [n_begin, n_end). Rows keep their global index (for
+ * C, bias and LoRA); the weight base is shifted so that row r of block b
+ * reads block b's packed row r − row0. */
+static qkc_status emit_mixed(cg *g, qkc_diag *diag)
+{
+    const qkc_format *f = &g->L->mixed_format;
+    const qkc_klayout *top = g->L;
+    qkc_klayout BL[QKC_MAX_MIXED_BLOCKS];
+    LLVMValueRef n_begin = g->n_begin, n_end = g->n_end, w = g->w;
+    int tn = g->s->tile_n;
+    for (int b = 0; b < f->mixed_blocks; b++) {
+        uint64_t off;
+        int64_t r0 = qkc_mixed_row0(f, b), r1 = r0 + f->mixed_rows[b];
+        qkc_status st = qkc_mixed_block_klayout(f, top->mixed_k, b, &BL[b], &off, diag);
+        if (st != QKC_OK)
+            return st;
+        set_layout(g, &BL[b]);
+        LLVMValueRef lo = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, n_begin, i64c(g, r0), ""), n_begin,
+                                          i64c(g, r0), "");
+        LLVMValueRef hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n_end, i64c(g, r1), ""), n_end,
+                                          i64c(g, r1), "");
+        g->n_end = hi;
+        g->w = gep8(g, w, i64c(g, (int64_t)off - r0 * (int64_t)BL[b].row_bytes));
+        emit_loop(g, lo, LLVMBuildAdd(g->b, hi, i64c(g, tn - 1), ""), tn, n_tile_body, &tn);
+    }
+    g->n_end = n_end, g->w = w;
+    set_layout(g, top);
+    return QKC_OK;
+}
+
 qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t,
                      const qkc_schedule *s, const char *name, LLVMModuleRef *out, qkc_diag *diag)
 {
@@ -1223,35 +1300,17 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
             }
         }
     }
-    /* 4-bit affine codes on the float path: a 16-entry table lookup is one
-     * permute where a conversion plus a zero-point FMA would be two
-     * operations; the values i - zero_const are exact in f32. */
-    g.affine_table = L->decode == QKC_KDEC_AFFINE && L->code_bits == 4 && !g.x8;
-    if (L->decode == QKC_KDEC_TABLE || g.affine_table) {
-        LLVMValueRef e[16];
-        for (int i = 0; i < 16; i++)
-            e[i] = f32c(&g, g.affine_table ? (double)(i - L->zero_const) : L->table[i]);
-        if (t->arch == QKC_ARCH_AARCH64) {
-            for (int r = 0; r < 4; r++) {
-                LLVMValueRef bytes[16];
-                for (int i = 0; i < 16; i++) {
-                    float f = (float)(g.affine_table ? (double)(r * 4 + i / 4 - L->zero_const) : L->table[r * 4 + i / 4]);
-                    uint32_t u;
-                    memcpy(&u, &f, sizeof u);
-                    bytes[i] = LLVMConstInt(g.i8, (u >> (8 * (i % 4))) & 0xFF, 0);
-                }
-                g.table_bytes[r] = LLVMConstVector(bytes, 16);
-            }
-        } else if (g.V == 16) {
-            g.table_lo = LLVMConstVector(e, 16);
-        } else {
-            g.table_lo = LLVMConstVector(e, 8);
-            g.table_hi = LLVMConstVector(e + 8, 8);
-        }
-    }
+    set_layout(&g, L);
     if (L->decode == QKC_KDEC_LUT && L->tidx == QKC_KF_NONE)
         load_table(&g, gep8(&g, g.w, i64c(&g, (int64_t)L->table_offset))); /* one table: loaded once */
-    {
+    if (L->mixed) {
+        qkc_status st = emit_mixed(&g, diag);
+        if (st) {
+            LLVMDisposeBuilder(g.b);
+            LLVMDisposeModule(g.mod);
+            return st;
+        }
+    } else     {
         /* n0 < n_end, written as n0 + tn <= n_end + tn - 1 */
         int tn = s->tile_n;
         emit_loop(&g, g.n_begin, LLVMBuildAdd(g.b, g.n_end, i64c(&g, tn - 1), ""), tn, n_tile_body, &tn);

@@ -511,6 +511,9 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
     g.TM = s->tile_m < 1 ? 1 : s->tile_m > 8 ? 8 : s->tile_m;
     g.lw = qkc_lower_ptx_load_bytes(L);
     g.ub = g.lw < 4 ? g.lw : 4;
+    if (L->mixed)
+        return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED,
+                            "w=mixed: GPU (nvptx) kernels do not take mixed row blocks yet; compile for a CPU target");
     if (mm->lora_rank || mm->ascale != QKC_ASCALE_DYNAMIC)
         return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED,
                             "GPU kernels: %s is not supported on nvptx targets yet (compile for the CPU)",

@@ -3,6 +3,7 @@
 
 #include "checked.h"
 #include "vq.h"
+#include "mixed.h"
 
 #include <string.h>
 
@@ -83,7 +84,8 @@ int qkc_format_equal(const qkc_format *a, const qkc_format *b)
            a->zero == b->zero && a->outliers == b->outliers &&
            a->outlier_fraction == b->outlier_fraction && a->flags == b->flags &&
            a->act_threshold == b->act_threshold &&
-           a->table_dtype == b->table_dtype && a->vq_dim == b->vq_dim && a->vq_bits == b->vq_bits;
+           a->table_dtype == b->table_dtype && a->vq_dim == b->vq_dim && a->vq_bits == b->vq_bits &&
+           qkc_mixed_format_equal(a, b);
 }
 
 int64_t qkc_format_lut_tables(const qkc_format *f, int64_t n, int64_t k)
@@ -246,6 +248,8 @@ qkc_status qkc_format_layout(const qkc_format *f, int64_t n, int64_t k, qkc_weig
 {
     qkc_weight_layout L;
     uint64_t pos = 0;
+    if (f->mixed_blocks)
+        return qkc_mixed_format_layout(f, n, k, out, diag);
     memset(&L, 0, sizeof L);
     if (n <= 0 || k <= 0 || (f->granularity == QKC_GRAN_GROUP && f->group <= 0) ||
         (f->scale2_dtype != QKC_DTYPE_INVALID && f->super_group <= 0))

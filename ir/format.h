@@ -79,6 +79,9 @@ enum {
     QKC_FORMAT_DQ = 1u << 1        /* nf4_bnb: nested (double) quantized absmax */
 };
 
+/* Most row blocks of w=mixed. */
+#define QKC_MAX_MIXED_BLOCKS 16
+
 typedef struct qkc_format {
     qkc_preset preset; /* QKC_PRESET_NONE: planar */
     qkc_dtype dtype;   /* element dtype */
@@ -94,6 +97,13 @@ typedef struct qkc_format {
     double act_threshold;    /* outliers=act:T: the threshold T (> 0), else 0 */
     qkc_dtype table_dtype;   /* lut2..lut4: table entry dtype (f16, f32), else INVALID */
     int vq_dim, vq_bits;     /* vq: V weights per index (2, 4, 8), B index bits (4..12), else 0 */
+    /* w=mixed (bits=B1xR1,B2xR2,...): consecutive row blocks, block i holding
+     * mixed_rows[i] rows of signed mixed_bits[i]-bit integers that share
+     * the group, scale and zero keys (ir/mixed.h); 0 blocks: not mixed.
+     * dtype is int8 then (the widest block type the rules are checked for). */
+    int mixed_blocks;
+    uint8_t mixed_bits[QKC_MAX_MIXED_BLOCKS];
+    int64_t mixed_rows[QKC_MAX_MIXED_BLOCKS];
 } qkc_format;
 
 /* Static facts about a preset. */

@@ -16,6 +16,7 @@
 
 #include "checked.h"
 #include "dtype.h"
+#include "mixed.h"
 
 #define PERM_ALIGN 64u
 
@@ -448,6 +449,8 @@ qkc_status qkc_klayout_for(const qkc_format *f, int64_t n, int64_t k, qkc_klayou
     if (!f || !out || n <= 0 || k <= 0 || !qkc_dtype_get(f->dtype) ||
         (f->preset != QKC_PRESET_NONE && !qkc_preset_get(f->preset)))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "klayout: invalid format or shape");
+    if (f->mixed_blocks)
+        return qkc_mixed_klayout(f, n, k, out, diag);
     memset(&L, 0, sizeof L);
     note[0] = '\0';
     what = f->preset == QKC_PRESET_NONE ? choose_planar(f, n, k, &L, note, sizeof note)
@@ -559,6 +562,15 @@ float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
 
 float qkc_klayout_decode_at(const qkc_klayout *L, const uint8_t *blob, int64_t n, int64_t k)
 {
+    if (L->mixed) {
+        qkc_klayout B;
+        qkc_diag d;
+        uint64_t off;
+        int b = qkc_mixed_block_of_row(&L->mixed_format, n);
+        if (qkc_mixed_block_klayout(&L->mixed_format, L->mixed_k, b, &B, &off, &d) != QKC_OK)
+            return NAN;
+        return qkc_klayout_decode_at(&B, blob + off, n - qkc_mixed_row0(&L->mixed_format, b), k);
+    }
     const uint8_t *row = blob + (uint64_t)n * L->row_bytes;
     if (L->decode == QKC_KDEC_LUT) {
         const uint8_t *rec = row + (uint64_t)(k / L->chunk) * (uint64_t)L->chunk_bytes;

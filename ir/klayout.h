@@ -115,6 +115,12 @@ typedef struct qkc_klayout {
      * aligned), codeword i at table_offset + i·vq_dim·4. */
     int vq_dim;
     int64_t vq_entries;
+    /* w=mixed: the row blocks are packed one after another, each in its own
+     * layout (ir/mixed.h, qkc_mixed_block_klayout); mixed_format and mixed_k
+     * let decode find them. The other fields describe block 0. */
+    int mixed;
+    int64_t mixed_k;
+    qkc_format mixed_format;
 } qkc_klayout;
 
 /* Choose the kernel layout for a verified format and shape. Never fails

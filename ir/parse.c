@@ -10,6 +10,7 @@
  * from them (a preset first, then the keys that refine it), then verify.
  */
 #include "spec.h"
+#include "mixed.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,7 +19,7 @@
 
 static const char *const key_names[QKC_KEY_COUNT] = {
     "m", "n", "k", "a", "w", "group", "scale", "zero", "outliers", "compute", "bias", "act", "out", "layout",
-    "rotate", "lora", "ascale", "table", "vq",
+    "rotate", "lora", "ascale", "table", "vq", "bits",
 };
 
 const char *qkc_key_name(qkc_key key)
@@ -129,7 +130,7 @@ static qkc_status collect(const char *text, raw_spec *raw, qkc_diag *diag)
         if (k == QKC_KEY_COUNT)
             return parse_fail(diag, QKC_ERR_PARSE, key.line, key.col,
                               "unknown key '%.*s'; expected one of m n k a w group scale zero outliers "
-                              "compute bias act out layout rotate lora ascale table",
+                              "compute bias act out layout rotate lora ascale table vq bits",
                               (int)(key.len > 40 ? 40 : key.len), key.s);
         if (raw->value[k].s)
             return parse_fail(diag, QKC_ERR_PARSE, key.line, key.col, "key '%s' given twice (first at %d:%d)",
@@ -431,6 +432,12 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
         const char *colon = memchr(v->s, ':', v->len);
         size_t wl = colon ? (size_t)(colon - v->s) : v->len;
         qkc_diag d2;
+        int is_mixed = wl == 5 && !memcmp(v->s, "mixed", 5) && !colon;
+        if (is_mixed) {
+            if (qkc_format_from_words("int8", 4, NULL, 0, &mm->w, &d2))
+                return parse_fail(diag, d2.status, v->line, v->col, "%s", d2.message);
+            mm->w.mixed_blocks = -1; /* bits= fills the blocks */
+        } else
         if (qkc_format_from_words(v->s, wl, colon ? colon + 1 : NULL, colon ? v->len - wl - 1 : 0, &mm->w, &d2))
             return parse_fail(diag, d2.status, v->line, v->col, "%s", d2.message);
     }
@@ -591,6 +598,20 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
                               mm->w.preset ? qkc_preset_get(mm->w.preset)->keyword : qkc_dtype_keyword(mm->w.dtype));
         mm->w.vq_dim = (int)d;
         mm->w.vq_bits = (int)b;
+    }
+    if ((v = &raw->value[QKC_KEY_BITS])->s) {
+        size_t off = 0;
+        qkc_diag d2;
+        if (mm->w.mixed_blocks != -1)
+            return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col,
+                              "bits= gives the row blocks of w=mixed; w=%s has one width",
+                              mm->w.preset ? qkc_preset_get(mm->w.preset)->keyword : qkc_dtype_keyword(mm->w.dtype));
+        if ((st = qkc_mixed_parse_bits(v->s, v->len, mm->n, &mm->w, &off, &d2)))
+            return parse_fail(diag, st, v->line, v->col + (int)off, "%s", d2.message);
+    } else if (mm->w.mixed_blocks == -1) {
+        v = &raw->value[QKC_KEY_W];
+        return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col,
+                          "w=mixed needs bits=BITSxROWS[,BITSxROWS...] (row blocks summing to n), e.g. bits=4x96,8x32");
     }
     return QKC_OK;
 }

@@ -4,6 +4,7 @@
  * Parsing the canonical text gives back an equal description.
  */
 #include "spec.h"
+#include "mixed.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,7 +81,13 @@ size_t qkc_matmul_print(const qkc_matmul *mm, char *buf, size_t size)
             put_double(&o, f->act_threshold);
         }
     } else {
-        put(&o, " w=%s", qkc_dtype_keyword(f->dtype));
+        if (f->mixed_blocks > 0) {
+            char bits[200];
+            qkc_mixed_print_bits(f, bits, sizeof bits);
+            put(&o, " w=mixed bits=%s", bits);
+        } else {
+            put(&o, " w=%s", qkc_dtype_keyword(f->dtype));
+        }
         put_group(&o, f);
         if (f->scale_dtype != QKC_DTYPE_INVALID) {
             put(&o, " scale=%s", qkc_dtype_keyword(f->scale_dtype));

@@ -4,6 +4,7 @@
  * would be accepted. The rules are listed in docs/spec.md ("Rules").
  */
 #include "spec.h"
+#include "mixed.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -376,6 +377,8 @@ qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_
     } else {
         qkc_status st = verify_planar(mm, diag, bad_key);
         if (st)
+            return st;
+        if (mm->w.mixed_blocks && (st = qkc_mixed_verify(mm, diag, bad_key)))
             return st;
     }
 

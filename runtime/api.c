@@ -143,6 +143,8 @@ static void codec_for(qkc_context *ctx, const qkc_spec *spec, qkc_ref_weights *r
         *q = qkc_ref_lut_quantize, *d = qkc_ref_lut_dequantize;
     if (spec->mm.w.preset == QKC_PRESET_NONE && spec->mm.w.dtype == QKC_DTYPE_VQ)
         *q = qkc_ref_vq_quantize, *d = qkc_ref_vq_dequantize;
+    if (spec->mm.w.mixed_blocks)
+        *q = qkc_ref_mixed_quantize, *d = qkc_ref_mixed_dequantize;
 }
 
 qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, int64_t ldw, void *dst,

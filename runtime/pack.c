@@ -613,6 +613,8 @@ qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_kl
         return QKC_ERR_INVALID_ARGUMENT;
     if (!spec || !L || !src || !dst)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_pack_weights: NULL argument");
+    if (L->mixed)
+        return qkc_pack_mixed(ctx, spec, L, src, src_bytes, dst, dst_bytes, verify);
     memset(&job, 0, sizeof job);
     job.ctx = ctx;
     job.f = &spec->mm.w;

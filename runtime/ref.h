@@ -30,6 +30,10 @@ typedef struct qkc_ref_weights {
 qkc_status qkc_ref_planar_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
 qkc_status qkc_ref_planar_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
 
+/* w=mixed: each row block through the planar codec (runtime/ref_mixed.c). */
+qkc_status qkc_ref_mixed_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
+qkc_status qkc_ref_mixed_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
+
 /* Arbitrary codebooks lut2/lut3/lut4 in the planar layout (runtime/ref_lut.c). */
 qkc_status qkc_ref_lut_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
 qkc_status qkc_ref_lut_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);

@@ -89,6 +89,9 @@ matmul n=35 k=250 w=nf4 group=64 bias=f32 act=gelu out=bf16
 matmul n=35 k=256 a=f16 w=q4_0 compute=f16 bias=f32 act=silu out=f16
 matmul n=35 k=256 a=bf16 w=fp8e4m3 compute=bf16 out=bf16
 matmul n=17 k=64 w=fp4 group=32 compute=tf32 act=relu
+# mixed row blocks (one loop per block, each with its own layout)
+matmul n=37 k=160 w=mixed bits=4x13,8x8,2x* group=32 scale=f16 zero=int
+matmul n=20 k=96 w=mixed bits=8x7,3x* compute=int8 bias=f32
 SPECS
 nspecs=$(grep -c '^matmul' "$specs")
 targets="--target aarch64-neon-dotprod-i8mm --target aarch64-neon-dotprod --target aarch64-neon"

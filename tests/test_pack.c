@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "ir/klayout.h"
+#include "ir/mixed.h"
 #include "runtime/pack.h"
 #include "runtime/ref.h"
 #include "runtime/spec_object.h"
@@ -117,6 +118,24 @@ static void check_geometry(const pcase *c)
     const qkc_klayout *L = &c->L;
     int off = 0;
     uint64_t rows;
+    if (L->mixed) {
+        /* w=mixed: each row block in its own layout, back to back */
+        uint64_t end = 0, boff = 0;
+        for (int b = 0; b < L->mixed; b++) {
+            pcase sub = *c;
+            qkc_diag d;
+            CHECK(c->name, qkc_mixed_block_klayout(&L->mixed_format, c->k, b, &sub.L, &boff, &d) == QKC_OK, "%s",
+                  d.message);
+            CHECK(c->name, boff % 64 == 0 && boff >= end && boff < end + 64, "block %d at %llu after %llu", b,
+                  (unsigned long long)boff, (unsigned long long)end);
+            sub.n = L->mixed_format.mixed_rows[b];
+            check_geometry(&sub);
+            end = boff + sub.L.total_bytes;
+        }
+        CHECK(c->name, L->total_bytes == end, "total %llu, expected %llu", (unsigned long long)L->total_bytes,
+              (unsigned long long)end);
+        return;
+    }
     CHECK(c->name, L->chunk == 16 || L->chunk == 32, "chunk %d", L->chunk);
     CHECK(c->name, L->code_bits == 4 || L->code_bits == 8 || L->code_bits == 16 || L->code_bits == 32,
           "code_bits %d", L->code_bits);
