@@ -25,7 +25,6 @@ static void test_text_and_verifier(void **state)
 {
     (void)state;
     qkc_context *ctx;
-    qkc_spec *spec;
     char buf[256];
     static const qkc_test_bad_spec bad[] = {
         {"matmul n=250 k=128 w=mixed bits=4x96,8x32,2x128", "1:33: bits=4x96,8x32,2x128: the row blocks hold 256 rows; they must sum to n=250",
@@ -50,17 +49,13 @@ static void test_text_and_verifier(void **state)
          "1:96: bits=: at most 16 row blocks", QKC_ERR_INVALID_SPEC},
     };
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
-    assert_int_equal(qkc_spec_parse(ctx, "matmul zero=int w=mixed k=128 bits=4x96,8x32,2x128 n=256 group=32 scale=f16",
-                                    &spec),
-                     QKC_OK);
-    qkc_spec_print(spec, buf, sizeof buf, NULL);
-    assert_string_equal(buf, "matmul n=256 k=128 a=f32 w=mixed bits=4x96,8x32,2x128 group=32 scale=f16 zero=int out=f32");
-    qkc_spec_destroy(spec);
+    if (qkc_test_canonical(ctx, "matmul zero=int w=mixed k=128 bits=4x96,8x32,2x128 n=256 group=32 scale=f16",
+                           "matmul n=256 k=128 a=f32 w=mixed bits=4x96,8x32,2x128 group=32 scale=f16 zero=int out=f32", buf, sizeof buf))
+        fail_msg("%s", buf);
     /* the last block may take the rest; the canonical form spells it out */
-    assert_int_equal(qkc_spec_parse(ctx, "matmul n=100 k=64 w=mixed bits=8x10,3x*", &spec), QKC_OK);
-    qkc_spec_print(spec, buf, sizeof buf, NULL);
-    assert_string_equal(buf, "matmul n=100 k=64 a=f32 w=mixed bits=8x10,3x90 group=channel scale=f32 out=f32");
-    qkc_spec_destroy(spec);
+    if (qkc_test_canonical(ctx, "matmul n=100 k=64 w=mixed bits=8x10,3x*",
+                           "matmul n=100 k=64 a=f32 w=mixed bits=8x10,3x90 group=channel scale=f32 out=f32", buf, sizeof buf))
+        fail_msg("%s", buf);
     {
         char msg[512];
         if (qkc_test_refused(ctx, bad, sizeof bad / sizeof bad[0], msg, sizeof msg))

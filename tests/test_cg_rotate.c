@@ -25,7 +25,6 @@ static void test_text_and_verifier(void **state)
 {
     (void)state;
     qkc_context *ctx;
-    qkc_spec *spec;
     char buf[256];
     static const qkc_test_bad_spec bad[] = {
         {"matmul n=8 k=256 w=q4_0 rotate=hadamard:48", "1:32: rotate=hadamard:48: the block is a power of two",
@@ -38,14 +37,12 @@ static void test_text_and_verifier(void **state)
         {"matmul n=8 k=256 w=q4_0 rotate=givens", "rotate=givens: expected none or hadamard:B", QKC_ERR_PARSE},
     };
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
-    assert_int_equal(qkc_spec_parse(ctx, "matmul k=512 n=8 rotate=hadamard:128 compute=int8 w=q4_0", &spec), QKC_OK);
-    qkc_spec_print(spec, buf, sizeof buf, NULL);
-    assert_string_equal(buf, "matmul n=8 k=512 a=f32 w=q4_0 rotate=hadamard:128 compute=int8 out=f32");
-    qkc_spec_destroy(spec);
-    assert_int_equal(qkc_spec_parse(ctx, "matmul n=8 k=512 w=q4_0 rotate=none", &spec), QKC_OK);
-    qkc_spec_print(spec, buf, sizeof buf, NULL);
-    assert_string_equal(buf, "matmul n=8 k=512 a=f32 w=q4_0 out=f32");
-    qkc_spec_destroy(spec);
+    if (qkc_test_canonical(ctx, "matmul k=512 n=8 rotate=hadamard:128 compute=int8 w=q4_0",
+                           "matmul n=8 k=512 a=f32 w=q4_0 rotate=hadamard:128 compute=int8 out=f32", buf, sizeof buf))
+        fail_msg("%s", buf);
+    if (qkc_test_canonical(ctx, "matmul n=8 k=512 w=q4_0 rotate=none",
+                           "matmul n=8 k=512 a=f32 w=q4_0 out=f32", buf, sizeof buf))
+        fail_msg("%s", buf);
     {
         char msg[512];
         if (qkc_test_refused(ctx, bad, sizeof bad / sizeof bad[0], msg, sizeof msg))

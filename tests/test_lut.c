@@ -27,7 +27,6 @@ static void test_text_and_verifier(void **state)
 {
     (void)state;
     qkc_context *ctx;
-    qkc_spec *spec;
     char buf[256];
     static const qkc_test_bad_spec bad[] = {
         {"matmul n=8 k=256 w=lut4 scale=f16", "1:31: w=lut4 takes no scale", QKC_ERR_INVALID_SPEC},
@@ -41,14 +40,12 @@ static void test_text_and_verifier(void **state)
         {"matmul n=8 k=256 w=lut4 outliers=sparse", "w=lut4 does not take outliers", QKC_ERR_INVALID_SPEC},
     };
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
-    assert_int_equal(qkc_spec_parse(ctx, "matmul table=f32 k=512 n=8 w=lut4 group=128", &spec), QKC_OK);
-    qkc_spec_print(spec, buf, sizeof buf, NULL);
-    assert_string_equal(buf, "matmul n=8 k=512 a=f32 w=lut4 group=128 table=f32 out=f32");
-    qkc_spec_destroy(spec);
-    assert_int_equal(qkc_spec_parse(ctx, "matmul n=8 k=512 w=lut2", &spec), QKC_OK);
-    qkc_spec_print(spec, buf, sizeof buf, NULL);
-    assert_string_equal(buf, "matmul n=8 k=512 a=f32 w=lut2 group=channel table=f16 out=f32");
-    qkc_spec_destroy(spec);
+    if (qkc_test_canonical(ctx, "matmul table=f32 k=512 n=8 w=lut4 group=128",
+                           "matmul n=8 k=512 a=f32 w=lut4 group=128 table=f32 out=f32", buf, sizeof buf))
+        fail_msg("%s", buf);
+    if (qkc_test_canonical(ctx, "matmul n=8 k=512 w=lut2",
+                           "matmul n=8 k=512 a=f32 w=lut2 group=channel table=f16 out=f32", buf, sizeof buf))
+        fail_msg("%s", buf);
     {
         char msg[512];
         if (qkc_test_refused(ctx, bad, sizeof bad / sizeof bad[0], msg, sizeof msg))

@@ -25,7 +25,6 @@ static void test_text_and_verifier(void **state)
 {
     (void)state;
     qkc_context *ctx;
-    qkc_spec *spec;
     char buf[256];
     static const qkc_test_bad_spec bad[] = {
         {"matmul n=8 k=256 w=vq", "1:20: w=vq needs vq=V:B", QKC_ERR_INVALID_SPEC},
@@ -46,14 +45,12 @@ static void test_text_and_verifier(void **state)
         {"matmul n=8 k=256 w=vq vq=4:8 outliers=sparse", "w=vq does not take outliers", QKC_ERR_INVALID_SPEC},
     };
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
-    assert_int_equal(qkc_spec_parse(ctx, "matmul vq=4:8 table=f32 k=512 n=8 w=vq", &spec), QKC_OK);
-    qkc_spec_print(spec, buf, sizeof buf, NULL);
-    assert_string_equal(buf, "matmul n=8 k=512 a=f32 w=vq group=tensor table=f32 vq=4:8 out=f32");
-    qkc_spec_destroy(spec);
-    assert_int_equal(qkc_spec_parse(ctx, "matmul n=8 k=512 w=vq group=tensor vq=2:12", &spec), QKC_OK);
-    qkc_spec_print(spec, buf, sizeof buf, NULL);
-    assert_string_equal(buf, "matmul n=8 k=512 a=f32 w=vq group=tensor table=f16 vq=2:12 out=f32");
-    qkc_spec_destroy(spec);
+    if (qkc_test_canonical(ctx, "matmul vq=4:8 table=f32 k=512 n=8 w=vq",
+                           "matmul n=8 k=512 a=f32 w=vq group=tensor table=f32 vq=4:8 out=f32", buf, sizeof buf))
+        fail_msg("%s", buf);
+    if (qkc_test_canonical(ctx, "matmul n=8 k=512 w=vq group=tensor vq=2:12",
+                           "matmul n=8 k=512 a=f32 w=vq group=tensor table=f16 vq=2:12 out=f32", buf, sizeof buf))
+        fail_msg("%s", buf);
     {
         char msg[512];
         if (qkc_test_refused(ctx, bad, sizeof bad / sizeof bad[0], msg, sizeof msg))

@@ -186,3 +186,32 @@ size_t qkc_test_refused(qkc_context *ctx, const qkc_test_bad_spec *bad, size_t c
     }
     return wrong;
 }
+
+int qkc_test_canonical(qkc_context *ctx, const char *text, const char *canonical, char *msg, size_t msg_size)
+{
+    qkc_spec *spec = NULL;
+    char buf[1024];
+    int bad = 0;
+    if (qkc_spec_parse(ctx, text, &spec) != QKC_OK) {
+        snprintf(msg, msg_size, "%s: %s", text, qkc_context_last_error(ctx));
+        return 1;
+    }
+    qkc_spec_print(spec, buf, sizeof buf, NULL);
+    qkc_spec_destroy(spec);
+    if (strcmp(buf, canonical)) {
+        snprintf(msg, msg_size, "%s printed as '%s', expected '%s'", text, buf, canonical);
+        return 1;
+    }
+    /* and the canonical form parses back to itself */
+    if (qkc_spec_parse(ctx, canonical, &spec) != QKC_OK) {
+        snprintf(msg, msg_size, "canonical '%s' does not parse: %s", canonical, qkc_context_last_error(ctx));
+        return 1;
+    }
+    qkc_spec_print(spec, buf, sizeof buf, NULL);
+    qkc_spec_destroy(spec);
+    if (strcmp(buf, canonical)) {
+        snprintf(msg, msg_size, "canonical '%s' prints again as '%s'", canonical, buf);
+        bad = 1;
+    }
+    return bad;
+}

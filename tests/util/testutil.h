@@ -80,4 +80,8 @@ typedef struct qkc_test_bad_spec {
 } qkc_test_bad_spec;
 size_t qkc_test_refused(qkc_context *ctx, const qkc_test_bad_spec *bad, size_t count, char *msg, size_t msg_size);
 
+/* `text` parses and prints exactly as `canonical`, which parses back and
+ * prints the same. 0, else 1 with the reason in msg. */
+int qkc_test_canonical(qkc_context *ctx, const char *text, const char *canonical, char *msg, size_t msg_size);
+
 #endif
