@@ -28,6 +28,7 @@
 
 #include "codegen/kernel_abi.h"
 #include "codegen/llvm_compat.h"
+#include "codegen/lower_store.h"
 
 #define MAX_UNITS 192
 
@@ -372,22 +373,7 @@ static LLVMValueRef activation(pg *g, LLVMValueRef x)
 
 static void store_out(pg *g, LLVMValueRef v, LLVMValueRef m, LLVMValueRef n)
 {
-    LLVMValueRef idx = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, m, g->ldc, ""), n, "");
-    if (g->mm->out_dtype == QKC_DTYPE_F32) {
-        LLVMBuildStore(g->b, v, LLVMBuildGEP2(g->b, g->f32, g->c, &idx, 1, ""));
-    } else if (g->mm->out_dtype == QKC_DTYPE_F16) {
-        LLVMBuildStore(g->b, LLVMBuildFPTrunc(g->b, v, g->f16, ""), LLVMBuildGEP2(g->b, g->f16, g->c, &idx, 1, ""));
-    } else {
-        /* bf16: RNE on the bits; NaN keeps sign and payload top, quiet bit set */
-        LLVMValueRef u = LLVMBuildBitCast(g->b, v, g->i32, "");
-        LLVMValueRef r = LLVMBuildAdd(g->b, u, LLVMBuildAdd(g->b, i32c(g, 0x7FFF),
-                                                            LLVMBuildAnd(g->b, LLVMBuildLShr(g->b, u, i32c(g, 16), ""),
-                                                                         i32c(g, 1), ""), ""), "");
-        LLVMValueRef nanv = LLVMBuildOr(g->b, u, i32c(g, 0x00400000), "");
-        r = LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealUNO, v, v, ""), nanv, r, "");
-        LLVMBuildStore(g->b, LLVMBuildTrunc(g->b, LLVMBuildLShr(g->b, r, i32c(g, 16), ""), g->i16, ""),
-                       LLVMBuildGEP2(g->b, g->i16, g->c, &idx, 1, ""));
-    }
+    qkc_lower_store_out(g->b, g->mm->out_dtype, v, g->c, LLVMBuildAdd(g->b, LLVMBuildMul(g->b, m, g->ldc, ""), n, ""));
 }
 
 static LLVMValueRef warp_sum(pg *g, LLVMValueRef v)
