@@ -55,22 +55,37 @@ typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
  *     .entry qkc_kernel_<hash>(.param .align 8 .b8 args[144])
  *
  * taking the same qkc_kernel_args BY VALUE, every pointer a device
- * address. Warp g of the grid (blockIdx.x · blockDim.x/32 + threadIdx.x/32)
- * computes output column n = n_begin + g for all m rows; warps with
- * n >= n_end do nothing. The runtime launches QKC_GPU_BLOCK threads per
- * block and ceil((n_end − n_begin) / (QKC_GPU_BLOCK / 32)) blocks.
+ * address. The runtime launches QKC_GPU_BLOCK threads per block; warp g of
+ * the grid is blockIdx.x · blockDim.x/32 + threadIdx.x/32, and warps past
+ * the last tile do nothing. Two grid shapes:
+ *   GEMV (every kernel; m < QKC_GPU_MMA_MIN_M or no tensor-core path):
+ *       warp g computes output column n = n_begin + g for all m rows;
+ *       ceil((n_end − n_begin) / (QKC_GPU_BLOCK / 32)) blocks;
+ *   tensor cores (kernels whose compiled code has gpu_mma set, m >=
+ *       QKC_GPU_MMA_MIN_M): warp g computes the QKC_GPU_MMA_ROWS x
+ *       QKC_GPU_MMA_COLS tile of C at rows mg·ROWS, columns n_begin +
+ *       ng·COLS, where mg = g mod ceil(m/ROWS) and ng = g div ceil(m/ROWS);
+ *       ceil(m/ROWS) · ceil((n_end − n_begin)/COLS) warps.
+ * The kernel picks its shape from m by the same rule.
  * What the runtime guarantees (runtime/cuda.c checks it):
  *   a   f32 [m][lda], prepared on the host (ir/spec.h semantics, the
  *       pre-pass of runtime/kernel.c: rounded to the compute type, or
  *       int8-quantized and dequantized for compute=int8, act-order
  *       permuted), lda a multiple of QKC_GPU_A_ALIGN elements and at
  *       least chunks_per_row · chunk, padding columns zero, 16-byte aligned;
- *   a_scales, a_scales_ld   unused (GPU kernels take the float path);
+ *       for kernels with int8_dot set (compute=int8 on weights with integer
+ *       codes) each row of 4·lda bytes holds instead the int8 codes
+ *       (bytes 0..lda−1), then lda/32 f32 block scales (byte lda), then
+ *       lda/32 int32 sums of each block's codes (byte lda + lda/8);
+ *   a_scales, a_scales_ld   unused;
  *   w   packed weights (ir/klayout.h), 16-byte aligned;
  *   bias, c, ldc   as for CPU kernels.
  */
 #define QKC_GPU_BLOCK 256
 #define QKC_GPU_A_ALIGN 32
+#define QKC_GPU_MMA_MIN_M 16
+#define QKC_GPU_MMA_ROWS 32
+#define QKC_GPU_MMA_COLS 16
 
 /*
  * AOT libraries (`qkc compile --emit lib`): beside the kernels, a table the

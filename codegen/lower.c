@@ -749,7 +749,7 @@ static void n_tile_body(cg *g, void *ctx, LLVMValueRef n0)
  *           integer table, or 8-bit codes with zero_const 128), cc = 0. */
 enum { I8_NONE = 0, I8_DIRECT = 1, I8_TABLE = 2, I8_SIGNED = 3 };
 
-static int int8_table_ok(const qkc_klayout *L)
+int qkc_lower_int8_table_ok(const qkc_klayout *L)
 {
     for (int i = 0; i < 16; i++)
         if (L->table[i] != floorf(L->table[i]) || L->table[i] < -127.0f || L->table[i] > 127.0f)
@@ -770,7 +770,7 @@ static int int8_mode(const qkc_matmul *mm, const qkc_klayout *L, const qkc_targe
         /* s8 x s8 products are exact in every form (sdot, usdot, smull) */
         if (L->decode == QKC_KDEC_AFFINE && (L->code_bits == 4 || L->code_bits == 8))
             return I8_DIRECT;
-        if (L->decode == QKC_KDEC_TABLE && int8_table_ok(L))
+        if (L->decode == QKC_KDEC_TABLE && qkc_lower_int8_table_ok(L))
             return I8_TABLE;
         return I8_NONE;
     }
@@ -781,7 +781,7 @@ static int int8_mode(const qkc_matmul *mm, const qkc_klayout *L, const qkc_targe
             return I8_SIGNED;
         return I8_NONE;
     }
-    if (L->decode == QKC_KDEC_TABLE && int8_table_ok(L))
+    if (L->decode == QKC_KDEC_TABLE && qkc_lower_int8_table_ok(L))
         return vnni ? I8_TABLE : I8_SIGNED;
     return I8_NONE;
 }

@@ -19,6 +19,10 @@
  * with int8-quantized-then-dequantized activations for compute=int8. */
 int qkc_lower_uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t);
 
+/* A 16-entry table of integers in -127..127 (iq4_nl): codes map to int8
+ * values, so the int8 dot product can take them. */
+int qkc_lower_int8_table_ok(const qkc_klayout *L);
+
 qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t,
                      const qkc_schedule *s, const char *name, LLVMModuleRef *out, qkc_diag *diag);
 

@@ -28,6 +28,7 @@
 
 #include "codegen/kernel_abi.h"
 #include "codegen/llvm_compat.h"
+#include "codegen/lower.h"
 #include "codegen/lower_store.h"
 
 #define MAX_UNITS 192
@@ -46,6 +47,8 @@ typedef struct pg {
     LLVMValueRef a, w, bias, c, lda, ldc, m;
     LLVMValueRef table; /* TABLE: [16 x float] in constant memory */
     unsigned invariant_kind;
+    int int8;  /* A holds int8 codes + block scales and sums (qkc_lower_ptx_int8) */
+    int mma_k; /* k per mma.sync step; 0: no tensor-core path */
     LLVMValueRef units[MAX_UNITS];
 } pg;
 
@@ -259,23 +262,29 @@ static LLVMValueRef round_compute(pg *g, LLVMValueRef x)
     }
 }
 
+/* The code of element i of the loaded record, as i32. */
+static LLVMValueRef code_at(pg *g, int i)
+{
+    const qkc_klayout *L = g->L;
+    LLVMValueRef code;
+    switch (L->code_bits) {
+    case 4: {
+        int h = g->C / 2;
+        code = field_bits(g, L->code_off + i % h, 8);
+        return i < h ? LLVMBuildAnd(g->b, code, i32c(g, 15), "") : LLVMBuildLShr(g->b, code, i32c(g, 4), "");
+    }
+    case 8: return field_bits(g, L->code_off + i, 8);
+    case 16: return field_bits(g, L->code_off + 2 * (L->decode == QKC_KDEC_VQ ? i / L->vq_dim : i), 16);
+    default: return field_bits(g, L->code_off + 4 * i, 32);
+    }
+}
+
 /* Element i of the loaded record, dequantized (and rounded to the compute
  * type). s, mn, z: the record's scale, minimum and zero (or NULL). */
 static LLVMValueRef element(pg *g, int i, LLVMValueRef s, LLVMValueRef mn, LLVMValueRef z)
 {
     const qkc_klayout *L = g->L;
-    LLVMValueRef code, x;
-    switch (L->code_bits) {
-    case 4: {
-        int h = g->C / 2;
-        code = field_bits(g, L->code_off + i % h, 8);
-        code = i < h ? LLVMBuildAnd(g->b, code, i32c(g, 15), "") : LLVMBuildLShr(g->b, code, i32c(g, 4), "");
-        break;
-    }
-    case 8: code = field_bits(g, L->code_off + i, 8); break;
-    case 16: code = field_bits(g, L->code_off + 2 * (L->decode == QKC_KDEC_VQ ? i / L->vq_dim : i), 16); break;
-    default: code = field_bits(g, L->code_off + 4 * i, 32); break;
-    }
+    LLVMValueRef code = code_at(g, i), x;
     switch (L->decode) {
     case QKC_KDEC_F32: return round_compute(g, as_f32(g, code));
     case QKC_KDEC_F16: return round_compute(g, half_to_f32(g, code));
@@ -387,6 +396,379 @@ static LLVMValueRef warp_sum(pg *g, LLVMValueRef v)
     return v;
 }
 
+/* ------------------------------------------------------- int8 path */
+
+/* dp4a.s32.s32: acc + the dot product of the four s8 lanes of x and y. */
+static LLVMValueRef dp4a(pg *g, LLVMValueRef x, LLVMValueRef y, LLVMValueRef acc)
+{
+    static const char text[] = "dp4a.s32.s32 $0, $1, $2, $3;", cons[] = "=r,r,r,r";
+    LLVMTypeRef pt[3] = {g->i32, g->i32, g->i32};
+    LLVMTypeRef ft = LLVMFunctionType(g->i32, pt, 3, 0);
+    LLVMValueRef fn = LLVMGetInlineAsm(ft, text, sizeof text - 1, cons, sizeof cons - 1, 0, 0, LLVMInlineAsmDialectATT, 0);
+    LLVMValueRef args[3] = {x, y, acc};
+    return LLVMBuildCall2(g->b, ft, fn, args, 3, "");
+}
+
+/* The integer weight value of element i of the loaded record: code − zero
+ * constant (AFFINE) or the table's integer entry (TABLE), as i32. */
+static LLVMValueRef int8_value(pg *g, int i)
+{
+    LLVMValueRef code = code_at(g, i);
+    if (g->L->decode == QKC_KDEC_TABLE) {
+        LLVMValueRef idx[2] = {i32c(g, 0), code};
+        LLVMTypeRef at = LLVMArrayType(g->f32, 16);
+        LLVMValueRef v = LLVMBuildLoad2(g->b, g->f32, LLVMBuildInBoundsGEP2(g->b, at, g->table, idx, 2, ""), "");
+        return LLVMBuildFPToSI(g->b, v, g->i32, "");
+    }
+    return LLVMBuildSub(g->b, code, i32c(g, g->L->zero_const), "");
+}
+
+/* Elements 4w..4w+3 of the loaded record as one word of four s8 lanes. */
+static LLVMValueRef int8_word(pg *g, int w)
+{
+    LLVMValueRef r = NULL;
+    for (int j = 0; j < 4; j++) {
+        LLVMValueRef v = LLVMBuildAnd(g->b, int8_value(g, 4 * w + j), i32c(g, 255), "");
+        if (j)
+            v = LLVMBuildShl(g->b, v, i32c(g, 8 * j), "");
+        r = r ? LLVMBuildOr(g->b, r, v, "") : v;
+    }
+    return r;
+}
+
+/* The loaded record's factors for the int8 dot product: its elements are
+ * x = v·fd + fs (v the integer value), so with activations d·q over the
+ * record, Σ x·d·q = d·(fd·Σ v·q + fs·Σ q). */
+static void int8_factors(pg *g, LLVMValueRef *fd, LLVMValueRef *fs)
+{
+    const qkc_klayout *L = g->L;
+    LLVMValueRef s = L->scale != QKC_KF_NONE ? field_f32(g, L->scale, L->scale_off) : NULL;
+    LLVMValueRef mn = L->min != QKC_KF_NONE ? field_f32(g, L->min, L->min_off) : NULL;
+    LLVMValueRef z = L->decode == QKC_KDEC_AFFINE && L->zero != QKC_KF_NONE ? field_f32(g, L->zero, L->zero_off)
+                                                                             : NULL;
+    *fd = s ? s : f32c(g, 1.0);
+    *fs = mn ? mn : f32c(g, 0.0);
+    if (z)
+        *fs = LLVMBuildFSub(g->b, *fs, s ? LLVMBuildFMul(g->b, s, z, "") : z, "");
+}
+
+int qkc_lower_ptx_int8(const qkc_matmul *mm, const qkc_klayout *L)
+{
+    const qkc_dtype_desc *dd = qkc_dtype_get(mm->w.dtype);
+    if (mm->compute != QKC_COMPUTE_INT8 || mm->w.outliers == QKC_OUTLIERS_ACT || L->mixed || L->fallback ||
+        L->permute_k || L->outliers || L->chunk != 32 || !dd)
+        return 0;
+    if (L->decode == QKC_KDEC_AFFINE && (L->code_bits == 4 || L->code_bits == 8))
+        return L->zero_const <= 128 && (1 << dd->bits) - 1 - L->zero_const <= 127;
+    return L->decode == QKC_KDEC_TABLE && qkc_lower_int8_table_ok(L);
+}
+
+/* GEMV, int8: dp4a over the loaded record's 32 codes and each row's 32
+ * int8 activations (one block: its scale and code sum). rix: the rows. */
+static void gemv_int8_record(pg *g, LLVMValueRef ci, LLVMValueRef k0, LLVMValueRef *rix, LLVMValueRef *acc)
+{
+    LLVMValueRef fd, fs, w[8];
+    LLVMValueRef lda4 = LLVMBuildMul(g->b, g->lda, i64c(g, 4), "");
+    LLVMValueRef sums = LLVMBuildAdd(g->b, g->lda, LLVMBuildSDiv(g->b, g->lda, i64c(g, 8), ""), "");
+    LLVMValueRef cb = LLVMBuildShl(g->b, ci, i64c(g, 2), "");
+    int8_factors(g, &fd, &fs);
+    for (int i = 0; i < 8; i++)
+        w[i] = int8_word(g, i);
+    for (int t = 0; t < g->TM; t++) {
+        LLVMValueRef base = LLVMBuildMul(g->b, rix[t], lda4, "");
+        LLVMValueRef dot = i32c(g, 0), d, q, inner;
+        for (int h = 0; h < 2; h++) {
+            LLVMValueRef p = gep8(g, g->a, LLVMBuildAdd(g->b, base, LLVMBuildAdd(g->b, k0, i64c(g, 16 * h), ""), ""));
+            LLVMValueRef v = load_ro(g, LLVMVectorType(g->i32, 4), p, 16);
+            for (int j = 0; j < 4; j++)
+                dot = dp4a(g, w[4 * h + j], LLVMBuildExtractElement(g->b, v, i32c(g, j), ""), dot);
+        }
+        d = load_ro(g, g->f32, gep8(g, g->a, LLVMBuildAdd(g->b, base, LLVMBuildAdd(g->b, g->lda, cb, ""), "")), 4);
+        q = load_ro(g, g->i32, gep8(g, g->a, LLVMBuildAdd(g->b, base, LLVMBuildAdd(g->b, sums, cb, ""), "")), 4);
+        inner = LLVMBuildFAdd(g->b, LLVMBuildFMul(g->b, fd, LLVMBuildSIToFP(g->b, dot, g->f32, ""), ""),
+                              LLVMBuildFMul(g->b, fs, LLVMBuildSIToFP(g->b, q, g->f32, ""), ""), "");
+        LLVMBuildStore(g->b, LLVMBuildFAdd(g->b, LLVMBuildLoad2(g->b, g->f32, acc[t], ""),
+                                           LLVMBuildFMul(g->b, d, inner, ""), ""), acc[t]);
+    }
+}
+
+/* ------------------------------------------------- tensor-core path */
+
+#define MMA_MT (QKC_GPU_MMA_ROWS / 16) /* m16 tiles per warp */
+#define MMA_NT (QKC_GPU_MMA_COLS / 8)  /* n8 tiles per warp */
+#define MMA_MAX_STEPS 32               /* mma k-steps per chunk record */
+
+static int mma_k(qkc_compute c)
+{
+    switch (c) {
+    case QKC_COMPUTE_F16:
+    case QKC_COMPUTE_BF16: return 16;
+    case QKC_COMPUTE_TF32: return 8;
+    case QKC_COMPUTE_INT8: return 32;
+    default: return 0; /* f32: FMA, exact f32 products */
+    }
+}
+
+int qkc_lower_ptx_mma(const qkc_matmul *mm, const qkc_klayout *L)
+{
+    int k = mma_k(mm->compute);
+    if (!k || L->mixed || L->outliers || (mm->m && mm->m < QKC_GPU_MMA_MIN_M))
+        return 0;
+    if (mm->compute == QKC_COMPUTE_INT8)
+        return qkc_lower_ptx_int8(mm, L);
+    return L->chunk % k == 0 && L->chunk / k <= MMA_MAX_STEPS;
+}
+
+/* v[t] for the lane's t in 0..3 */
+static LLVMValueRef select4(pg *g, LLVMValueRef t, LLVMValueRef v[4])
+{
+    LLVMValueRef r = v[3];
+    for (int i = 2; i >= 0; i--)
+        r = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, t, i32c(g, i), ""), v[i], r, "");
+    return r;
+}
+
+static LLVMValueRef shfl_idx(pg *g, LLVMValueRef v, LLVMValueRef src)
+{
+    LLVMTypeRef pt[4] = {g->i32, g->f32, g->i32, g->i32};
+    LLVMValueRef args[4] = {i32c(g, -1), v, src, i32c(g, 31)};
+    return call(g, "llvm.nvvm.shfl.sync.idx.f32", g->f32, pt, 4, args);
+}
+
+/* The mma operand type: <2 x half> for f16, else a 32-bit register. */
+static LLVMTypeRef mma_op_type(pg *g)
+{
+    return g->mm->compute == QKC_COMPUTE_F16 ? LLVMVectorType(g->f16, 2) : g->i32;
+}
+
+/* Two values already exact in the compute type (f16 or bf16) as one
+ * packed operand register, lo in the low half. */
+static LLVMValueRef pack2(pg *g, LLVMValueRef lo, LLVMValueRef hi)
+{
+    if (g->mm->compute == QKC_COMPUTE_F16) {
+        LLVMValueRef v = LLVMGetUndef(LLVMVectorType(g->f16, 2));
+        v = LLVMBuildInsertElement(g->b, v, LLVMBuildFPTrunc(g->b, lo, g->f16, ""), i32c(g, 0), "");
+        return LLVMBuildInsertElement(g->b, v, LLVMBuildFPTrunc(g->b, hi, g->f16, ""), i32c(g, 1), "");
+    }
+    return LLVMBuildOr(g->b, LLVMBuildLShr(g->b, LLVMBuildBitCast(g->b, lo, g->i32, ""), i32c(g, 16), ""),
+                       LLVMBuildAnd(g->b, LLVMBuildBitCast(g->b, hi, g->i32, ""), i32c(g, (int32_t)0xFFFF0000u), ""),
+                       "");
+}
+
+/* d = a·b + c on the tensor cores, one m16 x n8 tile. */
+static void mma(pg *g, LLVMValueRef a[4], LLVMValueRef b[2], LLVMValueRef c[4], LLVMValueRef d[4])
+{
+    const char *name;
+    LLVMTypeRef op = mma_op_type(g), acc = g->int8 ? g->i32 : g->f32, pt[10], et[4], rt;
+    LLVMValueRef args[10], r;
+    switch (g->mm->compute) {
+    case QKC_COMPUTE_F16: name = "llvm.nvvm.mma.m16n8k16.row.col.f32.f32"; break;
+    case QKC_COMPUTE_BF16: name = "llvm.nvvm.mma.m16n8k16.row.col.bf16"; break;
+    case QKC_COMPUTE_TF32: name = "llvm.nvvm.mma.m16n8k8.row.col.tf32"; break;
+    default: name = "llvm.nvvm.mma.m16n8k32.row.col.s8"; break;
+    }
+    for (int i = 0; i < 4; i++)
+        pt[i] = op, args[i] = a[i], pt[6 + i] = acc, args[6 + i] = c[i], et[i] = acc;
+    pt[4] = pt[5] = op, args[4] = b[0], args[5] = b[1];
+    rt = LLVMStructTypeInContext(g->ctx, et, 4, 0);
+    r = call(g, name, rt, pt, 10, args);
+    for (int i = 0; i < 4; i++)
+        d[i] = LLVMBuildExtractValue(g->b, r, (unsigned)i, "");
+}
+
+/*
+ * One warp, one QKC_GPU_MMA_ROWS x QKC_GPU_MMA_COLS tile of C (MMA_MT x
+ * MMA_NT mma tiles) over all of k. Lane l = 4·gid + t decodes the whole
+ * chunk record of column n0 + 8·nt + gid for each n8 tile (the four lanes
+ * of a quad read the same bytes) and keeps the elements its B fragment
+ * needs. The k order inside one mma step is permuted, the same way for A
+ * and B (a dot product does not depend on it), so that each lane's
+ * elements are contiguous: for m16n8k16 lane t holds k = 4t..4t+3 (PTX
+ * fragment rows 2t, 2t+1, 2t+8, 2t+9), for m16n8k8 k = 2t, 2t+1 (rows t,
+ * t+4), for m16n8k32 (s8) k = 8t..8t+7 (rows 4t..4t+3, 16+4t..16+4t+3);
+ * A is then read with one 16-, 8- or 8-byte load per row. The C fragment
+ * is not permuted: lane (gid, t) owns rows gid and gid+8, columns 2t and
+ * 2t+1 of each tile. int8: each k32 step is one record and one activation
+ * block; its integer tile is scaled into the f32 accumulators with the
+ * row's block scale and code sum and the column's record factors (fetched
+ * from the lane that decoded that column with shfl.sync.idx).
+ */
+static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
+{
+    const qkc_klayout *L = g->L;
+    const int KS = g->mma_k, steps = g->C / KS, i8 = g->int8;
+    LLVMValueRef lane = LLVMBuildAnd(g->b, sreg(g, "tid.x"), i32c(g, 31), "");
+    LLVMValueRef gid = LLVMBuildLShr(g->b, lane, i32c(g, 2), ""), t = LLVMBuildAnd(g->b, lane, i32c(g, 3), "");
+    LLVMValueRef gid64 = LLVMBuildZExt(g->b, gid, g->i64, ""), t64 = LLVMBuildZExt(g->b, t, g->i64, "");
+    LLVMValueRef mgroups = LLVMBuildSDiv(g->b, LLVMBuildAdd(g->b, g->m, i64c(g, QKC_GPU_MMA_ROWS - 1), ""),
+                                         i64c(g, QKC_GPU_MMA_ROWS), "");
+    LLVMValueRef m0 = LLVMBuildMul(g->b, LLVMBuildSRem(g->b, wg, mgroups, ""), i64c(g, QKC_GPU_MMA_ROWS), "m0");
+    LLVMValueRef n0 = LLVMBuildAdd(g->b, nb, LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, wg, mgroups, ""),
+                                                           i64c(g, QKC_GPU_MMA_COLS), ""), "n0");
+    LLVMValueRef lastn = LLVMBuildSub(g->b, ne, i64c(g, 1), ""), lastm = LLVMBuildSub(g->b, g->m, i64c(g, 1), "");
+    LLVMValueRef lda4 = LLVMBuildMul(g->b, g->lda, i64c(g, 4), "");
+    LLVMValueRef sums = LLVMBuildAdd(g->b, g->lda, LLVMBuildSDiv(g->b, g->lda, i64c(g, 8), ""), "");
+    LLVMValueRef wrow[MMA_NT], abase[MMA_MT][2], acc[MMA_MT][MMA_NT][4], cvar;
+    LLVMBasicBlockRef body = block(g, "mma.body"), chead = block(g, "mma.c.head"), cbody = block(g, "mma.c.body");
+    LLVMBasicBlockRef cexit = block(g, "mma.c.exit"), done = block(g, "mma.done");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n0, ne, ""), body, done);
+    LLVMPositionBuilderAtEnd(g->b, body);
+    for (int nt = 0; nt < MMA_NT; nt++) {
+        LLVMValueRef n = LLVMBuildAdd(g->b, n0, LLVMBuildAdd(g->b, gid64, i64c(g, 8 * nt), ""), "");
+        n = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n, ne, ""), n, lastn, "");
+        wrow[nt] = gep8(g, g->w, LLVMBuildMul(g->b, n, i64c(g, (int64_t)L->row_bytes), ""));
+    }
+    for (int mt = 0; mt < MMA_MT; mt++)
+        for (int h = 0; h < 2; h++) {
+            /* rows past m read row m−1 (valid memory) and are not stored */
+            LLVMValueRef r = LLVMBuildAdd(g->b, m0, LLVMBuildAdd(g->b, gid64, i64c(g, 16 * mt + 8 * h), ""), "");
+            r = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->m, ""), r, lastm, "");
+            abase[mt][h] = LLVMBuildMul(g->b, r, i8 ? lda4 : g->lda, ""); /* bytes (int8) or elements */
+        }
+    for (int mt = 0; mt < MMA_MT; mt++)
+        for (int nt = 0; nt < MMA_NT; nt++)
+            for (int e = 0; e < 4; e++) {
+                acc[mt][nt][e] = entry_alloca(g, g->f32);
+                LLVMBuildStore(g->b, f32c(g, 0.0), acc[mt][nt][e]);
+            }
+    cvar = entry_alloca(g, g->i64);
+    LLVMBuildStore(g->b, i64c(g, 0), cvar);
+    LLVMBuildBr(g->b, chead);
+
+    /* for (c = 0; c < chunks_per_row; c++): one record per column */
+    LLVMPositionBuilderAtEnd(g->b, chead);
+    LLVMValueRef c = LLVMBuildLoad2(g->b, g->i64, cvar, "c");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, c, i64c(g, L->chunks_per_row), ""), cbody, cexit);
+    LLVMPositionBuilderAtEnd(g->b, cbody);
+    {
+        LLVMValueRef bf[MMA_NT][MMA_MAX_STEPS][2];
+        LLVMValueRef cdot[MMA_NT][2], csum[MMA_NT][2];
+        LLVMValueRef k0 = LLVMBuildMul(g->b, c, i64c(g, g->C), "");
+        for (int nt = 0; nt < MMA_NT; nt++) {
+            load_record(g, gep8(g, wrow[nt], LLVMBuildMul(g->b, c, i64c(g, L->chunk_bytes), "")));
+            if (i8) {
+                LLVMValueRef fd, fs, w[8], v0[4], v1[4];
+                int8_factors(g, &fd, &fs);
+                for (int i = 0; i < 8; i++)
+                    w[i] = int8_word(g, i);
+                for (int tt = 0; tt < 4; tt++)
+                    v0[tt] = w[2 * tt], v1[tt] = w[2 * tt + 1];
+                bf[nt][0][0] = select4(g, t, v0);
+                bf[nt][0][1] = select4(g, t, v1);
+                for (int e = 0; e < 2; e++) {
+                    /* the lane that decoded column 2t+e of this tile: gid = 2t+e */
+                    LLVMValueRef src = LLVMBuildShl(g->b, LLVMBuildAdd(g->b, LLVMBuildShl(g->b, t, i32c(g, 1), ""),
+                                                                       i32c(g, e), ""), i32c(g, 2), "");
+                    cdot[nt][e] = shfl_idx(g, fd, src);
+                    csum[nt][e] = shfl_idx(g, fs, src);
+                }
+            } else {
+                LLVMValueRef s = NULL, mn = NULL, z = NULL, x[MMA_MAX_STEPS * 16];
+                if (L->scale != QKC_KF_NONE)
+                    s = field_f32(g, L->scale, L->scale_off);
+                if (L->min != QKC_KF_NONE)
+                    mn = field_f32(g, L->min, L->min_off);
+                if (L->zero != QKC_KF_NONE)
+                    z = field_f32(g, L->zero, L->zero_off);
+                for (int i = 0; i < g->C; i++)
+                    x[i] = element(g, i, s, mn, z);
+                for (int j = 0; j < steps; j++) {
+                    LLVMValueRef v0[4], v1[4];
+                    for (int tt = 0; tt < 4; tt++) {
+                        if (KS == 16) {
+                            v0[tt] = pack2(g, x[16 * j + 4 * tt], x[16 * j + 4 * tt + 1]);
+                            v1[tt] = pack2(g, x[16 * j + 4 * tt + 2], x[16 * j + 4 * tt + 3]);
+                        } else {
+                            v0[tt] = LLVMBuildBitCast(g->b, x[8 * j + 2 * tt], g->i32, "");
+                            v1[tt] = LLVMBuildBitCast(g->b, x[8 * j + 2 * tt + 1], g->i32, "");
+                        }
+                    }
+                    bf[nt][j][0] = select4(g, t, v0);
+                    bf[nt][j][1] = select4(g, t, v1);
+                }
+            }
+        }
+        for (int j = 0; j < steps; j++) {
+            LLVMValueRef kk = LLVMBuildAdd(g->b, k0, i64c(g, (int64_t)j * KS), "");
+            for (int mt = 0; mt < MMA_MT; mt++) {
+                LLVMValueRef a[4], dsc[2] = {NULL, NULL}, qs[2] = {NULL, NULL};
+                for (int h = 0; h < 2; h++) {
+                    if (i8) {
+                        /* 8 codes at byte c·32 + 8t of the row; its block scale and code sum */
+                        LLVMValueRef p = gep8(g, g->a, LLVMBuildAdd(g->b, abase[mt][h],
+                                                                    LLVMBuildAdd(g->b, kk, LLVMBuildShl(g->b, t64, i64c(g, 3), ""), ""), ""));
+                        LLVMValueRef v = load_ro(g, LLVMVectorType(g->i32, 2), p, 8);
+                        LLVMValueRef cb = LLVMBuildShl(g->b, c, i64c(g, 2), "");
+                        a[h] = LLVMBuildExtractElement(g->b, v, i32c(g, 0), "");
+                        a[2 + h] = LLVMBuildExtractElement(g->b, v, i32c(g, 1), "");
+                        dsc[h] = load_ro(g, g->f32, gep8(g, g->a, LLVMBuildAdd(g->b, abase[mt][h], LLVMBuildAdd(g->b, g->lda, cb, ""), "")), 4);
+                        qs[h] = LLVMBuildSIToFP(g->b, load_ro(g, g->i32, gep8(g, g->a, LLVMBuildAdd(g->b, abase[mt][h], LLVMBuildAdd(g->b, sums, cb, ""), "")), 4), g->f32, "");
+                    } else if (KS == 16) {
+                        LLVMValueRef idx = LLVMBuildAdd(g->b, LLVMBuildAdd(g->b, abase[mt][h], kk, ""),
+                                                        LLVMBuildShl(g->b, t64, i64c(g, 2), ""), "");
+                        LLVMValueRef v = load_ro(g, g->v4f, LLVMBuildGEP2(g->b, g->f32, g->a, &idx, 1, ""), 16);
+                        LLVMValueRef e[4];
+                        for (int q = 0; q < 4; q++)
+                            e[q] = LLVMBuildExtractElement(g->b, v, i32c(g, q), "");
+                        a[h] = pack2(g, e[0], e[1]);
+                        a[2 + h] = pack2(g, e[2], e[3]);
+                    } else {
+                        LLVMValueRef idx = LLVMBuildAdd(g->b, LLVMBuildAdd(g->b, abase[mt][h], kk, ""),
+                                                        LLVMBuildShl(g->b, t64, i64c(g, 1), ""), "");
+                        LLVMValueRef v = load_ro(g, LLVMVectorType(g->f32, 2), LLVMBuildGEP2(g->b, g->f32, g->a, &idx, 1, ""), 8);
+                        a[h] = LLVMBuildBitCast(g->b, LLVMBuildExtractElement(g->b, v, i32c(g, 0), ""), g->i32, "");
+                        a[2 + h] = LLVMBuildBitCast(g->b, LLVMBuildExtractElement(g->b, v, i32c(g, 1), ""), g->i32, "");
+                    }
+                }
+                for (int nt = 0; nt < MMA_NT; nt++) {
+                    LLVMValueRef cur[4], d[4];
+                    for (int e = 0; e < 4; e++)
+                        cur[e] = i8 ? i32c(g, 0) : LLVMBuildLoad2(g->b, g->f32, acc[mt][nt][e], "");
+                    mma(g, a, bf[nt][j], cur, d);
+                    for (int e = 0; e < 4; e++) {
+                        LLVMValueRef v = d[e];
+                        if (i8) {
+                            int h = e >> 1;
+                            LLVMValueRef inner = LLVMBuildFAdd(
+                                g->b, LLVMBuildFMul(g->b, cdot[nt][e & 1], LLVMBuildSIToFP(g->b, d[e], g->f32, ""), ""),
+                                LLVMBuildFMul(g->b, csum[nt][e & 1], qs[h], ""), "");
+                            v = LLVMBuildFAdd(g->b, LLVMBuildLoad2(g->b, g->f32, acc[mt][nt][e], ""),
+                                              LLVMBuildFMul(g->b, dsc[h], inner, ""), "");
+                        }
+                        LLVMBuildStore(g->b, v, acc[mt][nt][e]);
+                    }
+                }
+            }
+        }
+        LLVMBuildStore(g->b, LLVMBuildAdd(g->b, c, i64c(g, 1), ""), cvar);
+        LLVMBuildBr(g->b, chead);
+    }
+
+    /* epilogue: each lane stores its 4 elements of each tile */
+    LLVMPositionBuilderAtEnd(g->b, cexit);
+    for (int mt = 0; mt < MMA_MT; mt++)
+        for (int nt = 0; nt < MMA_NT; nt++)
+            for (int e = 0; e < 4; e++) {
+                LLVMValueRef r = LLVMBuildAdd(g->b, m0, LLVMBuildAdd(g->b, gid64, i64c(g, 16 * mt + 8 * (e >> 1)), ""), "");
+                LLVMValueRef n = LLVMBuildAdd(g->b, n0, LLVMBuildAdd(g->b, LLVMBuildShl(g->b, t64, i64c(g, 1), ""),
+                                                                       i64c(g, 8 * nt + (e & 1)), ""), "");
+                LLVMValueRef ok = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->m, ""),
+                                               LLVMBuildICmp(g->b, LLVMIntSLT, n, ne, ""), "");
+                LLVMBasicBlockRef st = block(g, "mma.store"), next = block(g, "mma.store.next");
+                LLVMValueRef v;
+                LLVMBuildCondBr(g->b, ok, st, next);
+                LLVMPositionBuilderAtEnd(g->b, st);
+                v = LLVMBuildLoad2(g->b, g->f32, acc[mt][nt][e], "");
+                if (g->mm->bias == QKC_BIAS_F32)
+                    v = LLVMBuildFAdd(g->b, v, load_ro(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
+                store_out(g, activation(g, v), r, n);
+                LLVMBuildBr(g->b, next);
+                LLVMPositionBuilderAtEnd(g->b, next);
+            }
+    LLVMBuildBr(g->b, done);
+    LLVMPositionBuilderAtEnd(g->b, done);
+}
+
 /* ------------------------------------------------------------ kernel */
 
 static void emit_kernel(pg *g, LLVMValueRef n)
@@ -398,7 +780,7 @@ static void emit_kernel(pg *g, LLVMValueRef n)
     LLVMBasicBlockRef mhead = block(g, "m.head"), mbody = block(g, "m.body"), chead = block(g, "c.head");
     LLVMBasicBlockRef cbody = block(g, "c.body"), cexit = block(g, "c.exit"), store = block(g, "store");
     LLVMBasicBlockRef mnext = block(g, "m.next"), done = block(g, "done");
-    LLVMValueRef arow[8];
+    LLVMValueRef arow[8], rix[8];
     for (int t = 0; t < g->TM; t++)
         acc[t] = entry_alloca(g, g->f32);
     LLVMBuildStore(g->b, i64c(g, 0), mvar);
@@ -414,6 +796,7 @@ static void emit_kernel(pg *g, LLVMValueRef n)
         LLVMValueRef r = LLVMBuildAdd(g->b, m0, i64c(g, t), "");
         LLVMValueRef last = LLVMBuildSub(g->b, g->m, i64c(g, 1), "");
         r = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->m, ""), r, last, "");
+        rix[t] = r;
         arow[t] = LLVMBuildMul(g->b, r, g->lda, "");
         LLVMBuildStore(g->b, f32c(g, 0.0), acc[t]);
     }
@@ -430,31 +813,35 @@ static void emit_kernel(pg *g, LLVMValueRef n)
         LLVMValueRef s = NULL, mn = NULL, z = NULL, sum[8];
         LLVMValueRef k0 = LLVMBuildMul(g->b, ci, i64c(g, g->C), "");
         load_record(g, rec);
-        if (L->scale != QKC_KF_NONE)
-            s = field_f32(g, L->scale, L->scale_off);
-        if (L->min != QKC_KF_NONE)
-            mn = field_f32(g, L->min, L->min_off);
-        if (L->zero != QKC_KF_NONE)
-            z = field_f32(g, L->zero, L->zero_off);
-        for (int t = 0; t < g->TM; t++)
-            sum[t] = LLVMBuildLoad2(g->b, g->f32, acc[t], "");
-        for (int q = 0; q < g->C / 4; q++) {
-            LLVMValueRef x[4], av[8];
-            for (int j = 0; j < 4; j++)
-                x[j] = element(g, 4 * q + j, s, mn, z);
-            for (int t = 0; t < g->TM; t++) {
-                LLVMValueRef idx = LLVMBuildAdd(g->b, LLVMBuildAdd(g->b, arow[t], k0, ""), i64c(g, 4 * q), "");
-                av[t] = load_ro(g, g->v4f, LLVMBuildGEP2(g->b, g->f32, g->a, &idx, 1, ""), 16);
-            }
-            for (int j = 0; j < 4; j++)
+        if (g->int8) {
+            gemv_int8_record(g, ci, k0, rix, acc);
+        } else {
+            if (L->scale != QKC_KF_NONE)
+                s = field_f32(g, L->scale, L->scale_off);
+            if (L->min != QKC_KF_NONE)
+                mn = field_f32(g, L->min, L->min_off);
+            if (L->zero != QKC_KF_NONE)
+                z = field_f32(g, L->zero, L->zero_off);
+            for (int t = 0; t < g->TM; t++)
+                sum[t] = LLVMBuildLoad2(g->b, g->f32, acc[t], "");
+            for (int q = 0; q < g->C / 4; q++) {
+                LLVMValueRef x[4], av[8];
+                for (int j = 0; j < 4; j++)
+                    x[j] = element(g, 4 * q + j, s, mn, z);
                 for (int t = 0; t < g->TM; t++) {
-                    LLVMValueRef fa[3] = {LLVMBuildExtractElement(g->b, av[t], i32c(g, j), ""), x[j], sum[t]};
-                    LLVMTypeRef ft[3] = {g->f32, g->f32, g->f32};
-                    sum[t] = call(g, "llvm.fma.f32", g->f32, ft, 3, fa);
+                    LLVMValueRef idx = LLVMBuildAdd(g->b, LLVMBuildAdd(g->b, arow[t], k0, ""), i64c(g, 4 * q), "");
+                    av[t] = load_ro(g, g->v4f, LLVMBuildGEP2(g->b, g->f32, g->a, &idx, 1, ""), 16);
                 }
+                for (int j = 0; j < 4; j++)
+                    for (int t = 0; t < g->TM; t++) {
+                        LLVMValueRef fa[3] = {LLVMBuildExtractElement(g->b, av[t], i32c(g, j), ""), x[j], sum[t]};
+                        LLVMTypeRef ft[3] = {g->f32, g->f32, g->f32};
+                        sum[t] = call(g, "llvm.fma.f32", g->f32, ft, 3, fa);
+                    }
+            }
+            for (int t = 0; t < g->TM; t++)
+                LLVMBuildStore(g->b, sum[t], acc[t]);
         }
-        for (int t = 0; t < g->TM; t++)
-            LLVMBuildStore(g->b, sum[t], acc[t]);
         LLVMBuildStore(g->b, LLVMBuildAdd(g->b, ci, i64c(g, 32), ""), cvar);
         LLVMBuildBr(g->b, chead);
     }
@@ -497,6 +884,8 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
     g.TM = s->tile_m < 1 ? 1 : s->tile_m > 8 ? 8 : s->tile_m;
     g.lw = qkc_lower_ptx_load_bytes(L);
     g.ub = g.lw < 4 ? g.lw : 4;
+    g.int8 = qkc_lower_ptx_int8(mm, L);
+    g.mma_k = qkc_lower_ptx_mma(mm, L) ? mma_k(mm->compute) : 0;
     if (L->mixed)
         return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED,
                             "w=mixed: GPU (nvptx) kernels do not take mixed row blocks yet; compile for a CPU target");
@@ -572,14 +961,24 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
             LLVMSetAlignment(g.table, 16);
         }
         {
-            /* warp index in the grid */
+            /* warp index in the grid; the shape by m (codegen/kernel_abi.h) */
             LLVMValueRef wpb = LLVMBuildLShr(g.b, sreg(&g, "ntid.x"), i32c(&g, 5), "");
             LLVMValueRef wg = LLVMBuildAdd(g.b, LLVMBuildMul(g.b, sreg(&g, "ctaid.x"), wpb, ""),
                                            LLVMBuildLShr(g.b, sreg(&g, "tid.x"), i32c(&g, 5), ""), "");
-            n = LLVMBuildAdd(g.b, nb, LLVMBuildZExt(g.b, wg, g.i64, ""), "n");
+            wg = LLVMBuildZExt(g.b, wg, g.i64, "wg");
+            exit = LLVMAppendBasicBlockInContext(ctx, g.fn, "exit");
+            if (g.mma_k) {
+                LLVMBasicBlockRef tc = LLVMAppendBasicBlockInContext(ctx, g.fn, "tensor.cores");
+                LLVMBasicBlockRef gemv = LLVMAppendBasicBlockInContext(ctx, g.fn, "gemv");
+                LLVMBuildCondBr(g.b, LLVMBuildICmp(g.b, LLVMIntSGE, g.m, i64c(&g, QKC_GPU_MMA_MIN_M), ""), tc, gemv);
+                LLVMPositionBuilderAtEnd(g.b, tc);
+                emit_mma(&g, wg, nb, ne);
+                LLVMBuildBr(g.b, exit);
+                LLVMPositionBuilderAtEnd(g.b, gemv);
+            }
+            n = LLVMBuildAdd(g.b, nb, wg, "n");
         }
         body = LLVMAppendBasicBlockInContext(ctx, g.fn, "body");
-        exit = LLVMAppendBasicBlockInContext(ctx, g.fn, "exit");
         LLVMBuildCondBr(g.b, LLVMBuildICmp(g.b, LLVMIntSLT, n, ne, ""), body, exit);
         LLVMPositionBuilderAtEnd(g.b, body);
         emit_kernel(&g, n);

@@ -20,6 +20,16 @@
 qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t,
                          const qkc_schedule *s, const char *name, LLVMModuleRef *out, qkc_diag *diag);
 
+/* Does this spec's GPU kernel take int8 codes of A (compute=int8, weights
+ * with integer codes in 32-element records; dp4a and the s8 tensor-core
+ * path)? Then qkc_kernel_prepare_a writes the int8 row layout of
+ * codegen/kernel_abi.h. */
+int qkc_lower_ptx_int8(const qkc_matmul *mm, const qkc_klayout *L);
+
+/* Does this spec's GPU kernel have the tensor-core (mma.sync) path for
+ * m >= QKC_GPU_MMA_MIN_M (compute f16, bf16, tf32, or int8 as above)? */
+int qkc_lower_ptx_mma(const qkc_matmul *mm, const qkc_klayout *L);
+
 /* The widest load (16, 8, 4, 2 or 1 bytes) a lane uses for a chunk
  * record of layout L: every record starts at a multiple of it, given
  * weights that start 16-byte aligned (the GPU ABI requires that). */

@@ -239,13 +239,13 @@ qkc_status qkc_cuda_load_kernel(qkc_context *ctx, const char *ptx, int sm, const
     return QKC_OK;
 }
 
-qkc_status qkc_cuda_launch(qkc_context *ctx, void *function, const qkc_kernel_args *args)
+qkc_status qkc_cuda_launch(qkc_context *ctx, void *function, const qkc_kernel_args *args, int64_t warps)
 {
     qkc_status st;
     cuda_state *cs = enter(ctx, &st);
     qkc_kernel_args copy = *args;
     void *params[1] = {&copy};
-    int64_t warps = args->n_end - args->n_begin, per_block = QKC_GPU_BLOCK / 32;
+    int64_t per_block = QKC_GPU_BLOCK / 32;
     int64_t blocks = (warps + per_block - 1) / per_block;
     if (!cs)
         return st;

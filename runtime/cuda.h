@@ -24,9 +24,9 @@ qkc_status qkc_cuda_require(qkc_context *ctx);
  * until the context is destroyed. */
 qkc_status qkc_cuda_load_kernel(qkc_context *ctx, const char *ptx, int sm, const char *symbol, void **function);
 
-/* Launch a GPU kernel (codegen/kernel_abi.h: args by value, the grid of
- * QKC_GPU_BLOCK-thread blocks covering [n_begin, n_end)) on the default
- * stream; asynchronous. */
-qkc_status qkc_cuda_launch(qkc_context *ctx, void *function, const qkc_kernel_args *args);
+/* Launch a GPU kernel (codegen/kernel_abi.h: args by value) on the
+ * default stream with QKC_GPU_BLOCK-thread blocks covering `warps` warps
+ * (the grid shape's count, kernel_abi.h); asynchronous. */
+qkc_status qkc_cuda_launch(qkc_context *ctx, void *function, const qkc_kernel_args *args, int64_t warps);
 
 #endif

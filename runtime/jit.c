@@ -238,11 +238,12 @@ static qkc_status make_plan(qkc_context *ctx, const qkc_spec *spec, const qkc_co
     return QKC_OK;
 }
 
-/* GPU kernels always take the float path (the host pre-pass feeds them
- * int8-quantized-then-dequantized activations for compute=int8). */
+/* GPU kernels take int8 codes (dp4a, s8 tensor cores) for the weights
+ * codegen/lower_ptx.c says; others the float path, fed int8-quantized-
+ * then-dequantized activations for compute=int8. */
 static int uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
 {
-    return t->arch == QKC_ARCH_NVPTX ? 0 : qkc_lower_uses_int8_dot(mm, L, t);
+    return t->arch == QKC_ARCH_NVPTX ? qkc_lower_ptx_int8(mm, L) : qkc_lower_uses_int8_dot(mm, L, t);
 }
 
 /* Build, verify and optimise the module of a plan in ctx. */
@@ -523,6 +524,8 @@ static qkc_status gpu_compile(qkc_context *ctx, jit_state *js, const qkc_spec *s
         return st;
     }
     code->gpu = 1;
+    code->gpu_mma = qkc_lower_ptx_mma(&spec->mm, &p->layout);
+    code->int8_dot = uses_int8_dot(&spec->mm, &p->layout, &p->target);
     code->mm = spec->mm;
     code->layout = p->layout;
     code->schedule = p->schedule;

@@ -236,6 +236,37 @@ qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, cons
         qkc_ref_act_outlier_columns(mm->a_dtype, mm->rotate, mm->w.act_threshold, a, lda, m, k, row, oflag);
     }
     memset(dst, 0, bytes);
+    if (code->int8_dot) {
+        /* int8 codes, block scales and code sums (codegen/kernel_abi.h);
+         * such kernels have no act-order permutation */
+        float *tmp = qkc_alloc(ctx, (size_t)k * sizeof *tmp);
+        if (!tmp) {
+            qkc_free(ctx, row);
+            qkc_free(ctx, qrow);
+            qkc_free(ctx, dblk);
+            qkc_free(ctx, oflag);
+            return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_prepare_a: out of memory");
+        }
+        for (int64_t r = 0; r < m; r++) {
+            uint8_t *base = (uint8_t *)(dst + r * ldp);
+            int64_t blocks = (k + QKC_INT8_BLOCK - 1) / QKC_INT8_BLOCK;
+            prepare_row(mm, NULL, a, lda, r, NULL, NULL, row, qrow, dblk, tmp);
+            memcpy(base, qrow, (size_t)k);
+            for (int64_t b = 0; b < blocks; b++) {
+                int32_t sum = 0;
+                for (int64_t i = b * QKC_INT8_BLOCK; i < k && i < (b + 1) * QKC_INT8_BLOCK; i++)
+                    sum += qrow[i];
+                memcpy(base + ldp + 4 * b, &dblk[b], 4);
+                memcpy(base + ldp + ldp / 8 + 4 * b, &sum, 4);
+            }
+        }
+        qkc_free(ctx, tmp);
+        qkc_free(ctx, row);
+        qkc_free(ctx, qrow);
+        qkc_free(ctx, dblk);
+        qkc_free(ctx, oflag);
+        return QKC_OK;
+    }
     for (int64_t r = 0; r < m; r++) {
         int64_t bad = prepare_row(mm, NULL, a, lda, r, perm, oflag, row, qrow, dblk, dst + r * ldp);
         if (bad >= 0) {
@@ -252,6 +283,14 @@ qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, cons
     qkc_free(ctx, dblk);
     qkc_free(ctx, oflag);
     return QKC_OK;
+}
+
+/* Warps of the grid for m rows and n columns (codegen/kernel_abi.h). */
+static int64_t gpu_warps(const qkc_compiled *code, int64_t m, int64_t n)
+{
+    if (code->gpu_mma && m >= QKC_GPU_MMA_MIN_M)
+        return (m + QKC_GPU_MMA_ROWS - 1) / QKC_GPU_MMA_ROWS * ((n + QKC_GPU_MMA_COLS - 1) / QKC_GPU_MMA_COLS);
+    return n;
 }
 
 qkc_status qkc_kernel_run_device(qkc_context *ctx, const qkc_kernel *kernel, const qkc_device_args *args)
@@ -301,7 +340,7 @@ qkc_status qkc_kernel_run_device(qkc_context *ctx, const qkc_kernel *kernel, con
     ka.m = args->m;
     ka.n_begin = 0;
     ka.n_end = mm->n;
-    return qkc_cuda_launch(ctx, code->gpu_function, &ka);
+    return qkc_cuda_launch(ctx, code->gpu_function, &ka, gpu_warps(code, args->m, mm->n));
 }
 
 /* qkc_kernel_run for a GPU kernel: host operands copied in and out. */

@@ -30,6 +30,7 @@ typedef struct qkc_compiled {
     int ahead_of_time;     /* from an AOT library's table */
     int gpu;               /* a GPU kernel: gpu_function (a CUfunction) instead of fn */
     void *gpu_function;
+    int gpu_mma;           /* the GPU kernel has the tensor-core path (codegen/kernel_abi.h) */
 } qkc_compiled;
 
 /* `code` is atomic: a tiered kernel (runtime/tune.c) switches it to a

@@ -113,8 +113,9 @@ static void assemble(const char *path, const char *arch, const char *what)
     unlink(log);
 }
 
-/* Do the format's chunk records come as whole 16-byte words? */
-static int wide_loads(qkc_context *ctx, const char *text)
+/* Do the format's chunk records come as whole 16-byte words? Does its
+ * kernel have the tensor-core path (*mma) and take int8 codes (*int8)? */
+static int wide_loads(qkc_context *ctx, const char *text, int *mma, int *int8)
 {
     qkc_matmul mm;
     qkc_klayout L;
@@ -122,14 +123,28 @@ static int wide_loads(qkc_context *ctx, const char *text)
     (void)ctx;
     if (qkc_matmul_parse(text, &mm, NULL, &diag) || qkc_klayout_for(&mm.w, mm.n, mm.k, &L, &diag))
         fail_msg("%s: %s", text, diag.message);
+    *mma = qkc_lower_ptx_mma(&mm, &L);
+    *int8 = qkc_lower_ptx_int8(&mm, &L);
     return qkc_lower_ptx_load_bytes(&L) == 16;
+}
+
+/* The mma.sync instruction of a compute type's tensor-core path. */
+static const char *mma_instruction(const char *text)
+{
+    if (strstr(text, "compute=bf16"))
+        return "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32";
+    if (strstr(text, "compute=f16"))
+        return "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32";
+    if (strstr(text, "compute=tf32"))
+        return "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32";
+    return "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32";
 }
 
 static void test_every_format_assembles(void **state)
 {
     static const char *const targets[][2] = {{"nvptx-sm80", "sm_80"}, {"nvptx-sm90", "sm_90"}};
     qkc_context *ctx;
-    int files = 0, wide = 0, invalid = 0;
+    int files = 0, wide = 0, invalid = 0, mma_kernels = 0, dp4a_kernels = 0;
     struct timespec t0, t1;
     (void)state;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -154,10 +169,21 @@ static void test_every_format_assembles(void **state)
                     fail_msg("%s on %s: no .entry in the PTX", text, targets[t][0]);
                 if (!strstr(ptx, "shfl.sync.bfly"))
                     fail_msg("%s on %s: no warp reduction (shfl.sync.bfly) in the PTX", text, targets[t][0]);
-                if (wide_loads(ctx, text)) {
-                    wide++;
-                    if (!strstr(ptx, "ld.global.nc.v4"))
-                        fail_msg("%s on %s: 16-byte chunk records but no ld.global.nc.v4", text, targets[t][0]);
+                {
+                    int has_mma, has_int8;
+                    if (wide_loads(ctx, text, &has_mma, &has_int8)) {
+                        wide++;
+                        if (!strstr(ptx, "ld.global.nc.v4"))
+                            fail_msg("%s on %s: 16-byte chunk records but no ld.global.nc.v4", text, targets[t][0]);
+                    }
+                    if (has_mma && !strstr(ptx, mma_instruction(text)))
+                        fail_msg("%s on %s: no %s in the PTX", text, targets[t][0], mma_instruction(text));
+                    if (!has_mma && strstr(ptx, "mma.sync"))
+                        fail_msg("%s on %s: mma.sync in a kernel without the tensor-core path", text, targets[t][0]);
+                    if (has_int8 && !strstr(ptx, "dp4a.s32.s32"))
+                        fail_msg("%s on %s: int8 codes but no dp4a in the PTX", text, targets[t][0]);
+                    mma_kernels += has_mma;
+                    dp4a_kernels += has_int8;
                 }
                 snprintf(path, sizeof path, "%s/k%d.ptx", tmpdir, files);
                 out = fopen(path, "w");
@@ -176,10 +202,58 @@ static void test_every_format_assembles(void **state)
     qkc_context_destroy(ctx);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("ptxas assembled %d PTX kernels (%zu formats x %zu compute types x sm_80, sm_90, less %d combinations "
-           "the verifier rejects; %d with 128-bit weight loads) in %.1f s\n",
+           "the verifier rejects; %d with 128-bit weight loads, %d with a tensor-core path, %d with dp4a) in "
+           "%.1f s\n",
            files, sizeof formats / sizeof formats[0], sizeof computes / sizeof computes[0], invalid, wide,
-           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+           mma_kernels, dp4a_kernels, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
     assert_true(wide > 0);
+    assert_true(mma_kernels > 0);
+    assert_true(dp4a_kernels > 0);
+}
+
+/* Which kernels get tensor cores and dp4a, spelled out per spec (the
+ * sweep above checks the same against the lowering's own predicates). */
+static void test_tensor_core_paths(void **state)
+{
+    static const struct {
+        const char *spec, *want[3], *absent;
+    } cases[] = {
+        {"w=q4_0 compute=bf16", {"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", NULL}, "dp4a"},
+        {"w=nf4_bnb compute=f16", {"mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32", NULL}, "dp4a"},
+        {"w=q4_k compute=tf32", {"mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", NULL}, "dp4a"},
+        {"w=q4_0 compute=int8", {"mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32", "dp4a.s32.s32", "shfl.sync.idx"}, NULL},
+        {"w=q8_0 compute=int8", {"mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32", "dp4a.s32.s32", NULL}, NULL},
+        {"w=q4_1 compute=int8", {"mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32", "dp4a.s32.s32", NULL}, NULL},
+        {"w=iq4_nl compute=int8", {"mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32", "dp4a.s32.s32", NULL}, NULL},
+        {"w=q4_0 compute=f32", {"fma.rn.f32", NULL}, "mma.sync"},
+        {"w=q4_0 compute=bf16 m=4", {"fma.rn.f32", NULL}, "mma.sync"},
+        {"w=uint8 zero=int compute=int8", {"fma.rn.f32", NULL}, "dp4a"}, /* codes 0..255 are not s8 */
+        {"w=gptq:4:actorder group=32 compute=int8", {"fma.rn.f32", NULL}, "dp4a"},
+    };
+    qkc_context *ctx;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256], path[512];
+        char *ptx;
+        FILE *out;
+        snprintf(text, sizeof text, "matmul n=64 k=512 %s", cases[i].spec);
+        ptx = emit_ptx(ctx, "nvptx-sm80", text, 0);
+        for (int j = 0; j < 3 && cases[i].want[j]; j++)
+            if (!strstr(ptx, cases[i].want[j]))
+                fail_msg("%s: no %s in the PTX", text, cases[i].want[j]);
+        if (cases[i].absent && strstr(ptx, cases[i].absent))
+            fail_msg("%s: %s in the PTX", text, cases[i].absent);
+        snprintf(path, sizeof path, "%s/tc%zu.ptx", tmpdir, i);
+        out = fopen(path, "w");
+        assert_non_null(out);
+        assert_int_equal(fwrite(ptx, 1, strlen(ptx), out), strlen(ptx));
+        assert_int_equal(fclose(out), 0);
+        free(ptx);
+        assemble(path, "sm_80", text);
+        unlink(path);
+    }
+    qkc_context_destroy(ctx);
 }
 
 /* The compile path: an NVPTX target never runs as CPU code; without a
@@ -207,6 +281,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_targets_and_errors),
+        cmocka_unit_test(test_tensor_core_paths),
         cmocka_unit_test(test_every_format_assembles),
     };
     int rc;
