@@ -49,6 +49,7 @@ typedef struct pg {
     unsigned invariant_kind;
     int int8;  /* A holds int8 codes + block scales and sums (qkc_lower_ptx_int8) */
     int mma_k; /* k per mma.sync step; 0: no tensor-core path */
+    int raw;   /* round_compute leaves f16/bf16 to pack2 (cvt.rn, the same RNE) */
     LLVMValueRef units[MAX_UNITS];
 } pg;
 
@@ -238,6 +239,8 @@ static LLVMValueRef fp8_to_f32(pg *g, LLVMValueRef code, int e5m2)
 static LLVMValueRef round_compute(pg *g, LLVMValueRef x)
 {
     LLVMValueRef u, r;
+    if (g->raw && (g->mm->compute == QKC_COMPUTE_F16 || g->mm->compute == QKC_COMPUTE_BF16))
+        return x;
     switch (g->mm->compute) {
     case QKC_COMPUTE_F16: return LLVMBuildFPExt(g->b, LLVMBuildFPTrunc(g->b, x, g->f16, ""), g->f32, "");
     case QKC_COMPUTE_BF16:
@@ -281,10 +284,18 @@ static LLVMValueRef code_at(pg *g, int i)
 
 /* Element i of the loaded record, dequantized (and rounded to the compute
  * type). s, mn, z: the record's scale, minimum and zero (or NULL). */
+static LLVMValueRef element_code(pg *g, LLVMValueRef code, int i, LLVMValueRef s, LLVMValueRef mn, LLVMValueRef z);
+
 static LLVMValueRef element(pg *g, int i, LLVMValueRef s, LLVMValueRef mn, LLVMValueRef z)
 {
+    return element_code(g, code_at(g, i), i, s, mn, z);
+}
+
+/* Element i, given its code (i matters only to VQ codebooks). */
+static LLVMValueRef element_code(pg *g, LLVMValueRef code, int i, LLVMValueRef s, LLVMValueRef mn, LLVMValueRef z)
+{
     const qkc_klayout *L = g->L;
-    LLVMValueRef code = code_at(g, i), x;
+    LLVMValueRef x;
     switch (L->decode) {
     case QKC_KDEC_F32: return round_compute(g, as_f32(g, code));
     case QKC_KDEC_F16: return round_compute(g, half_to_f32(g, code));
@@ -409,11 +420,10 @@ static LLVMValueRef dp4a(pg *g, LLVMValueRef x, LLVMValueRef y, LLVMValueRef acc
     return LLVMBuildCall2(g->b, ft, fn, args, 3, "");
 }
 
-/* The integer weight value of element i of the loaded record: code − zero
- * constant (AFFINE) or the table's integer entry (TABLE), as i32. */
-static LLVMValueRef int8_value(pg *g, int i)
+/* The integer weight value of a code: code − zero constant (AFFINE) or
+ * the table's integer entry (TABLE), as i32. */
+static LLVMValueRef int8_of_code(pg *g, LLVMValueRef code)
 {
-    LLVMValueRef code = code_at(g, i);
     if (g->L->decode == QKC_KDEC_TABLE) {
         LLVMValueRef idx[2] = {i32c(g, 0), code};
         LLVMTypeRef at = LLVMArrayType(g->f32, 16);
@@ -428,7 +438,7 @@ static LLVMValueRef int8_word(pg *g, int w)
 {
     LLVMValueRef r = NULL;
     for (int j = 0; j < 4; j++) {
-        LLVMValueRef v = LLVMBuildAnd(g->b, int8_value(g, 4 * w + j), i32c(g, 255), "");
+        LLVMValueRef v = LLVMBuildAnd(g->b, int8_of_code(g, code_at(g, 4 * w + j)), i32c(g, 255), "");
         if (j)
             v = LLVMBuildShl(g->b, v, i32c(g, 8 * j), "");
         r = r ? LLVMBuildOr(g->b, r, v, "") : v;
@@ -519,6 +529,40 @@ int qkc_lower_ptx_mma(const qkc_matmul *mm, const qkc_klayout *L)
     return L->chunk % k == 0 && L->chunk / k <= MMA_MAX_STEPS;
 }
 
+/*
+ * Per-lane codes. On the tensor-core path each lane needs elements
+ * i = tt + c of a record, tt a lane-dependent multiple of 2 (0..12) and c
+ * a constant; it loads just the bytes of those codes, at lane-dependent
+ * addresses, instead of decoding the whole record. For 4-bit codes
+ * (element i < C/2 in the low nibble of byte i, else the high nibble of
+ * byte i − C/2) that needs the nibble to be the same for every tt:
+ * lane_code_ok says whether it is.
+ */
+static int lane_code_ok(const pg *g, int c, int tt_max)
+{
+    const qkc_klayout *L = g->L;
+    if (L->decode == QKC_KDEC_VQ)
+        return 0;
+    if (L->code_bits == 4)
+        return (c < g->C / 2) == (c + tt_max < g->C / 2);
+    return L->code_bits == 8 || L->code_bits == 16 || L->code_bits == 32;
+}
+
+static LLVMValueRef lane_code(pg *g, LLVMValueRef rec, LLVMValueRef tt, int c)
+{
+    const qkc_klayout *L = g->L;
+    int bytes = L->code_bits == 4 ? 1 : L->code_bits / 8, hi = L->code_bits == 4 && c >= g->C / 2;
+    int64_t off = L->code_off + (L->code_bits == 4 ? c - (hi ? g->C / 2 : 0) : (int64_t)bytes * c);
+    LLVMValueRef base = gep8(g, rec, bytes == 1 ? tt : LLVMBuildMul(g->b, tt, i64c(g, bytes), "")), v = NULL;
+    for (int b = 0; b < bytes; b++) {
+        LLVMValueRef x = LLVMBuildZExt(g->b, load_ro(g, g->i8, gep8(g, base, i64c(g, off + b)), 1), g->i32, "");
+        v = v ? LLVMBuildOr(g->b, v, LLVMBuildShl(g->b, x, i32c(g, 8 * b), ""), "") : x;
+    }
+    if (L->code_bits == 4)
+        v = hi ? LLVMBuildLShr(g->b, v, i32c(g, 4), "") : LLVMBuildAnd(g->b, v, i32c(g, 15), "");
+    return v;
+}
+
 /* v[t] for the lane's t in 0..3 */
 static LLVMValueRef select4(pg *g, LLVMValueRef t, LLVMValueRef v[4])
 {
@@ -541,18 +585,16 @@ static LLVMTypeRef mma_op_type(pg *g)
     return g->mm->compute == QKC_COMPUTE_F16 ? LLVMVectorType(g->f16, 2) : g->i32;
 }
 
-/* Two values already exact in the compute type (f16 or bf16) as one
- * packed operand register, lo in the low half. */
+/* Two f32 values rounded (RNE) to the compute type, f16 or bf16, as one
+ * packed operand register, lo in the low half (cvt.rn; exact for values
+ * already in the type). */
 static LLVMValueRef pack2(pg *g, LLVMValueRef lo, LLVMValueRef hi)
 {
-    if (g->mm->compute == QKC_COMPUTE_F16) {
-        LLVMValueRef v = LLVMGetUndef(LLVMVectorType(g->f16, 2));
-        v = LLVMBuildInsertElement(g->b, v, LLVMBuildFPTrunc(g->b, lo, g->f16, ""), i32c(g, 0), "");
-        return LLVMBuildInsertElement(g->b, v, LLVMBuildFPTrunc(g->b, hi, g->f16, ""), i32c(g, 1), "");
-    }
-    return LLVMBuildOr(g->b, LLVMBuildLShr(g->b, LLVMBuildBitCast(g->b, lo, g->i32, ""), i32c(g, 16), ""),
-                       LLVMBuildAnd(g->b, LLVMBuildBitCast(g->b, hi, g->i32, ""), i32c(g, (int32_t)0xFFFF0000u), ""),
-                       "");
+    LLVMTypeRef h = g->mm->compute == QKC_COMPUTE_F16 ? g->f16 : LLVMBFloatTypeInContext(g->ctx);
+    LLVMValueRef v = LLVMGetUndef(LLVMVectorType(h, 2));
+    v = LLVMBuildInsertElement(g->b, v, LLVMBuildFPTrunc(g->b, lo, h, ""), i32c(g, 0), "");
+    v = LLVMBuildInsertElement(g->b, v, LLVMBuildFPTrunc(g->b, hi, h, ""), i32c(g, 1), "");
+    return g->mm->compute == QKC_COMPUTE_F16 ? v : LLVMBuildBitCast(g->b, v, g->i32, "");
 }
 
 /* d = a·b + c on the tensor cores, one m16 x n8 tile. */
@@ -578,15 +620,17 @@ static void mma(pg *g, LLVMValueRef a[4], LLVMValueRef b[2], LLVMValueRef c[4], 
 
 /*
  * One warp, one QKC_GPU_MMA_ROWS x QKC_GPU_MMA_COLS tile of C (MMA_MT x
- * MMA_NT mma tiles) over all of k. Lane l = 4·gid + t decodes the whole
- * chunk record of column n0 + 8·nt + gid for each n8 tile (the four lanes
- * of a quad read the same bytes) and keeps the elements its B fragment
- * needs. The k order inside one mma step is permuted, the same way for A
+ * MMA_NT mma tiles) over all of k. Lane l = 4·gid + t decodes, for each
+ * n8 tile, the elements its B fragment needs from the chunk record of
+ * column n0 + 8·nt + gid (the four lanes of a quad share the record). The k order inside one mma step is permuted, the same way for A
  * and B (a dot product does not depend on it), so that each lane's
  * elements are contiguous: for m16n8k16 lane t holds k = 4t..4t+3 (PTX
  * fragment rows 2t, 2t+1, 2t+8, 2t+9), for m16n8k8 k = 2t, 2t+1 (rows t,
- * t+4), for m16n8k32 (s8) k = 8t..8t+7 (rows 4t..4t+3, 16+4t..16+4t+3);
- * A is then read with one 16-, 8- or 8-byte load per row. The C fragment
+ * t+4); A is then read with one 16- or 8-byte load per row. m16n8k32
+ * (s8) keeps the PTX order: lane t holds k = 4t..4t+3 and 16+4t..16+4t+3,
+ * two 4-byte loads of A per row. Where the codes allow it (lane_code) a
+ * lane loads only the code bytes of its own elements; otherwise it
+ * decodes the whole record and selects its elements by t. The C fragment
  * is not permuted: lane (gid, t) owns rows gid and gid+8, columns 2t and
  * 2t+1 of each tile. int8: each k32 step is one record and one activation
  * block; its integer tile is scaled into the f32 accumulators with the
@@ -609,6 +653,14 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
     LLVMValueRef lda4 = LLVMBuildMul(g->b, g->lda, i64c(g, 4), "");
     LLVMValueRef sums = LLVMBuildAdd(g->b, g->lda, LLVMBuildSDiv(g->b, g->lda, i64c(g, 8), ""), "");
     LLVMValueRef wrow[MMA_NT], abase[MMA_MT][2], acc[MMA_MT][MMA_NT][4], cvar;
+    /* per-lane code loads (lane_code) when every code the lane needs allows
+     * them: elements j·KS + tt + e, tt = (KS/4)·t (int8: 16h + tt + e, tt = 4t) */
+    LLVMValueRef tt = LLVMBuildMul(g->b, t64, i64c(g, i8 ? 4 : KS / 4), "");
+    int percode = 1;
+    for (int j = 0; j < steps; j++)
+        for (int e = 0; e < (i8 ? 4 : KS / 4); e++)
+            for (int h = 0; h < (i8 ? 2 : 1); h++)
+                percode &= lane_code_ok(g, i8 ? 16 * h + e : j * KS + e, i8 ? 12 : 3 * (KS / 4));
     LLVMBasicBlockRef body = block(g, "mma.body"), chead = block(g, "mma.c.head"), cbody = block(g, "mma.c.body");
     LLVMBasicBlockRef cexit = block(g, "mma.c.exit"), done = block(g, "mma.done");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n0, ne, ""), body, done);
@@ -645,16 +697,31 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
         LLVMValueRef cdot[MMA_NT][2], csum[MMA_NT][2];
         LLVMValueRef k0 = LLVMBuildMul(g->b, c, i64c(g, g->C), "");
         for (int nt = 0; nt < MMA_NT; nt++) {
-            load_record(g, gep8(g, wrow[nt], LLVMBuildMul(g->b, c, i64c(g, L->chunk_bytes), "")));
+            LLVMValueRef rec = gep8(g, wrow[nt], LLVMBuildMul(g->b, c, i64c(g, L->chunk_bytes), ""));
+            /* the fields (unused record words are dead loads LLVM drops) */
+            load_record(g, rec);
             if (i8) {
-                LLVMValueRef fd, fs, w[8], v0[4], v1[4];
+                LLVMValueRef fd, fs;
                 int8_factors(g, &fd, &fs);
-                for (int i = 0; i < 8; i++)
-                    w[i] = int8_word(g, i);
-                for (int tt = 0; tt < 4; tt++)
-                    v0[tt] = w[2 * tt], v1[tt] = w[2 * tt + 1];
-                bf[nt][0][0] = select4(g, t, v0);
-                bf[nt][0][1] = select4(g, t, v1);
+                for (int h = 0; h < 2; h++) {
+                    /* b[h]: elements 16h + 4t .. 16h + 4t + 3 */
+                    if (percode) {
+                        LLVMValueRef w = NULL;
+                        for (int e = 0; e < 4; e++) {
+                            LLVMValueRef v = LLVMBuildAnd(g->b, int8_of_code(g, lane_code(g, rec, tt, 16 * h + e)),
+                                                          i32c(g, 255), "");
+                            if (e)
+                                v = LLVMBuildShl(g->b, v, i32c(g, 8 * e), "");
+                            w = w ? LLVMBuildOr(g->b, w, v, "") : v;
+                        }
+                        bf[nt][0][h] = w;
+                    } else {
+                        LLVMValueRef v[4];
+                        for (int tt4 = 0; tt4 < 4; tt4++)
+                            v[tt4] = int8_word(g, 4 * h + tt4);
+                        bf[nt][0][h] = select4(g, t, v);
+                    }
+                }
                 for (int e = 0; e < 2; e++) {
                     /* the lane that decoded column 2t+e of this tile: gid = 2t+e */
                     LLVMValueRef src = LLVMBuildShl(g->b, LLVMBuildAdd(g->b, LLVMBuildShl(g->b, t, i32c(g, 1), ""),
@@ -670,22 +737,33 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
                     mn = field_f32(g, L->min, L->min_off);
                 if (L->zero != QKC_KF_NONE)
                     z = field_f32(g, L->zero, L->zero_off);
-                for (int i = 0; i < g->C; i++)
-                    x[i] = element(g, i, s, mn, z);
+                g->raw = 1;
                 for (int j = 0; j < steps; j++) {
-                    LLVMValueRef v0[4], v1[4];
-                    for (int tt = 0; tt < 4; tt++) {
+                    LLVMValueRef v0[4], v1[4], y[4];
+                    if (percode) {
+                        /* the lane's KS/4 elements of step j: j·KS + tt + e */
+                        for (int e = 0; e < KS / 4; e++)
+                            y[e] = element_code(g, lane_code(g, rec, tt, j * KS + e), -1, s, mn, z);
+                        bf[nt][j][0] = KS == 16 ? pack2(g, y[0], y[1]) : LLVMBuildBitCast(g->b, y[0], g->i32, "");
+                        bf[nt][j][1] = KS == 16 ? pack2(g, y[2], y[3]) : LLVMBuildBitCast(g->b, y[1], g->i32, "");
+                        continue;
+                    }
+                    if (j == 0)
+                        for (int i = 0; i < g->C; i++)
+                            x[i] = element(g, i, s, mn, z);
+                    for (int tt4 = 0; tt4 < 4; tt4++) {
                         if (KS == 16) {
-                            v0[tt] = pack2(g, x[16 * j + 4 * tt], x[16 * j + 4 * tt + 1]);
-                            v1[tt] = pack2(g, x[16 * j + 4 * tt + 2], x[16 * j + 4 * tt + 3]);
+                            v0[tt4] = pack2(g, x[16 * j + 4 * tt4], x[16 * j + 4 * tt4 + 1]);
+                            v1[tt4] = pack2(g, x[16 * j + 4 * tt4 + 2], x[16 * j + 4 * tt4 + 3]);
                         } else {
-                            v0[tt] = LLVMBuildBitCast(g->b, x[8 * j + 2 * tt], g->i32, "");
-                            v1[tt] = LLVMBuildBitCast(g->b, x[8 * j + 2 * tt + 1], g->i32, "");
+                            v0[tt4] = LLVMBuildBitCast(g->b, x[8 * j + 2 * tt4], g->i32, "");
+                            v1[tt4] = LLVMBuildBitCast(g->b, x[8 * j + 2 * tt4 + 1], g->i32, "");
                         }
                     }
                     bf[nt][j][0] = select4(g, t, v0);
                     bf[nt][j][1] = select4(g, t, v1);
                 }
+                g->raw = 0;
             }
         }
         for (int j = 0; j < steps; j++) {
@@ -694,13 +772,13 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
                 LLVMValueRef a[4], dsc[2] = {NULL, NULL}, qs[2] = {NULL, NULL};
                 for (int h = 0; h < 2; h++) {
                     if (i8) {
-                        /* 8 codes at byte c·32 + 8t of the row; its block scale and code sum */
+                        /* codes 4t..4t+3 and 16+4t..16+4t+3 of the row's block c; its
+                         * scale and code sum */
                         LLVMValueRef p = gep8(g, g->a, LLVMBuildAdd(g->b, abase[mt][h],
-                                                                    LLVMBuildAdd(g->b, kk, LLVMBuildShl(g->b, t64, i64c(g, 3), ""), ""), ""));
-                        LLVMValueRef v = load_ro(g, LLVMVectorType(g->i32, 2), p, 8);
+                                                                    LLVMBuildAdd(g->b, kk, LLVMBuildShl(g->b, t64, i64c(g, 2), ""), ""), ""));
                         LLVMValueRef cb = LLVMBuildShl(g->b, c, i64c(g, 2), "");
-                        a[h] = LLVMBuildExtractElement(g->b, v, i32c(g, 0), "");
-                        a[2 + h] = LLVMBuildExtractElement(g->b, v, i32c(g, 1), "");
+                        a[h] = load_ro(g, g->i32, p, 4);
+                        a[2 + h] = load_ro(g, g->i32, gep8(g, p, i64c(g, 16)), 4);
                         dsc[h] = load_ro(g, g->f32, gep8(g, g->a, LLVMBuildAdd(g->b, abase[mt][h], LLVMBuildAdd(g->b, g->lda, cb, ""), "")), 4);
                         qs[h] = LLVMBuildSIToFP(g->b, load_ro(g, g->i32, gep8(g, g->a, LLVMBuildAdd(g->b, abase[mt][h], LLVMBuildAdd(g->b, sums, cb, ""), "")), 4), g->f32, "");
                     } else if (KS == 16) {

@@ -66,11 +66,20 @@ static const char *const specs[] = {
     "matmul n=17 k=250 w=f16",
     "matmul n=17 k=250 w=bf16",
     "matmul n=17 k=250 w=f32",
+    /* tensor cores (m >= 16) and dp4a: every compute type, columns and
+     * rows off the warp tile, mins, zeros and tables on the int8 path */
+    "matmul n=100 k=512 w=q4_0 compute=bf16 bias=f32 act=silu",
+    "matmul n=100 k=512 a=f16 w=uint4 group=32 scale=f16 zero=float compute=f16",
+    "matmul n=100 k=512 w=mxfp4 compute=tf32 out=bf16",
+    "matmul n=100 k=512 w=q4_k compute=int8",
+    "matmul n=100 k=512 w=iq4_nl compute=int8 bias=f32",
+    "matmul n=100 k=512 w=int4 group=128 scale=f16 zero=int compute=int8",
+    "matmul n=100 k=512 w=int8 group=32 scale=bf16 zero=int compute=int8",
 };
 
 static void test_kernels_match_reference(void **state)
 {
-    static const int64_t ms[] = {1, 3, 8, 64};
+    static const int64_t ms[] = {1, 3, 8, 16, 17, 40, 64};
     qkc_context *ctx;
     qkc_device_info info;
     (void)state;
