@@ -12,6 +12,11 @@
  * 128-bit loads). The warp then reduces each accumulator with shfl.sync
  * butterflies and lane 0 applies the epilogue (bias, act, output dtype).
  * Rows of A beyond TM reuse the weight row from L1 on the next pass.
+ * int8 codes (qkc_lower_ptx_int8) use dp4a over 32-code records instead.
+ *
+ * Tensor cores (qkc_lower_ptx_mma, m >= QKC_GPU_MMA_MIN_M at run time):
+ * one warp per QKC_GPU_MMA_ROWS x QKC_GPU_MMA_COLS tile of C with
+ * mma.sync (bf16, f16, tf32, s8), see emit_mma.
  *
  * Semantics follow lower.c: weights are dequantized exactly (one rounding
  * per operation, no contraction), rounded to the compute type for

@@ -395,8 +395,10 @@ qkc_status qkc_device_synchronize(qkc_context *ctx);
 
 /* Activations for a GPU kernel, prepared on the host as the reference
  * models them (rounded to the compute type, int8-quantized for
- * compute=int8, act-order permuted): f32 rows of *ld elements (padded
- * with zeros). a: A[m][lda] in the spec's activation dtype. With dst NULL
+ * compute=int8, act-order permuted): rows of *ld 4-byte elements (padded
+ * with zeros) — f32 values, or, for compute=int8 kernels whose weights
+ * have integer codes, each row's int8 codes, block scales and code sums
+ * (a layout only the kernel reads; docs/gpu.md). a: A[m][lda] in the spec's activation dtype. With dst NULL
  * only *needed (bytes) and *ld are set. packed_weights: the kernel's
  * packed weights on the host (read for an act-order permutation; may be
  * NULL otherwise). Errors: QKC_ERR_BUFFER_TOO_SMALL, INVALID_ARGUMENT. */
