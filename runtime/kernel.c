@@ -285,8 +285,7 @@ qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, cons
     return QKC_OK;
 }
 
-/* Warps of the grid for m rows and n columns (codegen/kernel_abi.h). */
-static int64_t gpu_warps(const qkc_compiled *code, int64_t m, int64_t n)
+int64_t qkc_gpu_warps(const qkc_compiled *code, int64_t m, int64_t n)
 {
     if (code->gpu_mma && m >= QKC_GPU_MMA_MIN_M)
         return (m + QKC_GPU_MMA_ROWS - 1) / QKC_GPU_MMA_ROWS * ((n + QKC_GPU_MMA_COLS - 1) / QKC_GPU_MMA_COLS);
@@ -340,7 +339,7 @@ qkc_status qkc_kernel_run_device(qkc_context *ctx, const qkc_kernel *kernel, con
     ka.m = args->m;
     ka.n_begin = 0;
     ka.n_end = mm->n;
-    return qkc_cuda_launch(ctx, code->gpu_function, &ka, gpu_warps(code, args->m, mm->n));
+    return qkc_cuda_launch(ctx, code->gpu_function, &ka, qkc_gpu_warps(code, args->m, mm->n));
 }
 
 /* qkc_kernel_run for a GPU kernel: host operands copied in and out. */

@@ -52,6 +52,10 @@ static inline const qkc_compiled *qkc_kernel_code(const qkc_kernel *k)
 }
 
 /* Wrap compiled code in a new handle (allocated from ctx). */
+/* Warps of a GPU kernel's grid for m rows and n columns (the grid shapes
+ * of codegen/kernel_abi.h). */
+int64_t qkc_gpu_warps(const qkc_compiled *code, int64_t m, int64_t n);
+
 qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_cache, qkc_kernel **out);
 
 #endif

@@ -29,8 +29,33 @@ static double out_value(const char *out_type, const void *c, int64_t i)
     return ((const float *)c)[i];
 }
 
+static int run_kernel(qkc_context *ctx, const qkc_kernel *kern, const qkc_matmul_args *args,
+                      const qkc_run_options *options, void *user, char *msg, size_t msg_size)
+{
+    (void)user;
+    if (qkc_kernel_run(ctx, kern, args, options) == QKC_OK)
+        return 0;
+    snprintf(msg, msg_size, "%s", qkc_context_last_error(ctx));
+    return 1;
+}
+
+static int kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name, int64_t m,
+                       const qkc_run_options *extra, qkc_test_runner runner, void *user, char *msg, size_t msg_size);
+
 int qkc_test_kernel_case_with(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
                               int64_t m, const qkc_run_options *extra, char *msg, size_t msg_size)
+{
+    return kernel_case(ctx, spec, kern, name, m, extra, run_kernel, NULL, msg, msg_size);
+}
+
+int qkc_test_kernel_case_run(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
+                             int64_t m, qkc_test_runner runner, void *user, char *msg, size_t msg_size)
+{
+    return kernel_case(ctx, spec, kern, name, m, NULL, runner, user, msg, msg_size);
+}
+
+static int kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name, int64_t m,
+                       const qkc_run_options *extra, qkc_test_runner runner, void *user, char *msg, size_t msg_size)
 {
     const qkc_lora *lora = extra ? extra->lora : NULL;
     const qkc_act_scales *as = extra ? extra->act_scales : NULL;
@@ -97,8 +122,12 @@ int qkc_test_kernel_case_with(qkc_context *ctx, const qkc_spec *spec, const qkc_
             if (extra)
                 ro.lora = lora, ro.act_scales = as;
             memset(c, 0xEE, (size_t)(m * n * c_el) + 8);
-            if (qkc_reference_matmul_with_options(ctx, spec, &ar, &ro) != QKC_OK || qkc_kernel_run(ctx, kern, &ak, &ro) != QKC_OK) {
-                snprintf(msg, msg_size, "%s: run failed: %s", name, qkc_context_last_error(ctx));
+            char why[512];
+            if (qkc_reference_matmul_with_options(ctx, spec, &ar, &ro) != QKC_OK) {
+                snprintf(msg, msg_size, "%s: reference failed: %s", name, qkc_context_last_error(ctx));
+                failed = 1;
+            } else if (runner(ctx, kern, &ak, &ro, user, why, sizeof why)) {
+                snprintf(msg, msg_size, "%s: run failed: %s", name, why);
                 failed = 1;
             } else {
                 const qkc_tol_kernel *tol = qkc_tol_kernel_for(info.compute_type, info.out_type);

@@ -67,6 +67,16 @@ int qkc_test_kernel_case(qkc_context *ctx, const qkc_spec *spec, const qkc_kerne
 int qkc_test_kernel_case_with(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
                               int64_t m, const struct qkc_run_options *extra, char *msg, size_t msg_size);
 
+/* The same, with the kernel run by `runner` instead of qkc_kernel_run
+ * (kernels run another way: the GPU emulator of tests/gpu). runner gets
+ * the host operands qkc_kernel_run would; 0 on success, else 1 with the
+ * reason in msg. */
+struct qkc_matmul_args;
+typedef int (*qkc_test_runner)(qkc_context *ctx, const qkc_kernel *kern, const struct qkc_matmul_args *args,
+                               const struct qkc_run_options *options, void *user, char *msg, size_t msg_size);
+int qkc_test_kernel_case_run(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
+                             int64_t m, qkc_test_runner runner, void *user, char *msg, size_t msg_size);
+
 /* The same with the context's threads. */
 int qkc_test_kernel_vs_reference(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
                                  int64_t m, char *err, size_t err_size);
