@@ -14,11 +14,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <ucontext.h>
 
 #include "ir/dtype.h"
 
-enum { LANES = 32, STACK_BYTES = 512 * 1024, WARPS_PER_BLOCK = QKC_GPU_BLOCK / 32 };
+/* Lane stacks: the kernels' frames are a few KB; each stack has a guard
+ * page below it, so running off one faults instead of corrupting the next.
+ * (Small stacks also keep AddressSanitizer's swapcontext cheap: it clears
+ * the shadow of the whole stack it switches to.) */
+enum { LANES = 32, STACK_BYTES = 64 * 1024, GUARD_BYTES = 4096, WARPS_PER_BLOCK = QKC_GPU_BLOCK / 32 };
 
 /* What a lane waits at. */
 enum { OP_RUN, OP_BFLY, OP_IDX, OP_MMA_BF16, OP_MMA_F16, OP_MMA_TF32, OP_MMA_S8, OP_DONE };
@@ -259,18 +264,23 @@ static void lane_main(void)
     w->lanes[w->cur].op = OP_DONE; /* returns to w->sched through uc_link */
 }
 
+/* A lane about to start lane_main on its own stack (a function of its
+ * own: getcontext returns twice). */
+static void init_lane(lane *l, char *stack, ucontext_t *link)
+{
+    getcontext(&l->uc);
+    l->uc.uc_stack.ss_sp = stack;
+    l->uc.uc_stack.ss_size = STACK_BYTES;
+    l->uc.uc_link = link;
+    makecontext(&l->uc, lane_main, 0);
+    l->op = OP_RUN;
+}
+
 /* Run one warp to its end. */
 static int run_warp(warp *w, char *stacks, char *msg, size_t msg_size)
 {
-    for (int i = 0; i < LANES; i++) {
-        lane *l = &w->lanes[i];
-        getcontext(&l->uc);
-        l->uc.uc_stack.ss_sp = stacks + (size_t)i * STACK_BYTES;
-        l->uc.uc_stack.ss_size = STACK_BYTES;
-        l->uc.uc_link = &w->sched;
-        makecontext(&l->uc, lane_main, 0);
-        l->op = OP_RUN;
-    }
+    for (int i = 0; i < LANES; i++)
+        init_lane(&w->lanes[i], stacks + (size_t)i * (STACK_BYTES + GUARD_BYTES) + GUARD_BYTES, &w->sched);
     for (;;) {
         int done = 0, op = -1;
         for (int i = 0; i < LANES; i++) {
@@ -518,11 +528,14 @@ int qkc_warp_emu_load(const void *bitcode, size_t len, const char *symbol, qkc_w
     *out = NULL;
     if (!e)
         return fail(msg, msg_size, "out of memory");
-    e->stacks = malloc((size_t)LANES * STACK_BYTES);
-    if (!e->stacks) {
+    e->stacks = mmap(NULL, (size_t)LANES * (STACK_BYTES + GUARD_BYTES), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (e->stacks == MAP_FAILED) {
         free(e);
-        return fail(msg, msg_size, "out of memory");
+        return fail(msg, msg_size, "out of memory for the lanes' stacks");
     }
+    for (int i = 0; i < LANES; i++)
+        mprotect(e->stacks + (size_t)i * (STACK_BYTES + GUARD_BYTES), GUARD_BYTES, PROT_NONE);
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     if ((err = LLVMOrcCreateLLJIT(&e->jit, NULL))) {
@@ -599,6 +612,6 @@ void qkc_warp_emu_destroy(qkc_warp_emu *e)
         if (err)
             LLVMConsumeError(err);
     }
-    free(e->stacks);
+    munmap(e->stacks, (size_t)LANES * (STACK_BYTES + GUARD_BYTES));
     free(e);
 }

@@ -13,8 +13,8 @@
  * mma.m16n8k16 / m16n8k8 / m16n8k32"), independently of the kernel's own
  * indexing; tf32 operands lose their 13 low mantissa bits as on the tensor
  * cores. A lane that reaches a collective its warp's other lanes do not
- * (divergence), an intrinsic it does not know and a lane that runs off its
- * stack are errors, not hangs.
+ * (divergence) and an intrinsic it does not know are errors, not hangs; a
+ * lane that runs off its stack hits a guard page.
  *
  * What this does not check: ptxas and the hardware themselves (timing,
  * memory coalescing, the exact rounding of ex2.approx or of tensor-core
