@@ -54,19 +54,8 @@ static int find_ptxas(void)
     return executable(ptxas);
 }
 
-/* Every format family; n and k fit every preset's block. */
-static const char *const formats[] = {
-    "w=q4_0", "w=q4_1", "w=q5_0", "w=q5_1", "w=q8_0", "w=q4_k", "w=q5_k", "w=q6_k", "w=iq4_nl", "w=mxfp4",
-    "w=mxfp8", "w=nf4_bnb", "w=gptq:4 group=128", "w=gptq:8:actorder group=32", "w=awq group=128",
-    "w=int4 group=32 scale=f16", "w=int4 group=128 scale=f16 zero=int", "w=uint4 group=32 scale=f16 zero=float",
-    "w=int8 group=32 scale=bf16 zero=int", "w=uint8 zero=int", "w=int2 group=32 scale=f32 zero=float",
-    "w=int6 group=16 scale=int8:f16:16", "w=int4 group=32 scale=e8m0", "w=fp4 group=32 scale=e8m0",
-    "w=iq4nl group=32 scale=f16", "w=fp8e4m3 group=32 scale=e8m0", "w=fp8e5m2 group=128 scale=fp8e4m3:f32:2",
-    "w=f16", "w=bf16", "w=f32", "w=tf32",
-    "w=int4 group=48 scale=f16", /* groups straddle chunks: the dense f32 fallback */
-};
-
-static const char *const computes[] = {"compute=f32", "compute=int8", "compute=bf16", "compute=f16", "compute=tf32"};
+/* every format family x compute type (shared with test_cg_gpu_emu) */
+#include "gpu/formats.inc"
 
 /* NULL when the verifier rejects the combination and `optional` is set
  * (compute=int8 or bf16 with weights that forbid it). */
