@@ -412,6 +412,20 @@ static LLVMValueRef warp_sum(pg *g, LLVMValueRef v)
     return v;
 }
 
+/* if (ok) c[r][n] = act(v + bias[n]) in the output dtype; the builder
+ * continues after it. */
+static void store_if(pg *g, LLVMValueRef ok, LLVMValueRef v, LLVMValueRef r, LLVMValueRef n)
+{
+    LLVMBasicBlockRef st = block(g, "store"), next = block(g, "store.next");
+    LLVMBuildCondBr(g->b, ok, st, next);
+    LLVMPositionBuilderAtEnd(g->b, st);
+    if (g->mm->bias == QKC_BIAS_F32)
+        v = LLVMBuildFAdd(g->b, v, load_ro(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
+    store_out(g, activation(g, v), r, n);
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, next);
+}
+
 /* ------------------------------------------------------- int8 path */
 
 /* dp4a.s32.s32: acc + the dot product of the four s8 lanes of x and y. */
@@ -837,16 +851,7 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
                                                                        i64c(g, 8 * nt + (e & 1)), ""), "");
                 LLVMValueRef ok = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->m, ""),
                                                LLVMBuildICmp(g->b, LLVMIntSLT, n, ne, ""), "");
-                LLVMBasicBlockRef st = block(g, "mma.store"), next = block(g, "mma.store.next");
-                LLVMValueRef v;
-                LLVMBuildCondBr(g->b, ok, st, next);
-                LLVMPositionBuilderAtEnd(g->b, st);
-                v = LLVMBuildLoad2(g->b, g->f32, acc[mt][nt][e], "");
-                if (g->mm->bias == QKC_BIAS_F32)
-                    v = LLVMBuildFAdd(g->b, v, load_ro(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
-                store_out(g, activation(g, v), r, n);
-                LLVMBuildBr(g->b, next);
-                LLVMPositionBuilderAtEnd(g->b, next);
+                store_if(g, ok, LLVMBuildLoad2(g->b, g->f32, acc[mt][nt][e], ""), r, n);
             }
     LLVMBuildBr(g->b, done);
     LLVMPositionBuilderAtEnd(g->b, done);
@@ -938,15 +943,8 @@ static void emit_kernel(pg *g, LLVMValueRef n)
         LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, lane, i64c(g, 0), ""), store, mnext);
         LLVMPositionBuilderAtEnd(g->b, store);
         for (int t = 0; t < g->TM; t++) {
-            LLVMValueRef r = LLVMBuildAdd(g->b, m0, i64c(g, t), ""), v = tot[t];
-            LLVMBasicBlockRef st = block(g, "store.row"), next = block(g, "store.next");
-            LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->m, ""), st, next);
-            LLVMPositionBuilderAtEnd(g->b, st);
-            if (g->mm->bias == QKC_BIAS_F32)
-                v = LLVMBuildFAdd(g->b, v, load_ro(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
-            store_out(g, activation(g, v), r, n);
-            LLVMBuildBr(g->b, next);
-            LLVMPositionBuilderAtEnd(g->b, next);
+            LLVMValueRef r = LLVMBuildAdd(g->b, m0, i64c(g, t), "");
+            store_if(g, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->m, ""), tot[t], r, n);
         }
         LLVMBuildBr(g->b, mnext);
     }

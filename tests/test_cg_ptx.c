@@ -102,6 +102,21 @@ static void assemble(const char *path, const char *arch, const char *what)
     unlink(log);
 }
 
+/* Write ptx to a file under tmpdir, free it and assemble it (as assemble). */
+static void assemble_ptx(char *ptx, int index, const char *arch, const char *what)
+{
+    char path[512];
+    FILE *out;
+    snprintf(path, sizeof path, "%s/k%d.ptx", tmpdir, index);
+    out = fopen(path, "w");
+    assert_non_null(out);
+    assert_int_equal(fwrite(ptx, 1, strlen(ptx), out), strlen(ptx));
+    assert_int_equal(fclose(out), 0);
+    free(ptx);
+    assemble(path, arch, what);
+    unlink(path);
+}
+
 /* Do the format's chunk records come as whole 16-byte words? Does its
  * kernel have the tensor-core path (*mma) and take int8 codes (*int8)? */
 static int wide_loads(qkc_context *ctx, const char *text, int *mma, int *int8)
@@ -141,9 +156,8 @@ static void test_every_format_assembles(void **state)
     for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++)
         for (size_t c = 0; c < sizeof computes / sizeof computes[0]; c++)
             for (size_t t = 0; t < 2; t++) {
-                char text[512], path[512];
+                char text[512];
                 char *ptx;
-                FILE *out;
                 /* vary the epilogue and M so every path is assembled */
                 snprintf(text, sizeof text, "matmul n=64 k=512 a=%s %s %s%s%s", c == 2 ? "bf16" : c == 3 ? "f16" : "f32",
                          formats[f], computes[c], f % 3 == 0 ? " bias=f32 act=gelu out=bf16" :
@@ -174,18 +188,11 @@ static void test_every_format_assembles(void **state)
                     mma_kernels += has_mma;
                     dp4a_kernels += has_int8;
                 }
-                snprintf(path, sizeof path, "%s/k%d.ptx", tmpdir, files);
-                out = fopen(path, "w");
-                assert_non_null(out);
-                assert_int_equal(fwrite(ptx, 1, strlen(ptx), out), strlen(ptx));
-                assert_int_equal(fclose(out), 0);
-                free(ptx);
                 {
                     char what[600];
                     snprintf(what, sizeof what, "'%s' --target %s", text, targets[t][0]);
-                    assemble(path, targets[t][1], what);
+                    assemble_ptx(ptx, files, targets[t][1], what);
                 }
-                unlink(path);
                 files++;
             }
     qkc_context_destroy(ctx);
@@ -223,9 +230,8 @@ static void test_tensor_core_paths(void **state)
     (void)state;
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char text[256], path[512];
+        char text[256];
         char *ptx;
-        FILE *out;
         snprintf(text, sizeof text, "matmul n=64 k=512 %s", cases[i].spec);
         ptx = emit_ptx(ctx, "nvptx-sm80", text, 0);
         for (int j = 0; j < 3 && cases[i].want[j]; j++)
@@ -233,14 +239,7 @@ static void test_tensor_core_paths(void **state)
                 fail_msg("%s: no %s in the PTX", text, cases[i].want[j]);
         if (cases[i].absent && strstr(ptx, cases[i].absent))
             fail_msg("%s: %s in the PTX", text, cases[i].absent);
-        snprintf(path, sizeof path, "%s/tc%zu.ptx", tmpdir, i);
-        out = fopen(path, "w");
-        assert_non_null(out);
-        assert_int_equal(fwrite(ptx, 1, strlen(ptx), out), strlen(ptx));
-        assert_int_equal(fclose(out), 0);
-        free(ptx);
-        assemble(path, "sm_80", text);
-        unlink(path);
+        assemble_ptx(ptx, (int)i, "sm_80", text);
     }
     qkc_context_destroy(ctx);
 }
