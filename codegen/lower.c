@@ -746,6 +746,8 @@ static void n_tile_body(cg *g, void *ctx, LLVMValueRef n0)
  *           then − cc·Σq with cc = zero_const + zero.
  *           aarch64: sdot over u as s8 (4-bit codes), or over u − 128
  *           (8-bit codes, cc − 128 corrects), or usdot over u (I8MM);
+ *           with I8MM, 2x2 pairs of rows and columns by smmla / usmmla
+ *           (lower_mmla.inc);
  *           without DOTPROD, a widening multiply (smull) and pairwise adds.
  *   TABLE   VNNI: the code's integer table value + 128 as u8 (vpshufb),
  *           cc = 128. aarch64: the table value itself as s8 (tbl), cc = 0.
