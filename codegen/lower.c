@@ -346,6 +346,9 @@ typedef struct tile {
     LLVMValueRef m0, n0;
     LLVMValueRef nrow[8]; /* weight row of column j: min(n0 + j, n_end - 1) */
     LLVMValueRef acc[8][8]; /* allocas of <V x float> */
+    int pm, pn;               /* int8 with smmla: rows and columns in 2x2 pairs (lower_mmla.inc), else 0 */
+    LLVMValueRef pacc[4][4];  /* their allocas of <4 x float> */
+    LLVMValueRef sum[8][8];   /* an output's final sum where no acc is reduced, else NULL */
 } tile;
 
 /* Rows of a tile. The last tile of a range may stick out past n_end: its
@@ -672,12 +675,13 @@ static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
     emit_outliers(g, T, extra);
     for (int i = 0; i < T->tm; i++)
         for (int j = 0; j < T->tn; j++) {
-            LLVMValueRef acc = load(g, acc_ty, T->acc[i][j], 64);
-            LLVMValueRef args[2] = {f32c(g, 0.0), acc};
-            LLVMTypeRef ov = acc_ty;
-            LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
-            LLVMValueRef n = T->nrow[j];
-            LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+            LLVMValueRef sum = T->sum[i][j], n = T->nrow[j];
+            if (!sum) {
+                LLVMValueRef args[2] = {f32c(g, 0.0), load(g, acc_ty, T->acc[i][j], 64)};
+                LLVMTypeRef ov = acc_ty;
+                sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
+                LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+            }
             if (g->lora_t)
                 sum = LLVMBuildFAdd(g->b, sum, lt[i][j], "");
             if (extra[i][j])
@@ -742,6 +746,8 @@ static void n_tile_body(cg *g, void *ctx, LLVMValueRef n0)
  *           then − cc·Σq with cc = zero_const + zero.
  *           aarch64: sdot over u as s8 (4-bit codes), or over u − 128
  *           (8-bit codes, cc − 128 corrects), or usdot over u (I8MM);
+ *           with I8MM, 2x2 pairs of rows and columns by smmla / usmmla
+ *           (lower_mmla.inc);
  *           without DOTPROD, a widening multiply (smull) and pairwise adds.
  *   TABLE   VNNI: the code's integer table value + 128 as u8 (vpshufb),
  *           cc = 128. aarch64: the table value itself as s8 (tbl), cc = 0.
@@ -800,7 +806,8 @@ struct i8ctx {
     int vnni;
     int neon;    /* aarch64: the weights are s8 (u8 with usdot) and the dot is sdot / usdot / smull */
     int dotprod; /* aarch64 FEAT_DotProd: sdot */
-    int usdot;   /* aarch64 FEAT_I8MM: usdot over unsigned 8-bit codes */
+    int usdot;   /* aarch64 FEAT_I8MM: usdot (usmmla) over unsigned 8-bit codes */
+    int mmla;    /* aarch64 FEAT_I8MM: smmla / usmmla for 2x2 pairs of tiles with tm, tn >= 2 */
     int off;     /* the dot's weight operand is the code minus off (aarch64 8-bit codes under sdot: 128) */
     int vbmi_unpack; /* 4-bit codes of two adjacent records via vpermb */
     LLVMTypeRef vbytes, vi32s, vfs; /* <32P x i8>, <8P x i32>, <8P x float> */
@@ -958,6 +965,22 @@ static LLVMValueRef per_chunk_vec(cg *g, i8ctx *x, LLVMValueRef *v)
     return LLVMBuildShuffleVector(g->b, t, LLVMGetUndef(LLVMVectorType(g->f32, 2)), LLVMConstVector(idx, 16), "");
 }
 
+/* A chunk record's scale s, minimum mn and the zero correction cc that
+ * the float FMA applies (0 where int32 handles it, or nothing is to
+ * correct). */
+static void int8_chunk_coefs(cg *g, i8ctx *x, LLVMValueRef chunk, LLVMValueRef *s, LLVMValueRef *mn, LLVMValueRef *cc)
+{
+    const qkc_klayout *L = g->L;
+    *s = L->scale != QKC_KF_NONE ? chunk_field_f32(g, chunk, L->scale, L->scale_off) : f32c(g, 1.0);
+    *mn = L->min != QKC_KF_NONE ? chunk_field_f32(g, chunk, L->min, L->min_off) : f32c(g, 0.0);
+    if (x->mode != I8_DIRECT || L->zero == QKC_KF_NONE)
+        *cc = f32c(g, 0.0);
+    else
+        *cc = LLVMBuildFAdd(g->b, f32c(g, (double)L->zero_const), chunk_field_f32(g, chunk, L->zero, L->zero_off), "");
+}
+
+#include "codegen/lower_mmla.inc"
+
 static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int present)
 {
     const qkc_klayout *L = g->L;
@@ -973,7 +996,12 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
     int need_qsum = x->mode != I8_SIGNED && (int_cc || need_coef);
     uint8_t ones[64];
     memset(ones, 1, sizeof ones);
+    /* smmla's pairs first; the sdot code below does the rest of the tile */
+    if (T->pm)
+        emit_step_mmla(g, x, T, step, int_cc, need_coef);
     for (int i = 0; i < T->tm; i++) {
+        if (i < T->pm && T->pn == T->tn)
+            continue; /* a row all in pairs */
         LLVMValueRef row = LLVMBuildAdd(g->b, T->m0, i64c(g, i), "");
         LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, g->lda, ""),
                                         LLVMBuildMul(g->b, step, i64c(g, nb), ""), "");
@@ -1003,6 +1031,8 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
         dvec[i] = per_chunk_vec(g, x, d[i]);
     }
     for (int j = 0; j < T->tn; j++) {
+        if (j < T->pn && T->pm == T->tm)
+            continue; /* a column all in pairs */
         LLVMValueRef rowoff = LLVMBuildMul(g->b, T->nrow[j], i64c(g, (int64_t)L->row_bytes), "");
         LLVMValueRef chunks[2], s[2], cc[2], mn[2], w;
         for (int p = 0; p < x->P; p++) {
@@ -1012,15 +1042,7 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
                 s[p] = cc[p] = mn[p] = f32c(g, 0.0);
                 continue;
             }
-            s[p] = L->scale != QKC_KF_NONE ? chunk_field_f32(g, chunks[p], L->scale, L->scale_off) : f32c(g, 1.0);
-            mn[p] = L->min != QKC_KF_NONE ? chunk_field_f32(g, chunks[p], L->min, L->min_off) : f32c(g, 0.0);
-            if (x->mode != I8_DIRECT || L->zero == QKC_KF_NONE)
-                cc[p] = f32c(g, 0.0); /* handled in int32 (or nothing to correct) */
-            else {
-                cc[p] = f32c(g, (double)L->zero_const);
-                if (L->zero != QKC_KF_NONE)
-                    cc[p] = LLVMBuildFAdd(g->b, cc[p], chunk_field_f32(g, chunks[p], L->zero, L->zero_off), "");
-            }
+            int8_chunk_coefs(g, x, chunks[p], &s[p], &mn[p], &cc[p]);
         }
         LLVMValueRef raw = NULL, svec_raw = NULL;
         w = (x->vbmi_unpack && present == 2) ? step_codes_vbmi(g, x, chunks[0], &raw) : step_codes(g, x, chunks, present);
@@ -1078,6 +1100,8 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
             cvec = per_chunk_vec(g, x, c0);
         }
         for (int i = 0; i < T->tm; i++) {
+            if (i < T->pm && j < T->pn)
+                continue;
             LLVMValueRef prod, acc = load(g, x->vfs, T->acc[i][j], 64);
             if (x->mode == I8_SIGNED) {
                 LLVMValueRef sargs[2] = {w, q[i]};
@@ -1113,9 +1137,11 @@ static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef
     int64_t chunks = g->L->chunks_per_row, full = chunks / x->P;
     int rest = (int)(chunks % x->P);
     tile_init(g, &T, m0, n0, tm, tn, x->vfs);
+    mmla_tile_init(g, x, &T);
     emit_loop(g, i64c(g, 0), i64c(g, full), 1, int8_step_body, &it);
     if (rest)
         emit_step_int8(g, x, &T, i64c(g, full), rest);
+    mmla_tile_finish(g, &T);
     emit_epilogue(g, &T, x->vfs);
 }
 
@@ -1269,6 +1295,7 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
              * codes are not centred on 128 anyway (uint8 with zeros) */
             x8.usdot = x8.dotprod && (t->features & QKC_FEAT_I8MM) && x8.mode == I8_DIRECT && L->code_bits == 8 &&
                        !(L->zero_const == 128 && L->zero == QKC_KF_NONE);
+            x8.mmla = x8.dotprod && (t->features & QKC_FEAT_I8MM) && x8.P == 1;
             x8.off = x8.neon && x8.mode == I8_DIRECT && L->code_bits == 8 && !x8.usdot ? 128 : 0;
             x8.lanes = 8 * x8.P;
             x8.vbytes = LLVMVectorType(g.i8, (unsigned)(32 * x8.P));

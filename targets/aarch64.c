@@ -6,8 +6,10 @@
  * "aarch64-neon" is Armv8.0-A (Cortex-A53 and up): the int8 path widens
  * and multiplies. "aarch64-neon-dotprod" adds FEAT_DotProd (sdot: four
  * int8 products summed into each int32 lane; Cortex-A55/A76, Neoverse
- * N1 and later). "aarch64-neon-dotprod-i8mm" adds FEAT_I8MM (usdot, mixed
- * sign, for 8-bit unsigned codes; Neoverse V1/N2, Apple M2 and later).
+ * N1 and later). "aarch64-neon-dotprod-i8mm" adds FEAT_I8MM (smmla, the
+ * 2x8 by 8x2 int8 matrix product, for tiles of two rows and columns;
+ * usdot and usmmla, mixed sign, for 8-bit unsigned codes; Neoverse V1/N2,
+ * Apple M2 and later).
  * FP16 and BF16 are detected on the host and named in its features, but
  * no named target requires them and the kernels do not use them (f16
  * values are widened with fcvtl, base NEON). Kernels compiled for a named

@@ -14,8 +14,18 @@
 #                     dispatch picks aarch64-neon-dotprod
 #   -cpu cortex-a53   Armv8.0: only aarch64-neon runs and is picked
 # It also checks the assembly of one kernel per target for the instructions
-# the features exist for (sdot only with dotprod, usdot only with i8mm,
-# tbl for codebooks).
+# the features exist for (sdot only with dotprod, usdot, smmla and usmmla
+# only with i8mm, tbl for codebooks).
+#
+# smmla: the int8 kernels of the i8mm target take the heuristic's schedule
+# (tm=2 tn=2: every tile is one 2x2 pair, smmla, or usmmla for 8-bit codes
+# with zeros or minimums; M = 1 and the odd last row of M = 3 and 17 run
+# the one-row sdot loop). A tuning database ($work/cross.db, passed with
+# --db) gives a few of them on that target tiles with odd sides (tm=3 tn=3,
+# tm=3 tn=5, tm=5 tn=3) or several pairs (tm=4 tn=4, tm=4 tn=2), so pairs
+# and the sdot rows and columns beside them run in one tile: q4_0 (integer
+# correction), q4_1 and q5_1 (minimums, usmmla), q8_0 (codes - 128),
+# iq4_nl (tbl), uint8 with zeros (usmmla, K off the chunk), q4_k.
 #
 # Skips (exit 77) when the cross compiler or qemu-aarch64 is missing
 # (sh scripts/bootstrap.sh --test installs gcc-aarch64-linux-gnu and
@@ -96,12 +106,29 @@ SPECS
 nspecs=$(grep -c '^matmul' "$specs")
 targets="--target aarch64-neon-dotprod-i8mm --target aarch64-neon-dotprod --target aarch64-neon"
 
+# schedules for the i8mm variants of a few int8 specs (see the top)
+version=$("$qkc" version | awk '{print $2; exit}')
+db="$work/cross.db"
+echo "qkc-tune 1" >"$db"
+while read -r sched spec; do
+    printf 'spec=%s\tm=1\ttarget=aarch64-neon-dotprod-i8mm\tfeatures=neon dotprod i8mm\tqkc=%s\tschedule=%s ku=1 vec=128 pf=0 nb=64\tus=1\n' \
+        "$spec" "$version" "$(echo "$sched" | tr , ' ')" >>"$db"
+done <<'TUNED'
+tm=3,tn=3 matmul n=35 k=96 w=q4_0 compute=int8
+tm=3,tn=3 matmul n=35 k=96 w=q4_1 compute=int8
+tm=3,tn=5 matmul n=35 k=96 w=q5_1 compute=int8
+tm=4,tn=4 matmul n=35 k=96 w=q8_0 compute=int8
+tm=5,tn=3 matmul n=35 k=96 w=iq4_nl compute=int8
+tm=3,tn=3 matmul n=17 k=100 w=uint8 group=32 scale=f16 zero=int compute=int8
+tm=4,tn=2 matmul n=35 k=768 w=q4_k compute=int8
+TUNED
+
 step "qkc compile --emit lib|header: $nspecs specs x 3 aarch64 targets"
 # shellcheck disable=SC2086
-"$qkc" compile --specs "$specs" $targets --name cross --emit lib -o "$work/libcross.a" ||
+"$qkc" compile --specs "$specs" $targets --db "$db" --name cross --emit lib -o "$work/libcross.a" ||
     fail "qkc compile --emit lib"
 # shellcheck disable=SC2086
-"$qkc" compile --specs "$specs" $targets --name cross --emit header -o "$work/qkc_cross_kernels.h" ||
+"$qkc" compile --specs "$specs" $targets --db "$db" --name cross --emit header -o "$work/qkc_cross_kernels.h" ||
     fail "qkc compile --emit header"
 kernels=$((nspecs * 3))
 compiled=$(date +%s)
@@ -121,6 +148,21 @@ grep -q '	[su]dot	' "$work/q4_0-aarch64-neon.s" && fail "aarch64-neon: sdot with
 grep -q '	smull' "$work/q4_0-aarch64-neon.s" || fail "aarch64-neon: no widening multiply"
 grep -q '	usdot	' "$work/u8-aarch64-neon-dotprod-i8mm.s" || fail "aarch64-neon-dotprod-i8mm: no usdot"
 grep -q '	usdot	' "$work/u8-aarch64-neon-dotprod.s" && fail "aarch64-neon-dotprod: usdot without i8mm"
+# the heuristic's schedule (as in the library) pairs rows: smmla with i8mm only
+grep -q '	smmla	' "$work/q4_0-aarch64-neon-dotprod-i8mm.s" || fail "aarch64-neon-dotprod-i8mm: no smmla"
+grep -q '	usmmla	' "$work/u8-aarch64-neon-dotprod-i8mm.s" || fail "aarch64-neon-dotprod-i8mm: no usmmla"
+for t in aarch64-neon aarch64-neon-dotprod; do
+    grep -qE '	(smmla|usmmla|ummla)	' "$work/q4_0-$t.s" "$work/u8-$t.s" && fail "$t: a matrix multiply (smmla) without i8mm"
+done
+# the database's schedules are the ones the library's kernels got
+tuned="matmul n=35 k=96 w=q4_0 compute=int8"
+# shellcheck disable=SC2086
+"$qkc" compile $tuned --target aarch64-neon-dotprod-i8mm --emit asm >"$work/q4_0-heuristic.s" || fail "assembly of $tuned"
+# shellcheck disable=SC2086
+"$qkc" compile $tuned --target aarch64-neon-dotprod-i8mm --db "$db" --emit asm >"$work/q4_0-tuned.s" ||
+    fail "assembly of $tuned with $db"
+grep -q '	smmla	' "$work/q4_0-tuned.s" || fail "$tuned, tm=3 tn=3: no smmla"
+cmp -s "$work/q4_0-heuristic.s" "$work/q4_0-tuned.s" && fail "$db: its schedule for $tuned was not taken"
 
 step "cross-build the runtime and the test program ($cross)"
 set -- -S "$src/tests/cross" -B "$work/build" -DCMAKE_TOOLCHAIN_FILE="$src/cmake/aarch64-linux-gnu.cmake" \

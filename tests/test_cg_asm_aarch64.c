@@ -2,8 +2,10 @@
  * AArch64 code generation on any host (nothing is executed here; the
  * kernels run under qemu in tests/aarch64_test.sh): the instruction a
  * feature exists for appears when the target has the feature and not when
- * it lacks it — sdot with dotprod, usdot with i8mm, tbl for codebooks —
- * the float path is 128-bit vector code, and the targets' rules hold:
+ * it lacks it — sdot with dotprod, usdot with i8mm, smmla with i8mm for
+ * tiles of two rows and two columns or more (not for GEMV tiles), tbl for
+ * codebooks — the float path is 128-bit vector code, and the targets'
+ * rules hold:
  * aarch64 targets do not run on another architecture, take 128-bit
  * schedules only, and do not share a library with x86 kernels.
  */
@@ -20,16 +22,24 @@
 #include "qkc/qkc.h"
 #include "targets/target.h"
 
-static char *emit(const char *target, const char *spec_text, const char *what)
+/* The kernel's `what` (asm, llvm) for a target, with the schedule given
+ * as text, or NULL for the heuristic's. */
+static char *emit_scheduled(const char *target, const char *spec_text, const char *schedule, const char *what)
 {
     qkc_context *ctx;
     qkc_spec *spec;
+    qkc_schedule sch;
     qkc_compile_options opt = {sizeof opt, target, NULL, 0};
     size_t need = 0;
     char *buf;
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
     if (qkc_spec_parse(ctx, spec_text, &spec) != QKC_OK)
         fail_msg("%s: %s", spec_text, qkc_context_last_error(ctx));
+    if (schedule) {
+        if (qkc_schedule_parse(ctx, schedule, &sch) != QKC_OK)
+            fail_msg("%s: %s", schedule, qkc_context_last_error(ctx));
+        opt.schedule = &sch;
+    }
     assert_int_equal(qkc_kernel_emit(ctx, spec, &opt, what, NULL, 0, &need), QKC_ERR_BUFFER_TOO_SMALL);
     buf = malloc(need + 1);
     if (qkc_kernel_emit(ctx, spec, &opt, what, buf, need + 1, NULL) != QKC_OK)
@@ -37,6 +47,11 @@ static char *emit(const char *target, const char *spec_text, const char *what)
     qkc_spec_destroy(spec);
     qkc_context_destroy(ctx);
     return buf;
+}
+
+static char *emit(const char *target, const char *spec_text, const char *what)
+{
+    return emit_scheduled(target, spec_text, NULL, what);
 }
 
 /* Is `mnemonic` an instruction of the assembly ("\tsdot\t...")? */
@@ -84,6 +99,55 @@ static void test_usdot_with_i8mm_only(void **state)
     assert_false(has_insn(s, "usdot"));
     assert_true(has_insn(s, "sdot"));
     free(s);
+}
+
+static int has_mmla(const char *asm_text)
+{
+    return has_insn(asm_text, "smmla") || has_insn(asm_text, "usmmla") || has_insn(asm_text, "ummla");
+}
+
+/* smmla (i8mm's 2x8 by 8x2 form) serves tiles of two rows and two columns
+ * and more: present with i8mm when the schedule pairs rows and columns
+ * (odd sides too), absent for one-row (GEMV) or one-column tiles and
+ * without i8mm. */
+static void test_smmla_with_i8mm_and_row_pairs_only(void **state)
+{
+    (void)state;
+    static const char *const paired[] = {"tm=2 tn=2", "tm=4 tn=4", "tm=3 tn=3", "tm=5 tn=3"};
+    static const char *const unpaired[] = {"tm=1 tn=4", "tm=4 tn=1"};
+    for (size_t i = 0; i < sizeof int8_specs / sizeof int8_specs[0]; i++) {
+        for (size_t p = 0; p < sizeof paired / sizeof paired[0]; p++) {
+            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_specs[i], paired[p], "asm");
+            if (!has_insn(s, "smmla"))
+                fail_msg("%s, %s on aarch64-neon-dotprod-i8mm: no smmla", int8_specs[i], paired[p]);
+            free(s);
+            s = emit_scheduled("aarch64-neon-dotprod", int8_specs[i], paired[p], "asm");
+            if (has_mmla(s) || !has_insn(s, "sdot"))
+                fail_msg("%s, %s on aarch64-neon-dotprod: smmla without i8mm, or no sdot", int8_specs[i], paired[p]);
+            free(s);
+            s = emit_scheduled("aarch64-neon", int8_specs[i], paired[p], "asm");
+            if (has_mmla(s))
+                fail_msg("%s, %s on aarch64-neon: smmla without i8mm", int8_specs[i], paired[p]);
+            free(s);
+        }
+        for (size_t p = 0; p < sizeof unpaired / sizeof unpaired[0]; p++) {
+            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_specs[i], unpaired[p], "asm");
+            if (has_mmla(s) || !has_insn(s, "sdot"))
+                fail_msg("%s, %s on aarch64-neon-dotprod-i8mm: smmla without pairs, or no sdot", int8_specs[i],
+                         unpaired[p]);
+            free(s);
+        }
+    }
+    {
+        /* unsigned 8-bit codes with zeros: usmmla, as usdot */
+        const char *spec = "matmul n=4096 k=4096 w=uint8 group=32 scale=f16 zero=int compute=int8";
+        char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", spec, "tm=2 tn=2", "asm");
+        assert_true(has_insn(s, "usmmla"));
+        free(s);
+        s = emit_scheduled("aarch64-neon-dotprod", spec, "tm=2 tn=2", "asm");
+        assert_false(has_mmla(s));
+        free(s);
+    }
 }
 
 static void test_tbl_for_codebooks(void **state)
@@ -184,6 +248,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sdot_with_dotprod_only),
         cmocka_unit_test(test_usdot_with_i8mm_only),
+        cmocka_unit_test(test_smmla_with_i8mm_and_row_pairs_only),
         cmocka_unit_test(test_tbl_for_codebooks),
         cmocka_unit_test(test_float_path_is_128_bit_vector_code),
         cmocka_unit_test(test_target_rules),
