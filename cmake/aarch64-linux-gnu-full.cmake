@@ -52,7 +52,9 @@ set(ENV{PKG_CONFIG_LIBDIR} "${qkc_arm64_lib}/pkgconfig:${QKC_AARCH64_SYSROOT}/us
 set(ENV{PKG_CONFIG_SYSROOT_DIR} "${QKC_AARCH64_SYSROOT}")
 set(ENV{PKG_CONFIG_PATH} "")
 
-# The dynamic loader and libc are the cross toolchain's; the rest is the
-# sysroot's. -E sets the guest's environment only.
-set(CMAKE_CROSSCOMPILING_EMULATOR ${QKC_QEMU} -L ${QKC_CROSS_SYSROOT} -cpu ${QKC_QEMU_CPU}
+# At run time the loader, libc and everything else come from the sysroot
+# (Debian's libc6:arm64): the cross toolchain's libc (libc6-arm64-cross)
+# is another build of glibc 2.36, and its ld.so with the sysroot's libc.so.6
+# hangs. -E sets the guest's environment only.
+set(CMAKE_CROSSCOMPILING_EMULATOR ${QKC_QEMU} -L ${QKC_AARCH64_SYSROOT} -cpu ${QKC_QEMU_CPU}
     -E LD_LIBRARY_PATH=${qkc_arm64_lib}:${QKC_AARCH64_SYSROOT}/lib/aarch64-linux-gnu)
