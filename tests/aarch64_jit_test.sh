@@ -6,13 +6,16 @@
 # the host target is the aarch64 host, detected by targets/aarch64.c).
 #
 # The default (ctest aarch64_jit) runs a subset that fits the CI budget:
-#   test_api            the public API end to end: JIT compile, run, errors
-#   test_cg_asm_aarch64 the host target's assembly: sdot/usdot/tbl present
-#                       exactly when the detected features allow them
+#   test_api            the public API on aarch64: contexts, specs, errors
 #   test_cg_threads     the kernel split over the thread pool (N tiles)
 #   test_cg_concurrency several threads compiling into one JIT at once
 #   test_cg_diskcache   object bytes of aarch64 kernels stored and loaded
-# plus `qkc demo` of a q4_0 int8 kernel (the tool, dispatch on the host).
+# plus `qkc demo` (the tool end to end on the aarch64 host: detection picks
+# dotprod-i8mm, JIT, check against the reference) of a q4_0 int8 kernel
+# (sdot) and an nf4 float kernel (tbl). Kernel correctness per preset is the
+# AOT cross test's (tests/aarch64_test.sh: the same code generator); the
+# assembly checks (test_cg_asm_aarch64) compile the same on any host. Both
+# run here in the full mode.
 # QKC_AARCH64_JIT=full (`ninja aarch64_jit`) runs every cmocka program
 # instead, except test_cg_big_matrix (label big: 4.8 GB and hours under
 # qemu; the native suite runs it).
@@ -39,7 +42,7 @@ sysroot=${QKC_AARCH64_SYSROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/qkc-aarch64-sysro
 mode=${QKC_AARCH64_JIT:-subset}
 jobs=${QKC_AARCH64_JIT_JOBS:-2}
 work="$build/aarch64-jit"
-subset="test_api test_cg_asm_aarch64 test_cg_threads test_cg_concurrency test_cg_diskcache"
+subset="test_api test_cg_threads test_cg_concurrency test_cg_diskcache"
 
 fail() {
     echo "aarch64_jit: FAILED: $*" >&2
@@ -94,17 +97,22 @@ status=0
 ctest --test-dir "$work" -R "$select" -LE big -j "$jobs" --output-on-failure || status=$?
 
 if [ "$mode" != full ]; then
-    echo "== qkc demo (the tool, JIT and dispatch on the aarch64 host)"
     lib="$sysroot/usr/lib/aarch64-linux-gnu:$sysroot/lib/aarch64-linux-gnu"
-    if QKC_CACHE=off "$qemu" -L "$sysroot" -cpu max -E LD_LIBRARY_PATH="$lib" "$work/qkc" demo \
-        matmul n=64 k=256 w=q4_0 compute=int8 --m 3 >"$work.demo.txt" 2>&1 &&
-        grep -q '^kernel    host (neon .*dotprod i8mm' "$work.demo.txt" &&
-        grep -q '^check     kernel vs reference: .* ok' "$work.demo.txt"; then
-        grep '^kernel\|^check' "$work.demo.txt"
-    else
-        cat "$work.demo.txt" >&2
-        status=1
-    fi
+    for spec in "n=64 k=256 w=q4_0 compute=int8" "n=35 k=256 w=nf4_bnb act=gelu"; do
+        echo "== qkc demo matmul $spec (the tool: host detection, JIT, check)"
+        t0=$(date +%s)
+        # shellcheck disable=SC2086 # the spec is several words
+        if QKC_CACHE=off "$qemu" -L "$sysroot" -cpu max -E LD_LIBRARY_PATH="$lib" "$work/qkc" demo \
+            matmul $spec --m 3 >"$work.demo.txt" 2>&1 &&
+            grep -q '^kernel    host (neon .*dotprod i8mm' "$work.demo.txt" &&
+            grep -q '^check     kernel vs reference: .* ok' "$work.demo.txt"; then
+            grep '^kernel\|^check     kernel' "$work.demo.txt"
+            echo "   $(($(date +%s) - t0)) s"
+        else
+            cat "$work.demo.txt" >&2
+            status=1
+        fi
+    done
 fi
 end=$(date +%s)
 [ "$status" -eq 0 ] || fail "see above (rerun one test: ctest --test-dir $work -R NAME --output-on-failure)"
