@@ -7,7 +7,9 @@
 # .apt/, the architecture is given on the command line (no dpkg
 # --add-architecture), and each package is unpacked with dpkg -x, not
 # installed. Needs no root, only the network and the system's apt sources
-# (deb.debian.org bookworm carries arm64).
+# (deb.debian.org bookworm carries arm64). libc6:arm64 comes with the
+# closure: programs run on its loader and libc (qemu-aarch64 -L DIR).
+# About 7 s and 220 MB.
 #
 # Usage: sh scripts/aarch64-sysroot.sh [DIR]
 #   DIR defaults to $QKC_AARCH64_SYSROOT, else
@@ -59,9 +61,10 @@ pkgs=$(apt-cache "$@" depends --recurse --no-recommends --no-suggests --no-confl
     echo "qkc: aarch64-sysroot: could not resolve libllvm19's dependencies for arm64" >&2
     exit 1
 }
+# shellcheck disable=SC2086 # one word per package
 pkgs=$(printf '%s\n' $pkgs libcmocka0 libcmocka-dev libjansson4 libjansson-dev | sort -u)
 
-echo "qkc: aarch64-sysroot: downloading" $pkgs >&2
+echo "qkc: aarch64-sysroot: downloading $(echo "$pkgs" | tr '\n' ' ')" >&2
 # shellcheck disable=SC2086 # one word per package
 (cd "$apt/debs" && apt-get "$@" -qq download $pkgs) >"$apt/download.log" 2>&1 || {
     cat "$apt/download.log" >&2
@@ -73,7 +76,10 @@ for deb in "$apt/debs"/*.deb; do
 done
 
 lib="$dir/usr/lib/aarch64-linux-gnu"
-llvm=$(cd "$lib" && ls libLLVM.so.19* libLLVM-19.so* 2>/dev/null | head -n 1)
+llvm=""
+for f in "$lib"/libLLVM.so.19* "$lib"/libLLVM-19.so*; do
+    [ -e "$f" ] && llvm=${f##*/} && break
+done
 [ -n "$llvm" ] || {
     echo "qkc: aarch64-sysroot: libllvm19 unpacked no libLLVM in $lib" >&2
     exit 1
