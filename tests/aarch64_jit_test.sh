@@ -27,7 +27,8 @@
 #
 # Usage: sh tests/aarch64_jit_test.sh BUILD_DIR SOURCE_DIR [CMAKE [GENERATOR]]
 # QKC_AARCH64_SYSROOT, QKC_CROSS_CC, QKC_CROSS_CXX, QKC_QEMU override the
-# tools; QKC_AARCH64_JIT_JOBS the parallel tests (default 2).
+# tools; QKC_AARCH64_JIT_JOBS the parallel tests (default 2), QKC_JOBS the
+# build jobs (default nproc).
 set -eu
 
 build=$(cd "$1" && pwd)
@@ -41,6 +42,7 @@ libc=/usr/aarch64-linux-gnu
 sysroot=${QKC_AARCH64_SYSROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/qkc-aarch64-sysroot}
 mode=${QKC_AARCH64_JIT:-subset}
 jobs=${QKC_AARCH64_JIT_JOBS:-2}
+jobs_build=${QKC_JOBS:-$(nproc 2>/dev/null || echo 2)}
 work="$build/aarch64-jit"
 subset="test_api test_cg_threads test_cg_concurrency test_cg_diskcache"
 
@@ -83,7 +85,7 @@ else
 fi
 echo "== build ($targets)"
 # shellcheck disable=SC2086 # one word per target
-"$cmake" --build "$work" --target $targets >"$work.build.log" 2>&1 || {
+"$cmake" --build "$work" -j "$jobs_build" --target $targets >"$work.build.log" 2>&1 || {
     cat "$work.build.log" >&2
     fail "building for aarch64"
 }
