@@ -55,6 +55,7 @@ static int workers_for(qkc_threadpool *pool, int threads)
     return threads > 0 && threads < size ? threads : size;
 }
 
+#if ROOFLINE_X86
 /* The QKC_ROOFLINE_ISA cap: "avx2" or "generic"; anything else, no cap. */
 static isa_level isa_cap(void)
 {
@@ -65,6 +66,7 @@ static isa_level isa_cap(void)
         return ISA_AVX2;
     return ISA_AVX512;
 }
+#endif
 
 /* 0: no vector path (read: portable loop; compute: no measurement). */
 static isa_level read_isa(void)
@@ -402,7 +404,6 @@ __attribute__((target("avx2"))) static double int8_item_avx2(const peak_job *job
     _mm256_storeu_si256((__m256i *)(void *)lanes, c0);
     return (double)lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
 }
-#endif
 
 static void peak_item(void *arg, int64_t index, int64_t count)
 {
@@ -458,6 +459,7 @@ static double run_peak(qkc_threadpool *pool, int threads, int reps, peak_job *jo
     free(rates);
     return result;
 }
+#endif /* ROOFLINE_X86: the peak items are x86 code so far, so is their driver */
 
 double qkc_roofline_peak_gflops(qkc_threadpool *pool, int threads, int reps)
 {

@@ -3,7 +3,8 @@
  * compute=int8 ascale=static[:channel] (SmoothQuant-style static activation
  * scales): the spec text and verifier; the run-time operand checks; JIT
  * kernels against the reference over formats, compute types, ranks, adapter
- * dtypes, M, N off the tile sizes and both x86 ISA levels; and what each
+ * dtypes, M, N off the tile sizes and both ISA levels of the machine
+ * (qkc_test_isa_levels); and what each
  * feature is for: a LoRA kernel gives the merged product W + s·B·A, and
  * smoothing recovers an activation outlier channel that one static scale
  * cannot.
@@ -82,16 +83,6 @@ static void *random_adapter(qkc_rng *r, const char *type, int64_t count)
     return p;
 }
 
-static const char *sweep_targets(const char **targets)
-{
-    int n = 1;
-    targets[0] = "x86_64-avx2";
-    targets[1] = NULL;
-    if (qkc_target_host_features() & QKC_FEAT_AVX512BW)
-        targets[n++] = "host";
-    return n == 2 ? "both" : "avx2";
-}
-
 static void test_lora_kernels_match_reference(void **state)
 {
     (void)state;
@@ -111,11 +102,11 @@ static void test_lora_kernels_match_reference(void **state)
     int failures = 0, ran = 0, nt;
     qkc_context *ctx;
     qkc_context_options co = {.struct_size = sizeof co, .threads = 2};
-    if (!(qkc_target_host_features() & QKC_FEAT_AVX2)) {
-        print_message("skipped: this CPU has no AVX2\n");
+    const char *why;
+    if (!(nt = qkc_test_isa_levels(targets, &why))) {
+        print_message("skipped: %s\n", why);
         return;
     }
-    nt = strcmp(sweep_targets(targets), "both") ? 1 : 2;
     assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);
     for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++)
         for (size_t ri = 0; ri < sizeof ranks / sizeof ranks[0]; ri++) {
@@ -179,11 +170,11 @@ static void test_static_scale_kernels_match_reference(void **state)
     int failures = 0, ran = 0, nt;
     qkc_context *ctx;
     qkc_context_options co = {.struct_size = sizeof co, .threads = 2};
-    if (!(qkc_target_host_features() & QKC_FEAT_AVX2)) {
-        print_message("skipped: this CPU has no AVX2\n");
+    const char *why;
+    if (!(nt = qkc_test_isa_levels(targets, &why))) {
+        print_message("skipped: %s\n", why);
         return;
     }
-    nt = strcmp(sweep_targets(targets), "both") ? 1 : 2;
     assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);
     for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++)
         for (size_t md = 0; md < 2; md++)

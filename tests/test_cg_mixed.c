@@ -4,7 +4,8 @@
  * with the planar codec of its own width; the packed layout (each block in
  * its own kernel layout); and one JIT kernel per spec against the
  * reference over block maps, formats, compute types, M, thread splits of N
- * whose work items cross block boundaries, and both x86 ISA levels.
+ * whose work items cross block boundaries, and both ISA levels of the
+ * machine (qkc_test_isa_levels: AVX2 and AVX-512, or NEON and dotprod).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -143,14 +144,12 @@ static void test_kernels_match_reference(void **state)
     static const int64_t ms[] = {1, 3, 8, 33};
     static const char *const schedules[] = {NULL, "tm=2 tn=4 nb=7", "tm=4 tn=3 nb=5", "tm=1 tn=1 nb=3"};
     static const int threads[] = {0, 3, 2, 4};
-    const char *targets[2] = {"x86_64-avx2", NULL};
-    int ntargets = 1, failures = 0, ran = 0;
+    const char *targets[2], *why;
+    int ntargets = qkc_test_isa_levels(targets, &why), failures = 0, ran = 0;
     qkc_context *ctx;
     qkc_context_options co = {.struct_size = sizeof co, .threads = 4};
-    if (qkc_target_host_features() & QKC_FEAT_AVX512BW)
-        targets[ntargets++] = "host";
-    if (!(qkc_target_host_features() & QKC_FEAT_AVX2)) {
-        print_message("skipped: this CPU has no AVX2\n");
+    if (!ntargets) {
+        print_message("skipped: %s\n", why);
         return;
     }
     assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);

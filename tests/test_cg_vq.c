@@ -32,12 +32,17 @@ static void test_kernels(void **state)
     int nt = 0, ran = 0, failures = 0;
     uint32_t host = qkc_target_host_features();
     qkc_context *ctx;
-    if (qkc_target_host_arch() == QKC_ARCH_AARCH64)
+    if (qkc_target_host_arch() == QKC_ARCH_AARCH64) {
+        /* feature bits are read with their architecture: bit 1 is fp16 here */
         targets[nt++] = "aarch64-neon";
-    if (host & QKC_FEAT_AVX512BW)
-        targets[nt++] = "x86_64-avx512";
-    if (host & QKC_FEAT_AVX2)
-        targets[nt++] = "x86_64-avx2";
+        if (host & QKC_FEAT_DOTPROD)
+            targets[nt++] = "host";
+    } else if (qkc_target_host_arch() == QKC_ARCH_X86_64) {
+        if (host & QKC_FEAT_AVX512BW)
+            targets[nt++] = "x86_64-avx512";
+        if (host & QKC_FEAT_AVX2)
+            targets[nt++] = "x86_64-avx2";
+    }
     if (!nt)
         skip();
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);

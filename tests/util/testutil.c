@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "targets/target.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -74,4 +76,30 @@ int qkc_case_selected(const char *name)
 {
     const char *sel = getenv("QKC_CASE");
     return !sel || !*sel || strcmp(sel, name) == 0;
+}
+
+int qkc_test_isa_levels(const char **out, const char **why)
+{
+    uint32_t host = qkc_target_host_features();
+    int n = 0;
+    *why = NULL;
+    switch (qkc_target_host_arch()) {
+    case QKC_ARCH_X86_64:
+        if (!(host & QKC_FEAT_AVX2)) {
+            *why = "this CPU has no AVX2";
+            return 0;
+        }
+        out[n++] = "x86_64-avx2";
+        if (host & QKC_FEAT_AVX512BW)
+            out[n++] = "host";
+        return n;
+    case QKC_ARCH_AARCH64:
+        out[n++] = "aarch64-neon";
+        if (host & QKC_FEAT_DOTPROD)
+            out[n++] = "host";
+        return n;
+    default:
+        *why = "qkc has no CPU target for this architecture";
+        return 0;
+    }
 }

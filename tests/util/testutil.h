@@ -94,4 +94,12 @@ size_t qkc_test_refused(qkc_context *ctx, const qkc_test_bad_spec *bad, size_t c
  * prints the same. 0, else 1 with the reason in msg. */
 int qkc_test_canonical(qkc_context *ctx, const char *text, const char *canonical, char *msg, size_t msg_size);
 
+/* The instruction-set levels the JIT tests compare on this machine, lowest
+ * first: the architecture's base named target (x86_64-avx2, aarch64-neon),
+ * then "host" when the CPU has more (AVX-512 on x86-64, dotprod on
+ * aarch64). Returns how many are in out[0..1]; 0, with the reason in *why,
+ * when this CPU runs no base level (x86-64 without AVX2, another
+ * architecture). Features are read only with the architecture they belong to. */
+int qkc_test_isa_levels(const char **out, const char **why);
+
 #endif
