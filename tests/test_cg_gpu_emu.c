@@ -141,7 +141,7 @@ static void test_gpu_kernels_on_the_emulator(void **state)
     printf("%d GPU kernel runs match the reference on the emulator (%d on the tensor-core path, %d GEMV with "
            "dp4a) in %.1f s\n",
            cases, mma, dp4a, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
-    assert_true(cases > 0);
+    assert_true(cases > 0 || getenv("QKC_CASE")); /* QKC_CASE may select none of these */
 }
 
 /* Every format x compute type test_cg_ptx assembles, run at m = 5 (GEMV)
@@ -190,7 +190,7 @@ static void test_every_format_on_the_emulator(void **state)
     qkc_context_destroy(ctx);
     printf("%d format x compute kernels match the reference on the emulator at m = 5 and 33 (%d combinations the "
            "verifier rejects)\n", kernels, skipped);
-    assert_true(kernels > 0);
+    assert_true(kernels > 0 || getenv("QKC_CASE"));
 }
 
 int main(void)
