@@ -221,6 +221,16 @@ static LLVMValueRef field_f32(pg *g, qkc_kfield kind, int off)
     }
 }
 
+/* The loaded record's scale, minimum and zero as f32 (NULL where the
+ * layout has none). */
+static void record_fields(pg *g, LLVMValueRef *s, LLVMValueRef *mn, LLVMValueRef *z)
+{
+    const qkc_klayout *L = g->L;
+    *s = L->scale != QKC_KF_NONE ? field_f32(g, L->scale, L->scale_off) : NULL;
+    *mn = L->min != QKC_KF_NONE ? field_f32(g, L->min, L->min_off) : NULL;
+    *z = L->zero != QKC_KF_NONE ? field_f32(g, L->zero, L->zero_off) : NULL;
+}
+
 /* fp8 code (i32, 0..255) to f32, exact, with Inf/NaN codes (lower.c). */
 static LLVMValueRef fp8_to_f32(pg *g, LLVMValueRef code, int e5m2)
 {
@@ -749,13 +759,8 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
                     csum[nt][e] = shfl_idx(g, fs, src);
                 }
             } else {
-                LLVMValueRef s = NULL, mn = NULL, z = NULL, x[MMA_MAX_STEPS * 16];
-                if (L->scale != QKC_KF_NONE)
-                    s = field_f32(g, L->scale, L->scale_off);
-                if (L->min != QKC_KF_NONE)
-                    mn = field_f32(g, L->min, L->min_off);
-                if (L->zero != QKC_KF_NONE)
-                    z = field_f32(g, L->zero, L->zero_off);
+                LLVMValueRef s, mn, z, x[MMA_MAX_STEPS * 16];
+                record_fields(g, &s, &mn, &z);
                 g->raw = 1;
                 for (int j = 0; j < steps; j++) {
                     LLVMValueRef v0[4], v1[4], y[4];
@@ -898,18 +903,13 @@ static void emit_kernel(pg *g, LLVMValueRef n)
     LLVMPositionBuilderAtEnd(g->b, cbody);
     {
         LLVMValueRef rec = gep8(g, row, LLVMBuildMul(g->b, ci, i64c(g, L->chunk_bytes), ""));
-        LLVMValueRef s = NULL, mn = NULL, z = NULL, sum[8];
+        LLVMValueRef s, mn, z, sum[8];
         LLVMValueRef k0 = LLVMBuildMul(g->b, ci, i64c(g, g->C), "");
         load_record(g, rec);
         if (g->int8) {
             gemv_int8_record(g, ci, k0, rix, acc);
         } else {
-            if (L->scale != QKC_KF_NONE)
-                s = field_f32(g, L->scale, L->scale_off);
-            if (L->min != QKC_KF_NONE)
-                mn = field_f32(g, L->min, L->min_off);
-            if (L->zero != QKC_KF_NONE)
-                z = field_f32(g, L->zero, L->zero_off);
+            record_fields(g, &s, &mn, &z);
             for (int t = 0; t < g->TM; t++)
                 sum[t] = LLVMBuildLoad2(g->b, g->f32, acc[t], "");
             for (int q = 0; q < g->C / 4; q++) {
