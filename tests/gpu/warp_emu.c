@@ -156,9 +156,8 @@ static void emu_mma_s8(const uint32_t *in, uint32_t *out)
 /* f32 -> bf16 / f16 and back when the CPU has no instruction for it. The
  * x86-64 ABI passes __bf16 and _Float16 in the low 16 bits of an SSE
  * register, as it passes a float: the bits travel inside a float. */
-static float in_float(uint16_t bits)
+static float word_float(uint32_t w)
 {
-    uint32_t w = bits;
     float f;
     memcpy(&f, &w, 4);
     return f;
@@ -173,12 +172,12 @@ static uint16_t from_float(float f)
 
 static float emu_truncsfbf2(float x)
 {
-    return in_float(qkc_f32_to_bf16(x));
+    return word_float(qkc_f32_to_bf16(x));
 }
 
 static float emu_truncsfhf2(float x)
 {
-    return in_float(qkc_f32_to_f16(x));
+    return word_float(qkc_f32_to_f16(x));
 }
 
 static float emu_extendhfsf2(float h)
@@ -191,21 +190,7 @@ static float emu_extendhfsf2(float h)
 static float half_value(int op, uint32_t reg, int hi)
 {
     uint16_t h = (uint16_t)(reg >> (16 * hi));
-    if (op == OP_MMA_F16)
-        return qkc_f16_to_f32(h);
-    {
-        uint32_t bits = (uint32_t)h << 16;
-        float f;
-        memcpy(&f, &bits, 4);
-        return f;
-    }
-}
-
-static float word_float(uint32_t w)
-{
-    float f;
-    memcpy(&f, &w, 4);
-    return f;
+    return op == OP_MMA_F16 ? qkc_f16_to_f32(h) : qkc_bf16_to_f32(h);
 }
 
 /* D = A·B + C for one m16n8 tile from the 32 lanes' fragments, laid out
