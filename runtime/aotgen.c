@@ -16,7 +16,7 @@
 
 #include "codegen/aot_table.h"
 #include "context.h"
-#include "diskcache.h"
+#include "io.h"
 #include "jit.h"
 #include "spec_object.h"
 
@@ -146,7 +146,7 @@ static qkc_status write_archive(qkc_context *ctx, const char *path, const member
         memcpy(p, m[i].data, m[i].len);
         p += m[i].len + (m[i].len & 1);
     }
-    st = qkc_write_atomic(ctx, path, buf, total);
+    st = qkc_io_write_atomic(ctx, path, buf, total, 0644);
     qkc_free(ctx, buf);
     return st;
 }
@@ -349,7 +349,7 @@ static qkc_status write_header(qkc_context *ctx, const aot_job *j, const char *p
         say(&t, "%s qkc_aot_%s_%d", r ? "," : "", j->name, r);
     say(&t, " }\n\n#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
     st = t.failed ? qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_aot_write: out of memory")
-                  : qkc_write_atomic(ctx, path, t.p, t.len);
+                  : qkc_io_write_atomic(ctx, path, t.p, t.len, 0644);
     qkc_free(ctx, t.p);
     return st;
 }

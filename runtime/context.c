@@ -1,6 +1,8 @@
 /* Contexts: allocator, last-error message, status names, version. */
 #include "context.h"
 
+#include "runtime/io.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +30,8 @@ struct qkc_context {
     char *tune_db_path;     /* NULL: no tuning database */
     int tune_db_loaded;     /* guarded by ext_lock */
     qkc_tune_db *tune_db;   /* loaded at first use; NULL if absent */
+    qkc_io_fault_fn io_fault; /* tests: the I/O fault hook (runtime/io.h) */
+    void *io_fault_user;
 };
 
 static void *default_alloc(size_t bytes, void *user)
@@ -381,4 +385,17 @@ qkc_tune_db *qkc_context_tune_db(qkc_context *ctx)
     db = ctx->tune_db;
     pthread_mutex_unlock(&ctx->ext_lock);
     return db;
+}
+
+void qkc_context_set_io_fault(qkc_context *ctx, qkc_io_fault_fn fn, void *user)
+{
+    if (!ctx)
+        return;
+    ctx->io_fault = fn;
+    ctx->io_fault_user = user;
+}
+
+int qkc_context_io_fault(qkc_context *ctx, qkc_io_op op, const char *path, size_t *len)
+{
+    return ctx && ctx->io_fault ? ctx->io_fault(ctx->io_fault_user, op, path, len) : 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "runtime/context.h"
+#include "runtime/io.h"
 #include "runtime/sha256.h"
 
 static const char entry_magic[8] = {'Q', 'K', 'C', 'K', 'O', 'B', 'J', '\n'};
@@ -111,121 +112,6 @@ static int path_join(char *out, size_t size, const char *dir, const char *name)
     return n > 0 && (size_t)n < size;
 }
 
-/* Read a whole file (at most max bytes) into memory from ctx. 0, or an errno. */
-static int read_file(qkc_context *ctx, const char *path, uint64_t max, uint8_t **data, size_t *len)
-{
-    struct stat st;
-    size_t got = 0;
-    uint8_t *buf;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
-    if (fd < 0)
-        return errno;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        err = errno ? errno : EINVAL;
-        close(fd);
-        return err;
-    }
-    if ((uint64_t)st.st_size > max) {
-        close(fd);
-        return EFBIG;
-    }
-    buf = qkc_alloc(ctx, (size_t)st.st_size + 1);
-    if (!buf) {
-        close(fd);
-        return ENOMEM;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            err = r < 0 ? errno : 0;
-            break;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    if (err) {
-        qkc_free(ctx, buf);
-        return err;
-    }
-    *data = buf;
-    *len = got; /* a file that shrank while read is caught by the checks */
-    return 0;
-}
-
-/* mkdir, where an existing directory is success and anything else there
- * is ENOTDIR. */
-static int make_dir(const char *path)
-{
-    struct stat st;
-    if (mkdir(path, 0755) == 0)
-        return 0;
-    if (errno != EEXIST)
-        return errno;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-}
-
-static int mkdir_p(const char *dir)
-{
-    char tmp[4096];
-    size_t n = strlen(dir);
-    int err;
-    if (n == 0 || n >= sizeof tmp)
-        return ENAMETOOLONG;
-    memcpy(tmp, dir, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if ((err = make_dir(tmp)) != 0)
-            return err;
-        *p = '/';
-    }
-    return make_dir(tmp);
-}
-
-qkc_status qkc_write_atomic(qkc_context *ctx, const char *path, const void *data, size_t len)
-{
-    char tmp[4200];
-    const uint8_t *p = data;
-    int fd = -1;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
-        const char *slash = strrchr(path, '/');
-        int dirlen = slash ? (int)(slash - path + 1) : 0;
-        /* pid, the clock and a stack address: unique among threads and processes */
-        if (snprintf(tmp, sizeof tmp, "%.*s.%s.%ld.%lx.%d.tmp", dirlen, path, slash ? slash + 1 : path, (long)getpid(),
-                     (unsigned long)ts.tv_nsec ^ (unsigned long)(uintptr_t)&fd, attempt) >= (int)sizeof tmp)
-            return qkc_fail(ctx, QKC_ERR_IO, "path too long: %s", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0 && errno != EEXIST)
-            return qkc_fail(ctx, QKC_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    }
-    if (fd < 0)
-        return qkc_fail(ctx, QKC_ERR_IO, "no free temporary name for %s", path);
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            int e = w < 0 ? errno : EIO;
-            close(fd);
-            unlink(tmp);
-            return qkc_fail(ctx, QKC_ERR_IO, "writing %s failed: %s", tmp, strerror(e));
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return qkc_fail(ctx, QKC_ERR_IO, "cannot put %s in place: %s", path, strerror(e));
-    }
-    return QKC_OK;
-}
-
 /* ------------------------------------------------------------- entries */
 
 qkc_status qkc_dcache_read(qkc_context *ctx, const char *dir, const char *key, qkc_dcache_entry *e,
@@ -240,7 +126,7 @@ qkc_status qkc_dcache_read(qkc_context *ctx, const char *dir, const char *key, q
         *why = "path too long";
         return QKC_ERR_IO;
     }
-    err = read_file(ctx, path, QKC_DCACHE_MAX_BYTES + 65536, &e->raw, &e->raw_len);
+    err = qkc_io_read_file(ctx, path, QKC_DCACHE_MAX_BYTES + 65536, &e->raw, &e->raw_len, NULL);
     if (err == ENOENT || err == ENOTDIR)
         return QKC_ERR_IO; /* no entry (or no directory) yet */
     if (err == EFBIG) {
@@ -248,7 +134,7 @@ qkc_status qkc_dcache_read(qkc_context *ctx, const char *dir, const char *key, q
         return QKC_ERR_CORRUPT_DATA;
     }
     if (err) {
-        *why = strerror(err);
+        *why = qkc_io_strerror(err);
         return QKC_ERR_IO;
     }
     if ((*why = qkc_dcache_check(e->raw, e->raw_len, e)) == NULL && strcmp(e->key, key))
@@ -302,11 +188,11 @@ qkc_status qkc_dcache_write(qkc_context *ctx, const char *dir, const char *key, 
     qkc_dcache_name(key, name);
     if (!path_join(path, sizeof path, dir, name))
         return qkc_fail(ctx, QKC_ERR_IO, "kernel cache: directory path too long: %s", dir);
-    if ((err = mkdir_p(dir)) != 0)
-        return qkc_fail(ctx, QKC_ERR_IO, "kernel cache: cannot create directory %s: %s", dir, strerror(err));
+    if ((err = qkc_io_mkdir_p(dir, 0755)) != 0)
+        return qkc_fail(ctx, QKC_ERR_IO, "kernel cache: cannot create directory %s: %s", dir, qkc_io_strerror(err));
     if (!(raw = encode_entry(ctx, key, symbol, obj, obj_len, &len)))
         return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "kernel cache: out of memory for a %zu-byte entry", obj_len);
-    st = qkc_write_atomic(ctx, path, raw, len);
+    st = qkc_io_write_atomic(ctx, path, raw, len, 0644);
     qkc_free(ctx, raw);
     return st;
 }
@@ -395,11 +281,11 @@ qkc_status qkc_cache_list(qkc_context *ctx, void (*fn)(const qkc_cache_entry_inf
             info.bytes = (uint64_t)sb.st_size;
             info.mtime = (int64_t)sb.st_mtime;
         }
-        err = read_file(ctx, path, QKC_DCACHE_MAX_BYTES + 65536, &raw, &len);
+        err = qkc_io_read_file(ctx, path, QKC_DCACHE_MAX_BYTES + 65536, &raw, &len, NULL);
         if (err == ENOENT)
             continue; /* removed meanwhile */
         if (err) {
-            info.problem = err == EFBIG ? "larger than any kernel" : strerror(err);
+            info.problem = err == EFBIG ? "larger than any kernel" : qkc_io_strerror(err);
         } else if (!(info.problem = qkc_dcache_check(raw, len, &e))) {
             key_line(e.key, "spec ", spec, sizeof spec);
             key_line(e.key, "target ", target, sizeof target);
@@ -500,7 +386,7 @@ qkc_status qkc_cache_export(qkc_context *ctx, const char *file, size_t *count)
             size_t len = 0;
             qkc_dcache_entry e;
             if (!is_entry_name(de->d_name) || !path_join(path, sizeof path, dir, de->d_name) ||
-                read_file(ctx, path, QKC_DCACHE_MAX_BYTES + 65536, &raw, &len))
+                qkc_io_read_file(ctx, path, QKC_DCACHE_MAX_BYTES + 65536, &raw, &len, NULL))
                 continue;
             if (!qkc_dcache_check(raw, len, &e) && (qkc_dcache_name(e.key, name), !strcmp(name, de->d_name)) &&
                 n < BUNDLE_MAX_ENTRIES) {
@@ -523,7 +409,7 @@ qkc_status qkc_cache_export(qkc_context *ctx, const char *file, size_t *count)
     memcpy(b.p, bundle_magic, 8);
     wr32(b.p + 8, BUNDLE_VERSION);
     wr32(b.p + 12, n);
-    st = qkc_write_atomic(ctx, file, b.p, b.len);
+    st = qkc_io_write_atomic(ctx, file, b.p, b.len, 0644);
     qkc_free(ctx, b.p);
     if (!st && count)
         *count = n;
@@ -544,9 +430,9 @@ qkc_status qkc_cache_import(qkc_context *ctx, const char *file, size_t *count)
         return st;
     if (!file)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_cache_import: NULL file");
-    if ((err = read_file(ctx, file, BUNDLE_MAX_BYTES, &raw, &len)) != 0)
+    if ((err = qkc_io_read_file(ctx, file, BUNDLE_MAX_BYTES, &raw, &len, NULL)) != 0)
         return qkc_fail(ctx, err == EFBIG ? QKC_ERR_LIMIT : QKC_ERR_IO, "qkc_cache_import: cannot read %s: %s", file,
-                        err == EFBIG ? "larger than 1 GiB" : strerror(err));
+                        err == EFBIG ? "larger than 1 GiB" : qkc_io_strerror(err));
     if (len < 16 || memcmp(raw, bundle_magic, 8) || rd32(raw + 8) != BUNDLE_VERSION) {
         qkc_free(ctx, raw);
         return qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "qkc_cache_import: %s is not a qkc cache bundle (version %u)", file,

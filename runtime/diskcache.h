@@ -64,9 +64,4 @@ void qkc_dcache_entry_free(qkc_context *ctx, qkc_dcache_entry *e);
 qkc_status qkc_dcache_write(qkc_context *ctx, const char *dir, const char *key, const char *symbol, const void *obj,
                             size_t obj_len);
 
-/* Write `len` bytes to `path` through a temporary file beside it and a
- * rename, so readers see the old file or the whole new one (also used for
- * AOT output and cache bundles). Errors: QKC_ERR_IO with the message. */
-qkc_status qkc_write_atomic(qkc_context *ctx, const char *path, const void *data, size_t len);
-
 #endif

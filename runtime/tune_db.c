@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "context.h"
-#include "diskcache.h"
+#include "io.h"
 #include "ir/spec.h"
 #include "spec_object.h"
 #include "targets/target.h"
@@ -395,7 +395,7 @@ qkc_status qkc_tune_db_save(const qkc_tune_db *db, const char *path)
                                 e->spec, e->bucket, e->target, e->features, e->version, sched, e->us, e->default_us,
                                 e->date);
     }
-    st = qkc_write_atomic(db->ctx, path, buf, len);
+    st = qkc_io_write_atomic(db->ctx, path, buf, len, 0644);
     qkc_free(db->ctx, sorted);
     qkc_free(db->ctx, buf);
     return st;
