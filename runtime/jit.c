@@ -72,13 +72,14 @@ typedef struct cache_entry {
 typedef struct jit_state {
     qkc_context *ctx;
     LLVMOrcLLJITRef lljit;
-    pthread_mutex_t lock; /* guards buckets, requests and write_warned */
+    pthread_mutex_t lock; /* guards buckets, requests, write_warned and dir_warned */
     /* Serialises linking: a kernel's symbol is a function of its key, so
      * the check "not linked yet" and the link must be one step. */
     pthread_mutex_t link_lock;
     cache_entry *buckets[CACHE_BUCKETS];
     cache_entry *requests[CACHE_BUCKETS]; /* the same entries, by request */
     int write_warned;                     /* the disk cache could not be written */
+    int dir_warned;                       /* the disk cache directory is not trusted */
     qkc_background *background;          /* tiered kernels' tuning threads */
 } jit_state;
 
@@ -644,20 +645,34 @@ qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     memset(&disk, 0, sizeof disk);
     dir = (flags & QKC_JIT_NO_DISK_CACHE) ? NULL : qkc_cache_dir(ctx);
     if (dir) {
-        const char *why = NULL;
-        st = qkc_dcache_read(ctx, dir, key, &disk, &why);
-        if (st == QKC_OK && strcmp(disk.symbol, code->symbol)) {
-            why = "its symbol is not the kernel's";
+        char why[QKC_DCACHE_WHY];
+        qkc_dcache_verdict v = qkc_dcache_read(ctx, dir, key, &disk, why);
+        if (v == QKC_DCACHE_HIT && strcmp(disk.symbol, code->symbol)) {
+            snprintf(why, sizeof why, "its symbol is not the kernel's");
             qkc_dcache_entry_free(ctx, &disk);
-            st = QKC_ERR_CORRUPT_DATA;
+            v = QKC_DCACHE_REFUSED;
         }
-        if (st == QKC_OK) {
+        if (v == QKC_DCACHE_HIT) {
             obj = disk.obj;
             objlen = disk.obj_len;
             code->from_disk = 1;
-        } else if (why) {
+        } else if (v == QKC_DCACHE_REFUSED) {
             qkc_warn(ctx, "kernel cache entry %s/%.64s%s is unusable: %s; rebuilding it", dir, digest, QKC_DCACHE_EXT,
                      why);
+        } else if (v == QKC_DCACHE_BAD_DIR) {
+            /* Neither read nor written: its entries could be anyone's. */
+            int first;
+            pthread_mutex_lock(&js->lock);
+            first = !js->dir_warned;
+            js->dir_warned = 1;
+            pthread_mutex_unlock(&js->lock);
+            if (first)
+                qkc_warn(ctx,
+                         "kernel cache directory %s is %s: its entries are not used and none are written; kernels "
+                         "are compiled without it (it must be this user's and not writable by group or others; "
+                         "not reported again for this context)",
+                         dir, why);
+            dir = NULL;
         }
     }
     if (!obj) {

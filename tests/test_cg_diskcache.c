@@ -1,10 +1,14 @@
 /*
  * The persistent kernel cache: a kernel compiled once is linked from disk
  * by a later context (no code generated) and still matches the reference;
- * damaged entries (truncated, a flipped byte, another kernel's entry under
- * this name) are reported once and rebuilt; the key separates targets;
- * list, clear, export and import; an unwritable directory only warns; and
- * several processes filling one directory at once leave a consistent cache.
+ * damaged entries (truncated, a forged object byte only the SHA-256
+ * catches, another kernel's entry under this name) are reported once and
+ * rebuilt; entries others could have written (a group- or world-writable
+ * entry or directory, a symbolic link, a FIFO, another user's file) are
+ * refused with a warning; new directories are 0700 and entries 0600; the
+ * key separates targets; list, clear, export and import, and the bundle
+ * parser on memory; an unwritable directory only warns; and several
+ * processes filling one directory at once leave a consistent cache.
  *
  * The processes are this program run again (`--fill DIR ID`), so each is a
  * fresh process with nothing shared but the directory.
@@ -26,6 +30,8 @@
 #include <cmocka.h>
 
 #include "qkc/qkc.h"
+#include "runtime/diskcache.h"
+#include "runtime/sha256.h"
 #include "targets/target.h"
 #include "util/testutil.h"
 
@@ -210,6 +216,74 @@ static void test_targets_have_their_own_entries(void **state)
     remove_tree(dir);
 }
 
+/* A whole file into malloc'd memory. */
+static uint8_t *read_bytes(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *p;
+    long n;
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    p = malloc((size_t)n + 1);
+    assert_non_null(p);
+    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+/* Overwrite a file's bytes in place (its mode and owner stay). */
+static void write_bytes(const char *path, const uint8_t *p, size_t len)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Change one byte in the middle of an entry's object the way a forger
+ * would: magic, version, lengths, key and symbol stay consistent. Checked
+ * here: qkc_dcache_check refuses it for its SHA-256, and the same bytes
+ * with the digest recomputed pass, so no other field catches the change. */
+static void forge_object_byte(const char *path)
+{
+    size_t len;
+    uint8_t *raw = read_bytes(path, &len), *resealed;
+    uint64_t klen, slen, olen, at;
+    qkc_dcache_entry e;
+    const char *why;
+    assert_true(len > QKC_DCACHE_HEADER + QKC_DCACHE_DIGEST);
+    assert_memory_equal(raw, "QKCKOBJ\n", 8);
+    assert_int_equal(le32(raw + 8), 2);
+    klen = le32(raw + 12);
+    slen = le32(raw + 16);
+    olen = le32(raw + 24) | (uint64_t)le32(raw + 28) << 32;
+    assert_int_equal(QKC_DCACHE_HEADER + klen + slen + olen + QKC_DCACHE_DIGEST, len);
+    assert_true(olen > 100);
+    at = QKC_DCACHE_HEADER + klen + slen + olen / 2;
+    raw[at] ^= 0x20;
+    write_bytes(path, raw, len);
+    why = qkc_dcache_check(raw, len, &e);
+    assert_non_null(why);
+    assert_string_equal(why, "its SHA-256 does not match its contents (damaged or altered)");
+    resealed = malloc(len);
+    assert_non_null(resealed);
+    memcpy(resealed, raw, len);
+    qkc_sha256(resealed, len - QKC_DCACHE_DIGEST, resealed + len - QKC_DCACHE_DIGEST);
+    assert_null(qkc_dcache_check(resealed, len, &e));
+    assert_int_equal(e.obj_len, olen);
+    free(resealed);
+    free(raw);
+}
+
 typedef enum damage { TRUNCATE, FLIP_OBJECT_BYTE, FLIP_HEADER_BYTE, EMPTY, OTHER_KERNEL } damage;
 
 static void damaged_entry_is_rebuilt(damage how, const char *expect)
@@ -231,8 +305,10 @@ static void damaged_entry_is_rebuilt(damage how, const char *expect)
         assert_int_equal(truncate(path, 0), 0);
         break;
     case FLIP_OBJECT_BYTE:
+        forge_object_byte(path);
+        break;
     case FLIP_HEADER_BYTE: {
-        long at = how == FLIP_OBJECT_BYTE ? (long)sb.st_size - 100 : 13;
+        long at = 13;
         int ch;
         f = fopen(path, "r+b");
         assert_non_null(f);
@@ -284,10 +360,13 @@ static void test_empty_entry(void **state)
     damaged_entry_is_rebuilt(EMPTY, "truncated");
 }
 
-static void test_flipped_object_byte(void **state)
+/* Regression: a forged entry ran as machine code. An object byte changed
+ * with every other field left consistent is caught by the SHA-256 alone
+ * (forge_object_byte checks that nothing else could catch it). */
+static void test_regression_forged_object_byte(void **state)
 {
     (void)state;
-    damaged_entry_is_rebuilt(FLIP_OBJECT_BYTE, "checksum");
+    damaged_entry_is_rebuilt(FLIP_OBJECT_BYTE, "its SHA-256 does not match its contents");
 }
 
 static void test_flipped_header_byte(void **state)
@@ -425,6 +504,397 @@ static void test_cache_off(void **state)
     assert_int_equal(qkc_context_create(&co, &c), QKC_ERR_INVALID_ARGUMENT);
 }
 
+/* ------------------------------------------------------------- trust */
+
+static const char *const spec_b = "matmul n=32 k=64 w=f16";
+
+/* A scratch directory holding one entry (spec_a's), its path in path. */
+static char *dir_with_entry(const char *tag, char *path, size_t size)
+{
+    char *dir = scratch_dir(tag);
+    warnings w = {0};
+    qkc_context *c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    qkc_context_destroy(c);
+    assert_int_equal(w.count, 0);
+    only_entry(dir, path, size);
+    return dir;
+}
+
+static void expect_warning(const warnings *w, const char *a, const char *b)
+{
+    if (!strstr(w->last, a) || (b && !strstr(w->last, b)))
+        fail_msg("warning '%s' does not say '%s'%s%s", w->last, a, b ? " and " : "", b ? b : "");
+}
+
+/* An entry refused for who may write it (made so by `spoil`) is rebuilt
+ * with one warning saying `expect`, rewritten as this user's 0600 regular
+ * file, and linked from disk by the next context. */
+static void refused_entry_is_rebuilt(const char *tag, void (*spoil)(const char *dir, const char *path),
+                                     const char *expect)
+{
+    char path[512];
+    char *dir = dir_with_entry(tag, path, sizeof path);
+    warnings w = {0};
+    struct stat sb;
+    qkc_context *c;
+    spoil(dir, path);
+    c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 0); /* compiled, and checked against the reference */
+    assert_int_equal(w.count, 1);
+    expect_warning(&w, expect, "; rebuilding it");
+    expect_warning(&w, "kernel cache entry ", path);
+    qkc_context_destroy(c);
+    assert_int_equal(lstat(path, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    assert_int_equal(sb.st_uid, geteuid());
+    c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 1);
+    assert_int_equal(w.count, 1);
+    qkc_context_destroy(c);
+    remove_tree(dir);
+}
+
+static void spoil_mode_0666(const char *dir, const char *path)
+{
+    (void)dir;
+    assert_int_equal(chmod(path, 0666), 0);
+}
+
+/* Regression: entries were 0644 and anyone's; a group- or world-writable
+ * entry is refused, rebuilt and rewritten 0600. */
+static void test_regression_writable_entry_refused(void **state)
+{
+    (void)state;
+    refused_entry_is_rebuilt("mode", spoil_mode_0666, "unusable: not trusted, it is writable by group or others "
+                                                      "(mode 0666)");
+}
+
+/* the entry moved out of the cache, a symbolic link left in its place */
+static void spoil_symlink(const char *dir, const char *path)
+{
+    char real[600];
+    snprintf(real, sizeof real, "%s/elsewhere.bin", dir);
+    assert_int_equal(rename(path, real), 0);
+    assert_int_equal(symlink(real, path), 0);
+}
+
+/* Regression: an entry that is a symbolic link (to a file of anyone's)
+ * was followed; it is refused, and the rewrite replaces the link, not the
+ * file it led to. */
+static void test_regression_symlinked_entry_refused(void **state)
+{
+    (void)state;
+    refused_entry_is_rebuilt("symlink", spoil_symlink, "unusable: not trusted, it is a symbolic link");
+}
+
+static void spoil_owner(const char *dir, const char *path)
+{
+    (void)dir;
+    assert_int_equal(chown(path, 65534, (gid_t)-1), 0);
+}
+
+/* Regression: an entry of another user is refused. Only root can give a
+ * file away, so the test needs root; the directory of another user is
+ * refused too. */
+static void test_regression_other_users_entry_refused(void **state)
+{
+    (void)state;
+    char path[512], expect[160], *dir;
+    warnings w = {0};
+    qkc_context *c;
+    if (geteuid() != 0) {
+        print_message("skipped: only root can give a cache entry to another user (this is uid %ld)\n",
+                      (long)geteuid());
+        return;
+    }
+    refused_entry_is_rebuilt("owner", spoil_owner, "unusable: not trusted, it is owned by uid 65534, not by this "
+                                                   "user (uid 0)");
+    dir = dir_with_entry("ownerdir", path, sizeof path);
+    assert_int_equal(chown(dir, 65534, (gid_t)-1), 0);
+    c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    assert_int_equal(w.count, 1);
+    snprintf(expect, sizeof expect, "kernel cache directory %s is not trusted, it is owned by uid 65534", dir);
+    expect_warning(&w, expect, "its entries are not used and none are written");
+    qkc_context_destroy(c);
+    remove_tree(dir);
+}
+
+static void count_entry(const qkc_cache_entry_info *e, void *user)
+{
+    listing *l = user;
+    if (e->problem) {
+        l->invalid++;
+        snprintf(l->spec, sizeof l->spec, "%s", e->problem);
+    } else {
+        l->valid++;
+    }
+}
+
+/* Regression: a world-writable cache directory (anyone could put entries
+ * in it) was used. Its entries are not read and none are written, said
+ * once per context; list marks its entries, export and import refuse it;
+ * once the directory is 0700 again its entry is used. */
+static void test_regression_writable_directory_refused(void **state)
+{
+    (void)state;
+    char path[512], expect[600], bundle[600];
+    char *dir = dir_with_entry("dirmode", path, sizeof path);
+    warnings w = {0};
+    listing l = {0};
+    int entries, temps;
+    size_t n = 7;
+    qkc_context *c;
+    assert_int_equal(chmod(dir, 0777), 0);
+    snprintf(expect, sizeof expect,
+             "kernel cache directory %s is not trusted, it is writable by group or others (mode 0777)", dir);
+    c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    assert_int_equal(compile_check(c, spec_b, NULL), 0);
+    assert_int_equal(w.count, 1); /* once for the context */
+    expect_warning(&w, expect, "its entries are not used and none are written");
+    count_files(dir, &entries, &temps);
+    assert_int_equal(entries, 1);
+    assert_int_equal(temps, 0);
+    assert_int_equal(qkc_cache_list(c, count_entry, &l), QKC_OK);
+    assert_int_equal(l.valid, 0);
+    assert_int_equal(l.invalid, 1);
+    assert_string_equal(l.spec, "in a kernel cache directory that is not trusted");
+    assert_int_equal(w.count, 2);
+    expect_warning(&w, expect, "its entries are not used");
+    snprintf(bundle, sizeof bundle, "%s.bundle", dir);
+    assert_int_equal(qkc_cache_export(c, bundle, &n), QKC_ERR_IO);
+    assert_int_equal(n, 0);
+    if (!strstr(qkc_context_last_error(c), "mode 0777") || !strstr(qkc_context_last_error(c), "nothing exported"))
+        fail_msg("export: %s", qkc_context_last_error(c));
+    assert_int_equal(access(bundle, F_OK), -1);
+    assert_int_equal(qkc_cache_import(c, bundle, &n), QKC_ERR_IO);
+    if (!strstr(qkc_context_last_error(c), "mode 0777") || !strstr(qkc_context_last_error(c), "nothing imported"))
+        fail_msg("import: %s", qkc_context_last_error(c));
+    qkc_context_destroy(c);
+    /* group-writable is refused the same way */
+    assert_int_equal(chmod(dir, 0770), 0);
+    c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    assert_int_equal(w.count, 3);
+    expect_warning(&w, "writable by group or others (mode 0770)", NULL);
+    qkc_context_destroy(c);
+    assert_int_equal(chmod(dir, 0700), 0);
+    c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 1);
+    assert_int_equal(w.count, 3);
+    qkc_context_destroy(c);
+    remove_tree(dir);
+}
+
+/* The cache directory and the parents qkc creates are 0700, entries and
+ * exported bundles 0600, whatever the umask lets through. */
+static void test_new_directory_and_entry_modes(void **state)
+{
+    (void)state;
+    char *base = scratch_dir("newmodes"), a[300], b[320], cache[340], path[512], bundle[512];
+    warnings w = {0};
+    struct stat sb;
+    size_t n;
+    mode_t old = umask(022);
+    qkc_context *c;
+    snprintf(a, sizeof a, "%s/a", base);
+    snprintf(b, sizeof b, "%s/b", a);
+    snprintf(cache, sizeof cache, "%s/cache", b);
+    c = cache_context(cache, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    snprintf(bundle, sizeof bundle, "%s/out.bundle", base);
+    assert_int_equal(qkc_cache_export(c, bundle, &n), QKC_OK);
+    assert_int_equal(n, 1);
+    qkc_context_destroy(c);
+    umask(old);
+    assert_int_equal(w.count, 0);
+    assert_int_equal(stat(a, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0700);
+    assert_int_equal(stat(b, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0700);
+    assert_int_equal(stat(cache, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0700);
+    only_entry(cache, path, sizeof path);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    assert_int_equal(stat(bundle, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    unlink(path);
+    unlink(bundle);
+    rmdir(cache);
+    rmdir(b);
+    rmdir(a);
+    remove_tree(base);
+}
+
+/* An entry of version 1 (before the SHA-256) is a miss, not damage: no
+ * warning, rebuilt, rewritten as version 2. */
+static void test_version1_entry_is_a_quiet_miss(void **state)
+{
+    (void)state;
+    char path[512];
+    char *dir = dir_with_entry("v1", path, sizeof path);
+    const uint8_t one[4] = {1, 0, 0, 0};
+    warnings w = {0};
+    listing l = {0};
+    size_t len;
+    uint8_t *raw;
+    qkc_context *c;
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 8, SEEK_SET);
+    assert_int_equal(fwrite(one, 1, 4, f), 4);
+    fclose(f);
+    c = cache_context(dir, &w);
+    assert_int_equal(qkc_cache_list(c, count_entry, &l), QKC_OK);
+    assert_int_equal(l.invalid, 1);
+    assert_string_equal(l.spec, "written by an incompatible qkc (entry version)");
+    assert_int_equal(w.count, 1); /* list says it */
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    assert_int_equal(w.count, 1); /* the compile does not */
+    qkc_context_destroy(c);
+    raw = read_bytes(path, &len);
+    assert_int_equal(le32(raw + 8), 2);
+    free(raw);
+    c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 1);
+    qkc_context_destroy(c);
+    remove_tree(dir);
+}
+
+/* Regression: a FIFO named like a cache entry hung a compile and `qkc
+ * cache list` in open(). The alarm ends the test if anything blocks. The
+ * FIFO is listed as not a regular file, the compile warns and rebuilds
+ * (the rename replaces the FIFO), and a FIFO given as the bundle to import
+ * is refused. */
+static void test_regression_fifo_entry_does_not_hang(void **state)
+{
+    (void)state;
+    char path[512], fifo[600];
+    char *dir = dir_with_entry("fifo", path, sizeof path);
+    warnings w = {0};
+    listing l = {0};
+    struct stat sb;
+    size_t n = 7;
+    qkc_context *c;
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(60);
+    c = cache_context(dir, &w);
+    assert_int_equal(qkc_cache_list(c, count_entry, &l), QKC_OK);
+    assert_int_equal(l.invalid, 1);
+    assert_string_equal(l.spec, "it is not a regular file");
+    assert_int_equal(w.count, 1);
+    expect_warning(&w, path, "is unusable: it is not a regular file");
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    assert_int_equal(w.count, 2);
+    expect_warning(&w, path, "is unusable: it is not a regular file; rebuilding it");
+    assert_int_equal(lstat(path, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    snprintf(fifo, sizeof fifo, "%s/bundle.fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(qkc_cache_import(c, fifo, &n), QKC_ERR_IO);
+    assert_int_equal(n, 0);
+    if (!strstr(qkc_context_last_error(c), "not a regular file"))
+        fail_msg("import: %s", qkc_context_last_error(c));
+    alarm(0);
+    qkc_context_destroy(c);
+    remove_tree(dir);
+}
+
+typedef struct walk {
+    int calls;
+    int stop_at; /* return 7 at this call (1-based); 0: never */
+    char specs[2][256];
+} walk;
+
+static int on_bundle_entry(const qkc_dcache_entry *e, void *user)
+{
+    walk *wk = user;
+    char line[256];
+    const char *s = strstr(e->key, "\nspec ");
+    assert_non_null(s);
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(s + 6, "\n"), s + 6);
+    if (wk->calls < 2)
+        snprintf(wk->specs[wk->calls], sizeof wk->specs[0], "%s", line);
+    assert_non_null(e->symbol);
+    assert_true(e->obj_len > 0);
+    return ++wk->calls == wk->stop_at ? 7 : 0;
+}
+
+/* The bundle parser on memory (the entry point for a fuzz harness): a
+ * bundle exported from a cache parses and walks its two entries in order;
+ * every prefix of it, a damaged second entry and a trailing byte are
+ * refused with a reason and no entry walked; a callback stops the walk. */
+static void test_bundle_parse_in_memory(void **state)
+{
+    (void)state;
+    char *dir = scratch_dir("parse"), bundle[300], why[QKC_DCACHE_WHY];
+    warnings w = {0};
+    walk wk;
+    uint32_t count = 0;
+    size_t len, n;
+    uint8_t *raw, *copy;
+    qkc_context *c = cache_context(dir, &w);
+    assert_int_equal(compile_check(c, spec_a, NULL), 0);
+    assert_int_equal(compile_check(c, spec_b, NULL), 0);
+    snprintf(bundle, sizeof bundle, "%s.bundle", dir);
+    assert_int_equal(qkc_cache_export(c, bundle, &n), QKC_OK);
+    assert_int_equal(n, 2);
+    qkc_context_destroy(c);
+    raw = read_bytes(bundle, &len);
+    unlink(bundle);
+
+    memset(&wk, 0, sizeof wk);
+    assert_int_equal(qkc_dcache_bundle_parse(raw, len, on_bundle_entry, &wk, &count, why), 0);
+    assert_int_equal(count, 2);
+    assert_int_equal(wk.calls, 2);
+    /* in the directory's order: one each */
+    assert_true((strstr(wk.specs[0], "w=q4_0") && strstr(wk.specs[1], "w=f16")) ||
+                (strstr(wk.specs[0], "w=f16") && strstr(wk.specs[1], "w=q4_0")));
+    assert_int_equal(qkc_dcache_bundle_parse(raw, len, NULL, NULL, NULL, why), 0);
+    memset(&wk, 0, sizeof wk);
+    wk.stop_at = 1;
+    assert_int_equal(qkc_dcache_bundle_parse(raw, len, on_bundle_entry, &wk, NULL, why), 7);
+    assert_int_equal(wk.calls, 1);
+
+    /* prefixes (each copied to a buffer of its own length, so a read past
+     * it is a sanitizer error): a sample through the body, every one of
+     * the last 80 bytes */
+    for (size_t cut = 0; cut < len; cut += cut + 80 < len ? (len - 80 - cut < 997 ? len - 80 - cut : 997) : 1) {
+        copy = malloc(cut ? cut : 1);
+        assert_non_null(copy);
+        memcpy(copy, raw, cut);
+        memset(&wk, 0, sizeof wk);
+        if (qkc_dcache_bundle_parse(copy, cut, on_bundle_entry, &wk, NULL, why) != -1 || !why[0] || wk.calls)
+            fail_msg("a bundle cut to %zu of %zu bytes was not refused (%s)", cut, len, why);
+        free(copy);
+    }
+    /* a byte of the second entry's object changed */
+    copy = malloc(len + 1);
+    assert_non_null(copy);
+    memcpy(copy, raw, len);
+    copy[len - 100] ^= 1;
+    memset(&wk, 0, sizeof wk);
+    assert_int_equal(qkc_dcache_bundle_parse(copy, len, on_bundle_entry, &wk, NULL, why), -1);
+    assert_int_equal(wk.calls, 0);
+    assert_string_equal(why, "entry 2 of 2: its SHA-256 does not match its contents (damaged or altered)");
+    /* one byte too many */
+    memcpy(copy, raw, len);
+    copy[len] = 0;
+    assert_int_equal(qkc_dcache_bundle_parse(copy, len + 1, on_bundle_entry, &wk, NULL, why), -1);
+    assert_string_equal(why, "1 bytes after the last entry");
+    assert_int_equal(qkc_dcache_bundle_parse((const uint8_t *)"QKCBUND\n", 8, NULL, NULL, NULL, why), -1);
+    assert_string_equal(why, "not a qkc cache bundle (version 2)");
+    assert_int_equal(wk.calls, 0);
+    free(copy);
+    free(raw);
+    remove_tree(dir);
+}
+
 /* --------------------------------------------- several processes at once */
 
 enum { PROCS = 2, ROUNDS = 3 };
@@ -551,12 +1021,20 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_targets_have_their_own_entries),
         cmocka_unit_test(test_truncated_entry),
         cmocka_unit_test(test_empty_entry),
-        cmocka_unit_test(test_flipped_object_byte),
+        cmocka_unit_test(test_regression_forged_object_byte),
         cmocka_unit_test(test_flipped_header_byte),
         cmocka_unit_test(test_other_kernels_entry),
         cmocka_unit_test(test_list_clear_export_import),
         cmocka_unit_test(test_unwritable_directory_warns_once),
         cmocka_unit_test(test_cache_off),
+        cmocka_unit_test(test_regression_writable_entry_refused),
+        cmocka_unit_test(test_regression_symlinked_entry_refused),
+        cmocka_unit_test(test_regression_other_users_entry_refused),
+        cmocka_unit_test(test_regression_writable_directory_refused),
+        cmocka_unit_test(test_new_directory_and_entry_modes),
+        cmocka_unit_test(test_version1_entry_is_a_quiet_miss),
+        cmocka_unit_test(test_regression_fifo_entry_does_not_hang),
+        cmocka_unit_test(test_bundle_parse_in_memory),
         cmocka_unit_test(test_processes_fill_one_directory),
     };
     if (argc == 4 && !strcmp(argv[1], "--fill"))

@@ -456,9 +456,13 @@ qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_com
 /* The persistent kernel cache is a directory of entry files, one per
  * compiled kernel, named by the SHA-256 of its key (canonical spec,
  * schedule, target triple and features, qkc and LLVM versions). Entries
- * are written atomically and checked (length and checksum) when read; a
+ * are written atomically and checked (lengths and a SHA-256) when read; a
  * corrupt one is reported through the context's warning hook and rebuilt.
- * Importing entries means trusting them like any other machine code. */
+ * Entries and a directory that another user could have written (not this
+ * user's, or writable by group or others; a symbolic link) are refused
+ * with a warning, and the kernel compiled without them (docs/aot.md,
+ * "Trust"). Importing entries means trusting them like any other
+ * machine code. */
 
 /* The context's cache directory, or NULL when the disk cache is off. */
 const char *qkc_cache_dir(const qkc_context *ctx);
@@ -485,7 +489,8 @@ qkc_status qkc_cache_clear(qkc_context *ctx, size_t *removed);
 /* Write every valid entry into one bundle file, or read a bundle and add
  * its entries to the cache. Import checks every entry before it writes
  * any: a bundle with a corrupt entry is rejected whole
- * (QKC_ERR_CORRUPT_DATA). *count (may be NULL) receives the entries. */
+ * (QKC_ERR_CORRUPT_DATA). Both fail with QKC_ERR_IO on a cache directory
+ * that is not trusted. *count (may be NULL) receives the entries. */
 qkc_status qkc_cache_export(qkc_context *ctx, const char *file, size_t *count);
 qkc_status qkc_cache_import(qkc_context *ctx, const char *file, size_t *count);
 
