@@ -1,8 +1,9 @@
 /*
  * What the JIT and the tuner share about tuning (runtime/tune_db.c,
  * runtime/tune.c): database lookups by resolved target, the tuning run a
- * tiered kernel's background thread makes, and the schedule text parser,
- * callable on a buffer so that it can be fuzzed.
+ * tiered kernel's background thread makes, and the two text parsers of
+ * tuning (a database text, a schedule text), callable on a buffer so that
+ * they can be fuzzed without files or a compiler.
  */
 #ifndef QKC_RUNTIME_TUNE_H
 #define QKC_RUNTIME_TUNE_H
@@ -13,10 +14,42 @@
 
 #include "qkc/qkc.h"
 
+/* Limits of a tuning database (docs/tuning.md, "Limits"). A file larger
+ * than QKC_TUNE_DB_MAX_BYTES is refused with QKC_ERR_LIMIT before any of
+ * it is read; a line longer than QKC_TUNE_DB_MAX_LINE bytes (without its
+ * end of line) is QKC_ERR_CORRUPT_DATA; a database holds at most
+ * QKC_TUNE_DB_MAX_ENTRIES entries and 4 GiB of distinct strings
+ * (QKC_ERR_LIMIT). */
+#define QKC_TUNE_DB_MAX_BYTES (UINT64_C(1) << 30)
+#define QKC_TUNE_DB_MAX_LINE 65536
+#define QKC_TUNE_DB_MAX_ENTRIES (1 << 28)
+
 /* Lookup by canonical spec text and exact feature string (a resolved
- * target's); stale entries are noted as in qkc_tune_db_lookup. */
+ * target's); stale entries are noted as in qkc_tune_db_lookup. Constant
+ * time in the size of the database. */
 qkc_status qkc_tune_db_lookup_features(qkc_tune_db *db, const char *spec_text, int64_t m, const char *features,
                                        qkc_schedule *out, int *found);
+
+/* Add the entries of a database text: text[0..len), which need not be
+ * NUL-terminated and may hold any bytes (it is only read, never past len).
+ * The same parser qkc_tune_db_load streams a file through; `name` (not
+ * NULL) stands for the file in messages ("NAME:LINE: what is wrong") and
+ * in later stale-entry notes.
+ *
+ * All or nothing: on any error the database is as before the call.
+ * Accepted: the format of docs/tuning.md; CRLF line ends; a last line
+ * without an end of line; an empty text or one of comments only (no
+ * entries). Errors: QKC_ERR_CORRUPT_DATA (a malformed line, a NUL byte, a
+ * line over QKC_TUNE_DB_MAX_LINE), QKC_ERR_NO_MEMORY, QKC_ERR_LIMIT; each
+ * with a message on db's context. Allocates only through db's context;
+ * no I/O. Not thread-safe on one db. Time linear in len (plus one spec
+ * parse per distinct non-canonical spec text). */
+qkc_status qkc_tune_db_parse(qkc_tune_db *db, const char *text, size_t len, const char *name);
+
+/* qkc_tune_db_load, where a missing file (ENOENT) is no error when
+ * missing_ok is 1: nothing is added and QKC_OK returned. Any other
+ * failure to read it, a FIFO or directory included, is QKC_ERR_IO. */
+qkc_status qkc_tune_db_load_file(qkc_tune_db *db, const char *path, int missing_ok);
 
 /* Parse a schedule's text form from text[0..len) (need not be
  * NUL-terminated; any bytes): words separated by spaces, tabs or commas,
