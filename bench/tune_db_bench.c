@@ -75,7 +75,8 @@ static int gen(long count, const char *path, int per_spec)
         /* distinct (n, k, w) for every s: n = 64·(1 + s mod 2048), k = 256·(1 + s/4096) */
         fprintf(f,
                 "spec=matmul n=%ld k=%ld a=f32 w=%s out=f32\tm=%s\ttarget=host\tfeatures=%s\tqkc=%s\t"
-                "schedule=tm=%ld tn=%ld ku=1 vec=256 pf=%ld nb=%ld\tus=%ld.%03ld\tdefault_us=%ld.%03ld\tdate=2026-11-23\n",
+                "schedule=tm=%ld tn=%ld ku=1 vec=256 pf=%ld nb=%ld\tus=%ld.%03ld\tdefault_us=%ld.%03ld\t"
+                "date=2026-11-23\n",
                 64 * (1 + s % 2048), 256 * (1 + s / 4096), formats[(s / 2048) % 2], buckets[i % 4], feats,
                 qkc_version_string(), 1 + i % 4, 1 + (i / 4) % 8, 2 * (i % 5), 16L << (i % 5), 100 + i % 9000,
                 i % 1000, 150 + i % 9000, (i * 7) % 1000);

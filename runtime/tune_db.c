@@ -650,7 +650,8 @@ static qkc_status parse_string(parser *p, str_memo *memo, const char *v, size_t 
  * same strtod gives. */
 static qkc_status parse_number(const char *s, size_t n, double *out)
 {
-    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
     char buf[NUMBER_MAX + 1], *end;
     uint64_t digits = 0;
     int count = 0, decimals = -1;

@@ -514,7 +514,8 @@ static void test_100k_entries(void **state)
     assert_int_equal(qkc_tune_db_save(again, in_dir(path, sizeof path, "big3.db")), QKC_OK);
     {
         char p2[256], p3[256], cmd[600];
-        snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", in_dir(p2, sizeof p2, "big2.db"), in_dir(p3, sizeof p3, "big3.db"));
+        snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", in_dir(p2, sizeof p2, "big2.db"),
+                 in_dir(p3, sizeof p3, "big3.db"));
         assert_int_equal(system(cmd), 0);
     }
     RAW_FREE(d1);
