@@ -9,6 +9,7 @@
 #include "context.h"
 #include "ref.h"
 #include "spec_object.h"
+#include "tune.h"
 
 qkc_status qkc_spec_from_matmul(qkc_context *ctx, const qkc_matmul *mm, qkc_spec **out)
 {
@@ -201,45 +202,50 @@ size_t qkc_schedule_print(const qkc_schedule *s, char *buf, size_t size)
     return n < 0 ? 0 : (size_t)n;
 }
 
-qkc_status qkc_schedule_parse(qkc_context *ctx, const char *text, qkc_schedule *out)
+int qkc_schedule_parse_text(const char *text, size_t len, qkc_schedule *out, unsigned *present, char *why,
+                            size_t why_size)
 {
     static const char *const keys[] = {"tm", "tn", "ku", "vec", "pf", "nb"};
+    static const unsigned char key_len[] = {2, 2, 2, 3, 2, 2};
     qkc_schedule s;
-    int seen[6] = {0};
-    const char *p = text;
-    if (!ctx)
-        return QKC_ERR_INVALID_ARGUMENT;
-    if (!text || !out)
-        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_schedule_parse: NULL argument");
+    unsigned seen = 0;
+    size_t i = 0;
     memset(&s, 0, sizeof s);
-    for (;;) {
+    while (i < len) {
         const char *w, *eq;
-        size_t len;
-        int k;
-        long v;
-        char *end;
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        w = p;
-        while (*p && *p != ' ' && *p != '\t' && *p != ',')
-            p++;
-        len = (size_t)(p - w);
-        eq = memchr(w, '=', len);
+        size_t wlen, klen;
+        int k, shown;
+        long v = 0;
+        if (text[i] == ' ' || text[i] == '\t' || text[i] == ',') {
+            i++;
+            continue;
+        }
+        w = text + i;
+        while (i < len && text[i] != ' ' && text[i] != '\t' && text[i] != ',')
+            i++;
+        wlen = (size_t)(text + i - w);
+        shown = wlen > 64 ? 64 : (int)wlen;
+        eq = memchr(w, '=', wlen);
+        klen = eq ? (size_t)(eq - w) : 0;
         for (k = 0; eq && k < 6; k++)
-            if ((size_t)(eq - w) == strlen(keys[k]) && !memcmp(w, keys[k], (size_t)(eq - w)))
+            if (klen == key_len[k] && *w == *keys[k] && !memcmp(w, keys[k], klen))
                 break;
-        if (!eq || k == 6)
-            return qkc_fail(ctx, QKC_ERR_PARSE, "schedule: '%.*s': expected tm=, tn=, ku=, vec=, pf= or nb=", (int)len,
-                            w);
-        if (seen[k]++)
-            return qkc_fail(ctx, QKC_ERR_PARSE, "schedule: '%s' given twice", keys[k]);
-        errno = 0;
-        v = strtol(eq + 1, &end, 10);
-        if (end != p || eq + 1 == p || errno || v < 0 || v > (1 << 20))
-            return qkc_fail(ctx, QKC_ERR_PARSE, "schedule: '%.*s': the value must be an integer 0..%d", (int)len, w,
-                            1 << 20);
+        if (!eq || k == 6) {
+            snprintf(why, why_size, "schedule: '%.*s': expected tm=, tn=, ku=, vec=, pf= or nb=", shown, w);
+            return -1;
+        }
+        if (seen & (1u << k)) {
+            snprintf(why, why_size, "schedule: '%s' given twice", keys[k]);
+            return -1;
+        }
+        /* decimal digits only: no sign, no space, no base prefix */
+        for (const char *d = eq + 1; d < w + wlen && v >= 0 && v <= (1 << 20); d++)
+            v = *d >= '0' && *d <= '9' ? v * 10 + (*d - '0') : -1;
+        if (eq + 1 == w + wlen || v < 0 || v > (1 << 20)) {
+            snprintf(why, why_size, "schedule: '%.*s': the value must be an integer 0..%d", shown, w, 1 << 20);
+            return -1;
+        }
+        seen |= 1u << k;
         switch (k) {
         case 0: s.tile_m = (int)v; break;
         case 1: s.tile_n = (int)v; break;
@@ -250,6 +256,20 @@ qkc_status qkc_schedule_parse(qkc_context *ctx, const char *text, qkc_schedule *
         }
     }
     *out = s;
+    if (present)
+        *present = seen;
+    return 0;
+}
+
+qkc_status qkc_schedule_parse(qkc_context *ctx, const char *text, qkc_schedule *out)
+{
+    char why[256];
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!text || !out)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_schedule_parse: NULL argument");
+    if (qkc_schedule_parse_text(text, strlen(text), out, NULL, why, sizeof why))
+        return qkc_fail(ctx, QKC_ERR_PARSE, "%s", why);
     return QKC_OK;
 }
 

@@ -793,14 +793,13 @@ qkc_status qkc_tune(qkc_context *ctx, const qkc_spec *spec, const qkc_tune_optio
     st = tune_run(ctx, spec, &o, ms, nm, NULL, NULL, res);
     if (!st && o.db_path) {
         qkc_tune_db *db = NULL;
-        FILE *f = fopen(o.db_path, "r");
         char text[2048];
         qkc_matmul_print(&spec->mm, text, sizeof text);
         st = qkc_tune_db_create(ctx, &db);
-        if (!st && f)
-            st = qkc_tune_db_load(db, o.db_path);
-        if (f)
-            fclose(f);
+        /* a missing file is a new database; one that cannot be read (a
+         * FIFO, a directory, no permission) is an error, not overwritten */
+        if (!st)
+            st = qkc_tune_db_load_file(db, o.db_path, 1);
         for (int i = 0; !st && i < res->count; i++) {
             qkc_tune_entry e;
             memset(&e, 0, sizeof e);
