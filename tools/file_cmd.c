@@ -34,7 +34,7 @@ int qkc_cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
     int metadata = 0, gptq = 0, runnable = 0;
-    qkc_file_options fo = {sizeof fo, 0};
+    qkc_file_options fo = {.struct_size = sizeof fo};
     qkc_context *ctx = NULL;
     qkc_file *file = NULL;
     qkc_file_info fi;
@@ -139,7 +139,7 @@ int qkc_cmd_run(int argc, char **argv)
     char **words = calloc((size_t)argc + 1, sizeof *words), *spec = NULL, *path = NULL, *tensor;
     long long m = 0;
     int nwords = 0, rc = 1, gptq = 0;
-    qkc_file_options fo = {sizeof fo, 0};
+    qkc_file_options fo = {.struct_size = sizeof fo};
     qkc_context *ctx = NULL;
     qkc_file *file = NULL;
     qkc_tensor_info t;
