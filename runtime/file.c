@@ -478,6 +478,18 @@ qkc_status qkc_file_metadata(const qkc_file *f, int64_t index, qkc_file_meta *ou
     return QKC_OK;
 }
 
+qkc_status qkc_file_metadata_bytes(const qkc_file *f, int64_t index, size_t *key_bytes, size_t *value_bytes)
+{
+    if (!f || !key_bytes || !value_bytes)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (index < 0 || index >= f->nmeta)
+        return qkc_fail(f->ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_file_metadata_bytes: index %lld is outside [0, %lld)",
+                        (long long)index, (long long)f->nmeta);
+    *key_bytes = f->meta[index].key_bytes;
+    *value_bytes = f->meta[index].text_bytes;
+    return QKC_OK;
+}
+
 qkc_status qkc_file_tensor(const qkc_file *f, int64_t index, qkc_tensor_info *out)
 {
     const qkc_file_entry *t;

@@ -62,10 +62,12 @@ typedef struct qkc_file_entry {
 } qkc_file_entry;
 
 typedef struct qkc_file_meta_rec {
-    const char *key;
+    const char *key;      /* in the arena, NUL-terminated after key_bytes */
     const char *type;     /* static: "u32", "string", "array", ... */
     int64_t count;        /* array elements (1 for scalars) */
-    const char *text;     /* printable value, in the arena */
+    const char *text;     /* printable value, in the arena, NUL-terminated after text_bytes */
+    size_t key_bytes;     /* GGUF keys and strings have a length and may hold NUL bytes */
+    size_t text_bytes;
 } qkc_file_meta_rec;
 
 typedef struct qkc_arena_block qkc_arena_block;

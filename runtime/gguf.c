@@ -187,10 +187,17 @@ static qkc_status rd_value(cursor *c, int t, const char *key, char *text, size_t
     return QKC_OK;
 }
 
+/* Keys by their bytes (a key may hold NUL bytes). */
 static int cmp_key(const void *a, const void *b)
 {
     const qkc_file_meta_rec *x = a, *y = b;
-    return strcmp(x->key, y->key);
+    int c = memcmp(x->key, y->key, x->key_bytes < y->key_bytes ? x->key_bytes : y->key_bytes);
+    return c ? c : (x->key_bytes > y->key_bytes) - (x->key_bytes < y->key_bytes);
+}
+
+static int key_is(const qkc_file_meta_rec *m, const char *word)
+{
+    return m->key_bytes == strlen(word) && !memcmp(m->key, word, m->key_bytes);
 }
 
 static qkc_status read_metadata(cursor *c, uint64_t nkv)
@@ -217,6 +224,7 @@ static qkc_status read_metadata(cursor *c, uint64_t nkv)
                             " bytes long (at most 65535)", f->path, i, klen);
         if (!(m->key = qkc_file_strdup(f, ks, (size_t)klen)))
             return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: out of memory");
+        m->key_bytes = (size_t)klen;
         if ((st = rd(c, 4, &type, m->key)))
             return st;
         if (type > 12)
@@ -255,11 +263,13 @@ static qkc_status read_metadata(cursor *c, uint64_t nkv)
             m->count = (int64_t)count;
             snprintf(text, sizeof text, "[%s x %" PRIu64 "]", value_type_names[et], count);
             m->text = qkc_file_strdup(f, text, strlen(text));
+            m->text_bytes = strlen(text);
         } else {
             if ((st = rd_value(c, (int)type, m->key, text, sizeof text, &sv, &svlen)))
                 return st;
+            m->text_bytes = type == 8 ? (size_t)svlen : strlen(text);
             m->text = type == 8 ? qkc_file_strdup(f, sv, (size_t)svlen) : qkc_file_strdup(f, text, strlen(text));
-            if (!strcmp(m->key, "general.alignment")) {
+            if (key_is(m, "general.alignment")) {
                 uint64_t a;
                 if (type != 4)
                     return qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA,
@@ -283,7 +293,7 @@ static qkc_status read_metadata(cursor *c, uint64_t nkv)
         memcpy(s, f->meta, (size_t)nkv * sizeof *s);
         qsort(s, (size_t)nkv, sizeof *s, cmp_key);
         for (uint64_t i = 1; i < nkv; i++)
-            if (!strcmp(s[i - 1].key, s[i].key)) {
+            if (!cmp_key(&s[i - 1], &s[i])) {
                 st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA, "gguf: %s: duplicate metadata key '%s'", f->path, s[i].key);
                 qkc_free(f->ctx, s);
                 return st;
@@ -319,6 +329,11 @@ static qkc_status read_tensors(cursor *c, uint64_t nt)
             return qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA,
                             "gguf: %s: tensor %" PRIu64 ": name of %" PRIu64 " bytes (GGUF names have 1 to 63)", f->path, i,
                             nlen);
+        /* ggml keeps names as C strings: one with a NUL byte would be
+         * another tensor's name, or none. */
+        if (memchr(ns, 0, (size_t)nlen))
+            return qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA, "gguf: %s: tensor %" PRIu64 ": the name holds a NUL byte",
+                            f->path, i);
         if (!(t->name = qkc_file_strdup(f, ns, (size_t)nlen)))
             return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: out of memory");
         f->ntensors = (int64_t)i + 1;

@@ -581,8 +581,10 @@ static qkc_status read_metadata(jreader *r, size_t *cap)
             return st;
         m = &f->meta[f->nmeta];
         m->key = key;
+        m->key_bytes = kl;
         m->type = "string";
         m->count = 1;
+        m->text_bytes = sl;
         if (!(m->text = qkc_file_strdup(f, s, sl)))
             return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "safetensors: %s: out of memory for metadata", f->path);
         f->nmeta++;

@@ -626,6 +626,14 @@ typedef struct qkc_file_meta {
 /* Errors: QKC_ERR_INVALID_ARGUMENT (index out of range, NULL). */
 qkc_status qkc_file_metadata(const qkc_file *file, int64_t index, qkc_file_meta *out);
 
+/* The lengths in bytes of entry `index`'s key and value. A GGUF key or
+ * string value has a length, not a terminator, and may hold NUL bytes:
+ * qkc_file_meta's key and value are then NUL-terminated after these many
+ * bytes, and a program that shows them should go by the lengths. Names
+ * and values come from the file: escape control bytes before printing
+ * them to a terminal. Errors: those of qkc_file_metadata. */
+qkc_status qkc_file_metadata_bytes(const qkc_file *file, int64_t index, size_t *key_bytes, size_t *value_bytes);
+
 /* One tensor. Strings and data are valid while the file is open. */
 typedef struct qkc_tensor_info {
     const char *name;
