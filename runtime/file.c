@@ -1,9 +1,11 @@
-/* Checkpoint files: open (mmap), detect the format, the tensor table, specs
- * and weight blobs of runnable tensors (public qkc_file_* API). */
+/* Checkpoint files: open (mmap, or read into memory), detect the format,
+ * the tensor table, specs and weight blobs of runnable tensors (public
+ * qkc_file_* API). */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 
 #include "context.h"
 #include "file.h"
+#include "io.h"
 #include "ir/spec.h"
 #include "spec_object.h"
 
@@ -63,36 +66,91 @@ char *qkc_file_printf(qkc_file *f, const char *fmt, ...)
     return qkc_file_strdup(f, buf, strlen(buf));
 }
 
+qkc_status qkc_file_reason(qkc_file *f, qkc_file_entry *t, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    t->runnable = 0;
+    t->weights = NULL;
+    if (n < 0 || !(t->reason = qkc_file_strdup(f, buf, strlen(buf))))
+        return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "%s: out of memory for the tensor table", f->path);
+    return QKC_OK;
+}
+
+int qkc_file_grow(qkc_file *f, void **arr, size_t *cap, size_t elem, uint64_t i)
+{
+    void *n;
+    size_t want;
+    if (i < *cap)
+        return 0;
+    want = *cap ? *cap * 2 : 64;
+    if (want > SIZE_MAX / elem || !(n = qkc_calloc(f->ctx, want, elem)))
+        return -1;
+    if (*arr)
+        memcpy(n, *arr, *cap * elem);
+    qkc_free(f->ctx, *arr);
+    *arr = n;
+    *cap = want;
+    return 0;
+}
+
 /* -------------------------------------------------------------- tables */
 
-void qkc_file_set_matrix(qkc_file_entry *t, int64_t n, int64_t k, const char *weights)
+/* The verifier's message without its "LINE:COL: " position, which refers
+ * to qkc's own text. */
+static const char *drop_position(const char *msg)
+{
+    size_t digits = strspn(msg, "0123456789");
+    if (digits && msg[digits] == ':') {
+        size_t d2 = strspn(msg + digits + 1, "0123456789");
+        if (d2 && msg[digits + 1 + d2] == ':' && msg[digits + 2 + d2] == ' ')
+            msg += digits + 3 + d2;
+    }
+    return msg;
+}
+
+static int parse_matrix(int64_t n, int64_t k, const char *weights, qkc_matmul *mm, qkc_weight_layout *layout,
+                        qkc_diag *diag)
 {
     char text[192];
+    snprintf(text, sizeof text, "matmul n=%lld k=%lld %s", (long long)n, (long long)k, weights);
+    return qkc_matmul_parse(text, mm, NULL, diag) || qkc_format_layout(&mm->w, mm->n, mm->k, layout, diag);
+}
+
+qkc_status qkc_file_set_matrix(qkc_file *f, qkc_file_entry *t, int64_t n, int64_t k, const char *weights,
+                               qkc_weight_layout *layout)
+{
     qkc_matmul mm;
     qkc_diag diag;
-    t->runnable = 0;
-    snprintf(text, sizeof text, "matmul n=%lld k=%lld %s", (long long)n, (long long)k, weights);
-    if (qkc_matmul_parse(text, &mm, NULL, &diag) ||
-        qkc_format_layout(&mm.w, mm.n, mm.k, &t->layout, &diag)) {
-        /* Drop the "LINE:COL: " position: it refers to qkc's own text. */
-        const char *msg = diag.message;
-        size_t digits = strspn(msg, "0123456789");
-        if (digits && msg[digits] == ':') {
-            size_t d2 = strspn(msg + digits + 1, "0123456789");
-            if (d2 && msg[digits + 1 + d2] == ':' && msg[digits + 2 + d2] == ' ')
-                msg += digits + 3 + d2;
-        }
-        snprintf(t->reason, sizeof t->reason, "as a %lld x %lld %.40s matrix: %.90s", (long long)n, (long long)k, weights,
-                 msg);
-        return;
-    }
+    qkc_weight_layout lay;
+    if (parse_matrix(n, k, weights, &mm, &lay, &diag))
+        return qkc_file_reason(f, t, "as a %lld x %lld %.40s matrix: %.90s", (long long)n, (long long)k, weights,
+                               drop_position(diag.message));
     t->runnable = 1;
-    t->format = mm.w;
     t->n = n;
     t->k = k;
-    t->blob_bytes = t->layout.total;
-    t->reason[0] = '\0';
-    snprintf(t->weights, sizeof t->weights, "%s", weights);
+    t->blob_bytes = lay.total;
+    t->reason = NULL;
+    t->weights = weights;
+    if (layout)
+        *layout = lay;
+    return QKC_OK;
+}
+
+qkc_status qkc_file_layout(qkc_context *ctx, const qkc_file_entry *t, qkc_format *format, qkc_weight_layout *layout)
+{
+    qkc_matmul mm;
+    qkc_diag diag;
+    if (!t->runnable || parse_matrix(t->n, t->k, t->weights, &mm, layout, &diag))
+        return qkc_fail(ctx, QKC_ERR_INTERNAL, "tensor '%s': no layout for '%s'", t->name,
+                        t->weights ? t->weights : "");
+    if (format)
+        *format = mm.w;
+    return QKC_OK;
 }
 
 typedef struct span {
@@ -193,15 +251,29 @@ static int has_suffix(const char *s, const char *suffix)
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
-static qkc_status open_common(qkc_context *ctx, qkc_file *f, const qkc_file_options *options, const char *path)
+/* Options that both open functions read; *load receives the load mode
+ * the caller asked for (QKC_FILE_LOAD_DEFAULT when it did not). */
+static qkc_status check_options(qkc_context *ctx, const qkc_file_options *o, const char *fn, int *gptq, int *load)
 {
-    if (options) {
-        if (options->struct_size < sizeof(size_t) + sizeof(int) || options->gptq_version < 0 ||
-            options->gptq_version > 2)
+    *gptq = 0;
+    *load = QKC_FILE_LOAD_DEFAULT;
+    if (!o)
+        return QKC_OK;
+    if (o->struct_size < sizeof(size_t) + sizeof(int) || o->gptq_version < 0 || o->gptq_version > 2)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "%s: bad options (struct_size, or gptq_version not 0, 1 or 2)",
+                        fn);
+    *gptq = o->gptq_version;
+    if (o->struct_size >= offsetof(qkc_file_options, load) + sizeof o->load) {
+        if (o->load < QKC_FILE_LOAD_DEFAULT || o->load > QKC_FILE_LOAD_READ)
             return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT,
-                            "qkc_file_open: bad options (struct_size, or gptq_version not 0, 1 or 2)");
-        f->gptq_version = options->gptq_version;
+                            "%s: bad options: load is %d (QKC_FILE_LOAD_DEFAULT, _MMAP or _READ)", fn, o->load);
+        *load = o->load;
     }
+    return QKC_OK;
+}
+
+static qkc_status open_common(qkc_context *ctx, qkc_file *f, const char *path)
+{
     if (f->size >= 4 && !memcmp(f->data, "GGUF", 4))
         return qkc_gguf_read(f);
     if (f->size >= 9 && f->data[8] == '{')
@@ -234,21 +306,84 @@ qkc_status qkc_file_open_memory(qkc_context *ctx, const void *data, size_t bytes
 {
     qkc_file *f;
     qkc_status st;
+    int gptq, load;
     if (!ctx || !out)
         return ctx ? qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_file_open_memory: out is NULL")
                    : QKC_ERR_INVALID_ARGUMENT;
     *out = NULL;
     if (!data && bytes)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_file_open_memory: data is NULL");
+    if ((st = check_options(ctx, options, "qkc_file_open_memory", &gptq, &load)))
+        return st;
     if (!(f = file_new(ctx, "(memory)")))
         return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_file_open_memory: out of memory");
+    f->gptq_version = gptq;
     f->data = data ? data : (const uint8_t *)"";
     f->size = bytes;
-    if ((st = open_common(ctx, f, options, NULL))) {
+    if ((st = open_common(ctx, f, NULL))) {
         qkc_file_close(f);
         return st;
     }
     *out = f;
+    return QKC_OK;
+}
+
+/* The load mode: the option, else QKC_FILE_MMAP from the environment
+ * ("0" reads, "1" or nothing maps; anything else maps, with a warning). */
+static int read_mode(qkc_context *ctx, int load)
+{
+    const char *env;
+    if (load != QKC_FILE_LOAD_DEFAULT)
+        return load == QKC_FILE_LOAD_READ;
+    env = getenv("QKC_FILE_MMAP");
+    if (!env || !*env || !strcmp(env, "1"))
+        return 0;
+    if (!strcmp(env, "0"))
+        return 1;
+    qkc_warn(ctx, "QKC_FILE_MMAP=%.40s: expected 0 (read files into memory) or 1 (map them); mapping", env);
+    return 0;
+}
+
+/* Map the open file read-only (the fault hook may fail the mmap). */
+static qkc_status map_file(qkc_context *ctx, qkc_file *f, int fd, const char *path)
+{
+    void *map = MAP_FAILED;
+    int err;
+    do {
+        err = qkc_context_io_fault(ctx, QKC_IO_MMAP, path, NULL);
+        if (err == 0) {
+            map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+            err = map == MAP_FAILED ? errno : 0;
+        }
+    } while (err == EINTR);
+    if (err)
+        return qkc_fail(ctx, QKC_ERR_IO, "%s: cannot map: %s", path, strerror(err));
+    f->map = map;
+    f->map_bytes = f->size;
+    f->data = map;
+    return QKC_OK;
+}
+
+/* Read the whole open file into memory of the context (read mode). The
+ * copy starts 64-byte aligned whatever the allocator's alignment, so the
+ * tensors the file aligns stay aligned for in-place kernels. */
+static qkc_status read_file(qkc_context *ctx, qkc_file *f, int fd, const char *path)
+{
+    size_t got = 0;
+    uint8_t *base;
+    int err;
+    if (f->size > SIZE_MAX - 64)
+        return qkc_fail(ctx, QKC_ERR_LIMIT, "%s: too large to read into memory", path);
+    if (!(f->buffer = qkc_alloc(ctx, f->size + 64)))
+        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "%s: out of memory for the %zu bytes of the file (read mode)", path,
+                        f->size);
+    base = (uint8_t *)f->buffer + (64 - (uintptr_t)f->buffer % 64) % 64;
+    if ((err = qkc_io_pread_full(ctx, fd, base, f->size, 0, &got)) != 0)
+        return qkc_fail(ctx, QKC_ERR_IO, "%s: cannot read: %s", path, qkc_io_strerror(err));
+    if (got != f->size)
+        return qkc_fail(ctx, QKC_ERR_IO, "%s: the file shrank while it was read (%zu of %zu bytes)", path, got,
+                        f->size);
+    f->data = base;
     return QKC_OK;
 }
 
@@ -257,43 +392,35 @@ qkc_status qkc_file_open(qkc_context *ctx, const char *path, const qkc_file_opti
     qkc_file *f;
     qkc_status st;
     struct stat sb;
-    int fd;
+    int fd, err, gptq, load;
     if (!ctx || !out)
         return ctx ? qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_file_open: out is NULL") : QKC_ERR_INVALID_ARGUMENT;
     *out = NULL;
     if (!path)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_file_open: path is NULL");
-    fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return qkc_fail(ctx, QKC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if ((st = check_options(ctx, options, "qkc_file_open", &gptq, &load)))
+        return st;
+    /* Non-blocking, and refused unless regular: a FIFO must not hang us. */
+    if ((err = qkc_io_open_read(ctx, path, &fd, &sb)) != 0)
+        return qkc_fail(ctx, QKC_ERR_IO, "%s: cannot open: %s", path, qkc_io_strerror(err));
+    if ((uint64_t)sb.st_size > QKC_MAX_FILE_BYTES || (uint64_t)sb.st_size > SIZE_MAX) {
         close(fd);
-        return qkc_fail(ctx, QKC_ERR_IO, "%s: not a regular file", path);
+        return qkc_fail(ctx, QKC_ERR_LIMIT, "%s: %lld bytes is over the limit of %" PRIu64 " bytes (QKC_MAX_FILE_BYTES)",
+                        path, (long long)sb.st_size, (uint64_t)QKC_MAX_FILE_BYTES);
     }
-    if ((uint64_t)sb.st_size > SIZE_MAX) {
+    if (sb.st_size == 0) {
         close(fd);
-        return qkc_fail(ctx, QKC_ERR_LIMIT, "%s: too large to map", path);
+        return qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "%s: empty file", path);
     }
     if (!(f = file_new(ctx, path))) {
         close(fd);
         return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_file_open: out of memory");
     }
+    f->gptq_version = gptq;
     f->size = (size_t)sb.st_size;
-    if (f->size == 0) {
-        close(fd);
-        qkc_file_close(f);
-        return qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "%s: empty file", path);
-    }
-    f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    st = read_mode(ctx, load) ? read_file(ctx, f, fd, path) : map_file(ctx, f, fd, path);
     close(fd);
-    if (f->map == MAP_FAILED) {
-        f->map = NULL;
-        qkc_file_close(f);
-        return qkc_fail(ctx, QKC_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
-    }
-    f->map_bytes = f->size;
-    f->data = f->map;
-    if ((st = open_common(ctx, f, options, path))) {
+    if (st || (st = open_common(ctx, f, path))) {
         qkc_file_close(f);
         return st;
     }
@@ -308,6 +435,7 @@ void qkc_file_close(qkc_file *f)
         return;
     if (f->map)
         munmap(f->map, f->map_bytes);
+    qkc_free(f->ctx, f->buffer);
     qkc_free(f->ctx, f->tensors);
     qkc_free(f->ctx, f->meta);
     qkc_free(f->ctx, f->by_name);
@@ -350,6 +478,18 @@ qkc_status qkc_file_metadata(const qkc_file *f, int64_t index, qkc_file_meta *ou
     return QKC_OK;
 }
 
+qkc_status qkc_file_metadata_bytes(const qkc_file *f, int64_t index, size_t *key_bytes, size_t *value_bytes)
+{
+    if (!f || !key_bytes || !value_bytes)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (index < 0 || index >= f->nmeta)
+        return qkc_fail(f->ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_file_metadata_bytes: index %lld is outside [0, %lld)",
+                        (long long)index, (long long)f->nmeta);
+    *key_bytes = f->meta[index].key_bytes;
+    *value_bytes = f->meta[index].text_bytes;
+    return QKC_OK;
+}
+
 qkc_status qkc_file_tensor(const qkc_file *f, int64_t index, qkc_tensor_info *out)
 {
     const qkc_file_entry *t;
@@ -371,7 +511,7 @@ qkc_status qkc_file_tensor(const qkc_file *f, int64_t index, qkc_tensor_info *ou
     out->n = t->runnable ? t->n : 0;
     out->k = t->runnable ? t->k : 0;
     out->weights = t->runnable ? t->weights : "";
-    out->unsupported = t->runnable ? "" : t->reason;
+    out->unsupported = t->runnable ? "" : t->reason ? t->reason : "";
     out->in_place = t->runnable && t->import == QKC_IMPORT_IN_PLACE;
     out->weights_bytes = t->runnable ? (size_t)t->blob_bytes : 0;
     return QKC_OK;
@@ -387,11 +527,25 @@ qkc_status qkc_file_find(qkc_context *ctx, const qkc_file *f, const char *name, 
         *index = i;
         return QKC_OK;
     }
-    for (size_t s = 0; s < 2; s++) {
-        char buf[1024];
-        int len = snprintf(buf, sizeof buf, "%s%s", name, suffixes[s]);
-        if (len > 0 && (size_t)len < sizeof buf && (i = qkc_file_lookup(f, buf)) >= 0 && f->tensors[i].runnable) {
-            *index = i;
+    /* A module prefix: its runnable weight first; else the weight that
+     * does not run, so that the caller learns why (qkc_tensor_info's
+     * unsupported, or the error of qkc_file_spec) instead of "no tensor". */
+    {
+        int64_t found = -1;
+        for (size_t s = 0; s < 2; s++) {
+            char buf[1024];
+            int len = snprintf(buf, sizeof buf, "%s%s", name, suffixes[s]);
+            if (len > 0 && (size_t)len < sizeof buf && (i = qkc_file_lookup(f, buf)) >= 0) {
+                if (f->tensors[i].runnable) {
+                    *index = i;
+                    return QKC_OK;
+                }
+                if (found < 0)
+                    found = i;
+            }
+        }
+        if (found >= 0) {
+            *index = found;
             return QKC_OK;
         }
     }
@@ -407,7 +561,8 @@ static qkc_status runnable_or_fail(qkc_context *ctx, const qkc_file *f, int64_t 
                         (long long)f->ntensors);
     if (!f->tensors[index].runnable)
         return qkc_fail(ctx, QKC_ERR_UNSUPPORTED, "%s: tensor '%s' (%s) does not run in qkc: %s", fn,
-                        f->tensors[index].name, f->tensors[index].dtype, f->tensors[index].reason);
+                        f->tensors[index].name, f->tensors[index].dtype,
+                        f->tensors[index].reason ? f->tensors[index].reason : "");
     return QKC_OK;
 }
 

@@ -42,31 +42,32 @@ enum {
 typedef struct qkc_file_entry {
     const char *name;     /* NUL-terminated, in the file's arena */
     const char *dtype;    /* static: the file's type name */
-    int n_dims;
+    /* runnable: the spec fragment ("w=q4_k", "w=gptq:4:actorder group=128"),
+     * static or in the arena. Not runnable: reason says why (static or in
+     * the arena; NULL only while the readers classify). */
+    const char *weights;
+    const char *reason;
     int64_t shape[4];     /* outermost first (GGUF dims reversed) */
     uint64_t offset;      /* absolute byte offset of the data in the file */
     uint64_t bytes;
-    /* As a weight matrix. runnable: format, n, k, weights, blob_bytes set;
-     * else reason says why not. */
-    int runnable;
-    qkc_format format;
-    int64_t n, k;
-    char weights[96];     /* spec fragment: "w=q4_k", "w=gptq:4:actorder group=128" */
-    char reason[160];
+    int64_t n, k;         /* runnable: the N x K matrix */
+    uint64_t blob_bytes;  /* runnable: bytes of the qkc weight blob */
     int64_t part_of;      /* index of the tensor this one is imported into, or -1 */
-    qkc_import import;
-    uint64_t blob_bytes;
-    qkc_weight_layout layout; /* of the blob, when runnable */
     int64_t member[QKC_MEMBER_COUNT];
+    int n_dims;
+    int runnable;
+    qkc_import import;
     int gptq_v2;          /* qzeros hold zero, not zero − 1 */
     float nested_offset;  /* bnb dq */
 } qkc_file_entry;
 
 typedef struct qkc_file_meta_rec {
-    const char *key;
+    const char *key;      /* in the arena, NUL-terminated after key_bytes */
     const char *type;     /* static: "u32", "string", "array", ... */
     int64_t count;        /* array elements (1 for scalars) */
-    const char *text;     /* printable value, in the arena */
+    const char *text;     /* printable value, in the arena, NUL-terminated after text_bytes */
+    size_t key_bytes;     /* GGUF keys and strings have a length and may hold NUL bytes */
+    size_t text_bytes;
 } qkc_file_meta_rec;
 
 typedef struct qkc_arena_block qkc_arena_block;
@@ -79,6 +80,7 @@ struct qkc_file {
     size_t size;
     void *map;            /* mmap'd region to release, or NULL */
     size_t map_bytes;
+    void *buffer;         /* read mode: the allocation holding data, or NULL */
     uint64_t alignment;   /* GGUF */
     int gptq_version;     /* option: 0 auto, 1, 2 */
     const char *path;     /* for messages */
@@ -92,10 +94,18 @@ struct qkc_file {
 
 /* A copy of s[0..len) plus NUL in the file's arena; NULL when out of memory. */
 char *qkc_file_strdup(qkc_file *f, const char *s, size_t len);
-/* printf into the arena. */
+/* printf into the arena (at most 511 bytes). */
 char *qkc_file_printf(qkc_file *f, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Mark t not runnable, with the reason printf'd into the arena. QKC_OK, or
+ * QKC_ERR_NO_MEMORY with the context message set. */
+qkc_status qkc_file_reason(qkc_file *f, qkc_file_entry *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
 #endif
     ;
 
@@ -104,9 +114,17 @@ char *qkc_file_printf(qkc_file *f, const char *fmt, ...)
 qkc_status qkc_gguf_read(qkc_file *f);
 qkc_status qkc_safetensors_read(qkc_file *f);
 
-/* Mark t runnable as format text `weights` (e.g. "w=q4_k") for an N×K
- * matrix, or record why not (verifier message). Sets blob_bytes. */
-void qkc_file_set_matrix(qkc_file_entry *t, int64_t n, int64_t k, const char *weights);
+/* Mark t runnable as format text `weights` (static storage, e.g. "w=q4_k",
+ * or in the arena) for an N×K matrix, or record why not (the verifier's
+ * message). Sets blob_bytes; *layout (may be NULL) receives the blob's
+ * layout when runnable. QKC_OK, or QKC_ERR_NO_MEMORY for the reason. */
+qkc_status qkc_file_set_matrix(qkc_file *f, qkc_file_entry *t, int64_t n, int64_t k, const char *weights,
+                               qkc_weight_layout *layout);
+
+/* The format and blob layout of a runnable tensor (computed again from its
+ * spec fragment, so entries stay small). QKC_ERR_INTERNAL if it does not
+ * parse, which classification rules out. */
+qkc_status qkc_file_layout(qkc_context *ctx, const qkc_file_entry *t, qkc_format *format, qkc_weight_layout *layout);
 
 /* Refuse tensors whose data overlap (zero-byte tensors overlap nothing). */
 qkc_status qkc_file_check_overlap(qkc_file *f, const char *format_name);
@@ -116,6 +134,12 @@ qkc_status qkc_file_index_names(qkc_file *f, const char *format_name);
 
 /* Index of the tensor named `name`, or -1 (needs by_name). */
 int64_t qkc_file_lookup(const qkc_file *f, const char *name);
+
+/* Make room for record i of a table that grows as the file is read (so a
+ * count the file does not back costs no memory): *arr is replaced by a
+ * larger zero-filled copy when needed. 0, or -1 when out of memory (*arr
+ * is then unchanged and still owned by the caller). */
+int qkc_file_grow(qkc_file *f, void **arr, size_t *cap, size_t elem, uint64_t i);
 
 /* Write the blob of an imported tensor into dst (dst_bytes >= blob_bytes). */
 qkc_status qkc_safetensors_import(qkc_context *ctx, const qkc_file *f, const qkc_file_entry *t, uint8_t *dst);

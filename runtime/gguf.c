@@ -187,29 +187,17 @@ static qkc_status rd_value(cursor *c, int t, const char *key, char *text, size_t
     return QKC_OK;
 }
 
-/* Make room for record `i` of an array that grows as records are read, so
- * that a count in the header that the file does not back costs no memory.
- * Zero-fills new records. */
-static void *reserve(qkc_file *f, void *arr, size_t *cap, size_t elem, uint64_t i)
-{
-    void *n;
-    size_t want;
-    if (i < *cap)
-        return arr;
-    want = *cap ? *cap * 2 : 64;
-    if (want > SIZE_MAX / elem || !(n = qkc_calloc(f->ctx, want, elem)))
-        return NULL; /* arr stays owned by the file */
-    if (arr)
-        memcpy(n, arr, *cap * elem);
-    qkc_free(f->ctx, arr);
-    *cap = want;
-    return n;
-}
-
+/* Keys by their bytes (a key may hold NUL bytes). */
 static int cmp_key(const void *a, const void *b)
 {
     const qkc_file_meta_rec *x = a, *y = b;
-    return strcmp(x->key, y->key);
+    int c = memcmp(x->key, y->key, x->key_bytes < y->key_bytes ? x->key_bytes : y->key_bytes);
+    return c ? c : (x->key_bytes > y->key_bytes) - (x->key_bytes < y->key_bytes);
+}
+
+static int key_is(const qkc_file_meta_rec *m, const char *word)
+{
+    return m->key_bytes == strlen(word) && !memcmp(m->key, word, m->key_bytes);
 }
 
 static qkc_status read_metadata(cursor *c, uint64_t nkv)
@@ -223,10 +211,8 @@ static qkc_status read_metadata(cursor *c, uint64_t nkv)
         const char *ks, *sv = NULL;
         uint64_t klen, type, svlen = 0;
         char what[48], text[64];
-        qkc_file_meta_rec *grown = reserve(f, f->meta, &cap, sizeof *f->meta, i);
-        if (!grown)
+        if (qkc_file_grow(f, (void **)&f->meta, &cap, sizeof *f->meta, i))
             return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: %s: out of memory for metadata", f->path);
-        f->meta = grown;
         m = &f->meta[i];
         snprintf(what, sizeof what, "metadata key %" PRIu64, i);
         if ((st = rd_str(c, &ks, &klen, what)))
@@ -238,6 +224,7 @@ static qkc_status read_metadata(cursor *c, uint64_t nkv)
                             " bytes long (at most 65535)", f->path, i, klen);
         if (!(m->key = qkc_file_strdup(f, ks, (size_t)klen)))
             return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: out of memory");
+        m->key_bytes = (size_t)klen;
         if ((st = rd(c, 4, &type, m->key)))
             return st;
         if (type > 12)
@@ -276,11 +263,13 @@ static qkc_status read_metadata(cursor *c, uint64_t nkv)
             m->count = (int64_t)count;
             snprintf(text, sizeof text, "[%s x %" PRIu64 "]", value_type_names[et], count);
             m->text = qkc_file_strdup(f, text, strlen(text));
+            m->text_bytes = strlen(text);
         } else {
             if ((st = rd_value(c, (int)type, m->key, text, sizeof text, &sv, &svlen)))
                 return st;
+            m->text_bytes = type == 8 ? (size_t)svlen : strlen(text);
             m->text = type == 8 ? qkc_file_strdup(f, sv, (size_t)svlen) : qkc_file_strdup(f, text, strlen(text));
-            if (!strcmp(m->key, "general.alignment")) {
+            if (key_is(m, "general.alignment")) {
                 uint64_t a;
                 if (type != 4)
                     return qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA,
@@ -304,7 +293,7 @@ static qkc_status read_metadata(cursor *c, uint64_t nkv)
         memcpy(s, f->meta, (size_t)nkv * sizeof *s);
         qsort(s, (size_t)nkv, sizeof *s, cmp_key);
         for (uint64_t i = 1; i < nkv; i++)
-            if (!strcmp(s[i - 1].key, s[i].key)) {
+            if (!cmp_key(&s[i - 1], &s[i])) {
                 st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA, "gguf: %s: duplicate metadata key '%s'", f->path, s[i].key);
                 qkc_free(f->ctx, s);
                 return st;
@@ -327,10 +316,8 @@ static qkc_status read_tensors(cursor *c, uint64_t nt)
         const char *ns;
         uint64_t nlen, nd, type, off, ne[4] = {1, 1, 1, 1}, elems = 1, rows, row_bytes, bytes;
         char what[48];
-        qkc_file_entry *grown = reserve(f, f->tensors, &cap, sizeof *f->tensors, i);
-        if (!grown)
+        if (qkc_file_grow(f, (void **)&f->tensors, &cap, sizeof *f->tensors, i))
             return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: %s: out of memory for tensor infos", f->path);
-        f->tensors = grown;
         t = &f->tensors[i];
         snprintf(what, sizeof what, "tensor info %" PRIu64, i);
         t->part_of = -1;
@@ -342,6 +329,11 @@ static qkc_status read_tensors(cursor *c, uint64_t nt)
             return qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA,
                             "gguf: %s: tensor %" PRIu64 ": name of %" PRIu64 " bytes (GGUF names have 1 to 63)", f->path, i,
                             nlen);
+        /* ggml keeps names as C strings: one with a NUL byte would be
+         * another tensor's name, or none. */
+        if (memchr(ns, 0, (size_t)nlen))
+            return qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA, "gguf: %s: tensor %" PRIu64 ": the name holds a NUL byte",
+                            f->path, i);
         if (!(t->name = qkc_file_strdup(f, ns, (size_t)nlen)))
             return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: out of memory");
         f->ntensors = (int64_t)i + 1;
@@ -388,16 +380,16 @@ static qkc_status read_tensors(cursor *c, uint64_t nt)
         t->bytes = bytes;
         /* As a matrix: ne[0] = K (blocks run along it), the rest rows. */
         if (ggml_types[type].qkc && (nd == 1 || ne[2] * ne[3] != 1)) {
-            snprintf(t->reason, sizeof t->reason, "%s tensor, not a matrix", nd == 1 ? "1-D" : "3-D or 4-D");
+            t->reason = nd == 1 ? "1-D tensor, not a matrix" : "3-D or 4-D tensor, not a matrix";
         } else if (ggml_types[type].qkc) {
-            qkc_file_set_matrix(t, (int64_t)ne[1], (int64_t)ne[0], ggml_types[type].qkc);
-            if (t->runnable && t->blob_bytes != t->bytes) {
-                t->runnable = 0;
-                snprintf(t->reason, sizeof t->reason, "internal: blob of %" PRIu64 " bytes for %" PRIu64 " in the file",
-                         t->blob_bytes, t->bytes);
-            }
+            if ((st = qkc_file_set_matrix(f, t, (int64_t)ne[1], (int64_t)ne[0], ggml_types[type].qkc, NULL)))
+                return st;
+            if (t->runnable && t->blob_bytes != t->bytes &&
+                (st = qkc_file_reason(f, t, "internal: blob of %" PRIu64 " bytes for %" PRIu64 " in the file",
+                                      t->blob_bytes, t->bytes)))
+                return st;
         } else {
-            snprintf(t->reason, sizeof t->reason, "%s", ggml_types[type].why);
+            t->reason = ggml_types[type].why;
         }
     }
     /* The data section starts at the next multiple of the alignment. */
@@ -458,6 +450,11 @@ qkc_status qkc_gguf_read(qkc_file *f)
         return qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA,
                         "gguf: %s: metadata count %" PRIu64 " is more than the %" PRIu64 "-byte file can describe", f->path, nkv,
                         c.size);
+    if (nt > (uint64_t)QKC_MAX_FILE_TENSORS || nkv > (uint64_t)QKC_MAX_FILE_TENSORS)
+        return qkc_fail(f->ctx, QKC_ERR_LIMIT,
+                        "gguf: %s: %" PRIu64 " tensors and %" PRIu64 " metadata entries: qkc reads at most %lld of each "
+                        "(QKC_MAX_FILE_TENSORS)",
+                        f->path, nt, nkv, (long long)QKC_MAX_FILE_TENSORS);
     if ((st = read_metadata(&c, nkv)))
         return st;
     return read_tensors(&c, nt);

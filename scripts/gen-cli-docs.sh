@@ -11,7 +11,7 @@ echo
 echo '```'
 "$qkc" help
 echo '```'
-for c in check demo bench compile targets formats version; do
+for c in check demo bench compile targets inspect run formats version; do
     echo
     echo "## qkc $c"
     echo

@@ -159,7 +159,7 @@ static void test_gguf_types(void **state)
 
 static void run_fixture(qkc_context *ctx, qkc_ckpt_fixture *fx, const char *name, int gptq_version)
 {
-    qkc_file_options fo = {sizeof fo, gptq_version};
+    qkc_file_options fo = {.struct_size = sizeof fo, .gptq_version = gptq_version};
     qkc_file *file;
     int64_t index;
     assert_int_equal(qkc_file_open_memory(ctx, fx->file.data, fx->file.len, &fo, &file), QKC_OK);

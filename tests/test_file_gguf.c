@@ -244,12 +244,73 @@ static void test_metadata(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* GGUF strings have lengths: keys that differ only after a NUL byte are
+ * two keys (not a duplicate), qkc_file_metadata_bytes gives their whole
+ * length, and general.alignment is matched by its bytes, not as a prefix.
+ * A tensor name with a NUL byte is refused (ggml keeps names as C strings). */
+static void test_nul_bytes(void **state)
+{
+    static const char k1[] = "a\0x", k2[] = "a\0y", k3[] = "general.alignment\0z";
+    static uint8_t data[34 * 2];
+    const char *const keys[3] = {k1, k2, k3};
+    const size_t lens[3] = {sizeof k1 - 1, sizeof k2 - 1, sizeof k3 - 1};
+    uint64_t d[2] = {32, 2};
+    qkc_gguf_writer w;
+    qkc_bytes out;
+    qkc_context *ctx;
+    qkc_file *file;
+    qkc_file_info fi;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    qkc_gguf_init(&w);
+    for (int i = 0; i < 3; i++) {
+        qkc_bytes_u64(&w.kv, lens[i]);
+        qkc_bytes_put(&w.kv, keys[i], lens[i]);
+        qkc_bytes_u32(&w.kv, i == 2 ? QKC_GGUF_U32 : QKC_GGUF_STRING);
+        if (i == 2)
+            qkc_bytes_u32(&w.kv, 48); /* not a power of two: harmless unless taken for general.alignment */
+        else
+            qkc_bytes_u64(&w.kv, 3), qkc_bytes_put(&w.kv, i ? "v\0w" : "v\0v", 3);
+        w.nkv++;
+    }
+    qkc_gguf_add_tensor(&w, "abc", 8, 2, d, data, sizeof data);
+    assert_int_equal(qkc_gguf_finish(&w, &out), 0);
+    assert_int_equal(qkc_file_open_memory(ctx, out.data, out.len, NULL, &file), QKC_OK);
+    assert_int_equal(qkc_file_query(file, &fi), QKC_OK);
+    assert_int_equal(fi.metadata, 3);
+    assert_int_equal(fi.alignment, 32);
+    for (int i = 0; i < 3; i++) {
+        qkc_file_meta m;
+        size_t kb, vb;
+        assert_int_equal(qkc_file_metadata(file, i, &m), QKC_OK);
+        assert_int_equal(qkc_file_metadata_bytes(file, i, &kb, &vb), QKC_OK);
+        assert_int_equal(kb, lens[i]);
+        assert_memory_equal(m.key, keys[i], kb + 1); /* and NUL-terminated after */
+        assert_int_equal(vb, i == 2 ? 2 : 3);
+        if (i < 2)
+            assert_memory_equal(m.value, i ? "v\0w" : "v\0v", 4);
+    }
+    {
+        size_t kb, vb;
+        assert_int_equal(qkc_file_metadata_bytes(file, 3, &kb, &vb), QKC_ERR_INVALID_ARGUMENT);
+    }
+    qkc_file_close(file);
+    /* the tensor name "abc" becomes "a\0c" */
+    out.data[w.info_pos[0] + 8 + 1] = 0;
+    assert_int_equal(qkc_file_open_memory(ctx, out.data, out.len, NULL, &file), QKC_ERR_CORRUPT_DATA);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "tensor 0: the name holds a NUL byte"));
+    qkc_bytes_free(&out);
+    qkc_gguf_free(&w);
+    qkc_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_type),
         cmocka_unit_test(test_unsupported_and_mmap),
         cmocka_unit_test(test_metadata),
+        cmocka_unit_test(test_nul_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

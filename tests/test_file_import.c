@@ -24,7 +24,7 @@
 /* Open the fixture, find its weight, import, dequantize, compare. */
 static void check_fixture(qkc_context *ctx, qkc_ckpt_fixture *fx, const char *name, int gptq_version)
 {
-    qkc_file_options fo = {sizeof fo, gptq_version};
+    qkc_file_options fo = {.struct_size = sizeof fo, .gptq_version = gptq_version};
     qkc_file *file = NULL;
     qkc_tensor_info ti;
     qkc_spec *spec = NULL;
@@ -123,7 +123,7 @@ static void test_gptq_v2_zero(void **state)
     qkc_context *ctx;
     qkc_ckpt_fixture fx;
     qkc_file *file;
-    qkc_file_options fo = {sizeof fo, 2};
+    qkc_file_options fo = {.struct_size = sizeof fo, .gptq_version = 2};
     int64_t index;
     qkc_tensor_info ti;
     uint8_t *blob;
@@ -242,11 +242,45 @@ static void test_dense(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* Regression: a GPTQ module whose parts disagree was looked up by its
+ * prefix as "no tensor named 'm'"; the prefix now finds the weight, which
+ * says why it does not run, and so does qkc_file_spec. */
+static void test_module_that_does_not_run(void **state)
+{
+    qkc_context *ctx;
+    qkc_ckpt_fixture fx;
+    qkc_file *file;
+    qkc_tensor_info ti;
+    qkc_spec *spec = NULL;
+    int64_t idx = -1;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    assert_int_equal(qkc_fixture_gptq(&fx, "m", 4, 32, 128, 32, 0, 0, 0, "module-not-run"), 0);
+    fx.st.tensors[2].shape[0] = 3; /* scales: one group row too few for qzeros */
+    fx.st.tensors[2].bytes = 3 * 32 * 2;
+    qkc_bytes_free(&fx.file);
+    assert_int_equal(qkc_st_finish(&fx.st, &fx.file), 0);
+    assert_int_equal(qkc_file_open_memory(ctx, fx.file.data, fx.file.len, NULL, &file), QKC_OK);
+    assert_int_equal(qkc_file_find(ctx, file, "m", &idx), QKC_OK);
+    assert_int_equal(qkc_file_tensor(file, idx, &ti), QKC_OK);
+    assert_string_equal(ti.name, "m.qweight");
+    assert_false(ti.runnable);
+    assert_non_null(strstr(ti.unsupported, "disagree on the groups"));
+    assert_int_equal(qkc_file_spec(ctx, file, idx, NULL, &spec), QKC_ERR_UNSUPPORTED);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "tensor 'm.qweight' (I32) does not run in qkc: scales"));
+    /* a prefix of nothing is still "no tensor" */
+    assert_int_equal(qkc_file_find(ctx, file, "n", &idx), QKC_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "no tensor named 'n'"));
+    qkc_file_close(file);
+    qkc_fixture_free(&fx);
+    qkc_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gptq), cmocka_unit_test(test_gptq_v2_zero), cmocka_unit_test(test_awq),
-        cmocka_unit_test(test_bnb),  cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_bnb),  cmocka_unit_test(test_dense), cmocka_unit_test(test_module_that_does_not_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,10 +87,26 @@ static const bad_case cases[] = {
     {"st_shape_overflow", QKC_ERR_CORRUPT_DATA, "shape overflows 64 bits", NULL},
     {"st_five_dims", QKC_ERR_UNSUPPORTED, "5 dimensions", NULL},
     {"st_overlap", QKC_ERR_CORRUPT_DATA, "overlap", NULL},
-    {"st_duplicate_key", QKC_ERR_CORRUPT_DATA, "duplicate object key", NULL},
+    {"st_duplicate_key", QKC_ERR_CORRUPT_DATA, "two tensors are named 'w'", NULL},
     {"st_metadata_not_string", QKC_ERR_CORRUPT_DATA, "__metadata__ value of 'n' is not a string", NULL},
     {"st_metadata_not_object", QKC_ERR_CORRUPT_DATA, "__metadata__ must be an object", NULL},
     {"st_truncated_json", QKC_ERR_CORRUPT_DATA, "header JSON", NULL},
+    /* the header's JSON reader is strict (RFC 8259) */
+    {"st_invalid_utf8", QKC_ERR_CORRUPT_DATA, "line 1 column 3: invalid UTF-8 in a string", NULL},
+    {"st_overlong_utf8", QKC_ERR_CORRUPT_DATA, "invalid UTF-8 in a string", NULL},
+    {"st_control_char", QKC_ERR_CORRUPT_DATA, "control character in a string", NULL},
+    {"st_nul_escape", QKC_ERR_CORRUPT_DATA, "\\u0000 is not allowed", NULL},
+    {"st_lone_surrogate", QKC_ERR_CORRUPT_DATA, "a lone low surrogate", NULL},
+    {"st_half_surrogate", QKC_ERR_CORRUPT_DATA, "a high surrogate without its low half", NULL},
+    {"st_bad_escape", QKC_ERR_CORRUPT_DATA, "invalid escape in a string", NULL},
+    {"st_trailing_garbage", QKC_ERR_CORRUPT_DATA, "end of the header expected after the object", NULL},
+    {"st_leading_zero", QKC_ERR_CORRUPT_DATA, "invalid number (a leading zero)", NULL},
+    {"st_integer_overflow", QKC_ERR_CORRUPT_DATA, "integer out of range", NULL},
+    {"st_trailing_comma", QKC_ERR_CORRUPT_DATA, "expected a string", NULL},
+    {"st_duplicate_dtype", QKC_ERR_CORRUPT_DATA, "tensor 'w': duplicate key 'dtype'", NULL},
+    {"st_duplicate_metadata", QKC_ERR_CORRUPT_DATA, "duplicate key 'a' in __metadata__", NULL},
+    {"st_two_metadata", QKC_ERR_CORRUPT_DATA, "duplicate key '__metadata__'", NULL},
+    {"st_nested_too_deep", QKC_ERR_CORRUPT_DATA, "nested too deeply", NULL},
 };
 
 /* --------------------------------------------------------------- builders */
@@ -227,7 +243,7 @@ static void build(const char *name, qkc_bytes *out)
     qkc_gguf_free(&w);
     if (!strncmp(name, "st_", 3)) {
         const char *F16_8 = "\"dtype\":\"F16\",\"shape\":[8]";
-        char j[512];
+        char j[1024];
         qkc_bytes_free(out);
         if (IS("st_short"))
             st_raw(out, "", 0), out->len = 5;
@@ -274,6 +290,43 @@ static void build(const char *name, qkc_bytes *out)
             st_raw(out, "{\"__metadata__\":\"pt\"}", 0);
         if (IS("st_truncated_json"))
             st_raw(out, "{\"w\":{\"dtype\":\"F16\",\"sha", 0);
+        if (IS("st_invalid_utf8"))
+            snprintf(j, sizeof j, "{\"\xff\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
+        if (IS("st_overlong_utf8")) /* '/' as two bytes */
+            snprintf(j, sizeof j, "{\"a\xc0\xaf\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
+        if (IS("st_control_char"))
+            snprintf(j, sizeof j, "{\"a\x1b\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
+        if (IS("st_nul_escape"))
+            snprintf(j, sizeof j, "{\"a\\u0000b\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
+        if (IS("st_lone_surrogate"))
+            snprintf(j, sizeof j, "{\"a\\udc00\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
+        if (IS("st_half_surrogate"))
+            snprintf(j, sizeof j, "{\"a\\ud83dx\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
+        if (IS("st_bad_escape"))
+            snprintf(j, sizeof j, "{\"a\\x\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
+        if (IS("st_trailing_garbage"))
+            snprintf(j, sizeof j, "{\"w\":{%s,\"data_offsets\":[0,16]}} x", F16_8), st_raw(out, j, 16);
+        if (IS("st_leading_zero"))
+            st_raw(out, "{\"w\":{\"dtype\":\"F16\",\"shape\":[08],\"data_offsets\":[0,16]}}", 16);
+        if (IS("st_integer_overflow"))
+            snprintf(j, sizeof j, "{\"w\":{%s,\"data_offsets\":[0,18446744073709551616]}}", F16_8), st_raw(out, j, 16);
+        if (IS("st_trailing_comma"))
+            snprintf(j, sizeof j, "{\"w\":{%s,\"data_offsets\":[0,16]},}", F16_8), st_raw(out, j, 16);
+        if (IS("st_duplicate_dtype"))
+            snprintf(j, sizeof j, "{\"w\":{%s,\"dtype\":\"F32\",\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
+        if (IS("st_duplicate_metadata"))
+            st_raw(out, "{\"__metadata__\":{\"a\":\"1\",\"b\":\"2\",\"a\":\"3\"}}", 0);
+        if (IS("st_two_metadata"))
+            st_raw(out, "{\"__metadata__\":{},\"__metadata__\":{}}", 0);
+        if (IS("st_nested_too_deep")) {
+            size_t n = (size_t)snprintf(j, sizeof j, "{\"w\":{%s,\"data_offsets\":[0,16],\"x\":", F16_8);
+            for (int d = 0; d < 200; d++)
+                j[n++] = '[';
+            for (int d = 0; d < 200; d++)
+                j[n++] = ']';
+            memcpy(j + n, "}}", 3);
+            st_raw(out, j, 16);
+        }
     }
 #undef IS
 }
@@ -337,6 +390,37 @@ static void test_base_files_open(void **state)
     qkc_gguf_free(&w);
     st_raw(&b, "{\"w\":{\"dtype\":\"F16\",\"shape\":[8],\"data_offsets\":[0,16]}}", 16);
     assert_int_equal(qkc_file_open_memory(ctx, b.data, b.len, NULL, &file), QKC_OK);
+    qkc_file_close(file);
+    qkc_bytes_free(&b);
+    qkc_context_destroy(ctx);
+}
+
+/* What the strict header reader accepts: escapes (a surrogate pair too)
+ * decoded into the tensor name, UTF-8 kept, whitespace anywhere, keys a
+ * tensor does not need skipped whatever their values, an empty
+ * __metadata__. */
+static void test_header_json_accepted(void **state)
+{
+    const char *json = " \t\r\n{ \"__metadata__\" : { } , \"a\\u00e9\\\"\\\\b\\/\\ud83d\\ude00\xc3\xa9\" :"
+                       " { \"x\" : [ {\"y\": [true, false, null, -1.5e+3, \"s\\n\"]}, {} ] , \"dtype\" : \"F16\" ,"
+                       " \"shape\" : [ 2 , 4 ] , \"data_offsets\" : [ 0 , 16 ] , \"z\": -0 } }  \n";
+    qkc_context *ctx;
+    qkc_bytes b;
+    qkc_file *file;
+    qkc_tensor_info t;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    memset(&b, 0, sizeof b);
+    qkc_bytes_u64(&b, strlen(json));
+    qkc_bytes_put(&b, json, strlen(json));
+    qkc_bytes_put(&b, payload, 16);
+    /* the header starts with whitespace, so the contents do not say "safetensors": open from memory says which */
+    assert_int_equal(qkc_file_open_memory(ctx, b.data, b.len, NULL, &file), QKC_ERR_CORRUPT_DATA);
+    b.data[8] = '{', b.data[12] = ' ';
+    assert_int_equal(qkc_file_open_memory(ctx, b.data, b.len, NULL, &file), QKC_OK);
+    assert_int_equal(qkc_file_tensor(file, 0, &t), QKC_OK);
+    assert_string_equal(t.name, "a\xc3\xa9\"\\b/\xf0\x9f\x98\x80\xc3\xa9");
+    assert_true(t.runnable);
     qkc_file_close(file);
     qkc_bytes_free(&b);
     qkc_context_destroy(ctx);
@@ -485,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_base_files_open),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_inconsistent_weights),
+        cmocka_unit_test(test_header_json_accepted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

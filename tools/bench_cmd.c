@@ -59,23 +59,25 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* "1,8,512" -> values; returns count or -1. */
+/* "1,8,512" -> values (each a whole number in [lo, hi], qkc_parse_int);
+ * returns the count, or -1 for anything else ("1,,2", "1,", "8x"). */
 static int parse_list(const char *s, long long *out, int cap, long long lo, long long hi)
 {
     int n = 0;
-    while (*s) {
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || v < lo || v > hi || n >= cap)
+    for (;;) {
+        char item[32];
+        size_t len = strcspn(s, ",");
+        if (n >= cap || len >= sizeof item)
             return -1;
-        out[n++] = v;
-        s = end;
-        if (*s == ',')
-            s++;
-        else if (*s)
+        memcpy(item, s, len);
+        item[len] = '\0';
+        if (qkc_parse_int(item, lo, hi, &out[n]))
             return -1;
+        n++;
+        if (!s[len])
+            return n;
+        s += len + 1;
     }
-    return n;
 }
 
 static uint64_t rng = 0x853C49E6748FEA9Bull;
@@ -114,31 +116,41 @@ static qkc_status bench_context(int threads, const char *dir, qkc_context **out)
 /* The kernel that starts the JIT before the timed compile. */
 #define WARM_SPEC "matmul n=8 k=32 w=f32"
 
-/* Compile time of a kernel on a fresh context whose JIT is already up. */
+/* Compile time of a kernel on a fresh context whose JIT is already up;
+ * NAN when a compile fails, with the message printed. */
 static double cold_compile_ms(const char *text, const qkc_compile_options *opt, int reps)
 {
     double t[16];
     int n = 0;
     for (int r = 0; r < reps && r < 16; r++) {
         qkc_context *c;
-        qkc_spec *s, *warm;
-        qkc_kernel *k;
+        qkc_spec *s = NULL, *warm = NULL;
+        qkc_kernel *k = NULL;
         double t0;
-        if (bench_context(0, NULL, &c) != QKC_OK)
+        if (bench_context(0, NULL, &c) != QKC_OK) {
+            fprintf(stderr, "error: out of memory for a context\n");
             return NAN;
+        }
         /* Start the JIT with another kernel, so only this one is timed. */
-        if (qkc_spec_parse(c, WARM_SPEC, &warm) == QKC_OK && qkc_kernel_compile(c, warm, opt, &k) == QKC_OK)
+        if (qkc_spec_parse(c, WARM_SPEC, &warm) != QKC_OK || qkc_kernel_compile(c, warm, opt, &k) != QKC_OK ||
+            qkc_spec_parse(c, text, &s) != QKC_OK) {
+            qkc_report("error: cold compile: ", qkc_context_last_error(c));
             qkc_kernel_destroy(k);
-        qkc_spec_destroy(warm);
-        if (qkc_spec_parse(c, text, &s) != QKC_OK) {
+            qkc_spec_destroy(warm);
             qkc_context_destroy(c);
             return NAN;
         }
+        qkc_kernel_destroy(k);
+        qkc_spec_destroy(warm);
         t0 = now_s();
-        if (qkc_kernel_compile(c, s, opt, &k) == QKC_OK) {
-            t[n++] = (now_s() - t0) * 1e3;
-            qkc_kernel_destroy(k);
+        if (qkc_kernel_compile(c, s, opt, &k) != QKC_OK) {
+            qkc_report("error: cold compile: ", qkc_context_last_error(c));
+            qkc_spec_destroy(s);
+            qkc_context_destroy(c);
+            return NAN;
         }
+        t[n++] = (now_s() - t0) * 1e3;
+        qkc_kernel_destroy(k);
         qkc_spec_destroy(s);
         qkc_context_destroy(c);
     }
@@ -185,8 +197,10 @@ static double cache_hit_us(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     for (int i = 0; i < N; i++) {
         qkc_kernel *k;
         double t0 = now_s();
-        if (qkc_kernel_compile(ctx, spec, opt, &k) != QKC_OK)
+        if (qkc_kernel_compile(ctx, spec, opt, &k) != QKC_OK) {
+            qkc_report("error: cached compile: ", qkc_context_last_error(ctx));
             return NAN;
+        }
         t[i] = (now_s() - t0) * 1e6;
         qkc_kernel_destroy(k);
     }
@@ -206,8 +220,7 @@ static double timed_compile_us(qkc_context *c, const char *text, const qkc_compi
     t0 = now_s();
     if (qkc_kernel_compile(c, s, opt, &k) == QKC_OK) {
         us = (now_s() - t0) * 1e6;
-        qkc_kernel_query(k, &ki);
-        *disk = ki.from_disk;
+        *disk = qkc_kernel_query(k, &ki) == QKC_OK && ki.from_disk;
         qkc_kernel_destroy(k);
     }
     qkc_spec_destroy(s);
@@ -295,14 +308,27 @@ static void disk_hit(const char *text, const char *target, int procs, double *st
         }
     }
     if (c) {
-        qkc_cache_clear(c, NULL);
+        if (qkc_cache_clear(c, NULL) != QKC_OK)
+            qkc_report("warning: removing the scratch kernel cache: ", qkc_context_last_error(c));
         qkc_context_destroy(c);
     }
     rmdir(dir);
     if (n) {
         *start_us = median(ts, n);
         *hit_us = median(th, n);
+    } else {
+        fprintf(stderr, "warning: could not measure the disk-cache hit in fresh processes (shown as n/a)\n");
     }
+}
+
+/* A measured figure, or n/a (null in JSON) when it could not be measured. */
+static const char *figure(char *buf, size_t size, const char *fmt, double v, int json)
+{
+    if (isfinite(v))
+        snprintf(buf, size, fmt, v);
+    else
+        snprintf(buf, size, "%s", json ? "null" : "n/a");
+    return buf;
 }
 
 int qkc_cmd_bench(int argc, char **argv)
@@ -322,7 +348,8 @@ int qkc_cmd_bench(int argc, char **argv)
     int nlim = 0;
     const char *probe_dir = NULL, *plot = NULL;
     qkc_plot_point pts[256];
-    int npts = 0, plot_failed = 0;
+    int npts = 0, plot_failed = 0, failed = 0;
+    long long maxth = 1;
     const char *db = NULL, *sched_text = NULL, *device = NULL;
     qkc_schedule sched;
 
@@ -344,11 +371,12 @@ int qkc_cmd_bench(int argc, char **argv)
                 goto usage;
             }
         } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
-            reps = atoi(argv[++i]);
-            if (reps < 1 || reps > 100000) {
-                fprintf(stderr, "error: --reps takes 1 to 100000\n");
+            long long v;
+            if (qkc_parse_int(argv[++i], 1, 100000, &v)) {
+                fprintf(stderr, "error: --reps takes an integer from 1 to 100000\n");
                 goto usage;
             }
+            reps = (int)v;
         } else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
             target = argv[++i];
         } else if (!strcmp(argv[i], "--plot") && i + 1 < argc) {
@@ -391,7 +419,6 @@ int qkc_cmd_bench(int argc, char **argv)
         goto done;
     }
     {
-        long long maxth = 1;
         for (int i = 0; i < nth; i++)
             maxth = ths[i] > maxth ? ths[i] : maxth;
         if (!text || bench_context_db((int)maxth, NULL, db, &ctx) != QKC_OK) {
@@ -400,32 +427,34 @@ int qkc_cmd_bench(int argc, char **argv)
         }
     }
     if (sched_text && qkc_schedule_parse(ctx, sched_text, &sched) != QKC_OK) {
-        fprintf(stderr, "error: --schedule: %s\n", qkc_context_last_error(ctx));
+        qkc_report("error: --schedule: ", qkc_context_last_error(ctx));
         goto usage;
     }
     if (qkc_spec_parse(ctx, text, &spec) != QKC_OK) {
-        fprintf(stderr, "%s\n", qkc_context_last_error(ctx));
+        qkc_report("", qkc_context_last_error(ctx));
         goto done;
     }
-    qkc_spec_print(spec, canon, sizeof canon, NULL);
-    qkc_spec_query(spec, &info);
+    if (qkc_spec_print(spec, canon, sizeof canon, NULL) != QKC_OK || qkc_spec_query(spec, &info) != QKC_OK) {
+        qkc_report("error: ", qkc_context_last_error(ctx));
+        goto done;
+    }
     {
         qkc_compile_options opt = {sizeof opt, target, sched_text ? &sched : NULL, ms[0]};
         double compile_ms, hit_us, disk_us, start_us;
+        char f1[32], f2[32];
         size_t pbytes;
         unsigned char *blob, **copies = NULL;
         float *w;
         int ncopies = 1;
         qkc_status st = qkc_kernel_compile(ctx, spec, &opt, &kern);
-        if (st != QKC_OK) {
-            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+        if (st != QKC_OK || qkc_kernel_query(kern, &kinfo) != QKC_OK ||
+            qkc_kernel_packed_bytes(kern, &pbytes) != QKC_OK) {
+            qkc_report("error: ", qkc_context_last_error(ctx));
             goto done;
         }
-        qkc_kernel_query(kern, &kinfo);
-        compile_ms = cold_compile_ms(text, &opt, 5);
-        hit_us = cache_hit_us(ctx, spec, &opt);
+        if (isnan(compile_ms = cold_compile_ms(text, &opt, 5)) || isnan(hit_us = cache_hit_us(ctx, spec, &opt)))
+            goto done; /* the message is printed */
         disk_hit(text, target, 7, &start_us, &disk_us);
-        qkc_kernel_packed_bytes(kern, &pbytes);
         w = malloc((size_t)(info.n * info.k) * sizeof *w);
         blob = malloc(info.weight_bytes);
         if (!w || !blob) {
@@ -436,20 +465,24 @@ int qkc_cmd_bench(int argc, char **argv)
         for (int64_t i = 0; i < info.n * info.k; i++)
             w[i] = rnd_normal() * 0.02f;
         if (qkc_quantize(ctx, spec, w, info.k, blob, info.weight_bytes) != QKC_OK) {
-            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            qkc_report("error: ", qkc_context_last_error(ctx));
             free(w), free(blob);
             goto done;
         }
         free(w);
         if (cold)
-            ncopies = (int)((((size_t)1 << 30) + pbytes - 1) / pbytes) + 1;
-        copies = calloc((size_t)ncopies, sizeof *copies);
-        for (int c = 0; copies && c < ncopies; c++) {
-            copies[c] = malloc(pbytes);
+            ncopies = (int)((((size_t)1 << 30) + pbytes - 1) / (pbytes ? pbytes : 1)) + 1;
+        if (!(copies = calloc((size_t)ncopies, sizeof *copies))) {
+            fprintf(stderr, "error: out of memory for %d weight copies\n", ncopies);
+            free(blob);
+            goto done;
+        }
+        for (int c = 0; c < ncopies; c++) {
+            copies[c] = malloc(pbytes ? pbytes : 1);
             if (!copies[c] || (c == 0 ? qkc_weights_pack(ctx, kern, blob, info.weight_bytes, copies[0], pbytes)
                                       : (memcpy(copies[c], copies[0], pbytes), QKC_OK)) != QKC_OK) {
-                fprintf(stderr, "error: could not prepare %d weight copies: %s\n", ncopies,
-                        qkc_context_last_error(ctx));
+                fprintf(stderr, "error: could not prepare %d weight copies: ", ncopies);
+                qkc_report("", copies[c] ? qkc_context_last_error(ctx) : "out of memory");
                 for (int d = 0; d <= c; d++)
                     free(copies[d]);
                 free(copies);
@@ -463,16 +496,24 @@ int qkc_cmd_bench(int argc, char **argv)
                    kinfo.schedule, kinfo.layout);
             printf("weights: %zu bytes (%.3f bits/weight), packed %zu; %s\n", info.weight_bytes,
                    info.bits_per_weight, pbytes, cold ? "cold: rotating over >= 1 GiB of copies" : "hot: one copy");
-            printf("compile: %.2f ms cold, %.3f us in-memory hit, %.1f us disk hit (fresh process; JIT start "
-                   "%.1f us)\n",
-                   compile_ms, hit_us, disk_us, start_us);
+            printf("compile: %.2f ms cold, %.3f us in-memory hit, %s us disk hit (fresh process; JIT start "
+                   "%s us)\n",
+                   compile_ms, hit_us, figure(f1, sizeof f1, "%.1f", disk_us, 0),
+                   figure(f2, sizeof f2, "%.1f", start_us, 0));
             printf("\n%6s %7s %11s %8s %8s %9s %8s %10s %9s %10s %10s\n", "M", "threads", "us", "GB/s", "mem GB/s",
                    "%mem", "GFLOP/s", "peak GF/s", "peak GOP/s", "nmse", "max_err");
         }
-        for (int ti = 0; ti < nth; ti++) {
+        for (int ti = 0; ti < nth && !failed; ti++) {
             limits *L = NULL;
             qkc_status pst;
             qkc_threadpool *pool = qkc_context_pool(ctx, &pst);
+            if (!pool) {
+                /* the pool the kernels run on: without it nothing below is measured */
+                fprintf(stderr, "error: cannot start the thread pool of %lld threads: ", maxth);
+                qkc_report("", qkc_context_last_error(ctx));
+                failed = 1;
+                break;
+            }
             for (int i = 0; i < nlim; i++)
                 if (lim[i].threads == (int)ths[ti])
                     L = &lim[i];
@@ -482,15 +523,19 @@ int qkc_cmd_bench(int argc, char **argv)
                 L->mem_gbps = qkc_roofline_read_gbps(pool, L->threads, (size_t)1 << 30, 5);
                 L->peak_gflops = qkc_roofline_peak_gflops(pool, L->threads, 3);
                 L->peak_gops = qkc_roofline_peak_gops(pool, L->threads, 3);
+                if (!(L->mem_gbps > 0))
+                    fprintf(stderr, "warning: could not measure the read bandwidth with %d threads (out of memory "
+                                    "for its 1 GiB buffer?): %%mem is not shown\n",
+                            L->threads);
             }
-            for (int mi = 0; mi < nm; mi++) {
+            for (int mi = 0; mi < nm && !failed; mi++) {
                 int64_t m = info.m ? info.m : ms[mi];
                 int a_el = strcmp(info.a_type, "f32") ? 2 : 4, c_el = strcmp(info.out_type, "f32") ? 2 : 4;
                 int64_t cm = m < 8 ? m : 8;
                 void *a = malloc((size_t)(m * info.k * a_el)), *c = malloc((size_t)(m * info.n * c_el));
                 void *cr = malloc((size_t)(cm * info.n * c_el));
                 float *bias = calloc((size_t)info.n, sizeof *bias);
-                double *t, us, err = 0, ref = 0, maxerr = 0, elapsed = 0;
+                double *t = NULL, us, err = 0, ref = 0, maxerr = 0, elapsed = 0;
                 int n_reps = reps, r;
                 qkc_run_options ro = {.struct_size = sizeof ro, .threads = (int)ths[ti]};
                 qkc_lora lora;
@@ -501,10 +546,11 @@ int qkc_cmd_bench(int argc, char **argv)
                     ro.lora = &lora;
                 if (strcmp(info.act_scales, "dynamic"))
                     ro.act_scales = &as;
-                if (!a || !c || !cr || !bias) {
+                if (!a || !c || !cr || !bias || (info.lora_rank && (!extra[0] || !extra[1])) ||
+                    (!strcmp(info.act_scales, "static:channel") && !extra[2])) {
                     fprintf(stderr, "error: out of memory for M=%lld\n", (long long)m);
-                    free(a), free(c), free(cr), free(bias), free(extra[0]), free(extra[1]), free(extra[2]);
-                    continue;
+                    failed = 1;
+                    goto next_case;
                 }
                 for (int64_t i = 0; i < m * info.k; i++) {
                     float x = rnd_normal();
@@ -520,44 +566,55 @@ int qkc_cmd_bench(int argc, char **argv)
                 for (r = 0; r < 3 || (elapsed < 0.05 && r < 1000); r++) {
                     double t0 = now_s();
                     args.weights = copies[r % ncopies];
-                    qkc_kernel_run(ctx, kern, &args, &ro);
+                    if (qkc_kernel_run(ctx, kern, &args, &ro) != QKC_OK)
+                        goto run_failed;
                     elapsed += now_s() - t0;
                 }
                 if (!n_reps) {
                     n_reps = (int)(1.0 / (elapsed / r));
                     n_reps = n_reps < 11 ? 11 : n_reps > 2001 ? 2001 : n_reps;
                 }
-                t = malloc((size_t)n_reps * sizeof *t);
+                if (!(t = malloc((size_t)n_reps * sizeof *t))) {
+                    fprintf(stderr, "error: out of memory for the times\n");
+                    failed = 1;
+                    goto next_case;
+                }
                 for (r = 0; r < n_reps; r++) {
                     double t0;
                     args.weights = copies[r % ncopies];
                     t0 = now_s();
-                    qkc_kernel_run(ctx, kern, &args, &ro);
+                    if (qkc_kernel_run(ctx, kern, &args, &ro) != QKC_OK)
+                        goto run_failed;
                     t[r] = (now_s() - t0) * 1e6;
                 }
                 us = median(t, n_reps);
-                free(t);
-                /* correctness on the first rows */
-                {
+                /* correctness on the first rows (not for specs that fix m) */
+                if (!info.m) {
                     qkc_matmul_args ar = {a, info.k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, info.n, cm};
-                    if (!info.m && qkc_reference_matmul_with_options(ctx, spec, &ar, &ro) == QKC_OK) {
-                        for (int64_t i = 0; i < cm * info.n; i++) {
-                            double x = c_el == 4 ? ((float *)c)[i]
-                                                 : (!strcmp(info.out_type, "f16") ? qkc_f16_to_f32(((uint16_t *)c)[i])
-                                                                                  : qkc_bf16_to_f32(((uint16_t *)c)[i]));
-                            double y = c_el == 4 ? ((float *)cr)[i]
-                                                 : (!strcmp(info.out_type, "f16") ? qkc_f16_to_f32(((uint16_t *)cr)[i])
-                                                                                  : qkc_bf16_to_f32(((uint16_t *)cr)[i]));
-                            err += (x - y) * (x - y);
-                            ref += y * y;
-                            maxerr = fmax(maxerr, fabs(x - y));
-                        }
+                    if (qkc_reference_matmul_with_options(ctx, spec, &ar, &ro) != QKC_OK) {
+                        fprintf(stderr, "error: M=%lld threads=%d: the reference: ", (long long)m, (int)ths[ti]);
+                        qkc_report("", qkc_context_last_error(ctx));
+                        failed = 1;
+                        goto next_case;
+                    }
+                    for (int64_t i = 0; i < cm * info.n; i++) {
+                        double x = c_el == 4 ? ((float *)c)[i]
+                                             : (!strcmp(info.out_type, "f16") ? qkc_f16_to_f32(((uint16_t *)c)[i])
+                                                                              : qkc_bf16_to_f32(((uint16_t *)c)[i]));
+                        double y = c_el == 4 ? ((float *)cr)[i]
+                                             : (!strcmp(info.out_type, "f16") ? qkc_f16_to_f32(((uint16_t *)cr)[i])
+                                                                              : qkc_bf16_to_f32(((uint16_t *)cr)[i]));
+                        err += (x - y) * (x - y);
+                        ref += y * y;
+                        /* fmax drops a NaN: keep it */
+                        maxerr = isnan(x - y) || isnan(maxerr) ? NAN : fmax(maxerr, fabs(x - y));
                     }
                 }
                 {
                     double gbps = (double)info.weight_bytes / (us * 1e-6) / 1e9;
                     double gflops = 2.0 * (double)m * (double)info.n * (double)info.k / (us * 1e-6) / 1e9;
-                    double nmse = ref > 0 ? err / ref : 0.0;
+                    double nmse = ref > 0 ? err / ref : err > 0 || isnan(err) ? err : 0.0;
+                    char pct[16];
                     if (npts < 256) {
                         pts[npts].m = (long long)m;
                         pts[npts].threads = L->threads;
@@ -565,25 +622,43 @@ int qkc_cmd_bench(int argc, char **argv)
                         pts[npts].gflops = gflops;
                         npts++;
                     }
+                    if (L->mem_gbps > 0)
+                        snprintf(pct, sizeof pct, "%8.1f%%", 100.0 * gbps / L->mem_gbps);
+                    else
+                        snprintf(pct, sizeof pct, "%9s", "n/a");
                     if (json)
                         printf("{\"spec\": \"%s\", \"m\": %lld, \"threads\": %d, \"cold\": %s, \"us\": %.3f, "
                                "\"gbps\": %.3f, \"gflops\": %.3f, \"mem_gbps\": %.3f, \"peak_gflops\": %.3f, "
-                               "\"peak_gops\": %.3f, \"compile_ms\": %.3f, \"disk_hit_us\": %.1f, "
-                               "\"jit_start_us\": %.1f, \"cache_hit_us\": %.4f, \"nmse\": %.3e, "
+                               "\"peak_gops\": %.3f, \"compile_ms\": %.3f, \"disk_hit_us\": %s, "
+                               "\"jit_start_us\": %s, \"cache_hit_us\": %.4f, \"nmse\": %.3e, "
                                "\"max_abs_err\": %.3e}\n",
                                canon, (long long)m, L->threads, cold ? "true" : "false", us, gbps, gflops,
-                               L->mem_gbps, L->peak_gflops, L->peak_gops, compile_ms, disk_us, start_us, hit_us, nmse,
-                               maxerr);
+                               L->mem_gbps, L->peak_gflops, L->peak_gops, compile_ms,
+                               figure(f1, sizeof f1, "%.1f", disk_us, 1), figure(f2, sizeof f2, "%.1f", start_us, 1),
+                               hit_us, nmse, maxerr);
                     else
-                        printf("%6lld %7d %11.1f %8.2f %8.2f %8.1f%% %8.1f %10.1f %9.1f %10.2e %10.2e\n", (long long)m,
-                               L->threads, us, gbps, L->mem_gbps, 100.0 * gbps / L->mem_gbps, gflops, L->peak_gflops,
-                               L->peak_gops, nmse, maxerr);
+                        printf("%6lld %7d %11.1f %8.2f %8.2f %s %8.1f %10.1f %9.1f %10.2e %10.2e\n", (long long)m,
+                               L->threads, us, gbps, L->mem_gbps, pct, gflops, L->peak_gflops, L->peak_gops, nmse,
+                               maxerr);
                     fflush(stdout);
+                    if (!isfinite(nmse) || !isfinite(maxerr)) {
+                        fprintf(stderr, "error: M=%lld threads=%d: the kernel's output against the reference: nmse "
+                                        "%g, max_abs_err %g: not a finite number\n",
+                                (long long)m, (int)ths[ti], nmse, maxerr);
+                        failed = 1;
+                    }
                 }
+                goto next_case;
+            run_failed:
+                fprintf(stderr, "error: M=%lld threads=%d: ", (long long)m, (int)ths[ti]);
+                qkc_report("", qkc_context_last_error(ctx));
+                failed = 1;
+            next_case:
+                free(t);
                 free(a), free(c), free(cr), free(bias), free(extra[0]), free(extra[1]), free(extra[2]);
             }
         }
-        if (plot) {
+        if (plot && !failed) {
             qkc_plot_limits pl[16];
             char title[1200];
             for (int i = 0; i < nlim; i++) {
@@ -606,7 +681,7 @@ int qkc_cmd_bench(int argc, char **argv)
         free(copies);
         free(blob);
     }
-    rc = plot_failed;
+    rc = plot_failed || failed;
     goto done;
 usage:
     rc = 2;

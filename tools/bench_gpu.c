@@ -45,9 +45,17 @@ static float out_value(const void *c, int bits, int64_t i, const char *out_type)
     return strcmp(out_type, "bf16") ? qkc_f16_to_f32(((const uint16_t *)c)[i]) : qkc_bf16_to_f32(((const uint16_t *)c)[i]);
 }
 
+/* Release device memory; a failure (a device in an error state) is said. */
+static void dev_free(qkc_context *ctx, qkc_device_ptr p)
+{
+    if (qkc_device_free(ctx, p) != QKC_OK)
+        qkc_report("warning: releasing device memory: ", qkc_context_last_error(ctx));
+}
+
 static int fail(qkc_context *ctx, const char *what)
 {
-    fprintf(stderr, "error: %s: %s\n", what, ctx ? qkc_context_last_error(ctx) : "out of memory");
+    fprintf(stderr, "error: %s: ", what);
+    qkc_report("", ctx ? qkc_context_last_error(ctx) : "out of memory");
     return 1;
 }
 
@@ -66,6 +74,8 @@ int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const
     double copy_gbps = 0;
     uint64_t seed = 12345;
     int rc = 1;
+    if (reps < 1)
+        reps = 50; /* bench's default (0) means "choose": the median needs at least one time */
     if (qkc_context_create(NULL, &ctx) != QKC_OK)
         return fail(NULL, "qkc bench --device cuda");
     if (qkc_device_query(ctx, &dev) != QKC_OK) {
@@ -86,8 +96,10 @@ int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const
     bias = malloc((size_t)si.n * sizeof *bias);
     blob = malloc(wbytes);
     packed = malloc(pbytes);
-    if (!w || !bias || !blob || !packed)
+    if (!w || !bias || !blob || !packed) {
+        fprintf(stderr, "error: qkc bench --device cuda: out of memory for the weights\n");
         goto done;
+    }
     for (int64_t i = 0; i < si.n * si.k; i++)
         w[i] = rnd(&seed);
     for (int64_t i = 0; i < si.n; i++)
@@ -117,8 +129,8 @@ int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const
         }
         copy_gbps = 2.0 * (double)copy_bytes / best * 1e-9;
     }
-    qkc_device_free(ctx, c0);
-    qkc_device_free(ctx, c1);
+    dev_free(ctx, c0);
+    dev_free(ctx, c1);
     c0 = c1 = 0;
     if (!json)
         printf("# %s on %s (sm_%d, %s); copy %.1f GB/s\n%-6s %10s %10s %8s %6s %10s %10s\n", text, dev.name, dev.sm,
@@ -140,8 +152,11 @@ int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const
             free(a), free(c), free(t);
             goto done;
         }
-        if (!a || !c || !t)
+        if (!a || !c || !t) {
+            fprintf(stderr, "error: m=%lld: out of memory\n", (long long)m);
+            ok = -1; /* said */
             goto next;
+        }
         for (int64_t i = 0; i < m * si.k; i++)
             a[i] = rnd(&seed);
         if (qkc_kernel_prepare_a(ctx, k, a, si.k, m, packed, NULL, 0, &abytes, &ld) || !(prep = malloc(abytes)) ||
@@ -182,7 +197,7 @@ int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const
             double e = (double)out_value(c, obits, i, si.out_type) - (double)ref[i];
             num += e * e;
             den += (double)ref[i] * (double)ref[i];
-            maxerr = fabs(e) > maxerr ? fabs(e) : maxerr;
+            maxerr = isnan(e) || isnan(maxerr) ? NAN : fabs(e) > maxerr ? fabs(e) : maxerr;
         }
         nmse = den > 0 ? num / den : num;
         {
@@ -196,22 +211,33 @@ int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const
                 printf("%-6lld %10.2f %10.1f %7.1f%% %6s %10.3g %10.3g\n", (long long)m, us, gbps,
                        100.0 * gbps / copy_gbps, "", nmse, maxerr);
         }
+        if (!isfinite(nmse) || !isfinite(maxerr)) {
+            fprintf(stderr, "error: m=%lld: the kernel's output against the reference: nmse %g, max_abs_err %g: not a "
+                            "finite number\n",
+                    (long long)m, nmse, maxerr);
+            free(a), free(c), free(t), free(prep), free(ref);
+            dev_free(ctx, da);
+            dev_free(ctx, dc);
+            goto done;
+        }
         ok = 1;
     next:
-        if (!ok)
-            fprintf(stderr, "error: m=%lld: %s\n", (long long)m, qkc_context_last_error(ctx));
-        qkc_device_free(ctx, da);
-        qkc_device_free(ctx, dc);
+        if (!ok) {
+            fprintf(stderr, "error: m=%lld: ", (long long)m);
+            qkc_report("", qkc_context_last_error(ctx));
+        }
+        dev_free(ctx, da);
+        dev_free(ctx, dc);
         free(a), free(c), free(t), free(prep), free(ref);
-        if (!ok)
+        if (ok != 1)
             goto done;
     }
     rc = 0;
 done:
-    qkc_device_free(ctx, c0);
-    qkc_device_free(ctx, c1);
-    qkc_device_free(ctx, dw);
-    qkc_device_free(ctx, dbias);
+    dev_free(ctx, c0);
+    dev_free(ctx, c1);
+    dev_free(ctx, dw);
+    dev_free(ctx, dbias);
     free(w), free(bias), free(blob), free(packed);
     qkc_kernel_destroy(k);
     qkc_spec_destroy(spec);

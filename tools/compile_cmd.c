@@ -60,6 +60,7 @@ static int read_spec_file(spec_list *l, const char *path)
         while (*p == ' ' || *p == '\t')
             p++;
         if (*p && *p != '#' && add_spec(l, p, strlen(p))) {
+            fprintf(stderr, "error: out of memory\n");
             fclose(f);
             return -1;
         }
@@ -105,8 +106,10 @@ static int write_output(const char *out, const char *buf, size_t len)
 static void show_progress(const qkc_progress *p, void *user)
 {
     (void)user;
-    fprintf(stderr, "\r\033[K[%lld/%lld] %s %.*s", (long long)p->done, (long long)p->total,
-            p->done < p->total ? "compiling" : "compiled", 90, p->item);
+    char item[400];
+    fprintf(stderr, "\r\033[K[%lld/%lld] %s %s", (long long)p->done, (long long)p->total,
+            p->done < p->total ? "compiling" : "compiled",
+            qkc_escape(item, sizeof item, p->item, strlen(p->item) < 90 ? strlen(p->item) : 90));
     if (p->done == p->total)
         fputc('\n', stderr);
     fflush(stderr);
@@ -149,14 +152,15 @@ int qkc_cmd_compile(int argc, char **argv)
         } else if (!strcmp(a, "--db") && i + 1 < argc) {
             db = argv[++i];
         } else if (!strcmp(a, "--m") && i + 1 < argc) {
-            m_hint = atoll(argv[++i]);
-            if (m_hint < 1 || m_hint > 65536) {
-                fprintf(stderr, "error: --m takes 1 to 65536\n");
+            if (qkc_parse_int(argv[++i], 1, 65536, &m_hint)) {
+                fprintf(stderr, "error: --m takes an integer from 1 to 65536\n");
                 goto usage;
             }
         } else if (!strcmp(a, "--spec") && i + 1 < argc) {
-            if (add_spec(&specs, argv[i + 1], strlen(argv[i + 1])))
+            if (add_spec(&specs, argv[i + 1], strlen(argv[i + 1]))) {
+                fprintf(stderr, "error: out of memory\n");
                 goto done;
+            }
             i++;
         } else if (!strcmp(a, "--specs") && i + 1 < argc) {
             if (read_spec_file(&specs, argv[++i]))
@@ -170,7 +174,10 @@ int qkc_cmd_compile(int argc, char **argv)
     }
     if (nwords) {
         char *t = qkc_join_words(nwords, words);
-        if (!t || add_spec(&specs, t, strlen(t))) {
+        if (!t)
+            goto done;
+        if (add_spec(&specs, t, strlen(t))) {
+            fprintf(stderr, "error: out of memory\n");
             free(t);
             goto done;
         }
@@ -209,17 +216,19 @@ int qkc_cmd_compile(int argc, char **argv)
     }
     memset(&sched, 0, sizeof sched);
     if (sched_text && qkc_schedule_parse(ctx, sched_text, &sched) != QKC_OK) {
-        fprintf(stderr, "error: --schedule: %s\n", qkc_context_last_error(ctx));
+        qkc_report("error: --schedule: ", qkc_context_last_error(ctx));
         rc = 2;
         goto done;
     }
-    if (!(parsed = calloc((size_t)specs.n, sizeof *parsed)))
+    if (!(parsed = calloc((size_t)specs.n, sizeof *parsed))) {
+        fprintf(stderr, "error: out of memory\n");
         goto done;
+    }
     for (int i = 0; i < specs.n; i++)
         if (qkc_spec_parse(ctx, specs.text[i], &parsed[i]) != QKC_OK) {
             if (specs.n > 1)
                 fprintf(stderr, "spec %d: ", i + 1);
-            fprintf(stderr, "%s\n", qkc_context_last_error(ctx));
+            qkc_report("", qkc_context_last_error(ctx));
             goto done;
         }
     if (aot) {
@@ -228,7 +237,7 @@ int qkc_cmd_compile(int argc, char **argv)
             name_from_path(out, lib_name, sizeof lib_name);
         ao.name = name ? name : lib_name;
         if (qkc_aot_write(ctx, (const qkc_spec *const *)parsed, specs.n, &ao, emit, out) != QKC_OK) {
-            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            qkc_report("error: ", qkc_context_last_error(ctx));
             goto done;
         }
         rc = 0;
@@ -236,7 +245,7 @@ int qkc_cmd_compile(int argc, char **argv)
         qkc_compile_options opt = {sizeof opt, ntargets ? targets[0] : NULL, sched_text ? &sched : NULL, m_hint};
         if (qkc_kernel_emit(ctx, parsed[0], &opt, emit, NULL, 0, &need) != QKC_ERR_BUFFER_TOO_SMALL ||
             !(buf = malloc(need + 1)) || qkc_kernel_emit(ctx, parsed[0], &opt, emit, buf, need + 1, NULL) != QKC_OK) {
-            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            qkc_report("error: ", qkc_context_last_error(ctx));
             goto done;
         }
         rc = write_output(out, buf, need);
@@ -290,12 +299,16 @@ static void print_entry(const qkc_cache_entry_info *e, void *user)
     time_t t = (time_t)e->mtime;
     struct tm tm;
     int *count = user;
+    /* cache entries are files: what they say is escaped */
+    const char *what = e->problem ? e->problem : e->spec;
+    char file[80], text[1200], target[200], versions[400];
     if (gmtime_r(&t, &tm))
         strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
-    printf("%.16s  %8llu  %s  %s\n", e->file, (unsigned long long)e->bytes, when,
-           e->problem ? e->problem : e->spec);
+    printf("%.16s  %8llu  %s  %s\n", qkc_escape(file, sizeof file, e->file, strlen(e->file)),
+           (unsigned long long)e->bytes, when, qkc_escape(text, sizeof text, what, strlen(what)));
     if (!e->problem)
-        printf("%16s  target %s; %s\n", "", e->target, e->versions);
+        printf("%16s  target %s; %s\n", "", qkc_escape(target, sizeof target, e->target, strlen(e->target)),
+               qkc_escape(versions, sizeof versions, e->versions, strlen(e->versions)));
     (*count)++;
 }
 
@@ -337,7 +350,8 @@ int qkc_cmd_cache(int argc, char **argv)
         return 1;
     }
     if (!strcmp(action, "list")) {
-        printf("# %s\n", qkc_cache_dir(ctx));
+        char dirbuf[4200];
+        printf("# %s\n", qkc_escape(dirbuf, sizeof dirbuf, qkc_cache_dir(ctx), strlen(qkc_cache_dir(ctx))));
         st = qkc_cache_list(ctx, print_entry, &count);
         if (!st)
             printf("# %d entries\n", count);
@@ -352,7 +366,7 @@ int qkc_cmd_cache(int argc, char **argv)
             printf("imported %zu entries from %s into %s\n", n, file, qkc_cache_dir(ctx));
     }
     if (st)
-        fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+        qkc_report("error: ", qkc_context_last_error(ctx));
     qkc_context_destroy(ctx);
     return st ? 1 : 0;
 }

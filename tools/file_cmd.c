@@ -30,14 +30,20 @@ static int parse_gptq(const char *s, int *out)
 
 /* -------------------------------------------------------------- inspect */
 
+/* Everything inspect and run print from a file (names, metadata, reasons
+ * that quote them, messages) goes through qkc_escape: a tensor named
+ * "\x1b]0;...\x07" must not retitle the terminal. */
+#define ESC(buf, s) qkc_escape(buf, sizeof buf, (s), strlen(s))
+
 int qkc_cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
-    int metadata = 0, gptq = 0, runnable = 0;
-    qkc_file_options fo = {sizeof fo, 0};
+    int metadata = 0, gptq = 0, runnable = 0, no_mmap = 0;
+    qkc_file_options fo = {.struct_size = sizeof fo};
     qkc_context *ctx = NULL;
     qkc_file *file = NULL;
     qkc_file_info fi;
+    char e1[1200], e2[1200], e3[400];
     int rc = 1;
     if (has_help(argc, argv)) {
         qkc_print_help("inspect");
@@ -46,13 +52,15 @@ int qkc_cmd_inspect(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--metadata")) {
             metadata = 1;
+        } else if (!strcmp(argv[i], "--no-mmap")) {
+            no_mmap = 1;
         } else if (!strcmp(argv[i], "--gptq") && i + 1 < argc) {
             if (!parse_gptq(argv[++i], &gptq)) {
                 fprintf(stderr, "error: --gptq takes v1, v2 or auto\n");
                 return 2;
             }
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "error: unknown option %s (see qkc inspect --help)\n", argv[i]);
+            fprintf(stderr, "error: unknown option %s (see qkc inspect --help)\n", ESC(e1, argv[i]));
             return 2;
         } else if (!path) {
             path = argv[i];
@@ -66,16 +74,17 @@ int qkc_cmd_inspect(int argc, char **argv)
         return 2;
     }
     fo.gptq_version = gptq;
+    if (no_mmap)
+        fo.load = QKC_FILE_LOAD_READ;
     if (qkc_context_create(NULL, &ctx) != QKC_OK) {
         fprintf(stderr, "error: out of memory\n");
         return 1;
     }
-    if (qkc_file_open(ctx, path, &fo, &file) != QKC_OK) {
-        fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+    if (qkc_file_open(ctx, path, &fo, &file) != QKC_OK || qkc_file_query(file, &fi) != QKC_OK) {
+        qkc_report("error: ", qkc_context_last_error(ctx));
         goto done;
     }
-    qkc_file_query(file, &fi);
-    printf("%s: %s", path, fi.format);
+    printf("%s: %s", ESC(e1, path), fi.format);
     if (fi.version)
         printf(" v%d, alignment %llu", fi.version, (unsigned long long)fi.alignment);
     printf(", %zu bytes, %lld tensors, %lld metadata entries\n", fi.bytes, (long long)fi.tensors,
@@ -83,24 +92,33 @@ int qkc_cmd_inspect(int argc, char **argv)
     if (metadata)
         for (int64_t i = 0; i < fi.metadata; i++) {
             qkc_file_meta m;
-            qkc_file_metadata(file, i, &m);
-            printf("  meta %s (%s) = %.200s\n", m.key, m.type, m.value);
+            size_t kb, vb;
+            if (qkc_file_metadata(file, i, &m) != QKC_OK || qkc_file_metadata_bytes(file, i, &kb, &vb) != QKC_OK) {
+                qkc_report("error: ", qkc_context_last_error(ctx));
+                goto done;
+            }
+            /* by length: a GGUF key or string may hold NUL bytes */
+            printf("  meta %s (%s) = %s%s\n", qkc_escape(e1, sizeof e1, m.key, kb), m.type,
+                   qkc_escape(e2, sizeof e2, m.value, vb < 200 ? vb : 200), vb > 200 ? "..." : "");
         }
     for (int64_t i = 0; i < fi.tensors; i++) {
         qkc_tensor_info t;
         char shape[96];
         int len = 0;
-        qkc_file_tensor(file, i, &t);
+        if (qkc_file_tensor(file, i, &t) != QKC_OK) {
+            qkc_report("error: ", qkc_context_last_error(ctx));
+            goto done;
+        }
         shape[0] = '\0';
         for (int d = 0; d < t.n_dims && len >= 0 && (size_t)len < sizeof shape; d++)
             len += snprintf(shape + len, sizeof shape - (size_t)len, "%s%lld", d ? ", " : "", (long long)t.shape[d]);
-        printf("%-48s %-7s [%s] %zu bytes", t.name, t.dtype, shape, t.bytes);
+        printf("%-48s %-7s [%s] %zu bytes", ESC(e1, t.name), ESC(e3, t.dtype), shape, t.bytes);
         if (t.runnable) {
-            printf("  runs: n=%lld k=%lld %s (%s)\n", (long long)t.n, (long long)t.k, t.weights,
+            printf("  runs: n=%lld k=%lld %s (%s)\n", (long long)t.n, (long long)t.k, ESC(e2, t.weights),
                    t.in_place ? "in place" : "imported");
             runnable++;
         } else {
-            printf("  -- %s\n", t.unsupported);
+            printf("  -- %s\n", ESC(e2, t.unsupported));
         }
     }
     printf("%d of %lld tensors run in qkc\n", runnable, (long long)fi.tensors);
@@ -138,8 +156,9 @@ int qkc_cmd_run(int argc, char **argv)
     const char *weights = NULL, *input = NULL, *output = NULL;
     char **words = calloc((size_t)argc + 1, sizeof *words), *spec = NULL, *path = NULL, *tensor;
     long long m = 0;
-    int nwords = 0, rc = 1, gptq = 0;
-    qkc_file_options fo = {sizeof fo, 0};
+    int nwords = 0, rc = 1, gptq = 0, no_mmap = 0;
+    char e1[1200], e2[1200];
+    qkc_file_options fo = {.struct_size = sizeof fo};
     qkc_context *ctx = NULL;
     qkc_file *file = NULL;
     qkc_tensor_info t;
@@ -159,10 +178,10 @@ int qkc_cmd_run(int argc, char **argv)
             input = argv[++i];
         } else if (!strcmp(argv[i], "--output") && i + 1 < argc) {
             output = argv[++i];
+        } else if (!strcmp(argv[i], "--no-mmap")) {
+            no_mmap = 1;
         } else if (!strcmp(argv[i], "--m") && i + 1 < argc) {
-            char *end;
-            m = strtoll(argv[++i], &end, 10);
-            if (*end || m < 1 || m > (1 << 24)) {
+            if (qkc_parse_int(argv[++i], 1, 1 << 24, &m)) {
                 fprintf(stderr, "error: --m takes an integer from 1 to 16777216\n");
                 free(words);
                 return 2;
@@ -174,7 +193,7 @@ int qkc_cmd_run(int argc, char **argv)
                 return 2;
             }
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "error: unknown option %s (see qkc run --help)\n", argv[i]);
+            fprintf(stderr, "error: unknown option %s (see qkc run --help)\n", ESC(e1, argv[i]));
             free(words);
             return 2;
         } else {
@@ -187,8 +206,10 @@ int qkc_cmd_run(int argc, char **argv)
         free(words);
         return 2;
     }
+    if (!(spec = qkc_join_words(nwords, words)))
+        goto done;
     path = malloc(strlen(weights) + 1);
-    if (!path || !(spec = qkc_join_words(nwords, words)) || qkc_context_create(NULL, &ctx) != QKC_OK) {
+    if (!path || qkc_context_create(NULL, &ctx) != QKC_OK) {
         fprintf(stderr, "error: out of memory\n");
         goto done;
     }
@@ -201,23 +222,30 @@ int qkc_cmd_run(int argc, char **argv)
     }
     *tensor++ = '\0';
     fo.gptq_version = gptq;
+    if (no_mmap)
+        fo.load = QKC_FILE_LOAD_READ;
     if (qkc_file_open(ctx, path, &fo, &file) != QKC_OK || qkc_file_find(ctx, file, tensor, &index) != QKC_OK ||
         qkc_file_tensor(file, index, &t) != QKC_OK) {
-        fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+        qkc_report("error: ", qkc_context_last_error(ctx));
         goto done;
     }
     if (!t.runnable) {
-        fprintf(stderr, "error: tensor '%s' (%s) does not run in qkc: %s\n", t.name, t.dtype, t.unsupported);
+        fprintf(stderr, "error: tensor '%s' (%s) does not run in qkc: ", ESC(e1, t.name), ESC(e2, t.dtype));
+        qkc_report("", t.unsupported);
         goto done;
     }
     if (strcmp(spec, "auto")) {
         qkc_spec *s = NULL;
         qkc_spec_info si;
         if (qkc_spec_parse(ctx, spec, &s) != QKC_OK) {
-            fprintf(stderr, "%s\n", qkc_context_last_error(ctx));
+            qkc_report("", qkc_context_last_error(ctx));
             goto done;
         }
-        qkc_spec_query(s, &si);
+        if (qkc_spec_query(s, &si) != QKC_OK) {
+            qkc_report("error: ", qkc_context_last_error(ctx));
+            qkc_spec_destroy(s);
+            goto done;
+        }
         qkc_spec_destroy(s);
         if (strcmp(si.a_type, "f32") || strcmp(si.out_type, "f32")) {
             fprintf(stderr, "error: qkc run reads and writes f32 files: the spec needs a=f32 out=f32\n");
@@ -229,14 +257,14 @@ int qkc_cmd_run(int argc, char **argv)
         }
     }
     if (!(x = read_all(input, &xbytes))) {
-        fprintf(stderr, "error: cannot read %s\n", input);
+        fprintf(stderr, "error: cannot read %s\n", ESC(e1, input));
         goto done;
     }
     if (!m)
         m = (long long)(xbytes / ((size_t)t.k * 4));
     if (m < 1 || xbytes != (size_t)m * (size_t)t.k * 4) {
-        fprintf(stderr, "error: %s holds %zu bytes; %s needs M x %lld f32 values (%lld bytes per row)%s\n", input, xbytes,
-                t.name, (long long)t.k, (long long)t.k * 4, m ? " for the given --m" : "");
+        fprintf(stderr, "error: %s holds %zu bytes; %s needs M x %lld f32 values (%lld bytes per row)%s\n", ESC(e1, input),
+                xbytes, ESC(e2, t.name), (long long)t.k, (long long)t.k * 4, m ? " for the given --m" : "");
         goto done;
     }
     if (!(y = malloc((size_t)m * (size_t)t.n * sizeof *y))) {
@@ -247,21 +275,21 @@ int qkc_cmd_run(int argc, char **argv)
         qkc_matmul_args args = {x, t.k, NULL, 0, NULL, y, t.n, m};
         FILE *out;
         if (qkc_file_run(ctx, file, index, spec, &args, NULL, NULL) != QKC_OK) {
-            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            qkc_report("error: ", qkc_context_last_error(ctx));
             goto done;
         }
         if (!(out = fopen(output, "wb"))) {
-            fprintf(stderr, "error: cannot write %s\n", output);
+            fprintf(stderr, "error: cannot write %s\n", ESC(e1, output));
             goto done;
         }
         rc = fwrite(y, sizeof *y, (size_t)m * (size_t)t.n, out) == (size_t)m * (size_t)t.n ? 0 : 1;
         if (fclose(out) != 0)
             rc = 1;
         if (rc)
-            fprintf(stderr, "error: writing %s failed\n", output);
+            fprintf(stderr, "error: writing %s failed\n", ESC(e1, output));
         else
-            fprintf(stderr, "qkc run: %s: m=%lld n=%lld k=%lld %s -> %s\n", t.name, m, (long long)t.n, (long long)t.k,
-                    t.weights, output);
+            fprintf(stderr, "qkc run: %s: m=%lld n=%lld k=%lld %s -> %s\n", ESC(e1, t.name), m, (long long)t.n,
+                    (long long)t.k, t.weights, ESC(e2, output));
     }
 done:
     free(x);

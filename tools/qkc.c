@@ -4,7 +4,10 @@
  * shows. Exit status: 0 on success, 1 on a failed check or run, 2 on a
  * usage error.
  */
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,18 +46,33 @@ char *qkc_join_words(int argc, char **argv)
     if (argc == 1 && strcmp(argv[0], "-") == 0) {
         size_t n;
         s = malloc(cap);
-        if (!s)
+        if (!s) {
+            fprintf(stderr, "error: out of memory\n");
             return NULL;
+        }
         while ((n = fread(s + len, 1, cap - len - 1, stdin)) > 0) {
             len += n;
             if (cap - len < 2) {
                 char *t = realloc(s, cap *= 2);
                 if (!t) {
                     free(s);
+                    fprintf(stderr, "error: out of memory\n");
                     return NULL;
                 }
                 s = t;
             }
+        }
+        if (ferror(stdin)) {
+            fprintf(stderr, "error: cannot read standard input\n");
+            free(s);
+            return NULL;
+        }
+        /* The text is a C string from here on: a NUL would hide the rest. */
+        if (memchr(s, '\0', len)) {
+            fprintf(stderr, "error: standard input holds a NUL byte at offset %zu: a spec is text\n",
+                    (size_t)((char *)memchr(s, '\0', len) - s));
+            free(s);
+            return NULL;
         }
         s[len] = '\0';
         return s;
@@ -62,8 +80,10 @@ char *qkc_join_words(int argc, char **argv)
     for (int i = 0; i < argc; i++)
         len += strlen(argv[i]) + 1;
     s = malloc(len + 1);
-    if (!s)
+    if (!s) {
+        fprintf(stderr, "error: out of memory\n");
         return NULL;
+    }
     s[0] = '\0';
     for (int i = 0; i < argc; i++) {
         if (i)
@@ -71,6 +91,97 @@ char *qkc_join_words(int argc, char **argv)
         strcat(s, argv[i]);
     }
     return s;
+}
+
+int qkc_parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    long long v = 0;
+    if (!s || !*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (LLONG_MAX - (*s - '0')) / 10)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    if (v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (no overlongs or surrogates,
+ * at most U+10FFFF) with its code point, or 0. */
+static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *cp)
+{
+    uint32_t c = p[0], min;
+    size_t len;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, c &= 0x1F, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, c &= 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, c &= 0x07, min = 0x10000;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        c = c << 6 | (p[i] & 0x3Fu);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    *cp = c;
+    return len;
+}
+
+char *qkc_escape(char *dst, size_t cap, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0, i = 0;
+    if (!cap)
+        return dst;
+    while (i < len) {
+        char e[16];
+        size_t el, step = 1;
+        uint32_t cp = 0;
+        unsigned char c = p[i];
+        size_t n = utf8_decode(p + i, len - i, &cp);
+        if (c == '\\' || c == '\0' || c == '\n' || c == '\t' || c == '\r') {
+            e[0] = '\\', e[1] = c == '\\' ? '\\' : c == '\0' ? '0' : c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+            el = 2;
+        } else if (c < 0x20 || c == 0x7F || n == 0) {
+            el = (size_t)snprintf(e, sizeof e, "\\x%02x", c); /* controls, and bytes that are not UTF-8 */
+        } else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) ||
+                   (cp >= 0x2066 && cp <= 0x2069)) {
+            el = (size_t)snprintf(e, sizeof e, "\\u%04x", (unsigned)cp); /* C1 controls, bidirectional overrides */
+            step = n;
+        } else {
+            memcpy(e, p + i, n);
+            el = step = n;
+        }
+        if (o + el + 4 > cap) { /* room for "..." and the NUL */
+            if (o + 4 <= cap)
+                memcpy(dst + o, "...", 3), o += 3;
+            break;
+        }
+        memcpy(dst + o, e, el);
+        o += el;
+        i += step;
+    }
+    dst[o < cap ? o : cap - 1] = '\0';
+    return dst;
+}
+
+void qkc_report(const char *prefix, const char *msg)
+{
+    char buf[4200];
+    fprintf(stderr, "%s%s\n", prefix, qkc_escape(buf, sizeof buf, msg, strlen(msg)));
 }
 
 static int wants_help(int argc, char **argv)
@@ -98,7 +209,7 @@ static qkc_spec *parse_or_report(qkc_context *ctx, const char *text)
 {
     qkc_spec *spec = NULL;
     if (qkc_spec_parse(ctx, text, &spec) != QKC_OK) {
-        fprintf(stderr, "%s\n", qkc_context_last_error(ctx));
+        qkc_report("", qkc_context_last_error(ctx));
         return NULL;
     }
     return spec;
@@ -116,8 +227,9 @@ static int cmd_check(int argc, char **argv)
         print_help(find_command("check"));
         return argc == 0 ? 2 : 0;
     }
-    text = qkc_join_words(argc, argv);
-    if (!text || qkc_context_create(NULL, &ctx) != QKC_OK) {
+    if (!(text = qkc_join_words(argc, argv)))
+        return 1;
+    if (qkc_context_create(NULL, &ctx) != QKC_OK) {
         fprintf(stderr, "error: out of memory\n");
         free(text);
         return 1;
@@ -126,6 +238,8 @@ static int cmd_check(int argc, char **argv)
     if (spec && qkc_spec_print(spec, buf, sizeof buf, NULL) == QKC_OK) {
         puts(buf);
         rc = 0;
+    } else if (spec) {
+        qkc_report("error: ", qkc_context_last_error(ctx));
     }
     qkc_spec_destroy(spec);
     qkc_context_destroy(ctx);
@@ -176,9 +290,7 @@ static int cmd_demo(int argc, char **argv)
     }
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--m") && i + 1 < argc) {
-            char *end;
-            m = strtoll(argv[++i], &end, 10);
-            if (*end || m < 1 || m > 4096) {
+            if (qkc_parse_int(argv[++i], 1, 4096, &m)) {
                 fprintf(stderr, "error: --m takes an integer from 1 to 4096\n");
                 return 2;
             }
@@ -215,8 +327,10 @@ static int cmd_demo(int argc, char **argv)
     }
     if (!(spec = parse_or_report(ctx, text)))
         goto done;
-    qkc_spec_print(spec, canon, sizeof canon, NULL);
-    qkc_spec_query(spec, &info);
+    if (qkc_spec_print(spec, canon, sizeof canon, NULL) != QKC_OK || qkc_spec_query(spec, &info) != QKC_OK) {
+        qkc_report("error: ", qkc_context_last_error(ctx));
+        goto done;
+    }
     if (info.m)
         m = info.m;
     if (info.n * info.k > (int64_t)1 << 28) {
@@ -263,7 +377,7 @@ static int cmd_demo(int argc, char **argv)
     t0 = now_ms();
     if (qkc_quantize(ctx, spec, w, info.k, blob, info.weight_bytes) != QKC_OK ||
         qkc_dequantize(ctx, spec, blob, info.weight_bytes, wd, info.k) != QKC_OK) {
-        fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+        qkc_report("error: ", qkc_context_last_error(ctx));
         goto done;
     }
     tq = now_ms() - t0;
@@ -272,7 +386,10 @@ static int cmd_demo(int argc, char **argv)
         werr += d * d;
         wref += (double)w[i] * (double)w[i];
     }
-    printf("quantize  %.1f ms (quantize + dequantize, scalar reference); weight nmse %.3e\n", tq, werr / wref);
+    printf("quantize  %.1f ms (quantize + dequantize, scalar reference); weight nmse %.3e%s\n", tq, werr / wref,
+           isfinite(werr / wref) ? "" : ": FAILED, not a finite number");
+    if (!isfinite(werr / wref))
+        goto done;
 
     {
         /* The JIT kernel: compile, pack the weights once, run (median of
@@ -290,17 +407,27 @@ static int cmd_demo(int argc, char **argv)
             args.bias = bias;
         }
         t0 = now_ms();
+        if (info.has_bias && !bias) {
+            fprintf(stderr, "error: out of memory for the bias\n");
+            goto done;
+        }
         if (qkc_kernel_compile(ctx, spec, NULL, &kern) != QKC_OK) {
-            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            qkc_report("error: ", qkc_context_last_error(ctx));
             free(bias);
             goto done;
         }
         tcomp = now_ms() - t0;
-        qkc_kernel_query(kern, &ki);
-        qkc_kernel_packed_bytes(kern, &pbytes);
+        if (qkc_kernel_query(kern, &ki) != QKC_OK || qkc_kernel_packed_bytes(kern, &pbytes) != QKC_OK) {
+            qkc_report("error: ", qkc_context_last_error(ctx));
+            goto demo_kernel_done;
+        }
         packed = malloc(pbytes ? pbytes : 1);
-        if (!packed || qkc_weights_pack(ctx, kern, blob, info.weight_bytes, packed, pbytes) != QKC_OK) {
-            fprintf(stderr, "error: packing the weights: %s\n", packed ? qkc_context_last_error(ctx) : "out of memory");
+        if (!packed) {
+            fprintf(stderr, "error: packing the weights: out of memory\n");
+            goto demo_kernel_done;
+        }
+        if (qkc_weights_pack(ctx, kern, blob, info.weight_bytes, packed, pbytes) != QKC_OK) {
+            qkc_report("error: packing the weights: ", qkc_context_last_error(ctx));
             goto demo_kernel_done;
         }
         printf("kernel    %s (%s), %s; %s in %.1f ms\n", ki.target, ki.features, ki.schedule,
@@ -308,7 +435,7 @@ static int cmd_demo(int argc, char **argv)
         printf("layout    %s\n", ki.layout);
         t0 = now_ms();
         if (qkc_reference_matmul(ctx, spec, &args) != QKC_OK) {
-            fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+            qkc_report("error: ", qkc_context_last_error(ctx));
             goto demo_kernel_done;
         }
         tmm = now_ms() - t0;
@@ -318,7 +445,7 @@ static int cmd_demo(int argc, char **argv)
         for (nt = 0; nt < 64; nt++) {
             double t1 = now_ms();
             if (qkc_kernel_run(ctx, kern, &args, NULL) != QKC_OK) {
-                fprintf(stderr, "error: %s\n", qkc_context_last_error(ctx));
+                qkc_report("error: ", qkc_context_last_error(ctx));
                 goto demo_kernel_done;
             }
             times[nt] = now_ms() - t1;
@@ -340,8 +467,11 @@ static int cmd_demo(int argc, char **argv)
         printf("bench     m=%lld: %.1f us per call (median of %d), %.2f GB/s of weights, %.2f GFLOP/s; reference %.1f ms\n",
                m, us, nt, (double)info.weight_bytes / (us * 1e-6) / 1e9,
                2.0 * (double)m * (double)info.n * (double)info.k / (us * 1e-6) / 1e9, tmm);
+        /* NaN fails every comparison: a NaN error is a failure, and said so */
         printf("check     kernel vs reference: nmse %.3e (bound 1e-10) %s\n", kref > 0 ? kerr / kref : kerr,
-               (kref > 0 ? kerr / kref : kerr) <= 1e-10 ? "ok" : "FAILED");
+               (kref > 0 ? kerr / kref : kerr) <= 1e-10 ? "ok"
+               : isnan(kerr) ? "FAILED: not a number"
+                             : "FAILED");
         rc = (kref > 0 ? kerr / kref : kerr) <= 1e-10 ? 0 : 1;
         /* The format's own error: against the product with the unquantized
          * weights (meaningful for f32 output without bias or activation). */
@@ -354,11 +484,13 @@ static int cmd_demo(int argc, char **argv)
                     double d = ((const float *)c)[r * info.n + j] - exact;
                     cerr += d * d;
                     cref += exact * exact;
-                    cmax = fmax(cmax, fabs(d));
+                    cmax = isnan(d) || isnan(cmax) ? NAN : fmax(cmax, fabs(d));
                 }
             printf("check     output vs unquantized weights: nmse %.3e, max_abs_err %.3e: %s\n", cerr / cref, cmax,
-                   cerr / cref < 0.05 ? "ok, what the format's precision implies" : "FAILED: larger than the format implies");
-            if (!(cerr / cref < 0.05))
+                   cerr / cref < 0.05 && !isnan(cmax) ? "ok, what the format's precision implies"
+                   : isnan(cerr / cref) || isnan(cmax)  ? "FAILED: not a number"
+                                                        : "FAILED: larger than the format implies");
+            if (!(cerr / cref < 0.05) || isnan(cmax))
                 rc = 1;
         }
     demo_kernel_done:
@@ -586,21 +718,28 @@ static const command commands[] = {
      "\n"
      "Entries are machine code: import bundles only from builds you trust.\n"},
     {"inspect", qkc_cmd_inspect, "list the tensors of a GGUF or safetensors file and what runs",
-     "usage: qkc inspect FILE [--metadata] [--gptq v1|v2|auto]\n"
+     "usage: qkc inspect FILE [--metadata] [--gptq v1|v2|auto] [--no-mmap]\n"
      "\n"
      "Open a GGUF or safetensors file, validate it, and list its tensors: name,\n"
      "the file's type, shape (outermost first, as PyTorch prints it), bytes, and\n"
      "whether qkc runs it: the matrix n x k and the weight format (in place: the\n"
      "file's bytes are the weight blob; imported: the GPTQ, AWQ or bitsandbytes\n"
      "NF4 tensors of one weight combined), or why not. --metadata also prints\n"
-     "the metadata. --gptq sets the GPTQ zero-point convention (default auto:\n"
-     "the safetensors metadata key checkpoint_format, gptq_v2 meaning v2).\n"
+     "the metadata (values cut at 200 bytes). --gptq sets the GPTQ zero-point\n"
+     "convention (default auto: the safetensors metadata key checkpoint_format,\n"
+     "gptq_v2 meaning v2). Names and values are printed with control\n"
+     "characters, invalid UTF-8 and backslashes escaped (\\x1b, \\0, \\\\).\n"
      "Exit 1 if the file is malformed, with a message saying what and where.\n"
+     "\n"
+     "The file is memory-mapped: it must not shrink while qkc reads it (the\n"
+     "operating system stops a process that touches a page past the new end\n"
+     "with SIGBUS). --no-mmap (or QKC_FILE_MMAP=0 in the environment) reads\n"
+     "the whole file into memory instead. docs/files.md.\n"
      "\n"
      "example: qkc inspect model.gguf\n"},
     {"run", qkc_cmd_run, "run a kernel on a tensor of a GGUF or safetensors file",
      "usage: qkc run SPEC...|auto --weights FILE:TENSOR --input X.f32 --output Y.f32\n"
-     "               [--m M] [--gptq v1|v2|auto]\n"
+     "               [--m M] [--gptq v1|v2|auto] [--no-mmap]\n"
      "\n"
      "JIT-compile a kernel for tensor TENSOR of FILE and compute Y = X W^T.\n"
      "auto derives the spec from the tensor (matmul n=N k=K w=FORMAT a=f32\n"
@@ -608,7 +747,8 @@ static const command commands[] = {
      "a=f32 out=f32 (compute and act may vary). TENSOR may also be the module\n"
      "prefix of a GPTQ, AWQ or bitsandbytes weight. X.f32 holds M x K raw\n"
      "little-endian f32 values, row major (M defaults to its size over 4K\n"
-     "bytes); Y.f32 receives M x N.\n"
+     "bytes); Y.f32 receives M x N. FILE is memory-mapped, or with --no-mmap\n"
+     "(or QKC_FILE_MMAP=0) read into memory, as for qkc inspect.\n"
      "\n"
      "example: qkc run auto --weights model.gguf:blk.0.ffn_up.weight --input x.f32 --output y.f32\n"},
     {"formats", cmd_formats, "list element dtypes and presets", "usage: qkc formats\n\nList the element dtypes and the presets with their block geometry.\n"},
@@ -645,6 +785,7 @@ static int cmd_help(int argc, char **argv)
 int main(int argc, char **argv)
 {
     const command *c;
+    int rc;
     if (argc < 2)
         return cmd_help(0, NULL), 2;
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
@@ -656,5 +797,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: unknown command '%s' (see qkc help)\n", argv[1]);
         return 2;
     }
-    return c->run(argc - 2, argv + 2);
+    rc = c->run(argc - 2, argv + 2);
+    /* What was printed must have been written (qkc inspect > /dev/full). */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "error: writing standard output: %s\n", strerror(errno));
+        return 1;
+    }
+    return rc;
 }

@@ -2,12 +2,30 @@
 #ifndef QKC_TOOLS_TOOL_H
 #define QKC_TOOLS_TOOL_H
 
+#include <stddef.h>
+
 /* Print a subcommand's help text (the same text docs/cli.md shows). */
 void qkc_print_help(const char *command);
 
 /* Join words with single spaces into a new malloc'd string; a single "-"
- * reads all of standard input instead. NULL on allocation failure. */
+ * reads all of standard input instead (refusing input that holds a NUL
+ * byte, with a message). NULL on failure, with the message printed. */
 char *qkc_join_words(int argc, char **argv);
+
+/* A whole decimal number in [lo, hi]: digits only (no sign, space or
+ * suffix: "3x", " 3", "+3" and "" are refused). 0 and *out set, or -1. */
+int qkc_parse_int(const char *s, long long lo, long long hi, long long *out);
+
+/* s[0..len) (bytes from a file, or a message quoting them) made safe to
+ * print: C0 controls and DEL, C1 controls (raw or UTF-8), Unicode's
+ * bidirectional overrides, invalid UTF-8 and backslash become escapes
+ * (\0 \n \t \r \\ \xHH \uHHHH); the rest is copied. dst gets at most
+ * cap - 1 characters and a NUL; what does not fit ends in "...". Returns
+ * dst. */
+char *qkc_escape(char *dst, size_t cap, const char *s, size_t len);
+
+/* Print prefix, then msg escaped, then a newline, on standard error. */
+void qkc_report(const char *prefix, const char *msg);
 
 int qkc_cmd_bench(int argc, char **argv);
 /* qkc bench --device cuda (tools/bench_gpu.c) */

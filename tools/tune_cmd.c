@@ -17,21 +17,28 @@ static void progress(const char *line, void *user)
     fprintf(stderr, "# %s\n", line);
 }
 
-/* "30s", "2m" (seconds) or "200" (trials). */
+/* "30s", "2.5m" (seconds: digits, an optional fraction, s or m; at most a
+ * week) or "200" (trials: digits only, 1 to 1000000). Nothing else: no
+ * sign, space, exponent, "inf" or "nan". */
 static int parse_budget(const char *s, int *trials, double *seconds)
 {
+    size_t digits = strspn(s, "0123456789"), frac = 0;
+    long long n;
+    double v;
     char *end;
-    double v = strtod(s, &end);
-    if (end == s || !(v > 0))
+    if (!digits)
         return -1;
-    if (!strcmp(end, "s"))
-        *seconds = v, *trials = 0;
-    else if (!strcmp(end, "m"))
-        *seconds = v * 60, *trials = 0;
-    else if (!*end && v == floor(v) && v <= 1e6)
-        *trials = (int)v, *seconds = 0;
-    else
+    if (!s[digits])
+        return qkc_parse_int(s, 1, 1000000, &n) ? -1 : (*trials = (int)n, *seconds = 0, 0);
+    if (s[digits] == '.' && !(frac = strspn(s + digits + 1, "0123456789")))
         return -1;
+    end = (char *)s + digits + (frac ? frac + 1 : 0);
+    if ((end[0] != 's' && end[0] != 'm') || end[1])
+        return -1;
+    v = strtod(s, NULL) * (end[0] == 'm' ? 60 : 1);
+    if (!(v > 0) || v > 7 * 86400.0)
+        return -1;
+    *seconds = v, *trials = 0;
     return 0;
 }
 
@@ -63,23 +70,22 @@ int qkc_cmd_tune(int argc, char **argv)
         } else if (!strcmp(argv[i], "--m") && i + 1 < argc) {
             const char *p = argv[++i];
             nm = 0;
-            while (*p) {
-                char *end;
-                long long v = strtoll(p, &end, 10);
-                if (end == p || v < 1 || v > 65536 || nm == QKC_TUNE_MAX_M) {
+            for (;;) {
+                char item[32];
+                size_t len = strcspn(p, ",");
+                long long v;
+                if (len < sizeof item)
+                    memcpy(item, p, len), item[len] = '\0';
+                if (len >= sizeof item || nm == QKC_TUNE_MAX_M || qkc_parse_int(item, 1, 65536, &v)) {
                     fprintf(stderr, "error: --m takes a list of at most %d Ms in 1..65536, such as 1,8,512\n",
                             QKC_TUNE_MAX_M);
                     goto usage;
                 }
                 ms[nm++] = v;
-                p = *end == ',' ? end + 1 : end;
-                if (*end && *end != ',') {
-                    fprintf(stderr, "error: --m takes a list such as 1,8,512\n");
-                    goto usage;
-                }
+                if (!p[len])
+                    break;
+                p += len + 1;
             }
-            if (!nm)
-                goto usage;
         } else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
             if (parse_budget(argv[++i], &o.max_trials, &o.max_seconds)) {
                 fprintf(stderr, "error: --budget takes seconds (30s, 2m) or a number of trials (200)\n");
@@ -88,11 +94,12 @@ int qkc_cmd_tune(int argc, char **argv)
         } else if (!strcmp(argv[i], "--db") && i + 1 < argc) {
             o.db_path = argv[++i];
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            o.threads = atoi(argv[++i]);
-            if (o.threads < 1 || o.threads > 1024) {
-                fprintf(stderr, "error: --threads takes 1 to 1024\n");
+            long long v;
+            if (qkc_parse_int(argv[++i], 1, 1024, &v)) {
+                fprintf(stderr, "error: --threads takes an integer from 1 to 1024\n");
                 goto usage;
             }
+            o.threads = (int)v;
         } else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
             o.target = argv[++i];
         } else if (!strcmp(argv[i], "--spec") && i + 1 < argc) {
@@ -111,7 +118,7 @@ int qkc_cmd_tune(int argc, char **argv)
         }
     }
     if (nwords) {
-        joined = qkc_join_words(nwords, words);
+        joined = qkc_join_words(nwords, words); /* prints why it fails */
         if (!joined)
             goto done;
         specs[nspecs++] = joined;
@@ -137,12 +144,17 @@ int qkc_cmd_tune(int argc, char **argv)
         qkc_tune_result res;
         char canon[1024];
         if (qkc_spec_parse(ctx, specs[si], &spec) != QKC_OK) {
-            fprintf(stderr, "%s\n", qkc_context_last_error(ctx));
+            qkc_report("", qkc_context_last_error(ctx));
             goto done;
         }
-        qkc_spec_print(spec, canon, sizeof canon, NULL);
+        if (qkc_spec_print(spec, canon, sizeof canon, NULL) != QKC_OK) {
+            qkc_report("error: ", qkc_context_last_error(ctx));
+            qkc_spec_destroy(spec);
+            goto done;
+        }
         if (qkc_tune(ctx, spec, &o, &res) != QKC_OK) {
-            fprintf(stderr, "error: %s: %s\n", canon, qkc_context_last_error(ctx));
+            fprintf(stderr, "error: %s: ", canon);
+            qkc_report("", qkc_context_last_error(ctx));
             qkc_spec_destroy(spec);
             goto done;
         }
@@ -150,7 +162,12 @@ int qkc_cmd_tune(int argc, char **argv)
             const qkc_tune_m_result *r = &res.m[i];
             char sched[96];
             double gain = r->default_us / r->best_us;
-            qkc_schedule_print(&r->best, sched, sizeof sched);
+            if (qkc_schedule_print(&r->best, sched, sizeof sched) >= sizeof sched || !isfinite(gain) || !(gain > 0)) {
+                fprintf(stderr, "error: %s m=%lld: the tuner's result is not usable (default %g us, best %g us)\n",
+                        canon, (long long)r->m, r->default_us, r->best_us);
+                qkc_spec_destroy(spec);
+                goto done;
+            }
             printf("%-60s %6lld %11.1f %11.1f %6.3fx %6d  %s\n", canon, (long long)r->m, r->default_us, r->best_us,
                    gain, r->trials, sched);
             fflush(stdout);

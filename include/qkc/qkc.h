@@ -68,6 +68,7 @@ typedef enum qkc_status {
 #define QKC_MAX_SPEC_BYTES (1u << 20)             /* text given to qkc_spec_parse */
 #define QKC_MAX_THREADS 1024                      /* qkc_context_options.threads */
 #define QKC_MAX_FILE_BYTES (UINT64_C(1) << 42)    /* a model or cache file qkc reads */
+#define QKC_MAX_FILE_TENSORS (INT64_C(1) << 21)    /* tensors (and metadata entries) of one checkpoint file */
 
 /* A static, never-NULL English name for a status ("ok", "parse error", ...). */
 const char *qkc_status_str(qkc_status status);
@@ -549,7 +550,8 @@ qkc_status qkc_aot_write(qkc_context *ctx, const qkc_spec *const *specs, int spe
 
 /*
  * A GGUF or safetensors file opened for reading (docs/files.md). The file
- * is memory-mapped read-only; every count, size and offset in it is
+ * is memory-mapped read-only or read into memory (qkc_file_options.load);
+ * every count, size and offset in it is
  * checked against the file size when it is opened, so a malformed file
  * fails qkc_file_open with QKC_ERR_CORRUPT_DATA (or QKC_ERR_UNSUPPORTED,
  * QKC_ERR_LIMIT) and a message naming what is wrong and where.
@@ -572,14 +574,29 @@ typedef struct qkc_file_options {
      * "checkpoint_format" ("gptq_v2" means v2, anything else v1), 1 = v1
      * (qzeros hold zero − 1, AutoGPTQ), 2 = v2 (qzeros hold zero, GPTQModel). */
     int gptq_version;
+    /* How qkc_file_open holds the file (read only when struct_size covers
+     * it): QKC_FILE_LOAD_DEFAULT maps it, unless the environment has
+     * QKC_FILE_MMAP=0, which means QKC_FILE_LOAD_READ. QKC_FILE_LOAD_MMAP
+     * maps it read-only: nothing is copied and only the pages used are
+     * read, but the file must not shrink while it is open (touching a
+     * page past its new end is a SIGBUS from the operating system, which
+     * no library can turn into an error). QKC_FILE_LOAD_READ reads the
+     * whole file into memory of the context: the file may then change or
+     * go away without harm. Ignored by qkc_file_open_memory. */
+    int load;
 } qkc_file_options;
+
+enum { QKC_FILE_LOAD_DEFAULT = 0, QKC_FILE_LOAD_MMAP = 1, QKC_FILE_LOAD_READ = 2 };
 
 /* Open and validate a file. The format is found from the contents ("GGUF"
  * magic, or a safetensors header), else from the extension (.gguf,
- * .safetensors). `options` may be NULL. On success *out owns the file,
- * released by qkc_file_close. Errors: QKC_ERR_IO (cannot open or map),
- * QKC_ERR_CORRUPT_DATA, QKC_ERR_UNSUPPORTED (e.g. GGUF v1, big-endian),
- * QKC_ERR_LIMIT, QKC_ERR_NO_MEMORY, QKC_ERR_INVALID_ARGUMENT. */
+ * .safetensors). `options` may be NULL. Anything but a regular file (a
+ * FIFO, a device, a directory) is refused without blocking. On success
+ * *out owns the file, released by qkc_file_close. Errors: QKC_ERR_IO
+ * (cannot open, read or map; "not a regular file"), QKC_ERR_CORRUPT_DATA,
+ * QKC_ERR_UNSUPPORTED (e.g. GGUF v1, big-endian), QKC_ERR_LIMIT (more
+ * than QKC_MAX_FILE_BYTES bytes or QKC_MAX_FILE_TENSORS tensors or
+ * metadata entries), QKC_ERR_NO_MEMORY, QKC_ERR_INVALID_ARGUMENT. */
 qkc_status qkc_file_open(qkc_context *ctx, const char *path, const qkc_file_options *options, qkc_file **out);
 
 /* The same over bytes already in memory. The file borrows `data`: it must
@@ -614,6 +631,14 @@ typedef struct qkc_file_meta {
 /* Errors: QKC_ERR_INVALID_ARGUMENT (index out of range, NULL). */
 qkc_status qkc_file_metadata(const qkc_file *file, int64_t index, qkc_file_meta *out);
 
+/* The lengths in bytes of entry `index`'s key and value. A GGUF key or
+ * string value has a length, not a terminator, and may hold NUL bytes:
+ * qkc_file_meta's key and value are then NUL-terminated after these many
+ * bytes, and a program that shows them should go by the lengths. Names
+ * and values come from the file: escape control bytes before printing
+ * them to a terminal. Errors: those of qkc_file_metadata. */
+qkc_status qkc_file_metadata_bytes(const qkc_file *file, int64_t index, size_t *key_bytes, size_t *value_bytes);
+
 /* One tensor. Strings and data are valid while the file is open. */
 typedef struct qkc_tensor_info {
     const char *name;
@@ -622,7 +647,7 @@ typedef struct qkc_tensor_info {
     int64_t shape[4];        /* outermost first, as PyTorch prints it: GGUF's ne[] reversed */
     uint64_t offset;         /* byte offset of the tensor's data in the file */
     size_t bytes;            /* bytes of data */
-    const void *data;        /* the data, in the file's mapping */
+    const void *data;        /* the data, in the file's mapping (or its copy in memory) */
     int runnable;            /* 1: qkc runs this tensor as a weight matrix */
     int64_t n, k;            /* runnable: outputs (rows) and inputs (reduction length) */
     const char *weights;     /* runnable: spec text of the format, e.g. "w=q4_k"; else "" */
@@ -634,8 +659,10 @@ typedef struct qkc_tensor_info {
 qkc_status qkc_file_tensor(const qkc_file *file, int64_t index, qkc_tensor_info *out);
 
 /* Index of the tensor called `name`; also accepts a GPTQ/AWQ/bitsandbytes
- * module prefix ("model.layers.0.mlp.up_proj" for ".qweight" / ".weight").
- * Errors: QKC_ERR_INVALID_ARGUMENT ("no tensor named ..."). */
+ * module prefix ("model.layers.0.mlp.up_proj" for ".qweight" / ".weight"):
+ * its runnable weight, else the weight that does not run (whose
+ * qkc_tensor_info.unsupported says why). Errors: QKC_ERR_INVALID_ARGUMENT
+ * ("no tensor named ..."). */
 qkc_status qkc_file_find(qkc_context *ctx, const qkc_file *file, const char *name, int64_t *index);
 
 /* A spec for a runnable tensor: "matmul n=N k=K <weights> <extra>", where

@@ -252,3 +252,36 @@ int qkc_st_finish(qkc_st_writer *w, qkc_bytes *out)
     qkc_bytes_free(&h);
     return out->oom ? -1 : 0;
 }
+
+int qkc_st_many(qkc_bytes *out, int64_t tensors, int64_t meta)
+{
+    qkc_bytes h = {0};
+    char buf[160];
+    memset(out, 0, sizeof *out);
+    put_str(&h, "{");
+    if (meta) {
+        put_str(&h, "\"__metadata__\":{");
+        for (int64_t i = 0; i < meta; i++) {
+            snprintf(buf, sizeof buf, "%s\"k%" PRId64 "\":\"v%" PRId64 "\"", i ? "," : "", i, i);
+            put_str(&h, buf);
+        }
+        put_str(&h, "}");
+    }
+    for (int64_t i = 0; i < tensors; i++) {
+        snprintf(buf, sizeof buf, "%s\"l.%" PRId64 ".w\":{\"dtype\":\"BF16\",\"shape\":[2,1],\"data_offsets\":[%" PRId64
+                 ",%" PRId64 "]}",
+                 (i || meta) ? "," : "", i, 4 * i, 4 * i + 4);
+        put_str(&h, buf);
+    }
+    put_str(&h, "}");
+    while (h.len % 8)
+        put_str(&h, " ");
+    qkc_bytes_u64(out, h.len);
+    qkc_bytes_put(out, h.data, h.len);
+    for (int64_t i = 0; i < tensors; i++)
+        qkc_bytes_u32(out, (uint32_t)i);
+    if (h.oom)
+        out->oom = 1;
+    qkc_bytes_free(&h);
+    return out->oom ? -1 : 0;
+}

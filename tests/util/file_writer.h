@@ -109,4 +109,10 @@ void qkc_st_meta(qkc_st_writer *w, const char *key, const char *value);
  * 8, the data back to back in the order added. */
 int qkc_st_finish(qkc_st_writer *w, qkc_bytes *out);
 
+/* A large safetensors file for header tests: `tensors` BF16 [2, 1]
+ * tensors named "l.<i>.w", whose 4 data bytes hold i (little-endian), and
+ * `meta` metadata entries "k<i>": "v<i>" (first), in a header of about
+ * 70 bytes per tensor. 0 on success. */
+int qkc_st_many(qkc_bytes *out, int64_t tensors, int64_t meta);
+
 #endif
