@@ -164,15 +164,16 @@ static qkc_status parse_int(const token *v, const char *what, int64_t *out, qkc_
     return QKC_OK;
 }
 
+/* *out is written on every path (QKC_DTYPE_INVALID on failure). */
 static qkc_status parse_dtype(const token *v, const char *what, qkc_dtype *out, qkc_diag *diag)
 {
     qkc_dtype d = qkc_dtype_from_keyword(v->s, v->len);
+    *out = d;
     if (d == QKC_DTYPE_INVALID)
         return parse_fail(diag, QKC_ERR_PARSE, v->line, v->col, "%s=%.*s: unknown dtype; expected %s", what,
                           (int)(v->len > 40 ? 40 : v->len), v->s,
                           (!strcmp(what, "a") || !strcmp(what, "out")) ? "f32, f16 or bf16"
                                                                        : "a dtype such as f32, f16, bf16 or e8m0");
-    *out = d;
     return QKC_OK;
 }
 

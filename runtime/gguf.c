@@ -101,9 +101,12 @@ static uint64_t le(const uint8_t *p, int bytes)
     return v;
 }
 
+/* Outputs are written on every path (0, NULL on failure), so callers'
+ * variables are never read uninitialised, and compilers see it. */
 static qkc_status rd(cursor *c, int bytes, uint64_t *v, const char *what)
 {
     qkc_status st = need(c, (uint64_t)bytes, what);
+    *v = 0;
     if (st)
         return st;
     *v = le(c->p + c->pos, bytes);
@@ -115,6 +118,7 @@ static qkc_status rd(cursor *c, int bytes, uint64_t *v, const char *what)
 static qkc_status rd_str(cursor *c, const char **s, uint64_t *len, const char *what)
 {
     qkc_status st;
+    *s = NULL;
     if ((st = rd(c, 8, len, what)))
         return st;
     if (*len > c->size - c->pos)

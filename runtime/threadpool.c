@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "context.h"
@@ -309,9 +310,10 @@ qkc_status qkc_threadpool_create(qkc_context *ctx, int threads, qkc_threadpool *
             destroy_sync(p, SYNC_DONE_COND);
             qkc_free(ctx, p->workers);
             qkc_free(ctx, p);
-            return qkc_fail(ctx, QKC_ERR_NO_MEMORY,
-                            "qkc_threadpool_create: could not start thread %d of %d (error %d)", i + 2,
-                            threads, err);
+            /* EAGAIN: no stack could be mapped (RLIMIT_AS) or a thread
+             * limit (RLIMIT_NPROC, threads-max) was reached */
+            return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_threadpool_create: could not start thread %d of %d: %s",
+                            i + 2, threads, strerror(err));
         }
         p->started = i + 1;
     }

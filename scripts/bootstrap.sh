@@ -4,7 +4,8 @@
 # through sudo when not root. With --test, also what only tests use:
 # chromium (renders the roofline SVG of `qkc bench --plot` to check it) and
 # zlib (reads that screenshot), and the aarch64 cross tools and qemu-user
-# (tests/aarch64_test.sh, tests/aarch64_jit_test.sh); then it fetches the
+# (tests/aarch64_test.sh, tests/aarch64_jit_test.sh), and clang (the
+# compile-only clang build of scripts/build-matrix.sh); then it fetches the
 # arm64 libraries of the aarch64 JIT test (scripts/aarch64-sysroot.sh, into
 # $QKC_AARCH64_SYSROOT or ~/.cache/qkc-aarch64-sysroot; skipped when
 # already there; a failure there only warns: that test then skips).
@@ -12,7 +13,7 @@ set -eu
 
 pkgs="cmake ninja-build pkg-config gcc g++ llvm-19-dev libcmocka-dev libjansson-dev"
 if [ "${1:-}" = "--test" ]; then
-    pkgs="$pkgs chromium zlib1g-dev gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+    pkgs="$pkgs chromium zlib1g-dev gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang"
 fi
 
 missing=""

@@ -35,6 +35,10 @@
 #include "targets/target.h"
 #include "util/testutil.h"
 
+/* The children get this environment: QKC_TARGET among it, so they compile
+ * for the same target, and fill the same entries, as this process. */
+extern char **environ;
+
 /* ------------------------------------------------------------ helpers */
 
 typedef struct warnings {
@@ -950,7 +954,7 @@ static int can_run_self(char *self)
     char *args[] = {self, "--probe", NULL};
     pid_t pid;
     int status = 0;
-    if (posix_spawn(&pid, self, NULL, NULL, args, NULL) != 0)
+    if (posix_spawn(&pid, self, NULL, NULL, args, environ) != 0)
         return 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -990,7 +994,7 @@ static void test_processes_fill_one_directory(void **state)
         for (int p = 0; p < PROCS; p++) {
             char *args[] = {self, "--fill", dir, ids[p], NULL};
             snprintf(ids[p], sizeof ids[p], "%d", p + PROCS * round);
-            assert_int_equal(posix_spawn(&pid[p], self, NULL, NULL, args, NULL), 0);
+            assert_int_equal(posix_spawn(&pid[p], self, NULL, NULL, args, environ), 0);
         }
         for (int p = 0; p < PROCS; p++) {
             int status = 0;

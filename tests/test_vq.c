@@ -63,6 +63,7 @@ static qkc_weight_layout layout_of(const char *text, qkc_matmul *mm)
 {
     qkc_diag d;
     qkc_weight_layout L;
+    memset(&L, 0, sizeof L); /* cmocka's fail_msg is not declared noreturn */
     if (qkc_matmul_parse(text, mm, NULL, &d) != QKC_OK || qkc_format_layout(&mm->w, mm->n, mm->k, &L, &d) != QKC_OK)
         fail_msg("%s: %s", text, d.message);
     return L;

@@ -103,3 +103,12 @@ int qkc_test_isa_levels(const char **out, const char **why)
         return 0;
     }
 }
+
+int qkc_test_vector_bits(void)
+{
+    qkc_target t;
+    qkc_diag d;
+    if (qkc_target_resolve(NULL, 1, &t, &d) != QKC_OK || t.arch == QKC_ARCH_NVPTX)
+        return 0;
+    return t.vector_bits;
+}

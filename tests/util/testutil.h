@@ -102,4 +102,11 @@ int qkc_test_canonical(qkc_context *ctx, const char *text, const char *canonical
  * architecture). Features are read only with the architecture they belong to. */
 int qkc_test_isa_levels(const char **out, const char **why);
 
+/* The widest vector (bits) of the target a kernel compiled without a named
+ * target gets: the one QKC_TARGET names, else this machine's (256 on an
+ * AVX2 CPU or under QKC_TARGET=x86_64-avx2, 512 with AVX-512, 128 on
+ * aarch64). 0 when this machine runs no qkc CPU target. Schedules a test
+ * writes by hand take min(their width, this). */
+int qkc_test_vector_bits(void);
+
 #endif
