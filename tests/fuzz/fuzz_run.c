@@ -2,14 +2,16 @@
  * libFuzzer harness: fuzzed checkpoints packed and run. The bytes are
  * opened from memory as in fuzz_file; for the first two runnable tensors
  * of at most 64 Ki weights, the harness builds the tensor's spec
- * ("matmul n=N k=K <weights> a=f32 out=f32"), imports its weight blob,
- * compiles the JIT kernel (disk cache off; the target is the host or
- * x86_64-avx2, chosen by the input's hash), packs the blob and runs the
- * kernel on seeded activations with M = 1 and 3, and compares every
- * output with the reference matmul on the same blob by the kernel bounds
- * of the tolerance table (tests/util/tolerance.h: the condition bound
- * cond_factor·sqrt(K)·2^-24·Σ|a·w|, as test_cg_kernel and fuzz_diff use,
- * plus K·2^-149 for products that underflow into subnormals).
+ * ("matmul n=N k=K <weights> a=f32 out=f32", with a compute type, an
+ * activation and a bias chosen by the input's hash where the verifier
+ * takes them), imports its weight blob, compiles the JIT kernel (disk
+ * cache off; the target is the host or x86_64-avx2, also by the hash),
+ * packs the blob and runs the kernel on seeded activations with M = 1 and
+ * 3, and compares every output with the reference matmul on the same blob
+ * by the kernel bounds of the tolerance table (tests/util/tolerance.h: the
+ * condition bound cond_factor·sqrt(K)·2^-24·Σ|a·w|, as test_cg_kernel and
+ * fuzz_diff use, plus K·2^-149 for products that underflow into
+ * subnormals and, with a bias, one rounding of the output).
  * qkc_file_run of the tensor must give the same bits as the harness's own
  * pack and run.
  *
@@ -75,7 +77,9 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
 
 typedef struct tensor_run {
     const qkc_tensor_info *t;
-    const char *text;   /* the spec */
+    const char *text;    /* the spec */
+    const char *compute; /* its compute type, for the tolerance table */
+    int bias;            /* bias=f32 */
     const char *target;
     uint64_t seed;
 } tensor_run;
@@ -103,7 +107,10 @@ static void compare(const tensor_run *r, const qkc_tol_kernel *tol, int64_t m, c
              * size (the table's bound is relative: test data never gets
              * there, fuzzed weights do) */
             bound = tol->cond_factor * sqrt((double)k) * 0x1p-24 * cond + (double)k * 0x1p-149;
-            if (!(fabs(x - y) <= bound))
+            /* a bias adds one rounding of the output */
+            if (r->bias)
+                bound += 0x1p-23 * fabs(y);
+            if (x != y && !(isnan(x) && isnan(y)) && !(fabs(x - y) <= bound))
                 qkc_fuzz_bug("%s on %s, m=%lld: element (%lld, %lld) is %.9g, the reference %.9g: |diff| %.3g exceeds "
                              "%.3g",
                              r->text, r->target, (long long)m, (long long)row, (long long)col, x, y, fabs(x - y),
@@ -123,7 +130,7 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
     size_t pbytes = 0;
     qkc_status st, dq;
     void *blob, *packed = NULL;
-    float *w, *a, *c, *ref, *c2;
+    float *w, *a, *c, *ref, *c2, *bias;
     qkc_rng rng = {r->seed ? r->seed : 1};
     if (qkc_spec_parse(ctx, r->text, &spec) != QKC_OK)
         qkc_fuzz_bug("runnable tensor '%s': '%s' does not parse: %s", t->name, r->text, qkc_context_last_error(ctx));
@@ -133,7 +140,8 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
     c = malloc((size_t)(3 * n) * sizeof *c);
     c2 = malloc((size_t)(3 * n) * sizeof *c2);
     ref = malloc((size_t)(3 * n) * sizeof *ref);
-    if (!blob || !w || !a || !c || !c2 || !ref)
+    bias = malloc((size_t)n * sizeof *bias);
+    if (!blob || !w || !a || !c || !c2 || !ref || !bias)
         qkc_fuzz_bug("out of memory");
     st = qkc_file_weights(ctx, file, index, blob, t->weights_bytes);
     if (st == QKC_ERR_UNSUPPORTED)
@@ -148,6 +156,8 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
                      qkc_context_last_error(ctx));
     for (int64_t i = 0; i < 3 * k; i++)
         a[i] = qkc_rng_normal(&rng);
+    for (int64_t i = 0; i < n; i++)
+        bias[i] = qkc_rng_normal(&rng);
     if (qkc_kernel_compile(ctx, spec, &co, &kern) != QKC_OK)
         qkc_fuzz_bug("%s for %s: compile failed: %s", r->text, r->target, qkc_context_last_error(ctx));
     if (qkc_kernel_packed_bytes(kern, &pbytes) != QKC_OK || !(packed = malloc(pbytes ? pbytes : 1)))
@@ -159,9 +169,10 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
     if (dq != QKC_OK && st == QKC_OK)
         qkc_fuzz_bug("%s: packing takes a blob dequantization refuses", r->text);
     for (int64_t m = 1; m <= 3; m += 2) {
-        qkc_matmul_args ar = {a, k, blob, t->weights_bytes, NULL, ref, n, m};
-        qkc_matmul_args ak = {a, k, packed, pbytes, NULL, c, n, m};
-        qkc_matmul_args af = {a, k, NULL, 0, NULL, c2, n, m};
+        const float *b = r->bias ? bias : NULL;
+        qkc_matmul_args ar = {a, k, blob, t->weights_bytes, b, ref, n, m};
+        qkc_matmul_args ak = {a, k, packed, pbytes, b, c, n, m};
+        qkc_matmul_args af = {a, k, NULL, 0, b, c2, n, m};
         qkc_status rs = qkc_reference_matmul(ctx, spec, &ar);
         if ((rs != QKC_OK) != (dq != QKC_OK))
             qkc_fuzz_bug("%s: the reference %s a blob dequantization %s: %s", r->text, rs ? "refuses" : "takes",
@@ -172,7 +183,7 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
         if (qkc_kernel_run(ctx, kern, &ak, &ro) != QKC_OK)
             qkc_fuzz_bug("%s on %s, m=%lld: run failed: %s", r->text, r->target, (long long)m,
                          qkc_context_last_error(ctx));
-        compare(r, qkc_tol_kernel_for("f32", "f32"), m, a, w, c, ref);
+        compare(r, qkc_tol_kernel_for(r->compute, "f32"), m, a, w, c, ref);
         /* the one-call path: the same kernel on the same weights */
         if (qkc_file_run(ctx, file, index, r->text, &af, &co, &ro) != QKC_OK)
             qkc_fuzz_bug("%s: qkc_file_run failed: %s", r->text, qkc_context_last_error(ctx));
@@ -183,7 +194,7 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
 done:
     qkc_kernel_destroy(kern);
     qkc_spec_destroy(spec);
-    free(blob), free(w), free(a), free(c), free(c2), free(ref), free(packed);
+    free(blob), free(w), free(a), free(c), free(c2), free(ref), free(bias), free(packed);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -199,7 +210,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     qkc_file_query(file, &fi);
     for (int64_t i = 0; i < fi.tensors && ran < MAX_TENSORS; i++) {
+        static const char *const compute[] = {"f32", "int8", "bf16", "f16", "tf32"};
+        static const char *const act[] = {"none", "relu", "gelu", "silu"};
+        uint64_t pick = h >> (16 + 8 * i);
         qkc_tensor_info t;
+        qkc_spec *spec = NULL;
         char text[256];
         tensor_run r;
         if (qkc_file_tensor(file, i, &t) != QKC_OK)
@@ -207,8 +222,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!t.runnable || t.n < 1 || t.k < 1 || t.n > MAX_WEIGHTS / t.k || t.weights_bytes > 16 * MAX_WEIGHTS)
             continue;
         ran++;
-        snprintf(text, sizeof text, "matmul n=%lld k=%lld %s a=f32 out=f32", (long long)t.n, (long long)t.k,
-                 t.weights);
+        /* the compute type, activation and bias by the input's hash; the
+         * plain spec where the verifier refuses the combination */
+        r.compute = compute[pick % 5];
+        r.bias = (pick / 20) & 1;
+        snprintf(text, sizeof text, "matmul n=%lld k=%lld %s a=f32 out=f32 compute=%s act=%s bias=%s",
+                 (long long)t.n, (long long)t.k, t.weights, r.compute, act[(pick / 5) % 4], r.bias ? "f32" : "none");
+        if (qkc_spec_parse(ctx, text, &spec) != QKC_OK) {
+            r.compute = "f32";
+            r.bias = 0;
+            snprintf(text, sizeof text, "matmul n=%lld k=%lld %s a=f32 out=f32", (long long)t.n, (long long)t.k,
+                     t.weights);
+        }
+        qkc_spec_destroy(spec);
         r.t = &t;
         r.text = text;
         r.target = qkc_target_host_arch() == QKC_ARCH_X86_64 && ((h >> (8 + i)) & 1) ? "x86_64-avx2" : "host";
