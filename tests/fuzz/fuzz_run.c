@@ -2,16 +2,17 @@
  * libFuzzer harness: fuzzed checkpoints packed and run. The bytes are
  * opened from memory as in fuzz_file; for the first two runnable tensors
  * of at most 64 Ki weights, the harness builds the tensor's spec
- * ("matmul n=N k=K <weights> a=f32 out=f32", with a compute type, an
- * activation and a bias chosen by the input's hash where the verifier
- * takes them), imports its weight blob, compiles the JIT kernel (disk
+ * ("matmul n=N k=K <weights> out=f32", with an activation dtype, a
+ * compute type, an activation and a bias chosen by the input's hash where
+ * the verifier takes them), imports its weight blob, compiles the JIT kernel (disk
  * cache off; the target is the host or x86_64-avx2, also by the hash),
  * packs the blob and runs the kernel on seeded activations with M = 1 and
  * 3, and compares every output with the reference matmul on the same blob
  * by the kernel bounds of the tolerance table (tests/util/tolerance.h: the
  * condition bound cond_factor·sqrt(K)·2^-24·Σ|a·w|, as test_cg_kernel and
  * fuzz_diff use, plus K·2^-149 for products that underflow into
- * subnormals and, with a bias, one rounding of the output).
+ * subnormals and, with a bias, the roundings of sum + bias and of the
+ * output).
  * qkc_file_run of the tensor must give the same bits as the harness's own
  * pack and run.
  *
@@ -34,6 +35,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ir/dtype.h"
 #include "qkc/qkc.h"
 #include "targets/target.h"
 #include "util/testutil.h"
@@ -80,14 +82,15 @@ typedef struct tensor_run {
     const char *text;    /* the spec */
     const char *compute; /* its compute type, for the tolerance table */
     int bias;            /* bias=f32 */
+    const char *a_type;  /* activations: "f32", "f16" or "bf16" */
     const char *target;
     uint64_t seed;
 } tensor_run;
 
 /* Compare C (kernel) with R (reference) for M rows; w: the dequantized
- * weights, a: the activations. */
+ * weights, a: the activations, bias: NULL or the bias. */
 static void compare(const tensor_run *r, const qkc_tol_kernel *tol, int64_t m, const float *a, const float *w,
-                    const float *c, const float *ref)
+                    const float *bias, const float *c, const float *ref)
 {
     int64_t n = r->t->n, k = r->t->k;
     for (int64_t col = 0; col < n; col++) {
@@ -107,9 +110,11 @@ static void compare(const tensor_run *r, const qkc_tol_kernel *tol, int64_t m, c
              * size (the table's bound is relative: test data never gets
              * there, fuzzed weights do) */
             bound = tol->cond_factor * sqrt((double)k) * 0x1p-24 * cond + (double)k * 0x1p-149;
-            /* a bias adds one rounding of the output */
-            if (r->bias)
-                bound += 0x1p-23 * fabs(y);
+            /* a bias: the kernel rounds sum + bias to f32 before the
+             * activation (slope at most 1.13) and the output once more,
+             * where the reference adds in double */
+            if (bias)
+                bound += 0x1p-22 * (cond + fabs(bias[col])) + 0x1p-24 * fabs(y);
             if (x != y && !(isnan(x) && isnan(y)) && !(fabs(x - y) <= bound))
                 qkc_fuzz_bug("%s on %s, m=%lld: element (%lld, %lld) is %.9g, the reference %.9g: |diff| %.3g exceeds "
                              "%.3g",
@@ -131,6 +136,7 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
     qkc_status st, dq;
     void *blob, *packed = NULL;
     float *w, *a, *c, *ref, *c2, *bias;
+    uint16_t *a16 = NULL;
     qkc_rng rng = {r->seed ? r->seed : 1};
     if (qkc_spec_parse(ctx, r->text, &spec) != QKC_OK)
         qkc_fuzz_bug("runnable tensor '%s': '%s' does not parse: %s", t->name, r->text, qkc_context_last_error(ctx));
@@ -141,6 +147,8 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
     c2 = malloc((size_t)(3 * n) * sizeof *c2);
     ref = malloc((size_t)(3 * n) * sizeof *ref);
     bias = malloc((size_t)n * sizeof *bias);
+    if (strcmp(r->a_type, "f32") && !(a16 = malloc((size_t)(3 * k) * sizeof *a16)))
+        qkc_fuzz_bug("out of memory");
     if (!blob || !w || !a || !c || !c2 || !ref || !bias)
         qkc_fuzz_bug("out of memory");
     st = qkc_file_weights(ctx, file, index, blob, t->weights_bytes);
@@ -156,6 +164,12 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
                      qkc_context_last_error(ctx));
     for (int64_t i = 0; i < 3 * k; i++)
         a[i] = qkc_rng_normal(&rng);
+    /* f16 / bf16 activations: the kernel reads their bits, the bounds
+     * take the values they hold */
+    for (int64_t i = 0; i < 3 * k && a16; i++) {
+        a16[i] = !strcmp(r->a_type, "f16") ? qkc_f32_to_f16(a[i]) : qkc_f32_to_bf16(a[i]);
+        a[i] = !strcmp(r->a_type, "f16") ? qkc_f16_to_f32(a16[i]) : qkc_bf16_to_f32(a16[i]);
+    }
     for (int64_t i = 0; i < n; i++)
         bias[i] = qkc_rng_normal(&rng);
     if (qkc_kernel_compile(ctx, spec, &co, &kern) != QKC_OK)
@@ -170,9 +184,10 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
         qkc_fuzz_bug("%s: packing takes a blob dequantization refuses", r->text);
     for (int64_t m = 1; m <= 3; m += 2) {
         const float *b = r->bias ? bias : NULL;
-        qkc_matmul_args ar = {a, k, blob, t->weights_bytes, b, ref, n, m};
-        qkc_matmul_args ak = {a, k, packed, pbytes, b, c, n, m};
-        qkc_matmul_args af = {a, k, NULL, 0, b, c2, n, m};
+        const void *av = a16 ? (const void *)a16 : a;
+        qkc_matmul_args ar = {av, k, blob, t->weights_bytes, b, ref, n, m};
+        qkc_matmul_args ak = {av, k, packed, pbytes, b, c, n, m};
+        qkc_matmul_args af = {av, k, NULL, 0, b, c2, n, m};
         qkc_status rs = qkc_reference_matmul(ctx, spec, &ar);
         if ((rs != QKC_OK) != (dq != QKC_OK))
             qkc_fuzz_bug("%s: the reference %s a blob dequantization %s: %s", r->text, rs ? "refuses" : "takes",
@@ -183,7 +198,7 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
         if (qkc_kernel_run(ctx, kern, &ak, &ro) != QKC_OK)
             qkc_fuzz_bug("%s on %s, m=%lld: run failed: %s", r->text, r->target, (long long)m,
                          qkc_context_last_error(ctx));
-        compare(r, qkc_tol_kernel_for(r->compute, "f32"), m, a, w, c, ref);
+        compare(r, qkc_tol_kernel_for(r->compute, "f32"), m, a, w, b, c, ref);
         /* the one-call path: the same kernel on the same weights */
         if (qkc_file_run(ctx, file, index, r->text, &af, &co, &ro) != QKC_OK)
             qkc_fuzz_bug("%s: qkc_file_run failed: %s", r->text, qkc_context_last_error(ctx));
@@ -194,7 +209,7 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
 done:
     qkc_kernel_destroy(kern);
     qkc_spec_destroy(spec);
-    free(blob), free(w), free(a), free(c), free(c2), free(ref), free(bias), free(packed);
+    free(blob), free(w), free(a), free(c), free(c2), free(ref), free(bias), free(a16), free(packed);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -212,6 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int64_t i = 0; i < fi.tensors && ran < MAX_TENSORS; i++) {
         static const char *const compute[] = {"f32", "int8", "bf16", "f16", "tf32"};
         static const char *const act[] = {"none", "relu", "gelu", "silu"};
+        static const char *const a_type[] = {"f32", "f16", "bf16"};
         uint64_t pick = h >> (16 + 8 * i);
         qkc_tensor_info t;
         qkc_spec *spec = NULL;
@@ -226,11 +242,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * plain spec where the verifier refuses the combination */
         r.compute = compute[pick % 5];
         r.bias = (pick / 20) & 1;
-        snprintf(text, sizeof text, "matmul n=%lld k=%lld %s a=f32 out=f32 compute=%s act=%s bias=%s",
-                 (long long)t.n, (long long)t.k, t.weights, r.compute, act[(pick / 5) % 4], r.bias ? "f32" : "none");
+        r.a_type = a_type[(pick / 40) % 3];
+        snprintf(text, sizeof text, "matmul n=%lld k=%lld %s a=%s out=f32 compute=%s act=%s bias=%s", (long long)t.n,
+                 (long long)t.k, t.weights, r.a_type, r.compute, act[(pick / 5) % 4], r.bias ? "f32" : "none");
         if (qkc_spec_parse(ctx, text, &spec) != QKC_OK) {
             r.compute = "f32";
             r.bias = 0;
+            r.a_type = "f32";
             snprintf(text, sizeof text, "matmul n=%lld k=%lld %s a=f32 out=f32", (long long)t.n, (long long)t.k,
                      t.weights);
         }
