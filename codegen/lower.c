@@ -751,8 +751,11 @@ static void n_tile_body(cg *g, void *ctx, LLVMValueRef n0)
  *           without DOTPROD, a widening multiply (smull) and pairwise adds.
  *   TABLE   VNNI: the code's integer table value + 128 as u8 (vpshufb),
  *           cc = 128. aarch64: the table value itself as s8 (tbl), cc = 0.
- *   SIGNED  AVX2: vpmaddubsw(|q|, sign(v, q)) over signed weights v (an
- *           integer table, or 8-bit codes with zero_const 128), cc = 0. */
+ *   SIGNED  AVX2: vpmaddubsw(|v|, sign(q, v)) over signed weights v (an
+ *           integer table, or 8-bit codes with zero_const 128), cc = 0.
+ *           |v| is up to 128, which vpmaddubsw reads as unsigned, and
+ *           the activations q are within ±127, so sign(q, v) never
+ *           overflows (sign(v, q) would turn a weight of −128 into −128). */
 enum { I8_NONE = 0, I8_DIRECT = 1, I8_TABLE = 2, I8_SIGNED = 3 };
 
 int qkc_lower_int8_table_ok(const qkc_klayout *L)
@@ -985,7 +988,7 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
 {
     const qkc_klayout *L = g->L;
     int nb = 32 * x->P;
-    LLVMValueRef q[8], qabs[8], qsumf[8], qsumi[8], qcorr[8], d[8][2], dvec[8];
+    LLVMValueRef q[8], qsumf[8], qsumi[8], qcorr[8], d[8][2], dvec[8];
     /* A correction cc·Σq with cc a compile-time integer is subtracted in
      * int32, exactly (less the offset the weight operand already has); a
      * per-chunk zero goes through the float FMA. */
@@ -1006,11 +1009,6 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
         LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, g->lda, ""),
                                         LLVMBuildMul(g->b, step, i64c(g, nb), ""), "");
         q[i] = load(g, x->vbytes, gep8(g, g->a, off), 1);
-        if (x->mode == I8_SIGNED) {
-            LLVMTypeRef ty = x->vbytes;
-            LLVMValueRef args[2] = {q[i], LLVMConstInt(g->i1, 0, 0)};
-            qabs[i] = intrinsic(g, "llvm.abs", &ty, 1, args, 2);
-        }
         if (need_qsum) {
             qsumi[i] = dot_u8s8(g, x, cbytes(g, ones, nb), q[i]);
             qsumf[i] = LLVMBuildSIToFP(g->b, qsumi[i], x->vfs, "");
@@ -1089,6 +1087,13 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
             memset(flip, 0x80, sizeof flip);
             w = LLVMBuildXor(g->b, w, cbytes(g, flip, nb), ""); /* u - 128 as s8 */
         }
+        LLVMValueRef wabs = NULL;
+        if (x->mode == I8_SIGNED) {
+            /* |v| once per weight vector; |−128| is 0x80, 128 as u8 */
+            LLVMTypeRef ty = x->vbytes;
+            LLVMValueRef args[2] = {w, LLVMConstInt(g->i1, 0, 0)};
+            wabs = intrinsic(g, "llvm.abs", &ty, 1, args, 2);
+        }
         /* Per-lane scale vectors: s once per weight row, d once per
          * activation row (dvec), so each (row, column) pair costs one
          * multiply and one FMA. */
@@ -1104,9 +1109,9 @@ static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int pres
                 continue;
             LLVMValueRef prod, acc = load(g, x->vfs, T->acc[i][j], 64);
             if (x->mode == I8_SIGNED) {
-                LLVMValueRef sargs[2] = {w, q[i]};
-                LLVMValueRef signed_w = intrinsic(g, "llvm.x86.avx2.psign.b", NULL, 0, sargs, 2);
-                prod = dot_u8s8(g, x, qabs[i], signed_w);
+                LLVMValueRef sargs[2] = {q[i], w};
+                LLVMValueRef signed_q = intrinsic(g, "llvm.x86.avx2.psign.b", NULL, 0, sargs, 2);
+                prod = dot_u8s8(g, x, wabs, signed_q);
             } else {
                 /* Σ q·u − cc·Σq: the correction is the accumulator's start. */
                 prod = dot_u8s8_acc(g, x, int_cc ? qcorr[i] : NULL, w, q[i]);
