@@ -3,8 +3,8 @@
  * diskcache.c) on arbitrary bytes, as an entry and as a bundle.
  *
  *  - As an entry: qkc_dcache_check on the bytes. Most mutations break the
- *    checksum, so the bytes are checked a second time with their checksum
- *    made right (the harness restates the checksum; its initialisation
+ *    SHA-256, so the bytes are checked a second time with their digest
+ *    made right (the harness restates the digest; its initialisation
  *    compares that with an entry qkc writes). A valid entry must point
  *    inside the bytes, and written again (qkc_dcache_write) it must read
  *    back (qkc_dcache_read) to the same key, symbol and object, byte for
@@ -13,7 +13,7 @@
  *    qkc_cache_export takes it exactly when it is valid and named by its
  *    key's hash.
  *  - As a bundle: written to a file and imported (qkc_cache_import) into
- *    an empty cache directory, raw and with every entry's checksum made
+ *    an empty cache directory, raw and with every entry's digest made
  *    right. An import either fails with QKC_ERR_CORRUPT_DATA, a message
  *    and nothing written, or imports every entry: then the cache lists
  *    one valid entry per distinct key, exports them all, and the export
@@ -32,6 +32,7 @@
 #include "common.h"
 #include "qkc/qkc.h"
 #include "runtime/diskcache.h"
+#include "runtime/sha256.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -50,39 +51,13 @@ static uint64_t rd64(const uint8_t *p)
     return v;
 }
 
-static void wr64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* The entry checksum, as runtime/diskcache.c computes it: over bytes
- * 0..31 and everything after byte 39. */
-static uint64_t checksum_update(uint64_t h, const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        h = (((h << 31) | (h >> 33)) ^ rd64(p + i)) * 0x9E3779B97F4A7C15ull;
-    for (; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001B3ull;
-    return h;
-}
-
-static uint64_t entry_checksum(const uint8_t *raw, size_t len)
-{
-    uint64_t h = checksum_update(0x51C0C4EC0DEull, raw, 32);
-    h = checksum_update(h, raw + QKC_DCACHE_HEADER, len - QKC_DCACHE_HEADER);
-    h ^= (uint64_t)len;
-    h ^= h >> 32;
-    h *= 0xD6E8FEB86659FD93ull;
-    return h ^ (h >> 32);
-}
-
-/* Make the checksum of the entry at p (len bytes) right, if it looks like one. */
+/* Make the digest of the entry at p (len bytes) right, if it looks like
+ * one: the SHA-256 of everything before the last 32 bytes, as
+ * runtime/diskcache.h lays an entry out. */
 static void fix_entry(uint8_t *p, size_t len)
 {
-    if (len >= QKC_DCACHE_HEADER && !memcmp(p, entry_magic, sizeof entry_magic))
-        wr64(p + 32, entry_checksum(p, len));
+    if (len >= QKC_DCACHE_HEADER + QKC_DCACHE_DIGEST && !memcmp(p, entry_magic, sizeof entry_magic))
+        qkc_sha256(p, len - QKC_DCACHE_DIGEST, p + len - QKC_DCACHE_DIGEST);
 }
 
 static qkc_context *new_context(void)
@@ -95,20 +70,34 @@ static qkc_context *new_context(void)
     return c;
 }
 
+/* The harness's fix_entry leaves an entry qkc wrote unchanged. */
+static int digest_is_qkcs(const qkc_dcache_entry *e)
+{
+    uint8_t *copy = malloc(e->raw_len);
+    int same;
+    if (!copy)
+        return 0;
+    memcpy(copy, e->raw, e->raw_len);
+    memset(copy + e->raw_len - QKC_DCACHE_DIGEST, 0, QKC_DCACHE_DIGEST);
+    fix_entry(copy, e->raw_len);
+    same = !memcmp(copy, e->raw, e->raw_len);
+    free(copy);
+    return same;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     qkc_dcache_entry e;
-    const char *why;
+    char why[QKC_DCACHE_WHY];
     (void)argc, (void)argv;
     qkc_fuzz_path(cache_dir, sizeof cache_dir, "cache");
     qkc_fuzz_path(bundle_in, sizeof bundle_in, "in.bundle");
     qkc_fuzz_path(bundle_out, sizeof bundle_out, "out.bundle");
     ctx = new_context();
-    /* the restated checksum is qkc's */
+    /* the restated digest is qkc's */
     if (qkc_dcache_write(ctx, cache_dir, "spec matmul n=1 k=32 w=q4_0", "qkc_kernel", "\x7f" "ELF object", 11) ||
-        qkc_dcache_read(ctx, cache_dir, "spec matmul n=1 k=32 w=q4_0", &e, &why) ||
-        entry_checksum(e.raw, e.raw_len) != rd64(e.raw + 32))
-        qkc_fuzz_bug("the harness's entry checksum is not runtime/diskcache.c's: update fuzz_cache.c");
+        qkc_dcache_read(ctx, cache_dir, "spec matmul n=1 k=32 w=q4_0", &e, why) != QKC_DCACHE_HIT || !digest_is_qkcs(&e))
+        qkc_fuzz_bug("the harness's entry digest is not runtime/diskcache.c's: update fuzz_cache.c");
     qkc_dcache_entry_free(ctx, &e);
     qkc_fuzz_empty_dir(cache_dir);
     qkc_context_destroy(ctx);
@@ -147,7 +136,7 @@ static void check_fields(const qkc_dcache_entry *e, const uint8_t *raw, size_t l
         qkc_fuzz_bug("an entry's key is not where the header says");
     slen = strlen(e->symbol) + 1;
     if ((const uint8_t *)e->symbol != (const uint8_t *)e->key + klen || (const uint8_t *)e->symbol + slen > end ||
-        e->obj != (const uint8_t *)e->symbol + slen || e->obj_len != (size_t)(end - e->obj))
+        e->obj != (const uint8_t *)e->symbol + slen || e->obj_len != (size_t)(end - QKC_DCACHE_DIGEST - e->obj))
         qkc_fuzz_bug("an entry's symbol or object is not where the header says");
 }
 
@@ -155,12 +144,12 @@ static void check_fields(const qkc_dcache_entry *e, const uint8_t *raw, size_t l
 static void entry_round_trip(const qkc_dcache_entry *e, const uint8_t *raw, size_t len)
 {
     qkc_dcache_entry back;
-    const char *why;
+    char why[QKC_DCACHE_WHY];
     int reserved_zero = !raw[20] && !raw[21] && !raw[22] && !raw[23];
     if (qkc_dcache_write(ctx, cache_dir, e->key, e->symbol, e->obj, e->obj_len) != QKC_OK)
         qkc_fuzz_bug("a valid entry cannot be written again: %s", qkc_context_last_error(ctx));
-    if (qkc_dcache_read(ctx, cache_dir, e->key, &back, &why) != QKC_OK)
-        qkc_fuzz_bug("a valid entry written again does not read back: %s", why ? why : "(no reason)");
+    if (qkc_dcache_read(ctx, cache_dir, e->key, &back, why) != QKC_DCACHE_HIT)
+        qkc_fuzz_bug("a valid entry written again does not read back: %s", why);
     if (strcmp(back.key, e->key) || strcmp(back.symbol, e->symbol) || back.obj_len != e->obj_len ||
         memcmp(back.obj, e->obj, e->obj_len))
         qkc_fuzz_bug("a valid entry written again reads back different");
@@ -262,7 +251,7 @@ static void import_bundle(const uint8_t *raw, size_t len)
     qkc_fuzz_empty_dir(cache_dir);
 }
 
-/* The bundle with every entry's checksum made right (walking it as import
+/* The bundle with every entry's digest made right (walking it as import
  * does, as far as the lengths allow); NULL when that changes nothing. */
 static uint8_t *fix_bundle(const uint8_t *raw, size_t len)
 {

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qkc_file *file = NULL;
     qkc_context_options co = {.struct_size = sizeof co, .disk_cache = QKC_DISK_CACHE_OFF};
     /* both GPTQ conventions, chosen by the first byte */
-    qkc_file_options fo = {sizeof fo, size ? data[0] % 3 : 0};
+    qkc_file_options fo = {.struct_size = sizeof fo, .gptq_version = size ? data[0] % 3 : 0};
     if (qkc_context_create(&co, &ctx) != QKC_OK)
         return 0;
     if (qkc_file_open_memory(ctx, data, size, &fo, &file) != QKC_OK) {

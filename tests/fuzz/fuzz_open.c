@@ -72,7 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qkc_file *file = NULL, *mem = NULL;
     qkc_status st, st_mem;
     /* both GPTQ conventions, chosen by the first byte (as fuzz_file) */
-    qkc_file_options fo = {sizeof fo, size ? data[0] % 3 : 0};
+    qkc_file_options fo = {.struct_size = sizeof fo, .gptq_version = size ? data[0] % 3 : 0,
+                          .load = size ? data[size - 1] % 3 : 0}; /* default, mmap or read mode */
     int named = (size >= 4 && !memcmp(data, "GGUF", 4)) || (size >= 9 && data[8] == '{');
     if (qkc_context_create(&co, &ctx) != QKC_OK)
         return 0;

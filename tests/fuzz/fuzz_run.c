@@ -216,7 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     qkc_file *file = NULL;
     qkc_file_info fi;
-    qkc_file_options fo = {sizeof fo, size ? data[0] % 3 : 0};
+    qkc_file_options fo = {.struct_size = sizeof fo, .gptq_version = size ? data[0] % 3 : 0};
     uint64_t h = hash_bytes(data, size);
     int ran = 0;
     if (++inputs % 256 == 0)
