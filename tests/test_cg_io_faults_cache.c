@@ -24,7 +24,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,43 +38,12 @@
 
 #include "qkc/qkc.h"
 #include "runtime/diskcache.h"
+#include "util/alloc_count.h"
 #include "util/io_fault.h"
 #include "util/testutil.h"
 
 /* Small, so a compile is quick: the scenarios compile dozens of times. */
 static const char *const spec_text = "matmul n=16 k=64 w=q8_0";
-
-/* ------------------------------------------------ the counting allocator */
-
-typedef struct counting {
-    pthread_mutex_t lock;
-    long live;
-} counting;
-
-#define HDR 16
-
-static void *count_alloc(size_t bytes, void *user)
-{
-    counting *c = user;
-    unsigned char *p = bytes > SIZE_MAX - HDR ? NULL : malloc(bytes + HDR);
-    if (!p)
-        return NULL;
-    pthread_mutex_lock(&c->lock);
-    c->live++;
-    pthread_mutex_unlock(&c->lock);
-    return p + HDR;
-}
-
-static void count_free(void *ptr, void *user)
-{
-    counting *c = user;
-    if (!ptr)
-        return;
-    pthread_mutex_lock(&c->lock);
-    c->live--;
-    pthread_mutex_unlock(&c->lock);
-    free((unsigned char *)ptr - HDR);
-}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -319,8 +287,8 @@ static void on_entry(const qkc_cache_entry_info *e, void *user)
 /* One pass of scenario s with fault f armed; what is wrong goes to p. */
 static void run_pass(scenario s, qkc_test_io_fault *f, pass *p)
 {
-    counting al;
-    qkc_allocator hook = {count_alloc, count_free, &al};
+    qkc_test_alloc_count al;
+    qkc_allocator hook = qkc_test_alloc_count_allocator(&al);
     char pdir[200], dir[260], bundle[260], path[800], why[1000];
     const char *text = kind_text(f->kind);
     int absorbed = f->kind == QKC_TEST_IO_SHORT || f->kind == QKC_TEST_IO_EINTR;
@@ -330,8 +298,6 @@ static void run_pass(scenario s, qkc_test_io_fault *f, pass *p)
     int valid, bad, from_disk;
     size_t n = 99;
 
-    memset(&al, 0, sizeof al);
-    pthread_mutex_init(&al.lock, NULL);
     snprintf(pdir, sizeof pdir, "%s/pass", fx.base);
     remove_tree(pdir);
     assert_int_equal(mkdir(pdir, 0700), 0);
@@ -446,9 +412,8 @@ static void run_pass(scenario s, qkc_test_io_fault *f, pass *p)
     case S_COUNT: break;
     }
     qkc_context_destroy(ctx);
-    if (al.live)
-        WRONG("%ld blocks still allocated after qkc_context_destroy", al.live);
-    pthread_mutex_destroy(&al.lock);
+    if (qkc_test_alloc_count_live(&al))
+        WRONG("%ld blocks still allocated after qkc_context_destroy", qkc_test_alloc_count_live(&al));
     remove_tree(pdir);
 }
 

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "qkc/qkc.h"
+#include "util/alloc_count.h"
 #include "util/file_fixtures.h"
 #include "util/file_writer.h"
 #include "util/io_fault.h"
@@ -43,33 +44,6 @@ static int teardown(void **state)
     (void)state;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
-}
-
-/* ------------------------------------------------ the counting allocator */
-
-typedef struct counting {
-    long live;
-} counting;
-
-#define HDR 16 /* keeps malloc's alignment */
-
-static void *count_alloc(size_t bytes, void *user)
-{
-    counting *c = user;
-    unsigned char *p = bytes <= SIZE_MAX - HDR ? malloc(bytes + HDR) : NULL;
-    if (!p)
-        return NULL;
-    c->live++;
-    return p + HDR;
-}
-
-static void count_free(void *ptr, void *user)
-{
-    counting *c = user;
-    if (!ptr)
-        return;
-    c->live--;
-    free((unsigned char *)ptr - HDR);
 }
 
 /* ------------------------------------------------------------ the files */
@@ -166,8 +140,8 @@ static void run_case(file_case *fc, int load, qkc_test_io_kind kind)
     assert_int_equal(qkc_context_create(NULL, &rctx), QKC_OK);
     assert_int_equal(qkc_file_open_memory(rctx, fc->bytes.data, fc->bytes.len, NULL, &ref), QKC_OK);
     for (int n = 1;; n++) {
-        counting al = {0};
-        qkc_allocator hook = {count_alloc, count_free, &al};
+        qkc_test_alloc_count al;
+        qkc_allocator hook = qkc_test_alloc_count_allocator(&al);
         qkc_context_options co = {.struct_size = sizeof co, .allocator = &hook, .disk_cache = QKC_DISK_CACHE_OFF};
         qkc_context *ctx;
         qkc_test_io_fault f;
@@ -189,7 +163,8 @@ static void run_case(file_case *fc, int load, qkc_test_io_kind kind)
                            qkc_test_io_op_name(f.fired_op), qkc_status_str(st), qkc_context_last_error(ctx));
         }
         qkc_context_destroy(ctx);
-        QKC_CASE_CHECK(PROG, name, al.live == 0, "fault at call %d: %ld blocks still allocated", n, al.live);
+        QKC_CASE_CHECK(PROG, name, qkc_test_alloc_count_live(&al) == 0,
+                       "fault at call %d: %ld blocks still allocated", n, qkc_test_alloc_count_live(&al));
         if (!f.fired)
             break;
         faulted++;

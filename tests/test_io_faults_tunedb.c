@@ -24,6 +24,7 @@
 #include "qkc/qkc.h"
 #include "runtime/context.h"
 #include "runtime/io.h"
+#include "util/alloc_count.h"
 #include "util/io_fault.h"
 
 static char dir[] = "/tmp/qkc-test-io-tunedb-XXXXXX";
@@ -40,33 +41,6 @@ static int teardown(void **state)
     (void)state;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
-}
-
-/* ------------------------------------------------ counting allocator */
-
-typedef struct counting {
-    long live;
-} counting;
-
-#define HDR 16
-
-static void *count_alloc(size_t bytes, void *user)
-{
-    counting *c = user;
-    unsigned char *p = bytes > SIZE_MAX - HDR ? NULL : malloc(bytes + HDR);
-    if (!p)
-        return NULL;
-    c->live++;
-    return p + HDR;
-}
-
-static void count_free(void *ptr, void *user)
-{
-    counting *c = user;
-    if (!ptr)
-        return;
-    c->live--;
-    free((unsigned char *)ptr - HDR);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -164,8 +138,8 @@ typedef struct expect {
  * outcome. Returns 1 if the fault fired. */
 static int run_once(scenario sc, qkc_test_io_kind kind, int n, const expect *x, int *faulted_ops)
 {
-    counting c = {0};
-    qkc_allocator a = {.alloc = count_alloc, .free = count_free, .user = &c};
+    qkc_test_alloc_count c;
+    qkc_allocator a = qkc_test_alloc_count_allocator(&c);
     qkc_context_options co = {.struct_size = sizeof co, .allocator = &a, .disk_cache = QKC_DISK_CACHE_OFF};
     qkc_context *ctx;
     qkc_tune_db *db, *src = NULL;
@@ -230,8 +204,9 @@ static int run_once(scenario sc, qkc_test_io_kind kind, int n, const expect *x, 
     qkc_tune_db_destroy(src);
     qkc_tune_db_destroy(db);
     qkc_context_destroy(ctx);
-    if (c.live != 0)
-        fail_msg("%s, %s at call %d: %ld blocks leaked", scenario_names[sc], qkc_test_io_kind_name(kind), n, c.live);
+    if (qkc_test_alloc_count_live(&c) != 0)
+        fail_msg("%s, %s at call %d: %ld blocks leaked", scenario_names[sc], qkc_test_io_kind_name(kind), n,
+                 qkc_test_alloc_count_live(&c));
     return f.fired;
 }
 
