@@ -123,6 +123,8 @@ static size_t utf8_seq(const uint8_t *p, const uint8_t *end)
 
 static qkc_status jput(jreader *r, const void *p, size_t n)
 {
+    if (n == 0)
+        return QKC_OK; /* an escape first in a string: nothing to copy, maybe no buffer yet */
     if (r->cap - r->len < n) {
         size_t cap = r->cap ? r->cap : 256;
         char *b;

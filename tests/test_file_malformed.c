@@ -96,6 +96,8 @@ static const bad_case cases[] = {
     {"st_overlong_utf8", QKC_ERR_CORRUPT_DATA, "invalid UTF-8 in a string", NULL},
     {"st_control_char", QKC_ERR_CORRUPT_DATA, "control character in a string", NULL},
     {"st_nul_escape", QKC_ERR_CORRUPT_DATA, "\\u0000 is not allowed", NULL},
+    /* an escape first in a string: nothing copied before it (found by fuzz_run) */
+    {"st_nul_escape_first", QKC_ERR_CORRUPT_DATA, "\\u0000 is not allowed", NULL},
     {"st_lone_surrogate", QKC_ERR_CORRUPT_DATA, "a lone low surrogate", NULL},
     {"st_half_surrogate", QKC_ERR_CORRUPT_DATA, "a high surrogate without its low half", NULL},
     {"st_bad_escape", QKC_ERR_CORRUPT_DATA, "invalid escape in a string", NULL},
@@ -298,6 +300,8 @@ static void build(const char *name, qkc_bytes *out)
             snprintf(j, sizeof j, "{\"a\x1b\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
         if (IS("st_nul_escape"))
             snprintf(j, sizeof j, "{\"a\\u0000b\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
+        if (IS("st_nul_escape_first"))
+            snprintf(j, sizeof j, "{\"\\u0000b\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
         if (IS("st_lone_surrogate"))
             snprintf(j, sizeof j, "{\"a\\udc00\":{%s,\"data_offsets\":[0,16]}}", F16_8), st_raw(out, j, 16);
         if (IS("st_half_surrogate"))
@@ -402,7 +406,7 @@ static void test_base_files_open(void **state)
 static void test_header_json_accepted(void **state)
 {
     const char *json = " \t\r\n{ \"__metadata__\" : { } , \"a\\u00e9\\\"\\\\b\\/\\ud83d\\ude00\xc3\xa9\" :"
-                       " { \"x\" : [ {\"y\": [true, false, null, -1.5e+3, \"s\\n\"]}, {} ] , \"dtype\" : \"F16\" ,"
+                       " { \"\\u0078\" : [ {\"y\": [true, false, null, -1.5e+3, \"s\\n\"]}, {} ] , \"dtype\" : \"F16\" ,"
                        " \"shape\" : [ 2 , 4 ] , \"data_offsets\" : [ 0 , 16 ] , \"z\": -0 } }  \n";
     qkc_context *ctx;
     qkc_bytes b;
