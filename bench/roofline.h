@@ -32,7 +32,7 @@
 
 #include <stddef.h>
 
-#include "runtime/threadpool.h"
+#include "core/threadpool.h"
 
 /* Read bandwidth in GB/s: a buffer of `bytes` bytes (>= 1 GiB for a real
  * measurement, far beyond every cache; tests may pass less) is written once

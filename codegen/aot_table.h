@@ -1,5 +1,5 @@
 /*
- * The table of an AOT library (codegen/kernel_abi.h: struct
+ * The table of an AOT library (ir/kernel_abi.h: struct
  * qkc_aot_library and qkc_aot_row) as an object file of its own.
  */
 #ifndef QKC_CODEGEN_AOT_TABLE_H
@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "codegen/kernel_abi.h"
+#include "ir/kernel_abi.h"
 #include "ir/diag.h"
 #include "targets/target.h"
 

@@ -3,7 +3,7 @@
  * per process (the only global state qkc has), target machines, module
  * verification, optimisation and emission. Errors come back as qkc_status
  * with a message; every LLVMErrorRef and message string is consumed here.
- * Nothing outside codegen/ and runtime/jit.c includes llvm-c headers.
+ * Nothing outside codegen/ and compiler/jit.c includes llvm-c headers.
  */
 #ifndef QKC_CODEGEN_LLVM_COMPAT_H
 #define QKC_CODEGEN_LLVM_COMPAT_H

@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "codegen/kernel_abi.h"
+#include "ir/kernel_abi.h"
 #include "codegen/llvm_compat.h"
 #include "codegen/lower_store.h"
 #include "ir/mixed.h"

@@ -1,7 +1,7 @@
 /*
  * Lowering: one verified matmul + its kernel layout + a target + a complete
  * schedule -> an LLVM module holding one kernel function with the ABI of
- * codegen/kernel_abi.h. The module is verified before it is returned.
+ * ir/kernel_abi.h. The module is verified before it is returned.
  */
 #ifndef QKC_CODEGEN_LOWER_H
 #define QKC_CODEGEN_LOWER_H

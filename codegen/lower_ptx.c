@@ -31,7 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "codegen/kernel_abi.h"
+#include "ir/kernel_abi.h"
 #include "codegen/llvm_compat.h"
 #include "codegen/lower.h"
 #include "codegen/lower_store.h"
@@ -1042,7 +1042,7 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
             LLVMSetAlignment(g.table, 16);
         }
         {
-            /* warp index in the grid; the shape by m (codegen/kernel_abi.h) */
+            /* warp index in the grid; the shape by m (ir/kernel_abi.h) */
             LLVMValueRef wpb = LLVMBuildLShr(g.b, sreg(&g, "ntid.x"), i32c(&g, 5), "");
             LLVMValueRef wg = LLVMBuildAdd(g.b, LLVMBuildMul(g.b, sreg(&g, "ctaid.x"), wpb, ""),
                                            LLVMBuildLShr(g.b, sreg(&g, "tid.x"), i32c(&g, 5), ""), "");

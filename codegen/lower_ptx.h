@@ -1,7 +1,7 @@
 /*
  * Lowering for NVIDIA GPUs: one verified matmul + its kernel layout + an
  * NVPTX target (targets/nvptx.c) + a complete schedule -> an LLVM module
- * holding one PTX `.entry` kernel with the GPU ABI of codegen/kernel_abi.h
+ * holding one PTX `.entry` kernel with the GPU ABI of ir/kernel_abi.h
  * (qkc_kernel_args by value; grid and block rules there). The module is
  * verified before it is returned. codegen/lower.c is the CPU counterpart;
  * the JIT picks one by the target's arch.
@@ -23,7 +23,7 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
 /* Does this spec's GPU kernel take int8 codes of A (compute=int8, weights
  * with integer codes in 32-element records; dp4a and the s8 tensor-core
  * path)? Then qkc_kernel_prepare_a writes the int8 row layout of
- * codegen/kernel_abi.h. */
+ * ir/kernel_abi.h. */
 int qkc_lower_ptx_int8(const qkc_matmul *mm, const qkc_klayout *L);
 
 /* Does this spec's GPU kernel have the tensor-core (mma.sync) path for

@@ -1,5 +1,5 @@
 /* Element dtype descriptors and exact reference conversions (see dtype.h). */
-#include "dtype.h"
+#include "ir/dtype.h"
 
 #include <math.h>
 #include <string.h>
@@ -75,7 +75,7 @@ static const qkc_dtype_desc descs[QKC_DTYPE_END_] = {
             .int_max = (KIND_##KIND == KIND_INT || KIND_##KIND == KIND_LUT)                                      \
                            ? (SIGNED ? (INT64_C(1) << (BITS - 1)) - 1 : (INT64_C(1) << BITS) - 1) \
                            : (KIND_##KIND == KIND_CODEBOOK ? 15 : 0)},
-#include "dtypes.def"
+#include "ir/dtypes.def"
 #undef QKC_DTYPE
 };
 

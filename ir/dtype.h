@@ -30,7 +30,7 @@
 typedef enum qkc_dtype {
     QKC_DTYPE_INVALID = 0,
 #define QKC_DTYPE(NAME, ID, KW, BITS, KIND, SIGNED, EB, MB, BIAS) QKC_DTYPE_##NAME = ID,
-#include "dtypes.def"
+#include "ir/dtypes.def"
 #undef QKC_DTYPE
     QKC_DTYPE_END_
 } qkc_dtype;

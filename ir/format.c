@@ -1,9 +1,9 @@
 /* Presets, format equality and the byte layout of weight blobs. */
-#include "format.h"
+#include "ir/format.h"
 
-#include "checked.h"
-#include "vq.h"
-#include "mixed.h"
+#include "ir/checked.h"
+#include "ir/vq.h"
+#include "ir/mixed.h"
 
 #include <string.h>
 

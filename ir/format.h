@@ -47,13 +47,13 @@
 
 #include <stdint.h>
 
-#include "diag.h"
-#include "dtype.h"
+#include "ir/diag.h"
+#include "ir/dtype.h"
 
 typedef enum qkc_preset {
     QKC_PRESET_NONE = 0, /* qkc's planar layout */
 #define QKC_PRESET(NAME, ID, KW, GGML) QKC_PRESET_##NAME = ID,
-#include "presets.def"
+#include "ir/presets.def"
 #undef QKC_PRESET
     QKC_PRESET_END_
 } qkc_preset;

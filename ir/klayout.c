@@ -8,15 +8,15 @@
  * and kernels need no format-specific code. Where a format's scale groups
  * do not line up with chunks, the layout falls back to dense f32 values.
  */
-#include "klayout.h"
+#include "ir/klayout.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "checked.h"
-#include "dtype.h"
-#include "mixed.h"
+#include "ir/checked.h"
+#include "ir/dtype.h"
+#include "ir/mixed.h"
 
 #define PERM_ALIGN 64u
 

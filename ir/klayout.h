@@ -46,8 +46,8 @@
 
 #include <stdint.h>
 
-#include "diag.h"
-#include "format.h"
+#include "ir/diag.h"
+#include "ir/format.h"
 
 typedef enum qkc_kdecode {
     QKC_KDEC_AFFINE = 1,

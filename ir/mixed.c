@@ -1,10 +1,10 @@
 /* w=mixed: row blocks of different integer widths in one tensor (mixed.h). */
-#include "mixed.h"
+#include "ir/mixed.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "checked.h"
+#include "ir/checked.h"
 
 #define FAIL(key, st, ...)                                                                         \
     do {                                                                                           \

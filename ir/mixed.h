@@ -21,10 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "diag.h"
-#include "format.h"
-#include "klayout.h"
-#include "spec.h"
+#include "ir/diag.h"
+#include "ir/format.h"
+#include "ir/klayout.h"
+#include "ir/spec.h"
 
 /* The signed integer dtype of a block width, INVALID if not allowed. */
 qkc_dtype qkc_mixed_dtype_of_bits(int bits);

@@ -9,8 +9,8 @@
  * steps: collect every key=value with its place, then build the description
  * from them (a preset first, then the keys that refine it), then verify.
  */
-#include "spec.h"
-#include "mixed.h"
+#include "ir/spec.h"
+#include "ir/mixed.h"
 
 #include <errno.h>
 #include <stdio.h>

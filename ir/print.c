@@ -3,8 +3,8 @@
  * every field that differs from what the w= word implies, nothing else.
  * Parsing the canonical text gives back an equal description.
  */
-#include "spec.h"
-#include "mixed.h"
+#include "ir/spec.h"
+#include "ir/mixed.h"
 
 #include <stdarg.h>
 #include <stdio.h>

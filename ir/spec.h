@@ -72,8 +72,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "diag.h"
-#include "format.h"
+#include "ir/diag.h"
+#include "ir/format.h"
 
 /* QKC_MAX_DIM, QKC_MAX_WEIGHTS and qkc's other limits: include/qkc/qkc.h. */
 #define QKC_INT8_BLOCK 32

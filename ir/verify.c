@@ -3,8 +3,8 @@
  * generated for it. Each failure names the key and the rule, and says what
  * would be accepted. The rules are listed in docs/spec.md ("Rules").
  */
-#include "spec.h"
-#include "mixed.h"
+#include "ir/spec.h"
+#include "ir/mixed.h"
 
 #include <stdio.h>
 #include <string.h>

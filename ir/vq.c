@@ -1,8 +1,8 @@
 /* 2-D vector codebooks: format sizes (see vq.h). */
-#include "vq.h"
+#include "ir/vq.h"
 
-#include "checked.h"
-#include "dtype.h"
+#include "ir/checked.h"
+#include "ir/dtype.h"
 
 int64_t qkc_vq_entries(const qkc_format *f)
 {

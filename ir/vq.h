@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include "format.h"
+#include "ir/format.h"
 
 /* Codewords of a vq format (2^B), 0 if f is not vq. */
 int64_t qkc_vq_entries(const qkc_format *f);

@@ -1,6 +1,6 @@
 /*
  * AOT libraries at run time: find the kernel for a spec in a library's
- * table (codegen/kernel_abi.h) and the variant this CPU runs, and wrap it
+ * table (ir/kernel_abi.h) and the variant this CPU runs, and wrap it
  * in a qkc_kernel like a JIT kernel. No LLVM: part of qkc_rt.
  *
  * The table names each kernel's spec by its canonical text and stores what
@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "context.h"
-#include "kernel.h"
-#include "spec_object.h"
+#include "core/context.h"
+#include "runtime/kernel.h"
+#include "core/spec_object.h"
 #include "targets/target.h"
 
 static int valid(const qkc_aot_library *lib)

@@ -7,7 +7,7 @@
  * made with the context's primary CUDA context current on the calling
  * thread (cuCtxSetCurrent first), so any thread may use a qkc context.
  */
-#include "cuda.h"
+#include "runtime/cuda.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "context.h"
+#include "core/context.h"
 
 typedef int CUresult;
 typedef int CUdevice;
@@ -174,7 +174,7 @@ static void *cuda_create(qkc_context *ctx, qkc_status *st)
 /* The state with its CUDA context current on this thread, or NULL. */
 static cuda_state *enter(qkc_context *ctx, qkc_status *st)
 {
-    cuda_state *cs = qkc_context_device(ctx, cuda_create, cuda_destroy, st);
+    cuda_state *cs = qkc_context_slot(ctx, QKC_SLOT_DEVICE, cuda_create, cuda_destroy, st);
     CUresult r;
     if (cs && (r = cs->api.CtxSetCurrent(cs->cuctx)) != 0) {
         *st = qkc_fail(ctx, QKC_ERR_NO_DEVICE, "CUDA: cannot make the device current: %s", err_str(cs, r));

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "codegen/kernel_abi.h"
+#include "ir/kernel_abi.h"
 #include "qkc/qkc.h"
 
 /* QKC_OK when a driver and a device are there (loading them on first use). */
@@ -24,7 +24,7 @@ qkc_status qkc_cuda_require(qkc_context *ctx);
  * until the context is destroyed. */
 qkc_status qkc_cuda_load_kernel(qkc_context *ctx, const char *ptx, int sm, const char *symbol, void **function);
 
-/* Launch a GPU kernel (codegen/kernel_abi.h: args by value) on the
+/* Launch a GPU kernel (ir/kernel_abi.h: args by value) on the
  * default stream with QKC_GPU_BLOCK-thread blocks covering `warps` warps
  * (the grid shape's count, kernel_abi.h); asynchronous. */
 qkc_status qkc_cuda_launch(qkc_context *ctx, void *function, const qkc_kernel_args *args, int64_t warps);

@@ -14,12 +14,12 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "context.h"
-#include "cuda.h"
-#include "kernel.h"
-#include "pack.h"
-#include "ref.h"
-#include "spec_object.h"
+#include "core/context.h"
+#include "runtime/cuda.h"
+#include "runtime/kernel.h"
+#include "formats/pack.h"
+#include "formats/ref.h"
+#include "core/spec_object.h"
 
 qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_cache, qkc_kernel **out)
 {
@@ -237,7 +237,7 @@ qkc_status qkc_kernel_prepare_a(qkc_context *ctx, const qkc_kernel *kernel, cons
     }
     memset(dst, 0, bytes);
     if (code->int8_dot) {
-        /* int8 codes, block scales and code sums (codegen/kernel_abi.h);
+        /* int8 codes, block scales and code sums (ir/kernel_abi.h);
          * such kernels have no act-order permutation */
         float *tmp = qkc_alloc(ctx, (size_t)k * sizeof *tmp);
         if (!tmp) {

@@ -10,7 +10,7 @@
 
 #include <stdatomic.h>
 
-#include "codegen/kernel_abi.h"
+#include "ir/kernel_abi.h"
 #include "ir/klayout.h"
 #include "ir/spec.h"
 #include "qkc/qkc.h"
@@ -30,10 +30,10 @@ typedef struct qkc_compiled {
     int ahead_of_time;     /* from an AOT library's table */
     int gpu;               /* a GPU kernel: gpu_function (a CUfunction) instead of fn */
     void *gpu_function;
-    int gpu_mma;           /* the GPU kernel has the tensor-core path (codegen/kernel_abi.h) */
+    int gpu_mma;           /* the GPU kernel has the tensor-core path (ir/kernel_abi.h) */
 } qkc_compiled;
 
-/* `code` is atomic: a tiered kernel (runtime/tune.c) switches it to a
+/* `code` is atomic: a tiered kernel (compiler/tune.c) switches it to a
  * newer, fully built qkc_compiled with a release store; every reader
  * takes one acquire snapshot (qkc_kernel_code) and uses only that for the
  * whole call. Replaced code stays valid until the context dies. */
@@ -53,7 +53,7 @@ static inline const qkc_compiled *qkc_kernel_code(const qkc_kernel *k)
 
 /* Wrap compiled code in a new handle (allocated from ctx). */
 /* Warps of a GPU kernel's grid for m rows and n columns (the grid shapes
- * of codegen/kernel_abi.h). */
+ * of ir/kernel_abi.h). */
 int64_t qkc_gpu_warps(const qkc_compiled *code, int64_t m, int64_t n);
 
 qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_cache, qkc_kernel **out);

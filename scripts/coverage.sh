@@ -7,8 +7,8 @@
 #   2. clear the counters and run the default suite without the label
 #      `big` there;
 #   3. gcov (the one of the gcc that built it) over the objects of libqkc and
-#      libqkc_rt, and a summary of the library's sources: ir/, codegen/,
-#      runtime/ and targets/ (.c files and the .inc files they include;
+#      libqkc_files and libqkc_rt, and a summary of the library's sources per
+#      folder (docs/architecture.md, "Layers": .c files and the .inc files they include;
 #      tests, tools, bench and samples are not counted, nor headers, whose
 #      inline functions gcov reports once per file that includes them):
 #      lines and branches (taken at least once) per folder and in all, and
@@ -67,7 +67,7 @@ fi
 
 # gcov reads the notes (.gcno) of every library object: an object no test
 # ran (no .gcda) counts as 0%.
-notes=$(find "$dir/CMakeFiles/qkc.dir" "$dir/CMakeFiles/qkc_rt.dir" -name '*.gcno' | sort)
+notes=$(find "$dir/CMakeFiles/qkc.dir" "$dir/CMakeFiles/qkc_files.dir" "$dir/CMakeFiles/qkc_rt.dir" -name '*.gcno' | sort)
 [ -n "$notes" ] || {
     echo "qkc: no coverage notes under $dir/CMakeFiles (was it built with -DQKC_COVERAGE=ON?)" >&2
     exit 1
@@ -98,7 +98,7 @@ function pct(a, b) { return b ? sprintf("%5.1f%%", 100 * a / b) : "    -" }
     sub(/^File \047/, "", f); sub(/\047$/, "", f)
     if (index(f, src) != 1) next
     rel = substr(f, length(src) + 1)
-    if (rel !~ /^(ir|codegen|runtime|targets)\// || rel !~ /\.(c|inc)$/) next
+    if (rel !~ /^(ir|targets|core|formats|cache|runtime|files|codegen|compiler)\// || rel !~ /\.(c|inc)$/) next
     file = rel; lt = lc = bt = bc = 0; gotl = gotb = 0
     next
 }
@@ -117,7 +117,7 @@ END {
     flush()
     printf "qkc library coverage by the default suite without big (%s, gcc --coverage -O0, %s)\n\n", when, gcov
     printf "%-10s %8s %8s %7s   %8s %8s %7s   %s\n", "folder", "lines", "of", "", "branches", "of", "", "files"
-    nd = split("ir codegen runtime targets", dirs, " ")
+    nd = split("ir targets core formats cache runtime files codegen compiler", dirs, " ")
     for (i = 1; i <= nfiles; i++) {
         f = files[i]; d = f; sub(/\/.*/, "", d)
         DL[d] += L[f]; DLC[d] += LC[f]; DB[d] += B[f]; DBC[d] += BC[f]; DN[d]++

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "codegen/kernel_abi.h"
+#include "ir/kernel_abi.h"
 #include "qkc/qkc.h"
 #include "targets/target.h"
 

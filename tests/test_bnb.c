@@ -1,5 +1,5 @@
 /*
- * bitsandbytes nf4 codec (runtime/ref_bnb.c): packing and decoding of
+ * bitsandbytes nf4 codec (formats/ref_bnb.c): packing and decoding of
  * hand-built blobs, nested quantization with a hand-made map, the dynamic
  * map's structure, quantize→dequantize error bounds, reproducibility.
  *
@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "ir/format.h"
-#include "runtime/ref.h"
+#include "formats/ref.h"
 #include "util/testutil.h"
 
 #define CHECK(name, cond, ...) QKC_CASE_CHECK("test_bnb", name, cond, __VA_ARGS__)

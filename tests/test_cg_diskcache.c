@@ -30,8 +30,8 @@
 #include <cmocka.h>
 
 #include "qkc/qkc.h"
-#include "runtime/diskcache.h"
-#include "runtime/sha256.h"
+#include "cache/diskcache.h"
+#include "cache/sha256.h"
 #include "targets/target.h"
 #include "util/testutil.h"
 

@@ -25,7 +25,7 @@
 #include "ir/klayout.h"
 #include "qkc/qkc.h"
 #include "runtime/kernel.h"
-#include "runtime/spec_object.h"
+#include "core/spec_object.h"
 #include "util/testutil.h"
 
 #include "gpu/formats.inc"

@@ -1,5 +1,5 @@
 /*
- * I/O faults at every call the kernel cache makes (runtime/io.h's fault
+ * I/O faults at every call the kernel cache makes (core/io.h's fault
  * hook, tests/util/io_fault.h): for each kind (a short transfer, EINTR,
  * EIO, ENOSPC) and N = 1, 2, 3, … the N-th I/O call of a scenario fails,
  * until a pass completes with nothing injected. The scenarios:
@@ -37,7 +37,7 @@
 #include <cmocka.h>
 
 #include "qkc/qkc.h"
-#include "runtime/diskcache.h"
+#include "cache/diskcache.h"
 #include "util/alloc_count.h"
 #include "util/io_fault.h"
 #include "util/testutil.h"

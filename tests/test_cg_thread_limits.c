@@ -33,7 +33,7 @@
 #include <cmocka.h>
 
 #include "qkc/qkc.h"
-#include "runtime/threadpool.h"
+#include "core/threadpool.h"
 #include "util/testutil.h"
 
 /* ASan and TSan reserve terabytes of address space for their shadow

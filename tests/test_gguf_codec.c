@@ -1,5 +1,5 @@
 /*
- * GGUF block codecs and mxfp8 (runtime/ref_gguf.c): properties that hold for
+ * GGUF block codecs and mxfp8 (formats/ref_gguf.c): properties that hold for
  * any input, checked on seeded random rows.
  *
  * - Error bounds derived from each format: an element decodes within half a
@@ -30,7 +30,7 @@
 
 #include "ir/dtype.h"
 #include "ir/format.h"
-#include "runtime/ref.h"
+#include "formats/ref.h"
 #include "util/testutil.h"
 
 #define CHECK(cond, test, cs, ...)                                                               \

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "ir/dtype.h"
-#include "runtime/ref.h"
+#include "formats/ref.h"
 #include "util/testutil.h"
 
 #define NX 256

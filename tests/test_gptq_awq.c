@@ -1,5 +1,5 @@
 /*
- * GPTQ v1 and AWQ gemm codecs (runtime/ref_gptq.c): the §8 packing
+ * GPTQ v1 and AWQ gemm codecs (formats/ref_gptq.c): the §8 packing
  * vectors, hand-built blobs (v1 zero − 1, 3-bit straddling fields, act-order
  * g_idx, AWQ interleave), quantize→dequantize bounds, reproducibility.
  *
@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "ir/format.h"
-#include "runtime/ref.h"
+#include "formats/ref.h"
 #include "util/testutil.h"
 
 #define CHECK(name, cond, ...) QKC_CASE_CHECK("test_gptq_awq", name, cond, __VA_ARGS__)

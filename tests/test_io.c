@@ -1,5 +1,5 @@
 /*
- * The runtime's file layer (runtime/io.h): whole-file reads and
+ * The runtime's file layer (core/io.h): whole-file reads and
  * crash-consistent writes under injected faults at every call (short
  * transfers, EINTR, EIO, ENOSPC), non-regular files refused without
  * blocking, and the permissions a write asks for.
@@ -19,8 +19,8 @@
 #include <cmocka.h>
 
 #include "qkc/qkc.h"
-#include "runtime/context.h"
-#include "runtime/io.h"
+#include "core/context.h"
+#include "core/io.h"
 #include "util/io_fault.h"
 
 static char dir[] = "/tmp/qkc-test-io-XXXXXX";

@@ -1,5 +1,5 @@
 /*
- * I/O faults at every I/O call of the checkpoint readers (runtime/io.h's
+ * I/O faults at every I/O call of the checkpoint readers (core/io.h's
  * context hook, tests/util/io_fault.h): for each kind (a short transfer,
  * EINTR, EIO, ENOSPC) and N = 1, 2, 3, ..., the N-th open, read or mmap
  * of opening a GGUF and a safetensors file (GPTQ and dense tensors), in

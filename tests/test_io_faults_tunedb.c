@@ -22,8 +22,8 @@
 #include <cmocka.h>
 
 #include "qkc/qkc.h"
-#include "runtime/context.h"
-#include "runtime/io.h"
+#include "core/context.h"
+#include "core/io.h"
 #include "util/alloc_count.h"
 #include "util/io_fault.h"
 
@@ -281,7 +281,7 @@ static void faults_in(scenario sc)
             static const int least[SCENARIO_COUNT][QKC_TEST_IO_KIND_COUNT] = {
                 {1, 3, 3, 0}, {1, 5, 5, 2}, {3, 11, 11, 3}};
             if (passes - 1 < least[sc][kind])
-                fail_msg("%s, %s: %d calls faulted, expected at least %d: an I/O call bypasses runtime/io.c",
+                fail_msg("%s, %s: %d calls faulted, expected at least %d: an I/O call bypasses core/io.c",
                          scenario_names[sc], qkc_test_io_kind_name((qkc_test_io_kind)kind), passes - 1,
                          least[sc][kind]);
         }

@@ -1,5 +1,5 @@
 /*
- * Kernel layouts and weight packing (ir/klayout.c, runtime/pack.c).
+ * Kernel layouts and weight packing (ir/klayout.c, formats/pack.c).
  *
  * For every format of the tolerance table and a list of odd shapes: quantize
  * random weights, pack with verification, then check independently of the
@@ -26,9 +26,9 @@
 
 #include "ir/klayout.h"
 #include "ir/mixed.h"
-#include "runtime/pack.h"
-#include "runtime/ref.h"
-#include "runtime/spec_object.h"
+#include "formats/pack.h"
+#include "formats/ref.h"
+#include "core/spec_object.h"
 #include "util/testutil.h"
 #include "util/tolerance.h"
 

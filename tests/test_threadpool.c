@@ -1,5 +1,5 @@
 /*
- * The thread pool (runtime/threadpool.h): every index runs exactly once for
+ * The thread pool (core/threadpool.h): every index runs exactly once for
  * every (pool size, threads, count), never on more workers than asked;
  * one worker means inline and in order; several callers share a pool
  * without mixing jobs; nested calls run inline; the sleep/wake paths;
@@ -25,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "runtime/threadpool.h"
+#include "core/threadpool.h"
 #include "util/testutil.h"
 
 #define CHECK(name, cond, ...)                                                                 \

@@ -24,8 +24,8 @@
 #include <cmocka.h>
 
 #include "qkc/qkc.h"
-#include "runtime/context.h"
-#include "runtime/tune.h"
+#include "core/context.h"
+#include "cache/tune_db.h"
 #include "targets/target.h"
 
 /* ------------------------------------------------ malloc, watched

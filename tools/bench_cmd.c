@@ -37,7 +37,7 @@
 #include "bench/roofline.h"
 #include "ir/dtype.h"
 #include "qkc/qkc.h"
-#include "runtime/context.h"
+#include "core/context.h"
 #include "tools/tool.h"
 
 static double now_s(void)

@@ -643,7 +643,7 @@ static const command commands[] = {
      "LLVM IR (ll), LLVM bitcode (bc) or ELF object (obj) to FILE (default:\n"
      "standard output; bc and obj need -o). The target need not be this\n"
      "machine's. The kernel's symbol is qkc_kernel; its ABI is\n"
-     "codegen/kernel_abi.h. For nvptx-sm80 and nvptx-sm90 the assembly is PTX\n"
+     "ir/kernel_abi.h. For nvptx-sm80 and nvptx-sm90 the assembly is PTX\n"
      "(--emit ptx is the same as asm; no obj). docs/gpu.md.\n"
      "\n"
      "AOT library: --emit lib writes a static library holding a kernel for every\n"

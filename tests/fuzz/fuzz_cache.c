@@ -31,8 +31,8 @@
 
 #include "common.h"
 #include "qkc/qkc.h"
-#include "runtime/diskcache.h"
-#include "runtime/sha256.h"
+#include "cache/diskcache.h"
+#include "cache/sha256.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -53,7 +53,7 @@ static uint64_t rd64(const uint8_t *p)
 
 /* Make the digest of the entry at p (len bytes) right, if it looks like
  * one: the SHA-256 of everything before the last 32 bytes, as
- * runtime/diskcache.h lays an entry out. */
+ * cache/diskcache.h lays an entry out. */
 static void fix_entry(uint8_t *p, size_t len)
 {
     if (len >= QKC_DCACHE_HEADER + QKC_DCACHE_DIGEST && !memcmp(p, entry_magic, sizeof entry_magic))
@@ -97,7 +97,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* the restated digest is qkc's */
     if (qkc_dcache_write(ctx, cache_dir, "spec matmul n=1 k=32 w=q4_0", "qkc_kernel", "\x7f" "ELF object", 11) ||
         qkc_dcache_read(ctx, cache_dir, "spec matmul n=1 k=32 w=q4_0", &e, why) != QKC_DCACHE_HIT || !digest_is_qkcs(&e))
-        qkc_fuzz_bug("the harness's entry digest is not runtime/diskcache.c's: update fuzz_cache.c");
+        qkc_fuzz_bug("the harness's entry digest is not cache/diskcache.c's: update fuzz_cache.c");
     qkc_dcache_entry_free(ctx, &e);
     qkc_fuzz_empty_dir(cache_dir);
     qkc_context_destroy(ctx);

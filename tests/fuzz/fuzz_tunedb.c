@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness: the tuning database's text file (runtime/tune_db.c)
+ * libFuzzer harness: the tuning database's text file (cache/tune_db.c)
  * and the schedule text form (qkc_schedule_parse / _print, and
  * qkc_schedule_complete, which checks a schedule against a target) on
  * arbitrary bytes.
@@ -33,7 +33,7 @@
 #include "ir/klayout.h"
 #include "ir/spec.h"
 #include "qkc/qkc.h"
-#include "runtime/tune.h"
+#include "cache/tune_db.h"
 #include "targets/target.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

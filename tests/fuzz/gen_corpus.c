@@ -580,7 +580,7 @@ static void cache_seeds(void)
 static void cache_dict(void)
 {
     dict d;
-    if (dict_open(&d, "cache.dict", "disk-cache entries and bundles (runtime/diskcache.h)"))
+    if (dict_open(&d, "cache.dict", "disk-cache entries and bundles (cache/diskcache.h)"))
         return;
     dict_str(&d, "QKCKOBJ\n");
     dict_str(&d, "QKCBUND\n");
@@ -589,7 +589,7 @@ static void cache_dict(void)
     dict_u32(&d, 0xffffffffu);
     dict_add(&d, "\0\0\0\0\0\0\0\0", 8);
     dict_add(&d, "\0\0\0\x04\0\0\0\0", 8); /* 64 MiB, the entry limit */
-    /* the key's lines (runtime/jit.c) and the object */
+    /* the key's lines (compiler/jit.c) and the object */
     {
         static const char *const words[] = {"qkc ", " codegen ", " llvm ", "\nspec ", "\nschedule ", "\ntarget ",
                                             "\nfeatures ", "matmul n=8 k=32 a=f32 w=q4_0 out=f32", "qkc_kernel",
@@ -665,7 +665,7 @@ static void tunedb_dict(void)
     };
     dict d;
     char feats[256];
-    if (dict_open(&d, "tunedb.dict", "the tuning database (runtime/tune_db.c) and schedule text"))
+    if (dict_open(&d, "tunedb.dict", "the tuning database (cache/tune_db.c) and schedule text"))
         return;
     for (size_t i = 0; i < COUNT(words); i++)
         dict_str(&d, words[i]);

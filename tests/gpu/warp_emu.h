@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codegen/kernel_abi.h"
+#include "ir/kernel_abi.h"
 
 typedef struct qkc_warp_emu qkc_warp_emu;
 

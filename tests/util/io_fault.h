@@ -1,5 +1,5 @@
 /*
- * I/O fault injection for tests (runtime/io.h's context hook): fail or
+ * I/O fault injection for tests (core/io.h's context hook): fail or
  * shorten the N-th I/O operation of a scenario, for N = 1, 2, 3, … until
  * a pass completes with nothing injected, in the spirit of the allocation
  * test (tests/test_cg_faults.c).
@@ -23,7 +23,7 @@
 
 #include <stddef.h>
 
-#include "runtime/io.h"
+#include "core/io.h"
 
 typedef enum qkc_test_io_kind {
     QKC_TEST_IO_SHORT, /* a read or write moves one byte only */

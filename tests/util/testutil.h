@@ -40,7 +40,7 @@ int qkc_case_selected(const char *name);
 
 /* SHA-256 (qkc_sha256_hex: 64 lowercase hex characters plus NUL) is the
  * runtime's own. */
-#include "runtime/sha256.h"
+#include "cache/sha256.h"
 
 /* Parse hex (whitespace ignored) into out; returns bytes written or -1. */
 long qkc_hex_decode(const char *hex, uint8_t *out, size_t cap);
