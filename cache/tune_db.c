@@ -37,6 +37,7 @@
 #include "core/spec_object.h"
 #include "targets/target.h"
 #include "cache/tune_db.h"
+#include "core/config.h"
 
 /* Field limits, the same for files and qkc_tune_db_add (bytes, NUL
  * excluded). */
@@ -1198,7 +1199,7 @@ qkc_status qkc_tune_db_lookup(qkc_tune_db *db, const qkc_spec *spec, int64_t m, 
         return QKC_ERR_INVALID_ARGUMENT;
     if (!spec || !out || !found)
         return qkc_fail(db->ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_tune_db_lookup: NULL argument");
-    if (qkc_target_resolve(target, 0, &t, &diag))
+    if (qkc_target_resolve(qkc_config_target(db->ctx, target), 0, &t, &diag))
         return qkc_fail_diag(db->ctx, &diag);
     qkc_matmul_print(&spec->mm, text, sizeof text);
     qkc_target_features_string(t.arch, t.features, feats, sizeof feats);

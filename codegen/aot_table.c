@@ -18,21 +18,22 @@ static LLVMValueRef const_string(LLVMModuleRef m, LLVMContextRef c, const char *
     return g;
 }
 
-qkc_status qkc_aot_table_object(const qkc_target *t, const char *symbol, const char *name, const qkc_aot_row *rows,
-                                int count, char **obj, size_t *len, qkc_diag *diag)
+qkc_status qkc_aot_table_object(const qkc_allocator *a, const qkc_target *t, const char *symbol, const char *name,
+                                const qkc_aot_row *rows, int count, char **obj, size_t *len, qkc_diag *diag)
 {
     LLVMContextRef c;
     LLVMModuleRef m;
     LLVMTargetMachineRef tm;
     LLVMTypeRef ptr, i32, row_ty, lib_ty, fn_ty, fields[10];
     LLVMValueRef *vals, rows_g, lib_g, lib_fields[6];
+    LLVMMemoryBufferRef buf = NULL;
     qkc_status st;
 
     if (count < 1)
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "an AOT library needs at least one kernel");
     if ((st = qkc_llvm_target_machine(t, LLVMCodeGenLevelNone, &tm, diag)))
         return st;
-    vals = calloc((size_t)count, sizeof *vals);
+    vals = a->alloc((size_t)count * sizeof *vals, a->user);
     if (!vals) {
         LLVMDisposeTargetMachine(tm);
         return qkc_diag_set(diag, QKC_ERR_NO_MEMORY, "out of memory for the AOT table");
@@ -97,10 +98,19 @@ qkc_status qkc_aot_table_object(const qkc_target *t, const char *symbol, const c
     lib_g = LLVMAddGlobal(m, lib_ty, symbol);
     LLVMSetInitializer(lib_g, LLVMConstStructInContext(c, lib_fields, 6, 0));
     LLVMSetGlobalConstant(lib_g, 1);
-    free(vals);
+    a->free(vals, a->user);
     st = qkc_llvm_verify(m, diag);
     if (!st)
-        st = qkc_llvm_emit(m, tm, 0, obj, len, diag);
+        st = qkc_llvm_emit(m, tm, 0, &buf, diag);
+    if (!st) {
+        *len = LLVMGetBufferSize(buf);
+        *obj = a->alloc(*len ? *len : 1, a->user);
+        if (*obj)
+            memcpy(*obj, LLVMGetBufferStart(buf), *len);
+        else
+            st = qkc_diag_set(diag, QKC_ERR_NO_MEMORY, "out of memory for the AOT table");
+        LLVMDisposeMemoryBuffer(buf);
+    }
     LLVMDisposeModule(m);
     LLVMContextDispose(c);
     LLVMDisposeTargetMachine(tm);

@@ -8,13 +8,15 @@
 #include <stddef.h>
 
 #include "ir/kernel_abi.h"
+#include "qkc/qkc.h"
 #include "ir/diag.h"
 #include "targets/target.h"
 
 /* An object for target t defining `const struct qkc_aot_library <symbol>`
  * named `name`, whose rows are `rows` (each row's fn is the function named
- * by its symbol, declared external). *obj is malloc'd. */
-qkc_status qkc_aot_table_object(const qkc_target *t, const char *symbol, const char *name, const qkc_aot_row *rows,
-                                int count, char **obj, size_t *len, qkc_diag *diag);
+ * by its symbol, declared external). Memory comes from `a` (the caller's
+ * context's allocator): *obj is freed with it. */
+qkc_status qkc_aot_table_object(const qkc_allocator *a, const qkc_target *t, const char *symbol, const char *name,
+                                const qkc_aot_row *rows, int count, char **obj, size_t *len, qkc_diag *diag);
 
 #endif

@@ -129,7 +129,7 @@ qkc_status qkc_llvm_verify(LLVMModuleRef mod, qkc_diag *diag)
     return QKC_OK;
 }
 
-qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_diag *diag)
+qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *passes, qkc_diag *diag)
 {
     LLVMPassBuilderOptionsRef opts;
     LLVMErrorRef err;
@@ -143,38 +143,27 @@ qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_dia
      * redundancy elimination, not the whole O3 pipeline (which costs several
      * times more compile time for no faster code here). QKC_LLVM_PASSES
      * replaces the pipeline, for experiments. */
-    {
-        const char *passes = getenv("QKC_LLVM_PASSES");
-        if (!passes || !*passes)
-            passes = QKC_LLVM_PIPELINE;
-        else
-            LLVMPassBuilderOptionsSetVerifyEach(opts, 1); /* an experiment's pipeline: check its output */
-        err = LLVMRunPasses(mod, passes, tm, opts);
-    }
+    if (!passes || !*passes)
+        passes = QKC_LLVM_PIPELINE;
+    else
+        LLVMPassBuilderOptionsSetVerifyEach(opts, 1); /* an experiment's pipeline: check its output */
+    err = LLVMRunPasses(mod, passes, tm, opts);
     LLVMDisposePassBuilderOptions(opts);
     if (err)
         return qkc_llvm_error(err, QKC_ERR_COMPILE, "LLVM optimisation failed", diag);
     return qkc_llvm_verify(mod, diag);
 }
 
-qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, char **data, size_t *size,
+qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, LLVMMemoryBufferRef *out,
                          qkc_diag *diag)
 {
-    LLVMMemoryBufferRef buf = NULL;
     char *err = NULL;
-    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, assembly ? LLVMAssemblyFile : LLVMObjectFile, &err, &buf)) {
+    *out = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, assembly ? LLVMAssemblyFile : LLVMObjectFile, &err, out)) {
         qkc_diag_set(diag, QKC_ERR_COMPILE, "LLVM code emission failed: %s", err ? err : "");
         LLVMDisposeMessage(err);
+        *out = NULL;
         return QKC_ERR_COMPILE;
     }
-    *size = LLVMGetBufferSize(buf);
-    *data = malloc(*size + 1);
-    if (!*data) {
-        LLVMDisposeMemoryBuffer(buf);
-        return qkc_diag_set(diag, QKC_ERR_NO_MEMORY, "out of memory for emitted code");
-    }
-    memcpy(*data, LLVMGetBufferStart(buf), *size);
-    (*data)[*size] = '\0';
-    LLVMDisposeMemoryBuffer(buf);
     return QKC_OK;
 }

@@ -1,9 +1,10 @@
 /*
- * The one small layer between qkc and the LLVM C API: initialisation once
+ * qkc's layer over the LLVM C API for what is not lowering: initialisation once
  * per process (the only global state qkc has), target machines, module
  * verification, optimisation and emission. Errors come back as qkc_status
  * with a message; every LLVMErrorRef and message string is consumed here.
- * Nothing outside codegen/ and compiler/jit.c includes llvm-c headers.
+ * (The lowerings build IR with the C API directly.) Nothing outside codegen/
+ * and compiler/ includes llvm-c headers: the layers check keeps LLVM there.
  */
 #ifndef QKC_CODEGEN_LLVM_COMPAT_H
 #define QKC_CODEGEN_LLVM_COMPAT_H
@@ -31,13 +32,15 @@ qkc_status qkc_llvm_target_machine(const qkc_target *t, LLVMCodeGenOptLevel leve
                                    qkc_diag *diag);
 
 /* Verify (LLVMReturnStatusAction: never aborts) and run qkc's pass
- * pipeline (QKC_LLVM_PASSES replaces it; an invalid pipeline string is
- * QKC_ERR_COMPILE). The optimised module is verified again. */
+ * pipeline, or `passes` when not NULL (the context's QKC_LLVM_PASSES; an
+ * invalid pipeline string is QKC_ERR_COMPILE). The optimised module is
+ * verified again. */
 qkc_status qkc_llvm_verify(LLVMModuleRef mod, qkc_diag *diag);
-qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, qkc_diag *diag);
+qkc_status qkc_llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *passes, qkc_diag *diag);
 
-/* Emit assembly or an object into a malloc'd buffer (caller frees). */
-qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, char **data, size_t *size,
+/* Emit assembly or an object into an LLVM memory buffer (the caller
+ * disposes it; its bytes are LLVMGetBufferStart/Size). */
+qkc_status qkc_llvm_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int assembly, LLVMMemoryBufferRef *out,
                          qkc_diag *diag);
 
 /* Take the message of an LLVMErrorRef (consumes it) into diag. */

@@ -213,7 +213,7 @@ static qkc_status write_library(qkc_context *ctx, const aot_job *j, const char *
     if (st)
         goto done;
     snprintf(sym[n], sizeof sym[n], "qkc_aot_%s", j->name);
-    if ((st = qkc_aot_table_object(&first, sym[n], j->name, rows, n, &table, &table_len, &diag))) {
+    if ((st = qkc_aot_table_object(qkc_context_allocator(ctx), &first, sym[n], j->name, rows, n, &table, &table_len, &diag))) {
         qkc_fail_diag(ctx, &diag);
         goto done;
     }
@@ -224,8 +224,8 @@ static qkc_status write_library(qkc_context *ctx, const aot_job *j, const char *
     st = write_archive(ctx, path, mem, n + 1);
 done:
     for (int r = 0; mem && r < n; r++)
-        free((char *)mem[r].data);
-    free(table);
+        qkc_free(ctx, (char *)mem[r].data);
+    qkc_free(ctx, table);
     qkc_free(ctx, rows);
     qkc_free(ctx, mem);
     qkc_free(ctx, sym);

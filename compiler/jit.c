@@ -31,7 +31,9 @@
 #include "codegen/lower_ptx.h"
 #include "runtime/cuda.h"
 #include "codegen/schedule.h"
+#include "core/config.h"
 #include "core/context.h"
+#include "core/io.h"
 #include "cache/diskcache.h"
 #include "compiler/jit.h"
 #include "qkc_codegen_id.h"
@@ -174,6 +176,7 @@ typedef struct plan {
     qkc_klayout layout;
     qkc_schedule schedule;
     cache_key key;
+    char spec_text[2048]; /* the canonical spec, printed once */
 } plan;
 
 /* The fields of compile options a caller's struct_size covers. */
@@ -202,8 +205,9 @@ static qkc_status make_plan(qkc_context *ctx, const qkc_spec *spec, const qkc_co
                             plan *p)
 {
     qkc_diag diag;
-    const char *target = opt_target(options);
+    const char *target = qkc_config_target(ctx, opt_target(options));
     memset(p, 0, sizeof *p);
+    qkc_matmul_print(&spec->mm, p->spec_text, sizeof p->spec_text);
     if (opt_schedule(options))
         p->schedule = *opt_schedule(options);
     if (qkc_target_resolve(target, for_run, &p->target, &diag))
@@ -213,17 +217,16 @@ static qkc_status make_plan(qkc_context *ctx, const qkc_spec *spec, const qkc_co
     if (!opt_schedule(options)) {
         qkc_tune_db *db = qkc_context_tune_db(ctx);
         if (db) {
-            char text[2048], feats[256];
+            char feats[256];
             int found = 0;
-            qkc_matmul_print(&spec->mm, text, sizeof text);
             qkc_target_features_string(p->target.arch, p->target.features, feats, sizeof feats);
-            qkc_tune_db_lookup_features(db, text, plan_m(spec, options), feats, &p->schedule, &found);
+            qkc_tune_db_lookup_features(db, p->spec_text, plan_m(spec, options), feats, &p->schedule, &found);
             /* An entry that does not fit this target (edited by hand):
              * the heuristic, with a note. */
             if (found) {
                 qkc_schedule s = p->schedule;
                 if (qkc_schedule_complete(&s, &spec->mm, &p->layout, &p->target, &diag)) {
-                    qkc_warn(ctx, "tuning database entry for '%s' ignored: %s", text, diag.message);
+                    qkc_warn(ctx, "tuning database entry for '%s' ignored: %s", p->spec_text, diag.message);
                     memset(&p->schedule, 0, sizeof p->schedule);
                 }
             }
@@ -247,56 +250,16 @@ static int uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qkc_t
     return t->arch == QKC_ARCH_NVPTX ? qkc_lower_ptx_int8(mm, L) : qkc_lower_uses_int8_dot(mm, L, t);
 }
 
-/* Build, verify and optimise the module of a plan in ctx. */
-static qkc_status build_module(qkc_context *ctx, const qkc_spec *spec, const plan *p, LLVMContextRef llctx,
-                               const char *symbol, LLVMModuleRef *mod, LLVMTargetMachineRef *tm_out)
+static void make_request(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, request_key *rk)
 {
-    qkc_diag diag;
-    LLVMTargetMachineRef tm;
-    {
-        /* named in the message of an LLVM fatal error on this thread */
-        char text[256];
-        qkc_matmul_print(&spec->mm, text, sizeof text);
-        qkc_llvm_set_activity(text);
-    }
-    if ((p->target.arch == QKC_ARCH_NVPTX ? qkc_lower_ptx : qkc_lower)(llctx, &spec->mm, &p->layout, &p->target,
-                                                                        &p->schedule, symbol, mod, &diag))
-        return qkc_fail_diag(ctx, &diag);
-    if (qkc_llvm_target_machine(&p->target, LLVMCodeGenLevelAggressive, &tm, &diag)) {
-        LLVMDisposeModule(*mod);
-        return qkc_fail_diag(ctx, &diag);
-    }
-    {
-        LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
-        char *dl = LLVMCopyStringRepOfTargetData(td);
-        LLVMSetDataLayout(*mod, dl);
-        LLVMDisposeMessage(dl);
-        LLVMDisposeTargetData(td);
-    }
-    if (qkc_llvm_optimize(*mod, tm, &diag)) {
-        LLVMDisposeModule(*mod);
-        LLVMDisposeTargetMachine(tm);
-        return qkc_fail_diag(ctx, &diag);
-    }
-    if (tm_out)
-        *tm_out = tm;
-    else
-        LLVMDisposeTargetMachine(tm);
-    return QKC_OK;
-}
-
-static void make_request(const qkc_spec *spec, const qkc_compile_options *options, request_key *rk)
-{
-    const char *t = opt_target(options);
+    const char *t = qkc_config_target(ctx, opt_target(options));
     memset(rk, 0, sizeof *rk);
     rk->mm = spec->mm;
     if (opt_schedule(options))
         rk->schedule = *opt_schedule(options);
     else
         rk->m_bucket = 1 + (plan_m(spec, options) > 1) + (plan_m(spec, options) > 8) + (plan_m(spec, options) > 64);
-    if (!t || !*t)
-        t = getenv("QKC_TARGET");
-    snprintf(rk->target, sizeof rk->target, "%s", t && *t ? t : "host");
+    snprintf(rk->target, sizeof rk->target, "%s", t ? t : "host");
     rk->version = QKC_VERSION;
 }
 
@@ -304,19 +267,18 @@ static void make_request(const qkc_spec *spec, const qkc_compile_options *option
  * object's bytes, as text a person can read in `qkc cache list` — including
  * QKC_CODEGEN_ID, the hash of the code generator's sources, so a build that
  * generates different code never links another build's entries. */
-static void disk_key(const qkc_spec *spec, const plan *p, char *key, size_t size)
+static void disk_key(qkc_context *ctx, const plan *p, char *key, size_t size)
 {
-    char spec_text[2048], sched[128], feats[256];
-    const char *passes = getenv("QKC_LLVM_PASSES");
+    char sched[128], feats[256];
+    const char *passes = qkc_context_config(ctx)->llvm_passes;
     unsigned major = 0, minor = 0, patch = 0;
     LLVMGetVersion(&major, &minor, &patch);
-    qkc_matmul_print(&spec->mm, spec_text, sizeof spec_text);
     qkc_schedule_print(&p->schedule, sched, sizeof sched);
     qkc_target_features_string(p->target.arch, p->target.features, feats, sizeof feats);
     snprintf(key, size, "qkc %s codegen %s llvm %u.%u.%u\nspec %s\nschedule %s\ntarget %s %s %s %s\nfeatures %s\n%s%s%s",
-             qkc_version_string(), QKC_CODEGEN_ID, major, minor, patch, spec_text, sched, p->target.name, p->target.triple,
-             p->target.cpu, p->target.llvm_features, feats, passes && *passes ? "passes " : "",
-             passes && *passes ? passes : "", passes && *passes ? "\n" : "");
+             qkc_version_string(), QKC_CODEGEN_ID, major, minor, patch, p->spec_text, sched, p->target.name,
+             p->target.triple, p->target.cpu, p->target.llvm_features, feats, passes ? "passes " : "",
+             passes ? passes : "", passes ? "\n" : "");
 }
 
 /* ------------------------------------------------- profiling and dumps */
@@ -324,11 +286,10 @@ static void disk_key(const qkc_spec *spec, const plan *p, char *key, size_t size
 /* QKC_DUMP=ir,llvm,asm (any subset) writes each compiled kernel's stages
  * to $QKC_DUMP_DIR (default: the current directory) as <symbol>.spec (the
  * canonical spec, schedule and layout), .ll (optimised LLVM IR) and .s. */
-static int dump_wants(const char *what)
+static int dump_wants(const qkc_config *cfg, const char *what)
 {
-    const char *v = getenv("QKC_DUMP");
     size_t n = strlen(what);
-    for (const char *p = v; p && *p;) {
+    for (const char *p = cfg->dump; p && *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
         if (len == n && !memcmp(p, what, n))
@@ -338,55 +299,59 @@ static int dump_wants(const char *what)
     return 0;
 }
 
-static void dump_file(const char *symbol, const char *ext, const char *data, size_t len)
+static void dump_file(qkc_context *ctx, const char *symbol, const char *ext, const char *data, size_t len)
 {
-    const char *dir = getenv("QKC_DUMP_DIR");
+    const char *dir = qkc_context_config(ctx)->dump_dir;
     char path[1024];
-    FILE *f;
-    snprintf(path, sizeof path, "%s/%s.%s", dir && *dir ? dir : ".", symbol, ext);
-    f = fopen(path, "wb");
-    if (!f)
-        return; /* a diagnostic aid: never fails a compile */
-    fwrite(data, 1, len, f);
-    fclose(f);
+    snprintf(path, sizeof path, "%s/%s.%s", dir ? dir : ".", symbol, ext);
+    /* a diagnostic aid: a failed write never fails a compile */
+    qkc_io_write_atomic(ctx, path, data, len, 0644);
 }
 
-static void dump_stages(const qkc_spec *spec, const plan *p, const char *symbol, LLVMModuleRef mod,
+static void dump_stages(qkc_context *ctx, const plan *p, const char *symbol, LLVMModuleRef mod,
                         LLVMTargetMachineRef tm)
 {
-    if (dump_wants("ir")) {
-        char text[2048], sched[128];
-        size_t n = qkc_matmul_print(&spec->mm, text, sizeof text);
+    const qkc_config *cfg = qkc_context_config(ctx);
+    char saved[1024];
+    if (!cfg->dump)
+        return;
+    /* a failed dump leaves no message behind */
+    qkc_context_copy_error(ctx, saved, sizeof saved);
+    if (dump_wants(cfg, "ir")) {
+        char text[2048 + 512], sched[128];
+        int n;
         qkc_schedule_print(&p->schedule, sched, sizeof sched);
-        n += (size_t)snprintf(text + n, n < sizeof text ? sizeof text - n : 0, "\n# target %s\n# schedule %s\n# layout %s\n",
-                              p->target.name, sched, p->layout.description);
-        dump_file(symbol, "spec", text, n < sizeof text ? n : sizeof text - 1);
+        n = snprintf(text, sizeof text, "%s\n# target %s\n# schedule %s\n# layout %s\n", p->spec_text, p->target.name,
+                     sched, p->layout.description);
+        if (n > 0)
+            dump_file(ctx, symbol, "spec", text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
     }
-    if (dump_wants("llvm")) {
+    if (dump_wants(cfg, "llvm")) {
         char *ir = LLVMPrintModuleToString(mod);
-        dump_file(symbol, "ll", ir, strlen(ir));
+        dump_file(ctx, symbol, "ll", ir, strlen(ir));
         LLVMDisposeMessage(ir);
     }
-    if (dump_wants("asm")) {
-        char *text = NULL;
-        size_t len = 0;
+    if (dump_wants(cfg, "asm")) {
+        LLVMMemoryBufferRef buf = NULL;
         qkc_diag d;
-        if (qkc_llvm_emit(mod, tm, 1, &text, &len, &d) == QKC_OK)
-            dump_file(symbol, "s", text, len);
-        free(text);
+        if (qkc_llvm_emit(mod, tm, 1, &buf, &d) == QKC_OK) {
+            dump_file(ctx, symbol, "s", LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+            LLVMDisposeMemoryBuffer(buf);
+        }
     }
+    qkc_fail(ctx, QKC_OK, "%s", saved);
 }
 
 /* QKC_PERF_MAP=1: append "<address> <size> <symbol>" to /tmp/perf-<pid>.map
  * (perf's convention for JIT code), so `perf report` names kernels. The
  * size comes from the object's symbol table. */
-static void perf_map_add(const char *obj, size_t len, const char *symbol, uint64_t addr)
+static void perf_map_add(qkc_context *ctx, const char *obj, size_t len, const char *symbol, uint64_t addr)
 {
-    const char *v = getenv("QKC_PERF_MAP");
+    const char *v = qkc_context_config(ctx)->perf_map;
     uint64_t size = 0;
     char path[64];
     FILE *f;
-    if (!v || !*v || !strcmp(v, "0"))
+    if (!v || !strcmp(v, "0"))
         return;
     {
         LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRange(obj, len, "perf", 0);
@@ -403,6 +368,7 @@ static void perf_map_add(const char *obj, size_t len, const char *symbol, uint64
         LLVMDisposeMessage(err);
         LLVMDisposeMemoryBuffer(buf);
     }
+    /* appended to, as perf expects, by every JIT of the process */
     snprintf(path, sizeof path, "/tmp/perf-%ld.map", (long)getpid());
     f = fopen(path, "a");
     if (!f)
@@ -411,31 +377,66 @@ static void perf_map_add(const char *obj, size_t len, const char *symbol, uint64
     fclose(f);
 }
 
-/* Generate the object code of a plan, with this compile's own target
- * machine, so compiles on several threads run in parallel (ORC's default
- * IR compiler shares one target machine between threads). *obj is
- * malloc'd. */
-static qkc_status generate_object(qkc_context *ctx, const qkc_spec *spec, const plan *p, const char *symbol,
-                                  char **obj, size_t *objlen)
+/* ------------------------------------------------------ the one pipeline */
+
+/* What emit_module produces. */
+typedef enum emit_kind { EMIT_OBJ, EMIT_ASM, EMIT_LLVM, EMIT_BC } emit_kind;
+
+/* Lower a plan to a module (the CPU or the GPU lowering, by the target's
+ * architecture), optimise it with a target machine of this compile's own
+ * (so compiles on several threads run in parallel: ORC's default IR
+ * compiler shares one between threads), and emit it as `kind` into *out
+ * (the caller disposes it). `dump`: write QKC_DUMP's stages. Every compile
+ * path goes through here: JIT (CPU objects, GPU PTX), qkc_kernel_emit and
+ * AOT libraries. */
+static qkc_status emit_module(qkc_context *ctx, const qkc_spec *spec, const plan *p, const char *symbol,
+                              emit_kind kind, int dump, LLVMMemoryBufferRef *out)
 {
     LLVMContextRef llctx = LLVMContextCreate();
-    LLVMModuleRef mod;
-    LLVMTargetMachineRef tm;
+    LLVMModuleRef mod = NULL;
+    LLVMTargetMachineRef tm = NULL;
     qkc_diag diag;
-    qkc_status st = build_module(ctx, spec, p, llctx, symbol, &mod, &tm);
-    if (st) {
-        LLVMContextDispose(llctx);
-        qkc_llvm_set_activity(NULL);
-        return st;
+    qkc_status st = QKC_OK;
+    *out = NULL;
+    /* named in the message of an LLVM fatal error on this thread */
+    qkc_llvm_set_activity(p->spec_text);
+    if ((p->target.arch == QKC_ARCH_NVPTX ? qkc_lower_ptx : qkc_lower)(llctx, &spec->mm, &p->layout, &p->target,
+                                                                        &p->schedule, symbol, &mod, &diag)) {
+        mod = NULL;
+        st = qkc_fail_diag(ctx, &diag);
+    } else if (qkc_llvm_target_machine(&p->target, LLVMCodeGenLevelAggressive, &tm, &diag)) {
+        tm = NULL;
+        st = qkc_fail_diag(ctx, &diag);
+    } else {
+        LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+        char *dl = LLVMCopyStringRepOfTargetData(td);
+        LLVMSetDataLayout(mod, dl);
+        LLVMDisposeMessage(dl);
+        LLVMDisposeTargetData(td);
+        if (qkc_llvm_optimize(mod, tm, qkc_context_config(ctx)->llvm_passes, &diag))
+            st = qkc_fail_diag(ctx, &diag);
     }
-    dump_stages(spec, p, symbol, mod, tm);
-    st = qkc_llvm_emit(mod, tm, 0, obj, objlen, &diag);
-    LLVMDisposeModule(mod);
-    LLVMDisposeTargetMachine(tm);
+    if (!st && dump)
+        dump_stages(ctx, p, symbol, mod, tm);
+    if (!st) {
+        if (kind == EMIT_OBJ || kind == EMIT_ASM) {
+            if (qkc_llvm_emit(mod, tm, kind == EMIT_ASM, out, &diag))
+                st = qkc_fail_diag(ctx, &diag);
+        } else if (kind == EMIT_BC) {
+            if (!(*out = LLVMWriteBitcodeToMemoryBuffer(mod)))
+                st = qkc_fail(ctx, QKC_ERR_COMPILE, "qkc_kernel_emit: LLVM could not write bitcode");
+        } else {
+            char *ir = LLVMPrintModuleToString(mod);
+            *out = LLVMCreateMemoryBufferWithMemoryRangeCopy(ir, strlen(ir), symbol);
+            LLVMDisposeMessage(ir);
+        }
+    }
+    if (mod)
+        LLVMDisposeModule(mod);
+    if (tm)
+        LLVMDisposeTargetMachine(tm);
     LLVMContextDispose(llctx);
     qkc_llvm_set_activity(NULL);
-    if (st)
-        qkc_fail_diag(ctx, &diag);
     return st;
 }
 
@@ -456,7 +457,7 @@ static qkc_status link_object(qkc_context *ctx, jit_state *js, const void *obj, 
         qkc_llvm_error(err, QKC_ERR_COMPILE, "JIT: linking the kernel failed", &diag);
         return qkc_fail_diag(ctx, &diag);
     }
-    perf_map_add(obj, objlen, symbol, addr);
+    perf_map_add(ctx, obj, objlen, symbol, addr);
     *fn = (qkc_kernel_fn)(uintptr_t)addr;
     return QKC_OK;
 }
@@ -472,80 +473,34 @@ static cache_entry *find_entry(jit_state *js, const cache_key *key, uint64_t h)
     return e;
 }
 
-/* A GPU kernel: PTX generated here, loaded by the CUDA driver (runtime/
- * cuda.c), kept in the in-memory cache like CPU code. No disk cache: the
- * driver keeps its own cache of the cubins it builds from PTX. */
-static qkc_status gpu_compile(qkc_context *ctx, jit_state *js, const qkc_spec *spec, const plan *p,
-                              const request_key *rk, uint64_t rh, double t0, qkc_kernel **out)
+/* A GPU kernel's code: PTX generated here, loaded by the CUDA driver
+ * (runtime/cuda.c). No disk cache: the driver keeps its own cache of the
+ * cubins it builds from PTX. */
+static qkc_status gpu_code(qkc_context *ctx, const qkc_spec *spec, const plan *p, qkc_compiled *code)
 {
-    uint64_t h = hash_bytes(&p->key, sizeof p->key);
-    cache_entry *e;
-    qkc_compiled *code;
-    char key[4096], digest[65], *ptx = NULL;
-    size_t len = 0;
-    qkc_status st;
-    if ((e = find_entry(js, &p->key, h)) != NULL)
-        return qkc_kernel_wrap(ctx, e->code, 1, out);
-    /* No driver, no device: say so before generating any code. */
-    if ((st = qkc_cuda_require(ctx)))
+    LLVMMemoryBufferRef ptx;
+    char *text;
+    size_t len;
+    qkc_status st = emit_module(ctx, spec, p, code->symbol, EMIT_ASM, 1, &ptx);
+    if (st)
         return st;
-    code = qkc_calloc(ctx, 1, sizeof *code);
-    e = qkc_calloc(ctx, 1, sizeof *e);
-    if (!code || !e) {
-        qkc_free(ctx, code);
-        qkc_free(ctx, e);
+    /* the driver takes NUL-terminated text */
+    len = LLVMGetBufferSize(ptx);
+    if (!(text = qkc_alloc(ctx, len + 1))) {
+        LLVMDisposeMemoryBuffer(ptx);
         return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_compile: out of memory");
     }
-    disk_key(spec, p, key, sizeof key);
-    qkc_sha256_hex(key, strlen(key), digest);
-    snprintf(code->symbol, sizeof code->symbol, "qkc_kernel_%.24s", digest);
-    {
-        LLVMContextRef llctx = LLVMContextCreate();
-        LLVMModuleRef mod;
-        LLVMTargetMachineRef tm;
-        qkc_diag diag;
-        st = build_module(ctx, spec, p, llctx, code->symbol, &mod, &tm);
-        if (!st) {
-            dump_stages(spec, p, code->symbol, mod, tm);
-            if ((st = qkc_llvm_emit(mod, tm, 1, &ptx, &len, &diag)))
-                qkc_fail_diag(ctx, &diag);
-            LLVMDisposeModule(mod);
-            LLVMDisposeTargetMachine(tm);
-        }
-        LLVMContextDispose(llctx);
-        qkc_llvm_set_activity(NULL);
+    memcpy(text, LLVMGetBufferStart(ptx), len);
+    text[len] = '\0';
+    LLVMDisposeMemoryBuffer(ptx);
+    st = qkc_cuda_load_kernel(ctx, text, (p->target.features & QKC_FEAT_SM_90) ? 90 : 80, code->symbol,
+                              &code->gpu_function);
+    qkc_free(ctx, text);
+    if (!st) {
+        code->gpu = 1;
+        code->gpu_mma = qkc_lower_ptx_mma(&spec->mm, &p->layout);
     }
-    if (!st)
-        st = qkc_cuda_load_kernel(ctx, ptx, (p->target.features & QKC_FEAT_SM_90) ? 90 : 80, code->symbol,
-                                  &code->gpu_function);
-    free(ptx);
-    if (st) {
-        qkc_free(ctx, code);
-        qkc_free(ctx, e);
-        return st;
-    }
-    code->gpu = 1;
-    code->gpu_mma = qkc_lower_ptx_mma(&spec->mm, &p->layout);
-    code->int8_dot = uses_int8_dot(&spec->mm, &p->layout, &p->target);
-    code->mm = spec->mm;
-    code->layout = p->layout;
-    code->schedule = p->schedule;
-    snprintf(code->target, sizeof code->target, "%s", p->target.name);
-    qkc_target_features_string(p->target.arch, p->target.features, code->features, sizeof code->features);
-    qkc_schedule_print(&p->schedule, code->schedule_text, sizeof code->schedule_text);
-    code->compile_ms = now_ms() - t0;
-    e->key = p->key;
-    e->hash = h;
-    e->request = *rk;
-    e->request_hash = rh;
-    e->code = code;
-    pthread_mutex_lock(&js->lock);
-    e->next = js->buckets[h % CACHE_BUCKETS];
-    js->buckets[h % CACHE_BUCKETS] = e;
-    e->next_request = js->requests[rh % CACHE_BUCKETS];
-    js->requests[rh % CACHE_BUCKETS] = e;
-    pthread_mutex_unlock(&js->lock);
-    return qkc_kernel_wrap(ctx, code, 0, out);
+    return st;
 }
 
 qkc_status qkc_kernel_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
@@ -585,78 +540,30 @@ int qkc_jit_untrack(qkc_context *ctx, qkc_background *bg)
     return found;
 }
 
-qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, int flags,
-                           qkc_kernel **out)
+/* The CPU kernel's object: from the disk cache when it holds a trusted
+ * entry, else generated (and written there). *buf holds generated bytes
+ * (the caller disposes it), disk the cache's. */
+static qkc_status cpu_object(qkc_context *ctx, jit_state *js, const qkc_spec *spec, const plan *p, int flags,
+                             const char *key, const char *digest, qkc_compiled *code, qkc_dcache_entry *disk,
+                             LLVMMemoryBufferRef *buf, const void **obj, size_t *objlen)
 {
-    request_key rk;
-    uint64_t rh;
-    plan p;
-    jit_state *js;
-    uint64_t h;
-    cache_entry *e;
-    qkc_compiled *code;
+    const char *dir = (flags & QKC_JIT_NO_DISK_CACHE) ? NULL : qkc_cache_dir(ctx);
     qkc_status st;
-    const char *dir;
-    char key[4096], digest[65];
-    qkc_dcache_entry disk;
-    const void *obj = NULL;
-    char *generated = NULL;
-    size_t objlen = 0;
-    double t0 = now_ms();
-
-    if (!ctx)
-        return QKC_ERR_INVALID_ARGUMENT;
-    if (!spec || !out)
-        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_compile: NULL argument");
-    *out = NULL;
-    js = qkc_context_slot(ctx, QKC_SLOT_COMPILER, jit_create, jit_destroy, &st);
-    if (!js)
-        return st;
-    make_request(spec, options, &rk);
-    rh = hash_bytes(&rk, sizeof rk);
-    pthread_mutex_lock(&js->lock);
-    for (e = js->requests[rh % CACHE_BUCKETS]; e; e = e->next_request)
-        if (e->request_hash == rh && !memcmp(&e->request, &rk, sizeof rk))
-            break;
-    pthread_mutex_unlock(&js->lock);
-    if (e)
-        return qkc_kernel_wrap(ctx, e->code, 1, out);
-
-    if ((st = make_plan(ctx, spec, options, 1, &p)))
-        return st;
-    if (p.target.arch == QKC_ARCH_NVPTX)
-        return gpu_compile(ctx, js, spec, &p, &rk, rh, t0, out);
-    h = hash_bytes(&p.key, sizeof p.key);
-    if ((e = find_entry(js, &p.key, h)) != NULL)
-        return qkc_kernel_wrap(ctx, e->code, 1, out);
-
-    code = qkc_calloc(ctx, 1, sizeof *code);
-    e = qkc_calloc(ctx, 1, sizeof *e);
-    if (!code || !e) {
-        qkc_free(ctx, code);
-        qkc_free(ctx, e);
-        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_compile: out of memory");
-    }
-    /* The symbol is a function of the key: the same kernel has the same
-     * name in memory and on disk. */
-    disk_key(spec, &p, key, sizeof key);
-    qkc_sha256_hex(key, strlen(key), digest);
-    snprintf(code->symbol, sizeof code->symbol, "qkc_kernel_%.24s", digest);
-    memset(&disk, 0, sizeof disk);
-    dir = (flags & QKC_JIT_NO_DISK_CACHE) ? NULL : qkc_cache_dir(ctx);
     if (dir) {
         char why[QKC_DCACHE_WHY];
-        qkc_dcache_verdict v = qkc_dcache_read(ctx, dir, key, &disk, why);
-        if (v == QKC_DCACHE_HIT && strcmp(disk.symbol, code->symbol)) {
+        qkc_dcache_verdict v = qkc_dcache_read(ctx, dir, key, disk, why);
+        if (v == QKC_DCACHE_HIT && strcmp(disk->symbol, code->symbol)) {
             snprintf(why, sizeof why, "its symbol is not the kernel's");
-            qkc_dcache_entry_free(ctx, &disk);
+            qkc_dcache_entry_free(ctx, disk);
             v = QKC_DCACHE_REFUSED;
         }
         if (v == QKC_DCACHE_HIT) {
-            obj = disk.obj;
-            objlen = disk.obj_len;
+            *obj = disk->obj;
+            *objlen = disk->obj_len;
             code->from_disk = 1;
-        } else if (v == QKC_DCACHE_REFUSED) {
+            return QKC_OK;
+        }
+        if (v == QKC_DCACHE_REFUSED) {
             qkc_warn(ctx, "kernel cache entry %s/%.64s%s is unusable: %s; rebuilding it", dir, digest, QKC_DCACHE_EXT,
                      why);
         } else if (v == QKC_DCACHE_BAD_DIR) {
@@ -675,22 +582,89 @@ qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_com
             dir = NULL;
         }
     }
-    if (!obj) {
-        if ((st = generate_object(ctx, spec, &p, code->symbol, &generated, &objlen)))
-            goto fail;
-        obj = generated;
-        if (dir && qkc_dcache_write(ctx, dir, key, code->symbol, obj, objlen) != QKC_OK) {
-            char msg[1024];
-            int first;
-            qkc_context_copy_error(ctx, msg, sizeof msg);
-            pthread_mutex_lock(&js->lock);
-            first = !js->write_warned;
-            js->write_warned = 1;
-            pthread_mutex_unlock(&js->lock);
-            if (first)
-                qkc_warn(ctx, "%s (kernels are still compiled; not reported again for this context)", msg);
-        }
+    if ((st = emit_module(ctx, spec, p, code->symbol, EMIT_OBJ, 1, buf)))
+        return st;
+    *obj = LLVMGetBufferStart(*buf);
+    *objlen = LLVMGetBufferSize(*buf);
+    if (dir && qkc_dcache_write(ctx, dir, key, code->symbol, *obj, *objlen) != QKC_OK) {
+        char msg[1024];
+        int first;
+        qkc_context_copy_error(ctx, msg, sizeof msg);
+        pthread_mutex_lock(&js->lock);
+        first = !js->write_warned;
+        js->write_warned = 1;
+        pthread_mutex_unlock(&js->lock);
+        if (first)
+            qkc_warn(ctx, "%s (kernels are still compiled; not reported again for this context)", msg);
     }
+    return QKC_OK;
+}
+
+qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, int flags,
+                           qkc_kernel **out)
+{
+    request_key rk;
+    uint64_t rh, h;
+    plan p;
+    jit_state *js;
+    cache_entry *e, *other;
+    qkc_compiled *code;
+    qkc_status st;
+    char key[4096], digest[65];
+    qkc_dcache_entry disk;
+    LLVMMemoryBufferRef buf = NULL;
+    const void *obj = NULL;
+    size_t objlen = 0;
+    int gpu;
+    double t0 = now_ms();
+
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!spec || !out)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_compile: NULL argument");
+    *out = NULL;
+    js = qkc_context_slot(ctx, QKC_SLOT_COMPILER, jit_create, jit_destroy, &st);
+    if (!js)
+        return st;
+    /* 1. the request as asked: a hit costs a hash and a compare */
+    make_request(ctx, spec, options, &rk);
+    rh = hash_bytes(&rk, sizeof rk);
+    pthread_mutex_lock(&js->lock);
+    for (e = js->requests[rh % CACHE_BUCKETS]; e; e = e->next_request)
+        if (e->request_hash == rh && !memcmp(&e->request, &rk, sizeof rk))
+            break;
+    pthread_mutex_unlock(&js->lock);
+    if (e)
+        return qkc_kernel_wrap(ctx, e->code, 1, out);
+
+    /* 2. the plan: target, kernel layout, schedule; a hit on its key */
+    if ((st = make_plan(ctx, spec, options, 1, &p)))
+        return st;
+    gpu = p.target.arch == QKC_ARCH_NVPTX;
+    h = hash_bytes(&p.key, sizeof p.key);
+    if ((e = find_entry(js, &p.key, h)) != NULL)
+        return qkc_kernel_wrap(ctx, e->code, 1, out);
+    /* No driver, no device: say so before generating any code. */
+    if (gpu && (st = qkc_cuda_require(ctx)))
+        return st;
+
+    /* 3. the code: the symbol is a function of the key, so the same
+     * kernel has the same name in memory, on disk and on the device */
+    code = qkc_calloc(ctx, 1, sizeof *code);
+    e = qkc_calloc(ctx, 1, sizeof *e);
+    if (!code || !e) {
+        qkc_free(ctx, code);
+        qkc_free(ctx, e);
+        return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_compile: out of memory");
+    }
+    disk_key(ctx, &p, key, sizeof key);
+    qkc_sha256_hex(key, strlen(key), digest);
+    snprintf(code->symbol, sizeof code->symbol, "qkc_kernel_%.24s", digest);
+    memset(&disk, 0, sizeof disk);
+    st = gpu ? gpu_code(ctx, spec, &p, code) : cpu_object(ctx, js, spec, &p, flags, key, digest, code, &disk, &buf,
+                                                          &obj, &objlen);
+    if (st)
+        goto fail;
     code->mm = spec->mm;
     code->layout = p.layout;
     code->schedule = p.schedule;
@@ -704,37 +678,39 @@ qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     e->request_hash = rh;
     e->code = code;
 
+    /* 4. link (CPU) and insert, unless another thread got there first */
     pthread_mutex_lock(&js->link_lock);
-    {
-        /* Another thread may have linked the same kernel meanwhile: use it. */
-        cache_entry *other = find_entry(js, &p.key, h);
-        if (other) {
-            pthread_mutex_unlock(&js->link_lock);
-            qkc_free(ctx, e);
-            qkc_free(ctx, code);
-            qkc_dcache_entry_free(ctx, &disk);
-            free(generated);
-            return qkc_kernel_wrap(ctx, other->code, 1, out);
-        }
+    if ((other = find_entry(js, &p.key, h)) != NULL) {
+        pthread_mutex_unlock(&js->link_lock);
+        qkc_free(ctx, e);
+        qkc_free(ctx, code);
+        qkc_dcache_entry_free(ctx, &disk);
+        if (buf)
+            LLVMDisposeMemoryBuffer(buf);
+        return qkc_kernel_wrap(ctx, other->code, 1, out);
+    }
+    if (!gpu)
         st = link_object(ctx, js, obj, objlen, code->symbol, &code->fn);
-        if (!st) {
-            code->compile_ms = now_ms() - t0;
-            pthread_mutex_lock(&js->lock);
-            e->next = js->buckets[h % CACHE_BUCKETS];
-            js->buckets[h % CACHE_BUCKETS] = e;
-            e->next_request = js->requests[rh % CACHE_BUCKETS];
-            js->requests[rh % CACHE_BUCKETS] = e;
-            pthread_mutex_unlock(&js->lock);
-        }
+    if (!st) {
+        code->compile_ms = now_ms() - t0;
+        pthread_mutex_lock(&js->lock);
+        e->next = js->buckets[h % CACHE_BUCKETS];
+        js->buckets[h % CACHE_BUCKETS] = e;
+        e->next_request = js->requests[rh % CACHE_BUCKETS];
+        js->requests[rh % CACHE_BUCKETS] = e;
+        pthread_mutex_unlock(&js->lock);
     }
     pthread_mutex_unlock(&js->link_lock);
-    qkc_dcache_entry_free(ctx, &disk);
-    free(generated);
     if (st)
         goto fail;
+    qkc_dcache_entry_free(ctx, &disk);
+    if (buf)
+        LLVMDisposeMemoryBuffer(buf);
     return qkc_kernel_wrap(ctx, code, 0, out);
 fail:
-    qkc_llvm_set_activity(NULL);
+    qkc_dcache_entry_free(ctx, &disk);
+    if (buf)
+        LLVMDisposeMemoryBuffer(buf);
     qkc_free(ctx, code);
     qkc_free(ctx, e);
     return st;
@@ -745,56 +721,28 @@ qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compi
 {
     plan p;
     qkc_status st;
-    LLVMContextRef llctx;
-    LLVMModuleRef mod;
-    LLVMTargetMachineRef tm;
-    qkc_diag diag;
+    LLVMMemoryBufferRef buf;
+    emit_kind kind = !strcmp(what, "obj") ? EMIT_OBJ : !strcmp(what, "asm") ? EMIT_ASM
+                     : !strcmp(what, "bc") ? EMIT_BC : EMIT_LLVM;
     *data = NULL;
     *len = 0;
     if ((st = make_plan(ctx, spec, options, 0, &p)))
         return st;
-    llctx = LLVMContextCreate();
-    if ((st = build_module(ctx, spec, &p, llctx, symbol, &mod, &tm))) {
-        LLVMContextDispose(llctx);
-        qkc_llvm_set_activity(NULL);
+    if (kind == EMIT_OBJ && p.target.arch == QKC_ARCH_NVPTX)
+        return qkc_fail(ctx, QKC_ERR_UNSUPPORTED, "target %s: GPU kernels are emitted as PTX text (asm or ptx), "
+                        "not as objects", p.target.name);
+    if ((st = emit_module(ctx, spec, &p, symbol, kind, 0, &buf)))
         return st;
-    }
-    if (!strcmp(what, "obj") && p.target.arch == QKC_ARCH_NVPTX) {
-        st = qkc_fail(ctx, QKC_ERR_UNSUPPORTED, "target %s: GPU kernels are emitted as PTX text (asm or ptx), "
-                      "not as objects", p.target.name);
-    } else if (!strcmp(what, "asm") || !strcmp(what, "obj")) {
-        st = qkc_llvm_emit(mod, tm, !strcmp(what, "asm"), data, len, &diag);
-        if (st)
-            qkc_fail_diag(ctx, &diag);
+    *len = LLVMGetBufferSize(buf);
+    *data = qkc_alloc(ctx, *len + 1);
+    if (*data) {
+        memcpy(*data, LLVMGetBufferStart(buf), *len);
+        (*data)[*len] = '\0';
     } else {
-        LLVMMemoryBufferRef mb = NULL;
-        char *ir = NULL;
-        const char *src;
-        if (!strcmp(what, "bc")) {
-            mb = LLVMWriteBitcodeToMemoryBuffer(mod);
-            src = mb ? LLVMGetBufferStart(mb) : NULL;
-            *len = mb ? LLVMGetBufferSize(mb) : 0;
-        } else {
-            ir = LLVMPrintModuleToString(mod);
-            src = ir;
-            *len = strlen(ir);
-        }
-        *data = src ? malloc(*len + 1) : NULL;
-        if (*data) {
-            memcpy(*data, src, *len);
-            (*data)[*len] = '\0';
-        } else {
-            st = qkc_fail(ctx, src ? QKC_ERR_NO_MEMORY : QKC_ERR_COMPILE, "qkc_kernel_emit: %s",
-                          src ? "out of memory" : "LLVM could not write bitcode");
-        }
-        if (mb)
-            LLVMDisposeMemoryBuffer(mb);
-        LLVMDisposeMessage(ir);
+        *len = 0;
+        st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_emit: out of memory");
     }
-    LLVMDisposeModule(mod);
-    LLVMDisposeTargetMachine(tm);
-    LLVMContextDispose(llctx);
-    qkc_llvm_set_activity(NULL);
+    LLVMDisposeMemoryBuffer(buf);
     if (!st && info) {
         memset(info, 0, sizeof *info);
         info->target = p.target;
@@ -825,10 +773,10 @@ qkc_status qkc_kernel_emit(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     if (needed)
         *needed = len;
     if (len >= size) {
-        free(text);
+        qkc_free(ctx, text);
         return QKC_ERR_BUFFER_TOO_SMALL;
     }
     memcpy(buf, text, len + 1);
-    free(text);
+    qkc_free(ctx, text);
     return QKC_OK;
 }

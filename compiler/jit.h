@@ -1,10 +1,10 @@
 /*
- * What the compiler side of the runtime (libqkc: jit.c, aotgen.c) shares:
+ * What the compiler driver's files share (jit.c, aotgen.c, tune.c):
  * generating one kernel's code as bytes, for qkc_kernel_emit and AOT
- * libraries.
+ * libraries, and compiling with flags.
  */
-#ifndef QKC_RUNTIME_JIT_H
-#define QKC_RUNTIME_JIT_H
+#ifndef QKC_COMPILER_JIT_H
+#define QKC_COMPILER_JIT_H
 
 #include <stddef.h>
 
@@ -20,7 +20,8 @@ typedef struct qkc_emit_info {
 
 /* Generate `spec`'s kernel for options' target (need not be this
  * machine's) as "asm", "llvm" (text IR), "bc" or "obj", with the kernel's
- * function named `symbol`. *data is malloc'd and NUL-terminated; *len
+ * function named `symbol`. *data comes from the context's allocator
+ * (qkc_free) and is NUL-terminated; *len
  * excludes the NUL. info (may be NULL) receives what was decided. */
 qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, const char *what,
                          const char *symbol, char **data, size_t *len, qkc_emit_info *info);

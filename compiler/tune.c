@@ -35,11 +35,13 @@
 #include "codegen/lower.h"
 #include "codegen/schedule.h"
 #include "core/context.h"
+#include "core/sort.h"
 #include "ir/dtype.h"
 #include "compiler/jit.h"
 #include "runtime/kernel.h"
 #include "core/spec_object.h"
 #include "cache/tune_db.h"
+#include "core/config.h"
 
 #define VERIFY_ROWS 11
 #define MAX_CANDS 8192
@@ -67,7 +69,7 @@ static int cmp_double(const void *a, const void *b)
 
 static double median(double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qkc_sort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -453,7 +455,7 @@ static qkc_status tuner_init(tuner *T, qkc_context *ctx, const qkc_spec *spec, c
     T->max_m = max_m;
     pthread_mutex_init(&T->lock, NULL);
     pthread_cond_init(&T->cond, NULL);
-    if (qkc_target_resolve(target, 1, &T->target, &diag) ||
+    if (qkc_target_resolve(qkc_config_target(ctx, target), 1, &T->target, &diag) ||
         qkc_klayout_for(&mm->w, mm->n, mm->k, &T->layout, &diag))
         return qkc_fail_diag(ctx, &diag);
     if (T->target.arch == QKC_ARCH_NVPTX)

@@ -1,6 +1,7 @@
 /* Contexts: allocator, last-error message, status names, version. */
 #include "core/context.h"
 
+#include "core/config.h"
 #include "core/io.h"
 
 #include <pthread.h>
@@ -26,6 +27,7 @@ struct qkc_context {
     void (*progress)(const qkc_progress *progress, void *user);
     void *progress_user;
     char *tune_db_path;     /* NULL: no tuning database */
+    qkc_config config;      /* the environment, read at creation */
     qkc_io_fault_fn io_fault; /* tests: the I/O fault hook (core/io.h) */
     void *io_fault_user;
 };
@@ -76,9 +78,9 @@ const char *qkc_version_string(void)
 
 /* Copy of the cache directory a context uses (see qkc_context_options),
  * or NULL when the disk cache is off. *bad is set for a bad option. */
-static char *resolve_cache_dir(const qkc_allocator *a, int mode, const char *dir, int *bad)
+static char *resolve_cache_dir(const qkc_allocator *a, const qkc_config *cfg, int mode, const char *dir, int *bad)
 {
-    const char *env = getenv("QKC_CACHE"), *base = NULL, *suffix = "";
+    const char *env = cfg->cache, *base = NULL, *suffix = "";
     size_t len;
     char *out;
     *bad = 0;
@@ -92,10 +94,10 @@ static char *resolve_cache_dir(const qkc_allocator *a, int mode, const char *dir
         return NULL;
     if (dir && *dir) {
         base = dir;
-    } else if ((base = getenv("QKC_CACHE_DIR")) && *base) {
-    } else if ((base = getenv("XDG_CACHE_HOME")) && *base == '/') {
+    } else if ((base = cfg->cache_dir) != NULL) {
+    } else if ((base = cfg->xdg_cache_home) != NULL && *base == '/') {
         suffix = "/qkc";
-    } else if ((base = getenv("HOME")) && *base) {
+    } else if ((base = cfg->home) != NULL) {
         suffix = "/.cache/qkc";
     } else {
         return NULL; /* nowhere to keep a cache */
@@ -117,6 +119,8 @@ qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **
     void (*progress)(const qkc_progress *, void *) = NULL;
     const char *tune_db = NULL;
     qkc_context *ctx;
+    qkc_config_scan env;
+    qkc_config cfg;
     if (!out)
         return QKC_ERR_INVALID_ARGUMENT;
     *out = NULL;
@@ -146,18 +150,24 @@ qkc_status qkc_context_create(const qkc_context_options *options, qkc_context **
         if (options->struct_size >= offsetof(qkc_context_options, tune_db) + sizeof(const char *))
             tune_db = options->tune_db;
     }
-    if (!tune_db || !*tune_db)
-        tune_db = getenv("QKC_TUNE_DB");
-    ctx = a.alloc(sizeof *ctx, a.user);
+    /* the context and its copy of the environment: one allocation */
+    qkc_config_scan_env(&env);
+    if (env.bytes > SIZE_MAX - sizeof *ctx)
+        return QKC_ERR_NO_MEMORY;
+    ctx = a.alloc(sizeof *ctx + env.bytes, a.user);
     if (!ctx)
         return QKC_ERR_NO_MEMORY;
     memset(ctx, 0, sizeof *ctx);
+    qkc_config_copy(&env, (char *)(ctx + 1), &cfg);
+    if (!tune_db || !*tune_db)
+        tune_db = cfg.tune_db;
     ctx->allocator = a;
+    ctx->config = cfg;
     ctx->warn = warn;
     ctx->warn_user = warn_user;
     ctx->progress = progress;
     ctx->progress_user = progress_user;
-    ctx->cache_dir = resolve_cache_dir(&a, disk_cache, cache_dir, &bad);
+    ctx->cache_dir = resolve_cache_dir(&a, &cfg, disk_cache, cache_dir, &bad);
     if (bad) {
         a.free(ctx, a.user);
         return QKC_ERR_INVALID_ARGUMENT;
@@ -264,6 +274,11 @@ size_t qkc_context_copy_error(const qkc_context *ctx, char *buf, size_t size)
     return len;
 }
 
+const qkc_allocator *qkc_context_allocator(const qkc_context *ctx)
+{
+    return &ctx->allocator;
+}
+
 void *qkc_alloc(qkc_context *ctx, size_t bytes)
 {
     return ctx->allocator.alloc(bytes, ctx->allocator.user);
@@ -339,6 +354,11 @@ void *qkc_context_slot(qkc_context *ctx, qkc_context_slot_id slot, void *(*creat
     s = ctx->slot[slot];
     pthread_mutex_unlock(&ctx->ext_lock);
     return s;
+}
+
+const qkc_config *qkc_context_config(const qkc_context *ctx)
+{
+    return &ctx->config;
 }
 
 const char *qkc_context_tune_db_path(const qkc_context *ctx)

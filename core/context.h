@@ -18,6 +18,10 @@ void *qkc_alloc(qkc_context *ctx, size_t bytes);
 void *qkc_calloc(qkc_context *ctx, size_t n, size_t size);
 void qkc_free(qkc_context *ctx, void *ptr);
 
+/* The allocator the context was created with (for code that allocates on
+ * its behalf without naming the context, e.g. codegen/). */
+const qkc_allocator *qkc_context_allocator(const qkc_context *ctx);
+
 /* Record an error message on the context (printf-style), return status. */
 qkc_status qkc_fail(qkc_context *ctx, qkc_status status, const char *fmt, ...)
 #if defined(__GNUC__)

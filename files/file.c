@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/context.h"
+#include "core/sort.h"
 #include "files/file.h"
 #include "core/io.h"
 #include "ir/spec.h"
@@ -177,7 +179,7 @@ qkc_status qkc_file_check_overlap(qkc_file *f, const char *format_name)
     for (int64_t i = 0; i < f->ntensors; i++)
         if (f->tensors[i].bytes)
             s[n++] = (span){f->tensors[i].offset, f->tensors[i].offset + f->tensors[i].bytes, i};
-    qsort(s, (size_t)n, sizeof *s, cmp_span);
+    qkc_sort(s, (size_t)n, sizeof *s, cmp_span);
     for (int64_t i = 1; i < n; i++)
         if (s[i].begin < s[i - 1].end) {
             st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA,
@@ -212,7 +214,7 @@ qkc_status qkc_file_index_names(qkc_file *f, const char *format_name)
     }
     for (int64_t i = 0; i < f->ntensors; i++)
         p[i] = &f->tensors[i];
-    qsort(p, (size_t)f->ntensors, sizeof *p, cmp_name);
+    qkc_sort(p, (size_t)f->ntensors, sizeof *p, cmp_name);
     for (int64_t i = 0; i < f->ntensors; i++) {
         f->by_name[i] = p[i] - f->tensors;
         if (i && !strcmp(p[i - 1]->name, p[i]->name)) {
@@ -335,7 +337,7 @@ static int read_mode(qkc_context *ctx, int load)
     const char *env;
     if (load != QKC_FILE_LOAD_DEFAULT)
         return load == QKC_FILE_LOAD_READ;
-    env = getenv("QKC_FILE_MMAP");
+    env = qkc_context_config(ctx)->file_mmap;
     if (!env || !*env || !strcmp(env, "1"))
         return 0;
     if (!strcmp(env, "0"))

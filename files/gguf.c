@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/context.h"
+#include "core/sort.h"
 #include "files/file.h"
 
 /* ---------------------------------------------------------- ggml types */
@@ -295,7 +296,7 @@ static qkc_status read_metadata(cursor *c, uint64_t nkv)
         if (!s)
             return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: out of memory");
         memcpy(s, f->meta, (size_t)nkv * sizeof *s);
-        qsort(s, (size_t)nkv, sizeof *s, cmp_key);
+        qkc_sort(s, (size_t)nkv, sizeof *s, cmp_key);
         for (uint64_t i = 1; i < nkv; i++)
             if (!cmp_key(&s[i - 1], &s[i])) {
                 st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA, "gguf: %s: duplicate metadata key '%s'", f->path, s[i].key);

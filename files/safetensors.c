@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "core/context.h"
+#include "core/sort.h"
 #include "files/file.h"
 #include "ir/dtype.h"
 #include "formats/ref.h"
@@ -754,7 +755,7 @@ static qkc_status check_meta_keys(qkc_file *f)
         return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "safetensors: %s: out of memory for metadata", f->path);
     for (int64_t i = 0; i < f->nmeta; i++)
         keys[i] = f->meta[i].key;
-    qsort(keys, (size_t)f->nmeta, sizeof *keys, cmp_key);
+    qkc_sort(keys, (size_t)f->nmeta, sizeof *keys, cmp_key);
     for (int64_t i = 1; i < f->nmeta; i++)
         if (!strcmp(keys[i - 1], keys[i])) {
             st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA, "safetensors: %s: duplicate key '%.200s' in __metadata__",

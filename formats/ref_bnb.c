@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/context.h"
+#include "core/sort.h"
 #include "formats/ref.h"
 
 #define NESTED_BLOCK 256 /* bitsandbytes' fixed nested block size */
@@ -81,7 +82,7 @@ static void dynamic_map(float map[MAP_SIZE])
     }
     map[n++] = 0.0f;
     map[n++] = 1.0f;
-    qsort(map, MAP_SIZE, sizeof map[0], cmp_float);
+    qkc_sort(map, MAP_SIZE, sizeof map[0], cmp_float);
 }
 
 /*

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/context.h"
+#include "core/sort.h"
 #include "formats/ref.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -170,7 +171,7 @@ qkc_status qkc_ref_gptq_quantize(const qkc_ref_weights *rw, const float *w, int6
         for (int64_t k = 0; k < rw->k; k++)
             if (isnan(order[k].energy))
                 order[k].energy = -1.0;
-        qsort(order, (size_t)rw->k, sizeof *order, cmp_energy);
+        qkc_sort(order, (size_t)rw->k, sizeof *order, cmp_energy);
         for (int64_t pos = 0; pos < rw->k; pos++)
             qkc_wr32(gidx + order[pos].k * 4, (uint32_t)(int32_t)(pos / s.G));
     }

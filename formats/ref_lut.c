@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/context.h"
+#include "core/sort.h"
 #include "formats/ref.h"
 
 #define LUT_ITERS 6
@@ -54,7 +55,7 @@ static void fit_table(qkc_dtype tdt, const float *vals, float *scratch, int64_t 
 {
     double sum[16], cnt[16];
     memcpy(scratch, vals, (size_t)len * sizeof *scratch);
-    qsort(scratch, (size_t)len, sizeof *scratch, cmp_float);
+    qkc_sort(scratch, (size_t)len, sizeof *scratch, cmp_float);
     for (int i = 0; i < E; i++)
         table[i] = scratch[(int64_t)(((double)i + 0.5) * (double)len / E)];
     for (int it = 0; it < LUT_ITERS; it++) {
@@ -69,7 +70,7 @@ static void fit_table(qkc_dtype tdt, const float *vals, float *scratch, int64_t 
             if (cnt[i] > 0.0)
                 table[i] = (float)(sum[i] / cnt[i]);
     }
-    qsort(table, (size_t)E, sizeof *table, cmp_float);
+    qkc_sort(table, (size_t)E, sizeof *table, cmp_float);
     for (int i = 0; i < E; i++)
         table[i] = qkc_dtype_round(tdt, table[i], 0);
 }

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "core/context.h"
+#include "core/sort.h"
 #include "formats/ref.h"
 
 /* ---------------------------------------------------------- bit access */
@@ -171,7 +172,7 @@ static int64_t sparse_row(const qkc_ref_weights *rw, float *row, outlier_cand *c
         cand[i].mag = fabsf(row[i]);
         cand[i].k = i;
     }
-    qsort(cand, (size_t)k, sizeof *cand, cand_cmp);
+    qkc_sort(cand, (size_t)k, sizeof *cand, cand_cmp);
     for (int64_t j = 0; j < cap; j++) {
         int64_t col = cand[j].k;
         uint64_t e = (uint64_t)start + (uint64_t)j;

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/context.h"
+#include "core/sort.h"
 #include "ir/klayout.h"
 #include "ir/vq.h"
 #include "formats/ref.h"
@@ -128,7 +129,7 @@ qkc_status qkc_ref_vq_quantize(const qkc_ref_weights *rw, const float *w, int64_
         order[i].sum = s;
         order[i].pos = i;
     }
-    qsort(order, (size_t)S, sizeof *order, cmp_keyed);
+    qkc_sort(order, (size_t)S, sizeof *order, cmp_keyed);
     for (int64_t e = 0; e < E; e++) {
         int64_t at = (int64_t)(((double)e + 0.5) * (double)S / (double)E);
         if (at >= S)

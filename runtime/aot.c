@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/context.h"
 #include "runtime/kernel.h"
 #include "core/spec_object.h"
@@ -86,8 +87,7 @@ qkc_status qkc_aot_kernel(qkc_context *ctx, const qkc_aot_library *lib, const qk
         return qkc_fail(ctx, QKC_ERR_CORRUPT_DATA, "qkc_aot_kernel: library table has no kernels");
     if (options && options->struct_size >= offsetof(qkc_compile_options, target) + sizeof options->target)
         want = options->target;
-    if (!want || !*want)
-        want = getenv("QKC_TARGET");
+    want = qkc_config_target(ctx, want);
     if (want && (!*want || !strcmp(want, "host")))
         want = NULL;
     qkc_matmul_print(&spec->mm, canon, sizeof canon);

@@ -10,14 +10,13 @@
 #include "formats/ref.h"
 #include "core/spec_object.h"
 
-qkc_status qkc_spec_from_matmul(qkc_context *ctx, const qkc_matmul *mm, qkc_spec **out)
+/* The spec object of a verified description. */
+static qkc_status spec_new(qkc_context *ctx, const qkc_matmul *mm, qkc_spec **out)
 {
     qkc_diag diag;
     qkc_weight_layout layout;
     qkc_spec *spec;
     qkc_status st;
-    if ((st = qkc_matmul_verify(mm, &diag, NULL)))
-        return qkc_fail_diag(ctx, &diag);
     if ((st = qkc_format_layout(&mm->w, mm->n, mm->k, &layout, &diag)))
         return qkc_fail_diag(ctx, &diag);
     if (layout.total > SIZE_MAX)
@@ -33,6 +32,14 @@ qkc_status qkc_spec_from_matmul(qkc_context *ctx, const qkc_matmul *mm, qkc_spec
     return QKC_OK;
 }
 
+qkc_status qkc_spec_from_matmul(qkc_context *ctx, const qkc_matmul *mm, qkc_spec **out)
+{
+    qkc_diag diag;
+    if (qkc_matmul_verify(mm, &diag, NULL))
+        return qkc_fail_diag(ctx, &diag);
+    return spec_new(ctx, mm, out);
+}
+
 qkc_status qkc_spec_parse(qkc_context *ctx, const char *text, qkc_spec **out)
 {
     qkc_matmul mm;
@@ -43,9 +50,10 @@ qkc_status qkc_spec_parse(qkc_context *ctx, const char *text, qkc_spec **out)
     *out = NULL;
     if (!text)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_spec_parse: text is NULL");
+    /* the parser verifies what it returns */
     if (qkc_matmul_parse(text, &mm, NULL, &diag))
         return qkc_fail(ctx, diag.status, "error: %s", diag.message);
-    return qkc_spec_from_matmul(ctx, &mm, out);
+    return spec_new(ctx, &mm, out);
 }
 
 void qkc_spec_destroy(qkc_spec *spec)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/context.h"
 
 typedef int CUresult;
@@ -107,7 +108,7 @@ static void *cuda_create(qkc_context *ctx, qkc_status *st)
     int major = 0, minor = 0;
     /* QKC_CUDA_LIBRARY names another driver library (tests use a missing
      * one to check the no-driver path on GPU machines). */
-    const char *libname = getenv("QKC_CUDA_LIBRARY");
+    const char *libname = qkc_context_config(ctx)->cuda_library;
     void *lib = dlopen(libname && *libname ? libname : "libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         *st = qkc_fail(ctx, QKC_ERR_NO_DEVICE, "no CUDA driver (%s not found)",

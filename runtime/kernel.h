@@ -1,6 +1,6 @@
 /*
  * Compiled kernels as the runtime sees them. A qkc_compiled is the
- * immutable product of one compile (JIT now, an AOT table later): what the
+ * immutable product of one compile (the JIT, or a row of an AOT table): what the
  * code computes, the layout it reads, and the entry point. It lives as long
  * as the code does (the JIT keeps it until its context is destroyed). A
  * qkc_kernel is a user's handle to one.

@@ -14,13 +14,18 @@
 #   - a file includes a header of its own tree by bare name ("foo.h" where
 #     FOLDER/foo.h exists): every include is written from the root;
 #   - the arrows the README lines declare form a cycle;
-#   - a folder lacks its README.md or the line.
+#   - a folder lacks its README.md or the line;
+#   - a folder other than codegen/ and compiler/ includes an LLVM header
+#     (<llvm-c/...>): libqkc_rt and libqkc_files never link LLVM;
+#   - a library source other than core/config.c calls getenv (the
+#     environment is read once, into the context: core/config.def).
 # ROOT defaults to the source tree this script is in. The test `layers`
 # runs it (and `layers_negative` checks that it fails on a bad include).
 set -u
 
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 layers="ir targets core formats cache runtime files codegen compiler"
+llvm_layers="codegen compiler"
 status=0
 edges=$(mktemp) || exit 1
 trap 'rm -f "$edges"' EXIT
@@ -83,6 +88,29 @@ for dir in $layers; do
             esac
         done < "$edges.inc"
         rm -f "$edges.inc"
+        case " $llvm_layers " in
+        *" $dir "*) ;;
+        *)
+            grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*<llvm-c/' "$f" | while IFS=: read -r n _; do
+                echo "$rel:$n: includes an LLVM header: only $llvm_layers may" >&2
+            done
+            grep -q '^[[:space:]]*#[[:space:]]*include[[:space:]]*<llvm-c/' "$f" && status=1
+            ;;
+        esac
+    done
+done
+
+# getenv: core/config.c only
+for dir in $layers; do
+    for f in "$root/$dir"/*.c "$root/$dir"/*.h "$root/$dir"/*.inc; do
+        [ -f "$f" ] || continue
+        rel=${f#"$root"/}
+        [ "$rel" = core/config.c ] && continue
+        if grep -n 'getenv *(' "$f" > "$edges.env"; then
+            sed "s|^\([0-9]*\):.*|$rel:\1: calls getenv: read the variable through core/config.def and qkc_context_config|" "$edges.env" >&2
+            status=1
+        fi
+        rm -f "$edges.env"
     done
 done
 
@@ -93,5 +121,5 @@ if ! tsort "$edges" > /dev/null 2> "$edges.err" || [ -s "$edges.err" ]; then
     status=1
 fi
 rm -f "$edges.err"
-[ "$status" -eq 0 ] && echo "layers: $(echo $layers | wc -w) folders, every include on an allowed arrow, no cycle"
+[ "$status" -eq 0 ] && echo "layers: $(echo $layers | wc -w) folders, every include on an allowed arrow, no cycle, getenv in core/config.c only"
 exit "$status"

@@ -103,8 +103,6 @@ void qkc_target_names_list(char *buf, size_t size)
 qkc_status qkc_target_resolve(const char *name, int require_host, qkc_target *out, qkc_diag *diag)
 {
     char list[512];
-    if (!name || !*name)
-        name = getenv("QKC_TARGET");
     if (!name || !*name || !strcmp(name, "host")) {
         const qkc_target_family *f = family_of(qkc_target_host_arch());
         if (!f)

@@ -64,8 +64,9 @@ typedef struct qkc_target {
 int qkc_target_count(void);
 const char *qkc_target_name(int index);
 
-/* Resolve a target by name: "host" (or NULL/empty: the QKC_TARGET
- * environment variable, else the host) or one of qkc_target_name's.
+/* Resolve a target by name: "host" (or NULL/empty: the host) or one of
+ * qkc_target_name's. (Callers with a context pass qkc_config_target's
+ * answer, which honours QKC_TARGET.)
  * Fails with QKC_ERR_NO_DEVICE when `require_host` is set (a JIT must run
  * what it compiles) and the host is of another architecture or lacks a
  * named target's features. */

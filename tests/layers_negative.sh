@@ -1,7 +1,8 @@
 #!/bin/sh
 # scripts/check-layers.sh must fail on a tree that breaks its rules: a
 # copy of the folders' README.md files with, in turn, a forbidden include,
-# a bare-name include and a cycle in the declared arrows.
+# a bare-name include, a cycle in the declared arrows, an LLVM header below
+# the compiler, a getenv outside core/config.c and a missing README.md.
 #   sh tests/layers_negative.sh SOURCE_DIR
 set -u
 src=$1
@@ -38,6 +39,16 @@ out=$(sh "$check" "$work/t" 2>&1) && fail "a cycle (ir -> runtime -> ir) was acc
 echo "$out" | grep -q 'form a cycle' || fail "unexpected message: $out"
 
 fresh
+printf '#include <llvm-c/Core.h>\n' > "$work/t/runtime/llvm.c"
+out=$(sh "$check" "$work/t" 2>&1) && fail "runtime/ including an LLVM header was accepted"
+echo "$out" | grep -q 'runtime/llvm.c:1: includes an LLVM header' || fail "unexpected message: $out"
+
+fresh
+printf 'const char *f(void) { return getenv("QKC_X"); }\n' > "$work/t/files/env.c"
+out=$(sh "$check" "$work/t" 2>&1) && fail "getenv outside core/config.c was accepted"
+echo "$out" | grep -q 'files/env.c:1: calls getenv' || fail "unexpected message: $out"
+
+fresh
 rm "$work/t/cache/README.md"
 sh "$check" "$work/t" > /dev/null 2>&1 && fail "a folder without README.md was accepted"
-echo "layers_negative: a forbidden include, a bare-name include, a cycle and a missing README.md are each refused"
+echo "layers_negative: a forbidden include, a bare-name include, a cycle, an LLVM header outside codegen/ and compiler/, getenv outside core/config.c and a missing README.md are each refused"

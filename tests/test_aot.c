@@ -117,9 +117,16 @@ static void test_dispatch(void **state)
     assert_int_equal(which(ctx, "x86_64-avx512-vnni", &st), 0);
     assert_int_equal(st, QKC_ERR_UNSUPPORTED);
     assert_non_null(strstr(qkc_context_last_error(ctx), "(it has: x86_64-future, x86_64-avx512, x86_64-avx2)"));
+    /* QKC_TARGET, read when a context is created */
     setenv("QKC_TARGET", "x86_64-avx2", 1);
-    assert_int_equal(which(ctx, NULL, &st), 3);
-    assert_int_equal(which(ctx, "x86_64-avx512", &st), 2); /* the option wins over the environment */
+    assert_int_equal(which(ctx, NULL, &st), 2); /* not this context's */
+    {
+        qkc_context *c2;
+        assert_int_equal(qkc_context_create(NULL, &c2), QKC_OK);
+        assert_int_equal(which(c2, NULL, &st), 3);
+        assert_int_equal(which(c2, "x86_64-avx512", &st), 2); /* the option wins over the environment */
+        qkc_context_destroy(c2);
+    }
     unsetenv("QKC_TARGET");
     /* no variant this CPU runs */
     rows[1].feature_bits = rows[2].feature_bits = MISSING;

@@ -154,20 +154,23 @@ static void load_mode_from_option_and_environment(void **state)
         qkc_file_options fo = {.struct_size = sizeof fo, .load = cases[i].load};
         qkc_test_io_fault f;
         qkc_file *file;
+        qkc_context *c2; /* the environment is read when a context is created */
         if (cases[i].env)
             setenv("QKC_FILE_MMAP", cases[i].env, 1);
         else
             unsetenv("QKC_FILE_MMAP");
+        c2 = make_ctx();
         qkc_test_io_fault_arm(&f, QKC_TEST_IO_EIO, 0); /* count only: target 0 never fires */
-        qkc_context_set_io_fault(ctx, qkc_test_io_fault_fn, &f);
-        assert_int_equal(qkc_file_open(ctx, path, &fo, &file), QKC_OK);
-        qkc_context_set_io_fault(ctx, NULL, NULL);
+        qkc_context_set_io_fault(c2, qkc_test_io_fault_fn, &f);
+        assert_int_equal(qkc_file_open(c2, path, &fo, &file), QKC_OK);
+        qkc_context_set_io_fault(c2, NULL, NULL);
         if (f.ops[QKC_IO_MMAP] != cases[i].mapped || (f.ops[QKC_IO_READ] > 0) == cases[i].mapped)
             fail_msg("QKC_FILE_MMAP=%s load=%d: %d mmap and %d read calls, expected the file %s",
                      cases[i].env ? cases[i].env : "(unset)", cases[i].load, f.ops[QKC_IO_MMAP], f.ops[QKC_IO_READ],
                      cases[i].mapped ? "mapped" : "read");
         assert_int_equal(f.ops[QKC_IO_OPEN], 1);
         qkc_file_close(file);
+        qkc_context_destroy(c2);
     }
     unsetenv("QKC_FILE_MMAP");
     /* an old caller's options (struct_size without load) map the file */

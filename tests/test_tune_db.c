@@ -166,7 +166,8 @@ static void host_features(char *buf, size_t size)
 {
     qkc_target t;
     qkc_diag d;
-    assert_int_equal(qkc_target_resolve(NULL, 0, &t, &d), QKC_OK);
+    /* the target a context of this process compiles for */
+    assert_int_equal(qkc_target_resolve(getenv("QKC_TARGET"), 0, &t, &d), QKC_OK);
     qkc_target_features_string(t.arch, t.features, buf, size);
 }
 

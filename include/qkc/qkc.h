@@ -96,6 +96,9 @@ typedef struct qkc_progress {
     const char *item; /* what step done+1 is about (the last step when done == total) */
 } qkc_progress;
 
+/* A context reads the environment (QKC_TARGET, QKC_CACHE, QKC_TUNE_DB, ...:
+ * docs/api.md, "Environment") once, in qkc_context_create: variables set
+ * later do not change it. */
 typedef struct qkc_context_options {
     /* Size of this struct: set it to sizeof(qkc_context_options). */
     size_t struct_size;
@@ -298,7 +301,7 @@ size_t qkc_schedule_print(const qkc_schedule *schedule, char *buf, size_t size);
 
 typedef struct qkc_compile_options {
     size_t struct_size;            /* sizeof(qkc_compile_options) */
-    const char *target;            /* NULL: QKC_TARGET, else the host; or "x86_64-avx2", ... */
+    const char *target;            /* NULL: the context's QKC_TARGET, else the host; or "x86_64-avx2", ... */
     const qkc_schedule *schedule;  /* NULL: the tuning database's entry, else the heuristic */
     /* The M the kernel will mostly run with (0: 1). It picks the tuning
      * database's M bucket (1, 2-8, 9-64, 65+) when `schedule` is NULL; the

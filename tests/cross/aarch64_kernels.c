@@ -5,11 +5,11 @@
  * reference matmul with the tolerance rules of the JIT tests
  * (tests/util/kernel_check.c).
  *
- * For each spec of the library and each of its variants, QKC_TARGET forces
- * the variant: a variant whose features this (emulated) CPU has must run,
+ * For each spec of the library and each of its variants, the target
+ * option forces the variant: a variant whose features this (emulated) CPU has must run,
  * be the entry point its table row names, and match the reference for
  * every M of the list; one it lacks must be refused with QKC_ERR_NO_DEVICE.
- * Then, without QKC_TARGET, the runtime's own choice is printed and,
+ * Then, without a target, the runtime's own choice is printed and,
  * with --expect-default TARGET, checked.
  *
  * Usage: aarch64_kernels [--expect-default TARGET] [--ran-at-least N]
@@ -59,8 +59,10 @@ int main(int argc, char **argv)
             failures++;
             continue;
         }
-        setenv("QKC_TARGET", vi.target, 1);
-        st = qkc_aot_kernel(ctx, lib, spec, NULL, &kern);
+        {
+            qkc_compile_options opt = {sizeof opt, vi.target, NULL, 0};
+            st = qkc_aot_kernel(ctx, lib, spec, &opt, &kern);
+        }
         if (st == QKC_ERR_NO_DEVICE) {
             printf("refused %s | %s: %s\n", vi.target, vi.spec, qkc_context_last_error(ctx));
             refused++;
@@ -92,7 +94,6 @@ int main(int argc, char **argv)
         qkc_spec_destroy(spec);
     }
     /* the runtime's own choice, per spec (the rows of a spec are adjacent) */
-    unsetenv("QKC_TARGET");
     for (int r = 0; r < kernels; r++) {
         qkc_aot_variant_info vi, prev;
         qkc_spec *spec = NULL;

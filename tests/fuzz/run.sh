@@ -15,13 +15,30 @@
 #
 #   DATE HARNESS SECONDS RUNS FINDINGS
 #
+# SECONDS is the harness's CPU time (user + system, from the shell's
+# `times`), not the wall clock: on a shared machine the two differ, and
+# the totals count what the fuzzer ran. (Lines written before 2026-12-07
+# 17:00 UTC hold wall seconds, on mostly idle cores.)
 # RUNS is libFuzzer's stat::number_of_executed_units (-print_final_stats=1);
 # FINDINGS counts the new crash, leak, timeout and out-of-memory inputs (1
 # when the harness failed without leaving one). It returns 0 either way,
 # so every harness gets its turn.
 set -u
 
-log_header='# date harness seconds runs findings'
+log_header='# date harness cpu_seconds runs findings'
+
+# Whole CPU seconds (user + system) the shell's finished children used:
+# the second line of `times`, "XmY.Ys XmY.Ys". `times` runs in this shell
+# (a command substitution would be a subshell with no children), so its
+# output goes through a file; the result is left in $cpu.
+child_cpu() {
+    times > "$times_file"
+    sed -n 2p "$times_file" | awk '{ t = 0
+        for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
+        printf "%d\n", t }' > "$times_file.s"
+    read -r cpu < "$times_file.s"
+    rm -f "$times_file" "$times_file.s"
+}
 
 case "${1:-}" in
 begin)
@@ -46,17 +63,22 @@ run)
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
     export UBSAN_OPTIONS
     echo "fuzz_$name: $seconds s (output in $out)"
+    times_file=$logs/.times.$$
+    child_cpu
+    cpu_before=$cpu
     start=$(date +%s)
     "$bin" "$@" "$corpus" "$seeds" > "$out" 2>&1
     rc=$?
-    elapsed=$(($(date +%s) - start))
+    wall=$(($(date +%s) - start))
+    child_cpu
+    elapsed=$((cpu - cpu_before))
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$out" | tail -n 1)
     after=$(ls "$artifacts" | grep -cE "^$name-(crash|leak|timeout|oom)-")
     findings=$((after - before))
     if [ "$rc" -ne 0 ] && [ "$findings" -eq 0 ]; then findings=1; fi
     echo "$(date -u +%Y-%m-%d) fuzz_$name $elapsed ${runs:-0} $findings" >> "$log"
-    echo "fuzz_$name: $elapsed s, ${runs:-0} runs (${rate:-0}/s), $findings findings"
+    echo "fuzz_$name: $elapsed s of CPU ($wall s wall), ${runs:-0} runs (${rate:-0}/s), $findings findings"
     if [ "$findings" -ne 0 ]; then
         grep -E '^(fuzz: |==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$out" | head -n 5
         ls -t "$artifacts" | grep -E "^$name-(crash|leak|timeout|oom)-" | head -n "$findings" | sed "s|^|  $artifacts/|"
