@@ -40,7 +40,8 @@
  * Preset layouts are the external formats byte for byte (formats.md):
  * GGUF types are rows of ggml blocks in DATA; mxfp8 is rows of 33-byte
  * blocks [e8m0 scale][32 fp8 codes]; nf4_bnb, gptq and awq are described
- * in format.c next to their layout code and in docs/formats.md.
+ * next to their layout code in their family files (ir/fam_bnb.c,
+ * ir/fam_gptq.c; ir/family.h lists them) and in docs/formats.md.
  */
 #ifndef QKC_IR_FORMAT_H
 #define QKC_IR_FORMAT_H
