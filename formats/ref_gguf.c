@@ -732,13 +732,123 @@ static void dequant_mxfp8(qkc_dtype fp8, const uint8_t *b, float *y)
         y[j] = qkc_dtype_decode(fp8, b[1 + j]) * s;
 }
 
+/* ---------------------------------------------------- packing readers */
+
+/* The packer reads the blocks on its own (kq_scale_min restates
+ * get_scale_min_k4), so that verification compares two readings. */
+
+/* −m as stored min, so that x + min repeats the reference's x − m. For a
+ * NaN m the NaN itself is stored: x − NaN and x + NaN then return the same
+ * NaN, where x + (−NaN) would flip its sign bit. */
+static uint32_t negated_min(float m)
+{
+    return isnan(m) ? qkc_f32_bits(m) : qkc_f32_bits(-m);
+}
+
+static void kq_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+/* q4_k / q5_k super-block b: eight 32-element chunks with scale d·sc and
+ * min −(dmin·m), computed as ggml's dequantizer computes d1 and m1. */
+static void read_kquant_header(qkc_pack_job *job, const uint8_t *p, int64_t chunk0)
+{
+    float d = qkc_f16_to_f32(qkc_rd16(p)), dmin = qkc_f16_to_f32(qkc_rd16(p + 2));
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        kq_scale_min(j, p + 4, &sc, &m);
+        float d1 = d * (float)sc, m1 = dmin * (float)m;
+        job->scale[chunk0 + j] = qkc_f32_bits(d1);
+        job->min[chunk0 + j] = negated_min(m1);
+    }
+}
+
+/* Block readers: block b of a row (bytes p) into codes y[0 .. block) and
+ * its chunks' fields. */
+static void read_q8_0(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    job->scale[b] = qkc_rd16(p);
+    for (int j = 0; j < 32; j++)
+        y[j] = p[2 + j] ^ 0x80u; /* int8 → offset binary */
+}
+
+/* q5_0 / q5_1 (q1: with a min): the fifth bit from qh joins each nibble. */
+static void read_q5(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b, int q1)
+{
+    const uint8_t *ql = p + (q1 ? 8 : 6);
+    uint32_t qh = qkc_rd32(p + (q1 ? 4 : 2));
+    job->scale[b] = qkc_rd16(p);
+    if (q1)
+        job->min[b] = qkc_rd16(p + 2);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (ql[j] & 15u) | ((qh >> j) & 1u) << 4;
+        y[j + 16] = (uint32_t)(ql[j] >> 4) | ((qh >> (j + 16)) & 1u) << 4;
+    }
+}
+
+static void read_q5_0(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b) { read_q5(job, p, y, b, 0); }
+static void read_q5_1(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b) { read_q5(job, p, y, b, 1); }
+
+static void read_q4_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    const uint8_t *q = p + 16;
+    read_kquant_header(job, p, b * 8);
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            y[64 * c + l] = q[32 * c + l] & 15u;
+            y[64 * c + 32 + l] = (uint32_t)q[32 * c + l] >> 4;
+        }
+}
+
+static void read_q5_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    const uint8_t *qh = p + 16, *ql = p + 48;
+    read_kquant_header(job, p, b * 8);
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            y[64 * c + l] = (ql[32 * c + l] & 15u) | ((uint32_t)(qh[l] >> (2 * c)) & 1u) << 4;
+            y[64 * c + 32 + l] = (uint32_t)(ql[32 * c + l] >> 4) | ((uint32_t)(qh[l] >> (2 * c + 1)) & 1u) << 4;
+        }
+}
+
+/* 16 chunks of 16: scale = d·sc as ggml's (d·sc)·q evaluates it; codes stay
+ * 0..63 under zero_const 32. */
+static void read_q6_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    float d = qkc_f16_to_f32(qkc_rd16(p + 208));
+    for (int j = 0; j < 16; j++) {
+        int sc = p[192 + j] >= 128 ? (int)p[192 + j] - 256 : (int)p[192 + j];
+        float s = d * (float)sc;
+        job->scale[b * 16 + j] = qkc_f32_bits(s);
+    }
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
+        uint32_t *yh = y + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            yh[l] = (ql[l] & 15u) | (uint32_t)(qh[l] & 3u) << 4;
+            yh[l + 32] = (ql[l + 32] & 15u) | (uint32_t)((qh[l] >> 2) & 3u) << 4;
+            yh[l + 64] = (uint32_t)(ql[l] >> 4) | (uint32_t)((qh[l] >> 4) & 3u) << 4;
+            yh[l + 96] = (uint32_t)(ql[l + 32] >> 4) | (uint32_t)((qh[l] >> 6) & 3u) << 4;
+        }
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
-/* One block type's codec; its geometry (weights and bytes per block) is
- * presets.def's. */
+/* One block type: its codec and, unless its blocks already are the kernel
+ * layout's chunk records (ir/fam_gguf.c), its packer's block reader. Its
+ * geometry (weights and bytes per block) is presets.def's. */
 typedef struct block_codec {
     void (*quant)(const float *x, uint8_t *b);
     void (*dequant)(const uint8_t *b, float *y);
+    void (*read)(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b);
 } block_codec;
 
 static void quant_mxfp8_e4m3(const float *x, uint8_t *b) { quant_mxfp8(QKC_DTYPE_FP8E4M3, x, b); }
@@ -747,20 +857,20 @@ static void dequant_mxfp8_e4m3(const uint8_t *b, float *y) { dequant_mxfp8(QKC_D
 static void dequant_mxfp8_e5m2(const uint8_t *b, float *y) { dequant_mxfp8(QKC_DTYPE_FP8E5M2, b, y); }
 
 static const block_codec block_codecs[QKC_PRESET_END_] = {
-    [QKC_PRESET_Q4_0] = {quant_q4_0, dequant_q4_0},
-    [QKC_PRESET_Q4_1] = {quant_q4_1, dequant_q4_1},
-    [QKC_PRESET_Q5_0] = {quant_q5_0, dequant_q5_0},
-    [QKC_PRESET_Q5_1] = {quant_q5_1, dequant_q5_1},
-    [QKC_PRESET_Q8_0] = {quant_q8_0, dequant_q8_0},
-    [QKC_PRESET_Q4_K] = {quant_q4_k, dequant_q4_k},
-    [QKC_PRESET_Q5_K] = {quant_q5_k, dequant_q5_k},
-    [QKC_PRESET_Q6_K] = {quant_q6_k, dequant_q6_k},
-    [QKC_PRESET_IQ4_NL] = {quant_iq4_nl, dequant_iq4_nl},
-    [QKC_PRESET_MXFP4] = {quant_mxfp4, dequant_mxfp4},
-    [QKC_PRESET_MXFP8] = {quant_mxfp8_e4m3, dequant_mxfp8_e4m3},
+    [QKC_PRESET_Q4_0] = {quant_q4_0, dequant_q4_0, NULL},
+    [QKC_PRESET_Q4_1] = {quant_q4_1, dequant_q4_1, NULL},
+    [QKC_PRESET_Q5_0] = {quant_q5_0, dequant_q5_0, read_q5_0},
+    [QKC_PRESET_Q5_1] = {quant_q5_1, dequant_q5_1, read_q5_1},
+    [QKC_PRESET_Q8_0] = {quant_q8_0, dequant_q8_0, read_q8_0},
+    [QKC_PRESET_Q4_K] = {quant_q4_k, dequant_q4_k, read_q4_k},
+    [QKC_PRESET_Q5_K] = {quant_q5_k, dequant_q5_k, read_q5_k},
+    [QKC_PRESET_Q6_K] = {quant_q6_k, dequant_q6_k, read_q6_k},
+    [QKC_PRESET_IQ4_NL] = {quant_iq4_nl, dequant_iq4_nl, NULL},
+    [QKC_PRESET_MXFP4] = {quant_mxfp4, dequant_mxfp4, NULL},
+    [QKC_PRESET_MXFP8] = {quant_mxfp8_e4m3, dequant_mxfp8_e4m3, NULL},
 };
 
-static const block_codec mxfp8_e5m2_codec = {quant_mxfp8_e5m2, dequant_mxfp8_e5m2};
+static const block_codec mxfp8_e5m2_codec = {quant_mxfp8_e5m2, dequant_mxfp8_e5m2, NULL};
 
 /* The codec of a preset (mxfp8 with e4m3 elements) with its block
  * geometry, or NULL. */
@@ -878,122 +988,23 @@ qkc_status qkc_ref_gguf_dequantize(const qkc_ref_weights *rw, const uint8_t *blo
 
 /* ------------------------------------------------------------ packing */
 
-/* The packer reads the blocks on its own (kq_scale_min restates
- * get_scale_min_k4), so that verification compares two readings. */
-
-/* −m as stored min, so that x + min repeats the reference's x − m. For a
- * NaN m the NaN itself is stored: x − NaN and x + NaN then return the same
- * NaN, where x + (−NaN) would flip its sign bit. */
-static uint32_t negated_min(float m)
-{
-    return isnan(m) ? qkc_f32_bits(m) : qkc_f32_bits(-m);
-}
-
-static void kq_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
-{
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (uint8_t)((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
-        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-    }
-}
-
-/* q4_k / q5_k super-block b: eight 32-element chunks with scale d·sc and
- * min −(dmin·m), computed as ggml's dequantizer computes d1 and m1. */
-static void read_kquant_header(qkc_pack_job *job, const uint8_t *p, int64_t chunk0)
-{
-    float d = qkc_f16_to_f32(qkc_rd16(p)), dmin = qkc_f16_to_f32(qkc_rd16(p + 2));
-    for (int j = 0; j < 8; j++) {
-        uint8_t sc, m;
-        kq_scale_min(j, p + 4, &sc, &m);
-        float d1 = d * (float)sc, m1 = dmin * (float)m;
-        job->scale[chunk0 + j] = qkc_f32_bits(d1);
-        job->min[chunk0 + j] = negated_min(m1);
-    }
-}
-
 static void read_gguf(qkc_pack_job *job, int64_t r)
 {
     const qkc_preset_desc *pd = qkc_preset_get(job->f->preset);
+    const block_codec *c = &block_codecs[job->f->preset];
     const uint8_t *row = job->src + job->wl->offset[QKC_SECTION_DATA] + (uint64_t)r * job->wl->row_bytes;
-    int64_t blocks = job->k / pd->block_elems;
-    uint32_t *code = job->code;
-
-    for (int64_t b = 0; b < blocks; b++) {
-        const uint8_t *p = row + b * pd->block_bytes;
-        uint32_t *y = code + b * pd->block_elems;
-        switch (job->f->preset) {
-        case QKC_PRESET_Q8_0:
-            job->scale[b] = qkc_rd16(p);
-            for (int j = 0; j < 32; j++)
-                y[j] = p[2 + j] ^ 0x80u; /* int8 → offset binary */
-            break;
-        case QKC_PRESET_Q5_0:
-        case QKC_PRESET_Q5_1: {
-            int q1 = job->f->preset == QKC_PRESET_Q5_1;
-            const uint8_t *ql = p + (q1 ? 8 : 6);
-            uint32_t qh = qkc_rd32(p + (q1 ? 4 : 2));
-            job->scale[b] = qkc_rd16(p);
-            if (q1)
-                job->min[b] = qkc_rd16(p + 2);
-            for (int j = 0; j < 16; j++) {
-                y[j] = (ql[j] & 15u) | ((qh >> j) & 1u) << 4;
-                y[j + 16] = (uint32_t)(ql[j] >> 4) | ((qh >> (j + 16)) & 1u) << 4;
-            }
-            break;
-        }
-        case QKC_PRESET_Q4_K: {
-            const uint8_t *q = p + 16;
-            read_kquant_header(job, p, b * 8);
-            for (int c = 0; c < 4; c++)
-                for (int l = 0; l < 32; l++) {
-                    y[64 * c + l] = q[32 * c + l] & 15u;
-                    y[64 * c + 32 + l] = (uint32_t)q[32 * c + l] >> 4;
-                }
-            break;
-        }
-        case QKC_PRESET_Q5_K: {
-            const uint8_t *qh = p + 16, *ql = p + 48;
-            read_kquant_header(job, p, b * 8);
-            for (int c = 0; c < 4; c++)
-                for (int l = 0; l < 32; l++) {
-                    y[64 * c + l] = (ql[32 * c + l] & 15u) | ((uint32_t)(qh[l] >> (2 * c)) & 1u) << 4;
-                    y[64 * c + 32 + l] = (uint32_t)(ql[32 * c + l] >> 4) | ((uint32_t)(qh[l] >> (2 * c + 1)) & 1u) << 4;
-                }
-            break;
-        }
-        case QKC_PRESET_Q6_K: {
-            /* 16 chunks of 16: scale = d·sc as ggml's (d·sc)·q evaluates it;
-             * codes stay 0..63 under zero_const 32. */
-            float d = qkc_f16_to_f32(qkc_rd16(p + 208));
-            for (int j = 0; j < 16; j++) {
-                int sc = p[192 + j] >= 128 ? (int)p[192 + j] - 256 : (int)p[192 + j];
-                float s = d * (float)sc;
-                job->scale[b * 16 + j] = qkc_f32_bits(s);
-            }
-            for (int h = 0; h < 2; h++) {
-                const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
-                uint32_t *yh = y + 128 * h;
-                for (int l = 0; l < 32; l++) {
-                    yh[l] = (ql[l] & 15u) | (uint32_t)(qh[l] & 3u) << 4;
-                    yh[l + 32] = (ql[l + 32] & 15u) | (uint32_t)((qh[l] >> 2) & 3u) << 4;
-                    yh[l + 64] = (uint32_t)(ql[l] >> 4) | (uint32_t)((qh[l] >> 4) & 3u) << 4;
-                    yh[l + 96] = (uint32_t)(ql[l + 32] >> 4) | (uint32_t)((qh[l] >> 6) & 3u) << 4;
-                }
-            }
-            break;
-        }
-        default: break; /* in-place presets are copied, not read */
-        }
-    }
+    for (int64_t b = 0; b < job->k / pd->block_elems; b++)
+        c->read(job, row + b * pd->block_bytes, job->code + b * pd->block_elems, b);
 }
 
 /* Blocks that already are chunk records (the kernel layout's in_place)
  * are copied by qkc_pack_weights; the others are read block by block. */
 static qkc_status gguf_pack(qkc_pack_job *job, uint8_t *out)
 {
+    const qkc_preset_desc *pd;
+    if (!codec_of(job->f->preset, &pd) || !block_codecs[job->f->preset].read)
+        return qkc_fail(job->ctx, QKC_ERR_INTERNAL, "pack: %s has no block reader",
+                        pd ? pd->keyword : "a gguf-family format");
     return qkc_pack_rows(job, out, read_gguf);
 }
 
