@@ -6,6 +6,7 @@
 #include "ir/family.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "ir/checked.h"
 
@@ -30,6 +31,27 @@ static qkc_status bnb_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_
              "nf4_bnb blocks must stay inside a row: k=%lld is not a multiple of group=%lld",
              (long long)mm->k, (long long)f->group);
     return QKC_OK;
+}
+
+/* w=nf4_bnb:dq: the absmax double quantized, uint8 codes under an f32
+ * absmax per 256 of them. */
+static qkc_status bnb_option(qkc_format *f, const char *s, size_t n, unsigned *seen, qkc_diag *diag)
+{
+    (void)seen;
+    if (n == 2 && !memcmp(s, "dq", 2) && !(f->flags & QKC_FORMAT_DQ)) {
+        f->flags |= QKC_FORMAT_DQ;
+        f->scale_dtype = QKC_DTYPE_UINT8;
+        f->scale2_dtype = QKC_DTYPE_F32;
+        f->super_group = 256;
+        return QKC_OK;
+    }
+    return qkc_option_unknown(f, s, n, "dq", diag);
+}
+
+static void bnb_print_options(const qkc_format *f, char *buf, size_t size)
+{
+    if (f->flags & QKC_FORMAT_DQ)
+        snprintf(buf, size, "dq");
 }
 
 /* DATA: N·K/2 bytes, element 2i in the HIGH nibble of byte i, blocks of
@@ -78,4 +100,6 @@ const qkc_family_ir qkc_family_bnb_ir = {
     .verify = bnb_verify,
     .sections = bnb_sections,
     .kernel_layout = bnb_kernel_layout,
+    .parse_option = bnb_option,
+    .print_options = bnb_print_options,
 };

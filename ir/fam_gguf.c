@@ -8,12 +8,32 @@
 #include "ir/family.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "ir/checked.h"
 
 static qkc_status gguf_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
 {
     return qkc_preset_verify(mm, NULL, 0, diag, bad_key);
+}
+
+/* Only mxfp8 takes an option: its element dtype, w=mxfp8:e4m3|e5m2. */
+static qkc_status gguf_option(qkc_format *f, const char *s, size_t n, unsigned *seen, qkc_diag *diag)
+{
+    (void)seen;
+    if (f->preset != QKC_PRESET_MXFP8)
+        return qkc_option_none(f, s, n, diag);
+    if (n == 4 && (!memcmp(s, "e4m3", 4) || !memcmp(s, "e5m2", 4))) {
+        f->dtype = s[1] == '5' ? QKC_DTYPE_FP8E5M2 : QKC_DTYPE_FP8E4M3;
+        return QKC_OK;
+    }
+    return qkc_option_unknown(f, s, n, "e4m3 and e5m2", diag);
+}
+
+static void gguf_print_options(const qkc_format *f, char *buf, size_t size)
+{
+    if (f->preset == QKC_PRESET_MXFP8 && f->dtype == QKC_DTYPE_FP8E5M2)
+        snprintf(buf, size, "e5m2");
 }
 
 /* DATA: N rows of K / block_weights blocks. */
@@ -106,4 +126,6 @@ const qkc_family_ir qkc_family_gguf_ir = {
     .verify = gguf_verify,
     .sections = gguf_sections,
     .kernel_layout = gguf_kernel_layout,
+    .parse_option = gguf_option,
+    .print_options = gguf_print_options,
 };

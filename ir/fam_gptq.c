@@ -6,6 +6,7 @@
 #include "ir/family.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "ir/checked.h"
 
@@ -28,6 +29,45 @@ static qkc_status gptq_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad
         FAIL(QKC_KEY_N, QKC_ERR_INVALID_SPEC, "gptq packs %d-bit zero points along n; n=%lld is not a multiple of %lld",
              bits, (long long)mm->n, (long long)kq);
     return QKC_OK;
+}
+
+/* w=gptq[:2|3|4|8][:actorder]: the bit width (default 4), act-order. */
+static qkc_status gptq_option(qkc_format *f, const char *s, size_t n, unsigned *seen, qkc_diag *diag)
+{
+    if (n >= 1 && s[0] >= '0' && s[0] <= '9') {
+        qkc_dtype bits_dt = QKC_DTYPE_INVALID;
+        if (n == 1 && s[0] == '2')
+            bits_dt = QKC_DTYPE_UINT2;
+        else if (n == 1 && s[0] == '3')
+            bits_dt = QKC_DTYPE_UINT3;
+        else if (n == 1 && s[0] == '4')
+            bits_dt = QKC_DTYPE_UINT4;
+        else if (n == 1 && s[0] == '8')
+            bits_dt = QKC_DTYPE_UINT8;
+        if (bits_dt == QKC_DTYPE_INVALID)
+            return qkc_diag_set(diag, QKC_ERR_PARSE, "gptq:%.*s: gptq bits must be 2, 3, 4 or 8", (int)(n > 20 ? 20 : n),
+                                s);
+        if (*seen)
+            return qkc_diag_set(diag, QKC_ERR_PARSE, "gptq: bits given twice");
+        *seen = 1;
+        f->dtype = bits_dt;
+        return QKC_OK;
+    }
+    if (n == 8 && !memcmp(s, "actorder", 8) && !(f->flags & QKC_FORMAT_ACTORDER)) {
+        f->flags |= QKC_FORMAT_ACTORDER;
+        return QKC_OK;
+    }
+    return qkc_option_unknown(f, s, n, "2, 3, 4, 8 and actorder", diag);
+}
+
+static void gptq_print_options(const qkc_format *f, char *buf, size_t size)
+{
+    const qkc_dtype_desc *d = qkc_dtype_get(f->dtype);
+    size_t n = 0;
+    if (d && d->bits != 4)
+        n += (size_t)snprintf(buf + n, size - n, "%d", d->bits);
+    if (f->flags & QKC_FORMAT_ACTORDER)
+        snprintf(buf + n, n < size ? size - n : 0, "%sactorder", n ? ":" : "");
 }
 
 static qkc_status awq_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
@@ -119,6 +159,8 @@ const qkc_family_ir qkc_family_gptq_ir = {
     .verify = gptq_verify,
     .sections = gptq_sections,
     .kernel_layout = gptq_kernel_layout,
+    .parse_option = gptq_option,
+    .print_options = gptq_print_options,
 };
 
 const qkc_family_ir qkc_family_awq_ir = {

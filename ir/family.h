@@ -50,6 +50,17 @@ typedef struct qkc_family_ir {
      * qkc_klayout_set_fallback. qkc_klayout_for places fields and sizes. */
     const char *(*kernel_layout)(const qkc_format *f, int64_t n, int64_t k, qkc_klayout *L, char *note,
                                  size_t note_size);
+    /* Preset options, the ':'-separated words after the keyword
+     * (w=gptq:8:actorder): apply one word to f, the preset's format so far;
+     * *seen (0 before the first word) is the family's own, to refuse a
+     * repeated word. On a word f's preset does not take: QKC_ERR_PARSE with
+     * diag set (qkc_option_none, qkc_option_unknown). NULL: the family's
+     * presets take no options. */
+    qkc_status (*parse_option)(qkc_format *f, const char *word, size_t len, unsigned *seen, qkc_diag *diag);
+    /* The canonical option words of a format of the family, ':'-separated
+     * ("8:actorder", "dq", "e5m2"; "" for none), snprintf-style into buf.
+     * NULL: never any. */
+    void (*print_options)(const qkc_format *f, char *buf, size_t size);
     /* A family built from other formats (mixed) lays out its whole blob and
      * kernel layout itself; its sections and kernel_layout are NULL. */
     qkc_status (*layout_whole)(const qkc_format *f, int64_t n, int64_t k, qkc_weight_layout *out, qkc_diag *diag);
@@ -84,6 +95,12 @@ const qkc_family_ir *qkc_family_ir_get(qkc_family family);
  * (checked before the group). */
 qkc_status qkc_preset_verify(const qkc_matmul *mm, const char *dtype_rule, int channel_ok, qkc_diag *diag,
                              qkc_key *bad_key);
+
+/* The parse errors of a preset option `word` (ir/parse.c): f's preset takes
+ * no options, or `word` is not one of those `allowed` names, or repeats. */
+qkc_status qkc_option_none(const qkc_format *f, const char *word, size_t len, qkc_diag *diag);
+qkc_status qkc_option_unknown(const qkc_format *f, const char *word, size_t len, const char *allowed,
+                              qkc_diag *diag);
 
 /* The planar layout's sections (DATA, SCALES, SCALES2, ZEROS, OUTLIERS):
  * the PLANAR family's sizes, which LUT extends (ir/fam_planar.c). */
