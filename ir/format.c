@@ -44,6 +44,8 @@ qkc_preset qkc_preset_from_keyword(const char *s, size_t len)
 
 qkc_preset qkc_preset_from_ggml_type(int ggml_type)
 {
+    if (ggml_type < 0)
+        return QKC_PRESET_NONE; /* -1 marks the presets that are not GGUF types */
     for (int i = 1; i < QKC_PRESET_END_; i++)
         if (preset_table[i].desc.keyword && preset_table[i].desc.ggml_type == ggml_type)
             return (qkc_preset)i;

@@ -139,7 +139,9 @@ typedef struct qkc_preset_desc {
     const char *about;   /* what `qkc formats` adds ("" for nothing) */
 } qkc_preset_desc;
 
+/* NULL for QKC_PRESET_NONE or an unknown value. */
 const qkc_preset_desc *qkc_preset_get(qkc_preset preset);
+/* QKC_PRESET_NONE when no preset has that keyword or GGUF type id. */
 qkc_preset qkc_preset_from_keyword(const char *s, size_t len);
 qkc_preset qkc_preset_from_ggml_type(int ggml_type);
 
