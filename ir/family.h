@@ -58,8 +58,8 @@ typedef struct qkc_family_ir {
      * presets take no options. */
     qkc_status (*parse_option)(qkc_format *f, const char *word, size_t len, unsigned *seen, qkc_diag *diag);
     /* The canonical option words of a format of the family, ':'-separated
-     * ("8:actorder", "dq", "e5m2"; "" for none), snprintf-style into buf.
-     * NULL: never any. */
+     * ("8:actorder", "dq", "e5m2"), snprintf-style into buf, which holds ""
+     * on entry and keeps it when there are none. NULL: never any. */
     void (*print_options)(const qkc_format *f, char *buf, size_t size);
     /* A family built from other formats (mixed) lays out its whole blob and
      * kernel layout itself; its sections and kernel_layout are NULL. */
