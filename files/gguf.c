@@ -30,8 +30,8 @@ typedef struct ggml_type_row {
     const char *name;  /* NULL: the id was removed from ggml */
     int blck;          /* elements per block */
     int bytes;         /* bytes per block */
-    const char *qkc;   /* spec fragment when qkc runs it, else NULL */
-    const char *why;   /* why not, when qkc does not */
+    const char *qkc;   /* spec fragment of a dense type qkc runs, else NULL */
+    const char *why;   /* why qkc does not run it (without a qkc preset) */
 } ggml_type_row;
 
 #define GGML_TYPE_COUNT 43
@@ -39,23 +39,23 @@ typedef struct ggml_type_row {
 static const ggml_type_row ggml_types[GGML_TYPE_COUNT] = {
     [0] = {"F32", 1, 4, "w=f32", NULL},
     [1] = {"F16", 1, 2, "w=f16", NULL},
-    [2] = {"Q4_0", 32, 18, "w=q4_0", NULL},
-    [3] = {"Q4_1", 32, 20, "w=q4_1", NULL},
-    [6] = {"Q5_0", 32, 22, "w=q5_0", NULL},
-    [7] = {"Q5_1", 32, 24, "w=q5_1", NULL},
-    [8] = {"Q8_0", 32, 34, "w=q8_0", NULL},
+    [2] = {"Q4_0", 32, 18, NULL, NULL},
+    [3] = {"Q4_1", 32, 20, NULL, NULL},
+    [6] = {"Q5_0", 32, 22, NULL, NULL},
+    [7] = {"Q5_1", 32, 24, NULL, NULL},
+    [8] = {"Q8_0", 32, 34, NULL, NULL},
     [9] = {"Q8_1", 32, 36, NULL, "Q8_1 is ggml's activation format, not a weight format"},
     [10] = {"Q2_K", 256, 84, NULL, "qkc has no q2_k preset yet"},
     [11] = {"Q3_K", 256, 110, NULL, "qkc has no q3_k preset yet"},
-    [12] = {"Q4_K", 256, 144, "w=q4_k", NULL},
-    [13] = {"Q5_K", 256, 176, "w=q5_k", NULL},
-    [14] = {"Q6_K", 256, 210, "w=q6_k", NULL},
+    [12] = {"Q4_K", 256, 144, NULL, NULL},
+    [13] = {"Q5_K", 256, 176, NULL, NULL},
+    [14] = {"Q6_K", 256, 210, NULL, NULL},
     [15] = {"Q8_K", 256, 292, NULL, "Q8_K is ggml's activation format, not a weight format"},
     [16] = {"IQ2_XXS", 256, 66, NULL, "qkc has no grid-based IQ formats"},
     [17] = {"IQ2_XS", 256, 74, NULL, "qkc has no grid-based IQ formats"},
     [18] = {"IQ3_XXS", 256, 98, NULL, "qkc has no grid-based IQ formats"},
     [19] = {"IQ1_S", 256, 50, NULL, "qkc has no grid-based IQ formats"},
-    [20] = {"IQ4_NL", 32, 18, "w=iq4_nl", NULL},
+    [20] = {"IQ4_NL", 32, 18, NULL, NULL},
     [21] = {"IQ3_S", 256, 110, NULL, "qkc has no grid-based IQ formats"},
     [22] = {"IQ2_S", 256, 82, NULL, "qkc has no grid-based IQ formats"},
     [23] = {"IQ4_XS", 256, 136, NULL, "qkc has no iq4_xs preset yet"},
@@ -68,10 +68,18 @@ static const ggml_type_row ggml_types[GGML_TYPE_COUNT] = {
     [30] = {"BF16", 1, 2, "w=bf16", NULL},
     [34] = {"TQ1_0", 256, 54, NULL, "qkc has no tq1_0 preset yet"},
     [35] = {"TQ2_0", 256, 66, NULL, "qkc has no tq2_0 preset yet"},
-    [39] = {"MXFP4", 32, 17, "w=mxfp4", NULL},
+    [39] = {"MXFP4", 32, 17, NULL, NULL},
     [40] = {"NVFP4", 64, 36, NULL, "qkc has no nvfp4 preset yet"},
     [41] = {"Q1_0", 128, 18, NULL, "qkc has no q1_0 preset yet"},
     [42] = {"Q2_0", 64, 18, NULL, "qkc has no q2_0 preset yet"},
+};
+
+/* "w=KEYWORD" of each preset, in static storage: a ggml type runs as the
+ * preset whose ggml_type it is (presets.def). */
+static const char *const preset_weights[QKC_PRESET_END_] = {
+#define QKC_PRESET(NAME, ID, KW, ...) [QKC_PRESET_##NAME] = "w=" KW,
+#include "ir/presets.def"
+#undef QKC_PRESET
 };
 
 /* -------------------------------------------------------------- cursor */
@@ -320,6 +328,8 @@ static qkc_status read_tensors(cursor *c, uint64_t nt)
         qkc_file_entry *t;
         const char *ns;
         uint64_t nlen, nd, type, off, ne[4] = {1, 1, 1, 1}, elems = 1, rows, row_bytes, bytes;
+        qkc_preset preset;
+        const char *weights;
         char what[48];
         if (qkc_file_grow(f, (void **)&f->tensors, &cap, sizeof *f->tensors, i))
             return qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "gguf: %s: out of memory for tensor infos", f->path);
@@ -384,10 +394,12 @@ static qkc_status read_tensors(cursor *c, uint64_t nt)
         t->offset = off; /* relative for now */
         t->bytes = bytes;
         /* As a matrix: ne[0] = K (blocks run along it), the rest rows. */
-        if (ggml_types[type].qkc && (nd == 1 || ne[2] * ne[3] != 1)) {
+        preset = qkc_preset_from_ggml_type((int)type);
+        weights = preset != QKC_PRESET_NONE ? preset_weights[preset] : ggml_types[type].qkc;
+        if (weights && (nd == 1 || ne[2] * ne[3] != 1)) {
             t->reason = nd == 1 ? "1-D tensor, not a matrix" : "3-D or 4-D tensor, not a matrix";
-        } else if (ggml_types[type].qkc) {
-            if ((st = qkc_file_set_matrix(f, t, (int64_t)ne[1], (int64_t)ne[0], ggml_types[type].qkc, NULL)))
+        } else if (weights) {
+            if ((st = qkc_file_set_matrix(f, t, (int64_t)ne[1], (int64_t)ne[0], weights, NULL)))
                 return st;
             if (t->runnable && t->blob_bytes != t->bytes &&
                 (st = qkc_file_reason(f, t, "internal: blob of %" PRIu64 " bytes for %" PRIu64 " in the file",

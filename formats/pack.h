@@ -36,9 +36,4 @@
 qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_klayout *L, const void *src,
                             size_t src_bytes, void *dst, size_t dst_bytes, int verify);
 
-/* w=mixed: each row block packed in its own layout (formats/pack_mixed.c;
- * qkc_pack_weights calls it for a mixed layout). */
-qkc_status qkc_pack_mixed(qkc_context *ctx, const qkc_spec *spec, const qkc_klayout *L, const void *src,
-                          size_t src_bytes, void *dst, size_t dst_bytes, int verify);
-
 #endif /* QKC_RUNTIME_PACK_H */

@@ -38,14 +38,9 @@ qkc_status qkc_ref_mixed_dequantize(const qkc_ref_weights *rw, const uint8_t *bl
 qkc_status qkc_ref_lut_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
 qkc_status qkc_ref_lut_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
 
-/* 2-D vector codebooks w=vq vq=V:B (formats/ref_vq.c; format in ir/vq.h).
- * qkc_pack_vq writes the VQ kernel layout (ir/klayout.h) from a vq blob:
- * u16 indices in chunk records, the codebook widened to f32 after the rows. */
+/* 2-D vector codebooks w=vq vq=V:B (formats/ref_vq.c; format in ir/vq.h). */
 qkc_status qkc_ref_vq_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob);
 qkc_status qkc_ref_vq_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
-struct qkc_klayout;
-void qkc_pack_vq(const qkc_format *f, const qkc_weight_layout *wl, const struct qkc_klayout *L, int64_t n, int64_t k,
-                 const uint8_t *src, uint8_t *out);
 
 /* GGUF block presets q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl mxfp4,
  * and mxfp8 (formats/ref_gguf.c). */

@@ -1,5 +1,6 @@
 /*
- * bitsandbytes nf4 codec (formats.md §3.3–3.4; blob layout in ir/format.c).
+ * The BNB family's codec (formats/family.h): bitsandbytes nf4
+ * (formats.md §3.3–3.4; blob layout in ir/fam_bnb.c), and its packer.
  *
  * Blocks are `group` consecutive elements of the row-major flattened W;
  * K % group == 0, so a block never leaves its row. Element 2i is the HIGH
@@ -13,6 +14,7 @@
 
 #include "core/context.h"
 #include "core/sort.h"
+#include "formats/family.h"
 #include "formats/ref.h"
 
 #define NESTED_BLOCK 256 /* bitsandbytes' fixed nested block size */
@@ -282,3 +284,59 @@ qkc_status qkc_ref_bnb_dequantize(const qkc_ref_weights *rw, const uint8_t *blob
     }
     return QKC_OK;
 }
+
+/* ------------------------------------------------------------ packing */
+
+static void read_bnb(qkc_pack_job *job, int64_t r)
+{
+    const qkc_weight_layout *wl = job->wl;
+    const uint8_t *data = job->src + wl->offset[QKC_SECTION_DATA];
+    int64_t k = job->k, G = job->f->group;
+    int dq = (job->f->flags & QKC_FORMAT_DQ) != 0;
+
+    /* Element e of the flattened matrix: byte e/2, even e in the HIGH
+     * nibble (bitsandbytes' order). */
+    for (int64_t i = 0; i < k; i++) {
+        uint64_t e = (uint64_t)r * (uint64_t)k + (uint64_t)i;
+        uint8_t byte = data[e / 2];
+        job->code[i] = e % 2 == 0 ? (uint32_t)byte >> 4 : byte & 15u;
+    }
+    for (int64_t c = 0; c < job->L->chunks_per_row; c++) {
+        uint64_t b = ((uint64_t)r * (uint64_t)k + (uint64_t)(c * job->L->chunk)) / (uint64_t)G;
+        float amax;
+        if (dq) {
+            uint8_t q = job->src[wl->offset[QKC_SECTION_SCALES] + b];
+            float na = qkc_f32_from_bits(qkc_rd32(job->src + wl->offset[QKC_SECTION_SCALES2] + b / 256 * 4));
+            float t = job->map[q] * na; /* the reference's two roundings */
+            amax = t + job->map_offset;
+        } else {
+            amax = qkc_f32_from_bits(qkc_rd32(job->src + wl->offset[QKC_SECTION_SCALES] + b * 4));
+        }
+        job->scale[c] = qkc_f32_bits(amax);
+    }
+}
+
+/* nf4_bnb with dq: the nested map and offset are read from AUX, as the
+ * reference decoder reads them. */
+static void prepare_bnb(qkc_pack_job *job)
+{
+    const uint8_t *aux = job->src + job->wl->offset[QKC_SECTION_AUX];
+    if (!(job->f->flags & QKC_FORMAT_DQ))
+        return;
+    for (int i = 0; i < 256; i++)
+        job->map[i] = qkc_f32_from_bits(qkc_rd32(aux + i * 4));
+    job->map_offset = qkc_f32_from_bits(qkc_rd32(aux + 256 * 4));
+}
+
+static qkc_status bnb_pack(qkc_pack_job *job, uint8_t *out)
+{
+    prepare_bnb(job);
+    return qkc_pack_rows(job, out, read_bnb);
+}
+
+const qkc_family_codec qkc_family_bnb_codec = {
+    .name = "bnb",
+    .quantize = qkc_ref_bnb_quantize,
+    .dequantize = qkc_ref_bnb_dequantize,
+    .pack = bnb_pack,
+};

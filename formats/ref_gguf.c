@@ -1,6 +1,8 @@
 /*
- * Reference codecs of the GGUF block presets (q4_0 q4_1 q5_0 q5_1 q8_0
- * q4_k q5_k q6_k iq4_nl mxfp4) and of qkc's mxfp8 block layout.
+ * The GGUF family's codec (formats/family.h): reference codecs of the GGUF
+ * block presets (q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl mxfp4) and
+ * of qkc's mxfp8 block layout, and the packer of their kernel layouts
+ * (ir/fam_gguf.c) for the types not already in place.
  *
  * The dequantizers restate ggml's dequantize_row_* (formats.md §2) with the
  * same arithmetic order, so under -ffp-contract=off they are bit-identical
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "core/context.h"
+#include "formats/family.h"
 #include "formats/ref.h"
 
 #define QK 32     /* elements of a legacy / iq4_nl / mx block */
@@ -729,12 +732,123 @@ static void dequant_mxfp8(qkc_dtype fp8, const uint8_t *b, float *y)
         y[j] = qkc_dtype_decode(fp8, b[1 + j]) * s;
 }
 
+/* ---------------------------------------------------- packing readers */
+
+/* The packer reads the blocks on its own (kq_scale_min restates
+ * get_scale_min_k4), so that verification compares two readings. */
+
+/* −m as stored min, so that x + min repeats the reference's x − m. For a
+ * NaN m the NaN itself is stored: x − NaN and x + NaN then return the same
+ * NaN, where x + (−NaN) would flip its sign bit. */
+static uint32_t negated_min(float m)
+{
+    return isnan(m) ? qkc_f32_bits(m) : qkc_f32_bits(-m);
+}
+
+static void kq_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+/* q4_k / q5_k super-block b: eight 32-element chunks with scale d·sc and
+ * min −(dmin·m), computed as ggml's dequantizer computes d1 and m1. */
+static void read_kquant_header(qkc_pack_job *job, const uint8_t *p, int64_t chunk0)
+{
+    float d = qkc_f16_to_f32(qkc_rd16(p)), dmin = qkc_f16_to_f32(qkc_rd16(p + 2));
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        kq_scale_min(j, p + 4, &sc, &m);
+        float d1 = d * (float)sc, m1 = dmin * (float)m;
+        job->scale[chunk0 + j] = qkc_f32_bits(d1);
+        job->min[chunk0 + j] = negated_min(m1);
+    }
+}
+
+/* Block readers: block b of a row (bytes p) into codes y[0 .. block) and
+ * its chunks' fields. */
+static void read_q8_0(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    job->scale[b] = qkc_rd16(p);
+    for (int j = 0; j < 32; j++)
+        y[j] = p[2 + j] ^ 0x80u; /* int8 → offset binary */
+}
+
+/* q5_0 / q5_1 (q1: with a min): the fifth bit from qh joins each nibble. */
+static void read_q5(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b, int q1)
+{
+    const uint8_t *ql = p + (q1 ? 8 : 6);
+    uint32_t qh = qkc_rd32(p + (q1 ? 4 : 2));
+    job->scale[b] = qkc_rd16(p);
+    if (q1)
+        job->min[b] = qkc_rd16(p + 2);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (ql[j] & 15u) | ((qh >> j) & 1u) << 4;
+        y[j + 16] = (uint32_t)(ql[j] >> 4) | ((qh >> (j + 16)) & 1u) << 4;
+    }
+}
+
+static void read_q5_0(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b) { read_q5(job, p, y, b, 0); }
+static void read_q5_1(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b) { read_q5(job, p, y, b, 1); }
+
+static void read_q4_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    const uint8_t *q = p + 16;
+    read_kquant_header(job, p, b * 8);
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            y[64 * c + l] = q[32 * c + l] & 15u;
+            y[64 * c + 32 + l] = (uint32_t)q[32 * c + l] >> 4;
+        }
+}
+
+static void read_q5_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    const uint8_t *qh = p + 16, *ql = p + 48;
+    read_kquant_header(job, p, b * 8);
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            y[64 * c + l] = (ql[32 * c + l] & 15u) | ((uint32_t)(qh[l] >> (2 * c)) & 1u) << 4;
+            y[64 * c + 32 + l] = (uint32_t)(ql[32 * c + l] >> 4) | ((uint32_t)(qh[l] >> (2 * c + 1)) & 1u) << 4;
+        }
+}
+
+/* 16 chunks of 16: scale = d·sc as ggml's (d·sc)·q evaluates it; codes stay
+ * 0..63 under zero_const 32. */
+static void read_q6_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    float d = qkc_f16_to_f32(qkc_rd16(p + 208));
+    for (int j = 0; j < 16; j++) {
+        int sc = p[192 + j] >= 128 ? (int)p[192 + j] - 256 : (int)p[192 + j];
+        float s = d * (float)sc;
+        job->scale[b * 16 + j] = qkc_f32_bits(s);
+    }
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
+        uint32_t *yh = y + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            yh[l] = (ql[l] & 15u) | (uint32_t)(qh[l] & 3u) << 4;
+            yh[l + 32] = (ql[l + 32] & 15u) | (uint32_t)((qh[l] >> 2) & 3u) << 4;
+            yh[l + 64] = (uint32_t)(ql[l] >> 4) | (uint32_t)((qh[l] >> 4) & 3u) << 4;
+            yh[l + 96] = (uint32_t)(ql[l + 32] >> 4) | (uint32_t)((qh[l] >> 6) & 3u) << 4;
+        }
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
+/* One block type: its codec and, unless its blocks already are the kernel
+ * layout's chunk records (ir/fam_gguf.c), its packer's block reader. Its
+ * geometry (weights and bytes per block) is presets.def's. */
 typedef struct block_codec {
-    int elems, bytes;
     void (*quant)(const float *x, uint8_t *b);
     void (*dequant)(const uint8_t *b, float *y);
+    void (*read)(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b);
 } block_codec;
 
 static void quant_mxfp8_e4m3(const float *x, uint8_t *b) { quant_mxfp8(QKC_DTYPE_FP8E4M3, x, b); }
@@ -742,62 +856,67 @@ static void quant_mxfp8_e5m2(const float *x, uint8_t *b) { quant_mxfp8(QKC_DTYPE
 static void dequant_mxfp8_e4m3(const uint8_t *b, float *y) { dequant_mxfp8(QKC_DTYPE_FP8E4M3, b, y); }
 static void dequant_mxfp8_e5m2(const uint8_t *b, float *y) { dequant_mxfp8(QKC_DTYPE_FP8E5M2, b, y); }
 
-static const block_codec mxfp8_e5m2_codec = {QK, 33, quant_mxfp8_e5m2, dequant_mxfp8_e5m2};
+static const block_codec block_codecs[QKC_PRESET_END_] = {
+    [QKC_PRESET_Q4_0] = {quant_q4_0, dequant_q4_0, NULL},
+    [QKC_PRESET_Q4_1] = {quant_q4_1, dequant_q4_1, NULL},
+    [QKC_PRESET_Q5_0] = {quant_q5_0, dequant_q5_0, read_q5_0},
+    [QKC_PRESET_Q5_1] = {quant_q5_1, dequant_q5_1, read_q5_1},
+    [QKC_PRESET_Q8_0] = {quant_q8_0, dequant_q8_0, read_q8_0},
+    [QKC_PRESET_Q4_K] = {quant_q4_k, dequant_q4_k, read_q4_k},
+    [QKC_PRESET_Q5_K] = {quant_q5_k, dequant_q5_k, read_q5_k},
+    [QKC_PRESET_Q6_K] = {quant_q6_k, dequant_q6_k, read_q6_k},
+    [QKC_PRESET_IQ4_NL] = {quant_iq4_nl, dequant_iq4_nl, NULL},
+    [QKC_PRESET_MXFP4] = {quant_mxfp4, dequant_mxfp4, NULL},
+    [QKC_PRESET_MXFP8] = {quant_mxfp8_e4m3, dequant_mxfp8_e4m3, NULL},
+};
 
-/* The codec of a preset (mxfp8 with e4m3 elements), or NULL. */
-static const block_codec *codec_of(qkc_preset p)
+static const block_codec mxfp8_e5m2_codec = {quant_mxfp8_e5m2, dequant_mxfp8_e5m2, NULL};
+
+/* The codec of a preset (mxfp8 with e4m3 elements) with its block
+ * geometry, or NULL. */
+static const block_codec *codec_of(qkc_preset p, const qkc_preset_desc **pd)
 {
-    static const block_codec codecs[QKC_PRESET_END_] = {
-        [QKC_PRESET_Q4_0] = {QK, 18, quant_q4_0, dequant_q4_0},
-        [QKC_PRESET_Q4_1] = {QK, 20, quant_q4_1, dequant_q4_1},
-        [QKC_PRESET_Q5_0] = {QK, 22, quant_q5_0, dequant_q5_0},
-        [QKC_PRESET_Q5_1] = {QK, 24, quant_q5_1, dequant_q5_1},
-        [QKC_PRESET_Q8_0] = {QK, 34, quant_q8_0, dequant_q8_0},
-        [QKC_PRESET_Q4_K] = {QK_K, 144, quant_q4_k, dequant_q4_k},
-        [QKC_PRESET_Q5_K] = {QK_K, 176, quant_q5_k, dequant_q5_k},
-        [QKC_PRESET_Q6_K] = {QK_K, 210, quant_q6_k, dequant_q6_k},
-        [QKC_PRESET_IQ4_NL] = {QK, 18, quant_iq4_nl, dequant_iq4_nl},
-        [QKC_PRESET_MXFP4] = {QK, 17, quant_mxfp4, dequant_mxfp4},
-        [QKC_PRESET_MXFP8] = {QK, 33, quant_mxfp8_e4m3, dequant_mxfp8_e4m3},
-    };
-    if ((int)p <= 0 || p >= QKC_PRESET_END_ || !codecs[p].quant)
+    *pd = qkc_preset_get(p);
+    if (!*pd || (*pd)->family != QKC_FAMILY_GGUF || (*pd)->block_elems <= 0 || !block_codecs[p].quant)
         return NULL;
-    return &codecs[p];
+    return &block_codecs[p];
 }
 
 /* Row functions: presets without a codec leave dst / y untouched (the
  * matrix codecs below report them as an error instead). */
 void qkc_gguf_quantize_row(qkc_preset preset, const float *x, uint8_t *dst, int64_t k)
 {
-    const block_codec *c = codec_of(preset);
+    const qkc_preset_desc *pd;
+    const block_codec *c = codec_of(preset, &pd);
     if (!c)
         return;
-    for (int64_t i = 0; i + c->elems <= k; i += c->elems)
-        c->quant(x + i, dst + i / c->elems * c->bytes);
+    for (int64_t i = 0; i + pd->block_elems <= k; i += pd->block_elems)
+        c->quant(x + i, dst + i / pd->block_elems * pd->block_bytes);
 }
 
 void qkc_gguf_dequantize_row(qkc_preset preset, const uint8_t *src, float *y, int64_t k)
 {
-    const block_codec *c = codec_of(preset);
+    const qkc_preset_desc *pd;
+    const block_codec *c = codec_of(preset, &pd);
     if (!c)
         return;
-    for (int64_t i = 0; i + c->elems <= k; i += c->elems)
-        c->dequant(src + i / c->elems * c->bytes, y + i);
+    for (int64_t i = 0; i + pd->block_elems <= k; i += pd->block_elems)
+        c->dequant(src + i / pd->block_elems * pd->block_bytes, y + i);
 }
 
 /* ---------------------------------------------------------- matrix codec */
 
-/* Checks shared by both directions; picks the block codec. */
+/* Checks shared by both directions; picks the block codec and gives the
+ * block geometry. */
 static qkc_status matrix_codec(const qkc_ref_weights *rw, const void *in, const void *out,
-                               int64_t ldw, const block_codec **codec)
+                               int64_t ldw, const block_codec **codec, const qkc_preset_desc **geometry)
 {
     const qkc_preset_desc *pd;
     const block_codec *c;
     if (!rw || !rw->format || !rw->layout)
         return qkc_fail(rw ? rw->ctx : NULL, QKC_ERR_INVALID_ARGUMENT,
                         "gguf codec: missing format or layout");
-    pd = qkc_preset_get(rw->format->preset);
-    c = codec_of(rw->format->preset);
+    c = codec_of(rw->format->preset, &pd);
     if (!pd || !c)
         return qkc_fail(rw->ctx, QKC_ERR_INTERNAL,
                         "gguf codec: preset %d (%s) is not a GGUF block preset", (int)rw->format->preset,
@@ -816,26 +935,25 @@ static qkc_status matrix_codec(const qkc_ref_weights *rw, const void *in, const 
         return qkc_fail(rw->ctx, QKC_ERR_INVALID_ARGUMENT,
                         "gguf codec: invalid shape n=%lld k=%lld ldw=%lld", (long long)rw->n,
                         (long long)rw->k, (long long)ldw);
-    if (pd->block_elems != c->elems || pd->block_bytes != c->bytes)
-        return qkc_fail(rw->ctx, QKC_ERR_INTERNAL, "gguf codec: %s block geometry disagrees with the preset table",
-                        pd->keyword);
     if (rw->k % pd->block_elems != 0)
         return qkc_fail(rw->ctx, QKC_ERR_INVALID_ARGUMENT,
                         "gguf codec: k=%lld is not a multiple of the %s block size %lld", (long long)rw->k,
                         pd->keyword, (long long)pd->block_elems);
-    if (rw->layout->row_bytes != (uint64_t)(rw->k / c->elems) * (uint64_t)c->bytes ||
+    if (rw->layout->row_bytes != (uint64_t)(rw->k / pd->block_elems) * (uint64_t)pd->block_bytes ||
         rw->layout->bytes[QKC_SECTION_DATA] != rw->layout->row_bytes * (uint64_t)rw->n)
         return qkc_fail(rw->ctx, QKC_ERR_INTERNAL,
                         "gguf codec: layout row_bytes=%llu does not match %s rows of k=%lld",
                         (unsigned long long)rw->layout->row_bytes, pd->keyword, (long long)rw->k);
     *codec = c;
+    *geometry = pd;
     return QKC_OK;
 }
 
 qkc_status qkc_ref_gguf_quantize(const qkc_ref_weights *rw, const float *w, int64_t ldw, uint8_t *blob)
 {
     const block_codec *c = NULL;
-    qkc_status st = matrix_codec(rw, w, blob, ldw, &c);
+    const qkc_preset_desc *pd = NULL;
+    qkc_status st = matrix_codec(rw, w, blob, ldw, &c, &pd);
     if (st != QKC_OK)
         return st;
     /* Every byte of the blob is written: padding (none today for block
@@ -845,8 +963,8 @@ qkc_status qkc_ref_gguf_quantize(const qkc_ref_weights *rw, const float *w, int6
     for (int64_t n = 0; n < rw->n; n++) {
         const float *row = w + n * ldw;
         uint8_t *dst = data + (uint64_t)n * rw->layout->row_bytes;
-        for (int64_t i = 0; i < rw->k; i += c->elems)
-            c->quant(row + i, dst + i / c->elems * c->bytes);
+        for (int64_t i = 0; i < rw->k; i += pd->block_elems)
+            c->quant(row + i, dst + i / pd->block_elems * pd->block_bytes);
     }
     return QKC_OK;
 }
@@ -854,15 +972,45 @@ qkc_status qkc_ref_gguf_quantize(const qkc_ref_weights *rw, const float *w, int6
 qkc_status qkc_ref_gguf_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw)
 {
     const block_codec *c = NULL;
-    qkc_status st = matrix_codec(rw, blob, w, ldw, &c);
+    const qkc_preset_desc *pd = NULL;
+    qkc_status st = matrix_codec(rw, blob, w, ldw, &c, &pd);
     if (st != QKC_OK)
         return st;
     const uint8_t *data = blob + rw->layout->offset[QKC_SECTION_DATA];
     for (int64_t n = 0; n < rw->n; n++) {
         const uint8_t *src = data + (uint64_t)n * rw->layout->row_bytes;
         float *row = w + n * ldw;
-        for (int64_t i = 0; i < rw->k; i += c->elems)
-            c->dequant(src + i / c->elems * c->bytes, row + i);
+        for (int64_t i = 0; i < rw->k; i += pd->block_elems)
+            c->dequant(src + i / pd->block_elems * pd->block_bytes, row + i);
     }
     return QKC_OK;
 }
+
+/* ------------------------------------------------------------ packing */
+
+static void read_gguf(qkc_pack_job *job, int64_t r)
+{
+    const qkc_preset_desc *pd = qkc_preset_get(job->f->preset);
+    const block_codec *c = &block_codecs[job->f->preset];
+    const uint8_t *row = job->src + job->wl->offset[QKC_SECTION_DATA] + (uint64_t)r * job->wl->row_bytes;
+    for (int64_t b = 0; b < job->k / pd->block_elems; b++)
+        c->read(job, row + b * pd->block_bytes, job->code + b * pd->block_elems, b);
+}
+
+/* Blocks that already are chunk records (the kernel layout's in_place)
+ * are copied by qkc_pack_weights; the others are read block by block. */
+static qkc_status gguf_pack(qkc_pack_job *job, uint8_t *out)
+{
+    const qkc_preset_desc *pd;
+    if (!codec_of(job->f->preset, &pd) || !block_codecs[job->f->preset].read)
+        return qkc_fail(job->ctx, QKC_ERR_INTERNAL, "pack: %s has no block reader",
+                        pd ? pd->keyword : "a gguf-family format");
+    return qkc_pack_rows(job, out, read_gguf);
+}
+
+const qkc_family_codec qkc_family_gguf_codec = {
+    .name = "gguf",
+    .quantize = qkc_ref_gguf_quantize,
+    .dequantize = qkc_ref_gguf_dequantize,
+    .pack = gguf_pack,
+};

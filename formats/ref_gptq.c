@@ -1,6 +1,7 @@
 /*
- * GPTQ (v1 checkpoint format) and AWQ (gemm) codecs, formats.md §8; blob
- * layouts in ir/format.c. W is N×K here, so GPTQ's qweight [K·bits/32][N]
+ * The GPTQ and AWQ families' codecs (formats/family.h): GPTQ (v1 checkpoint
+ * format) and AWQ (gemm), formats.md §8, blob layouts in ir/fam_gptq.c; and
+ * their packers. W is N×K here, so GPTQ's qweight [K·bits/32][N]
  * and AWQ's qweight [K][N/8] are the external tensors as stored, and W[n][k]
  * is their (k, n) element.
  *
@@ -14,6 +15,7 @@
 
 #include "core/context.h"
 #include "core/sort.h"
+#include "formats/family.h"
 #include "formats/ref.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -377,3 +379,151 @@ qkc_status qkc_ref_awq_dequantize(const qkc_ref_weights *rw, const uint8_t *blob
     }
     return QKC_OK;
 }
+
+/* ------------------------------------------------------------ packing */
+
+/* AWQ: column n of packed row r sits in nibble REV[n % 8] of word n / 8. */
+static uint32_t awq_nibble(const uint8_t *base, uint64_t words, uint64_t r, int64_t n)
+{
+    static const unsigned rev[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    return (qkc_rd32(base + (r * words + (uint64_t)n / 8) * 4) >> (4 * rev[n % 8])) & 15u;
+}
+
+static unsigned gptq_bits(const qkc_format *f)
+{
+    return (unsigned)qkc_dtype_get(f->dtype)->bits;
+}
+
+static int64_t group_len(const qkc_format *f, int64_t k)
+{
+    return f->granularity == QKC_GRAN_GROUP ? f->group : k;
+}
+
+static void read_gptq(qkc_pack_job *job, int64_t r)
+{
+    const qkc_weight_layout *wl = job->wl;
+    unsigned bits = gptq_bits(job->f);
+    uint64_t n = (uint64_t)job->n, zero_words = n * bits / 32;
+    const uint8_t *qweight = job->src + wl->offset[QKC_SECTION_DATA];
+    const uint8_t *qzeros = job->src + wl->offset[QKC_SECTION_ZEROS];
+    const uint8_t *scales = job->src + wl->offset[QKC_SECTION_SCALES];
+    int64_t G = group_len(job->f, job->k);
+
+    /* qweight is [K·bits/32][N]: row r of W is the bit stream down column r. */
+    for (int64_t j = 0; j < job->k; j++) {
+        int64_t col = job->perm ? job->perm[j] : j;
+        job->code[j] = qkc_stream_field(qweight + r * 4, n * 4, (uint64_t)col * bits, bits);
+    }
+    for (int64_t c = 0; c < job->L->chunks_per_row; c++) {
+        int64_t col = c * job->L->chunk;
+        int64_t g;
+        if (job->perm)
+            col = job->perm[col];
+        g = job->gidx ? job->gidx[col] : col / G;
+        job->zero[c] = (int32_t)qkc_stream_field(qzeros + (uint64_t)g * zero_words * 4, 4, (uint64_t)r * bits, bits) + 1;
+        job->scale[c] = qkc_rd16(scales + ((uint64_t)g * n + (uint64_t)r) * 2);
+    }
+}
+
+static void read_awq(qkc_pack_job *job, int64_t r)
+{
+    const qkc_weight_layout *wl = job->wl;
+    uint64_t n = (uint64_t)job->n, words = n / 8;
+    const uint8_t *qweight = job->src + wl->offset[QKC_SECTION_DATA];
+    const uint8_t *qzeros = job->src + wl->offset[QKC_SECTION_ZEROS];
+    const uint8_t *scales = job->src + wl->offset[QKC_SECTION_SCALES];
+    int64_t G = group_len(job->f, job->k);
+
+    for (int64_t j = 0; j < job->k; j++)
+        job->code[j] = awq_nibble(qweight, words, (uint64_t)j, r);
+    for (int64_t c = 0; c < job->L->chunks_per_row; c++) {
+        uint64_t g = (uint64_t)(c * job->L->chunk / G);
+        job->zero[c] = (int32_t)awq_nibble(qzeros, words, g, r);
+        job->scale[c] = qkc_rd16(scales + (g * n + (uint64_t)r) * 2);
+    }
+}
+
+/*
+ * GPTQ act-order: check g_idx and, when the layout permutes K, sort the
+ * columns by group (stable, a counting sort), so every group is a run of
+ * packed columns. A group that is not a whole number of chunks (other than
+ * the last) would put two scales in one chunk: unsupported.
+ */
+static qkc_status prepare_gptq(qkc_pack_job *job)
+{
+    const qkc_weight_layout *wl = job->wl;
+    int64_t k = job->k, groups = wl->groups_per_row, *count = NULL, last = -1;
+    const uint8_t *g_idx = job->src + wl->offset[QKC_SECTION_AUX];
+    qkc_status st = QKC_OK;
+
+    if (!(job->f->flags & QKC_FORMAT_ACTORDER))
+        return QKC_OK;
+    job->gidx = qkc_alloc(job->ctx, (size_t)k * sizeof *job->gidx);
+    if (!job->gidx)
+        return qkc_fail(job->ctx, QKC_ERR_NO_MEMORY, "pack: no memory for g_idx of k=%lld", (long long)k);
+    for (int64_t i = 0; i < k; i++) {
+        int32_t g = (int32_t)qkc_rd32(g_idx + i * 4);
+        if (g < 0 || g >= groups)
+            return qkc_fail(job->ctx, QKC_ERR_CORRUPT_DATA, "pack gptq: g_idx[%lld] = %d is outside [0, %lld)",
+                            (long long)i, (int)g, (long long)groups);
+        job->gidx[i] = g;
+    }
+    if (!job->L->permute_k)
+        return QKC_OK;
+
+    job->perm = qkc_alloc(job->ctx, (size_t)k * sizeof *job->perm);
+    count = qkc_calloc(job->ctx, (size_t)groups + 1, sizeof *count);
+    if (!job->perm || !count) {
+        st = qkc_fail(job->ctx, QKC_ERR_NO_MEMORY, "pack: no memory for the act-order permutation of k=%lld",
+                      (long long)k);
+        goto done;
+    }
+    for (int64_t i = 0; i < k; i++)
+        count[job->gidx[i] + 1]++;
+    for (int64_t g = 0; g < groups; g++)
+        if (count[g + 1] > 0)
+            last = g;
+    for (int64_t g = 0; g < groups; g++) {
+        if (g != last && count[g + 1] % job->L->chunk != 0) {
+            st = qkc_fail(job->ctx, QKC_ERR_UNSUPPORTED,
+                          "pack gptq act-order: group %lld holds %lld columns, not a multiple of the %d-column "
+                          "chunk, so sorted by g_idx it would share a chunk with the next group",
+                          (long long)g, (long long)count[g + 1], job->L->chunk);
+            goto done;
+        }
+    }
+    for (int64_t g = 0; g < groups; g++)
+        count[g + 1] += count[g]; /* count[g] = first packed column of group g */
+    for (int64_t i = 0; i < k; i++)
+        job->perm[count[job->gidx[i]]++] = (int32_t)i;
+done:
+    qkc_free(job->ctx, count);
+    return st;
+}
+
+static qkc_status gptq_pack(qkc_pack_job *job, uint8_t *out)
+{
+    qkc_status st = prepare_gptq(job);
+    if (st != QKC_OK)
+        return st;
+    return qkc_pack_rows(job, out, read_gptq);
+}
+
+static qkc_status awq_pack(qkc_pack_job *job, uint8_t *out)
+{
+    return qkc_pack_rows(job, out, read_awq);
+}
+
+const qkc_family_codec qkc_family_gptq_codec = {
+    .name = "gptq",
+    .quantize = qkc_ref_gptq_quantize,
+    .dequantize = qkc_ref_gptq_dequantize,
+    .pack = gptq_pack,
+};
+
+const qkc_family_codec qkc_family_awq_codec = {
+    .name = "awq",
+    .quantize = qkc_ref_awq_quantize,
+    .dequantize = qkc_ref_awq_dequantize,
+    .pack = awq_pack,
+};

@@ -1,6 +1,7 @@
 /*
- * Reference codec of the arbitrary codebooks lut2/lut3/lut4 (planar layout
- * with the tables in AUX; format.h and docs/formats.md give the bytes).
+ * The LUT family's codec (formats/family.h): the reference codec of the
+ * arbitrary codebooks lut2/lut3/lut4 (planar layout with the tables in AUX;
+ * format.h and docs/formats.md give the bytes), and its packer.
  *
  * Dequantize: x = table[t][code], f16 entries widened exactly.
  *
@@ -20,6 +21,7 @@
 
 #include "core/context.h"
 #include "core/sort.h"
+#include "formats/family.h"
 #include "formats/ref.h"
 
 #define LUT_ITERS 6
@@ -196,3 +198,53 @@ qkc_status qkc_ref_lut_dequantize(const qkc_ref_weights *rw, const uint8_t *blob
     }
     return QKC_OK;
 }
+
+/* ------------------------------------------------------------ packing */
+
+/* lut2/lut3/lut4: codes as they are, the table index of each chunk. */
+static void read_lut(qkc_pack_job *job, int64_t r)
+{
+    const qkc_format *f = job->f;
+    const qkc_klayout *L = job->L;
+    int bits = qkc_dtype_get(f->dtype)->bits;
+    const uint8_t *drow = job->src + job->wl->offset[QKC_SECTION_DATA] + (uint64_t)r * job->wl->row_bytes;
+    int64_t groups = f->granularity == QKC_GRAN_GROUP ? (job->k + f->group - 1) / f->group : 1;
+    for (int64_t i = 0; i < job->k; i++)
+        job->code[i] = qkc_pack_planar_code(drow, i, bits);
+    for (int64_t c = 0; c < L->chunks_per_row; c++)
+        job->tidx[c] = f->granularity == QKC_GRAN_TENSOR    ? 0u
+                       : f->granularity == QKC_GRAN_CHANNEL ? (uint32_t)r
+                                                            : (uint32_t)(r * groups + c * L->chunk / f->group);
+}
+
+/* The tables, widened to f32 and padded to 16 entries with +0. */
+static void emit_lut_tables(const qkc_pack_job *job, uint8_t *out)
+{
+    const qkc_format *f = job->f;
+    const qkc_klayout *L = job->L;
+    int E = 1 << qkc_dtype_get(f->dtype)->bits, eb = qkc_dtype_storage_bytes(f->table_dtype);
+    const uint8_t *aux = job->src + job->wl->offset[QKC_SECTION_AUX];
+    uint64_t rows = L->row_bytes * (uint64_t)job->n;
+    memset(out + rows, 0, (size_t)(L->total_bytes - rows));
+    for (int64_t t = 0; t < L->lut_tables; t++)
+        for (int i = 0; i < E; i++) {
+            const uint8_t *p = aux + ((uint64_t)t * (uint64_t)E + (uint64_t)i) * (uint64_t)eb;
+            uint32_t bits = f->table_dtype == QKC_DTYPE_F16 ? qkc_f32_bits(qkc_f16_to_f32(qkc_rd16(p))) : qkc_rd32(p);
+            qkc_wr32(out + L->table_offset + (uint64_t)t * 64u + (uint64_t)i * 4u, bits);
+        }
+}
+
+static qkc_status lut_pack(qkc_pack_job *job, uint8_t *out)
+{
+    qkc_status st = qkc_pack_rows(job, out, read_lut);
+    if (st == QKC_OK)
+        emit_lut_tables(job, out);
+    return st;
+}
+
+const qkc_family_codec qkc_family_lut_codec = {
+    .name = "lut",
+    .quantize = qkc_ref_lut_quantize,
+    .dequantize = qkc_ref_lut_dequantize,
+    .pack = lut_pack,
+};

@@ -1,6 +1,7 @@
 /*
- * Reference codec of qkc's planar layout (format.h gives the layout and the
- * dequantization formulas). Quantization rules, per group of a row:
+ * The PLANAR family's codec (formats/family.h): the reference codec of
+ * qkc's planar layout (format.h gives the layout and the dequantization
+ * formulas), and its packer. Quantization rules, per group of a row:
  *
  * - zero=none: s = amax / qmax, where qmax is the largest code magnitude
  *   (int_max for integers, 1 for nf4, 127 for iq4nl, 6 for fp4, 448/57344
@@ -28,6 +29,7 @@
 
 #include "core/context.h"
 #include "core/sort.h"
+#include "formats/family.h"
 #include "formats/ref.h"
 
 /* ---------------------------------------------------------- bit access */
@@ -409,3 +411,73 @@ qkc_status qkc_ref_planar_dequantize(const qkc_ref_weights *rw, const uint8_t *b
     }
     return QKC_OK;
 }
+
+/* ------------------------------------------------------------ packing */
+
+/* One row in the kernel layout's terms: codes (signed ones as offset
+ * binary) or dense bits, and each chunk's scale (double-quantized scales
+ * resolved as the reference computes s2 · decode(code)), min or zero. */
+static void read_planar(qkc_pack_job *job, int64_t r)
+{
+    const qkc_format *f = job->f;
+    const qkc_weight_layout *wl = job->wl;
+    const qkc_klayout *L = job->L;
+    const qkc_dtype_desc *dd = qkc_dtype_get(f->dtype);
+    const uint8_t *drow = job->src + wl->offset[QKC_SECTION_DATA] + (uint64_t)r * wl->row_bytes;
+    int64_t k = job->k;
+
+    if (f->granularity == QKC_GRAN_NONE) {
+        int eb = dd->bits / 8;
+        for (int64_t i = 0; i < k; i++) {
+            uint32_t raw = qkc_pack_rd(drow + (uint64_t)i * (uint64_t)eb, eb);
+            /* tf32 decodes with the low 13 bits cleared, whatever is stored */
+            job->code[i] = f->dtype == QKC_DTYPE_TF32 ? raw & ~0x1FFFu : raw;
+        }
+        return;
+    }
+
+    /* Signed integers become offset binary: (q + 2^(b−1)) mod 2^b flips the
+     * sign bit of the two's complement code. */
+    uint32_t flip = dd->kind == QKC_KIND_INT && dd->is_signed ? 1u << (dd->bits - 1) : 0u;
+    for (int64_t i = 0; i < k; i++)
+        job->code[i] = qkc_pack_planar_code(drow, i, dd->bits) ^ flip;
+
+    int64_t G = f->granularity == QKC_GRAN_GROUP ? f->group : k;
+    int64_t groups = wl->groups_per_row;
+    int sb = qkc_dtype_storage_bytes(f->scale_dtype);
+    for (int64_t c = 0; c < L->chunks_per_row; c++) {
+        int64_t g = c * L->chunk / G;
+        uint64_t si = f->granularity == QKC_GRAN_TENSOR ? 0 : (uint64_t)r * (uint64_t)groups + (uint64_t)g;
+        uint32_t raw = qkc_pack_rd(job->src + wl->offset[QKC_SECTION_SCALES] + si * (uint64_t)sb, sb);
+        if (f->scale2_dtype != QKC_DTYPE_INVALID) {
+            int s2b = qkc_dtype_storage_bytes(f->scale2_dtype);
+            uint64_t per_row = (uint64_t)((groups + f->super_group - 1) / f->super_group);
+            uint64_t i2 = (uint64_t)r * per_row + (uint64_t)(g / f->super_group);
+            float s = qkc_dtype_decode(f->scale_dtype, raw);
+            float s2 = qkc_dtype_decode(f->scale2_dtype,
+                                        qkc_pack_rd(job->src + wl->offset[QKC_SECTION_SCALES2] + i2 * (uint64_t)s2b, s2b));
+            s = s2 * s; /* the reference's operation, operands in its order */
+            job->scale[c] = qkc_f32_bits(s);
+        } else {
+            job->scale[c] = f->scale_dtype == QKC_DTYPE_BF16 ? raw << 16 : raw;
+        }
+        if (f->zero == QKC_ZERO_INT) {
+            job->zero[c] = (int32_t)qkc_dtype_decode(f->dtype, job->src[wl->offset[QKC_SECTION_ZEROS] + si]);
+        } else if (f->zero == QKC_ZERO_FLOAT) {
+            uint32_t m = qkc_pack_rd(job->src + wl->offset[QKC_SECTION_ZEROS] + si * (uint64_t)sb, sb);
+            job->min[c] = f->scale_dtype == QKC_DTYPE_BF16 ? m << 16 : m;
+        }
+    }
+}
+
+static qkc_status planar_pack(qkc_pack_job *job, uint8_t *out)
+{
+    return qkc_pack_rows(job, out, read_planar);
+}
+
+const qkc_family_codec qkc_family_planar_codec = {
+    .name = "planar",
+    .quantize = qkc_ref_planar_quantize,
+    .dequantize = qkc_ref_planar_dequantize,
+    .pack = planar_pack,
+};

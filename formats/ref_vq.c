@@ -1,6 +1,7 @@
 /*
- * Reference codec of the 2-D vector codebooks (w=vq vq=V:B, ir/vq.h and
- * docs/formats.md give the bytes), and the packer of the VQ kernel layout.
+ * The VQ family's codec (formats/family.h): the reference codec of the 2-D
+ * vector codebooks (w=vq vq=V:B, ir/vq.h and docs/formats.md give the
+ * bytes), and the packer of the VQ kernel layout.
  *
  * Dequantize: W[n, j·V + t] = codebook[idx[n, j]][t], f16 entries widened
  * exactly.
@@ -27,6 +28,7 @@
 #include "core/sort.h"
 #include "ir/klayout.h"
 #include "ir/vq.h"
+#include "formats/family.h"
 #include "formats/ref.h"
 
 #define VQ_ITERS 6
@@ -198,9 +200,15 @@ qkc_status qkc_ref_vq_dequantize(const qkc_ref_weights *rw, const uint8_t *blob,
     return QKC_OK;
 }
 
-void qkc_pack_vq(const qkc_format *f, const qkc_weight_layout *wl, const qkc_klayout *L, int64_t n, int64_t k,
-                 const uint8_t *src, uint8_t *out)
+/* The VQ kernel layout (ir/klayout.h): u16 indices in chunk records, the
+ * codebook widened to f32 after the rows. */
+static qkc_status vq_pack(qkc_pack_job *job, uint8_t *out)
 {
+    const qkc_format *f = job->f;
+    const qkc_weight_layout *wl = job->wl;
+    const qkc_klayout *L = job->L;
+    const uint8_t *src = job->src;
+    int64_t n = job->n, k = job->k;
     int V = L->vq_dim, B = f->vq_bits, eb = qkc_dtype_storage_bytes(f->table_dtype);
     int64_t per_row = k / V, slots = L->chunk / V;
     uint64_t rows = L->row_bytes * (uint64_t)n;
@@ -221,4 +229,12 @@ void qkc_pack_vq(const qkc_format *f, const qkc_weight_layout *wl, const qkc_kla
         float v = get_entry(src + wl->offset[QKC_SECTION_AUX] + (uint64_t)e * (uint64_t)eb, f->table_dtype);
         qkc_wr32(out + L->table_offset + (uint64_t)e * 4u, qkc_f32_bits(v));
     }
+    return QKC_OK;
 }
+
+const qkc_family_codec qkc_family_vq_codec = {
+    .name = "vq",
+    .quantize = qkc_ref_vq_quantize,
+    .dequantize = qkc_ref_vq_dequantize,
+    .pack = vq_pack,
+};

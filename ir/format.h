@@ -40,7 +40,8 @@
  * Preset layouts are the external formats byte for byte (formats.md):
  * GGUF types are rows of ggml blocks in DATA; mxfp8 is rows of 33-byte
  * blocks [e8m0 scale][32 fp8 codes]; nf4_bnb, gptq and awq are described
- * in format.c next to their layout code and in docs/formats.md.
+ * next to their layout code in their family files (ir/fam_bnb.c,
+ * ir/fam_gptq.c; ir/family.h lists them) and in docs/formats.md.
  */
 #ifndef QKC_IR_FORMAT_H
 #define QKC_IR_FORMAT_H
@@ -52,11 +53,31 @@
 
 typedef enum qkc_preset {
     QKC_PRESET_NONE = 0, /* qkc's planar layout */
-#define QKC_PRESET(NAME, ID, KW, GGML) QKC_PRESET_##NAME = ID,
+#define QKC_PRESET(NAME, ID, ...) QKC_PRESET_##NAME = ID,
 #include "ir/presets.def"
 #undef QKC_PRESET
     QKC_PRESET_END_
 } qkc_preset;
+
+/*
+ * Format families: each is the code that implements a kind of format, one
+ * table of operations on each side of the library (ir/family.h: verify,
+ * blob layout, kernel layout; formats/family.h: quantize, dequantize,
+ * pack). A preset's family is its presets.def column; any other format's
+ * follows from its dtype (qkc_format_family, ir/family.h). Not serialized.
+ */
+typedef enum qkc_family {
+    QKC_FAMILY_NONE = 0,   /* not a valid format */
+    QKC_FAMILY_PLANAR = 1, /* qkc's planar layout: dense floats, scaled integers, fp8/fp4, nf4/iq4nl codes */
+    QKC_FAMILY_LUT = 2,    /* lut2/lut3/lut4: codes into tables stored with the weights */
+    QKC_FAMILY_VQ = 3,     /* vq: vector codebooks (ir/vq.h) */
+    QKC_FAMILY_MIXED = 4,  /* w=mixed: row blocks of planar integers of different widths (ir/mixed.h) */
+    QKC_FAMILY_GGUF = 5,   /* rows of fixed blocks: the GGUF types and mxfp8 */
+    QKC_FAMILY_BNB = 6,    /* bitsandbytes nf4 */
+    QKC_FAMILY_GPTQ = 7,   /* GPTQ v1 */
+    QKC_FAMILY_AWQ = 8,    /* AWQ gemm */
+    QKC_FAMILY_END_
+} qkc_family;
 
 typedef enum qkc_granularity {
     QKC_GRAN_NONE = 0, /* unscaled dense float weights */
@@ -106,17 +127,21 @@ typedef struct qkc_format {
     int64_t mixed_rows[QKC_MAX_MIXED_BLOCKS];
 } qkc_format;
 
-/* Static facts about a preset. */
+/* Static facts about a preset: its row of presets.def. */
 typedef struct qkc_preset_desc {
     qkc_preset preset;
     const char *keyword;
     int ggml_type;       /* -1 if not a GGUF type */
     int64_t block_elems; /* K must be a multiple of this (0: no rule) */
     int64_t block_bytes; /* bytes per block for block-row layouts, else 0 */
-    int group_is_free;   /* the spec may choose group= */
+    int group_is_free;   /* the spec may choose group= (a preset without blocks) */
+    qkc_family family;
+    const char *about;   /* what `qkc formats` adds ("" for nothing) */
 } qkc_preset_desc;
 
+/* NULL for QKC_PRESET_NONE or an unknown value. */
 const qkc_preset_desc *qkc_preset_get(qkc_preset preset);
+/* QKC_PRESET_NONE when no preset has that keyword or GGUF type id. */
 qkc_preset qkc_preset_from_keyword(const char *s, size_t len);
 qkc_preset qkc_preset_from_ggml_type(int ggml_type);
 

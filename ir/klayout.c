@@ -1,6 +1,7 @@
 /*
- * Kernel layouts (klayout.h): which layout each weight format gets, and the
- * scalar reference decode of a packed element.
+ * Kernel layouts (klayout.h): the generic half of choosing one — each
+ * format's family fills the chunk record (family.h), this file describes
+ * and places it — and the scalar reference decode of a packed element.
  *
  * The choice is made so that decoding the packed layout repeats the
  * reference dequantizer's arithmetic operation for operation (same operands,
@@ -16,13 +17,10 @@
 
 #include "ir/checked.h"
 #include "ir/dtype.h"
+#include "ir/family.h"
 #include "ir/mixed.h"
 
 #define PERM_ALIGN 64u
-
-/* ggml's kvalues_mxfp4: E2M1 doubled, paired with the 2^(e-128) scale.
- * Code 8 (E2M1 −0) is +0, as in ggml. */
-static const float mxfp4_doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 static int field_bytes(qkc_kfield f)
 {
@@ -88,11 +86,7 @@ static void describe(qkc_klayout *L, const char *note)
         snprintf(L->description + len, sizeof L->description - len, " (%s)", note);
 }
 
-/* The chunk a format's groups allow: 32, or 16 when the group is a
- * multiple of 16 but not of 32 (q6_k, planar group=16 or 48). A partial
- * last group at the K tail is fine: it starts on a group boundary too.
- * Returns 0 (and says why) when groups would straddle chunks. */
-static int chunk_of(const qkc_format *f, char *why, size_t why_size)
+int qkc_klayout_chunk(const qkc_format *f, char *why, size_t why_size)
 {
     if (f->granularity != QKC_GRAN_GROUP)
         return 32;
@@ -104,7 +98,7 @@ static int chunk_of(const qkc_format *f, char *why, size_t why_size)
     return 0;
 }
 
-static void set_fallback(qkc_klayout *L, const char *why)
+void qkc_klayout_set_fallback(qkc_klayout *L, const char *why)
 {
     memset(L, 0, sizeof *L);
     L->chunk = 32;
@@ -114,7 +108,7 @@ static void set_fallback(qkc_klayout *L, const char *why)
     snprintf(L->description, sizeof L->description, "dense f32 fallback: %s", why);
 }
 
-static void set_affine(qkc_klayout *L, int chunk, int code_bits, int zero_const)
+void qkc_klayout_set_affine(qkc_klayout *L, int chunk, int code_bits, int zero_const)
 {
     L->chunk = chunk;
     L->code_bits = code_bits;
@@ -122,7 +116,7 @@ static void set_affine(qkc_klayout *L, int chunk, int code_bits, int zero_const)
     L->zero_const = zero_const;
 }
 
-static void set_table(qkc_klayout *L, int chunk, const float *table)
+void qkc_klayout_set_table(qkc_klayout *L, int chunk, const float *table)
 {
     L->chunk = chunk;
     L->code_bits = 4;
@@ -130,229 +124,12 @@ static void set_table(qkc_klayout *L, int chunk, const float *table)
     memcpy(L->table, table, sizeof L->table);
 }
 
-static void set_dtype_table(qkc_klayout *L, int chunk, qkc_dtype dt)
+void qkc_klayout_set_dtype_table(qkc_klayout *L, int chunk, qkc_dtype dt)
 {
     float t[16];
     for (uint32_t i = 0; i < 16; i++)
         t[i] = qkc_dtype_decode(dt, i);
-    set_table(L, chunk, t);
-}
-
-/* Dense planar weights: the stored values themselves (tf32 is f32 bits
- * with the low 13 mantissa bits cleared on packing). */
-static void set_dense(qkc_klayout *L, qkc_dtype dt)
-{
-    L->chunk = 32;
-    if (dt == QKC_DTYPE_F16) {
-        L->code_bits = 16;
-        L->decode = QKC_KDEC_F16;
-    } else if (dt == QKC_DTYPE_BF16) {
-        L->code_bits = 16;
-        L->decode = QKC_KDEC_BF16;
-    } else {
-        L->code_bits = 32;
-        L->decode = QKC_KDEC_F32;
-    }
-}
-
-/* qkc's planar layout. Returns the note for the description, or NULL after
- * choosing the fallback. */
-static const char *choose_planar(const qkc_format *f, int64_t n, int64_t k, qkc_klayout *L, char *note,
-                                 size_t note_size)
-{
-    const qkc_dtype_desc *dd = qkc_dtype_get(f->dtype);
-    char why[64];
-    int chunk;
-
-    if (f->granularity == QKC_GRAN_NONE) {
-        set_dense(L, f->dtype);
-        snprintf(note, note_size, "%s", dd->keyword);
-        return note;
-    }
-    if (dd->kind == QKC_KIND_VQ) {
-        /* u16 indices per chunk of 32, the codebook widened to f32 */
-        L->chunk = 32;
-        L->code_bits = 16;
-        L->decode = QKC_KDEC_VQ;
-        L->vq_dim = f->vq_dim;
-        L->vq_entries = (int64_t)1 << f->vq_bits;
-        snprintf(note, note_size, "vq %d:%d, %lld %s codewords", f->vq_dim, f->vq_bits, (long long)L->vq_entries,
-                 qkc_dtype_keyword(f->table_dtype));
-        return note;
-    }
-    if (!(chunk = chunk_of(f, why, sizeof why))) {
-        set_fallback(L, why);
-        return NULL;
-    }
-    L->outliers = f->outliers == QKC_OUTLIERS_SPARSE; /* CSR arrays after the rows (place) */
-    if (dd->kind == QKC_KIND_LUT) {
-        /* Codes widen to 4 bits; the tables are copied out as 16 f32 each. */
-        L->chunk = chunk;
-        L->code_bits = 4;
-        L->decode = QKC_KDEC_LUT;
-        L->lut_tables = qkc_format_lut_tables(f, n, k);
-        L->tidx = L->lut_tables > 1 ? QKC_KF_U32 : QKC_KF_NONE;
-        snprintf(note, note_size, "%s, %lld %s table%s", dd->keyword, (long long)L->lut_tables,
-                 qkc_dtype_keyword(f->table_dtype), L->lut_tables > 1 ? "s" : "");
-        return note;
-    }
-    int code_bits = dd->bits <= 4 ? 4 : 8;
-    if (dd->kind == QKC_KIND_INT) {
-        /* Signed codes become offset binary so every code is unsigned;
-         * zero_const takes the offset back out, exactly. */
-        set_affine(L, chunk, code_bits, dd->is_signed ? 1 << (dd->bits - 1) : 0);
-    } else if (f->dtype == QKC_DTYPE_FP8E4M3 || f->dtype == QKC_DTYPE_FP8E5M2) {
-        L->chunk = chunk;
-        L->code_bits = 8;
-        L->decode = f->dtype == QKC_DTYPE_FP8E4M3 ? QKC_KDEC_FP8E4M3 : QKC_KDEC_FP8E5M2;
-    } else {
-        /* nf4, iq4nl, fp4: the dtype's own decode table (fp4 code 8 is −0,
-         * as the reference decodes it). */
-        set_dtype_table(L, chunk, f->dtype);
-    }
-
-    if (f->scale2_dtype != QKC_DTYPE_INVALID)
-        L->scale = QKC_KF_F32; /* s2 · decode(code), computed once at packing */
-    else if (f->scale_dtype == QKC_DTYPE_F16)
-        L->scale = QKC_KF_F16;
-    else if (f->scale_dtype == QKC_DTYPE_E8M0) {
-        L->scale = QKC_KF_E8M0;
-        L->e8m0_ff_is_nan = 1;
-    } else
-        L->scale = QKC_KF_F32; /* f32, and bf16 widened exactly */
-    if (f->zero == QKC_ZERO_FLOAT)
-        L->min = f->scale_dtype == QKC_DTYPE_F16 ? QKC_KF_F16 : QKC_KF_F32;
-    else if (f->zero == QKC_ZERO_INT)
-        L->zero = QKC_KF_I16;
-
-    if (dd->kind == QKC_KIND_INT && dd->is_signed)
-        snprintf(note, note_size, "%s, offset-binary codes", dd->keyword);
-    else
-        snprintf(note, note_size, "%s", dd->keyword);
-    if (L->outliers) {
-        size_t len = strlen(note);
-        snprintf(note + len, note_size - len, ", +sparse outliers");
-    }
-    if (f->granularity == QKC_GRAN_TENSOR || f->granularity == QKC_GRAN_CHANNEL) {
-        size_t len = strlen(note);
-        snprintf(note + len, note_size - len, ", %s scale repeated",
-                 f->granularity == QKC_GRAN_TENSOR ? "tensor" : "row");
-    }
-    if (f->scale2_dtype != QKC_DTYPE_INVALID) {
-        size_t len = strlen(note);
-        snprintf(note + len, note_size - len, ", scales resolved");
-    }
-    return note;
-}
-
-/* GPTQ / AWQ: 4- or 8-bit codes minus an i16 zero under an f16 scale. */
-static const char *choose_gptq_awq(const qkc_format *f, int64_t k, qkc_klayout *L, char *note, size_t note_size)
-{
-    const qkc_dtype_desc *dd = qkc_dtype_get(f->dtype);
-    char why[64];
-    int chunk = chunk_of(f, why, sizeof why);
-    int actorder = f->preset == QKC_PRESET_GPTQ && (f->flags & QKC_FORMAT_ACTORDER);
-
-    if (!chunk) {
-        /* Act-order falls back unpermuted: dense values need no grouping. */
-        set_fallback(L, why);
-        return NULL;
-    }
-    set_affine(L, chunk, dd->bits <= 4 ? 4 : 8, 0);
-    L->scale = QKC_KF_F16;
-    L->zero = QKC_KF_I16;
-    /* One group over all of K (channel, or group >= k) needs no
-     * permutation: every valid g_idx is then 0. */
-    if (actorder && f->granularity == QKC_GRAN_GROUP && f->group < k)
-        L->permute_k = 1;
-    if (f->preset == QKC_PRESET_AWQ)
-        snprintf(note, note_size, "awq");
-    else
-        snprintf(note, note_size, "gptq %d-bit%s, zero = field + 1", dd->bits, actorder ? " act-order" : "");
-    return note;
-}
-
-static const char *choose_preset(const qkc_format *f, int64_t k, qkc_klayout *L, char *note, size_t note_size)
-{
-    char why[64];
-    int chunk = chunk_of(f, why, sizeof why);
-    const char *kw = qkc_preset_get(f->preset)->keyword;
-
-    if (!chunk && f->preset != QKC_PRESET_GPTQ && f->preset != QKC_PRESET_AWQ) {
-        set_fallback(L, why);
-        return NULL;
-    }
-    switch (f->preset) {
-    case QKC_PRESET_Q4_0:
-        set_affine(L, chunk, 4, 8);
-        L->scale = QKC_KF_F16;
-        L->in_place = 1;
-        break;
-    case QKC_PRESET_Q4_1:
-        set_affine(L, chunk, 4, 0);
-        L->scale = QKC_KF_F16;
-        L->min = QKC_KF_F16;
-        L->in_place = 1;
-        break;
-    case QKC_PRESET_Q5_0:
-    case QKC_PRESET_Q5_1:
-        /* The fifth bit (qh) joins the low nibble: one 8-bit code each. */
-        set_affine(L, chunk, 8, f->preset == QKC_PRESET_Q5_0 ? 16 : 0);
-        L->scale = QKC_KF_F16;
-        if (f->preset == QKC_PRESET_Q5_1)
-            L->min = QKC_KF_F16;
-        snprintf(note, note_size, "%s, qh joined", kw);
-        return note;
-    case QKC_PRESET_Q8_0:
-        /* int8 codes as offset binary (code + 128) under zero_const 128. */
-        set_affine(L, chunk, 8, 128);
-        L->scale = QKC_KF_F16;
-        snprintf(note, note_size, "q8_0, codes + 128");
-        return note;
-    case QKC_PRESET_Q4_K:
-    case QKC_PRESET_Q5_K:
-        /* scale = d·sc, min = −(dmin·m), both f32 as ggml computes them. */
-        set_affine(L, chunk, f->preset == QKC_PRESET_Q4_K ? 4 : 8, 0);
-        L->scale = QKC_KF_F32;
-        L->min = QKC_KF_F32;
-        snprintf(note, note_size, "%s, d*sc and -(dmin*m) resolved", kw);
-        return note;
-    case QKC_PRESET_Q6_K:
-        set_affine(L, chunk, 8, 32);
-        L->scale = QKC_KF_F32;
-        snprintf(note, note_size, "q6_k, d*sc resolved");
-        return note;
-    case QKC_PRESET_IQ4_NL:
-        set_dtype_table(L, chunk, QKC_DTYPE_IQ4NL);
-        L->scale = QKC_KF_F16;
-        L->in_place = 1;
-        break;
-    case QKC_PRESET_MXFP4:
-        set_table(L, chunk, mxfp4_doubled);
-        L->scale = QKC_KF_E8M0;
-        L->e8m0_half = 1;
-        L->in_place = 1;
-        break;
-    case QKC_PRESET_MXFP8:
-        L->chunk = chunk;
-        L->code_bits = 8;
-        L->decode = f->dtype == QKC_DTYPE_FP8E5M2 ? QKC_KDEC_FP8E5M2 : QKC_KDEC_FP8E4M3;
-        L->scale = QKC_KF_E8M0;
-        L->e8m0_ff_is_nan = 1;
-        L->in_place = 1;
-        snprintf(note, note_size, "mxfp8%s in place", f->dtype == QKC_DTYPE_FP8E5M2 ? ":e5m2" : "");
-        return note;
-    case QKC_PRESET_NF4_BNB:
-        set_dtype_table(L, chunk, QKC_DTYPE_NF4);
-        L->scale = QKC_KF_F32;
-        snprintf(note, note_size, "nf4_bnb%s, absmax resolved", (f->flags & QKC_FORMAT_DQ) ? ":dq" : "");
-        return note;
-    case QKC_PRESET_GPTQ:
-    case QKC_PRESET_AWQ: return choose_gptq_awq(f, k, L, note, note_size);
-    default: return NULL;
-    }
-    snprintf(note, note_size, "%s in place", kw);
-    return note;
+    qkc_klayout_set_table(L, chunk, t);
 }
 
 #define mul_ok qkc_mul_u64
@@ -445,16 +222,16 @@ qkc_status qkc_klayout_for(const qkc_format *f, int64_t n, int64_t k, qkc_klayou
     qkc_klayout L;
     char note[80];
     const char *what;
+    const qkc_family_ir *fam;
 
     if (!f || !out || n <= 0 || k <= 0 || !qkc_dtype_get(f->dtype) ||
-        (f->preset != QKC_PRESET_NONE && !qkc_preset_get(f->preset)))
+        !(fam = qkc_family_ir_get(qkc_format_family(f))))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "klayout: invalid format or shape");
-    if (f->mixed_blocks)
-        return qkc_mixed_klayout(f, n, k, out, diag);
+    if (fam->kernel_layout_whole)
+        return fam->kernel_layout_whole(f, n, k, out, diag);
     memset(&L, 0, sizeof L);
     note[0] = '\0';
-    what = f->preset == QKC_PRESET_NONE ? choose_planar(f, n, k, &L, note, sizeof note)
-                                        : choose_preset(f, k, &L, note, sizeof note);
+    what = fam->kernel_layout(f, n, k, &L, note, sizeof note);
     if (what)
         describe(&L, what);
     else if (!L.fallback)

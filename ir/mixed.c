@@ -1,17 +1,14 @@
-/* w=mixed: row blocks of different integer widths in one tensor (mixed.h). */
+/* The MIXED family (family.h): w=mixed, row blocks of different integer
+ * widths in one tensor (mixed.h). */
 #include "ir/mixed.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "ir/checked.h"
+#include "ir/family.h"
 
-#define FAIL(key, st, ...)                                                                         \
-    do {                                                                                           \
-        if (bad_key)                                                                               \
-            *bad_key = (key);                                                                      \
-        return qkc_diag_set(diag, (st), __VA_ARGS__);                                              \
-    } while (0)
+#define FAIL QKC_VERIFY_FAIL
 
 qkc_dtype qkc_mixed_dtype_of_bits(int bits)
 {
@@ -280,3 +277,26 @@ qkc_status qkc_mixed_klayout(const qkc_format *f, int64_t n, int64_t k, qkc_klay
     *out = L;
     return QKC_OK;
 }
+
+/* The rules of the format as one block (its own family's), then the
+ * mixed rules. */
+static qkc_status mixed_family_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
+{
+    qkc_matmul one = *mm;
+    const qkc_family_ir *fam;
+    qkc_status st;
+    one.w.mixed_blocks = 0;
+    fam = qkc_family_ir_get(qkc_format_family(&one.w));
+    if (!fam)
+        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "bits= gives the row blocks of w=mixed only");
+    if ((st = fam->verify(&one, diag, bad_key)) != QKC_OK)
+        return st;
+    return qkc_mixed_verify(mm, diag, bad_key);
+}
+
+const qkc_family_ir qkc_family_mixed_ir = {
+    .name = "mixed",
+    .verify = mixed_family_verify,
+    .layout_whole = qkc_mixed_format_layout,
+    .kernel_layout_whole = qkc_mixed_klayout,
+};

@@ -10,6 +10,7 @@
  * from them (a preset first, then the keys that refine it), then verify.
  */
 #include "ir/spec.h"
+#include "ir/family.h"
 #include "ir/mixed.h"
 
 #include <errno.h>
@@ -211,19 +212,40 @@ static int dense_float(qkc_dtype d)
     return d == QKC_DTYPE_F32 || d == QKC_DTYPE_F16 || d == QKC_DTYPE_BF16 || d == QKC_DTYPE_TF32;
 }
 
+qkc_status qkc_option_none(const qkc_format *f, const char *word, size_t len, qkc_diag *diag)
+{
+    return qkc_diag_set(diag, QKC_ERR_PARSE, "%s takes no options (found ':%.*s')", qkc_preset_get(f->preset)->keyword,
+                        (int)(len > 20 ? 20 : len), word);
+}
+
+qkc_status qkc_option_unknown(const qkc_format *f, const char *word, size_t len, const char *allowed,
+                              qkc_diag *diag)
+{
+    return qkc_diag_set(diag, QKC_ERR_PARSE, "unknown or repeated option '%.*s' for %s; options are %s",
+                        (int)(len > 20 ? 20 : len), word, qkc_preset_get(f->preset)->keyword, allowed);
+}
+
 qkc_status qkc_format_from_words(const char *word, size_t len, const char *options, size_t olen,
                                  qkc_format *out, qkc_diag *diag)
 {
     qkc_preset p = qkc_preset_from_keyword(word, len);
+    const qkc_family_ir *fam;
     qkc_format f;
     if (p == QKC_PRESET_NONE) {
         qkc_dtype d = qkc_dtype_from_keyword(word, len);
-        if (d == QKC_DTYPE_INVALID)
+        if (d == QKC_DTYPE_INVALID) {
+            char presets[256];
+            size_t n = 0;
+            presets[0] = '\0';
+            for (int i = 1; i < QKC_PRESET_END_ && n < sizeof presets; i++)
+                if (qkc_preset_get((qkc_preset)i))
+                    n += (size_t)snprintf(presets + n, sizeof presets - n, "%s%s", n ? " " : "",
+                                          qkc_preset_get((qkc_preset)i)->keyword);
             return qkc_diag_set(diag, QKC_ERR_PARSE,
                                 "unknown weight format '%.*s'; expected a dtype (int8 uint8 int4 uint4 int3 int2 "
-                                "nf4 fp4 fp8e4m3 fp8e5m2 bf16 f16 tf32 f32 ...) or a preset (q4_0 q4_1 q5_0 q5_1 "
-                                "q8_0 q4_k q5_k q6_k iq4_nl mxfp4 mxfp8 nf4_bnb gptq awq)",
-                                (int)(len > 40 ? 40 : len), word);
+                                "nf4 fp4 fp8e4m3 fp8e5m2 bf16 f16 tf32 f32 ...) or a preset (%s)",
+                                (int)(len > 40 ? 40 : len), word, presets);
+        }
         if (olen)
             return qkc_diag_set(diag, QKC_ERR_PARSE, "%s takes no options (found ':%.*s')", qkc_dtype_keyword(d),
                                 (int)(olen > 40 ? 40 : olen), options);
@@ -243,50 +265,19 @@ qkc_status qkc_format_from_words(const char *word, size_t len, const char *optio
         return QKC_OK;
     }
     f = qkc_preset_format(p);
-    /* Options: ':'-separated words after the preset keyword. */
+    fam = qkc_family_ir_get(qkc_format_family(&f));
+    /* Options: ':'-separated words after the preset keyword, each the
+     * family's to read. */
     {
         const char *s = options, *end = options ? options + olen : NULL; /* no NULL + 0 */
-        int seen_bits = 0;
+        unsigned seen = 0;
         while (s && s < end) {
             const char *e = memchr(s, ':', (size_t)(end - s));
             size_t n = e ? (size_t)(e - s) : (size_t)(end - s);
-            if (p == QKC_PRESET_GPTQ && n >= 1 && s[0] >= '0' && s[0] <= '9') {
-                qkc_dtype bits_dt = QKC_DTYPE_INVALID;
-                if (n == 1 && s[0] == '2')
-                    bits_dt = QKC_DTYPE_UINT2;
-                else if (n == 1 && s[0] == '3')
-                    bits_dt = QKC_DTYPE_UINT3;
-                else if (n == 1 && s[0] == '4')
-                    bits_dt = QKC_DTYPE_UINT4;
-                else if (n == 1 && s[0] == '8')
-                    bits_dt = QKC_DTYPE_UINT8;
-                if (bits_dt == QKC_DTYPE_INVALID)
-                    return qkc_diag_set(diag, QKC_ERR_PARSE, "gptq:%.*s: gptq bits must be 2, 3, 4 or 8",
-                                        (int)(n > 20 ? 20 : n), s);
-                if (seen_bits++)
-                    return qkc_diag_set(diag, QKC_ERR_PARSE, "gptq: bits given twice");
-                f.dtype = bits_dt;
-            } else if (p == QKC_PRESET_GPTQ && n == 8 && !memcmp(s, "actorder", 8) &&
-                       !(f.flags & QKC_FORMAT_ACTORDER)) {
-                f.flags |= QKC_FORMAT_ACTORDER;
-            } else if (p == QKC_PRESET_NF4_BNB && n == 2 && !memcmp(s, "dq", 2) && !(f.flags & QKC_FORMAT_DQ)) {
-                f.flags |= QKC_FORMAT_DQ;
-                f.scale_dtype = QKC_DTYPE_UINT8;
-                f.scale2_dtype = QKC_DTYPE_F32;
-                f.super_group = 256;
-            } else if (p == QKC_PRESET_MXFP8 && n == 4 && (!memcmp(s, "e4m3", 4) || !memcmp(s, "e5m2", 4))) {
-                f.dtype = s[1] == '5' ? QKC_DTYPE_FP8E5M2 : QKC_DTYPE_FP8E4M3;
-            } else {
-                const char *allowed = p == QKC_PRESET_GPTQ      ? "2, 3, 4, 8 and actorder"
-                                      : p == QKC_PRESET_NF4_BNB ? "dq"
-                                      : p == QKC_PRESET_MXFP8   ? "e4m3 and e5m2"
-                                                                : NULL;
-                if (!allowed)
-                    return qkc_diag_set(diag, QKC_ERR_PARSE, "%s takes no options (found ':%.*s')",
-                                        qkc_preset_get(p)->keyword, (int)(n > 20 ? 20 : n), s);
-                return qkc_diag_set(diag, QKC_ERR_PARSE, "unknown or repeated option '%.*s' for %s; options are %s",
-                                    (int)(n > 20 ? 20 : n), s, qkc_preset_get(p)->keyword, allowed);
-            }
+            qkc_status st = fam && fam->parse_option ? fam->parse_option(&f, s, n, &seen, diag)
+                                                     : qkc_option_none(&f, s, n, diag);
+            if (st != QKC_OK)
+                return st;
             s = e ? e + 1 : end;
         }
     }
@@ -296,19 +287,10 @@ qkc_status qkc_format_from_words(const char *word, size_t len, const char *optio
 
 void qkc_format_options(const qkc_format *f, char *buf, size_t size)
 {
-    size_t n = 0;
+    const qkc_family_ir *fam = f->preset != QKC_PRESET_NONE ? qkc_family_ir_get(qkc_format_family(f)) : NULL;
     buf[0] = '\0';
-    if (f->preset == QKC_PRESET_GPTQ) {
-        const qkc_dtype_desc *d = qkc_dtype_get(f->dtype);
-        if (d && d->bits != 4)
-            n += (size_t)snprintf(buf + n, size - n, "%d", d->bits);
-        if (f->flags & QKC_FORMAT_ACTORDER)
-            snprintf(buf + n, n < size ? size - n : 0, "%sactorder", n ? ":" : "");
-    } else if (f->preset == QKC_PRESET_NF4_BNB && (f->flags & QKC_FORMAT_DQ)) {
-        snprintf(buf, size, "dq");
-    } else if (f->preset == QKC_PRESET_MXFP8 && f->dtype == QKC_DTYPE_FP8E5M2) {
-        snprintf(buf, size, "e5m2");
-    }
+    if (fam && fam->print_options)
+        fam->print_options(f, buf, size);
 }
 
 static const char *const ascale_names[] = {"dynamic", "static", "static:channel"};

@@ -1,40 +1,21 @@
 /*
  * The verifier: every rule a matmul description must satisfy before code is
  * generated for it. Each failure names the key and the rule, and says what
- * would be accepted. The rules are listed in docs/spec.md ("Rules").
+ * would be accepted. The rules are listed in docs/spec.md ("Rules"). The
+ * rules of each weight format are its family's (family.h); the rules every
+ * preset shares are here (qkc_preset_verify).
  */
 #include "ir/spec.h"
-#include "ir/mixed.h"
+#include "ir/family.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define FAIL(key, st, ...)                                                                         \
-    do {                                                                                           \
-        if (bad_key)                                                                               \
-            *bad_key = (key);                                                                      \
-        return qkc_diag_set(diag, (st), __VA_ARGS__);                                              \
-    } while (0)
-
-static int is_int(qkc_dtype d)
-{
-    const qkc_dtype_desc *dd = qkc_dtype_get(d);
-    return dd && dd->kind == QKC_KIND_INT;
-}
-
-static int is_dense_float(qkc_dtype d)
-{
-    return d == QKC_DTYPE_F32 || d == QKC_DTYPE_F16 || d == QKC_DTYPE_BF16 || d == QKC_DTYPE_TF32;
-}
+#define FAIL QKC_VERIFY_FAIL
 
 static int is_io_float(qkc_dtype d)
 {
     return d == QKC_DTYPE_F32 || d == QKC_DTYPE_F16 || d == QKC_DTYPE_BF16;
-}
-
-static int is_pow2(int64_t v)
-{
-    return v > 0 && (v & (v - 1)) == 0;
 }
 
 static const char *gran_text(const qkc_format *f, char *buf, size_t n)
@@ -51,7 +32,8 @@ static const char *gran_text(const qkc_format *f, char *buf, size_t n)
 
 /* The fields a preset fixes must match its expansion (with the options the
  * format carries); only group (where free) may differ. */
-static qkc_status verify_preset(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
+qkc_status qkc_preset_verify(const qkc_matmul *mm, const char *dtype_rule, int channel_ok, qkc_diag *diag,
+                             qkc_key *bad_key)
 {
     const qkc_format *f = &mm->w;
     const qkc_preset_desc *pd = qkc_preset_get(f->preset);
@@ -61,15 +43,15 @@ static qkc_status verify_preset(const qkc_matmul *mm, qkc_diag *diag, qkc_key *b
     qkc_diag d2;
     char g1[32], g2[32];
 
+    if (f->table_dtype != QKC_DTYPE_INVALID)
+        FAIL(QKC_KEY_TABLE, QKC_ERR_INVALID_SPEC, "w=%s has no table; table= is for w=lut2, lut3 or lut4", kw);
     qkc_format_options(f, opts, sizeof opts);
     snprintf(word, sizeof word, "%s%s%s", kw, opts[0] ? ":" : "", opts);
     if (qkc_format_from_words(kw, strlen(kw), opts, strlen(opts), &want, &d2))
         FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w=%s: %s", word, d2.message);
-    if (f->preset == QKC_PRESET_GPTQ && !(f->dtype == QKC_DTYPE_UINT2 || f->dtype == QKC_DTYPE_UINT3 ||
-                                          f->dtype == QKC_DTYPE_UINT4 || f->dtype == QKC_DTYPE_UINT8))
-        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "gptq weights are 2, 3, 4 or 8 bits (w=gptq:BITS)");
+    if (dtype_rule && f->dtype != want.dtype)
+        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "%s", dtype_rule);
     if (pd->group_is_free) {
-        int channel_ok = f->preset == QKC_PRESET_GPTQ;
         if (!(f->granularity == QKC_GRAN_GROUP || (channel_ok && f->granularity == QKC_GRAN_CHANNEL)))
             FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "w=%s needs group=SIZE%s, not group=%s", word,
                  channel_ok ? " or group=channel" : "", gran_text(f, g1, sizeof g1));
@@ -102,202 +84,17 @@ static qkc_status verify_preset(const qkc_matmul *mm, qkc_diag *diag, qkc_key *b
     }
     if (!qkc_format_equal(f, &want))
         FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w=%s: the format fields do not match the preset", word);
-
-    /* Shape rules of each external layout. */
     if (pd->block_elems > 0 && mm->k % pd->block_elems != 0)
         FAIL(QKC_KEY_K, QKC_ERR_INVALID_SPEC, "w=%s stores blocks of %lld weights along k; k=%lld is not a multiple of %lld",
              word, (long long)pd->block_elems, (long long)mm->k, (long long)pd->block_elems);
-    switch (f->preset) {
-    case QKC_PRESET_NF4_BNB:
-        if (!is_pow2(f->group) || f->group < 32 || f->group > 4096)
-            FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC,
-                 "nf4_bnb block size group=%lld must be a power of two from 32 to 4096", (long long)f->group);
-        if (mm->k % f->group != 0)
-            FAIL(QKC_KEY_K, QKC_ERR_INVALID_SPEC,
-                 "nf4_bnb blocks must stay inside a row: k=%lld is not a multiple of group=%lld",
-                 (long long)mm->k, (long long)f->group);
-        break;
-    case QKC_PRESET_GPTQ: {
-        int bits = qkc_dtype_get(f->dtype)->bits;
-        int64_t kq = bits == 3 ? 32 : 32 / bits; /* values per packed run */
-        if (mm->k % kq != 0)
-            FAIL(QKC_KEY_K, QKC_ERR_INVALID_SPEC, "gptq packs %lld %d-bit weights per int32 run along k; k=%lld is not a multiple of %lld",
-                 (long long)kq, bits, (long long)mm->k, (long long)kq);
-        if (mm->n % kq != 0)
-            FAIL(QKC_KEY_N, QKC_ERR_INVALID_SPEC, "gptq packs %d-bit zero points along n; n=%lld is not a multiple of %lld",
-                 bits, (long long)mm->n, (long long)kq);
-        break;
-    }
-    case QKC_PRESET_AWQ:
-        if (mm->n % 8 != 0)
-            FAIL(QKC_KEY_N, QKC_ERR_INVALID_SPEC, "awq packs 8 columns per int32; n=%lld is not a multiple of 8",
-                 (long long)mm->n);
-        if (mm->k % f->group != 0)
-            FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "awq needs group to divide k; group=%lld does not divide k=%lld",
-                 (long long)f->group, (long long)mm->k);
-        break;
-    default: break;
-    }
-    return QKC_OK;
-}
-
-/* lut2/lut3/lut4: a table per tensor, row or group; no scale, zero or
- * outliers (the table already holds the values). */
-static qkc_status verify_lut(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
-{
-    const qkc_format *f = &mm->w;
-    const char *wk = qkc_dtype_keyword(f->dtype);
-    if (f->table_dtype != QKC_DTYPE_F16 && f->table_dtype != QKC_DTYPE_F32)
-        FAIL(QKC_KEY_TABLE, QKC_ERR_INVALID_SPEC, "w=%s needs table=f16 or table=f32 (the dtype of its codebook entries)",
-             wk);
-    if (f->granularity == QKC_GRAN_NONE)
-        FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "w=%s needs a table granularity: group=SIZE, channel or tensor", wk);
-    if (f->granularity == QKC_GRAN_GROUP && (f->group < 1 || f->group > mm->k))
-        FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "group=%lld: a table group holds 1 to k=%lld weights",
-             (long long)f->group, (long long)mm->k);
-    if (f->scale_dtype != QKC_DTYPE_INVALID || f->scale2_dtype != QKC_DTYPE_INVALID)
-        FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC,
-             "w=%s takes no scale: its table holds the weight values; remove scale=", wk);
-    if (f->zero != QKC_ZERO_NONE)
-        FAIL(QKC_KEY_ZERO, QKC_ERR_INVALID_SPEC, "w=%s has no zero point (the table holds the values); remove zero=", wk);
-    if (f->outliers != QKC_OUTLIERS_NONE)
-        FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "w=%s does not take outliers", wk);
-    if (f->flags != 0)
-        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "preset options need a preset");
-    if (mm->compute == QKC_COMPUTE_INT8)
-        FAIL(QKC_KEY_COMPUTE, QKC_ERR_INVALID_SPEC,
-             "compute=int8 needs integer weight codes; w=%s decodes through a float table (use compute=f32, bf16, f16 "
-             "or tf32)",
-             wk);
-    return QKC_OK;
-}
-
-/* vq: one codebook per tensor of 2^B vectors of V weights; K a multiple
- * of V; no scale, zero or outliers. */
-static qkc_status verify_vq(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
-{
-    const qkc_format *f = &mm->w;
-    if (f->vq_dim == 0 && f->vq_bits == 0)
-        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w=vq needs vq=V:B (V = 2, 4 or 8 weights per index, B = 4 .. 12 bits)");
-    if (f->vq_dim != 2 && f->vq_dim != 4 && f->vq_dim != 8)
-        FAIL(QKC_KEY_VQ, QKC_ERR_INVALID_SPEC, "vq=%d:%d: a codeword holds V = 2, 4 or 8 weights", f->vq_dim, f->vq_bits);
-    if (f->vq_bits < 4 || f->vq_bits > 12)
-        FAIL(QKC_KEY_VQ, QKC_ERR_INVALID_SPEC, "vq=%d:%d: an index has B = 4 .. 12 bits (16 .. 4096 codewords)",
-             f->vq_dim, f->vq_bits);
-    if (mm->k % f->vq_dim != 0)
-        FAIL(QKC_KEY_K, QKC_ERR_INVALID_SPEC, "k=%lld is not a multiple of the vq vector length %d", (long long)mm->k,
-             f->vq_dim);
-    if (f->table_dtype != QKC_DTYPE_F16 && f->table_dtype != QKC_DTYPE_F32)
-        FAIL(QKC_KEY_TABLE, QKC_ERR_INVALID_SPEC, "w=vq needs table=f16 or table=f32 (the dtype of its codebook)");
-    if (f->granularity != QKC_GRAN_TENSOR)
-        FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC,
-             "w=vq has one codebook per tensor: group=tensor (per-row or per-group codebooks are not supported)");
-    if (f->scale_dtype != QKC_DTYPE_INVALID || f->scale2_dtype != QKC_DTYPE_INVALID)
-        FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "w=vq takes no scale: its codebook holds the weight values; remove scale=");
-    if (f->zero != QKC_ZERO_NONE)
-        FAIL(QKC_KEY_ZERO, QKC_ERR_INVALID_SPEC, "w=vq has no zero point; remove zero=");
-    if (f->outliers != QKC_OUTLIERS_NONE)
-        FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "w=vq does not take outliers");
-    if (f->flags != 0)
-        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "preset options need a preset");
-    if (mm->compute == QKC_COMPUTE_INT8)
-        FAIL(QKC_KEY_COMPUTE, QKC_ERR_INVALID_SPEC,
-             "compute=int8 needs integer weight codes; w=vq decodes through a float codebook (use compute=f32, bf16, "
-             "f16 or tf32)");
-    return QKC_OK;
-}
-
-static qkc_status verify_planar(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
-{
-    const qkc_format *f = &mm->w;
-    const qkc_dtype_desc *dd = qkc_dtype_get(f->dtype);
-    const char *wk = dd->keyword;
-
-    if (f->dtype == QKC_DTYPE_E8M0)
-        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w=e8m0: e8m0 is a scale-only dtype; use it as scale=e8m0");
-    if (is_dense_float(f->dtype)) {
-        if (f->granularity != QKC_GRAN_NONE || f->scale_dtype != QKC_DTYPE_INVALID)
-            FAIL(f->scale_dtype != QKC_DTYPE_INVALID ? QKC_KEY_SCALE : QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC,
-                 "w=%s weights are stored unscaled; remove group= and scale=", wk);
-        if (f->zero != QKC_ZERO_NONE)
-            FAIL(QKC_KEY_ZERO, QKC_ERR_INVALID_SPEC, "w=%s weights have no zero point; remove zero=", wk);
-        if (f->outliers != QKC_OUTLIERS_NONE)
-            FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "w=%s weights are dense floats; outliers do not apply", wk);
-        return QKC_OK;
-    }
-    if (dd->kind == QKC_KIND_VQ)
-        return verify_vq(mm, diag, bad_key);
-    if (f->vq_dim || f->vq_bits)
-        FAIL(QKC_KEY_VQ, QKC_ERR_INVALID_SPEC, "vq= gives the vector codebook of w=vq; w=%s has none", wk);
-    if (dd->kind == QKC_KIND_LUT) {
-        qkc_status st = verify_lut(mm, diag, bad_key);
-        if (st)
-            return st;
-        return QKC_OK;
-    }
-    if (f->table_dtype != QKC_DTYPE_INVALID)
-        FAIL(QKC_KEY_TABLE, QKC_ERR_INVALID_SPEC, "table= gives the codebook of w=lut2, lut3 or lut4; w=%s has no table", wk);
-    if (f->granularity == QKC_GRAN_NONE || f->scale_dtype == QKC_DTYPE_INVALID)
-        FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "w=%s weights need a scale granularity: group=SIZE, channel or tensor", wk);
-    if (f->granularity == QKC_GRAN_GROUP) {
-        if (f->group < 1)
-            FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "group=%lld: a group holds at least one weight", (long long)f->group);
-        if (f->group > mm->k)
-            FAIL(QKC_KEY_GROUP, QKC_ERR_INVALID_SPEC, "group=%lld exceeds k=%lld; use group=channel for one scale per row",
-                 (long long)f->group, (long long)mm->k);
-    }
-
-    /* Scales. */
-    if (f->scale2_dtype == QKC_DTYPE_INVALID) {
-        if (f->super_group != 0)
-            FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "a super-group needs a second-level scale dtype");
-        if (!(is_io_float(f->scale_dtype) || f->scale_dtype == QKC_DTYPE_E8M0)) {
-            if (is_int(f->scale_dtype) || qkc_dtype_get(f->scale_dtype)->kind == QKC_KIND_MINIFLOAT)
-                FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC,
-                     "scale=%s is a quantized scale and needs a second level, e.g. scale=%s:f32:16",
-                     qkc_dtype_keyword(f->scale_dtype), qkc_dtype_keyword(f->scale_dtype));
-            FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "scale=%s: scales are f32, f16, bf16 or e8m0",
-                 qkc_dtype_keyword(f->scale_dtype));
-        }
-    } else {
-        const qkc_dtype_desc *sd = qkc_dtype_get(f->scale_dtype);
-        if (!(is_int(f->scale_dtype) || sd->kind == QKC_KIND_MINIFLOAT) || f->scale_dtype == QKC_DTYPE_FP4)
-            FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC,
-                 "double quantization quantizes scales to an integer or fp8 dtype, not %s", sd->keyword);
-        if (!is_io_float(f->scale2_dtype))
-            FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "the second-level scale is f32, f16 or bf16, not %s",
-                 qkc_dtype_keyword(f->scale2_dtype));
-        if (f->super_group < 1 || f->super_group > QKC_MAX_SUPER_GROUP)
-            FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "the super-group holds 1 to %d groups, not %lld",
-                 QKC_MAX_SUPER_GROUP, (long long)f->super_group);
-        if (f->granularity != QKC_GRAN_GROUP)
-            FAIL(QKC_KEY_SCALE, QKC_ERR_INVALID_SPEC, "double quantization needs group=SIZE granularity");
-    }
-
-    /* Zero points. */
-    if (f->zero == QKC_ZERO_INT && !is_int(f->dtype))
-        FAIL(QKC_KEY_ZERO, QKC_ERR_INVALID_SPEC, "zero=int needs integer weights; %s weights have no integer zero point", wk);
-    if (f->zero == QKC_ZERO_FLOAT) {
-        if (!is_int(f->dtype))
-            FAIL(QKC_KEY_ZERO, QKC_ERR_INVALID_SPEC, "zero=float (x = d*q + m) needs integer weights, not %s", wk);
-        if (!is_io_float(f->scale_dtype) || f->scale2_dtype != QKC_DTYPE_INVALID)
-            FAIL(QKC_KEY_ZERO, QKC_ERR_INVALID_SPEC,
-                 "zero=float stores minima in the scale dtype, which must then be f32, f16 or bf16");
-    }
-
-    /* Outliers. */
-    if (f->outliers == QKC_OUTLIERS_SPARSE &&
-        !(f->outlier_fraction > 0.0 && f->outlier_fraction <= QKC_MAX_OUTLIER_FRACTION))
-        FAIL(QKC_KEY_OUTLIERS, QKC_ERR_INVALID_SPEC, "outliers=sparse:%g: the fraction must be in (0, %g]",
-             f->outlier_fraction, QKC_MAX_OUTLIER_FRACTION);
-    if (f->flags != 0)
-        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "preset options need a preset");
     return QKC_OK;
 }
 
 qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key)
 {
     const qkc_dtype_desc *wd;
+    const qkc_family_ir *fam;
+    qkc_status st;
     if (bad_key)
         *bad_key = QKC_KEY_COUNT;
     if (mm->n == 0 && mm->k == 0 && mm->w.dtype == QKC_DTYPE_INVALID)
@@ -365,22 +162,10 @@ qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_
         (unsigned)mm->w.granularity > QKC_GRAN_GROUP)
         FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w: a format field holds an unknown value");
 
-    if (mm->w.preset != QKC_PRESET_NONE) {
-        qkc_status st;
-        if (!qkc_preset_get(mm->w.preset))
-            FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w: unknown preset");
-        if (mm->w.table_dtype != QKC_DTYPE_INVALID)
-            FAIL(QKC_KEY_TABLE, QKC_ERR_INVALID_SPEC, "w=%s has no table; table= is for w=lut2, lut3 or lut4",
-                 qkc_preset_get(mm->w.preset)->keyword);
-        if ((st = verify_preset(mm, diag, bad_key)))
-            return st;
-    } else {
-        qkc_status st = verify_planar(mm, diag, bad_key);
-        if (st)
-            return st;
-        if (mm->w.mixed_blocks && (st = qkc_mixed_verify(mm, diag, bad_key)))
-            return st;
-    }
+    if (!(fam = qkc_family_ir_get(qkc_format_family(&mm->w))))
+        FAIL(QKC_KEY_W, QKC_ERR_INVALID_SPEC, "w: unknown preset");
+    if ((st = fam->verify(mm, diag, bad_key)) != QKC_OK)
+        return st;
 
     /* Compute type against the weights. */
     if (mm->compute == QKC_COMPUTE_INT8) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/context.h"
+#include "formats/family.h"
 #include "formats/ref.h"
 #include "core/spec_object.h"
 
@@ -124,43 +125,26 @@ static qkc_status check_weight_args(qkc_context *ctx, const char *fn, const char
     return QKC_OK;
 }
 
-typedef qkc_status (*quantize_fn)(const qkc_ref_weights *, const float *, int64_t, uint8_t *);
-typedef qkc_status (*dequantize_fn)(const qkc_ref_weights *, const uint8_t *, float *, int64_t);
-
-static void codec_of(qkc_preset p, quantize_fn *q, dequantize_fn *d)
-{
-    switch (p) {
-    case QKC_PRESET_NONE: *q = qkc_ref_planar_quantize, *d = qkc_ref_planar_dequantize; break;
-    case QKC_PRESET_NF4_BNB: *q = qkc_ref_bnb_quantize, *d = qkc_ref_bnb_dequantize; break;
-    case QKC_PRESET_GPTQ: *q = qkc_ref_gptq_quantize, *d = qkc_ref_gptq_dequantize; break;
-    case QKC_PRESET_AWQ: *q = qkc_ref_awq_quantize, *d = qkc_ref_awq_dequantize; break;
-    default: *q = qkc_ref_gguf_quantize, *d = qkc_ref_gguf_dequantize; break;
-    }
-}
-
-/* The reference codec of a spec's format, and its handle. */
-static void codec_for(qkc_context *ctx, const qkc_spec *spec, qkc_ref_weights *rw, quantize_fn *q, dequantize_fn *d)
+/* The reference codec of a spec's format (its family's), and its handle. */
+static qkc_status codec_for(qkc_context *ctx, const char *fn, const qkc_spec *spec, qkc_ref_weights *rw,
+                            const qkc_family_codec **codec)
 {
     rw->ctx = ctx;
     rw->format = &spec->mm.w;
     rw->layout = &spec->layout;
     rw->n = spec->mm.n;
     rw->k = spec->mm.k;
-    codec_of(spec->mm.w.preset, q, d);
-    if (qkc_format_lut_tables(&spec->mm.w, spec->mm.n, spec->mm.k) > 0)
-        *q = qkc_ref_lut_quantize, *d = qkc_ref_lut_dequantize;
-    if (spec->mm.w.preset == QKC_PRESET_NONE && spec->mm.w.dtype == QKC_DTYPE_VQ)
-        *q = qkc_ref_vq_quantize, *d = qkc_ref_vq_dequantize;
-    if (spec->mm.w.mixed_blocks)
-        *q = qkc_ref_mixed_quantize, *d = qkc_ref_mixed_dequantize;
+    *codec = qkc_family_codec_get(qkc_format_family(&spec->mm.w));
+    if (!*codec)
+        return qkc_fail(ctx, QKC_ERR_INTERNAL, "%s: the spec's weight format has no codec", fn);
+    return QKC_OK;
 }
 
 qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, int64_t ldw, void *dst,
                         size_t dst_bytes)
 {
     const qkc_matmul *mm;
-    quantize_fn q;
-    dequantize_fn d;
+    const qkc_family_codec *codec;
     qkc_ref_weights rw;
     qkc_status st;
     if (!ctx)
@@ -175,23 +159,24 @@ qkc_status qkc_quantize(qkc_context *ctx, const qkc_spec *spec, const float *w, 
                                 "qkc_quantize: weight (%lld, %lld) is not finite; quantized formats hold finite values",
                                 (long long)r, (long long)i);
     memset(dst, 0, (size_t)spec->layout.total);
-    codec_for(ctx, spec, &rw, &q, &d);
-    return q(&rw, w, ldw, dst);
+    if ((st = codec_for(ctx, "qkc_quantize", spec, &rw, &codec)))
+        return st;
+    return codec->quantize(&rw, w, ldw, dst);
 }
 
 qkc_status qkc_dequantize(qkc_context *ctx, const qkc_spec *spec, const void *src, size_t src_bytes, float *w,
                           int64_t ldw)
 {
-    quantize_fn q;
-    dequantize_fn d;
+    const qkc_family_codec *codec;
     qkc_ref_weights rw;
     qkc_status st;
     if (!ctx)
         return QKC_ERR_INVALID_ARGUMENT;
     if ((st = check_weight_args(ctx, "qkc_dequantize", "src", spec, w, src, ldw, src_bytes)))
         return st;
-    codec_for(ctx, spec, &rw, &q, &d);
-    return d(&rw, src, w, ldw);
+    if ((st = codec_for(ctx, "qkc_dequantize", spec, &rw, &codec)))
+        return st;
+    return codec->dequantize(&rw, src, w, ldw);
 }
 
 qkc_status qkc_rotate_rows(qkc_context *ctx, const qkc_spec *spec, float *rows, int64_t count, int64_t ld)

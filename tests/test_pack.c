@@ -8,7 +8,9 @@
  * klayout.h, that padding codes are zero, that packing writes exactly
  * total_bytes deterministic bytes, and that in-place layouts equal the
  * source rows. Also: the layout chosen per format, hand-built chunk records
- * decoded per klayout.h, NaN-carrying blobs, and the error statuses.
+ * decoded per klayout.h, NaN-carrying blobs, the error statuses, and the
+ * format family tables (ir/family.h, formats/family.h) every preset and
+ * dtype resolves through.
  *
  * Seeds derive from case names; QKC_CASE=<case name> reruns one case.
  */
@@ -26,6 +28,7 @@
 
 #include "ir/klayout.h"
 #include "ir/mixed.h"
+#include "formats/family.h"
 #include "formats/pack.h"
 #include "formats/ref.h"
 #include "core/spec_object.h"
@@ -792,6 +795,61 @@ static void test_pack_errors(void **state)
     pcase_fini(&c);
 }
 
+/* Every preset and every bare dtype resolves to a family whose two tables
+ * are complete; presets.def's facts agree with each other (a GGUF type is
+ * found again by its ggml id; block presets have a kernel layout of their
+ * own, not the fallback). */
+static void test_family_tables(void **state)
+{
+    (void)state;
+    for (int fam = 1; fam < QKC_FAMILY_END_; fam++) {
+        const qkc_family_ir *ir = qkc_family_ir_get((qkc_family)fam);
+        const qkc_family_codec *codec = qkc_family_codec_get((qkc_family)fam);
+        assert_non_null(ir);
+        assert_non_null(codec);
+        assert_string_equal(ir->name, codec->name);
+        assert_non_null(ir->verify);
+        assert_true((ir->sections && ir->kernel_layout && !ir->layout_whole && !ir->kernel_layout_whole) ||
+                    (!ir->sections && !ir->kernel_layout && ir->layout_whole && ir->kernel_layout_whole));
+        assert_true(codec->quantize && codec->dequantize && (!codec->pack != !codec->pack_whole));
+    }
+    assert_null(qkc_family_ir_get(QKC_FAMILY_NONE));
+    assert_null(qkc_family_codec_get(QKC_FAMILY_END_));
+    for (int p = 1; p < QKC_PRESET_END_; p++) {
+        const qkc_preset_desc *pd = qkc_preset_get((qkc_preset)p);
+        qkc_format f = qkc_preset_format((qkc_preset)p);
+        qkc_klayout L;
+        qkc_diag diag;
+        assert_non_null(pd);
+        assert_int_equal(qkc_format_family(&f), pd->family);
+        assert_non_null(qkc_family_ir_get(pd->family));
+        assert_int_equal(pd->group_is_free, pd->block_elems == 0);
+        assert_true((pd->block_elems == 0) == (pd->block_bytes == 0));
+        if (pd->ggml_type >= 0) {
+            assert_int_equal(pd->family, QKC_FAMILY_GGUF);
+            assert_int_equal(qkc_preset_from_ggml_type(pd->ggml_type), p);
+        }
+        if (pd->block_elems > 0) {
+            assert_int_equal(qkc_klayout_for(&f, 2, 2 * pd->block_elems, &L, &diag), QKC_OK);
+            assert_false(L.fallback);
+        }
+    }
+    assert_int_equal(qkc_preset_from_ggml_type(-1), QKC_PRESET_NONE);
+    for (int d = 1; d < QKC_DTYPE_END_; d++) {
+        const qkc_dtype_desc *dd = qkc_dtype_get((qkc_dtype)d);
+        qkc_format f;
+        memset(&f, 0, sizeof f);
+        f.dtype = (qkc_dtype)d;
+        if (!dd)
+            continue;
+        assert_int_equal(qkc_format_family(&f), dd->kind == QKC_KIND_VQ    ? QKC_FAMILY_VQ
+                                                : dd->kind == QKC_KIND_LUT ? QKC_FAMILY_LUT
+                                                                           : QKC_FAMILY_PLANAR);
+        f.mixed_blocks = 1;
+        assert_int_equal(qkc_format_family(&f), QKC_FAMILY_MIXED);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -803,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_pack_repacked_bytes),
         cmocka_unit_test(test_pack_nan_blobs),
         cmocka_unit_test(test_pack_errors),
+        cmocka_unit_test(test_family_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

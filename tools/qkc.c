@@ -541,14 +541,8 @@ static int cmd_formats(int argc, char **argv)
                    (long long)pd->block_bytes, 8.0 * (double)pd->block_bytes / (double)pd->block_elems);
         if (pd->ggml_type >= 0)
             printf(", ggml type %d", pd->ggml_type);
-        if (p == QKC_PRESET_NF4_BNB)
-            printf(" bitsandbytes NF4, group=BLOCK (default 64), option dq");
-        if (p == QKC_PRESET_GPTQ)
-            printf(" GPTQ v1, options 2|3|4|8 and actorder, group=SIZE|channel");
-        if (p == QKC_PRESET_AWQ)
-            printf(" AWQ gemm, group=SIZE");
-        if (p == QKC_PRESET_MXFP8)
-            printf(", option e4m3|e5m2");
+        if (pd->about[0])
+            printf("%s%s", pd->block_bytes || pd->ggml_type >= 0 ? ", " : " ", pd->about);
         putchar('\n');
     }
     return 0;

@@ -157,7 +157,7 @@ static void dict_close(dict *d)
 /* ------------------------------------------------------------------ specs */
 
 static const char *const preset_keywords[] = {
-#define QKC_PRESET(NAME, ID, KW, GGML) KW,
+#define QKC_PRESET(NAME, ID, KW, ...) KW,
 #include "ir/presets.def"
 #undef QKC_PRESET
 };
