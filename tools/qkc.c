@@ -525,9 +525,11 @@ static int cmd_formats(int argc, char **argv)
     puts("element dtypes (w=DTYPE):");
     for (int d = 1; d < QKC_DTYPE_END_; d++) {
         const qkc_dtype_desc *dd = qkc_dtype_get((qkc_dtype)d);
-        static const char *const kinds[] = {"", "float", "minifloat", "integer", "codebook", "exponent"};
+        static const char *const kinds[] = {"",         "float",    "minifloat",      "integer",
+                                            "codebook", "exponent", "table in blob", "vector codebook"};
         if (dd)
-            printf("  %-8s %2d bits  %s%s\n", dd->keyword, dd->bits, kinds[dd->kind],
+            printf("  %-8s %2d bits  %s%s\n", dd->keyword, dd->bits,
+                   (size_t)dd->kind < sizeof kinds / sizeof kinds[0] ? kinds[dd->kind] : "?",
                    d == QKC_DTYPE_E8M0 ? " (scales only)" : "");
     }
     puts("presets (w=PRESET[:OPTIONS]):");
