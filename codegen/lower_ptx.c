@@ -701,11 +701,8 @@ static void emit_kernel(pg *g, LLVMValueRef n)
                     av[t] = load_ro(g, g->v4f, LLVMBuildGEP2(E->b, E->f32, g->a, &idx, 1, ""), 16);
                 }
                 for (int j = 0; j < 4; j++)
-                    for (int t = 0; t < g->TM; t++) {
-                        LLVMValueRef fa[3] = {LLVMBuildExtractElement(E->b, av[t], i32c(E, j), ""), x[j], sum[t]};
-                        LLVMTypeRef ft[3] = {E->f32, E->f32, E->f32};
-                        sum[t] = call(E, "llvm.fma.f32", E->f32, ft, 3, fa);
-                    }
+                    for (int t = 0; t < g->TM; t++)
+                        sum[t] = fma_v(E, LLVMBuildExtractElement(E->b, av[t], i32c(E, j), ""), x[j], sum[t]);
             }
             for (int t = 0; t < g->TM; t++)
                 LLVMBuildStore(E->b, sum[t], acc[t]);
