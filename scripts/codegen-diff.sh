@@ -83,15 +83,21 @@ done
 
 for f in "$work"/old/*; do
     b=$(basename "$f")
-    count=$((count + 1))
+    case $b in *.err) ;; *) count=$((count + 1)) ;; esac
     if ! cmp -s "$f" "$work/new/$b"; then
         echo "DIFF $b"
         diff "$f" "$work/new/$b" | head -20
         status=1
     fi
 done
+for f in "$work"/new/*; do
+    if [ ! -e "$work/old/$(basename "$f")" ]; then
+        echo "ONLY NEW $(basename "$f")"
+        status=1
+    fi
+done
 refused=$(grep -l 'rc=[1-9]' "$work"/old/*.err | wc -l)
-echo "codegen-diff: $count files compared ($refused refused by the target), outputs in $work"
+echo "codegen-diff: $count outputs and their messages compared ($refused compiles refused), in $work"
 if [ $status = 0 ]; then
     echo "codegen-diff: identical"
 fi
