@@ -1,16 +1,25 @@
 /* The AOT library table as LLVM constants (see aot_table.h). */
 #include "codegen/aot_table.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "codegen/llvm_compat.h"
 #include "qkc/qkc.h"
 
-static LLVMValueRef const_string(LLVMModuleRef m, LLVMContextRef c, const char *s)
+/* The field kinds of ir/aot_table.def. */
+enum { KIND_STR, KIND_FN, KIND_ROWS, KIND_U32, KIND_I32 };
+
+typedef struct table {
+    LLVMContextRef c;
+    LLVMModuleRef m;
+    LLVMTypeRef ptr, i32, fn_ty;
+    LLVMValueRef rows; /* the rows' global */
+} table;
+
+static LLVMValueRef const_string(table *T, const char *s)
 {
-    LLVMValueRef init = LLVMConstStringInContext(c, s, (unsigned)strlen(s), 0);
-    LLVMValueRef g = LLVMAddGlobal(m, LLVMTypeOf(init), ".qkc.str");
+    LLVMValueRef init = LLVMConstStringInContext(T->c, s, (unsigned)strlen(s), 0);
+    LLVMValueRef g = LLVMAddGlobal(T->m, LLVMTypeOf(init), ".qkc.str");
     LLVMSetInitializer(g, init);
     LLVMSetGlobalConstant(g, 1);
     LLVMSetLinkage(g, LLVMPrivateLinkage);
@@ -18,90 +27,154 @@ static LLVMValueRef const_string(LLVMModuleRef m, LLVMContextRef c, const char *
     return g;
 }
 
+/* A field of `size` bytes: a pointer, or 32-bit integers (an array of
+ * them when size is more than 4). */
+static LLVMTypeRef field_type(table *T, int kind, size_t size)
+{
+    if (kind == KIND_STR || kind == KIND_FN || kind == KIND_ROWS)
+        return T->ptr;
+    return size == 4 ? T->i32 : LLVMArrayType2(T->i32, size / 4);
+}
+
+/* The constant of a field at p (size bytes) of a row or library. */
+static LLVMValueRef field_value(table *T, int kind, const void *p, size_t size, const qkc_aot_row *row)
+{
+    switch (kind) {
+    case KIND_STR: {
+        const char *s;
+        memcpy(&s, p, sizeof s);
+        return const_string(T, s);
+    }
+    case KIND_FN: {
+        /* the function the row's symbol names, declared external */
+        LLVMValueRef fn = LLVMGetNamedFunction(T->m, row->symbol);
+        return fn ? fn : LLVMAddFunction(T->m, row->symbol, T->fn_ty);
+    }
+    case KIND_ROWS: return T->rows;
+    default: {
+        LLVMValueRef v[8]; /* sched[6] is the longest */
+        uint32_t u;
+        for (size_t i = 0; i < size / 4; i++) {
+            memcpy(&u, (const char *)p + 4 * i, 4);
+            v[i] = LLVMConstInt(T->i32, u, 0);
+        }
+        return size == 4 ? v[0] : LLVMConstArray2(T->i32, v, size / 4);
+    }
+    }
+}
+
+#define ROW_FIELD(field, c_type, dims, kind, comment) +1
+enum { ROW_FIELDS = 0
+#define QKC_AOT_ROW ROW_FIELD
+#define QKC_AOT_LIBRARY(field, c_type, dims, kind, comment)
+#include "ir/aot_table.def"
+#undef QKC_AOT_ROW
+#undef QKC_AOT_LIBRARY
+};
+enum { LIBRARY_FIELDS = 0
+#define QKC_AOT_ROW(field, c_type, dims, kind, comment)
+#define QKC_AOT_LIBRARY ROW_FIELD
+#include "ir/aot_table.def"
+#undef QKC_AOT_ROW
+#undef QKC_AOT_LIBRARY
+};
+#undef ROW_FIELD
+
+static LLVMTypeRef row_type(table *T)
+{
+    LLVMTypeRef f[ROW_FIELDS];
+    int n = 0;
+#define QKC_AOT_ROW(field, c_type, dims, kind, comment)                                                            \
+    f[n++] = field_type(T, KIND_##kind, sizeof((qkc_aot_row *)0)->field);
+#define QKC_AOT_LIBRARY(field, c_type, dims, kind, comment)
+#include "ir/aot_table.def"
+#undef QKC_AOT_ROW
+#undef QKC_AOT_LIBRARY
+    return LLVMStructTypeInContext(T->c, f, ROW_FIELDS, 0);
+}
+
+static LLVMValueRef row_value(table *T, const qkc_aot_row *row)
+{
+    LLVMValueRef f[ROW_FIELDS];
+    int n = 0;
+#define QKC_AOT_ROW(field, c_type, dims, kind, comment)                                                            \
+    f[n++] = field_value(T, KIND_##kind, &row->field, sizeof row->field, row);
+#define QKC_AOT_LIBRARY(field, c_type, dims, kind, comment)
+#include "ir/aot_table.def"
+#undef QKC_AOT_ROW
+#undef QKC_AOT_LIBRARY
+    return LLVMConstStructInContext(T->c, f, ROW_FIELDS, 0);
+}
+
+static LLVMValueRef library_value(table *T, const struct qkc_aot_library *lib, LLVMTypeRef *type)
+{
+    LLVMTypeRef t[LIBRARY_FIELDS];
+    LLVMValueRef f[LIBRARY_FIELDS];
+    int n = 0;
+#define QKC_AOT_ROW(field, c_type, dims, kind, comment)
+#define QKC_AOT_LIBRARY(field, c_type, dims, kind, comment)                                                        \
+    t[n] = field_type(T, KIND_##kind, sizeof lib->field);                                                          \
+    f[n++] = field_value(T, KIND_##kind, &lib->field, sizeof lib->field, NULL);
+#include "ir/aot_table.def"
+#undef QKC_AOT_ROW
+#undef QKC_AOT_LIBRARY
+    *type = LLVMStructTypeInContext(T->c, t, LIBRARY_FIELDS, 0);
+    return LLVMConstStructInContext(T->c, f, LIBRARY_FIELDS, 0);
+}
+
 qkc_status qkc_aot_table_object(const qkc_allocator *a, const qkc_target *t, const char *symbol, const char *name,
                                 const qkc_aot_row *rows, int count, char **obj, size_t *len, qkc_diag *diag)
 {
-    LLVMContextRef c;
-    LLVMModuleRef m;
+    LLVMValueRef vals[QKC_AOT_TABLE_MAX_ROWS], lib_g, init;
+    LLVMTypeRef row_ty, lib_ty;
     LLVMTargetMachineRef tm;
-    LLVMTypeRef ptr, i32, row_ty, lib_ty, fn_ty, fields[10];
-    LLVMValueRef *vals, rows_g, lib_g, lib_fields[6];
     LLVMMemoryBufferRef buf = NULL;
+    struct qkc_aot_library lib;
+    table T;
     qkc_status st;
 
     if (count < 1)
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "an AOT library needs at least one kernel");
+    if (count > QKC_AOT_TABLE_MAX_ROWS)
+        return qkc_diag_set(diag, QKC_ERR_LIMIT, "%d kernels: an AOT library holds at most %d", count,
+                            QKC_AOT_TABLE_MAX_ROWS);
     if ((st = qkc_llvm_target_machine(t, LLVMCodeGenLevelNone, &tm, diag)))
         return st;
-    vals = a->alloc((size_t)count * sizeof *vals, a->user);
-    if (!vals) {
-        LLVMDisposeTargetMachine(tm);
-        return qkc_diag_set(diag, QKC_ERR_NO_MEMORY, "out of memory for the AOT table");
-    }
-    c = LLVMContextCreate();
-    m = LLVMModuleCreateWithNameInContext("qkc_aot_table", c);
-    LLVMSetTarget(m, t->triple);
+    memset(&T, 0, sizeof T);
+    T.c = LLVMContextCreate();
+    T.m = LLVMModuleCreateWithNameInContext("qkc_aot_table", T.c);
+    LLVMSetTarget(T.m, t->triple);
     {
         LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
         char *dl = LLVMCopyStringRepOfTargetData(td);
-        LLVMSetDataLayout(m, dl);
+        LLVMSetDataLayout(T.m, dl);
         LLVMDisposeMessage(dl);
         LLVMDisposeTargetData(td);
     }
-    ptr = LLVMPointerTypeInContext(c, 0);
-    i32 = LLVMInt32TypeInContext(c);
-    for (int i = 0; i < 6; i++)
-        fields[i] = ptr;
-    fields[6] = i32;
-    fields[7] = i32;
-    fields[8] = i32;
-    fields[9] = LLVMArrayType2(i32, 6);
-    row_ty = LLVMStructTypeInContext(c, fields, 10, 0);
-    {
-        LLVMTypeRef arg = ptr;
-        fn_ty = LLVMFunctionType(LLVMVoidTypeInContext(c), &arg, 1, 0);
-    }
-    for (int r = 0; r < count; r++) {
-        const qkc_aot_row *row = &rows[r];
-        LLVMValueRef f[10], sched[6];
-        LLVMValueRef fn = LLVMGetNamedFunction(m, row->symbol);
-        if (!fn)
-            fn = LLVMAddFunction(m, row->symbol, fn_ty);
-        f[0] = const_string(m, c, row->spec);
-        f[1] = const_string(m, c, row->target);
-        f[2] = const_string(m, c, row->features);
-        f[3] = const_string(m, c, row->symbol);
-        f[4] = const_string(m, c, row->schedule);
-        f[5] = fn;
-        f[6] = LLVMConstInt(i32, row->feature_bits, 0);
-        f[7] = LLVMConstInt(i32, (unsigned long long)row->int8_dot, 0);
-        for (int i = 0; i < 6; i++)
-            sched[i] = LLVMConstInt(i32, (unsigned long long)(uint32_t)row->sched[i], 0);
-        f[8] = LLVMConstInt(i32, (unsigned long long)(uint32_t)row->arch, 0);
-        f[9] = LLVMConstArray2(i32, sched, 6);
-        vals[r] = LLVMConstStructInContext(c, f, 10, 0);
-    }
-    rows_g = LLVMAddGlobal(m, LLVMArrayType2(row_ty, (uint64_t)count), ".qkc.rows");
-    LLVMSetInitializer(rows_g, LLVMConstArray2(row_ty, vals, (uint64_t)count));
-    LLVMSetGlobalConstant(rows_g, 1);
-    LLVMSetLinkage(rows_g, LLVMPrivateLinkage);
-    {
-        LLVMTypeRef lf[6] = {i32, i32, i32, i32, ptr, ptr};
-        lib_ty = LLVMStructTypeInContext(c, lf, 6, 0);
-    }
-    lib_fields[0] = LLVMConstInt(i32, QKC_AOT_MAGIC, 0);
-    lib_fields[1] = LLVMConstInt(i32, QKC_AOT_ABI, 0);
-    lib_fields[2] = LLVMConstInt(i32, QKC_VERSION, 0);
-    lib_fields[3] = LLVMConstInt(i32, (unsigned long long)count, 0);
-    lib_fields[4] = const_string(m, c, name);
-    lib_fields[5] = rows_g;
-    lib_g = LLVMAddGlobal(m, lib_ty, symbol);
-    LLVMSetInitializer(lib_g, LLVMConstStructInContext(c, lib_fields, 6, 0));
+    T.ptr = LLVMPointerTypeInContext(T.c, 0);
+    T.i32 = LLVMInt32TypeInContext(T.c);
+    T.fn_ty = LLVMFunctionType(LLVMVoidTypeInContext(T.c), &T.ptr, 1, 0);
+    row_ty = row_type(&T);
+    for (int r = 0; r < count; r++)
+        vals[r] = row_value(&T, &rows[r]);
+    T.rows = LLVMAddGlobal(T.m, LLVMArrayType2(row_ty, (uint64_t)count), ".qkc.rows");
+    LLVMSetInitializer(T.rows, LLVMConstArray2(row_ty, vals, (uint64_t)count));
+    LLVMSetGlobalConstant(T.rows, 1);
+    LLVMSetLinkage(T.rows, LLVMPrivateLinkage);
+    memset(&lib, 0, sizeof lib);
+    lib.magic = QKC_AOT_MAGIC;
+    lib.abi = QKC_AOT_ABI;
+    lib.version = QKC_VERSION;
+    lib.count = count;
+    lib.name = name;
+    lib.rows = rows;
+    init = library_value(&T, &lib, &lib_ty);
+    lib_g = LLVMAddGlobal(T.m, lib_ty, symbol);
+    LLVMSetInitializer(lib_g, init);
     LLVMSetGlobalConstant(lib_g, 1);
-    a->free(vals, a->user);
-    st = qkc_llvm_verify(m, diag);
+    st = qkc_llvm_verify(T.m, diag);
     if (!st)
-        st = qkc_llvm_emit(m, tm, 0, &buf, diag);
+        st = qkc_llvm_emit(T.m, tm, 0, &buf, diag);
     if (!st) {
         *len = LLVMGetBufferSize(buf);
         *obj = a->alloc(*len ? *len : 1, a->user);
@@ -111,8 +184,8 @@ qkc_status qkc_aot_table_object(const qkc_allocator *a, const qkc_target *t, con
             st = qkc_diag_set(diag, QKC_ERR_NO_MEMORY, "out of memory for the AOT table");
         LLVMDisposeMemoryBuffer(buf);
     }
-    LLVMDisposeModule(m);
-    LLVMContextDispose(c);
+    LLVMDisposeModule(T.m);
+    LLVMContextDispose(T.c);
     LLVMDisposeTargetMachine(tm);
     return st;
 }

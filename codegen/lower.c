@@ -15,6 +15,12 @@
  * scale, zero and minimum cost O(1) per chunk. For bf16/f16/tf32 compute
  * each weight is dequantized exactly, rounded to the compute type and then
  * multiplied, which is what the reference models.
+ *
+ * What an instruction set does its own way — 16-entry table lookups, the
+ * int8 path's weight operand and dot product, micro-kernels for part of a
+ * tile (aarch64 smmla pairs) — the target's ISA table does (isa.h,
+ * isa_x86.c, isa_aarch64.c); this file asks it and never tests the
+ * architecture. The state the parts share is in lower_cpu.h.
  */
 #include "codegen/lower.h"
 
@@ -22,151 +28,36 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ir/kernel_abi.h"
 #include "codegen/llvm_compat.h"
-#include "codegen/lower_store.h"
+#include "codegen/lower_cpu.h"
+#include "ir/kernel_abi.h"
 #include "ir/mixed.h"
-
-typedef struct cg {
-    LLVMContextRef ctx;
-    LLVMModuleRef mod;
-    LLVMBuilderRef b;
-    LLVMValueRef fn;
-    const qkc_matmul *mm;
-    const qkc_klayout *L;
-    const qkc_target *t;
-    const qkc_schedule *s;
-    int V;  /* lanes per vector */
-    int C;  /* elements per chunk */
-    int S;  /* vectors per chunk */
-    int factorized;
-    LLVMTypeRef i1, i8, i16, i32, i64, f16, f32, f64, ptr, vf, vi32, vd;
-    LLVMValueRef a, w, bias, c, lda, ldc, m, n_begin, n_end;
-    LLVMValueRef table_lo, table_hi; /* TABLE on x86: 16 (or 2x8) float constants */
-    LLVMValueRef table_bytes[4];     /* TABLE on aarch64: the 16 floats as 4 x 16 bytes (tbl4) */
-    struct i8ctx *x8;                /* the int8 dot-product path, or NULL */
-    int affine_table; /* 4-bit affine codes decode by table {i - zero_const} */
-    LLVMValueRef lora_t, lora_b, lora_ld, lora_scale; /* lora=R:DTYPE, else NULL */
-    LLVMValueRef o_cols, o_vals, o_count; /* outliers=act:T on the int8 path (kernel_abi.h) */
-} cg;
-
-/* ---------------------------------------------------------------- helpers */
-
-static LLVMValueRef i64c(cg *g, int64_t v)
-{
-    return LLVMConstInt(g->i64, (unsigned long long)v, 1);
-}
-
-static LLVMValueRef i32c(cg *g, int32_t v)
-{
-    return LLVMConstInt(g->i32, (unsigned long long)(uint32_t)v, 0);
-}
-
-static LLVMValueRef f32c(cg *g, double v)
-{
-    return LLVMConstReal(g->f32, v);
-}
-
-static LLVMValueRef splat(cg *g, LLVMValueRef scalar, int lanes)
-{
-    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(scalar), (unsigned)lanes);
-    LLVMValueRef undef = LLVMGetUndef(vt);
-    LLVMValueRef ins = LLVMBuildInsertElement(g->b, undef, scalar, i32c(g, 0), "");
-    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(g->i32, (unsigned)lanes));
-    return LLVMBuildShuffleVector(g->b, ins, undef, zeros, "");
-}
-
-static LLVMValueRef vconst_i32(cg *g, int32_t v)
-{
-    LLVMValueRef e[64];
-    for (int i = 0; i < g->V; i++)
-        e[i] = i32c(g, v);
-    return LLVMConstVector(e, (unsigned)g->V);
-}
-
-static LLVMValueRef intrinsic(cg *g, const char *name, LLVMTypeRef *ov, unsigned nov, LLVMValueRef *args,
-                              unsigned nargs)
-{
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, ov, nov);
-    LLVMTypeRef ft = LLVMIntrinsicGetType(g->ctx, id, ov, nov);
-    return LLVMBuildCall2(g->b, ft, f, args, nargs, "");
-}
-
-static LLVMValueRef fma_v(cg *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
-{
-    LLVMValueRef args[3] = {a, b, c};
-    LLVMTypeRef ty = LLVMTypeOf(a);
-    return intrinsic(g, "llvm.fma", &ty, 1, args, 3);
-}
-
-static LLVMValueRef gep8(cg *g, LLVMValueRef base, LLVMValueRef off)
-{
-    return LLVMBuildGEP2(g->b, g->i8, base, &off, 1, "");
-}
-
-static LLVMValueRef load(cg *g, LLVMTypeRef ty, LLVMValueRef p, unsigned align)
-{
-    LLVMValueRef v = LLVMBuildLoad2(g->b, ty, p, "");
-    LLVMSetAlignment(v, align);
-    return v;
-}
 
 /* Sub-vector `sub` (V lanes) of a C-lane vector. */
 static LLVMValueRef subvec(cg *g, LLVMValueRef v, int sub)
 {
+    qkc_emit *E = &g->e;
     LLVMValueRef idx[64];
     if (g->S == 1)
         return v;
     for (int i = 0; i < g->V; i++)
-        idx[i] = i32c(g, sub * g->V + i);
-    return LLVMBuildShuffleVector(g->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(idx, (unsigned)g->V), "");
-}
-
-/* ---------------------------------------------------------- arguments */
-
-static LLVMTypeRef args_type(cg *g)
-{
-    LLVMTypeRef f[QKC_KARG_COUNT] = {g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->i64, g->i64, g->i64,
-                                     g->i64, g->i64, g->i64, g->ptr, g->ptr, g->i64, g->f32,
-                                     g->ptr, g->ptr, g->i64};
-    return LLVMStructTypeInContext(g->ctx, f, QKC_KARG_COUNT, 0);
-}
-
-static LLVMValueRef load_arg(cg *g, LLVMTypeRef st, LLVMValueRef args, int field, LLVMTypeRef ty)
-{
-    LLVMValueRef p = LLVMBuildStructGEP2(g->b, st, args, (unsigned)field, "");
-    return load(g, ty, p, 8);
+        idx[i] = i32c(E, sub * g->V + i);
+    return LLVMBuildShuffleVector(E->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(idx, (unsigned)g->V), "");
 }
 
 /* --------------------------------------------------- chunk fields */
 
-static LLVMValueRef chunk_field_f32(cg *g, LLVMValueRef chunk, qkc_kfield kind, int off)
+LLVMValueRef qkc_lower_chunk_field(cg *g, LLVMValueRef chunk, qkc_kfield kind, int off)
 {
-    LLVMValueRef p = gep8(g, chunk, i64c(g, off));
+    qkc_emit *E = &g->e;
+    LLVMValueRef p = gep8(E, chunk, i64c(E, off));
     switch (kind) {
-    case QKC_KF_F16: return LLVMBuildFPExt(g->b, load(g, g->f16, p, 1), g->f32, "");
-    case QKC_KF_F32: return load(g, g->f32, p, 1);
-    case QKC_KF_I16: return LLVMBuildSIToFP(g->b, load(g, g->i16, p, 1), g->f32, "");
-    case QKC_KF_E8M0: {
-        /* 2^(e-127) (or 2^(e-128) with e8m0_half) built from the bits;
-         * e = 0 (and e = 1 with half) are f32 subnormals. */
-        LLVMValueRef e = LLVMBuildZExt(g->b, load(g, g->i8, p, 1), g->i32, "");
-        LLVMValueRef bits;
-        if (g->L->e8m0_half) {
-            LLVMValueRef normal = LLVMBuildShl(g->b, LLVMBuildSub(g->b, e, i32c(g, 1), ""), i32c(g, 23), "");
-            LLVMValueRef sub = LLVMBuildShl(g->b, i32c(g, 0x00200000), e, "");
-            bits = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, e, i32c(g, 2), ""), normal, sub, "");
-        } else {
-            LLVMValueRef normal = LLVMBuildShl(g->b, e, i32c(g, 23), "");
-            bits = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, e, i32c(g, 0), ""), i32c(g, 0x00400000),
-                                   normal, "");
-            if (g->L->e8m0_ff_is_nan)
-                bits = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, e, i32c(g, 255), ""),
-                                       i32c(g, 0x7FC00000), bits, "");
-        }
-        return LLVMBuildBitCast(g->b, bits, g->f32, "");
-    }
+    case QKC_KF_F16: return LLVMBuildFPExt(E->b, load(E, E->f16, p, 1), E->f32, "");
+    case QKC_KF_F32: return load(E, E->f32, p, 1);
+    case QKC_KF_I16: return LLVMBuildSIToFP(E->b, load(E, E->i16, p, 1), E->f32, "");
+    case QKC_KF_E8M0:
+        return qkc_emit_e8m0_to_f32(E, LLVMBuildZExt(E->b, load(E, E->i8, p, 1), E->i32, ""), g->L->e8m0_half,
+                                    g->L->e8m0_ff_is_nan);
     default: return NULL;
     }
 }
@@ -176,220 +67,119 @@ static LLVMValueRef chunk_field_f32(cg *g, LLVMValueRef chunk, qkc_kfield kind, 
  * instructions where a scalar convert and a broadcast take four). */
 static LLVMValueRef chunk_field_vec(cg *g, LLVMValueRef chunk, qkc_kfield kind, int off, int lanes)
 {
+    qkc_emit *E = &g->e;
     if (kind == QKC_KF_F16) {
-        LLVMValueRef h = load(g, g->i16, gep8(g, chunk, i64c(g, off)), 1);
-        LLVMValueRef v = LLVMBuildBitCast(g->b, splat(g, h, lanes), LLVMVectorType(g->f16, (unsigned)lanes), "");
-        return LLVMBuildFPExt(g->b, v, LLVMVectorType(g->f32, (unsigned)lanes), "");
+        LLVMValueRef h = load(E, E->i16, gep8(E, chunk, i64c(E, off)), 1);
+        LLVMValueRef v = LLVMBuildBitCast(E->b, splat(E, h, lanes), LLVMVectorType(E->f16, (unsigned)lanes), "");
+        return LLVMBuildFPExt(E->b, v, LLVMVectorType(E->f32, (unsigned)lanes), "");
     }
-    return splat(g, chunk_field_f32(g, chunk, kind, off), lanes);
+    return splat(E, qkc_lower_chunk_field(g, chunk, kind, off), lanes);
 }
 
-/* Codes of one chunk as C lanes: <C x i8> (4/8-bit), <C x i16>, <C x float>. */
-static LLVMValueRef chunk_codes(cg *g, LLVMValueRef chunk)
+LLVMValueRef qkc_lower_chunk_codes(cg *g, LLVMValueRef chunk)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
-    LLVMValueRef p = gep8(g, chunk, i64c(g, L->code_off));
+    LLVMValueRef p = gep8(E, chunk, i64c(E, L->code_off));
     if (L->code_bits == 4) {
         int h = g->C / 2;
-        LLVMTypeRef bt = LLVMVectorType(g->i8, (unsigned)h);
-        LLVMValueRef bytes = load(g, bt, p, 1), idx[64], f[64];
+        LLVMTypeRef bt = LLVMVectorType(E->i8, (unsigned)h);
+        LLVMValueRef bytes = load(E, bt, p, 1), idx[64], f[64];
         for (int i = 0; i < h; i++)
-            f[i] = LLVMConstInt(g->i8, 15, 0);
-        LLVMValueRef lo = LLVMBuildAnd(g->b, bytes, LLVMConstVector(f, (unsigned)h), "");
+            f[i] = LLVMConstInt(E->i8, 15, 0);
+        LLVMValueRef lo = LLVMBuildAnd(E->b, bytes, LLVMConstVector(f, (unsigned)h), "");
         for (int i = 0; i < h; i++)
-            f[i] = LLVMConstInt(g->i8, 4, 0);
-        LLVMValueRef hi = LLVMBuildLShr(g->b, bytes, LLVMConstVector(f, (unsigned)h), "");
+            f[i] = LLVMConstInt(E->i8, 4, 0);
+        LLVMValueRef hi = LLVMBuildLShr(E->b, bytes, LLVMConstVector(f, (unsigned)h), "");
         for (int i = 0; i < g->C; i++)
-            idx[i] = i32c(g, i);
-        return LLVMBuildShuffleVector(g->b, lo, hi, LLVMConstVector(idx, (unsigned)g->C), "");
+            idx[i] = i32c(E, i);
+        return LLVMBuildShuffleVector(E->b, lo, hi, LLVMConstVector(idx, (unsigned)g->C), "");
     }
     if (L->code_bits == 8)
-        return load(g, LLVMVectorType(g->i8, (unsigned)g->C), p, 1);
+        return load(E, LLVMVectorType(E->i8, (unsigned)g->C), p, 1);
     if (L->code_bits == 16)
-        return load(g, LLVMVectorType(g->i16, (unsigned)g->C), p, 2);
-    return load(g, LLVMVectorType(g->f32, (unsigned)g->C), p, 4);
-}
-
-/* Table lookup of 16 floats by <V x i32> indices in 0..15: one vpermps on
- * 512-bit targets, two and a blend on 256-bit ones. On aarch64 (V = 4) a
- * byte lookup over the table's 64 bytes in four registers (tbl with four
- * table registers): float i's bytes are 4i..4i+3, and idx·0x04040404 +
- * 0x03020100 gives exactly those byte indices in each 32-bit lane. */
-static LLVMValueRef lookup16(cg *g, LLVMValueRef idx)
-{
-    if (g->t->arch == QKC_ARCH_AARCH64) {
-        LLVMTypeRef v16 = LLVMVectorType(g->i8, 16);
-        LLVMValueRef b = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, idx, vconst_i32(g, 0x04040404), ""),
-                                      vconst_i32(g, 0x03020100), "");
-        LLVMValueRef args[5] = {g->table_bytes[0], g->table_bytes[1], g->table_bytes[2], g->table_bytes[3],
-                                LLVMBuildBitCast(g->b, b, v16, "")};
-        return LLVMBuildBitCast(g->b, intrinsic(g, "llvm.aarch64.neon.tbl4", &v16, 1, args, 5), g->vf, "");
-    }
-    if (g->V == 16) {
-        LLVMValueRef args[2] = {g->table_lo, idx};
-        return intrinsic(g, "llvm.x86.avx512.permvar.sf.512", NULL, 0, args, 2);
-    }
-    LLVMValueRef a1[2] = {g->table_lo, idx}, a2[2] = {g->table_hi, idx};
-    LLVMValueRef lo = intrinsic(g, "llvm.x86.avx2.permps", NULL, 0, a1, 2);
-    LLVMValueRef hi = intrinsic(g, "llvm.x86.avx2.permps", NULL, 0, a2, 2);
-    LLVMValueRef bit = LLVMBuildAnd(g->b, idx, vconst_i32(g, 8), "");
-    LLVMValueRef use_hi = LLVMBuildICmp(g->b, LLVMIntNE, bit, vconst_i32(g, 0), "");
-    return LLVMBuildSelect(g->b, use_hi, hi, lo, "");
-}
-
-/* LUT: the 16 f32 entries of the table at p (64-byte aligned, in the
- * packed blob) into the registers lookup16 reads. */
-static void load_table(cg *g, LLVMValueRef p)
-{
-    if (g->t->arch == QKC_ARCH_AARCH64) {
-        for (int r = 0; r < 4; r++)
-            g->table_bytes[r] = load(g, LLVMVectorType(g->i8, 16), gep8(g, p, i64c(g, 16 * r)), 4);
-    } else if (g->V == 16) {
-        g->table_lo = load(g, LLVMVectorType(g->f32, 16), p, 4);
-    } else {
-        g->table_lo = load(g, LLVMVectorType(g->f32, 8), p, 4);
-        g->table_hi = load(g, LLVMVectorType(g->f32, 8), gep8(g, p, i64c(g, 32)), 4);
-    }
+        return load(E, LLVMVectorType(E->i16, (unsigned)g->C), p, 2);
+    return load(E, LLVMVectorType(E->f32, (unsigned)g->C), p, 4);
 }
 
 /* LUT with a table per row or group: the chunk's table. */
 static void load_chunk_table(cg *g, LLVMValueRef chunk)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
-    LLVMValueRef t = LLVMBuildZExt(g->b, load(g, g->i32, gep8(g, chunk, i64c(g, L->tidx_off)), 1), g->i64, "");
-    LLVMValueRef off = LLVMBuildAdd(g->b, i64c(g, (int64_t)L->table_offset), LLVMBuildShl(g->b, t, i64c(g, 6), ""), "");
-    load_table(g, gep8(g, g->w, off));
-}
-
-/* fp8 codes (<V x i32>, 0..255) to float, exact, with Inf/NaN codes. */
-static LLVMValueRef fp8_to_f32(cg *g, LLVMValueRef code, int e5m2)
-{
-    LLVMValueRef sign = LLVMBuildShl(g->b, LLVMBuildAnd(g->b, code, vconst_i32(g, 0x80), ""), vconst_i32(g, 24), "");
-    LLVMValueRef mag = LLVMBuildAnd(g->b, code, vconst_i32(g, 0x7F), "");
-    /* Shift the exponent/mantissa into f32 position and rebias with one
-     * exact multiply (subnormal codes land on f32 subnormals, also exact). */
-    LLVMValueRef bits = LLVMBuildShl(g->b, mag, vconst_i32(g, e5m2 ? 21 : 20), "");
-    LLVMValueRef v = LLVMBuildFMul(g->b, LLVMBuildBitCast(g->b, bits, g->vf, ""),
-                                   splat(g, f32c(g, e5m2 ? 0x1p112 : 0x1p120), g->V), "");
-    if (e5m2) {
-        LLVMValueRef special = LLVMBuildICmp(g->b, LLVMIntUGE, mag, vconst_i32(g, 0x7C), "");
-        LLVMValueRef inf = LLVMBuildICmp(g->b, LLVMIntEQ, mag, vconst_i32(g, 0x7C), "");
-        LLVMValueRef sp = LLVMBuildSelect(g->b, inf, splat(g, f32c(g, INFINITY), g->V), splat(g, f32c(g, NAN), g->V), "");
-        v = LLVMBuildSelect(g->b, special, sp, v, "");
-    } else {
-        LLVMValueRef nan = LLVMBuildICmp(g->b, LLVMIntEQ, mag, vconst_i32(g, 0x7F), "");
-        v = LLVMBuildSelect(g->b, nan, splat(g, f32c(g, NAN), g->V), v, "");
-    }
-    return LLVMBuildBitCast(g->b, LLVMBuildOr(g->b, LLVMBuildBitCast(g->b, v, g->vi32, ""), sign, ""), g->vf, "");
+    LLVMValueRef t = LLVMBuildZExt(E->b, load(E, E->i32, gep8(E, chunk, i64c(E, L->tidx_off)), 1), E->i64, "");
+    LLVMValueRef off = LLVMBuildAdd(E->b, i64c(E, (int64_t)L->table_offset), LLVMBuildShl(E->b, t, i64c(E, 6), ""), "");
+    g->isa->table_load(g, gep8(E, g->w, off));
 }
 
 /* The value of each code before scale/zero/min: code as float (AFFINE),
  * table entry, fp8 value, or the dense value. */
 static LLVMValueRef code_value(cg *g, LLVMValueRef codes_sub)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     LLVMValueRef ci;
     switch (L->decode) {
     case QKC_KDEC_F32: return codes_sub;
-    case QKC_KDEC_F16: return LLVMBuildFPExt(g->b, LLVMBuildBitCast(g->b, codes_sub, LLVMVectorType(g->f16, (unsigned)g->V), ""), g->vf, "");
+    case QKC_KDEC_F16: return LLVMBuildFPExt(E->b, LLVMBuildBitCast(E->b, codes_sub, LLVMVectorType(E->f16, (unsigned)g->V), ""), g->vf, "");
     case QKC_KDEC_BF16:
-        ci = LLVMBuildZExt(g->b, codes_sub, g->vi32, "");
-        return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, ci, vconst_i32(g, 16), ""), g->vf, "");
+        ci = LLVMBuildZExt(E->b, codes_sub, g->vi32, "");
+        return LLVMBuildBitCast(E->b, LLVMBuildShl(E->b, ci, vconst_i32(g, 16), ""), g->vf, "");
     default: break;
     }
-    ci = LLVMBuildZExt(g->b, codes_sub, g->vi32, "");
+    ci = LLVMBuildZExt(E->b, codes_sub, g->vi32, "");
     switch (L->decode) {
-    case QKC_KDEC_AFFINE: return g->affine_table ? lookup16(g, ci) : LLVMBuildSIToFP(g->b, ci, g->vf, "");
-    case QKC_KDEC_TABLE: return lookup16(g, ci);
-    case QKC_KDEC_LUT: return lookup16(g, ci);
-    case QKC_KDEC_FP8E4M3: return fp8_to_f32(g, ci, 0);
-    case QKC_KDEC_FP8E5M2: return fp8_to_f32(g, ci, 1);
+    case QKC_KDEC_AFFINE: return g->affine_table ? g->isa->table_lookup(g, ci) : LLVMBuildSIToFP(E->b, ci, g->vf, "");
+    case QKC_KDEC_TABLE: return g->isa->table_lookup(g, ci);
+    case QKC_KDEC_LUT: return g->isa->table_lookup(g, ci);
+    case QKC_KDEC_FP8E4M3: return qkc_emit_fp8_to_f32(E, ci, 0);
+    case QKC_KDEC_FP8E5M2: return qkc_emit_fp8_to_f32(E, ci, 1);
     default: return NULL;
     }
 }
 
-/* Round a vector of floats to the compute type (RNE), as the reference. */
-static LLVMValueRef round_compute(cg *g, LLVMValueRef x)
-{
-    LLVMValueRef u, r;
-    switch (g->mm->compute) {
-    case QKC_COMPUTE_F16:
-        return LLVMBuildFPExt(g->b, LLVMBuildFPTrunc(g->b, x, LLVMVectorType(g->f16, (unsigned)g->V), ""), g->vf, "");
-    case QKC_COMPUTE_BF16:
-        u = LLVMBuildBitCast(g->b, x, g->vi32, "");
-        r = LLVMBuildAdd(g->b, u, LLVMBuildAdd(g->b, vconst_i32(g, 0x7FFF),
-                                               LLVMBuildAnd(g->b, LLVMBuildLShr(g->b, u, vconst_i32(g, 16), ""),
-                                                            vconst_i32(g, 1), ""), ""), "");
-        r = LLVMBuildAnd(g->b, r, vconst_i32(g, (int32_t)0xFFFF0000u), "");
-        return LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealUNO, x, x, ""), x,
-                               LLVMBuildBitCast(g->b, r, g->vf, ""), "");
-    case QKC_COMPUTE_TF32:
-        u = LLVMBuildBitCast(g->b, x, g->vi32, "");
-        r = LLVMBuildAdd(g->b, u, LLVMBuildAdd(g->b, vconst_i32(g, 0xFFF),
-                                               LLVMBuildAnd(g->b, LLVMBuildLShr(g->b, u, vconst_i32(g, 13), ""),
-                                                            vconst_i32(g, 1), ""), ""), "");
-        r = LLVMBuildAnd(g->b, r, vconst_i32(g, (int32_t)0xFFFFE000u), "");
-        {
-            LLVMValueRef special = LLVMBuildICmp(g->b, LLVMIntEQ,
-                                                 LLVMBuildAnd(g->b, u, vconst_i32(g, 0x7F800000), ""),
-                                                 vconst_i32(g, 0x7F800000), "");
-            return LLVMBuildSelect(g->b, special, x, LLVMBuildBitCast(g->b, r, g->vf, ""), "");
-        }
-    default: return x;
-    }
-}
-
 /* ------------------------------------------------------------- tiles */
-
-typedef struct tile {
-    int tm, tn;
-    LLVMValueRef m0, n0;
-    LLVMValueRef nrow[8]; /* weight row of column j: min(n0 + j, n_end - 1) */
-    LLVMValueRef acc[8][8]; /* allocas of <V x float> */
-    int pm, pn;               /* int8 with smmla: rows and columns in 2x2 pairs (lower_mmla.inc), else 0 */
-    LLVMValueRef pacc[4][4];  /* their allocas of <4 x float> */
-    LLVMValueRef sum[8][8];   /* an output's final sum where no acc is reduced, else NULL */
-} tile;
 
 /* Rows of a tile. The last tile of a range may stick out past n_end: its
  * extra columns repeat row n_end - 1, compute the same value and store it
  * to the same place, so one tile width serves every N. */
 static void tile_rows(cg *g, tile *T)
 {
-    LLVMValueRef last = LLVMBuildSub(g->b, g->n_end, i64c(g, 1), "");
+    qkc_emit *E = &g->e;
+    LLVMValueRef last = LLVMBuildSub(E->b, g->n_end, i64c(E, 1), "");
     for (int j = 0; j < T->tn; j++) {
-        LLVMValueRef r = j ? LLVMBuildAdd(g->b, T->n0, i64c(g, j), "") : T->n0;
-        T->nrow[j] = j ? LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->n_end, ""), r, last, "") : r;
+        LLVMValueRef r = j ? LLVMBuildAdd(E->b, T->n0, i64c(E, j), "") : T->n0;
+        T->nrow[j] = j ? LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, r, g->n_end, ""), r, last, "") : r;
     }
 }
 
 static LLVMValueRef a_load(cg *g, tile *T, int tmi, LLVMValueRef ci, int sub, int valid)
 {
+    qkc_emit *E = &g->e;
     int lanes = valid - sub * g->V;
-    LLVMValueRef row = LLVMBuildAdd(g->b, T->m0, i64c(g, tmi), "");
-    LLVMValueRef el = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, g->lda, ""),
-                                   LLVMBuildAdd(g->b, LLVMBuildMul(g->b, ci, i64c(g, g->C), ""),
-                                                i64c(g, sub * g->V), ""), "");
-    LLVMValueRef p = LLVMBuildGEP2(g->b, g->f32, g->a, &el, 1, "");
+    LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, tmi), "");
+    LLVMValueRef el = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lda, ""),
+                                   LLVMBuildAdd(E->b, LLVMBuildMul(E->b, ci, i64c(E, g->C), ""),
+                                                i64c(E, sub * g->V), ""), "");
+    LLVMValueRef p = LLVMBuildGEP2(E->b, E->f32, g->a, &el, 1, "");
     if (lanes >= g->V)
-        return load(g, g->vf, p, 4);
+        return load(E, g->vf, p, 4);
     if (lanes <= 0)
         return LLVMConstNull(g->vf);
     {
         LLVMValueRef mask[64];
         for (int i = 0; i < g->V; i++)
-            mask[i] = LLVMConstInt(g->i1, i < lanes, 0);
-        LLVMTypeRef ov[2] = {g->vf, g->ptr};
-        LLVMValueRef args[4] = {p, i32c(g, 4), LLVMConstVector(mask, (unsigned)g->V), LLVMConstNull(g->vf)};
-        return intrinsic(g, "llvm.masked.load", ov, 2, args, 4);
+            mask[i] = LLVMConstInt(E->i1, i < lanes, 0);
+        LLVMTypeRef ov[2] = {g->vf, E->ptr};
+        LLVMValueRef args[4] = {p, i32c(E, 4), LLVMConstVector(mask, (unsigned)g->V), LLVMConstNull(g->vf)};
+        return intrinsic(E, "llvm.masked.load", ov, 2, args, 4);
     }
 }
-
-#include "codegen/lower_vq.inc"
 
 /* One chunk (index ci, `valid` real elements) of a tile. */
 static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     LLVMValueRef a[8][8], asum[8] = {0}; /* up to 8 vectors per chunk (32 floats in NEON registers) */
     /* Factorising saves per-weight work for one activation row; with
@@ -406,33 +196,33 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
         if (need_asum) {
             asum[i] = a[i][0];
             for (int sub = 1; sub < g->S; sub++)
-                asum[i] = LLVMBuildFAdd(g->b, asum[i], a[i][sub], "");
+                asum[i] = LLVMBuildFAdd(E->b, asum[i], a[i][sub], "");
         }
     }
     for (int j = 0; j < T->tn; j++) {
         LLVMValueRef row = T->nrow[j];
-        LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, i64c(g, (int64_t)L->row_bytes), ""),
-                                        LLVMBuildMul(g->b, ci, i64c(g, L->chunk_bytes), ""), "");
-        LLVMValueRef chunk = gep8(g, g->w, off);
+        LLVMValueRef off = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, i64c(E, (int64_t)L->row_bytes), ""),
+                                        LLVMBuildMul(E->b, ci, i64c(E, L->chunk_bytes), ""), "");
+        LLVMValueRef chunk = gep8(E, g->w, off);
         LLVMValueRef s = NULL, mn = NULL, z = NULL, codes, val[8];
         if (g->s->prefetch > 0) {
-            LLVMValueRef pf = gep8(g, chunk, i64c(g, (int64_t)g->s->prefetch * L->chunk_bytes));
-            LLVMValueRef args[4] = {pf, i32c(g, 0), i32c(g, 3), i32c(g, 1)};
-            LLVMTypeRef ov = g->ptr;
-            intrinsic(g, "llvm.prefetch", &ov, 1, args, 4);
+            LLVMValueRef pf = gep8(E, chunk, i64c(E, (int64_t)g->s->prefetch * L->chunk_bytes));
+            LLVMValueRef args[4] = {pf, i32c(E, 0), i32c(E, 3), i32c(E, 1)};
+            LLVMTypeRef ov = E->ptr;
+            intrinsic(E, "llvm.prefetch", &ov, 1, args, 4);
         }
         if (L->scale != QKC_KF_NONE)
-            s = factorized ? NULL : chunk_field_f32(g, chunk, L->scale, L->scale_off);
+            s = factorized ? NULL : qkc_lower_chunk_field(g, chunk, L->scale, L->scale_off);
         if (L->min != QKC_KF_NONE)
-            mn = chunk_field_f32(g, chunk, L->min, L->min_off);
+            mn = qkc_lower_chunk_field(g, chunk, L->min, L->min_off);
         if (L->zero != QKC_KF_NONE)
-            z = chunk_field_f32(g, chunk, L->zero, L->zero_off);
+            z = qkc_lower_chunk_field(g, chunk, L->zero, L->zero_off);
         if (L->decode == QKC_KDEC_LUT && L->tidx != QKC_KF_NONE)
             load_chunk_table(g, chunk);
         if (L->decode == QKC_KDEC_VQ) {
-            vq_values(g, chunk, val);
+            qkc_lower_vq_values(g, chunk, val);
         } else {
-            codes = chunk_codes(g, chunk);
+            codes = qkc_lower_chunk_codes(g, chunk);
             for (int sub = 0; sub < g->S; sub++)
                 val[sub] = code_value(g, subvec(g, codes, sub));
         }
@@ -442,97 +232,74 @@ static void emit_chunk(cg *g, tile *T, LLVMValueRef ci, int valid)
             LLVMValueRef negz = NULL;
             LLVMValueRef vs = L->scale != QKC_KF_NONE ? chunk_field_vec(g, chunk, L->scale, L->scale_off, g->V) : NULL;
             if (L->decode == QKC_KDEC_AFFINE && (zc || z)) {
-                negz = f32c(g, -(double)zc);
+                negz = f32c(E, -(double)zc);
                 if (z)
-                    negz = LLVMBuildFSub(g->b, negz, z, "");
-                negz = splat(g, negz, g->V);
+                    negz = LLVMBuildFSub(E->b, negz, z, "");
+                negz = splat(E, negz, g->V);
             }
             for (int i = 0; i < T->tm; i++) {
-                LLVMValueRef t = NULL, acc = load(g, g->vf, T->acc[i][j], 64);
+                LLVMValueRef t = NULL, acc = load(E, g->vf, T->acc[i][j], 64);
                 for (int sub = 0; sub < g->S; sub++)
-                    t = t ? fma_v(g, a[i][sub], val[sub], t) : LLVMBuildFMul(g->b, a[i][sub], val[sub], "");
+                    t = t ? fma_v(E, a[i][sub], val[sub], t) : LLVMBuildFMul(E->b, a[i][sub], val[sub], "");
                 if (negz)
-                    t = fma_v(g, asum[i], negz, t);
-                acc = vs ? fma_v(g, t, vs, acc) : LLVMBuildFAdd(g->b, acc, t, "");
+                    t = fma_v(E, asum[i], negz, t);
+                acc = vs ? fma_v(E, t, vs, acc) : LLVMBuildFAdd(E->b, acc, t, "");
                 if (mn)
-                    acc = fma_v(g, asum[i], splat(g, mn, g->V), acc);
-                LLVMBuildStore(g->b, acc, T->acc[i][j]);
+                    acc = fma_v(E, asum[i], splat(E, mn, g->V), acc);
+                LLVMBuildStore(E->b, acc, T->acc[i][j]);
             }
         } else {
             /* Exact dequantization, rounding to the compute type, FMA. */
             for (int sub = 0; sub < g->S; sub++) {
                 LLVMValueRef x = val[sub];
                 if (L->decode == QKC_KDEC_AFFINE && (zc || z)) {
-                    LLVMValueRef zz = f32c(g, (double)zc);
+                    LLVMValueRef zz = f32c(E, (double)zc);
                     if (z)
-                        zz = LLVMBuildFAdd(g->b, zz, z, "");
-                    x = LLVMBuildFSub(g->b, x, splat(g, zz, g->V), "");
+                        zz = LLVMBuildFAdd(E->b, zz, z, "");
+                    x = LLVMBuildFSub(E->b, x, splat(E, zz, g->V), "");
                 }
                 if (s)
-                    x = LLVMBuildFMul(g->b, x, splat(g, s, g->V), "");
+                    x = LLVMBuildFMul(E->b, x, splat(E, s, g->V), "");
                 if (mn)
-                    x = LLVMBuildFAdd(g->b, x, splat(g, mn, g->V), "");
-                val[sub] = round_compute(g, x);
+                    x = LLVMBuildFAdd(E->b, x, splat(E, mn, g->V), "");
+                val[sub] = qkc_emit_round_compute(E, g->mm->compute, x);
             }
             for (int i = 0; i < T->tm; i++) {
-                LLVMValueRef acc = load(g, g->vf, T->acc[i][j], 64);
+                LLVMValueRef acc = load(E, g->vf, T->acc[i][j], 64);
                 for (int sub = 0; sub < g->S; sub++)
-                    acc = fma_v(g, a[i][sub], val[sub], acc);
-                LLVMBuildStore(g->b, acc, T->acc[i][j]);
+                    acc = fma_v(E, a[i][sub], val[sub], acc);
+                LLVMBuildStore(E->b, acc, T->acc[i][j]);
             }
         }
     }
 }
 
-static LLVMBasicBlockRef block(cg *g, const char *name)
+LLVMValueRef qkc_lower_loop(cg *g, LLVMValueRef start, LLVMValueRef end, int64_t step, qkc_lower_loop_body body,
+                            void *bctx)
 {
-    return LLVMAppendBasicBlockInContext(g->ctx, g->fn, name);
-}
-
-/* Allocas go in the entry block so mem2reg/SROA promote them. */
-static LLVMValueRef entry_alloca(cg *g, LLVMTypeRef ty)
-{
-    LLVMBasicBlockRef cur = LLVMGetInsertBlock(g->b);
-    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->fn);
-    LLVMValueRef first = LLVMGetFirstInstruction(entry);
-    LLVMValueRef a;
-    if (first)
-        LLVMPositionBuilderBefore(g->b, first);
-    else
-        LLVMPositionBuilderAtEnd(g->b, entry);
-    a = LLVMBuildAlloca(g->b, ty, "");
-    LLVMSetAlignment(a, 64);
-    LLVMPositionBuilderAtEnd(g->b, cur);
-    return a;
-}
-
-/* for (i = start; i + step <= end; i += step) body(i); the induction
- * variable lives in an alloca. Returns with the builder after the loop. */
-typedef void (*loop_body)(cg *g, void *ctx, LLVMValueRef i);
-
-static LLVMValueRef emit_loop(cg *g, LLVMValueRef start, LLVMValueRef end, int64_t step, loop_body body, void *bctx)
-{
-    LLVMValueRef iv = entry_alloca(g, g->i64);
-    LLVMBasicBlockRef cond = block(g, "loop.cond"), bodyb = block(g, "loop.body"), done = block(g, "loop.done");
-    LLVMBuildStore(g->b, start, iv);
-    LLVMBuildBr(g->b, cond);
-    LLVMPositionBuilderAtEnd(g->b, cond);
-    LLVMValueRef i = load(g, g->i64, iv, 8);
-    LLVMValueRef ok = LLVMBuildICmp(g->b, LLVMIntSLE, LLVMBuildAdd(g->b, i, i64c(g, step), ""), end, "");
-    LLVMBuildCondBr(g->b, ok, bodyb, done);
-    LLVMPositionBuilderAtEnd(g->b, bodyb);
+    qkc_emit *E = &g->e;
+    LLVMValueRef iv = qkc_emit_alloca(E, E->i64, 64);
+    LLVMBasicBlockRef cond = block(E, "loop.cond"), bodyb = block(E, "loop.body"), done = block(E, "loop.done");
+    LLVMBuildStore(E->b, start, iv);
+    LLVMBuildBr(E->b, cond);
+    LLVMPositionBuilderAtEnd(E->b, cond);
+    LLVMValueRef i = load(E, E->i64, iv, 8);
+    LLVMValueRef ok = LLVMBuildICmp(E->b, LLVMIntSLE, LLVMBuildAdd(E->b, i, i64c(E, step), ""), end, "");
+    LLVMBuildCondBr(E->b, ok, bodyb, done);
+    LLVMPositionBuilderAtEnd(E->b, bodyb);
     body(g, bctx, i);
-    LLVMBuildStore(g->b, LLVMBuildAdd(g->b, i, i64c(g, step), ""), iv);
-    LLVMBuildBr(g->b, cond);
-    LLVMPositionBuilderAtEnd(g->b, done);
-    return load(g, g->i64, iv, 8);
+    LLVMBuildStore(E->b, LLVMBuildAdd(E->b, i, i64c(E, step), ""), iv);
+    LLVMBuildBr(E->b, cond);
+    LLVMPositionBuilderAtEnd(E->b, done);
+    return load(E, E->i64, iv, 8);
 }
 
 static void chunk_body(cg *g, void *ctx, LLVMValueRef ci)
 {
+    qkc_emit *E = &g->e;
     tile *T = ctx;
     for (int u = 0; u < g->s->k_unroll; u++)
-        emit_chunk(g, T, u ? LLVMBuildAdd(g->b, ci, i64c(g, u), "") : ci, g->C);
+        emit_chunk(g, T, u ? LLVMBuildAdd(E->b, ci, i64c(E, u), "") : ci, g->C);
 }
 
 static void chunk_body1(cg *g, void *ctx, LLVMValueRef ci)
@@ -540,55 +307,18 @@ static void chunk_body1(cg *g, void *ctx, LLVMValueRef ci)
     emit_chunk(g, ctx, ci, g->C);
 }
 
-static LLVMValueRef activation(cg *g, LLVMValueRef x)
-{
-    LLVMValueRef d, r;
-    switch (g->mm->act) {
-    case QKC_ACT_RELU: {
-        LLVMValueRef gt = LLVMBuildFCmp(g->b, LLVMRealOGT, x, f32c(g, 0.0), "");
-        return LLVMBuildSelect(g->b, gt, x, f32c(g, 0.0), "");
-    }
-    case QKC_ACT_GELU:
-    case QKC_ACT_SILU: {
-        /* In double through libm, as the reference does. */
-        const char *fname = g->mm->act == QKC_ACT_GELU ? "erf" : "exp";
-        LLVMTypeRef ft = LLVMFunctionType(g->f64, &g->f64, 1, 0);
-        LLVMValueRef f = LLVMGetNamedFunction(g->mod, fname);
-        if (!f)
-            f = LLVMAddFunction(g->mod, fname, ft);
-        d = LLVMBuildFPExt(g->b, x, g->f64, "");
-        if (g->mm->act == QKC_ACT_GELU) {
-            LLVMValueRef arg = LLVMBuildFDiv(g->b, d, LLVMConstReal(g->f64, 1.4142135623730951), "");
-            r = LLVMBuildCall2(g->b, ft, f, &arg, 1, "");
-            r = LLVMBuildFMul(g->b, LLVMBuildFMul(g->b, LLVMConstReal(g->f64, 0.5), d, ""),
-                              LLVMBuildFAdd(g->b, LLVMConstReal(g->f64, 1.0), r, ""), "");
-        } else {
-            LLVMValueRef arg = LLVMBuildFNeg(g->b, d, "");
-            r = LLVMBuildCall2(g->b, ft, f, &arg, 1, "");
-            r = LLVMBuildFDiv(g->b, d, LLVMBuildFAdd(g->b, LLVMConstReal(g->f64, 1.0), r, ""), "");
-        }
-        return LLVMBuildFPTrunc(g->b, r, g->f32, "");
-    }
-    default: return x;
-    }
-}
-
-static void store_out(cg *g, LLVMValueRef v, LLVMValueRef m, LLVMValueRef n)
-{
-    qkc_lower_store_out(g->b, g->mm->out_dtype, v, g->c, LLVMBuildAdd(g->b, LLVMBuildMul(g->b, m, g->ldc, ""), n, ""));
-}
-
 /* A tile of tm x tn outputs at (m0, n0): its rows and its accumulators
  * (vectors of acc_ty, zeroed). */
 static void tile_init(cg *g, tile *T, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn, LLVMTypeRef acc_ty)
 {
+    qkc_emit *E = &g->e;
     memset(T, 0, sizeof *T);
     T->tm = tm, T->tn = tn, T->m0 = m0, T->n0 = n0;
     tile_rows(g, T);
     for (int i = 0; i < tm; i++)
         for (int j = 0; j < tn; j++) {
-            T->acc[i][j] = entry_alloca(g, acc_ty);
-            LLVMBuildStore(g->b, LLVMConstNull(acc_ty), T->acc[i][j]);
+            T->acc[i][j] = qkc_emit_alloca(E, acc_ty, 64);
+            LLVMBuildStore(E->b, LLVMConstNull(acc_ty), T->acc[i][j]);
         }
 }
 
@@ -598,27 +328,28 @@ static void tile_init(cg *g, tile *T, LLVMValueRef m0, LLVMValueRef n0, int tm, 
  * dtype; the last vector masked, its missing lanes zero), as f32. */
 static LLVMValueRef lora_b_vec(cg *g, LLVMValueRef n, int v)
 {
+    qkc_emit *E = &g->e;
     int r = g->mm->lora_rank, lanes = r - v * g->V;
     qkc_dtype dt = g->mm->lora_dtype;
-    LLVMTypeRef et = dt == QKC_DTYPE_F32 ? g->f32 : dt == QKC_DTYPE_F16 ? g->f16 : g->i16;
+    LLVMTypeRef et = dt == QKC_DTYPE_F32 ? E->f32 : dt == QKC_DTYPE_F16 ? E->f16 : E->i16;
     LLVMTypeRef vt = LLVMVectorType(et, (unsigned)g->V);
-    LLVMValueRef el = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, n, i64c(g, r), ""), i64c(g, v * g->V), "");
-    LLVMValueRef p = LLVMBuildGEP2(g->b, et, g->lora_b, &el, 1, ""), x;
+    LLVMValueRef el = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, n, i64c(E, r), ""), i64c(E, v * g->V), "");
+    LLVMValueRef p = LLVMBuildGEP2(E->b, et, g->lora_b, &el, 1, ""), x;
     if (lanes >= g->V) {
-        x = load(g, vt, p, dt == QKC_DTYPE_F32 ? 4 : 2);
+        x = load(E, vt, p, dt == QKC_DTYPE_F32 ? 4 : 2);
     } else {
         LLVMValueRef mask[64];
-        LLVMTypeRef ov[2] = {vt, g->ptr};
+        LLVMTypeRef ov[2] = {vt, E->ptr};
         for (int i = 0; i < g->V; i++)
-            mask[i] = LLVMConstInt(g->i1, i < lanes, 0);
-        LLVMValueRef args[4] = {p, i32c(g, dt == QKC_DTYPE_F32 ? 4 : 2), LLVMConstVector(mask, (unsigned)g->V),
+            mask[i] = LLVMConstInt(E->i1, i < lanes, 0);
+        LLVMValueRef args[4] = {p, i32c(E, dt == QKC_DTYPE_F32 ? 4 : 2), LLVMConstVector(mask, (unsigned)g->V),
                                 LLVMConstNull(vt)};
-        x = intrinsic(g, "llvm.masked.load", ov, 2, args, 4);
+        x = intrinsic(E, "llvm.masked.load", ov, 2, args, 4);
     }
     if (dt == QKC_DTYPE_F16)
-        return LLVMBuildFPExt(g->b, x, g->vf, "");
+        return LLVMBuildFPExt(E->b, x, g->vf, "");
     if (dt == QKC_DTYPE_BF16)
-        return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, LLVMBuildZExt(g->b, x, g->vi32, ""), vconst_i32(g, 16), ""),
+        return LLVMBuildBitCast(E->b, LLVMBuildShl(E->b, LLVMBuildZExt(E->b, x, g->vi32, ""), vconst_i32(g, 16), ""),
                                 g->vf, "");
     return x;
 }
@@ -629,6 +360,7 @@ static LLVMValueRef lora_b_vec(cg *g, LLVMValueRef n, int v)
  * once per column and T's once per row, before the tile stores anything. */
 static void lora_terms(cg *g, tile *T, LLVMValueRef lt[8][8])
 {
+    qkc_emit *E = &g->e;
     enum { MAXV = QKC_MAX_LORA_RANK / 4 };
     int nv = (g->mm->lora_rank + g->V - 1) / g->V;
     LLVMValueRef bv[8][MAXV], tv[8][MAXV];
@@ -636,10 +368,10 @@ static void lora_terms(cg *g, tile *T, LLVMValueRef lt[8][8])
         for (int v = 0; v < nv; v++)
             bv[j][v] = lora_b_vec(g, T->nrow[j], v);
     for (int i = 0; i < T->tm; i++) {
-        LLVMValueRef row = LLVMBuildAdd(g->b, T->m0, i64c(g, i), "");
+        LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, i), "");
         for (int v = 0; v < nv; v++) {
-            LLVMValueRef el = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, g->lora_ld, ""), i64c(g, v * g->V), "");
-            tv[i][v] = load(g, g->vf, LLVMBuildGEP2(g->b, g->f32, g->lora_t, &el, 1, ""), 4);
+            LLVMValueRef el = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lora_ld, ""), i64c(E, v * g->V), "");
+            tv[i][v] = load(E, g->vf, LLVMBuildGEP2(E->b, E->f32, g->lora_t, &el, 1, ""), 4);
             /* T's rows do not change along n: without this, loop-invariant
              * code motion hoists them out of the n loop and keeps R/16
              * vectors per row live across the whole K loop, which then
@@ -650,63 +382,55 @@ static void lora_terms(cg *g, tile *T, LLVMValueRef lt[8][8])
     }
     for (int i = 0; i < T->tm; i++)
         for (int j = 0; j < T->tn; j++) {
-            LLVMValueRef acc = LLVMBuildFMul(g->b, tv[i][0], bv[j][0], "");
+            LLVMValueRef acc = LLVMBuildFMul(E->b, tv[i][0], bv[j][0], "");
             for (int v = 1; v < nv; v++)
-                acc = fma_v(g, tv[i][v], bv[j][v], acc);
-            LLVMValueRef args[2] = {f32c(g, 0.0), acc};
-            LLVMTypeRef ov = g->vf;
-            LLVMValueRef sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
-            LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
-            lt[i][j] = LLVMBuildFMul(g->b, sum, g->lora_scale, "");
+                acc = fma_v(E, tv[i][v], bv[j][v], acc);
+            lt[i][j] = LLVMBuildFMul(E->b, g->isa->lane_sum(E, acc), g->lora_scale, "");
         }
 }
-
-static void emit_outliers(cg *g, tile *T, LLVMValueRef extra[8][8]);
 
 /* The end of a tile: reduce each accumulator (vectors of type acc_ty),
  * add the outliers' sums (codegen/lower_outliers.c), the bias, apply the
  * activation, convert and store. */
 static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
 {
+    qkc_emit *E = &g->e;
     LLVMValueRef lt[8][8];
     if (g->lora_t)
         lora_terms(g, T, lt);
     LLVMValueRef extra[8][8] = {{0}};
-    emit_outliers(g, T, extra);
+    qkc_lower_outliers(g, T, extra);
     for (int i = 0; i < T->tm; i++)
         for (int j = 0; j < T->tn; j++) {
             LLVMValueRef sum = T->sum[i][j], n = T->nrow[j];
-            if (!sum) {
-                LLVMValueRef args[2] = {f32c(g, 0.0), load(g, acc_ty, T->acc[i][j], 64)};
-                LLVMTypeRef ov = acc_ty;
-                sum = intrinsic(g, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
-                LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
-            }
+            if (!sum)
+                sum = g->isa->lane_sum(E, load(E, acc_ty, T->acc[i][j], 64));
             if (g->lora_t)
-                sum = LLVMBuildFAdd(g->b, sum, lt[i][j], "");
+                sum = LLVMBuildFAdd(E->b, sum, lt[i][j], "");
             if (extra[i][j])
-                sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, extra[i][j], 4), "");
+                sum = LLVMBuildFAdd(E->b, sum, load(E, E->f32, extra[i][j], 4), "");
             if (g->mm->bias == QKC_BIAS_F32)
-                sum = LLVMBuildFAdd(g->b, sum, load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
-            sum = activation(g, sum);
-            store_out(g, sum, LLVMBuildAdd(g->b, T->m0, i64c(g, i), ""), n);
+                sum = LLVMBuildFAdd(E->b, sum, load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, g->bias, &n, 1, ""), 4), "");
+            sum = qkc_emit_activation(E, g->mm->act, sum, g->isa);
+            qkc_emit_store_out(E, g->mm->out_dtype, sum, g->c, g->ldc, LLVMBuildAdd(E->b, T->m0, i64c(E, i), ""), n);
         }
 }
 
 static void emit_tile(cg *g, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
 {
+    qkc_emit *E = &g->e;
     tile T;
     int64_t full = g->mm->k / g->C;
     int tail = (int)(g->mm->k % g->C);
     tile_init(g, &T, m0, n0, tm, tn, g->vf);
     {
-        LLVMValueRef next = i64c(g, 0);
+        LLVMValueRef next = i64c(E, 0);
         if (g->s->k_unroll > 1)
-            next = emit_loop(g, next, i64c(g, full), g->s->k_unroll, chunk_body, &T);
-        emit_loop(g, next, i64c(g, full), 1, chunk_body1, &T);
+            next = qkc_lower_loop(g, next, i64c(E, full), g->s->k_unroll, chunk_body, &T);
+        qkc_lower_loop(g, next, i64c(E, full), 1, chunk_body1, &T);
     }
     if (tail)
-        emit_chunk(g, &T, i64c(g, full), tail);
+        emit_chunk(g, &T, i64c(E, full), tail);
     emit_epilogue(g, &T, g->vf);
 }
 
@@ -715,8 +439,7 @@ typedef struct mloop_ctx {
     int tm, tn;
 } mloop_ctx;
 
-struct i8ctx;
-static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn);
+static void emit_tile_int8(cg *g, i8ctx *x, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn);
 
 static void m_tile_body(cg *g, void *ctx, LLVMValueRef m0)
 {
@@ -729,34 +452,17 @@ static void m_tile_body(cg *g, void *ctx, LLVMValueRef m0)
 
 static void n_tile_body(cg *g, void *ctx, LLVMValueRef n0)
 {
+    qkc_emit *E = &g->e;
     int tn = *(int *)ctx;
     mloop_ctx mc = {n0, g->s->tile_m, tn};
-    LLVMValueRef m0 = i64c(g, 0);
+    LLVMValueRef m0 = i64c(E, 0);
     if (g->s->tile_m > 1)
-        m0 = emit_loop(g, m0, g->m, g->s->tile_m, m_tile_body, &mc);
+        m0 = qkc_lower_loop(g, m0, g->m, g->s->tile_m, m_tile_body, &mc);
     mc.tm = 1;
-    emit_loop(g, m0, g->m, 1, m_tile_body, &mc);
+    qkc_lower_loop(g, m0, g->m, 1, m_tile_body, &mc);
 }
 
-/* ------------------------------------------------------------ driver */
-
-/* The int8 dot-product path: which operand form a (layout, target) takes.
- *   DIRECT  Σ q·u over unsigned codes u: vpdpbusd (VNNI), or vpmaddubsw +
- *           vpmaddwd on AVX2 when u ≤ 63 (no int16 saturation);
- *           then − cc·Σq with cc = zero_const + zero.
- *           aarch64: sdot over u as s8 (4-bit codes), or over u − 128
- *           (8-bit codes, cc − 128 corrects), or usdot over u (I8MM);
- *           with I8MM, 2x2 pairs of rows and columns by smmla / usmmla
- *           (lower_mmla.inc);
- *           without DOTPROD, a widening multiply (smull) and pairwise adds.
- *   TABLE   VNNI: the code's integer table value + 128 as u8 (vpshufb),
- *           cc = 128. aarch64: the table value itself as s8 (tbl), cc = 0.
- *   SIGNED  AVX2: vpmaddubsw(|v|, sign(q, v)) over signed weights v (an
- *           integer table, or 8-bit codes with zero_const 128), cc = 0.
- *           |v| is up to 128, which vpmaddubsw reads as unsigned, and
- *           the activations q are within ±127, so sign(q, v) never
- *           overflows (sign(v, q) would turn a weight of −128 into −128). */
-enum { I8_NONE = 0, I8_DIRECT = 1, I8_TABLE = 2, I8_SIGNED = 3 };
+/* ------------------------------------------------------- int8 path */
 
 int qkc_lower_int8_table_ok(const qkc_klayout *L)
 {
@@ -766,360 +472,152 @@ int qkc_lower_int8_table_ok(const qkc_klayout *L)
     return L->code_bits == 4;
 }
 
-static int int8_mode(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t, int vector_bits)
+/* The int8 path's operand form (lower_cpu.h): none unless the spec asks
+ * for int8 compute over whole 32-element records of one layout, then the
+ * ISA's choice. */
+static int int8_mode(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
 {
-    int vnni = t->arch == QKC_ARCH_X86_64 && (t->features & QKC_FEAT_AVX512_VNNI) && (t->features & QKC_FEAT_AVX512VL);
-    const qkc_dtype_desc *dd = qkc_dtype_get(mm->w.dtype);
-    (void)vector_bits;
+    const qkc_isa *isa = qkc_isa_for(t);
     if (L->mixed)
         return I8_NONE; /* blocks may differ; the float path serves them all */
-    if (mm->compute != QKC_COMPUTE_INT8 || L->fallback || L->permute_k || L->chunk != 32 || !dd)
+    if (mm->compute != QKC_COMPUTE_INT8 || L->fallback || L->permute_k || L->chunk != 32 ||
+        !qkc_dtype_get(mm->w.dtype))
         return I8_NONE;
-    if (t->arch == QKC_ARCH_AARCH64) {
-        /* s8 x s8 products are exact in every form (sdot, usdot, smull) */
-        if (L->decode == QKC_KDEC_AFFINE && (L->code_bits == 4 || L->code_bits == 8))
-            return I8_DIRECT;
-        if (L->decode == QKC_KDEC_TABLE && qkc_lower_int8_table_ok(L))
-            return I8_TABLE;
-        return I8_NONE;
-    }
-    if (L->decode == QKC_KDEC_AFFINE && (L->code_bits == 4 || L->code_bits == 8)) {
-        if (vnni || dd->bits <= 6)
-            return I8_DIRECT;
-        if (L->code_bits == 8 && L->zero_const == 128 && L->zero == QKC_KF_NONE && L->min == QKC_KF_NONE)
-            return I8_SIGNED;
-        return I8_NONE;
-    }
-    if (L->decode == QKC_KDEC_TABLE && qkc_lower_int8_table_ok(L))
-        return vnni ? I8_TABLE : I8_SIGNED;
-    return I8_NONE;
+    return isa && isa->int8_mode ? isa->int8_mode(mm, L, t) : I8_NONE;
 }
 
 int qkc_lower_uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
 {
-    return int8_mode(mm, L, t, t->vector_bits) != I8_NONE;
+    return int8_mode(mm, L, t) != I8_NONE;
 }
 
-/* ------------------------------------------------------- int8 path */
-
-struct i8ctx {
-    int mode;
-    int P;      /* chunks per step: 1 (256-bit, NEON) or 2 (512-bit) */
-    int lanes;  /* i32/f32 lanes per step: 8P */
-    int vnni;
-    int neon;    /* aarch64: the weights are s8 (u8 with usdot) and the dot is sdot / usdot / smull */
-    int dotprod; /* aarch64 FEAT_DotProd: sdot */
-    int usdot;   /* aarch64 FEAT_I8MM: usdot (usmmla) over unsigned 8-bit codes */
-    int mmla;    /* aarch64 FEAT_I8MM: smmla / usmmla for 2x2 pairs of tiles with tm, tn >= 2 */
-    int off;     /* the dot's weight operand is the code minus off (aarch64 8-bit codes under sdot: 128) */
-    int vbmi_unpack; /* 4-bit codes of two adjacent records via vpermb */
-    LLVMTypeRef vbytes, vi32s, vfs; /* <32P x i8>, <8P x i32>, <8P x float> */
-    LLVMValueRef a_scales, a_scales_ld;
-};
-typedef struct i8ctx i8ctx;
-
-static LLVMValueRef cbytes(cg *g, const uint8_t *v, int n)
+LLVMValueRef qkc_lower_step_codes(cg *g, i8ctx *x, LLVMValueRef *chunks, int present)
 {
-    LLVMValueRef e[64];
-    for (int i = 0; i < n; i++)
-        e[i] = LLVMConstInt(g->i8, v[i], 0);
-    return LLVMConstVector(e, (unsigned)n);
-}
-
-/* <nb x i8> bytes as <nb/4 x i32> (the operand type of vpdpbusd in LLVM 19). */
-static LLVMValueRef as_i32(cg *g, LLVMValueRef v, int nb)
-{
-    return LLVMBuildBitCast(g->b, v, LLVMVectorType(g->i32, (unsigned)(nb / 4)), "");
-}
-
-/* init + Σ over groups of 4 bytes of u8(x)·s8(y), as <8P x i32> (init may
- * be NULL for zero). VNNI accumulates into init for free. */
-/* aarch64: init + Σ over groups of 4 bytes of w·q, w signed (or unsigned
- * when `unsigned_w`, usdot), as <8 x i32>: sdot/usdot on each 16-byte half,
- * or without DOTPROD products widened to i16 (|w·q| ≤ 128·128 fits) and
- * summed in pairs twice. */
-static LLVMValueRef dot_neon(cg *g, i8ctx *x, LLVMValueRef init, LLVMValueRef w, LLVMValueRef q, int unsigned_w)
-{
-    LLVMValueRef idx[32], r;
-    if (x->dotprod) {
-        LLVMTypeRef v16 = LLVMVectorType(g->i8, 16), v4 = LLVMVectorType(g->i32, 4);
-        LLVMValueRef half[2];
-        LLVMTypeRef ov[2] = {v4, v16};
-        for (int h = 0; h < 2; h++) {
-            LLVMValueRef wi[16], ai[4];
-            for (int i = 0; i < 16; i++)
-                wi[i] = i32c(g, 16 * h + i);
-            for (int i = 0; i < 4; i++)
-                ai[i] = i32c(g, 4 * h + i);
-            LLVMValueRef args[3] = {
-                init ? LLVMBuildShuffleVector(g->b, init, LLVMGetUndef(x->vi32s), LLVMConstVector(ai, 4), "")
-                     : LLVMConstNull(v4),
-                LLVMBuildShuffleVector(g->b, w, LLVMGetUndef(x->vbytes), LLVMConstVector(wi, 16), ""),
-                LLVMBuildShuffleVector(g->b, q, LLVMGetUndef(x->vbytes), LLVMConstVector(wi, 16), "")};
-            half[h] = intrinsic(g, unsigned_w ? "llvm.aarch64.neon.usdot" : "llvm.aarch64.neon.sdot", ov, 2, args, 3);
-        }
-        for (int i = 0; i < 8; i++)
-            idx[i] = i32c(g, i);
-        return LLVMBuildShuffleVector(g->b, half[0], half[1], LLVMConstVector(idx, 8), "");
-    }
-    {
-        LLVMTypeRef v32w = LLVMVectorType(g->i16, 32), v32d = LLVMVectorType(g->i32, 32);
-        LLVMValueRef p = LLVMBuildMul(g->b, LLVMBuildSExt(g->b, w, v32w, ""), LLVMBuildSExt(g->b, q, v32w, ""), "");
-        r = LLVMBuildSExt(g->b, p, v32d, "");
-        for (int len = 16; len >= 8; len /= 2) {
-            LLVMValueRef ev[16], od[16];
-            for (int i = 0; i < len; i++)
-                ev[i] = i32c(g, 2 * i), od[i] = i32c(g, 2 * i + 1);
-            LLVMValueRef u = LLVMGetUndef(LLVMTypeOf(r));
-            r = LLVMBuildAdd(g->b, LLVMBuildShuffleVector(g->b, r, u, LLVMConstVector(ev, (unsigned)len), ""),
-                             LLVMBuildShuffleVector(g->b, r, u, LLVMConstVector(od, (unsigned)len), ""), "");
-        }
-        (void)unsigned_w; /* never set without DOTPROD */
-        return init ? LLVMBuildAdd(g->b, init, r, "") : r;
-    }
-}
-
-static LLVMValueRef dot_u8s8_acc(cg *g, i8ctx *x, LLVMValueRef init, LLVMValueRef u, LLVMValueRef q)
-{
-    int nb = 32 * x->P;
-    if (x->neon)
-        return dot_neon(g, x, init, u, q, x->usdot);
-    if (x->vnni) {
-        LLVMValueRef args[3] = {init ? init : LLVMConstNull(x->vi32s), as_i32(g, u, nb), as_i32(g, q, nb)};
-        return intrinsic(g, x->P == 2 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256", NULL, 0,
-                         args, 3);
-    }
-    {
-        LLVMValueRef args[2] = {u, q};
-        LLVMValueRef w16 = intrinsic(g, "llvm.x86.avx2.pmadd.ub.sw", NULL, 0, args, 2);
-        LLVMValueRef ones[16];
-        for (int i = 0; i < 16; i++)
-            ones[i] = LLVMConstInt(g->i16, 1, 0);
-        LLVMValueRef a2[2] = {w16, LLVMConstVector(ones, 16)};
-        LLVMValueRef r = intrinsic(g, "llvm.x86.avx2.pmadd.wd", NULL, 0, a2, 2);
-        return init ? LLVMBuildAdd(g->b, init, r, "") : r;
-    }
-}
-
-/* Σq and the like: u is a vector of small non-negative constants (valid as s8) */
-static LLVMValueRef dot_u8s8(cg *g, i8ctx *x, LLVMValueRef u, LLVMValueRef q)
-{
-    if (x->neon)
-        return dot_neon(g, x, NULL, u, q, 0);
-    return dot_u8s8_acc(g, x, NULL, u, q);
-}
-
-/* Weight bytes of one step: P chunks' codes, <32P x i8> in k order. */
-static LLVMValueRef step_codes(cg *g, i8ctx *x, LLVMValueRef *chunks, int present)
-{
+    qkc_emit *E = &g->e;
     LLVMValueRef parts[2], idx[64];
     for (int p = 0; p < x->P; p++)
-        parts[p] = p < present ? chunk_codes(g, chunks[p]) : LLVMConstNull(LLVMVectorType(g->i8, 32));
+        parts[p] = p < present ? qkc_lower_chunk_codes(g, chunks[p]) : LLVMConstNull(LLVMVectorType(E->i8, 32));
     if (x->P == 1)
         return parts[0];
     for (int i = 0; i < 64; i++)
-        idx[i] = i32c(g, i);
-    return LLVMBuildShuffleVector(g->b, parts[0], parts[1], LLVMConstVector(idx, 64), "");
-}
-
-/* Two adjacent 4-bit chunk records with VBMI: one masked 64-byte load
- * (it never touches bytes past the second record), one vpermb placing
- * [codes0, codes0, codes1, codes1], one vpsrlvw shifting the second copy of
- * each by 4, one and: 64 nibbles in k order. */
-static LLVMValueRef step_codes_vbmi(cg *g, i8ctx *x, LLVMValueRef rec0, LLVMValueRef *raw)
-{
-    const qkc_klayout *L = g->L;
-    int span = L->chunk_bytes + L->code_off + 16;
-    LLVMValueRef mask[64], idx[64], sh[32], bytes, perm, words;
-    LLVMTypeRef v64 = LLVMVectorType(g->i8, 64), v32w = LLVMVectorType(g->i16, 32);
-    uint8_t fifteen[64];
-    (void)x;
-    for (int i = 0; i < 64; i++) {
-        mask[i] = LLVMConstInt(g->i1, i < span, 0);
-        idx[i] = LLVMConstInt(g->i8, (unsigned)((i < 32 ? L->code_off : L->chunk_bytes + L->code_off) + (i % 16)), 0);
-    }
-    for (int i = 0; i < 32; i++)
-        sh[i] = LLVMConstInt(g->i16, (i / 8) % 2 ? 4 : 0, 0);
-    {
-        LLVMTypeRef ov[2] = {v64, g->ptr};
-        LLVMValueRef args[4] = {rec0, i32c(g, 1), LLVMConstVector(mask, 64), LLVMConstNull(v64)};
-        bytes = intrinsic(g, "llvm.masked.load", ov, 2, args, 4);
-        *raw = bytes;
-    }
-    {
-        LLVMValueRef args[2] = {bytes, LLVMConstVector(idx, 64)};
-        perm = intrinsic(g, "llvm.x86.avx512.permvar.qi.512", NULL, 0, args, 2);
-    }
-    words = LLVMBuildLShr(g->b, LLVMBuildBitCast(g->b, perm, v32w, ""), LLVMConstVector(sh, 32), "");
-    memset(fifteen, 15, sizeof fifteen);
-    return LLVMBuildAnd(g->b, LLVMBuildBitCast(g->b, words, v64, ""), cbytes(g, fifteen, 64), "");
+        idx[i] = i32c(E, i);
+    return LLVMBuildShuffleVector(E->b, parts[0], parts[1], LLVMConstVector(idx, 64), "");
 }
 
 /* A vector of 8P lanes holding v[p] in lanes [8p, 8p+8). */
 static LLVMValueRef per_chunk_vec(cg *g, i8ctx *x, LLVMValueRef *v)
 {
+    qkc_emit *E = &g->e;
     LLVMValueRef t, idx[16];
     if (x->P == 1)
-        return splat(g, v[0], 8);
-    t = LLVMBuildInsertElement(g->b, LLVMGetUndef(LLVMVectorType(g->f32, 2)), v[0], i32c(g, 0), "");
-    t = LLVMBuildInsertElement(g->b, t, v[1], i32c(g, 1), "");
+        return splat(E, v[0], 8);
+    t = LLVMBuildInsertElement(E->b, LLVMGetUndef(LLVMVectorType(E->f32, 2)), v[0], i32c(E, 0), "");
+    t = LLVMBuildInsertElement(E->b, t, v[1], i32c(E, 1), "");
     for (int i = 0; i < 16; i++)
-        idx[i] = i32c(g, i / 8);
-    return LLVMBuildShuffleVector(g->b, t, LLVMGetUndef(LLVMVectorType(g->f32, 2)), LLVMConstVector(idx, 16), "");
+        idx[i] = i32c(E, i / 8);
+    return LLVMBuildShuffleVector(E->b, t, LLVMGetUndef(LLVMVectorType(E->f32, 2)), LLVMConstVector(idx, 16), "");
 }
 
-/* A chunk record's scale s, minimum mn and the zero correction cc that
- * the float FMA applies (0 where int32 handles it, or nothing is to
- * correct). */
-static void int8_chunk_coefs(cg *g, i8ctx *x, LLVMValueRef chunk, LLVMValueRef *s, LLVMValueRef *mn, LLVMValueRef *cc)
+void qkc_lower_int8_coefs(cg *g, i8ctx *x, LLVMValueRef chunk, LLVMValueRef *s, LLVMValueRef *mn, LLVMValueRef *cc)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
-    *s = L->scale != QKC_KF_NONE ? chunk_field_f32(g, chunk, L->scale, L->scale_off) : f32c(g, 1.0);
-    *mn = L->min != QKC_KF_NONE ? chunk_field_f32(g, chunk, L->min, L->min_off) : f32c(g, 0.0);
+    *s = L->scale != QKC_KF_NONE ? qkc_lower_chunk_field(g, chunk, L->scale, L->scale_off) : f32c(E, 1.0);
+    *mn = L->min != QKC_KF_NONE ? qkc_lower_chunk_field(g, chunk, L->min, L->min_off) : f32c(E, 0.0);
     if (x->mode != I8_DIRECT || L->zero == QKC_KF_NONE)
-        *cc = f32c(g, 0.0);
+        *cc = f32c(E, 0.0);
     else
-        *cc = LLVMBuildFAdd(g->b, f32c(g, (double)L->zero_const), chunk_field_f32(g, chunk, L->zero, L->zero_off), "");
+        *cc = LLVMBuildFAdd(E->b, f32c(E, (double)L->zero_const), qkc_lower_chunk_field(g, chunk, L->zero, L->zero_off),
+                            "");
 }
 
-#include "codegen/lower_mmla.inc"
-
+/* One step (P chunk records, `present` of them real) of an int8 tile:
+ * each activation row's int8 codes and block scales, each weight row's
+ * operand (the ISA's int8_weights), then per output the ISA's dot product,
+ * scaled into the f32 accumulator. Outputs an ISA's tile hooks claim
+ * (T->pm x T->pn) go through them instead. */
 static void emit_step_int8(cg *g, i8ctx *x, tile *T, LLVMValueRef step, int present)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     int nb = 32 * x->P;
     LLVMValueRef q[8], qsumf[8], qsumi[8], qcorr[8], d[8][2], dvec[8];
     /* A correction cc·Σq with cc a compile-time integer is subtracted in
      * int32, exactly (less the offset the weight operand already has); a
      * per-chunk zero goes through the float FMA. */
-    int cc_int = x->mode == I8_TABLE ? (x->neon ? 0 : 128)
-                 : x->mode == I8_DIRECT && L->zero == QKC_KF_NONE ? L->zero_const : 0;
+    int cc_int = x->mode == I8_TABLE                               ? x->table_cc
+                 : x->mode == I8_DIRECT && L->zero == QKC_KF_NONE ? L->zero_const
+                                                                  : 0;
     int int_cc = cc_int - x->off;
     int need_coef = L->min != QKC_KF_NONE || (x->mode == I8_DIRECT && L->zero != QKC_KF_NONE);
     int need_qsum = x->mode != I8_SIGNED && (int_cc || need_coef);
     uint8_t ones[64];
     memset(ones, 1, sizeof ones);
-    /* smmla's pairs first; the sdot code below does the rest of the tile */
+    /* the ISA's part of the tile first; the code below does the rest */
     if (T->pm)
-        emit_step_mmla(g, x, T, step, int_cc, need_coef);
+        g->isa->int8_tile_step(g, x, T, step, int_cc, need_coef);
     for (int i = 0; i < T->tm; i++) {
         if (i < T->pm && T->pn == T->tn)
-            continue; /* a row all in pairs */
-        LLVMValueRef row = LLVMBuildAdd(g->b, T->m0, i64c(g, i), "");
-        LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, g->lda, ""),
-                                        LLVMBuildMul(g->b, step, i64c(g, nb), ""), "");
-        q[i] = load(g, x->vbytes, gep8(g, g->a, off), 1);
+            continue; /* a row all in the ISA's part */
+        LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, i), "");
+        LLVMValueRef off = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lda, ""),
+                                        LLVMBuildMul(E->b, step, i64c(E, nb), ""), "");
+        q[i] = load(E, x->vbytes, gep8(E, g->a, off), 1);
         if (need_qsum) {
-            qsumi[i] = dot_u8s8(g, x, cbytes(g, ones, nb), q[i]);
-            qsumf[i] = LLVMBuildSIToFP(g->b, qsumi[i], x->vfs, "");
+            qsumi[i] = g->isa->int8_sum(g, x, cbytes(E, ones, nb), q[i]);
+            qsumf[i] = LLVMBuildSIToFP(E->b, qsumi[i], x->vfs, "");
             if (int_cc) {
                 LLVMValueRef ccv[16];
                 for (int l = 0; l < x->lanes; l++)
-                    ccv[l] = i32c(g, -int_cc);
-                qcorr[i] = LLVMBuildMul(g->b, qsumi[i], LLVMConstVector(ccv, (unsigned)x->lanes), "");
+                    ccv[l] = i32c(E, -int_cc);
+                qcorr[i] = LLVMBuildMul(E->b, qsumi[i], LLVMConstVector(ccv, (unsigned)x->lanes), "");
             }
         }
         for (int p = 0; p < x->P; p++) {
-            LLVMValueRef si = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, row, x->a_scales_ld, ""),
-                                           LLVMBuildAdd(g->b, LLVMBuildMul(g->b, step, i64c(g, x->P), ""),
-                                                        i64c(g, p), ""), "");
-            d[i][p] = p < present ? load(g, g->f32, LLVMBuildGEP2(g->b, g->f32, x->a_scales, &si, 1, ""), 4)
-                                  : f32c(g, 0.0);
+            LLVMValueRef si = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, x->a_scales_ld, ""),
+                                           LLVMBuildAdd(E->b, LLVMBuildMul(E->b, step, i64c(E, x->P), ""),
+                                                        i64c(E, p), ""), "");
+            d[i][p] = p < present ? load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, x->a_scales, &si, 1, ""), 4)
+                                  : f32c(E, 0.0);
         }
         dvec[i] = per_chunk_vec(g, x, d[i]);
     }
     for (int j = 0; j < T->tn; j++) {
         if (j < T->pn && T->pm == T->tm)
-            continue; /* a column all in pairs */
-        LLVMValueRef rowoff = LLVMBuildMul(g->b, T->nrow[j], i64c(g, (int64_t)L->row_bytes), "");
-        LLVMValueRef chunks[2], s[2], cc[2], mn[2], w;
+            continue; /* a column all in the ISA's part */
+        LLVMValueRef rowoff = LLVMBuildMul(E->b, T->nrow[j], i64c(E, (int64_t)L->row_bytes), "");
+        LLVMValueRef chunks[2], s[2], cc[2], mn[2];
+        i8w w;
         for (int p = 0; p < x->P; p++) {
-            LLVMValueRef ci = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, step, i64c(g, x->P), ""), i64c(g, p), "");
-            chunks[p] = gep8(g, g->w, LLVMBuildAdd(g->b, rowoff, LLVMBuildMul(g->b, ci, i64c(g, L->chunk_bytes), ""), ""));
+            LLVMValueRef ci = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, step, i64c(E, x->P), ""), i64c(E, p), "");
+            chunks[p] = gep8(E, g->w, LLVMBuildAdd(E->b, rowoff, LLVMBuildMul(E->b, ci, i64c(E, L->chunk_bytes), ""), ""));
             if (p >= present) {
-                s[p] = cc[p] = mn[p] = f32c(g, 0.0);
+                s[p] = cc[p] = mn[p] = f32c(E, 0.0);
                 continue;
             }
-            int8_chunk_coefs(g, x, chunks[p], &s[p], &mn[p], &cc[p]);
+            qkc_lower_int8_coefs(g, x, chunks[p], &s[p], &mn[p], &cc[p]);
         }
-        LLVMValueRef raw = NULL, svec_raw = NULL;
-        w = (x->vbmi_unpack && present == 2) ? step_codes_vbmi(g, x, chunks[0], &raw) : step_codes(g, x, chunks, present);
-        if (raw && L->scale == QKC_KF_F16 && L->scale_off % 2 == 0 && L->chunk_bytes % 2 == 0) {
-            /* Both f16 scales are in the bytes just loaded: one word
-             * permute and one conversion give the per-lane scale vector. */
-            LLVMValueRef sel[16];
-            for (int l = 0; l < 16; l++)
-                sel[l] = i32c(g, (l < 8 ? L->scale_off : L->chunk_bytes + L->scale_off) / 2);
-            LLVMValueRef words = LLVMBuildBitCast(g->b, raw, LLVMVectorType(g->i16, 32), "");
-            LLVMValueRef h = LLVMBuildShuffleVector(g->b, words, LLVMGetUndef(LLVMVectorType(g->i16, 32)),
-                                                    LLVMConstVector(sel, 16), "");
-            svec_raw = LLVMBuildFPExt(g->b, LLVMBuildBitCast(g->b, h, LLVMVectorType(g->f16, 16), ""), x->vfs, "");
-        }
-        if (L->decode == QKC_KDEC_TABLE && x->neon) {
-            /* tbl: the 16 table values as s8, one lookup per 16 codes */
-            uint8_t tb[16];
-            LLVMTypeRef v16 = LLVMVectorType(g->i8, 16);
-            LLVMValueRef half[2], idx[32];
-            for (int i = 0; i < 16; i++)
-                tb[i] = (uint8_t)(int8_t)L->table[i];
-            for (int h = 0; h < 2; h++) {
-                LLVMValueRef wi[16];
-                for (int i = 0; i < 16; i++)
-                    wi[i] = i32c(g, 16 * h + i);
-                LLVMValueRef args[2] = {cbytes(g, tb, 16),
-                                        LLVMBuildShuffleVector(g->b, w, LLVMGetUndef(x->vbytes), LLVMConstVector(wi, 16), "")};
-                half[h] = intrinsic(g, "llvm.aarch64.neon.tbl1", &v16, 1, args, 2);
-            }
-            for (int i = 0; i < 32; i++)
-                idx[i] = i32c(g, i);
-            w = LLVMBuildShuffleVector(g->b, half[0], half[1], LLVMConstVector(idx, 32), "");
-        } else if (L->decode == QKC_KDEC_TABLE) {
-            /* vpshufb: 16-byte table in every 128-bit lane. */
-            uint8_t tb[64];
-            for (int i = 0; i < nb; i++) {
-                int v = (int)L->table[i % 16];
-                tb[i] = (uint8_t)(x->mode == I8_TABLE ? v + 128 : v);
-            }
-            LLVMValueRef args[2] = {cbytes(g, tb, nb), w};
-            w = intrinsic(g, nb == 64 ? "llvm.x86.avx512.pshuf.b.512" : "llvm.x86.avx2.pshuf.b", NULL, 0, args, 2);
-        } else if (x->mode == I8_SIGNED || x->off == 128) {
-            uint8_t flip[64];
-            memset(flip, 0x80, sizeof flip);
-            w = LLVMBuildXor(g->b, w, cbytes(g, flip, nb), ""); /* u - 128 as s8 */
-        }
-        LLVMValueRef wabs = NULL;
-        if (x->mode == I8_SIGNED) {
-            /* |v| once per weight vector; |−128| is 0x80, 128 as u8 */
-            LLVMTypeRef ty = x->vbytes;
-            LLVMValueRef args[2] = {w, LLVMConstInt(g->i1, 0, 0)};
-            wabs = intrinsic(g, "llvm.abs", &ty, 1, args, 2);
-        }
+        g->isa->int8_weights(g, x, chunks, present, &w);
         /* Per-lane scale vectors: s once per weight row, d once per
          * activation row (dvec), so each (row, column) pair costs one
          * multiply and one FMA. */
-        LLVMValueRef svec = svec_raw ? svec_raw : per_chunk_vec(g, x, s), cvec = NULL;
+        LLVMValueRef svec = w.svec ? w.svec : per_chunk_vec(g, x, s), cvec = NULL;
         if (need_coef) {
             LLVMValueRef c0[2];
             for (int p = 0; p < x->P; p++)
-                c0[p] = LLVMBuildFSub(g->b, mn[p], LLVMBuildFMul(g->b, cc[p], s[p], ""), "");
+                c0[p] = LLVMBuildFSub(E->b, mn[p], LLVMBuildFMul(E->b, cc[p], s[p], ""), "");
             cvec = per_chunk_vec(g, x, c0);
         }
         for (int i = 0; i < T->tm; i++) {
             if (i < T->pm && j < T->pn)
                 continue;
-            LLVMValueRef prod, acc = load(g, x->vfs, T->acc[i][j], 64);
-            if (x->mode == I8_SIGNED) {
-                LLVMValueRef sargs[2] = {q[i], w};
-                LLVMValueRef signed_q = intrinsic(g, "llvm.x86.avx2.psign.b", NULL, 0, sargs, 2);
-                prod = dot_u8s8(g, x, wabs, signed_q);
-            } else {
-                /* Σ q·u − cc·Σq: the correction is the accumulator's start. */
-                prod = dot_u8s8_acc(g, x, int_cc ? qcorr[i] : NULL, w, q[i]);
-            }
-            acc = fma_v(g, LLVMBuildFMul(g->b, LLVMBuildSIToFP(g->b, prod, x->vfs, ""), svec, ""), dvec[i], acc);
+            LLVMValueRef acc = load(E, x->vfs, T->acc[i][j], 64);
+            /* Σ q·u − cc·Σq: the correction is the accumulator's start. */
+            LLVMValueRef prod = g->isa->int8_dot(g, x, int_cc ? qcorr[i] : NULL, &w, q[i]);
+            acc = fma_v(E, LLVMBuildFMul(E->b, LLVMBuildSIToFP(E->b, prod, x->vfs, ""), svec, ""), dvec[i], acc);
             if (need_coef)
-                acc = fma_v(g, LLVMBuildFMul(g->b, qsumf[i], cvec, ""), dvec[i], acc);
-            LLVMBuildStore(g->b, acc, T->acc[i][j]);
+                acc = fma_v(E, LLVMBuildFMul(E->b, qsumf[i], cvec, ""), dvec[i], acc);
+            LLVMBuildStore(E->b, acc, T->acc[i][j]);
         }
     }
 }
@@ -1135,18 +633,21 @@ static void int8_step_body(cg *g, void *ctx, LLVMValueRef step)
     emit_step_int8(g, it->x, it->T, step, it->x->P);
 }
 
-static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
+static void emit_tile_int8(cg *g, i8ctx *x, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
 {
+    qkc_emit *E = &g->e;
     tile T;
     i8tile it = {x, &T};
     int64_t chunks = g->L->chunks_per_row, full = chunks / x->P;
     int rest = (int)(chunks % x->P);
     tile_init(g, &T, m0, n0, tm, tn, x->vfs);
-    mmla_tile_init(g, x, &T);
-    emit_loop(g, i64c(g, 0), i64c(g, full), 1, int8_step_body, &it);
+    if (g->isa->int8_tile_begin)
+        g->isa->int8_tile_begin(g, x, &T);
+    qkc_lower_loop(g, i64c(E, 0), i64c(E, full), 1, int8_step_body, &it);
     if (rest)
-        emit_step_int8(g, x, &T, i64c(g, full), rest);
-    mmla_tile_finish(g, &T);
+        emit_step_int8(g, x, &T, i64c(E, full), rest);
+    if (g->isa->int8_tile_end)
+        g->isa->int8_tile_end(g, &T);
     emit_epilogue(g, &T, x->vfs);
 }
 
@@ -1154,42 +655,25 @@ static void emit_tile_int8(cg *g, struct i8ctx *x, LLVMValueRef m0, LLVMValueRef
  * A mixed kernel calls this once per row block. */
 static void set_layout(cg *g, const qkc_klayout *L)
 {
-    const qkc_target *t = g->t;
+    qkc_emit *E = &g->e;
     g->L = L;
     g->V = g->s->vector_bits / 32;
     g->C = L->chunk;
     if (g->C < g->V)
         g->V = g->C; /* 16-element chunks on 512-bit targets use one zmm */
     g->S = g->C / g->V;
-    g->vf = LLVMVectorType(g->f32, (unsigned)g->V);
-    g->vi32 = LLVMVectorType(g->i32, (unsigned)g->V);
-    g->table_lo = g->table_hi = NULL;
-    memset(g->table_bytes, 0, sizeof g->table_bytes);
+    g->vf = LLVMVectorType(E->f32, (unsigned)g->V);
+    g->vi32 = LLVMVectorType(E->i32, (unsigned)g->V);
+    memset(g->table, 0, sizeof g->table);
     /* 4-bit affine codes on the float path: a 16-entry table lookup is one
      * permute where a conversion plus a zero-point FMA would be two
      * operations; the values i - zero_const are exact in f32. */
     g->affine_table = L->decode == QKC_KDEC_AFFINE && L->code_bits == 4 && !g->x8;
     if (L->decode == QKC_KDEC_TABLE || g->affine_table) {
-        LLVMValueRef e[16];
+        double v[16];
         for (int i = 0; i < 16; i++)
-            e[i] = f32c(g, g->affine_table ? (double)(i - L->zero_const) : L->table[i]);
-        if (t->arch == QKC_ARCH_AARCH64) {
-            for (int r = 0; r < 4; r++) {
-                LLVMValueRef bytes[16];
-                for (int i = 0; i < 16; i++) {
-                    float f = (float)(g->affine_table ? (double)(r * 4 + i / 4 - L->zero_const) : L->table[r * 4 + i / 4]);
-                    uint32_t u;
-                    memcpy(&u, &f, sizeof u);
-                    bytes[i] = LLVMConstInt(g->i8, (u >> (8 * (i % 4))) & 0xFF, 0);
-                }
-                g->table_bytes[r] = LLVMConstVector(bytes, 16);
-            }
-        } else if (g->V == 16) {
-            g->table_lo = LLVMConstVector(e, 16);
-        } else {
-            g->table_lo = LLVMConstVector(e, 8);
-            g->table_hi = LLVMConstVector(e + 8, 8);
-        }
+            v[i] = g->affine_table ? (double)(i - L->zero_const) : L->table[i];
+        g->isa->table_constants(g, v);
     }
 }
 
@@ -1199,6 +683,7 @@ static void set_layout(cg *g, const qkc_klayout *L)
  * reads block b's packed row r − row0. */
 static qkc_status emit_mixed(cg *g, qkc_diag *diag)
 {
+    qkc_emit *E = &g->e;
     const qkc_format *f = &g->L->mixed_format;
     const qkc_klayout *top = g->L;
     qkc_klayout BL[QKC_MAX_MIXED_BLOCKS];
@@ -1211,13 +696,13 @@ static qkc_status emit_mixed(cg *g, qkc_diag *diag)
         if (st != QKC_OK)
             return st;
         set_layout(g, &BL[b]);
-        LLVMValueRef lo = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, n_begin, i64c(g, r0), ""), n_begin,
-                                          i64c(g, r0), "");
-        LLVMValueRef hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n_end, i64c(g, r1), ""), n_end,
-                                          i64c(g, r1), "");
+        LLVMValueRef lo = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, n_begin, i64c(E, r0), ""), n_begin,
+                                          i64c(E, r0), "");
+        LLVMValueRef hi = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, n_end, i64c(E, r1), ""), n_end,
+                                          i64c(E, r1), "");
         g->n_end = hi;
-        g->w = gep8(g, w, i64c(g, (int64_t)off - r0 * (int64_t)BL[b].row_bytes));
-        emit_loop(g, lo, LLVMBuildAdd(g->b, hi, i64c(g, tn - 1), ""), tn, n_tile_body, &tn);
+        g->w = gep8(E, w, i64c(E, (int64_t)off - r0 * (int64_t)BL[b].row_bytes));
+        qkc_lower_loop(g, lo, LLVMBuildAdd(E->b, hi, i64c(E, tn - 1), ""), tn, n_tile_body, &tn);
     }
     g->n_end = n_end, g->w = w;
     set_layout(g, top);
@@ -1229,119 +714,90 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
 {
     cg g;
     i8ctx x8;
+    qkc_emit *E = &g.e;
+    const qkc_isa *isa = qkc_isa_for(t);
+    if (!isa || !isa->table_lookup)
+        return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED, "target %s: not a CPU target", t->name);
     memset(&g, 0, sizeof g);
     memset(&x8, 0, sizeof x8);
-    g.ctx = ctx, g.mm = mm, g.L = L, g.t = t, g.s = s;
+    g.isa = isa, g.mm = mm, g.L = L, g.t = t, g.s = s;
     g.V = s->vector_bits / 32;
     g.C = L->chunk;
     if (g.C < g.V)
         g.V = g.C; /* 16-element chunks on 512-bit targets use one zmm */
     g.S = g.C / g.V;
     g.factorized = mm->compute == QKC_COMPUTE_F32 || mm->compute == QKC_COMPUTE_INT8;
-    g.mod = LLVMModuleCreateWithNameInContext(name, ctx);
-    LLVMSetTarget(g.mod, t->triple);
-    g.b = LLVMCreateBuilderInContext(ctx);
-    g.i1 = LLVMInt1TypeInContext(ctx);
-    g.i8 = LLVMInt8TypeInContext(ctx);
-    g.i16 = LLVMInt16TypeInContext(ctx);
-    g.i32 = LLVMInt32TypeInContext(ctx);
-    g.i64 = LLVMInt64TypeInContext(ctx);
-    g.f16 = LLVMHalfTypeInContext(ctx);
-    g.f32 = LLVMFloatTypeInContext(ctx);
-    g.f64 = LLVMDoubleTypeInContext(ctx);
-    g.ptr = LLVMPointerTypeInContext(ctx, 0);
-    g.vf = LLVMVectorType(g.f32, (unsigned)g.V);
-    g.vi32 = LLVMVectorType(g.i32, (unsigned)g.V);
+    qkc_emit_init(E, ctx, name, t);
+    g.vf = LLVMVectorType(E->f32, (unsigned)g.V);
+    g.vi32 = LLVMVectorType(E->i32, (unsigned)g.V);
 
     {
-        LLVMTypeRef st = args_type(&g);
-        LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(ctx), &g.ptr, 1, 0);
+        LLVMTypeRef st = qkc_emit_kernel_args_type(E);
+        LLVMValueRef args;
         char vw[16];
-        g.fn = LLVMAddFunction(g.mod, name, fty);
-        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateStringAttribute(ctx, "target-cpu", 10, t->cpu, (unsigned)strlen(t->cpu)));
-        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateStringAttribute(ctx, "target-features", 15, t->llvm_features,
-                                                          (unsigned)strlen(t->llvm_features)));
+        qkc_emit_kernel(E, name, t);
         snprintf(vw, sizeof vw, "%d", s->vector_bits);
-        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
+        LLVMAddAttributeAtIndex(E->fn, LLVMAttributeFunctionIndex,
                                 LLVMCreateStringAttribute(ctx, "prefer-vector-width", 19, vw, (unsigned)strlen(vw)));
-        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
+        LLVMAddAttributeAtIndex(E->fn, LLVMAttributeFunctionIndex,
                                 LLVMCreateStringAttribute(ctx, "min-legal-vector-width", 22, vw, (unsigned)strlen(vw)));
-        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateEnumAttribute(ctx, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
-        LLVMPositionBuilderAtEnd(g.b, LLVMAppendBasicBlockInContext(ctx, g.fn, "entry"));
-        LLVMValueRef args = LLVMGetParam(g.fn, 0);
-        g.a = load_arg(&g, st, args, QKC_KARG_A, g.ptr);
-        g.w = load_arg(&g, st, args, QKC_KARG_W, g.ptr);
-        g.bias = load_arg(&g, st, args, QKC_KARG_BIAS, g.ptr);
-        g.c = load_arg(&g, st, args, QKC_KARG_C, g.ptr);
-        g.lda = load_arg(&g, st, args, QKC_KARG_LDA, g.i64);
-        g.ldc = load_arg(&g, st, args, QKC_KARG_LDC, g.i64);
-        g.m = load_arg(&g, st, args, QKC_KARG_M, g.i64);
-        g.n_begin = load_arg(&g, st, args, QKC_KARG_N_BEGIN, g.i64);
-        g.n_end = load_arg(&g, st, args, QKC_KARG_N_END, g.i64);
+        args = LLVMGetParam(E->fn, 0);
+        g.a = qkc_emit_kernel_arg(E, st, args, QKC_KARG_A);
+        g.w = qkc_emit_kernel_arg(E, st, args, QKC_KARG_W);
+        g.bias = qkc_emit_kernel_arg(E, st, args, QKC_KARG_BIAS);
+        g.c = qkc_emit_kernel_arg(E, st, args, QKC_KARG_C);
+        g.lda = qkc_emit_kernel_arg(E, st, args, QKC_KARG_LDA);
+        g.ldc = qkc_emit_kernel_arg(E, st, args, QKC_KARG_LDC);
+        g.m = qkc_emit_kernel_arg(E, st, args, QKC_KARG_M);
+        g.n_begin = qkc_emit_kernel_arg(E, st, args, QKC_KARG_N_BEGIN);
+        g.n_end = qkc_emit_kernel_arg(E, st, args, QKC_KARG_N_END);
         if (mm->lora_rank) {
-            g.lora_t = load_arg(&g, st, args, QKC_KARG_LORA_T, g.ptr);
-            g.lora_b = load_arg(&g, st, args, QKC_KARG_LORA_B, g.ptr);
-            g.lora_ld = load_arg(&g, st, args, QKC_KARG_LORA_T_LD, g.i64);
-            g.lora_scale = load(&g, g.f32, LLVMBuildStructGEP2(g.b, st, args, QKC_KARG_LORA_SCALE, ""), 4);
+            g.lora_t = qkc_emit_kernel_arg(E, st, args, QKC_KARG_LORA_T);
+            g.lora_b = qkc_emit_kernel_arg(E, st, args, QKC_KARG_LORA_B);
+            g.lora_ld = qkc_emit_kernel_arg(E, st, args, QKC_KARG_LORA_T_LD);
+            g.lora_scale = qkc_emit_kernel_arg(E, st, args, QKC_KARG_LORA_SCALE);
         }
-        x8.mode = int8_mode(mm, L, t, s->vector_bits);
+        x8.mode = int8_mode(mm, L, t);
         if (x8.mode != I8_NONE) {
-            int x86 = t->arch == QKC_ARCH_X86_64;
-            x8.vnni = x86 && (t->features & QKC_FEAT_AVX512_VNNI) && (t->features & QKC_FEAT_AVX512VL);
-            x8.P = (x8.vnni && s->vector_bits == 512) ? 2 : 1;
-            x8.vbmi_unpack = x86 && x8.P == 2 && L->code_bits == 4 && (t->features & QKC_FEAT_AVX512_VBMI) &&
-                             L->chunk_bytes + L->code_off + 16 <= 64;
-            x8.neon = t->arch == QKC_ARCH_AARCH64;
-            x8.dotprod = x8.neon && (t->features & QKC_FEAT_DOTPROD);
-            /* usdot spares the u - 128 flip and its correction where the
-             * codes are not centred on 128 anyway (uint8 with zeros) */
-            x8.usdot = x8.dotprod && (t->features & QKC_FEAT_I8MM) && x8.mode == I8_DIRECT && L->code_bits == 8 &&
-                       !(L->zero_const == 128 && L->zero == QKC_KF_NONE);
-            x8.mmla = x8.dotprod && (t->features & QKC_FEAT_I8MM) && x8.P == 1;
-            x8.off = x8.neon && x8.mode == I8_DIRECT && L->code_bits == 8 && !x8.usdot ? 128 : 0;
+            isa->int8_setup(&g, &x8);
             x8.lanes = 8 * x8.P;
-            x8.vbytes = LLVMVectorType(g.i8, (unsigned)(32 * x8.P));
-            x8.vi32s = LLVMVectorType(g.i32, (unsigned)x8.lanes);
-            x8.vfs = LLVMVectorType(g.f32, (unsigned)x8.lanes);
-            x8.a_scales = load_arg(&g, st, args, QKC_KARG_A_SCALES, g.ptr);
-            x8.a_scales_ld = load_arg(&g, st, args, QKC_KARG_A_SCALES_LD, g.i64);
+            x8.vbytes = LLVMVectorType(E->i8, (unsigned)(32 * x8.P));
+            x8.vi32s = LLVMVectorType(E->i32, (unsigned)x8.lanes);
+            x8.vfs = LLVMVectorType(E->f32, (unsigned)x8.lanes);
+            x8.a_scales = qkc_emit_kernel_arg(E, st, args, QKC_KARG_A_SCALES);
+            x8.a_scales_ld = qkc_emit_kernel_arg(E, st, args, QKC_KARG_A_SCALES_LD);
             g.x8 = &x8;
             if (mm->w.outliers == QKC_OUTLIERS_ACT) {
-                g.o_cols = load_arg(&g, st, args, QKC_KARG_O_COLS, g.ptr);
-                g.o_vals = load_arg(&g, st, args, QKC_KARG_O_VALS, g.ptr);
-                g.o_count = load_arg(&g, st, args, QKC_KARG_O_COUNT, g.i64);
+                g.o_cols = qkc_emit_kernel_arg(E, st, args, QKC_KARG_O_COLS);
+                g.o_vals = qkc_emit_kernel_arg(E, st, args, QKC_KARG_O_VALS);
+                g.o_count = qkc_emit_kernel_arg(E, st, args, QKC_KARG_O_COUNT);
             }
         }
     }
     set_layout(&g, L);
     if (L->decode == QKC_KDEC_LUT && L->tidx == QKC_KF_NONE)
-        load_table(&g, gep8(&g, g.w, i64c(&g, (int64_t)L->table_offset))); /* one table: loaded once */
+        isa->table_load(&g, gep8(E, g.w, i64c(E, (int64_t)L->table_offset))); /* one table: loaded once */
     if (L->mixed) {
         qkc_status st = emit_mixed(&g, diag);
         if (st) {
-            LLVMDisposeBuilder(g.b);
-            LLVMDisposeModule(g.mod);
+            LLVMDisposeBuilder(E->b);
+            LLVMDisposeModule(E->mod);
             return st;
         }
-    } else     {
+    } else {
         /* n0 < n_end, written as n0 + tn <= n_end + tn - 1 */
         int tn = s->tile_n;
-        emit_loop(&g, g.n_begin, LLVMBuildAdd(g.b, g.n_end, i64c(&g, tn - 1), ""), tn, n_tile_body, &tn);
+        qkc_lower_loop(&g, g.n_begin, LLVMBuildAdd(E->b, g.n_end, i64c(E, tn - 1), ""), tn, n_tile_body, &tn);
     }
-    LLVMBuildRetVoid(g.b);
-    LLVMDisposeBuilder(g.b);
+    LLVMBuildRetVoid(E->b);
+    LLVMDisposeBuilder(E->b);
     {
-        qkc_status st = qkc_llvm_verify(g.mod, diag);
+        qkc_status st = qkc_llvm_verify(E->mod, diag);
         if (st) {
-            LLVMDisposeModule(g.mod);
+            LLVMDisposeModule(E->mod);
             return st;
         }
     }
-    *out = g.mod;
+    *out = E->mod;
     return QKC_OK;
 }
-
-#include "codegen/lower_outliers.inc"

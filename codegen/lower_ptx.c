@@ -20,35 +20,34 @@
  *
  * Semantics follow lower.c: weights are dequantized exactly (one rounding
  * per operation, no contraction), rounded to the compute type for
- * bf16/f16/tf32, and multiplied by activations the host already prepared.
- * gelu and silu use f32 approximations (ex2.approx; erf by Abramowitz and
- * Stegun 7.1.26, |error| < 1.5e-7) where the CPU kernels call libm in
- * double: GPUs have no libm to call.
+ * bf16/f16/tf32 (emit.h), and multiplied by activations the host already
+ * prepared. gelu and silu use f32 approximations with the ISA's exp2
+ * (emit.h, qkc_emit_activation) where the CPU kernels call libm in double:
+ * GPUs have no libm to call. The instructions of a warp — special
+ * registers, shuffles, dp4a, mma.sync — are the NVPTX hooks of isa.h
+ * (isa_nvptx.c).
  */
 #include "codegen/lower_ptx.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <string.h>
 
-#include "ir/kernel_abi.h"
+#include "codegen/emit.h"
+#include "codegen/isa.h"
 #include "codegen/llvm_compat.h"
 #include "codegen/lower.h"
-#include "codegen/lower_store.h"
+#include "ir/kernel_abi.h"
 
 #define MAX_UNITS 192
 
 typedef struct pg {
-    LLVMContextRef ctx;
-    LLVMModuleRef mod;
-    LLVMBuilderRef b;
-    LLVMValueRef fn;
+    qkc_emit e;
+    const qkc_isa *isa;
     const qkc_matmul *mm;
     const qkc_klayout *L;
     int C, TM;
     int lw; /* bytes per weight load */
     int ub; /* bytes per unit: min(lw, 4) */
-    LLVMTypeRef i1, i8, i16, i32, i64, f16, f32, ptr, gptr, v4f;
+    LLVMTypeRef gptr, v4f; /* pointers to global memory, <4 x float> */
     LLVMValueRef a, w, bias, c, lda, ldc, m;
     LLVMValueRef table; /* TABLE: [16 x float] in constant memory */
     unsigned invariant_kind;
@@ -58,76 +57,18 @@ typedef struct pg {
     LLVMValueRef units[MAX_UNITS];
 } pg;
 
-static LLVMValueRef i32c(pg *g, int64_t v)
-{
-    return LLVMConstInt(g->i32, (unsigned long long)v, 1);
-}
-
-static LLVMValueRef i64c(pg *g, int64_t v)
-{
-    return LLVMConstInt(g->i64, (unsigned long long)v, 1);
-}
-
-static LLVMValueRef f32c(pg *g, double v)
-{
-    return LLVMConstReal(g->f32, v);
-}
-
-static LLVMValueRef call(pg *g, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, unsigned np,
-                         LLVMValueRef *args)
-{
-    LLVMTypeRef ft = LLVMFunctionType(ret, params, np, 0);
-    LLVMValueRef f = LLVMGetNamedFunction(g->mod, name);
-    if (!f)
-        f = LLVMAddFunction(g->mod, name, ft);
-    return LLVMBuildCall2(g->b, ft, f, args, np, "");
-}
-
 static LLVMValueRef sreg(pg *g, const char *name)
 {
-    char full[64];
-    snprintf(full, sizeof full, "llvm.nvvm.read.ptx.sreg.%s", name);
-    return call(g, full, g->i32, NULL, 0, NULL);
+    return g->isa->thread_register(&g->e, name);
 }
 
 /* A read-only global load: !invariant.load lets NVPTX use ld.global.nc. */
 static LLVMValueRef load_ro(pg *g, LLVMTypeRef ty, LLVMValueRef p, unsigned align)
 {
-    LLVMValueRef v = LLVMBuildLoad2(g->b, ty, p, "");
+    qkc_emit *E = &g->e;
+    LLVMValueRef v = LLVMBuildLoad2(E->b, ty, p, "");
     LLVMSetAlignment(v, align);
-    LLVMSetMetadata(v, g->invariant_kind, LLVMMetadataAsValue(g->ctx, LLVMMDNodeInContext2(g->ctx, NULL, 0)));
-    return v;
-}
-
-static LLVMValueRef load_al(pg *g, LLVMTypeRef ty, LLVMValueRef p, unsigned align)
-{
-    LLVMValueRef v = LLVMBuildLoad2(g->b, ty, p, "");
-    LLVMSetAlignment(v, align);
-    return v;
-}
-
-static LLVMValueRef gep8(pg *g, LLVMValueRef base, LLVMValueRef off)
-{
-    return LLVMBuildGEP2(g->b, g->i8, base, &off, 1, "");
-}
-
-static LLVMBasicBlockRef block(pg *g, const char *name)
-{
-    return LLVMAppendBasicBlockInContext(g->ctx, g->fn, name);
-}
-
-static LLVMValueRef entry_alloca(pg *g, LLVMTypeRef ty)
-{
-    LLVMBuilderRef eb = LLVMCreateBuilderInContext(g->ctx);
-    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->fn);
-    LLVMValueRef first = LLVMGetFirstInstruction(entry);
-    LLVMValueRef v;
-    if (first)
-        LLVMPositionBuilderBefore(eb, first);
-    else
-        LLVMPositionBuilderAtEnd(eb, entry);
-    v = LLVMBuildAlloca(eb, ty, "");
-    LLVMDisposeBuilder(eb);
+    LLVMSetMetadata(v, g->invariant_kind, LLVMMetadataAsValue(E->ctx, LLVMMDNodeInContext2(E->ctx, NULL, 0)));
     return v;
 }
 
@@ -144,18 +85,19 @@ int qkc_lower_ptx_load_bytes(const qkc_klayout *L)
 /* Load one chunk record into g->units (i32 values holding ub bytes each). */
 static void load_record(pg *g, LLVMValueRef rec)
 {
+    qkc_emit *E = &g->e;
     int n = g->L->chunk_bytes / g->lw;
     for (int i = 0; i < n; i++) {
-        LLVMValueRef p = gep8(g, rec, i64c(g, (int64_t)i * g->lw));
+        LLVMValueRef p = gep8(E, rec, i64c(E, (int64_t)i * g->lw));
         if (g->lw >= 8) {
             int words = g->lw / 4;
-            LLVMValueRef v = load_ro(g, LLVMVectorType(g->i32, (unsigned)words), p, (unsigned)g->lw);
+            LLVMValueRef v = load_ro(g, LLVMVectorType(E->i32, (unsigned)words), p, (unsigned)g->lw);
             for (int j = 0; j < words; j++)
-                g->units[i * words + j] = LLVMBuildExtractElement(g->b, v, i32c(g, j), "");
+                g->units[i * words + j] = LLVMBuildExtractElement(E->b, v, i32c(E, j), "");
         } else {
-            LLVMTypeRef t = g->lw == 4 ? g->i32 : g->lw == 2 ? g->i16 : g->i8;
+            LLVMTypeRef t = g->lw == 4 ? E->i32 : g->lw == 2 ? E->i16 : E->i8;
             LLVMValueRef v = load_ro(g, t, p, (unsigned)g->lw);
-            g->units[i] = g->lw == 4 ? v : LLVMBuildZExt(g->b, v, g->i32, "");
+            g->units[i] = g->lw == 4 ? v : LLVMBuildZExt(E->b, v, E->i32, "");
         }
     }
 }
@@ -163,60 +105,48 @@ static void load_record(pg *g, LLVMValueRef rec)
 /* `bits` (8, 16 or 32) bits of the record at byte offset off, as i32. */
 static LLVMValueRef field_bits(pg *g, int off, int bits)
 {
+    qkc_emit *E = &g->e;
     int bytes = bits / 8, in = off % g->ub;
     LLVMValueRef u = g->units[off / g->ub];
     if (in + bytes <= g->ub) {
         if (in)
-            u = LLVMBuildLShr(g->b, u, i32c(g, 8 * in), "");
+            u = LLVMBuildLShr(E->b, u, i32c(E, 8 * in), "");
         if (bits < 32)
-            u = LLVMBuildAnd(g->b, u, i32c(g, (int64_t)((1u << bits) - 1)), "");
+            u = LLVMBuildAnd(E->b, u, i32c(E, (int64_t)((1u << bits) - 1)), "");
         return u;
     }
     {
         /* straddles units: assemble from halves */
         LLVMValueRef lo = field_bits(g, off, bits / 2), hi = field_bits(g, off + bytes / 2, bits / 2);
-        return LLVMBuildOr(g->b, lo, LLVMBuildShl(g->b, hi, i32c(g, bits / 2), ""), "");
+        return LLVMBuildOr(E->b, lo, LLVMBuildShl(E->b, hi, i32c(E, bits / 2), ""), "");
     }
 }
 
 static LLVMValueRef as_f32(pg *g, LLVMValueRef bits)
 {
-    return LLVMBuildBitCast(g->b, bits, g->f32, "");
+    qkc_emit *E = &g->e;
+    return LLVMBuildBitCast(E->b, bits, E->f32, "");
 }
 
 static LLVMValueRef half_to_f32(pg *g, LLVMValueRef bits16)
 {
-    LLVMValueRef h = LLVMBuildBitCast(g->b, LLVMBuildTrunc(g->b, bits16, g->i16, ""), g->f16, "");
-    return LLVMBuildFPExt(g->b, h, g->f32, "");
+    qkc_emit *E = &g->e;
+    LLVMValueRef h = LLVMBuildBitCast(E->b, LLVMBuildTrunc(E->b, bits16, E->i16, ""), E->f16, "");
+    return LLVMBuildFPExt(E->b, h, E->f32, "");
 }
 
 static LLVMValueRef field_f32(pg *g, qkc_kfield kind, int off)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     switch (kind) {
     case QKC_KF_F16: return half_to_f32(g, field_bits(g, off, 16));
     case QKC_KF_F32: return as_f32(g, field_bits(g, off, 32));
     case QKC_KF_I16: {
-        LLVMValueRef v = LLVMBuildTrunc(g->b, field_bits(g, off, 16), g->i16, "");
-        return LLVMBuildSIToFP(g->b, v, g->f32, "");
+        LLVMValueRef v = LLVMBuildTrunc(E->b, field_bits(g, off, 16), E->i16, "");
+        return LLVMBuildSIToFP(E->b, v, E->f32, "");
     }
-    case QKC_KF_E8M0: {
-        /* as lower.c: 2^(e-127) (or 2^(e-128) with e8m0_half) from the bits */
-        LLVMValueRef e = field_bits(g, off, 8), bits;
-        if (L->e8m0_half) {
-            LLVMValueRef normal = LLVMBuildShl(g->b, LLVMBuildSub(g->b, e, i32c(g, 1), ""), i32c(g, 23), "");
-            LLVMValueRef sub = LLVMBuildShl(g->b, i32c(g, 0x00200000), e, "");
-            bits = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, e, i32c(g, 2), ""), normal, sub, "");
-        } else {
-            LLVMValueRef normal = LLVMBuildShl(g->b, e, i32c(g, 23), "");
-            bits = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, e, i32c(g, 0), ""), i32c(g, 0x00400000),
-                                   normal, "");
-            if (L->e8m0_ff_is_nan)
-                bits = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, e, i32c(g, 255), ""),
-                                       i32c(g, 0x7FC00000), bits, "");
-        }
-        return as_f32(g, bits);
-    }
+    case QKC_KF_E8M0: return qkc_emit_e8m0_to_f32(E, field_bits(g, off, 8), L->e8m0_half, L->e8m0_ff_is_nan);
     default: return NULL;
     }
 }
@@ -231,65 +161,25 @@ static void record_fields(pg *g, LLVMValueRef *s, LLVMValueRef *mn, LLVMValueRef
     *z = L->zero != QKC_KF_NONE ? field_f32(g, L->zero, L->zero_off) : NULL;
 }
 
-/* fp8 code (i32, 0..255) to f32, exact, with Inf/NaN codes (lower.c). */
-static LLVMValueRef fp8_to_f32(pg *g, LLVMValueRef code, int e5m2)
-{
-    LLVMValueRef sign = LLVMBuildShl(g->b, LLVMBuildAnd(g->b, code, i32c(g, 0x80), ""), i32c(g, 24), "");
-    LLVMValueRef mag = LLVMBuildAnd(g->b, code, i32c(g, 0x7F), "");
-    LLVMValueRef bits = LLVMBuildShl(g->b, mag, i32c(g, e5m2 ? 21 : 20), "");
-    LLVMValueRef v = LLVMBuildFMul(g->b, as_f32(g, bits), f32c(g, e5m2 ? 0x1p112 : 0x1p120), "");
-    if (e5m2) {
-        LLVMValueRef special = LLVMBuildICmp(g->b, LLVMIntUGE, mag, i32c(g, 0x7C), "");
-        LLVMValueRef inf = LLVMBuildICmp(g->b, LLVMIntEQ, mag, i32c(g, 0x7C), "");
-        LLVMValueRef sp = LLVMBuildSelect(g->b, inf, f32c(g, INFINITY), f32c(g, NAN), "");
-        v = LLVMBuildSelect(g->b, special, sp, v, "");
-    } else {
-        LLVMValueRef nan = LLVMBuildICmp(g->b, LLVMIntEQ, mag, i32c(g, 0x7F), "");
-        v = LLVMBuildSelect(g->b, nan, f32c(g, NAN), v, "");
-    }
-    return as_f32(g, LLVMBuildOr(g->b, LLVMBuildBitCast(g->b, v, g->i32, ""), sign, ""));
-}
-
-/* Round to the compute type (RNE), as the reference (lower.c). */
+/* Round to the compute type (emit.h), except where pack2 rounds. */
 static LLVMValueRef round_compute(pg *g, LLVMValueRef x)
 {
-    LLVMValueRef u, r;
     if (g->raw && (g->mm->compute == QKC_COMPUTE_F16 || g->mm->compute == QKC_COMPUTE_BF16))
         return x;
-    switch (g->mm->compute) {
-    case QKC_COMPUTE_F16: return LLVMBuildFPExt(g->b, LLVMBuildFPTrunc(g->b, x, g->f16, ""), g->f32, "");
-    case QKC_COMPUTE_BF16:
-        u = LLVMBuildBitCast(g->b, x, g->i32, "");
-        r = LLVMBuildAdd(g->b, u, LLVMBuildAdd(g->b, i32c(g, 0x7FFF),
-                                               LLVMBuildAnd(g->b, LLVMBuildLShr(g->b, u, i32c(g, 16), ""),
-                                                            i32c(g, 1), ""), ""), "");
-        r = LLVMBuildAnd(g->b, r, i32c(g, (int32_t)0xFFFF0000u), "");
-        return LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealUNO, x, x, ""), x, as_f32(g, r), "");
-    case QKC_COMPUTE_TF32:
-        u = LLVMBuildBitCast(g->b, x, g->i32, "");
-        r = LLVMBuildAdd(g->b, u, LLVMBuildAdd(g->b, i32c(g, 0xFFF),
-                                               LLVMBuildAnd(g->b, LLVMBuildLShr(g->b, u, i32c(g, 13), ""),
-                                                            i32c(g, 1), ""), ""), "");
-        r = LLVMBuildAnd(g->b, r, i32c(g, (int32_t)0xFFFFE000u), "");
-        {
-            LLVMValueRef special = LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, u, i32c(g, 0x7F800000), ""),
-                                                 i32c(g, 0x7F800000), "");
-            return LLVMBuildSelect(g->b, special, x, as_f32(g, r), "");
-        }
-    default: return x;
-    }
+    return qkc_emit_round_compute(&g->e, g->mm->compute, x);
 }
 
 /* The code of element i of the loaded record, as i32. */
 static LLVMValueRef code_at(pg *g, int i)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     LLVMValueRef code;
     switch (L->code_bits) {
     case 4: {
         int h = g->C / 2;
         code = field_bits(g, L->code_off + i % h, 8);
-        return i < h ? LLVMBuildAnd(g->b, code, i32c(g, 15), "") : LLVMBuildLShr(g->b, code, i32c(g, 4), "");
+        return i < h ? LLVMBuildAnd(E->b, code, i32c(E, 15), "") : LLVMBuildLShr(E->b, code, i32c(E, 4), "");
     }
     case 8: return field_bits(g, L->code_off + i, 8);
     case 16: return field_bits(g, L->code_off + 2 * (L->decode == QKC_KDEC_VQ ? i / L->vq_dim : i), 16);
@@ -309,168 +199,96 @@ static LLVMValueRef element(pg *g, int i, LLVMValueRef s, LLVMValueRef mn, LLVMV
 /* Element i, given its code (i matters only to VQ codebooks). */
 static LLVMValueRef element_code(pg *g, LLVMValueRef code, int i, LLVMValueRef s, LLVMValueRef mn, LLVMValueRef z)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     LLVMValueRef x;
     switch (L->decode) {
     case QKC_KDEC_F32: return round_compute(g, as_f32(g, code));
     case QKC_KDEC_F16: return round_compute(g, half_to_f32(g, code));
-    case QKC_KDEC_BF16: return round_compute(g, as_f32(g, LLVMBuildShl(g->b, code, i32c(g, 16), "")));
+    case QKC_KDEC_BF16: return round_compute(g, as_f32(g, LLVMBuildShl(E->b, code, i32c(E, 16), "")));
     case QKC_KDEC_AFFINE: {
-        LLVMValueRef v = LLVMBuildSub(g->b, code, i32c(g, L->zero_const), "");
-        x = LLVMBuildSIToFP(g->b, v, g->f32, "");
+        LLVMValueRef v = LLVMBuildSub(E->b, code, i32c(E, L->zero_const), "");
+        x = LLVMBuildSIToFP(E->b, v, E->f32, "");
         if (z)
-            x = LLVMBuildFSub(g->b, x, z, ""); /* code − zero: exact in f32 */
+            x = LLVMBuildFSub(E->b, x, z, ""); /* code − zero: exact in f32 */
         break;
     }
     case QKC_KDEC_TABLE: {
-        LLVMValueRef idx[2] = {i32c(g, 0), code};
-        LLVMTypeRef at = LLVMArrayType(g->f32, 16);
-        x = LLVMBuildLoad2(g->b, g->f32, LLVMBuildInBoundsGEP2(g->b, at, g->table, idx, 2, ""), "");
+        LLVMValueRef idx[2] = {i32c(E, 0), code};
+        LLVMTypeRef at = LLVMArrayType(E->f32, 16);
+        x = LLVMBuildLoad2(E->b, E->f32, LLVMBuildInBoundsGEP2(E->b, at, g->table, idx, 2, ""), "");
         break;
     }
     case QKC_KDEC_LUT: {
         /* tables[tidx][code] from the packed blob (L1-cached, read-only) */
-        LLVMValueRef t = L->tidx != QKC_KF_NONE ? LLVMBuildZExt(g->b, field_bits(g, L->tidx_off, 32), g->i64, "")
-                                                : i64c(g, 0);
-        LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildShl(g->b, t, i64c(g, 6), ""),
-                                        LLVMBuildZExt(g->b, LLVMBuildShl(g->b, code, i32c(g, 2), ""), g->i64, ""), "");
-        off = LLVMBuildAdd(g->b, off, i64c(g, (int64_t)L->table_offset), "");
-        x = load_ro(g, g->f32, gep8(g, g->w, off), 4);
+        LLVMValueRef t = L->tidx != QKC_KF_NONE ? LLVMBuildZExt(E->b, field_bits(g, L->tidx_off, 32), E->i64, "")
+                                                : i64c(E, 0);
+        LLVMValueRef off = LLVMBuildAdd(E->b, LLVMBuildShl(E->b, t, i64c(E, 6), ""),
+                                        LLVMBuildZExt(E->b, LLVMBuildShl(E->b, code, i32c(E, 2), ""), E->i64, ""), "");
+        off = LLVMBuildAdd(E->b, off, i64c(E, (int64_t)L->table_offset), "");
+        x = load_ro(g, E->f32, gep8(E, g->w, off), 4);
         break;
     }
     case QKC_KDEC_VQ: {
         /* codebook[code][i % vq_dim] from the packed blob */
-        LLVMValueRef off = LLVMBuildMul(g->b, LLVMBuildZExt(g->b, code, g->i64, ""), i64c(g, (int64_t)L->vq_dim * 4), "");
-        off = LLVMBuildAdd(g->b, off, i64c(g, (int64_t)L->table_offset + 4 * (i % L->vq_dim)), "");
-        x = load_ro(g, g->f32, gep8(g, g->w, off), 4);
+        LLVMValueRef off = LLVMBuildMul(E->b, LLVMBuildZExt(E->b, code, E->i64, ""), i64c(E, (int64_t)L->vq_dim * 4), "");
+        off = LLVMBuildAdd(E->b, off, i64c(E, (int64_t)L->table_offset + 4 * (i % L->vq_dim)), "");
+        x = load_ro(g, E->f32, gep8(E, g->w, off), 4);
         break;
     }
-    case QKC_KDEC_FP8E4M3: x = fp8_to_f32(g, code, 0); break;
-    default: x = fp8_to_f32(g, code, 1); break;
+    case QKC_KDEC_FP8E4M3: x = qkc_emit_fp8_to_f32(E, code, 0); break;
+    default: x = qkc_emit_fp8_to_f32(E, code, 1); break;
     }
     if (s)
-        x = LLVMBuildFMul(g->b, x, s, "");
+        x = LLVMBuildFMul(E->b, x, s, "");
     if (mn)
-        x = LLVMBuildFAdd(g->b, x, mn, "");
+        x = LLVMBuildFAdd(E->b, x, mn, "");
     return round_compute(g, x);
 }
 
 /* ---------------------------------------------------------- epilogue */
 
-static LLVMValueRef ex2(pg *g, LLVMValueRef x)
-{
-    return call(g, "llvm.nvvm.ex2.approx.f", g->f32, &g->f32, 1, &x);
-}
-
-/* e^x = 2^(x·log2 e) */
-static LLVMValueRef expf_approx(pg *g, LLVMValueRef x)
-{
-    return ex2(g, LLVMBuildFMul(g->b, x, f32c(g, 1.4426950408889634), ""));
-}
-
-static LLVMValueRef fabs_f(pg *g, LLVMValueRef x)
-{
-    return call(g, "llvm.fabs.f32", g->f32, &g->f32, 1, &x);
-}
-
-static LLVMValueRef activation(pg *g, LLVMValueRef x)
-{
-    switch (g->mm->act) {
-    case QKC_ACT_RELU:
-        return LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealOGT, x, f32c(g, 0.0), ""), x, f32c(g, 0.0), "");
-    case QKC_ACT_SILU: {
-        LLVMValueRef e = expf_approx(g, LLVMBuildFNeg(g->b, x, ""));
-        return LLVMBuildFDiv(g->b, x, LLVMBuildFAdd(g->b, f32c(g, 1.0), e, ""), "");
-    }
-    case QKC_ACT_GELU: {
-        /* erf(z), z = x/√2: 1 − (a1 t + … + a5 t^5) e^(−z²), t = 1/(1 + p|z|) */
-        static const double a[5] = {0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429};
-        LLVMValueRef z = LLVMBuildFMul(g->b, x, f32c(g, 0.7071067811865476), "");
-        LLVMValueRef az = fabs_f(g, z);
-        LLVMValueRef t = LLVMBuildFDiv(g->b, f32c(g, 1.0),
-                                       LLVMBuildFAdd(g->b, f32c(g, 1.0), LLVMBuildFMul(g->b, f32c(g, 0.3275911), az, ""),
-                                                     ""), "");
-        LLVMValueRef p = f32c(g, a[4]), y, erf;
-        for (int i = 3; i >= 0; i--)
-            p = LLVMBuildFAdd(g->b, LLVMBuildFMul(g->b, p, t, ""), f32c(g, a[i]), "");
-        p = LLVMBuildFMul(g->b, p, t, "");
-        y = LLVMBuildFSub(g->b, f32c(g, 1.0),
-                          LLVMBuildFMul(g->b, p, expf_approx(g, LLVMBuildFNeg(g->b, LLVMBuildFMul(g->b, az, az, ""), "")),
-                                        ""), "");
-        erf = LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealOLT, z, f32c(g, 0.0), ""), LLVMBuildFNeg(g->b, y, ""), y,
-                              "");
-        return LLVMBuildFMul(g->b, LLVMBuildFMul(g->b, f32c(g, 0.5), x, ""),
-                             LLVMBuildFAdd(g->b, f32c(g, 1.0), erf, ""), "");
-    }
-    default: return x;
-    }
-}
-
-static void store_out(pg *g, LLVMValueRef v, LLVMValueRef m, LLVMValueRef n)
-{
-    qkc_lower_store_out(g->b, g->mm->out_dtype, v, g->c, LLVMBuildAdd(g->b, LLVMBuildMul(g->b, m, g->ldc, ""), n, ""));
-}
-
-static LLVMValueRef warp_sum(pg *g, LLVMValueRef v)
-{
-    LLVMTypeRef pt[4];
-    pt[0] = g->i32, pt[1] = g->f32, pt[2] = g->i32, pt[3] = g->i32;
-    for (int off = 16; off >= 1; off /= 2) {
-        LLVMValueRef args[4] = {i32c(g, -1), v, i32c(g, off), i32c(g, 31)};
-        v = LLVMBuildFAdd(g->b, v, call(g, "llvm.nvvm.shfl.sync.bfly.f32", g->f32, pt, 4, args), "");
-    }
-    return v;
-}
-
 /* if (ok) c[r][n] = act(v + bias[n]) in the output dtype; the builder
  * continues after it. */
 static void store_if(pg *g, LLVMValueRef ok, LLVMValueRef v, LLVMValueRef r, LLVMValueRef n)
 {
-    LLVMBasicBlockRef st = block(g, "store"), next = block(g, "store.next");
-    LLVMBuildCondBr(g->b, ok, st, next);
-    LLVMPositionBuilderAtEnd(g->b, st);
+    qkc_emit *E = &g->e;
+    LLVMBasicBlockRef st = block(E, "store"), next = block(E, "store.next");
+    LLVMBuildCondBr(E->b, ok, st, next);
+    LLVMPositionBuilderAtEnd(E->b, st);
     if (g->mm->bias == QKC_BIAS_F32)
-        v = LLVMBuildFAdd(g->b, v, load_ro(g, g->f32, LLVMBuildGEP2(g->b, g->f32, g->bias, &n, 1, ""), 4), "");
-    store_out(g, activation(g, v), r, n);
-    LLVMBuildBr(g->b, next);
-    LLVMPositionBuilderAtEnd(g->b, next);
+        v = LLVMBuildFAdd(E->b, v, load_ro(g, E->f32, LLVMBuildGEP2(E->b, E->f32, g->bias, &n, 1, ""), 4), "");
+    qkc_emit_store_out(E, g->mm->out_dtype, qkc_emit_activation(E, g->mm->act, v, g->isa), g->c, g->ldc, r, n);
+    LLVMBuildBr(E->b, next);
+    LLVMPositionBuilderAtEnd(E->b, next);
 }
 
 /* ------------------------------------------------------- int8 path */
-
-/* dp4a.s32.s32: acc + the dot product of the four s8 lanes of x and y. */
-static LLVMValueRef dp4a(pg *g, LLVMValueRef x, LLVMValueRef y, LLVMValueRef acc)
-{
-    static const char text[] = "dp4a.s32.s32 $0, $1, $2, $3;", cons[] = "=r,r,r,r";
-    LLVMTypeRef pt[3] = {g->i32, g->i32, g->i32};
-    LLVMTypeRef ft = LLVMFunctionType(g->i32, pt, 3, 0);
-    LLVMValueRef fn = LLVMGetInlineAsm(ft, text, sizeof text - 1, cons, sizeof cons - 1, 0, 0, LLVMInlineAsmDialectATT, 0);
-    LLVMValueRef args[3] = {x, y, acc};
-    return LLVMBuildCall2(g->b, ft, fn, args, 3, "");
-}
 
 /* The integer weight value of a code: code − zero constant (AFFINE) or
  * the table's integer entry (TABLE), as i32. */
 static LLVMValueRef int8_of_code(pg *g, LLVMValueRef code)
 {
+    qkc_emit *E = &g->e;
     if (g->L->decode == QKC_KDEC_TABLE) {
-        LLVMValueRef idx[2] = {i32c(g, 0), code};
-        LLVMTypeRef at = LLVMArrayType(g->f32, 16);
-        LLVMValueRef v = LLVMBuildLoad2(g->b, g->f32, LLVMBuildInBoundsGEP2(g->b, at, g->table, idx, 2, ""), "");
-        return LLVMBuildFPToSI(g->b, v, g->i32, "");
+        LLVMValueRef idx[2] = {i32c(E, 0), code};
+        LLVMTypeRef at = LLVMArrayType(E->f32, 16);
+        LLVMValueRef v = LLVMBuildLoad2(E->b, E->f32, LLVMBuildInBoundsGEP2(E->b, at, g->table, idx, 2, ""), "");
+        return LLVMBuildFPToSI(E->b, v, E->i32, "");
     }
-    return LLVMBuildSub(g->b, code, i32c(g, g->L->zero_const), "");
+    return LLVMBuildSub(E->b, code, i32c(E, g->L->zero_const), "");
 }
 
 /* Elements 4w..4w+3 of the loaded record as one word of four s8 lanes. */
 static LLVMValueRef int8_word(pg *g, int w)
 {
+    qkc_emit *E = &g->e;
     LLVMValueRef r = NULL;
     for (int j = 0; j < 4; j++) {
-        LLVMValueRef v = LLVMBuildAnd(g->b, int8_of_code(g, code_at(g, 4 * w + j)), i32c(g, 255), "");
+        LLVMValueRef v = LLVMBuildAnd(E->b, int8_of_code(g, code_at(g, 4 * w + j)), i32c(E, 255), "");
         if (j)
-            v = LLVMBuildShl(g->b, v, i32c(g, 8 * j), "");
-        r = r ? LLVMBuildOr(g->b, r, v, "") : v;
+            v = LLVMBuildShl(E->b, v, i32c(E, 8 * j), "");
+        r = r ? LLVMBuildOr(E->b, r, v, "") : v;
     }
     return r;
 }
@@ -480,15 +298,16 @@ static LLVMValueRef int8_word(pg *g, int w)
  * record, Σ x·d·q = d·(fd·Σ v·q + fs·Σ q). */
 static void int8_factors(pg *g, LLVMValueRef *fd, LLVMValueRef *fs)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     LLVMValueRef s = L->scale != QKC_KF_NONE ? field_f32(g, L->scale, L->scale_off) : NULL;
     LLVMValueRef mn = L->min != QKC_KF_NONE ? field_f32(g, L->min, L->min_off) : NULL;
     LLVMValueRef z = L->decode == QKC_KDEC_AFFINE && L->zero != QKC_KF_NONE ? field_f32(g, L->zero, L->zero_off)
                                                                              : NULL;
-    *fd = s ? s : f32c(g, 1.0);
-    *fs = mn ? mn : f32c(g, 0.0);
+    *fd = s ? s : f32c(E, 1.0);
+    *fs = mn ? mn : f32c(E, 0.0);
     if (z)
-        *fs = LLVMBuildFSub(g->b, *fs, s ? LLVMBuildFMul(g->b, s, z, "") : z, "");
+        *fs = LLVMBuildFSub(E->b, *fs, s ? LLVMBuildFMul(E->b, s, z, "") : z, "");
 }
 
 int qkc_lower_ptx_int8(const qkc_matmul *mm, const qkc_klayout *L)
@@ -506,28 +325,29 @@ int qkc_lower_ptx_int8(const qkc_matmul *mm, const qkc_klayout *L)
  * int8 activations (one block: its scale and code sum). rix: the rows. */
 static void gemv_int8_record(pg *g, LLVMValueRef ci, LLVMValueRef k0, LLVMValueRef *rix, LLVMValueRef *acc)
 {
+    qkc_emit *E = &g->e;
     LLVMValueRef fd, fs, w[8];
-    LLVMValueRef lda4 = LLVMBuildMul(g->b, g->lda, i64c(g, 4), "");
-    LLVMValueRef sums = LLVMBuildAdd(g->b, g->lda, LLVMBuildSDiv(g->b, g->lda, i64c(g, 8), ""), "");
-    LLVMValueRef cb = LLVMBuildShl(g->b, ci, i64c(g, 2), "");
+    LLVMValueRef lda4 = LLVMBuildMul(E->b, g->lda, i64c(E, 4), "");
+    LLVMValueRef sums = LLVMBuildAdd(E->b, g->lda, LLVMBuildSDiv(E->b, g->lda, i64c(E, 8), ""), "");
+    LLVMValueRef cb = LLVMBuildShl(E->b, ci, i64c(E, 2), "");
     int8_factors(g, &fd, &fs);
     for (int i = 0; i < 8; i++)
         w[i] = int8_word(g, i);
     for (int t = 0; t < g->TM; t++) {
-        LLVMValueRef base = LLVMBuildMul(g->b, rix[t], lda4, "");
-        LLVMValueRef dot = i32c(g, 0), d, q, inner;
+        LLVMValueRef base = LLVMBuildMul(E->b, rix[t], lda4, "");
+        LLVMValueRef dot = i32c(E, 0), d, q, inner;
         for (int h = 0; h < 2; h++) {
-            LLVMValueRef p = gep8(g, g->a, LLVMBuildAdd(g->b, base, LLVMBuildAdd(g->b, k0, i64c(g, 16 * h), ""), ""));
-            LLVMValueRef v = load_ro(g, LLVMVectorType(g->i32, 4), p, 16);
+            LLVMValueRef p = gep8(E, g->a, LLVMBuildAdd(E->b, base, LLVMBuildAdd(E->b, k0, i64c(E, 16 * h), ""), ""));
+            LLVMValueRef v = load_ro(g, LLVMVectorType(E->i32, 4), p, 16);
             for (int j = 0; j < 4; j++)
-                dot = dp4a(g, w[4 * h + j], LLVMBuildExtractElement(g->b, v, i32c(g, j), ""), dot);
+                dot = g->isa->dot4_s8(E, w[4 * h + j], LLVMBuildExtractElement(E->b, v, i32c(E, j), ""), dot);
         }
-        d = load_ro(g, g->f32, gep8(g, g->a, LLVMBuildAdd(g->b, base, LLVMBuildAdd(g->b, g->lda, cb, ""), "")), 4);
-        q = load_ro(g, g->i32, gep8(g, g->a, LLVMBuildAdd(g->b, base, LLVMBuildAdd(g->b, sums, cb, ""), "")), 4);
-        inner = LLVMBuildFAdd(g->b, LLVMBuildFMul(g->b, fd, LLVMBuildSIToFP(g->b, dot, g->f32, ""), ""),
-                              LLVMBuildFMul(g->b, fs, LLVMBuildSIToFP(g->b, q, g->f32, ""), ""), "");
-        LLVMBuildStore(g->b, LLVMBuildFAdd(g->b, LLVMBuildLoad2(g->b, g->f32, acc[t], ""),
-                                           LLVMBuildFMul(g->b, d, inner, ""), ""), acc[t]);
+        d = load_ro(g, E->f32, gep8(E, g->a, LLVMBuildAdd(E->b, base, LLVMBuildAdd(E->b, g->lda, cb, ""), "")), 4);
+        q = load_ro(g, E->i32, gep8(E, g->a, LLVMBuildAdd(E->b, base, LLVMBuildAdd(E->b, sums, cb, ""), "")), 4);
+        inner = LLVMBuildFAdd(E->b, LLVMBuildFMul(E->b, fd, LLVMBuildSIToFP(E->b, dot, E->f32, ""), ""),
+                              LLVMBuildFMul(E->b, fs, LLVMBuildSIToFP(E->b, q, E->f32, ""), ""), "");
+        LLVMBuildStore(E->b, LLVMBuildFAdd(E->b, LLVMBuildLoad2(E->b, E->f32, acc[t], ""),
+                                           LLVMBuildFMul(E->b, d, inner, ""), ""), acc[t]);
     }
 }
 
@@ -537,20 +357,9 @@ static void gemv_int8_record(pg *g, LLVMValueRef ci, LLVMValueRef k0, LLVMValueR
 #define MMA_NT (QKC_GPU_MMA_COLS / 8)  /* n8 tiles per warp */
 #define MMA_MAX_STEPS 32               /* mma k-steps per chunk record */
 
-static int mma_k(qkc_compute c)
-{
-    switch (c) {
-    case QKC_COMPUTE_F16:
-    case QKC_COMPUTE_BF16: return 16;
-    case QKC_COMPUTE_TF32: return 8;
-    case QKC_COMPUTE_INT8: return 32;
-    default: return 0; /* f32: FMA, exact f32 products */
-    }
-}
-
 int qkc_lower_ptx_mma(const qkc_matmul *mm, const qkc_klayout *L)
 {
-    int k = mma_k(mm->compute);
+    int k = qkc_isa_nvptx.mma_k(mm->compute);
     if (!k || L->mixed || L->outliers || (mm->m && mm->m < QKC_GPU_MMA_MIN_M))
         return 0;
     if (mm->compute == QKC_COMPUTE_INT8)
@@ -579,39 +388,28 @@ static int lane_code_ok(const pg *g, int c, int tt_max)
 
 static LLVMValueRef lane_code(pg *g, LLVMValueRef rec, LLVMValueRef tt, int c)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     int bytes = L->code_bits == 4 ? 1 : L->code_bits / 8, hi = L->code_bits == 4 && c >= g->C / 2;
     int64_t off = L->code_off + (L->code_bits == 4 ? c - (hi ? g->C / 2 : 0) : (int64_t)bytes * c);
-    LLVMValueRef base = gep8(g, rec, bytes == 1 ? tt : LLVMBuildMul(g->b, tt, i64c(g, bytes), "")), v = NULL;
+    LLVMValueRef base = gep8(E, rec, bytes == 1 ? tt : LLVMBuildMul(E->b, tt, i64c(E, bytes), "")), v = NULL;
     for (int b = 0; b < bytes; b++) {
-        LLVMValueRef x = LLVMBuildZExt(g->b, load_ro(g, g->i8, gep8(g, base, i64c(g, off + b)), 1), g->i32, "");
-        v = v ? LLVMBuildOr(g->b, v, LLVMBuildShl(g->b, x, i32c(g, 8 * b), ""), "") : x;
+        LLVMValueRef x = LLVMBuildZExt(E->b, load_ro(g, E->i8, gep8(E, base, i64c(E, off + b)), 1), E->i32, "");
+        v = v ? LLVMBuildOr(E->b, v, LLVMBuildShl(E->b, x, i32c(E, 8 * b), ""), "") : x;
     }
     if (L->code_bits == 4)
-        v = hi ? LLVMBuildLShr(g->b, v, i32c(g, 4), "") : LLVMBuildAnd(g->b, v, i32c(g, 15), "");
+        v = hi ? LLVMBuildLShr(E->b, v, i32c(E, 4), "") : LLVMBuildAnd(E->b, v, i32c(E, 15), "");
     return v;
 }
 
 /* v[t] for the lane's t in 0..3 */
 static LLVMValueRef select4(pg *g, LLVMValueRef t, LLVMValueRef v[4])
 {
+    qkc_emit *E = &g->e;
     LLVMValueRef r = v[3];
     for (int i = 2; i >= 0; i--)
-        r = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, t, i32c(g, i), ""), v[i], r, "");
+        r = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntEQ, t, i32c(E, i), ""), v[i], r, "");
     return r;
-}
-
-static LLVMValueRef shfl_idx(pg *g, LLVMValueRef v, LLVMValueRef src)
-{
-    LLVMTypeRef pt[4] = {g->i32, g->f32, g->i32, g->i32};
-    LLVMValueRef args[4] = {i32c(g, -1), v, src, i32c(g, 31)};
-    return call(g, "llvm.nvvm.shfl.sync.idx.f32", g->f32, pt, 4, args);
-}
-
-/* The mma operand type: <2 x half> for f16, else a 32-bit register. */
-static LLVMTypeRef mma_op_type(pg *g)
-{
-    return g->mm->compute == QKC_COMPUTE_F16 ? LLVMVectorType(g->f16, 2) : g->i32;
 }
 
 /* Two f32 values rounded (RNE) to the compute type, f16 or bf16, as one
@@ -619,32 +417,12 @@ static LLVMTypeRef mma_op_type(pg *g)
  * already in the type). */
 static LLVMValueRef pack2(pg *g, LLVMValueRef lo, LLVMValueRef hi)
 {
-    LLVMTypeRef h = g->mm->compute == QKC_COMPUTE_F16 ? g->f16 : LLVMBFloatTypeInContext(g->ctx);
+    qkc_emit *E = &g->e;
+    LLVMTypeRef h = g->mm->compute == QKC_COMPUTE_F16 ? E->f16 : LLVMBFloatTypeInContext(E->ctx);
     LLVMValueRef v = LLVMGetUndef(LLVMVectorType(h, 2));
-    v = LLVMBuildInsertElement(g->b, v, LLVMBuildFPTrunc(g->b, lo, h, ""), i32c(g, 0), "");
-    v = LLVMBuildInsertElement(g->b, v, LLVMBuildFPTrunc(g->b, hi, h, ""), i32c(g, 1), "");
-    return g->mm->compute == QKC_COMPUTE_F16 ? v : LLVMBuildBitCast(g->b, v, g->i32, "");
-}
-
-/* d = a·b + c on the tensor cores, one m16 x n8 tile. */
-static void mma(pg *g, LLVMValueRef a[4], LLVMValueRef b[2], LLVMValueRef c[4], LLVMValueRef d[4])
-{
-    const char *name;
-    LLVMTypeRef op = mma_op_type(g), acc = g->int8 ? g->i32 : g->f32, pt[10], et[4], rt;
-    LLVMValueRef args[10], r;
-    switch (g->mm->compute) {
-    case QKC_COMPUTE_F16: name = "llvm.nvvm.mma.m16n8k16.row.col.f32.f32"; break;
-    case QKC_COMPUTE_BF16: name = "llvm.nvvm.mma.m16n8k16.row.col.bf16"; break;
-    case QKC_COMPUTE_TF32: name = "llvm.nvvm.mma.m16n8k8.row.col.tf32"; break;
-    default: name = "llvm.nvvm.mma.m16n8k32.row.col.s8"; break;
-    }
-    for (int i = 0; i < 4; i++)
-        pt[i] = op, args[i] = a[i], pt[6 + i] = acc, args[6 + i] = c[i], et[i] = acc;
-    pt[4] = pt[5] = op, args[4] = b[0], args[5] = b[1];
-    rt = LLVMStructTypeInContext(g->ctx, et, 4, 0);
-    r = call(g, name, rt, pt, 10, args);
-    for (int i = 0; i < 4; i++)
-        d[i] = LLVMBuildExtractValue(g->b, r, (unsigned)i, "");
+    v = LLVMBuildInsertElement(E->b, v, LLVMBuildFPTrunc(E->b, lo, h, ""), i32c(E, 0), "");
+    v = LLVMBuildInsertElement(E->b, v, LLVMBuildFPTrunc(E->b, hi, h, ""), i32c(E, 1), "");
+    return g->mm->compute == QKC_COMPUTE_F16 ? v : LLVMBuildBitCast(E->b, v, E->i32, "");
 }
 
 /*
@@ -668,65 +446,66 @@ static void mma(pg *g, LLVMValueRef a[4], LLVMValueRef b[2], LLVMValueRef c[4], 
  */
 static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     const int KS = g->mma_k, steps = g->C / KS, i8 = g->int8;
-    LLVMValueRef lane = LLVMBuildAnd(g->b, sreg(g, "tid.x"), i32c(g, 31), "");
-    LLVMValueRef gid = LLVMBuildLShr(g->b, lane, i32c(g, 2), ""), t = LLVMBuildAnd(g->b, lane, i32c(g, 3), "");
-    LLVMValueRef gid64 = LLVMBuildZExt(g->b, gid, g->i64, ""), t64 = LLVMBuildZExt(g->b, t, g->i64, "");
-    LLVMValueRef mgroups = LLVMBuildSDiv(g->b, LLVMBuildAdd(g->b, g->m, i64c(g, QKC_GPU_MMA_ROWS - 1), ""),
-                                         i64c(g, QKC_GPU_MMA_ROWS), "");
-    LLVMValueRef m0 = LLVMBuildMul(g->b, LLVMBuildSRem(g->b, wg, mgroups, ""), i64c(g, QKC_GPU_MMA_ROWS), "m0");
-    LLVMValueRef n0 = LLVMBuildAdd(g->b, nb, LLVMBuildMul(g->b, LLVMBuildSDiv(g->b, wg, mgroups, ""),
-                                                           i64c(g, QKC_GPU_MMA_COLS), ""), "n0");
-    LLVMValueRef lastn = LLVMBuildSub(g->b, ne, i64c(g, 1), ""), lastm = LLVMBuildSub(g->b, g->m, i64c(g, 1), "");
-    LLVMValueRef lda4 = LLVMBuildMul(g->b, g->lda, i64c(g, 4), "");
-    LLVMValueRef sums = LLVMBuildAdd(g->b, g->lda, LLVMBuildSDiv(g->b, g->lda, i64c(g, 8), ""), "");
+    LLVMValueRef lane = LLVMBuildAnd(E->b, sreg(g, "tid.x"), i32c(E, 31), "");
+    LLVMValueRef gid = LLVMBuildLShr(E->b, lane, i32c(E, 2), ""), t = LLVMBuildAnd(E->b, lane, i32c(E, 3), "");
+    LLVMValueRef gid64 = LLVMBuildZExt(E->b, gid, E->i64, ""), t64 = LLVMBuildZExt(E->b, t, E->i64, "");
+    LLVMValueRef mgroups = LLVMBuildSDiv(E->b, LLVMBuildAdd(E->b, g->m, i64c(E, QKC_GPU_MMA_ROWS - 1), ""),
+                                         i64c(E, QKC_GPU_MMA_ROWS), "");
+    LLVMValueRef m0 = LLVMBuildMul(E->b, LLVMBuildSRem(E->b, wg, mgroups, ""), i64c(E, QKC_GPU_MMA_ROWS), "m0");
+    LLVMValueRef n0 = LLVMBuildAdd(E->b, nb, LLVMBuildMul(E->b, LLVMBuildSDiv(E->b, wg, mgroups, ""),
+                                                           i64c(E, QKC_GPU_MMA_COLS), ""), "n0");
+    LLVMValueRef lastn = LLVMBuildSub(E->b, ne, i64c(E, 1), ""), lastm = LLVMBuildSub(E->b, g->m, i64c(E, 1), "");
+    LLVMValueRef lda4 = LLVMBuildMul(E->b, g->lda, i64c(E, 4), "");
+    LLVMValueRef sums = LLVMBuildAdd(E->b, g->lda, LLVMBuildSDiv(E->b, g->lda, i64c(E, 8), ""), "");
     LLVMValueRef wrow[MMA_NT], abase[MMA_MT][2], acc[MMA_MT][MMA_NT][4], cvar;
     /* per-lane code loads (lane_code) when every code the lane needs allows
      * them: elements j·KS + tt + e, tt = (KS/4)·t (int8: 16h + tt + e, tt = 4t) */
-    LLVMValueRef tt = LLVMBuildMul(g->b, t64, i64c(g, i8 ? 4 : KS / 4), "");
+    LLVMValueRef tt = LLVMBuildMul(E->b, t64, i64c(E, i8 ? 4 : KS / 4), "");
     int percode = 1;
     for (int j = 0; j < steps; j++)
         for (int e = 0; e < (i8 ? 4 : KS / 4); e++)
             for (int h = 0; h < (i8 ? 2 : 1); h++)
                 percode &= lane_code_ok(g, i8 ? 16 * h + e : j * KS + e, i8 ? 12 : 3 * (KS / 4));
-    LLVMBasicBlockRef body = block(g, "mma.body"), chead = block(g, "mma.c.head"), cbody = block(g, "mma.c.body");
-    LLVMBasicBlockRef cexit = block(g, "mma.c.exit"), done = block(g, "mma.done");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n0, ne, ""), body, done);
-    LLVMPositionBuilderAtEnd(g->b, body);
+    LLVMBasicBlockRef body = block(E, "mma.body"), chead = block(E, "mma.c.head"), cbody = block(E, "mma.c.body");
+    LLVMBasicBlockRef cexit = block(E, "mma.c.exit"), done = block(E, "mma.done");
+    LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, n0, ne, ""), body, done);
+    LLVMPositionBuilderAtEnd(E->b, body);
     for (int nt = 0; nt < MMA_NT; nt++) {
-        LLVMValueRef n = LLVMBuildAdd(g->b, n0, LLVMBuildAdd(g->b, gid64, i64c(g, 8 * nt), ""), "");
-        n = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n, ne, ""), n, lastn, "");
-        wrow[nt] = gep8(g, g->w, LLVMBuildMul(g->b, n, i64c(g, (int64_t)L->row_bytes), ""));
+        LLVMValueRef n = LLVMBuildAdd(E->b, n0, LLVMBuildAdd(E->b, gid64, i64c(E, 8 * nt), ""), "");
+        n = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, n, ne, ""), n, lastn, "");
+        wrow[nt] = gep8(E, g->w, LLVMBuildMul(E->b, n, i64c(E, (int64_t)L->row_bytes), ""));
     }
     for (int mt = 0; mt < MMA_MT; mt++)
         for (int h = 0; h < 2; h++) {
             /* rows past m read row m−1 (valid memory) and are not stored */
-            LLVMValueRef r = LLVMBuildAdd(g->b, m0, LLVMBuildAdd(g->b, gid64, i64c(g, 16 * mt + 8 * h), ""), "");
-            r = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->m, ""), r, lastm, "");
-            abase[mt][h] = LLVMBuildMul(g->b, r, i8 ? lda4 : g->lda, ""); /* bytes (int8) or elements */
+            LLVMValueRef r = LLVMBuildAdd(E->b, m0, LLVMBuildAdd(E->b, gid64, i64c(E, 16 * mt + 8 * h), ""), "");
+            r = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, r, g->m, ""), r, lastm, "");
+            abase[mt][h] = LLVMBuildMul(E->b, r, i8 ? lda4 : g->lda, ""); /* bytes (int8) or elements */
         }
     for (int mt = 0; mt < MMA_MT; mt++)
         for (int nt = 0; nt < MMA_NT; nt++)
             for (int e = 0; e < 4; e++) {
-                acc[mt][nt][e] = entry_alloca(g, g->f32);
-                LLVMBuildStore(g->b, f32c(g, 0.0), acc[mt][nt][e]);
+                acc[mt][nt][e] = qkc_emit_alloca(E, E->f32, 0);
+                LLVMBuildStore(E->b, f32c(E, 0.0), acc[mt][nt][e]);
             }
-    cvar = entry_alloca(g, g->i64);
-    LLVMBuildStore(g->b, i64c(g, 0), cvar);
-    LLVMBuildBr(g->b, chead);
+    cvar = qkc_emit_alloca(E, E->i64, 0);
+    LLVMBuildStore(E->b, i64c(E, 0), cvar);
+    LLVMBuildBr(E->b, chead);
 
     /* for (c = 0; c < chunks_per_row; c++): one record per column */
-    LLVMPositionBuilderAtEnd(g->b, chead);
-    LLVMValueRef c = LLVMBuildLoad2(g->b, g->i64, cvar, "c");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, c, i64c(g, L->chunks_per_row), ""), cbody, cexit);
-    LLVMPositionBuilderAtEnd(g->b, cbody);
+    LLVMPositionBuilderAtEnd(E->b, chead);
+    LLVMValueRef c = LLVMBuildLoad2(E->b, E->i64, cvar, "c");
+    LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, c, i64c(E, L->chunks_per_row), ""), cbody, cexit);
+    LLVMPositionBuilderAtEnd(E->b, cbody);
     {
         LLVMValueRef bf[MMA_NT][MMA_MAX_STEPS][2];
         LLVMValueRef cdot[MMA_NT][2], csum[MMA_NT][2];
-        LLVMValueRef k0 = LLVMBuildMul(g->b, c, i64c(g, g->C), "");
+        LLVMValueRef k0 = LLVMBuildMul(E->b, c, i64c(E, g->C), "");
         for (int nt = 0; nt < MMA_NT; nt++) {
-            LLVMValueRef rec = gep8(g, wrow[nt], LLVMBuildMul(g->b, c, i64c(g, L->chunk_bytes), ""));
+            LLVMValueRef rec = gep8(E, wrow[nt], LLVMBuildMul(E->b, c, i64c(E, L->chunk_bytes), ""));
             /* the fields (unused record words are dead loads LLVM drops) */
             load_record(g, rec);
             if (i8) {
@@ -737,11 +516,11 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
                     if (percode) {
                         LLVMValueRef w = NULL;
                         for (int e = 0; e < 4; e++) {
-                            LLVMValueRef v = LLVMBuildAnd(g->b, int8_of_code(g, lane_code(g, rec, tt, 16 * h + e)),
-                                                          i32c(g, 255), "");
+                            LLVMValueRef v = LLVMBuildAnd(E->b, int8_of_code(g, lane_code(g, rec, tt, 16 * h + e)),
+                                                          i32c(E, 255), "");
                             if (e)
-                                v = LLVMBuildShl(g->b, v, i32c(g, 8 * e), "");
-                            w = w ? LLVMBuildOr(g->b, w, v, "") : v;
+                                v = LLVMBuildShl(E->b, v, i32c(E, 8 * e), "");
+                            w = w ? LLVMBuildOr(E->b, w, v, "") : v;
                         }
                         bf[nt][0][h] = w;
                     } else {
@@ -753,10 +532,10 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
                 }
                 for (int e = 0; e < 2; e++) {
                     /* the lane that decoded column 2t+e of this tile: gid = 2t+e */
-                    LLVMValueRef src = LLVMBuildShl(g->b, LLVMBuildAdd(g->b, LLVMBuildShl(g->b, t, i32c(g, 1), ""),
-                                                                       i32c(g, e), ""), i32c(g, 2), "");
-                    cdot[nt][e] = shfl_idx(g, fd, src);
-                    csum[nt][e] = shfl_idx(g, fs, src);
+                    LLVMValueRef src = LLVMBuildShl(E->b, LLVMBuildAdd(E->b, LLVMBuildShl(E->b, t, i32c(E, 1), ""),
+                                                                       i32c(E, e), ""), i32c(E, 2), "");
+                    cdot[nt][e] = g->isa->lane_read(E, fd, src);
+                    csum[nt][e] = g->isa->lane_read(E, fs, src);
                 }
             } else {
                 LLVMValueRef s, mn, z, x[MMA_MAX_STEPS * 16];
@@ -768,8 +547,8 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
                         /* the lane's KS/4 elements of step j: j·KS + tt + e */
                         for (int e = 0; e < KS / 4; e++)
                             y[e] = element_code(g, lane_code(g, rec, tt, j * KS + e), -1, s, mn, z);
-                        bf[nt][j][0] = KS == 16 ? pack2(g, y[0], y[1]) : LLVMBuildBitCast(g->b, y[0], g->i32, "");
-                        bf[nt][j][1] = KS == 16 ? pack2(g, y[2], y[3]) : LLVMBuildBitCast(g->b, y[1], g->i32, "");
+                        bf[nt][j][0] = KS == 16 ? pack2(g, y[0], y[1]) : LLVMBuildBitCast(E->b, y[0], E->i32, "");
+                        bf[nt][j][1] = KS == 16 ? pack2(g, y[2], y[3]) : LLVMBuildBitCast(E->b, y[1], E->i32, "");
                         continue;
                     }
                     if (j == 0)
@@ -780,8 +559,8 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
                             v0[tt4] = pack2(g, x[16 * j + 4 * tt4], x[16 * j + 4 * tt4 + 1]);
                             v1[tt4] = pack2(g, x[16 * j + 4 * tt4 + 2], x[16 * j + 4 * tt4 + 3]);
                         } else {
-                            v0[tt4] = LLVMBuildBitCast(g->b, x[8 * j + 2 * tt4], g->i32, "");
-                            v1[tt4] = LLVMBuildBitCast(g->b, x[8 * j + 2 * tt4 + 1], g->i32, "");
+                            v0[tt4] = LLVMBuildBitCast(E->b, x[8 * j + 2 * tt4], E->i32, "");
+                            v1[tt4] = LLVMBuildBitCast(E->b, x[8 * j + 2 * tt4 + 1], E->i32, "");
                         }
                     }
                     bf[nt][j][0] = select4(g, t, v0);
@@ -791,182 +570,181 @@ static void emit_mma(pg *g, LLVMValueRef wg, LLVMValueRef nb, LLVMValueRef ne)
             }
         }
         for (int j = 0; j < steps; j++) {
-            LLVMValueRef kk = LLVMBuildAdd(g->b, k0, i64c(g, (int64_t)j * KS), "");
+            LLVMValueRef kk = LLVMBuildAdd(E->b, k0, i64c(E, (int64_t)j * KS), "");
             for (int mt = 0; mt < MMA_MT; mt++) {
                 LLVMValueRef a[4], dsc[2] = {NULL, NULL}, qs[2] = {NULL, NULL};
                 for (int h = 0; h < 2; h++) {
                     if (i8) {
                         /* codes 4t..4t+3 and 16+4t..16+4t+3 of the row's block c; its
                          * scale and code sum */
-                        LLVMValueRef p = gep8(g, g->a, LLVMBuildAdd(g->b, abase[mt][h],
-                                                                    LLVMBuildAdd(g->b, kk, LLVMBuildShl(g->b, t64, i64c(g, 2), ""), ""), ""));
-                        LLVMValueRef cb = LLVMBuildShl(g->b, c, i64c(g, 2), "");
-                        a[h] = load_ro(g, g->i32, p, 4);
-                        a[2 + h] = load_ro(g, g->i32, gep8(g, p, i64c(g, 16)), 4);
-                        dsc[h] = load_ro(g, g->f32, gep8(g, g->a, LLVMBuildAdd(g->b, abase[mt][h], LLVMBuildAdd(g->b, g->lda, cb, ""), "")), 4);
-                        qs[h] = LLVMBuildSIToFP(g->b, load_ro(g, g->i32, gep8(g, g->a, LLVMBuildAdd(g->b, abase[mt][h], LLVMBuildAdd(g->b, sums, cb, ""), "")), 4), g->f32, "");
+                        LLVMValueRef p = gep8(E, g->a, LLVMBuildAdd(E->b, abase[mt][h],
+                                                                    LLVMBuildAdd(E->b, kk, LLVMBuildShl(E->b, t64, i64c(E, 2), ""), ""), ""));
+                        LLVMValueRef cb = LLVMBuildShl(E->b, c, i64c(E, 2), "");
+                        a[h] = load_ro(g, E->i32, p, 4);
+                        a[2 + h] = load_ro(g, E->i32, gep8(E, p, i64c(E, 16)), 4);
+                        dsc[h] = load_ro(g, E->f32, gep8(E, g->a, LLVMBuildAdd(E->b, abase[mt][h], LLVMBuildAdd(E->b, g->lda, cb, ""), "")), 4);
+                        qs[h] = LLVMBuildSIToFP(E->b, load_ro(g, E->i32, gep8(E, g->a, LLVMBuildAdd(E->b, abase[mt][h], LLVMBuildAdd(E->b, sums, cb, ""), "")), 4), E->f32, "");
                     } else if (KS == 16) {
-                        LLVMValueRef idx = LLVMBuildAdd(g->b, LLVMBuildAdd(g->b, abase[mt][h], kk, ""),
-                                                        LLVMBuildShl(g->b, t64, i64c(g, 2), ""), "");
-                        LLVMValueRef v = load_ro(g, g->v4f, LLVMBuildGEP2(g->b, g->f32, g->a, &idx, 1, ""), 16);
+                        LLVMValueRef idx = LLVMBuildAdd(E->b, LLVMBuildAdd(E->b, abase[mt][h], kk, ""),
+                                                        LLVMBuildShl(E->b, t64, i64c(E, 2), ""), "");
+                        LLVMValueRef v = load_ro(g, g->v4f, LLVMBuildGEP2(E->b, E->f32, g->a, &idx, 1, ""), 16);
                         LLVMValueRef e[4];
                         for (int q = 0; q < 4; q++)
-                            e[q] = LLVMBuildExtractElement(g->b, v, i32c(g, q), "");
+                            e[q] = LLVMBuildExtractElement(E->b, v, i32c(E, q), "");
                         a[h] = pack2(g, e[0], e[1]);
                         a[2 + h] = pack2(g, e[2], e[3]);
                     } else {
-                        LLVMValueRef idx = LLVMBuildAdd(g->b, LLVMBuildAdd(g->b, abase[mt][h], kk, ""),
-                                                        LLVMBuildShl(g->b, t64, i64c(g, 1), ""), "");
-                        LLVMValueRef v = load_ro(g, LLVMVectorType(g->f32, 2), LLVMBuildGEP2(g->b, g->f32, g->a, &idx, 1, ""), 8);
-                        a[h] = LLVMBuildBitCast(g->b, LLVMBuildExtractElement(g->b, v, i32c(g, 0), ""), g->i32, "");
-                        a[2 + h] = LLVMBuildBitCast(g->b, LLVMBuildExtractElement(g->b, v, i32c(g, 1), ""), g->i32, "");
+                        LLVMValueRef idx = LLVMBuildAdd(E->b, LLVMBuildAdd(E->b, abase[mt][h], kk, ""),
+                                                        LLVMBuildShl(E->b, t64, i64c(E, 1), ""), "");
+                        LLVMValueRef v = load_ro(g, LLVMVectorType(E->f32, 2), LLVMBuildGEP2(E->b, E->f32, g->a, &idx, 1, ""), 8);
+                        a[h] = LLVMBuildBitCast(E->b, LLVMBuildExtractElement(E->b, v, i32c(E, 0), ""), E->i32, "");
+                        a[2 + h] = LLVMBuildBitCast(E->b, LLVMBuildExtractElement(E->b, v, i32c(E, 1), ""), E->i32, "");
                     }
                 }
                 for (int nt = 0; nt < MMA_NT; nt++) {
                     LLVMValueRef cur[4], d[4];
                     for (int e = 0; e < 4; e++)
-                        cur[e] = i8 ? i32c(g, 0) : LLVMBuildLoad2(g->b, g->f32, acc[mt][nt][e], "");
-                    mma(g, a, bf[nt][j], cur, d);
+                        cur[e] = i8 ? i32c(E, 0) : LLVMBuildLoad2(E->b, E->f32, acc[mt][nt][e], "");
+                    g->isa->mma(E, g->mm->compute, a, bf[nt][j], cur, d);
                     for (int e = 0; e < 4; e++) {
                         LLVMValueRef v = d[e];
                         if (i8) {
                             int h = e >> 1;
                             LLVMValueRef inner = LLVMBuildFAdd(
-                                g->b, LLVMBuildFMul(g->b, cdot[nt][e & 1], LLVMBuildSIToFP(g->b, d[e], g->f32, ""), ""),
-                                LLVMBuildFMul(g->b, csum[nt][e & 1], qs[h], ""), "");
-                            v = LLVMBuildFAdd(g->b, LLVMBuildLoad2(g->b, g->f32, acc[mt][nt][e], ""),
-                                              LLVMBuildFMul(g->b, dsc[h], inner, ""), "");
+                                E->b, LLVMBuildFMul(E->b, cdot[nt][e & 1], LLVMBuildSIToFP(E->b, d[e], E->f32, ""), ""),
+                                LLVMBuildFMul(E->b, csum[nt][e & 1], qs[h], ""), "");
+                            v = LLVMBuildFAdd(E->b, LLVMBuildLoad2(E->b, E->f32, acc[mt][nt][e], ""),
+                                              LLVMBuildFMul(E->b, dsc[h], inner, ""), "");
                         }
-                        LLVMBuildStore(g->b, v, acc[mt][nt][e]);
+                        LLVMBuildStore(E->b, v, acc[mt][nt][e]);
                     }
                 }
             }
         }
-        LLVMBuildStore(g->b, LLVMBuildAdd(g->b, c, i64c(g, 1), ""), cvar);
-        LLVMBuildBr(g->b, chead);
+        LLVMBuildStore(E->b, LLVMBuildAdd(E->b, c, i64c(E, 1), ""), cvar);
+        LLVMBuildBr(E->b, chead);
     }
 
     /* epilogue: each lane stores its 4 elements of each tile */
-    LLVMPositionBuilderAtEnd(g->b, cexit);
+    LLVMPositionBuilderAtEnd(E->b, cexit);
     for (int mt = 0; mt < MMA_MT; mt++)
         for (int nt = 0; nt < MMA_NT; nt++)
             for (int e = 0; e < 4; e++) {
-                LLVMValueRef r = LLVMBuildAdd(g->b, m0, LLVMBuildAdd(g->b, gid64, i64c(g, 16 * mt + 8 * (e >> 1)), ""), "");
-                LLVMValueRef n = LLVMBuildAdd(g->b, n0, LLVMBuildAdd(g->b, LLVMBuildShl(g->b, t64, i64c(g, 1), ""),
-                                                                       i64c(g, 8 * nt + (e & 1)), ""), "");
-                LLVMValueRef ok = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->m, ""),
-                                               LLVMBuildICmp(g->b, LLVMIntSLT, n, ne, ""), "");
-                store_if(g, ok, LLVMBuildLoad2(g->b, g->f32, acc[mt][nt][e], ""), r, n);
+                LLVMValueRef r = LLVMBuildAdd(E->b, m0, LLVMBuildAdd(E->b, gid64, i64c(E, 16 * mt + 8 * (e >> 1)), ""), "");
+                LLVMValueRef n = LLVMBuildAdd(E->b, n0, LLVMBuildAdd(E->b, LLVMBuildShl(E->b, t64, i64c(E, 1), ""),
+                                                                       i64c(E, 8 * nt + (e & 1)), ""), "");
+                LLVMValueRef ok = LLVMBuildAnd(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, r, g->m, ""),
+                                               LLVMBuildICmp(E->b, LLVMIntSLT, n, ne, ""), "");
+                store_if(g, ok, LLVMBuildLoad2(E->b, E->f32, acc[mt][nt][e], ""), r, n);
             }
-    LLVMBuildBr(g->b, done);
-    LLVMPositionBuilderAtEnd(g->b, done);
+    LLVMBuildBr(E->b, done);
+    LLVMPositionBuilderAtEnd(E->b, done);
 }
 
 /* ------------------------------------------------------------ kernel */
 
 static void emit_kernel(pg *g, LLVMValueRef n)
 {
+    qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
-    LLVMValueRef lane = LLVMBuildZExt(g->b, LLVMBuildAnd(g->b, sreg(g, "tid.x"), i32c(g, 31), ""), g->i64, "");
-    LLVMValueRef row = gep8(g, g->w, LLVMBuildMul(g->b, n, i64c(g, (int64_t)L->row_bytes), ""));
-    LLVMValueRef mvar = entry_alloca(g, g->i64), cvar = entry_alloca(g, g->i64), acc[8];
-    LLVMBasicBlockRef mhead = block(g, "m.head"), mbody = block(g, "m.body"), chead = block(g, "c.head");
-    LLVMBasicBlockRef cbody = block(g, "c.body"), cexit = block(g, "c.exit"), store = block(g, "store");
-    LLVMBasicBlockRef mnext = block(g, "m.next"), done = block(g, "done");
+    LLVMValueRef lane = LLVMBuildZExt(E->b, LLVMBuildAnd(E->b, sreg(g, "tid.x"), i32c(E, 31), ""), E->i64, "");
+    LLVMValueRef row = gep8(E, g->w, LLVMBuildMul(E->b, n, i64c(E, (int64_t)L->row_bytes), ""));
+    LLVMValueRef mvar = qkc_emit_alloca(E, E->i64, 0), cvar = qkc_emit_alloca(E, E->i64, 0), acc[8];
+    LLVMBasicBlockRef mhead = block(E, "m.head"), mbody = block(E, "m.body"), chead = block(E, "c.head");
+    LLVMBasicBlockRef cbody = block(E, "c.body"), cexit = block(E, "c.exit"), store = block(E, "store");
+    LLVMBasicBlockRef mnext = block(E, "m.next"), done = block(E, "done");
     LLVMValueRef arow[8], rix[8];
     for (int t = 0; t < g->TM; t++)
-        acc[t] = entry_alloca(g, g->f32);
-    LLVMBuildStore(g->b, i64c(g, 0), mvar);
-    LLVMBuildBr(g->b, mhead);
+        acc[t] = qkc_emit_alloca(E, E->f32, 0);
+    LLVMBuildStore(E->b, i64c(E, 0), mvar);
+    LLVMBuildBr(E->b, mhead);
 
     /* for (m0 = 0; m0 < m; m0 += TM) */
-    LLVMPositionBuilderAtEnd(g->b, mhead);
-    LLVMValueRef m0 = LLVMBuildLoad2(g->b, g->i64, mvar, "m0");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, m0, g->m, ""), mbody, done);
-    LLVMPositionBuilderAtEnd(g->b, mbody);
+    LLVMPositionBuilderAtEnd(E->b, mhead);
+    LLVMValueRef m0 = LLVMBuildLoad2(E->b, E->i64, mvar, "m0");
+    LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, m0, g->m, ""), mbody, done);
+    LLVMPositionBuilderAtEnd(E->b, mbody);
     for (int t = 0; t < g->TM; t++) {
         /* rows past m read row m−1 (valid memory) and are not stored */
-        LLVMValueRef r = LLVMBuildAdd(g->b, m0, i64c(g, t), "");
-        LLVMValueRef last = LLVMBuildSub(g->b, g->m, i64c(g, 1), "");
-        r = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->m, ""), r, last, "");
+        LLVMValueRef r = LLVMBuildAdd(E->b, m0, i64c(E, t), "");
+        LLVMValueRef last = LLVMBuildSub(E->b, g->m, i64c(E, 1), "");
+        r = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, r, g->m, ""), r, last, "");
         rix[t] = r;
-        arow[t] = LLVMBuildMul(g->b, r, g->lda, "");
-        LLVMBuildStore(g->b, f32c(g, 0.0), acc[t]);
+        arow[t] = LLVMBuildMul(E->b, r, g->lda, "");
+        LLVMBuildStore(E->b, f32c(E, 0.0), acc[t]);
     }
-    LLVMBuildStore(g->b, lane, cvar);
-    LLVMBuildBr(g->b, chead);
+    LLVMBuildStore(E->b, lane, cvar);
+    LLVMBuildBr(E->b, chead);
 
     /* for (c = lane; c < chunks_per_row; c += 32) */
-    LLVMPositionBuilderAtEnd(g->b, chead);
-    LLVMValueRef ci = LLVMBuildLoad2(g->b, g->i64, cvar, "c");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, i64c(g, L->chunks_per_row), ""), cbody, cexit);
-    LLVMPositionBuilderAtEnd(g->b, cbody);
+    LLVMPositionBuilderAtEnd(E->b, chead);
+    LLVMValueRef ci = LLVMBuildLoad2(E->b, E->i64, cvar, "c");
+    LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, ci, i64c(E, L->chunks_per_row), ""), cbody, cexit);
+    LLVMPositionBuilderAtEnd(E->b, cbody);
     {
-        LLVMValueRef rec = gep8(g, row, LLVMBuildMul(g->b, ci, i64c(g, L->chunk_bytes), ""));
+        LLVMValueRef rec = gep8(E, row, LLVMBuildMul(E->b, ci, i64c(E, L->chunk_bytes), ""));
         LLVMValueRef s, mn, z, sum[8];
-        LLVMValueRef k0 = LLVMBuildMul(g->b, ci, i64c(g, g->C), "");
+        LLVMValueRef k0 = LLVMBuildMul(E->b, ci, i64c(E, g->C), "");
         load_record(g, rec);
         if (g->int8) {
             gemv_int8_record(g, ci, k0, rix, acc);
         } else {
             record_fields(g, &s, &mn, &z);
             for (int t = 0; t < g->TM; t++)
-                sum[t] = LLVMBuildLoad2(g->b, g->f32, acc[t], "");
+                sum[t] = LLVMBuildLoad2(E->b, E->f32, acc[t], "");
             for (int q = 0; q < g->C / 4; q++) {
                 LLVMValueRef x[4], av[8];
                 for (int j = 0; j < 4; j++)
                     x[j] = element(g, 4 * q + j, s, mn, z);
                 for (int t = 0; t < g->TM; t++) {
-                    LLVMValueRef idx = LLVMBuildAdd(g->b, LLVMBuildAdd(g->b, arow[t], k0, ""), i64c(g, 4 * q), "");
-                    av[t] = load_ro(g, g->v4f, LLVMBuildGEP2(g->b, g->f32, g->a, &idx, 1, ""), 16);
+                    LLVMValueRef idx = LLVMBuildAdd(E->b, LLVMBuildAdd(E->b, arow[t], k0, ""), i64c(E, 4 * q), "");
+                    av[t] = load_ro(g, g->v4f, LLVMBuildGEP2(E->b, E->f32, g->a, &idx, 1, ""), 16);
                 }
                 for (int j = 0; j < 4; j++)
-                    for (int t = 0; t < g->TM; t++) {
-                        LLVMValueRef fa[3] = {LLVMBuildExtractElement(g->b, av[t], i32c(g, j), ""), x[j], sum[t]};
-                        LLVMTypeRef ft[3] = {g->f32, g->f32, g->f32};
-                        sum[t] = call(g, "llvm.fma.f32", g->f32, ft, 3, fa);
-                    }
+                    for (int t = 0; t < g->TM; t++)
+                        sum[t] = fma_v(E, LLVMBuildExtractElement(E->b, av[t], i32c(E, j), ""), x[j], sum[t]);
             }
             for (int t = 0; t < g->TM; t++)
-                LLVMBuildStore(g->b, sum[t], acc[t]);
+                LLVMBuildStore(E->b, sum[t], acc[t]);
         }
-        LLVMBuildStore(g->b, LLVMBuildAdd(g->b, ci, i64c(g, 32), ""), cvar);
-        LLVMBuildBr(g->b, chead);
+        LLVMBuildStore(E->b, LLVMBuildAdd(E->b, ci, i64c(E, 32), ""), cvar);
+        LLVMBuildBr(E->b, chead);
     }
 
     /* reduce across the warp; lane 0 stores */
-    LLVMPositionBuilderAtEnd(g->b, cexit);
+    LLVMPositionBuilderAtEnd(E->b, cexit);
     {
         LLVMValueRef tot[8];
         for (int t = 0; t < g->TM; t++)
-            tot[t] = warp_sum(g, LLVMBuildLoad2(g->b, g->f32, acc[t], ""));
-        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, lane, i64c(g, 0), ""), store, mnext);
-        LLVMPositionBuilderAtEnd(g->b, store);
+            tot[t] = g->isa->lane_sum(E, LLVMBuildLoad2(E->b, E->f32, acc[t], ""));
+        LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntEQ, lane, i64c(E, 0), ""), store, mnext);
+        LLVMPositionBuilderAtEnd(E->b, store);
         for (int t = 0; t < g->TM; t++) {
-            LLVMValueRef r = LLVMBuildAdd(g->b, m0, i64c(g, t), "");
-            store_if(g, LLVMBuildICmp(g->b, LLVMIntSLT, r, g->m, ""), tot[t], r, n);
+            LLVMValueRef r = LLVMBuildAdd(E->b, m0, i64c(E, t), "");
+            store_if(g, LLVMBuildICmp(E->b, LLVMIntSLT, r, g->m, ""), tot[t], r, n);
         }
-        LLVMBuildBr(g->b, mnext);
+        LLVMBuildBr(E->b, mnext);
     }
-    LLVMPositionBuilderAtEnd(g->b, mnext);
-    LLVMBuildStore(g->b, LLVMBuildAdd(g->b, m0, i64c(g, g->TM), ""), mvar);
-    LLVMBuildBr(g->b, mhead);
-    LLVMPositionBuilderAtEnd(g->b, done);
+    LLVMPositionBuilderAtEnd(E->b, mnext);
+    LLVMBuildStore(E->b, LLVMBuildAdd(E->b, m0, i64c(E, g->TM), ""), mvar);
+    LLVMBuildBr(E->b, mhead);
+    LLVMPositionBuilderAtEnd(E->b, done);
 }
 
 qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t,
                          const qkc_schedule *s, const char *name, LLVMModuleRef *out, qkc_diag *diag)
 {
     pg g;
-    LLVMTypeRef fields[QKC_KARG_COUNT], st;
+    qkc_emit *E = &g.e;
+    LLVMTypeRef st;
     memset(&g, 0, sizeof g);
-    g.ctx = ctx, g.mm = mm, g.L = L;
+    g.isa = &qkc_isa_nvptx, g.mm = mm, g.L = L;
     g.C = L->chunk;
     g.TM = s->tile_m < 1 ? 1 : s->tile_m > 8 ? 8 : s->tile_m;
     g.lw = qkc_lower_ptx_load_bytes(L);
     g.ub = g.lw < 4 ? g.lw : 4;
     g.int8 = qkc_lower_ptx_int8(mm, L);
-    g.mma_k = qkc_lower_ptx_mma(mm, L) ? mma_k(mm->compute) : 0;
+    g.mma_k = qkc_lower_ptx_mma(mm, L) ? g.isa->mma_k(mm->compute) : 0;
     if (L->mixed)
         return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED,
                             "w=mixed: GPU (nvptx) kernels do not take mixed row blocks yet; compile for a CPU target");
@@ -981,100 +759,75 @@ qkc_status qkc_lower_ptx(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_kla
     if (L->chunk_bytes / g.ub > MAX_UNITS || g.C % 4)
         return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED, "GPU kernels: chunk records of %d bytes are not supported",
                             L->chunk_bytes);
-    g.mod = LLVMModuleCreateWithNameInContext(name, ctx);
-    LLVMSetTarget(g.mod, t->triple);
-    g.b = LLVMCreateBuilderInContext(ctx);
-    g.i1 = LLVMInt1TypeInContext(ctx);
-    g.i8 = LLVMInt8TypeInContext(ctx);
-    g.i16 = LLVMInt16TypeInContext(ctx);
-    g.i32 = LLVMInt32TypeInContext(ctx);
-    g.i64 = LLVMInt64TypeInContext(ctx);
-    g.f16 = LLVMHalfTypeInContext(ctx);
-    g.f32 = LLVMFloatTypeInContext(ctx);
-    g.ptr = LLVMPointerTypeInContext(ctx, 0);
+    qkc_emit_init(E, ctx, name, t);
     g.gptr = LLVMPointerTypeInContext(ctx, 1); /* global memory */
-    g.v4f = LLVMVectorType(g.f32, 4);
+    g.v4f = LLVMVectorType(E->f32, 4);
     g.invariant_kind = LLVMGetMDKindIDInContext(ctx, "invariant.load", 14);
 
-    /* every field 8 bytes (lora_t, lora_b, unused here, as i64; lora_scale
-     * with its padding as i64): the size is sizeof(qkc_kernel_args) */
-    for (int i = 0; i < QKC_KARG_COUNT; i++)
-        fields[i] = i <= QKC_KARG_C ? g.ptr : g.i64; /* o_cols, o_vals: unused, pointer-sized */
-    st = LLVMStructTypeInContext(ctx, fields, QKC_KARG_COUNT, 0);
+    /* the argument by value: its size is sizeof(qkc_kernel_args) */
+    st = qkc_emit_kernel_args_type(E);
     {
-        LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(ctx), &g.ptr, 1, 0);
         LLVMValueRef args, n, nb, ne;
         LLVMBasicBlockRef body, exit;
-        g.fn = LLVMAddFunction(g.mod, name, fty);
-        LLVMSetFunctionCallConv(g.fn, LLVMPTXKernelCallConv);
-        LLVMAddAttributeAtIndex(g.fn, 1, LLVMCreateTypeAttribute(ctx, LLVMGetEnumAttributeKindForName("byval", 5), st));
-        LLVMAddAttributeAtIndex(g.fn, 1, LLVMCreateEnumAttribute(ctx, LLVMGetEnumAttributeKindForName("align", 5), 8));
-        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateStringAttribute(ctx, "target-cpu", 10, t->cpu, (unsigned)strlen(t->cpu)));
-        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateStringAttribute(ctx, "target-features", 15, t->llvm_features,
-                                                          (unsigned)strlen(t->llvm_features)));
-        LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateEnumAttribute(ctx, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
-        LLVMPositionBuilderAtEnd(g.b, LLVMAppendBasicBlockInContext(ctx, g.fn, "entry"));
-        args = LLVMGetParam(g.fn, 0);
-#define ARG(field, ty)                                                                                             \
-    load_al(&g, ty, LLVMBuildStructGEP2(g.b, st, args, field, ""), 8)
+        qkc_emit_kernel(E, name, t);
+        LLVMSetFunctionCallConv(E->fn, LLVMPTXKernelCallConv);
+        LLVMAddAttributeAtIndex(E->fn, 1, LLVMCreateTypeAttribute(ctx, LLVMGetEnumAttributeKindForName("byval", 5), st));
+        LLVMAddAttributeAtIndex(E->fn, 1, LLVMCreateEnumAttribute(ctx, LLVMGetEnumAttributeKindForName("align", 5), 8));
+        args = LLVMGetParam(E->fn, 0);
         /* device pointers are global addresses: ld.global / st.global */
-        g.a = LLVMBuildAddrSpaceCast(g.b, ARG(QKC_KARG_A, g.ptr), g.gptr, "a");
-        g.w = LLVMBuildAddrSpaceCast(g.b, ARG(QKC_KARG_W, g.ptr), g.gptr, "w");
-        g.bias = LLVMBuildAddrSpaceCast(g.b, ARG(QKC_KARG_BIAS, g.ptr), g.gptr, "bias");
-        g.c = LLVMBuildAddrSpaceCast(g.b, ARG(QKC_KARG_C, g.ptr), g.gptr, "c");
-        g.lda = ARG(QKC_KARG_LDA, g.i64);
-        g.ldc = ARG(QKC_KARG_LDC, g.i64);
-        g.m = ARG(QKC_KARG_M, g.i64);
-        nb = ARG(QKC_KARG_N_BEGIN, g.i64);
-        ne = ARG(QKC_KARG_N_END, g.i64);
-#undef ARG
+        g.a = LLVMBuildAddrSpaceCast(E->b, qkc_emit_kernel_arg(E, st, args, QKC_KARG_A), g.gptr, "a");
+        g.w = LLVMBuildAddrSpaceCast(E->b, qkc_emit_kernel_arg(E, st, args, QKC_KARG_W), g.gptr, "w");
+        g.bias = LLVMBuildAddrSpaceCast(E->b, qkc_emit_kernel_arg(E, st, args, QKC_KARG_BIAS), g.gptr, "bias");
+        g.c = LLVMBuildAddrSpaceCast(E->b, qkc_emit_kernel_arg(E, st, args, QKC_KARG_C), g.gptr, "c");
+        g.lda = qkc_emit_kernel_arg(E, st, args, QKC_KARG_LDA);
+        g.ldc = qkc_emit_kernel_arg(E, st, args, QKC_KARG_LDC);
+        g.m = qkc_emit_kernel_arg(E, st, args, QKC_KARG_M);
+        nb = qkc_emit_kernel_arg(E, st, args, QKC_KARG_N_BEGIN);
+        ne = qkc_emit_kernel_arg(E, st, args, QKC_KARG_N_END);
         if (L->decode == QKC_KDEC_TABLE) {
             LLVMValueRef e[16];
             for (int i = 0; i < 16; i++)
-                e[i] = f32c(&g, L->table[i]);
-            g.table = LLVMAddGlobalInAddressSpace(g.mod, LLVMArrayType(g.f32, 16), "qkc_table", 4);
-            LLVMSetInitializer(g.table, LLVMConstArray(g.f32, e, 16));
+                e[i] = f32c(E, L->table[i]);
+            g.table = LLVMAddGlobalInAddressSpace(E->mod, LLVMArrayType(E->f32, 16), "qkc_table", 4);
+            LLVMSetInitializer(g.table, LLVMConstArray(E->f32, e, 16));
             LLVMSetGlobalConstant(g.table, 1);
             LLVMSetLinkage(g.table, LLVMInternalLinkage);
             LLVMSetAlignment(g.table, 16);
         }
         {
             /* warp index in the grid; the shape by m (ir/kernel_abi.h) */
-            LLVMValueRef wpb = LLVMBuildLShr(g.b, sreg(&g, "ntid.x"), i32c(&g, 5), "");
-            LLVMValueRef wg = LLVMBuildAdd(g.b, LLVMBuildMul(g.b, sreg(&g, "ctaid.x"), wpb, ""),
-                                           LLVMBuildLShr(g.b, sreg(&g, "tid.x"), i32c(&g, 5), ""), "");
-            wg = LLVMBuildZExt(g.b, wg, g.i64, "wg");
-            exit = LLVMAppendBasicBlockInContext(ctx, g.fn, "exit");
+            LLVMValueRef wpb = LLVMBuildLShr(E->b, sreg(&g, "ntid.x"), i32c(E, 5), "");
+            LLVMValueRef wg = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, sreg(&g, "ctaid.x"), wpb, ""),
+                                           LLVMBuildLShr(E->b, sreg(&g, "tid.x"), i32c(E, 5), ""), "");
+            wg = LLVMBuildZExt(E->b, wg, E->i64, "wg");
+            exit = block(E, "exit");
             if (g.mma_k) {
-                LLVMBasicBlockRef tc = LLVMAppendBasicBlockInContext(ctx, g.fn, "tensor.cores");
-                LLVMBasicBlockRef gemv = LLVMAppendBasicBlockInContext(ctx, g.fn, "gemv");
-                LLVMBuildCondBr(g.b, LLVMBuildICmp(g.b, LLVMIntSGE, g.m, i64c(&g, QKC_GPU_MMA_MIN_M), ""), tc, gemv);
-                LLVMPositionBuilderAtEnd(g.b, tc);
+                LLVMBasicBlockRef tc = block(E, "tensor.cores");
+                LLVMBasicBlockRef gemv = block(E, "gemv");
+                LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSGE, g.m, i64c(E, QKC_GPU_MMA_MIN_M), ""), tc, gemv);
+                LLVMPositionBuilderAtEnd(E->b, tc);
                 emit_mma(&g, wg, nb, ne);
-                LLVMBuildBr(g.b, exit);
-                LLVMPositionBuilderAtEnd(g.b, gemv);
+                LLVMBuildBr(E->b, exit);
+                LLVMPositionBuilderAtEnd(E->b, gemv);
             }
-            n = LLVMBuildAdd(g.b, nb, wg, "n");
+            n = LLVMBuildAdd(E->b, nb, wg, "n");
         }
-        body = LLVMAppendBasicBlockInContext(ctx, g.fn, "body");
-        LLVMBuildCondBr(g.b, LLVMBuildICmp(g.b, LLVMIntSLT, n, ne, ""), body, exit);
-        LLVMPositionBuilderAtEnd(g.b, body);
+        body = block(E, "body");
+        LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, n, ne, ""), body, exit);
+        LLVMPositionBuilderAtEnd(E->b, body);
         emit_kernel(&g, n);
-        LLVMBuildBr(g.b, exit);
-        LLVMPositionBuilderAtEnd(g.b, exit);
-        LLVMBuildRetVoid(g.b);
+        LLVMBuildBr(E->b, exit);
+        LLVMPositionBuilderAtEnd(E->b, exit);
+        LLVMBuildRetVoid(E->b);
     }
-    LLVMDisposeBuilder(g.b);
+    LLVMDisposeBuilder(E->b);
     {
-        qkc_status status = qkc_llvm_verify(g.mod, diag);
+        qkc_status status = qkc_llvm_verify(E->mod, diag);
         if (status) {
-            LLVMDisposeModule(g.mod);
+            LLVMDisposeModule(E->mod);
             return status;
         }
     }
-    *out = g.mod;
+    *out = E->mod;
     return QKC_OK;
 }

@@ -3,22 +3,27 @@
 
 #include <stdio.h>
 
+#include "codegen/isa.h"
+
 qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t,
                                  qkc_diag *diag)
 {
+    const qkc_isa *isa = qkc_isa_for(t);
     (void)L;
+    if (!isa)
+        return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED, "target %s: no code generator for its architecture", t->name);
     if (!s->vector_bits)
         s->vector_bits = t->vector_bits;
-    if (t->arch == QKC_ARCH_AARCH64 ? s->vector_bits != 128 : s->vector_bits != 256 && s->vector_bits != 512)
+    if (!qkc_isa_vector_width_ok(isa, s->vector_bits))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule vec=%d: vector width is %s", s->vector_bits,
-                            t->arch == QKC_ARCH_AARCH64 ? "128 on aarch64 (NEON)" : "256 or 512");
+                            isa->vector_widths_text);
     if (s->vector_bits > t->vector_bits)
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule vec=%d: target %s has %d-bit vectors",
                             s->vector_bits, t->name, t->vector_bits);
     /* Register budget: accumulators tm*tn plus the decoded weights and the
-     * activations of one vector step must fit the register file (32 zmm,
-     * 16 ymm, or 32 NEON q registers, where a 32-element chunk of floats
-     * takes 8 of them). */
+     * activations of one vector step must fit the register file (the
+     * ISA's vector_registers: 32 zmm, 16 ymm, or 32 NEON q registers, where
+     * a 32-element chunk of floats takes 8 of them). */
     if (!s->tile_m)
         s->tile_m = (mm->m == 1) ? 1 : (s->vector_bits == 512 ? 4 : 2);
     if (!s->tile_n)

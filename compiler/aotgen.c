@@ -15,12 +15,13 @@
 #include <string.h>
 
 #include "codegen/aot_table.h"
+#include "codegen/isa.h"
 #include "core/context.h"
 #include "core/io.h"
 #include "compiler/jit.h"
 #include "core/spec_object.h"
 
-#define AOT_MAX_KERNELS 4096
+#define AOT_MAX_KERNELS QKC_AOT_TABLE_MAX_ROWS
 #define AOT_MAX_NAME 48
 
 typedef struct aot_job {
@@ -57,7 +58,7 @@ static qkc_status check_job(qkc_context *ctx, aot_job *j)
         qkc_target tgt;
         if (qkc_target_resolve(j->targets[t], 0, &tgt, &diag))
             return qkc_fail_diag(ctx, &diag);
-        if (tgt.arch == QKC_ARCH_NVPTX)
+        if (qkc_isa_for(&tgt)->gpu)
             return qkc_fail(ctx, QKC_ERR_UNSUPPORTED,
                             "qkc_aot_write: target %s: AOT libraries hold CPU kernels; emit a GPU kernel's PTX "
                             "with --emit ptx",
@@ -281,6 +282,16 @@ static void say(text *t, const char *fmt, ...)
     t->len += (size_t)n;
 }
 
+/* One member of qkc_kernel_args in the header: its declaration and its
+ * comment (ir/kernel_args.def), the comments aligned. */
+static void say_member(text *t, const char *type, const char *name, const char *comment)
+{
+    char decl[64];
+    size_t n = strlen(type);
+    snprintf(decl, sizeof decl, "%s%s%s;", type, n && type[n - 1] == '*' ? "" : " ", name);
+    say(t, "    %-22s /* %s */\n", decl, comment);
+}
+
 static qkc_status write_header(qkc_context *ctx, const aot_job *j, const char *path)
 {
     text t = {ctx, NULL, 0, 0, 0};
@@ -310,23 +321,11 @@ static qkc_status write_header(qkc_context *ctx, const aot_job *j, const char *p
     say(&t, "#ifndef QKC_KERNEL_ARGS_DEFINED\n#define QKC_KERNEL_ARGS_DEFINED\n"
             "/* The argument of every qkc kernel entry point: it computes outputs\n"
             " * [n_begin, n_end) for all m rows. */\n"
-            "typedef struct qkc_kernel_args {\n"
-            "    const void *a;         /* f32 [m][lda], or int8 [m][lda] for the int8 path */\n"
-            "    const float *a_scales; /* int8 path: [m][a_scales_ld] block scales; else NULL */\n"
-            "    const uint8_t *w;      /* packed weights (qkc_weights_pack) */\n"
-            "    const float *bias;     /* [N] or NULL */\n"
-            "    void *c;               /* [m][ldc] in the output dtype */\n"
-            "    int64_t lda, ldc, m;\n"
-            "    int64_t n_begin, n_end;\n"
-            "    int64_t a_scales_ld;\n"
-            "    const float *lora_t;   /* lora=R:DTYPE: T = X·Aᵀ [m][lora_t_ld]; else NULL */\n"
-            "    const void *lora_b;    /* adapter B [N][R] */\n"
-            "    int64_t lora_t_ld;\n"
-            "    float lora_scale;\n"
-            "    const int32_t *o_cols; /* outliers=act:T: outlier columns, else NULL */\n"
-            "    const float *o_vals;   /* their f32 activations [m][o_count] */\n"
-            "    int64_t o_count;\n"
-            "} qkc_kernel_args;\n#endif\n\n");
+            "typedef struct qkc_kernel_args {\n");
+#define QKC_KARG(NAME, field, c_type, kind, comment) say_member(&t, #c_type, #field, comment);
+#include "ir/kernel_args.def"
+#undef QKC_KARG
+    say(&t, "} qkc_kernel_args;\n#endif\n\n");
     say(&t, "/* The library's table, for qkc_aot_kernel(). */\n"
             "extern const struct qkc_aot_library qkc_aot_%s;\n\n", j->name);
     say(&t, "#define QKC_AOT_%s_SPECS %d\n#define QKC_AOT_%s_KERNELS %d\n\n", upper, j->nspecs, upper,

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codegen/isa.h"
 #include "codegen/llvm_compat.h"
 #include "codegen/lower.h"
 #include "codegen/lower_ptx.h"
@@ -242,12 +243,12 @@ static qkc_status make_plan(qkc_context *ctx, const qkc_spec *spec, const qkc_co
     return QKC_OK;
 }
 
-/* GPU kernels take int8 codes (dp4a, s8 tensor cores) for the weights
- * codegen/lower_ptx.c says; others the float path, fed int8-quantized-
- * then-dequantized activations for compute=int8. */
+/* Whether the kernel takes A as int8 codes and block scales (the ISA's
+ * rule: VNNI/dotprod paths, GPU dp4a and s8 tensor cores), or the float
+ * path fed int8-quantized-then-dequantized activations for compute=int8. */
 static int uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
 {
-    return t->arch == QKC_ARCH_NVPTX ? qkc_lower_ptx_int8(mm, L) : qkc_lower_uses_int8_dot(mm, L, t);
+    return qkc_isa_for(t)->takes_int8(mm, L, t);
 }
 
 static void make_request(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, request_key *rk)
@@ -400,8 +401,8 @@ static qkc_status emit_module(qkc_context *ctx, const qkc_spec *spec, const plan
     *out = NULL;
     /* named in the message of an LLVM fatal error on this thread */
     qkc_llvm_set_activity(p->spec_text);
-    if ((p->target.arch == QKC_ARCH_NVPTX ? qkc_lower_ptx : qkc_lower)(llctx, &spec->mm, &p->layout, &p->target,
-                                                                        &p->schedule, symbol, &mod, &diag)) {
+    if (qkc_isa_for(&p->target)->lower(llctx, &spec->mm, &p->layout, &p->target, &p->schedule, symbol, &mod,
+                                       &diag)) {
         mod = NULL;
         st = qkc_fail_diag(ctx, &diag);
     } else if (qkc_llvm_target_machine(&p->target, LLVMCodeGenLevelAggressive, &tm, &diag)) {
@@ -640,7 +641,7 @@ qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     /* 2. the plan: target, kernel layout, schedule; a hit on its key */
     if ((st = make_plan(ctx, spec, options, 1, &p)))
         return st;
-    gpu = p.target.arch == QKC_ARCH_NVPTX;
+    gpu = qkc_isa_for(&p.target)->gpu;
     h = hash_bytes(&p.key, sizeof p.key);
     if ((e = find_entry(js, &p.key, h)) != NULL)
         return qkc_kernel_wrap(ctx, e->code, 1, out);
@@ -728,7 +729,7 @@ qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compi
     *len = 0;
     if ((st = make_plan(ctx, spec, options, 0, &p)))
         return st;
-    if (kind == EMIT_OBJ && p.target.arch == QKC_ARCH_NVPTX)
+    if (kind == EMIT_OBJ && qkc_isa_for(&p.target)->gpu)
         return qkc_fail(ctx, QKC_ERR_UNSUPPORTED, "target %s: GPU kernels are emitted as PTX text (asm or ptx), "
                         "not as objects", p.target.name);
     if ((st = emit_module(ctx, spec, &p, symbol, kind, 0, &buf)))

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "codegen/isa.h"
 #include "codegen/lower.h"
 #include "codegen/schedule.h"
 #include "core/context.h"
@@ -170,7 +171,7 @@ static int in_space(const tuner *T, const qkc_schedule *s)
 {
     qkc_schedule c = *s;
     qkc_diag diag;
-    int regs = (T->target.arch != QKC_ARCH_X86_64 || (T->target.features & QKC_FEAT_AVX512F)) ? 32 : 16;
+    int regs = qkc_isa_for(&T->target)->vector_registers(&T->target);
     if (s->tile_m > 1 && s->tile_m > T->m)
         return 0;
     if (s->tile_m * s->tile_n + s->tile_m + s->tile_n > regs)
@@ -458,7 +459,7 @@ static qkc_status tuner_init(tuner *T, qkc_context *ctx, const qkc_spec *spec, c
     if (qkc_target_resolve(qkc_config_target(ctx, target), 1, &T->target, &diag) ||
         qkc_klayout_for(&mm->w, mm->n, mm->k, &T->layout, &diag))
         return qkc_fail_diag(ctx, &diag);
-    if (T->target.arch == QKC_ARCH_NVPTX)
+    if (qkc_isa_for(&T->target)->gpu)
         return qkc_fail(ctx, QKC_ERR_UNSUPPORTED, "tuning: target %s: GPU kernels are not tuned yet",
                         T->target.name);
     T->out_el = mm->out_dtype == QKC_DTYPE_F32 ? 4 : 2;

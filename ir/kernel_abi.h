@@ -9,42 +9,49 @@
  * already rounded to the compute type, or, for the int8 path, int8 codes
  * plus one f32 scale per block of 32. Weights are in the kernel layout
  * (ir/klayout.h); for act-order formats A's columns are already permuted.
- * The AOT header generated later declares exactly this struct.
+ *
+ * The fields of qkc_kernel_args are one list, ir/kernel_args.def: the C
+ * struct below, its field indices, the LLVM struct the code generator
+ * builds (codegen/emit.c) and the struct AOT headers declare
+ * (compiler/aotgen.c) all come from it, and the checks at the end of this
+ * header keep the C layout and the code generator's in step.
+ *
+ *   a, lda, m          f32 [m][lda], or int8 [m][lda] for the int8 path;
+ *   a_scales, a_scales_ld   int8 path: [m][a_scales_ld] block scales, else
+ *                      NULL / 0;
+ *   w                  packed weights;
+ *   bias               [N] or NULL;
+ *   c, ldc             [m][ldc] in the output dtype;
+ *   lora_t, lora_b, lora_t_ld, lora_scale   lora=R:DTYPE (ir/spec.h): T =
+ *                      X·Aᵀ, f32 [m][lora_t_ld] with columns R .. lora_t_ld-1
+ *                      zero (lora_t_ld a multiple of 16), adapter B [N][R]
+ *                      in the lora dtype, the scale s; NULL / 0 otherwise;
+ *   o_cols, o_vals, o_count   outliers=act:T on the int8 path: the call's
+ *                      activation outlier columns (o_count of them,
+ *                      ascending, original column numbers) and their f32
+ *                      values o_vals [m][o_count]; the int8 codes of those
+ *                      columns are 0. Kernels add Σ_e o_vals[m][e] ·
+ *                      W[n][o_cols[e]] (W dequantized exactly). Unused
+ *                      (NULL, 0) otherwise.
  */
-#ifndef QKC_CODEGEN_KERNEL_ABI_H
-#define QKC_CODEGEN_KERNEL_ABI_H
+#ifndef QKC_IR_KERNEL_ABI_H
+#define QKC_IR_KERNEL_ABI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct qkc_kernel_args {
-    const void *a;         /* f32 [m][lda], or int8 [m][lda] for the int8 path */
-    const float *a_scales; /* int8 path: [m][a_scales_ld] block scales; else NULL */
-    const uint8_t *w;      /* packed weights */
-    const float *bias;     /* [N] or NULL */
-    void *c;               /* [m][ldc] in the output dtype */
-    int64_t lda, ldc, m;
-    int64_t n_begin, n_end;
-    int64_t a_scales_ld;
-    /* lora=R:DTYPE (ir/spec.h); NULL / 0 otherwise: */
-    const float *lora_t; /* T = X·Aᵀ, f32 [m][lora_t_ld], columns R .. lora_t_ld-1 zero */
-    const void *lora_b;  /* adapter B [N][R] in the lora dtype */
-    int64_t lora_t_ld;   /* a multiple of 16 */
-    float lora_scale;    /* s */
-    /* outliers=act:T on the int8 path: the call's activation outlier
-     * columns (o_count of them, ascending, original column numbers) and
-     * their f32 values o_vals [m][o_count]; the int8 codes of those columns
-     * are 0. Kernels add Σ_e o_vals[m][e] · W[n][o_cols[e]] (W dequantized
-     * exactly). Unused (NULL, 0) otherwise. */
-    const int32_t *o_cols;
-    const float *o_vals;
-    int64_t o_count;
+#define QKC_KARG(NAME, field, c_type, kind, comment) c_type field;
+#include "ir/kernel_args.def"
+#undef QKC_KARG
 } qkc_kernel_args;
 
 /* Field indices of qkc_kernel_args as the code generator addresses them. */
 enum {
-    QKC_KARG_A, QKC_KARG_A_SCALES, QKC_KARG_W, QKC_KARG_BIAS, QKC_KARG_C, QKC_KARG_LDA, QKC_KARG_LDC,
-    QKC_KARG_M, QKC_KARG_N_BEGIN, QKC_KARG_N_END, QKC_KARG_A_SCALES_LD, QKC_KARG_LORA_T, QKC_KARG_LORA_B,
-    QKC_KARG_LORA_T_LD, QKC_KARG_LORA_SCALE, QKC_KARG_O_COLS, QKC_KARG_O_VALS, QKC_KARG_O_COUNT, QKC_KARG_COUNT
+#define QKC_KARG(NAME, field, c_type, kind, comment) QKC_KARG_##NAME,
+#include "ir/kernel_args.def"
+#undef QKC_KARG
+    QKC_KARG_COUNT
 };
 
 typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
@@ -90,32 +97,98 @@ typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
 /*
  * AOT libraries (`qkc compile --emit lib`): beside the kernels, a table the
  * runtime reads to pick a kernel for a spec and a CPU (runtime/aot.c). The
- * code generator writes it as LLVM constants with exactly these C layouts
- * (codegen/aot_table.c); `abi` changes whenever they do.
+ * fields of its structs are one list, ir/aot_table.def; the code generator
+ * writes the table as LLVM constants from the same list
+ * (codegen/aot_table.c). `abi` changes whenever the list does.
  */
 #define QKC_AOT_MAGIC 0x41434B51u /* "QKCA" */
 #define QKC_AOT_ABI 2u /* 2: rows name their architecture */
 
 typedef struct qkc_aot_row {
-    const char *spec;     /* canonical spec text */
-    const char *target;   /* target name */
-    const char *features; /* feature names, for messages */
-    const char *symbol;
-    const char *schedule; /* schedule text */
-    qkc_kernel_fn fn;
-    uint32_t feature_bits; /* QKC_FEAT_* of `arch` the kernel needs */
-    int32_t int8_dot;      /* A is passed as int8 codes + block scales */
-    int32_t arch;          /* QKC_ARCH_* the kernel runs on */
-    int32_t sched[6];      /* tile_m tile_n k_unroll vector_bits prefetch n_block */
+#define QKC_AOT_ROW(field, c_type, dims, kind, comment) c_type field dims;
+#define QKC_AOT_LIBRARY(field, c_type, dims, kind, comment)
+#include "ir/aot_table.def"
+#undef QKC_AOT_ROW
+#undef QKC_AOT_LIBRARY
 } qkc_aot_row;
 
 struct qkc_aot_library {
-    uint32_t magic; /* QKC_AOT_MAGIC */
-    uint32_t abi;   /* QKC_AOT_ABI */
-    int32_t version; /* QKC_VERSION of the qkc that wrote it */
-    int32_t count;
-    const char *name;
-    const qkc_aot_row *rows; /* in order of preference */
+#define QKC_AOT_ROW(field, c_type, dims, kind, comment)
+#define QKC_AOT_LIBRARY(field, c_type, dims, kind, comment) c_type field dims;
+#include "ir/aot_table.def"
+#undef QKC_AOT_ROW
+#undef QKC_AOT_LIBRARY
 };
+
+/*
+ * Layout checks. The code generator types each field by its kind (the
+ * lists above), and LLVM lays a struct out as C does: each field at the
+ * next multiple of its alignment after the previous one, the size a
+ * multiple of the largest alignment. Every qkc target (x86-64, AArch64,
+ * NVPTX64) has 64-bit pointers and naturally aligned integers and floats.
+ * The *_layout structs are those layouts built from the kinds alone (a
+ * byte array of the kind's size at the kind's alignment per field); the C
+ * structs must match them field by field. A C type that disagrees with
+ * its kind, or a 32-bit build, stops the compile here.
+ */
+#define QKC_ABI_SIZE_PTR 8
+#define QKC_ABI_ALIGN_PTR 8
+#define QKC_ABI_SIZE_STR 8
+#define QKC_ABI_ALIGN_STR 8
+#define QKC_ABI_SIZE_FN 8
+#define QKC_ABI_ALIGN_FN 8
+#define QKC_ABI_SIZE_ROWS 8
+#define QKC_ABI_ALIGN_ROWS 8
+#define QKC_ABI_SIZE_I64 8
+#define QKC_ABI_ALIGN_I64 8
+#define QKC_ABI_SIZE_I32 4
+#define QKC_ABI_ALIGN_I32 4
+#define QKC_ABI_SIZE_U32 4
+#define QKC_ABI_ALIGN_U32 4
+#define QKC_ABI_SIZE_F32 4
+#define QKC_ABI_ALIGN_F32 4
+
+struct qkc_kernel_args_layout {
+#define QKC_KARG(NAME, field, c_type, kind, comment)                                                               \
+    _Alignas(QKC_ABI_ALIGN_##kind) unsigned char field[QKC_ABI_SIZE_##kind];
+#include "ir/kernel_args.def"
+#undef QKC_KARG
+};
+
+struct qkc_aot_row_layout {
+#define QKC_AOT_ROW(field, c_type, dims, kind, comment) \
+    _Alignas(QKC_ABI_ALIGN_##kind) unsigned char field dims[QKC_ABI_SIZE_##kind];
+#define QKC_AOT_LIBRARY(field, c_type, dims, kind, comment)
+#include "ir/aot_table.def"
+#undef QKC_AOT_ROW
+#undef QKC_AOT_LIBRARY
+};
+
+struct qkc_aot_library_layout {
+#define QKC_AOT_ROW(field, c_type, dims, kind, comment)
+#define QKC_AOT_LIBRARY(field, c_type, dims, kind, comment) \
+    _Alignas(QKC_ABI_ALIGN_##kind) unsigned char field dims[QKC_ABI_SIZE_##kind];
+#include "ir/aot_table.def"
+#undef QKC_AOT_ROW
+#undef QKC_AOT_LIBRARY
+};
+
+#define QKC_ABI_CHECK(type, layout, field)                                                                         \
+    _Static_assert(offsetof(type, field) == offsetof(struct layout, field) &&                                      \
+                       sizeof(((type *)0)->field) == sizeof(((struct layout *)0)->field),                          \
+                   #type "." #field ": its C type does not match its kind");
+#define QKC_KARG(NAME, field, c_type, kind, comment) QKC_ABI_CHECK(qkc_kernel_args, qkc_kernel_args_layout, field)
+#include "ir/kernel_args.def"
+#undef QKC_KARG
+#define QKC_AOT_ROW(field, c_type, dims, kind, comment) QKC_ABI_CHECK(qkc_aot_row, qkc_aot_row_layout, field)
+#define QKC_AOT_LIBRARY(field, c_type, dims, kind, comment)                                                        \
+    QKC_ABI_CHECK(struct qkc_aot_library, qkc_aot_library_layout, field)
+#include "ir/aot_table.def"
+#undef QKC_AOT_ROW
+#undef QKC_AOT_LIBRARY
+#undef QKC_ABI_CHECK
+_Static_assert(sizeof(qkc_kernel_args) == sizeof(struct qkc_kernel_args_layout), "qkc_kernel_args: size");
+_Static_assert(sizeof(qkc_aot_row) == sizeof(struct qkc_aot_row_layout), "qkc_aot_row: size");
+_Static_assert(sizeof(struct qkc_aot_library) == sizeof(struct qkc_aot_library_layout), "qkc_aot_library: size");
 
 #endif

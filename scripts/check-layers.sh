@@ -18,7 +18,10 @@
 #   - a folder other than codegen/ and compiler/ includes an LLVM header
 #     (<llvm-c/...>): libqkc_rt and libqkc_files never link LLVM;
 #   - a library source other than core/config.c calls getenv (the
-#     environment is read once, into the context: core/config.def).
+#     environment is read once, into the context: core/config.def);
+#   - a file of codegen/ or compiler/ other than the ISA tables
+#     (codegen/isa*) tests the architecture (QKC_ARCH_*): code generation
+#     asks its target's ISA table (codegen/isa.h).
 # ROOT defaults to the source tree this script is in. The test `layers`
 # runs it (and `layers_negative` checks that it fails on a bad include).
 set -u
@@ -114,6 +117,18 @@ for dir in $layers; do
     done
 done
 
+# QKC_ARCH_ in the code generator and the driver: codegen/isa* only
+for f in "$root"/codegen/*.c "$root"/codegen/*.h "$root"/compiler/*.c "$root"/compiler/*.h; do
+    [ -f "$f" ] || continue
+    rel=${f#"$root"/}
+    case $rel in codegen/isa*) continue ;; esac
+    if grep -n 'QKC_ARCH_' "$f" > "$edges.arch"; then
+        sed "s|^\([0-9]*\):.*|$rel:\1: tests the architecture: ask the target's ISA table (codegen/isa.h)|" "$edges.arch" >&2
+        status=1
+    fi
+    rm -f "$edges.arch"
+done
+
 # tsort reports a loop in the declared arrows on stderr.
 if ! tsort "$edges" > /dev/null 2> "$edges.err" || [ -s "$edges.err" ]; then
     echo "layers: the folders' 'May include' lines form a cycle:" >&2
@@ -121,5 +136,5 @@ if ! tsort "$edges" > /dev/null 2> "$edges.err" || [ -s "$edges.err" ]; then
     status=1
 fi
 rm -f "$edges.err"
-[ "$status" -eq 0 ] && echo "layers: $(echo $layers | wc -w) folders, every include on an allowed arrow, no cycle, getenv in core/config.c only"
+[ "$status" -eq 0 ] && echo "layers: $(echo $layers | wc -w) folders, every include on an allowed arrow, no cycle, getenv in core/config.c only, QKC_ARCH_ in codegen/isa* only"
 exit "$status"

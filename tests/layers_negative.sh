@@ -2,7 +2,8 @@
 # scripts/check-layers.sh must fail on a tree that breaks its rules: a
 # copy of the folders' README.md files with, in turn, a forbidden include,
 # a bare-name include, a cycle in the declared arrows, an LLVM header below
-# the compiler, a getenv outside core/config.c and a missing README.md.
+# the compiler, a getenv outside core/config.c, an architecture test
+# outside the ISA tables and a missing README.md.
 #   sh tests/layers_negative.sh SOURCE_DIR
 set -u
 src=$1
@@ -49,6 +50,11 @@ out=$(sh "$check" "$work/t" 2>&1) && fail "getenv outside core/config.c was acce
 echo "$out" | grep -q 'files/env.c:1: calls getenv' || fail "unexpected message: $out"
 
 fresh
+printf 'int f(int a) { return a == QKC_ARCH_X86_64; }\n' > "$work/t/codegen/lower.c"
+out=$(sh "$check" "$work/t" 2>&1) && fail "an architecture test in codegen/lower.c was accepted"
+echo "$out" | grep -q 'codegen/lower.c:1: tests the architecture' || fail "unexpected message: $out"
+
+fresh
 rm "$work/t/cache/README.md"
 sh "$check" "$work/t" > /dev/null 2>&1 && fail "a folder without README.md was accepted"
-echo "layers_negative: a forbidden include, a bare-name include, a cycle, an LLVM header outside codegen/ and compiler/, getenv outside core/config.c and a missing README.md are each refused"
+echo "layers_negative: a forbidden include, a bare-name include, a cycle, an LLVM header outside codegen/ and compiler/, getenv outside core/config.c, an architecture test outside codegen/isa* and a missing README.md are each refused"
