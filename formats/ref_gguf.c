@@ -1,6 +1,6 @@
 /*
  * The GGUF family's codec (formats/family.h): reference codecs of the GGUF
- * block presets (q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl mxfp4) and
+ * block presets (q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl iq4_xs mxfp4) and
  * of qkc's mxfp8 block layout, and the packer of their kernel layouts
  * (ir/fam_gguf.c) for the types not already in place.
  *
@@ -588,12 +588,16 @@ static int best_index_int8(const int8_t *val, float x)
     return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
 }
 
-/* ggml quantize_row_iq4_nl_ref = quantize_row_iq4_nl_impl with ntry = -1:
- * codes from d0 = max/-127, then one weighted (x²) least-squares solve for
- * d; the perturbation loop is empty and the codes are not recomputed. */
-static void quant_iq4_nl(const float *x, uint8_t *b)
+/* The scale of one 32-weight block as ggml's quantize_row_iq4_nl_impl
+ * chooses it without an importance matrix (weights x²): codes from
+ * d0 = max/-127 (ntry < 0) or -max/-127 (ntry > 0), a least-squares solve
+ * for d, then, for itry = -ntry..ntry, the codes of the inverse scale
+ * (itry - 127)/max and their solve, kept when it fits better. iq4_nl's
+ * reference quantizer runs it with ntry = -1 (no search), iq4_xs's with
+ * ntry = 7. L receives the codes of the first pass. 0 for a block whose
+ * largest magnitude is below GROUP_MAX_EPS. */
+static float iq4_block_scale(const float *x, uint8_t *L, int ntry)
 {
-    uint8_t L[QK];
     float amax = 0, max = 0;
     for (int j = 0; j < QK; j++) {
         if (fabsf(x[j]) > amax) {
@@ -601,16 +605,10 @@ static void quant_iq4_nl(const float *x, uint8_t *b)
             max = x[j];
         }
     }
-    if (amax < GROUP_MAX_EPS) {
-        /* ggml writes d = 0 and packs whatever its level buffer held (stale
-         * or uninitialised); qkc packs index 8 (value +1) so the block is
-         * deterministic and decodes to +0. */
-        wr_f16(b, 0.0f);
-        memset(b + 2, 0x88, 16);
-        return;
-    }
-    float d = max / kvalues_iq4nl[0];
-    const float id = 1 / d;
+    if (amax < GROUP_MAX_EPS)
+        return 0;
+    float d = ntry > 0 ? -max / kvalues_iq4nl[0] : max / kvalues_iq4nl[0];
+    float id = 1 / d;
     float sumqx = 0, sumq2 = 0;
     for (int j = 0; j < QK; j++) {
         int l = best_index_int8(kvalues_iq4nl, id * x[j]);
@@ -621,6 +619,38 @@ static void quant_iq4_nl(const float *x, uint8_t *b)
         sumq2 += w * q * q;
     }
     d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int itry = -ntry; itry <= ntry; itry++) {
+        id = (float)(itry + kvalues_iq4nl[0]) / max;
+        sumqx = sumq2 = 0;
+        for (int j = 0; j < QK; j++) {
+            const float q = kvalues_iq4nl[best_index_int8(kvalues_iq4nl, id * x[j])];
+            const float w = x[j] * x[j];
+            sumqx += w * q * x[j];
+            sumq2 += w * q * q;
+        }
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+/* ggml quantize_row_iq4_nl_ref: one block, d = iq4_block_scale with
+ * ntry = -1, the codes of its first pass. */
+static void quant_iq4_nl(const float *x, uint8_t *b)
+{
+    uint8_t L[QK];
+    float d = iq4_block_scale(x, L, -1);
+    if (d == 0) {
+        /* ggml writes d = 0 and packs whatever its level buffer held (stale
+         * or uninitialised); qkc packs index 8 (value +1) so the block is
+         * deterministic and decodes to +0. */
+        wr_f16(b, 0.0f);
+        memset(b + 2, 0x88, 16);
+        return;
+    }
     wr_f16(b, d);
     for (int j = 0; j < 16; j++)
         b[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
@@ -632,6 +662,67 @@ static void dequant_iq4_nl(const uint8_t *b, float *y)
     for (int j = 0; j < 16; j++) {
         y[j] = d * (float)kvalues_iq4nl[b[2 + j] & 0x0F];
         y[j + 16] = d * (float)kvalues_iq4nl[b[2 + j] >> 4];
+    }
+}
+
+/* -------------------------------------------------------------- iq4_xs */
+
+/* IQ4_XS (formats.md §2.15): 256 weights, 136 bytes: d f16, scales_h
+ * uint16, scales_l[4], qs[128]; eight 32-weight sub-blocks with 6-bit
+ * scales ls, dl = d·(ls − 32), x = dl·kvalues_iq4nl[q]. */
+static int iq4_xs_ls(const uint8_t *b, int ib)
+{
+    return ((b[4 + ib / 2] >> 4 * (ib % 2)) & 15) | (((qkc_rd16(b + 2) >> 2 * ib) & 3) << 4);
+}
+
+/* ggml quantize_row_iq4_xs_ref (quantize_iq4_xs without an importance
+ * matrix: quantize_row_iq4_nl_impl over 256 with ntry = 7): each
+ * sub-block's scale by iq4_block_scale; d = −max/32 for
+ * the scale of largest magnitude; each 6-bit scale nearest_int(scale/d)
+ * clamped to −32..31; the codes again from x / (d·l). */
+static void quant_iq4_xs(const float *x, uint8_t *b)
+{
+    float scales[8], max_scale = 0, amax_scale = 0, d, id;
+    uint8_t L[256];
+    uint16_t scales_h = 0;
+    for (int ib = 0; ib < 8; ib++) {
+        scales[ib] = iq4_block_scale(x + 32 * ib, L + 32 * ib, 7);
+        if (fabsf(scales[ib]) > amax_scale) {
+            amax_scale = fabsf(scales[ib]);
+            max_scale = scales[ib];
+        }
+    }
+    d = -max_scale / 32;
+    wr_f16(b, d);
+    id = d != 0 ? 1 / d : 0.f;
+    memset(b + 4, 0, 4);
+    for (int ib = 0; ib < 8; ib++) {
+        int l = imax(-32, imin(31, nearest_int(id * scales[ib])));
+        const float dl = d * (float)l;
+        const float idl = dl != 0 ? 1 / dl : 0.f;
+        for (int j = 0; j < 32; j++)
+            L[32 * ib + j] = (uint8_t)best_index_int8(kvalues_iq4nl, idl * x[32 * ib + j]);
+        l += 32;
+        b[4 + ib / 2] |= (uint8_t)((l & 15) << 4 * (ib % 2));
+        scales_h |= (uint16_t)((l >> 4) << 2 * ib);
+    }
+    b[2] = (uint8_t)scales_h;
+    b[3] = (uint8_t)(scales_h >> 8);
+    for (int ib = 0; ib < 8; ib++)
+        for (int j = 0; j < 16; j++)
+            b[8 + 16 * ib + j] = (uint8_t)(L[32 * ib + j] | (L[32 * ib + 16 + j] << 4));
+}
+
+static void dequant_iq4_xs(const uint8_t *b, float *y)
+{
+    const float d = rd_f16(b);
+    for (int ib = 0; ib < 8; ib++) {
+        const float dl = d * (float)(iq4_xs_ls(b, ib) - 32);
+        const uint8_t *qs = b + 8 + 16 * ib;
+        for (int j = 0; j < 16; j++) {
+            y[32 * ib + j] = dl * (float)kvalues_iq4nl[qs[j] & 0x0F];
+            y[32 * ib + 16 + j] = dl * (float)kvalues_iq4nl[qs[j] >> 4];
+        }
     }
 }
 
@@ -840,6 +931,21 @@ static void read_q6_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t 
     }
 }
 
+/* iq4_xs: eight 32-weight chunks of table codes, scale dl = d·(ls − 32)
+ * as ggml's dequantizer computes it (exact in f32). */
+static void read_iq4_xs(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    const float d = qkc_f16_to_f32(qkc_rd16(p));
+    for (int ib = 0; ib < 8; ib++) {
+        const uint8_t *qs = p + 8 + 16 * ib;
+        job->scale[b * 8 + ib] = qkc_f32_bits(d * (float)(iq4_xs_ls(p, ib) - 32));
+        for (int j = 0; j < 16; j++) {
+            y[32 * ib + j] = qs[j] & 15u;
+            y[32 * ib + 16 + j] = (uint32_t)qs[j] >> 4;
+        }
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 /* One block type: its codec and, unless its blocks already are the kernel
@@ -868,6 +974,7 @@ static const block_codec block_codecs[QKC_PRESET_END_] = {
     [QKC_PRESET_IQ4_NL] = {quant_iq4_nl, dequant_iq4_nl, NULL},
     [QKC_PRESET_MXFP4] = {quant_mxfp4, dequant_mxfp4, NULL},
     [QKC_PRESET_MXFP8] = {quant_mxfp8_e4m3, dequant_mxfp8_e4m3, NULL},
+    [QKC_PRESET_IQ4_XS] = {quant_iq4_xs, dequant_iq4_xs, read_iq4_xs},
 };
 
 static const block_codec mxfp8_e5m2_codec = {quant_mxfp8_e5m2, dequant_mxfp8_e5m2, NULL};

@@ -1,6 +1,6 @@
 /*
  * The GGUF family (family.h): rows of fixed blocks — the GGUF types q4_0,
- * q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k, iq4_nl, mxfp4, and mxfp8 (OCP
+ * q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, mxfp4, and mxfp8 (OCP
  * MX, 33-byte blocks). Block geometry is presets.def's; here are the
  * verifier's rules, the blob's sections and, per type, how its blocks map
  * onto the kernel layout. The bytes are in docs/formats.md.
@@ -82,6 +82,8 @@ static const kernel_row kernel_rows[QKC_PRESET_END_] = {
     [QKC_PRESET_IQ4_NL] = {QKC_KDEC_TABLE, 4, 0, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 1, " in place"},
     [QKC_PRESET_MXFP4] = {QKC_KDEC_TABLE, 4, 0, mxfp4_doubled, QKC_KF_E8M0, QKC_KF_NONE, 1, 0, 1, " in place"},
     [QKC_PRESET_MXFP8] = {QKC_KDEC_FP8E4M3, 8, 0, NULL, QKC_KF_E8M0, QKC_KF_NONE, 0, 1, 1, " in place"},
+    /* scale = d·(ls − 32), f32 as ggml computes it (exact). */
+    [QKC_PRESET_IQ4_XS] = {QKC_KDEC_TABLE, 4, 0, NULL, QKC_KF_F32, QKC_KF_NONE, 0, 0, 0, ", d*(ls-32) resolved"},
 };
 
 static const char *gguf_kernel_layout(const qkc_format *f, int64_t n, int64_t k, qkc_klayout *L, char *note,

@@ -158,7 +158,8 @@ static void test_unsupported_and_mmap(void **state)
     assert_memory_equal(ti.data, zeros, 168);
     assert_int_equal(qkc_file_tensor(file, 1, &ti), QKC_OK);
     assert_string_equal(ti.dtype, "IQ4_XS");
-    assert_false(ti.runnable);
+    assert_true(ti.runnable); /* a preset (presets.def row with ggml type 23) */
+    assert_string_equal(ti.weights, "w=iq4_xs");
     assert_int_equal(qkc_file_tensor(file, 2, &ti), QKC_OK);
     assert_int_equal(ti.n_dims, 3);
     assert_int_equal(ti.shape[0], 4);

@@ -45,7 +45,7 @@
 
 static const qkc_preset all_presets[] = {
     QKC_PRESET_Q4_0, QKC_PRESET_Q4_1, QKC_PRESET_Q5_0,  QKC_PRESET_Q5_1,   QKC_PRESET_Q8_0, QKC_PRESET_Q4_K,
-    QKC_PRESET_Q5_K, QKC_PRESET_Q6_K, QKC_PRESET_IQ4_NL, QKC_PRESET_MXFP4, QKC_PRESET_MXFP8,
+    QKC_PRESET_Q5_K, QKC_PRESET_Q6_K, QKC_PRESET_IQ4_NL, QKC_PRESET_MXFP4, QKC_PRESET_MXFP8, QKC_PRESET_IQ4_XS,
 };
 #define NPRESETS (sizeof all_presets / sizeof all_presets[0])
 
@@ -180,6 +180,15 @@ static double elem_bound(qkc_preset p, qkc_dtype fp8, const float *x, const uint
             }
         const double d0 = max / -127.0, d = rd_f16(blk);
         return 14 * fabs(d0) + 127 * fabs(d - d0) + slack(xi, 127 * d0);
+    }
+    case QKC_PRESET_IQ4_XS: {
+        /* the nearest table entry to x/dl, dl = d·(ls − 32): half the
+         * widest gap of the table (24), or the distance past its ends; the
+         * codes were chosen with d before its rounding to f16 */
+        const int ib = i / 32;
+        const int ls = ((blk[4 + ib / 2] >> 4 * (ib % 2)) & 15) | (((qkc_rd16(blk + 2) >> 2 * ib) & 3) << 4);
+        const double dl = (double)(rd_f16(blk) * (float)(ls - 32)), dd = abs(ls - 32) * f16_err(rd_f16(blk));
+        return dist_to(xi, -127 * dl, 113 * dl) + 12 * (fabs(dl) + dd) + 127 * dd + slack(xi, 127 * dl);
     }
     case QKC_PRESET_MXFP4: {
         /* a nearest E2M1 value times 2^(e-127) */
@@ -538,6 +547,15 @@ static float ref_element(qkc_preset p, const uint8_t *b, int i)
     case QKC_PRESET_IQ4_NL: {
         int n = lo ? b[2 + j] & 15 : b[2 + j] >> 4;
         return rd_f16(b) * (float)iq4nl_values[n];
+    }
+    case QKC_PRESET_IQ4_XS: {
+        /* formats.md §2.15: sub-block ib = i/32 uses qs[16ib ..], low
+         * nibbles first; dl = d·(ls − 32) */
+        const int ib = i / 32, jj = i % 32;
+        const int ls = ((b[4 + ib / 2] >> 4 * (ib % 2)) & 15) | (((qkc_rd16(b + 2) >> 2 * ib) & 3) << 4);
+        const uint8_t qb = b[8 + 16 * ib + jj % 16];
+        int n = jj < 16 ? qb & 15 : qb >> 4;
+        return (rd_f16(b) * (float)(ls - 32)) * (float)iq4nl_values[n];
     }
     case QKC_PRESET_MXFP4: {
         /* y = E2M1(n)·2^(e-127), every e including 0xFF; ggml's table holds

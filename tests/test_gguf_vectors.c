@@ -113,6 +113,14 @@ static const vector_case cases[] = {
      "a316036abe04c4f4ebbe620241f63018",
      "12198e416ed8ba1a79e774b671f0b7b37e2e0b124f20dfc968bda28fd96c4e8f",
      "7d2a8c0c80d5e067611292c512e4ca3f95572ff310b25b83aa54caa10e71e714"},
+    {QKC_PRESET_IQ4_XS, "iq4_xs",
+     "1694030f3f24ef20f75ed30f739d815cac24e1ca561da0b29bef20f0128ffd2d"
+     "60fd039441e31ec0e9a71a098847dd3c0f10c1f390c438efeadb826ae14fe605"
+     "f0ee51a59194ed86f43ec20da831e4d1d4d8617a311ebd377232fe2c3ef51327"
+     "e3ea742e0ffc69f1b81ffaa392ed7772e2520192e8f7fc25a316026abe04c3f4"
+     "ebbe620241f63018",
+     "d67d51fb9529d2d93fe46b029e4a2990e91b0869ed16683b70c00eb5429a5d35",
+     "f2fb0dfae506561bbeac25060a77f2458c12fcc2acee26b5319b32e7a5e80aa2"},
     {QKC_PRESET_MXFP4, "mxfp4",
      "7ef14fe67f169e974dad75f7db537ec7d77e1567ef7fff0776f6af76fe1ddf6e"
      "f65f7e6229f2f110d966e5f7ff5f7e1f5de1677e72641eb36fd77afc7f77cf3c"
@@ -260,6 +268,7 @@ VEC_TESTS(q4_k)
 VEC_TESTS(q5_k)
 VEC_TESTS(q6_k)
 VEC_TESTS(iq4_nl)
+VEC_TESTS(iq4_xs)
 VEC_TESTS(mxfp4)
 
 #define VEC_ENTRIES(ID) cmocka_unit_test(test_decode_##ID), cmocka_unit_test(test_encode_##ID)
@@ -269,7 +278,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_input), cmocka_unit_test(test_q4_0_worked),
         VEC_ENTRIES(q4_0), VEC_ENTRIES(q4_1), VEC_ENTRIES(q5_0), VEC_ENTRIES(q5_1), VEC_ENTRIES(q8_0),
-        VEC_ENTRIES(q4_k), VEC_ENTRIES(q5_k), VEC_ENTRIES(q6_k), VEC_ENTRIES(iq4_nl), VEC_ENTRIES(mxfp4),
+        VEC_ENTRIES(q4_k), VEC_ENTRIES(q5_k), VEC_ENTRIES(q6_k), VEC_ENTRIES(iq4_nl), VEC_ENTRIES(iq4_xs), VEC_ENTRIES(mxfp4),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
