@@ -14,6 +14,7 @@
 #define QKC_RUNTIME_REF_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "ir/format.h"
 #include "ir/spec.h"
@@ -63,8 +64,33 @@ qkc_status qkc_ref_awq_quantize(const qkc_ref_weights *rw, const float *w, int64
 qkc_status qkc_ref_awq_dequantize(const qkc_ref_weights *rw, const uint8_t *blob, float *w, int64_t ldw);
 
 /* The int8 compute type's activation quantization (ir/spec.h): q[k] codes and
- * one f32 scale per block of QKC_INT8_BLOCK, d[ceil(k / 32)]. */
+ * one f32 scale per block of QKC_INT8_BLOCK, d[ceil(k / 32)]. Branch-free,
+ * so that compilers vectorize it: the kernels' pre-pass calls it too. */
 void qkc_ref_int8_quantize_row(const float *x, int64_t k, int8_t *q, float *d);
+
+/* One int8 code: clamp(round-half-even(v), -127, 127), and 0 for a NaN
+ * (whose conversion C leaves undefined). Clamping first keeps |v| <= 127,
+ * where adding and subtracting 1.5·2^23 rounds v to an integer with ties
+ * to even in f32 (the sum's spacing is 1; the library never reassociates
+ * or contracts float arithmetic), the same integer as rounding v exactly:
+ * clamp-then-round equals round-then-clamp because ±127 are integers. The
+ * clamp tests the bit pattern (|v| > 127 is |bits| > bits(127), NaN is
+ * |bits| > bits(inf)) and selects with masks: integer arithmetic without
+ * branches, which compilers vectorize where float comparisons (which may
+ * trap) would stay branches. */
+static inline int8_t qkc_int8_code(float v)
+{
+    const float magic = 12582912.0f;
+    uint32_t u, a, big, nan;
+    float c;
+    memcpy(&u, &v, sizeof u);
+    a = u & 0x7FFFFFFFu;
+    big = 0u - (uint32_t)(a > 0x42FE0000u); /* |v| > 127, ±inf included: ±127 */
+    nan = 0u - (uint32_t)(a > 0x7F800000u); /* NaN: 0 */
+    u = ((u & ~big) | (((u & 0x80000000u) | 0x42FE0000u) & big)) & ~nan;
+    memcpy(&c, &u, sizeof c);
+    return (int8_t)(int32_t)((c + magic) - magic);
+}
 
 /* rotate=hadamard:B (ir/spec.h): multiply x[0..k) by blockdiag(H_B)/sqrt(B)
  * in place, in f32, in exactly the order the semantics give. Kernels'

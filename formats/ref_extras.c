@@ -50,8 +50,7 @@ void qkc_ref_int8_quantize_row_static(const float *x, int64_t k, const float *sm
     float inv = 1.0f / alpha;
     for (int64_t i = 0; i < k; i++) {
         float v = smooth ? x[i] / smooth[i] : x[i];
-        double r = qkc_round_even((double)(v * inv));
-        q[i] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+        q[i] = qkc_int8_code(v * inv);
     }
     for (int64_t b = 0; b * QKC_INT8_BLOCK < k; b++)
         d[b] = alpha;

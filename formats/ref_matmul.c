@@ -39,21 +39,36 @@ static float round_operand(qkc_compute c, float x)
     }
 }
 
+/* One block of len codes (1..QKC_INT8_BLOCK); len is a constant where the
+ * caller's is, so full blocks compile to straight vector code. */
+static inline float int8_block(const float *x, int64_t len, int8_t *q)
+{
+    float amax, scale, inv;
+    uint32_t abits = 0;
+    /* max of |x|, NaNs passed over (as fmaxf would), on the bit patterns:
+     * for non-negative floats their order is the numbers' */
+    for (int64_t i = 0; i < len; i++) {
+        uint32_t a;
+        memcpy(&a, &x[i], sizeof a);
+        a &= 0x7FFFFFFFu;
+        a &= 0u - (uint32_t)(a <= 0x7F800000u);
+        abits = a > abits ? a : abits;
+    }
+    memcpy(&amax, &abits, sizeof amax);
+    scale = amax / 127.0f;
+    inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+    for (int64_t i = 0; i < len; i++)
+        q[i] = qkc_int8_code(x[i] * inv);
+    return scale;
+}
+
 void qkc_ref_int8_quantize_row(const float *x, int64_t k, int8_t *q, float *d)
 {
-    for (int64_t b = 0, bi = 0; b < k; b += QKC_INT8_BLOCK, bi++) {
-        int64_t len = b + QKC_INT8_BLOCK <= k ? QKC_INT8_BLOCK : k - b;
-        float amax = 0.0f, scale, inv;
-        for (int64_t i = 0; i < len; i++)
-            amax = fmaxf(amax, fabsf(x[b + i]));
-        scale = amax / 127.0f;
-        inv = scale != 0.0f ? 1.0f / scale : 0.0f;
-        d[bi] = scale;
-        for (int64_t i = 0; i < len; i++) {
-            double r = qkc_round_even((double)(x[b + i] * inv));
-            q[b + i] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
-        }
-    }
+    int64_t b = 0, bi = 0;
+    for (; b + QKC_INT8_BLOCK <= k; b += QKC_INT8_BLOCK, bi++)
+        d[bi] = int8_block(x + b, QKC_INT8_BLOCK, q + b);
+    if (b < k)
+        d[bi] = int8_block(x + b, k - b, q + b);
 }
 
 void qkc_ref_hadamard_row(float *x, int64_t k, int block)

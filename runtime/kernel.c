@@ -112,6 +112,24 @@ static void run_block(void *arg, int64_t index, int64_t count)
     job->code->fn(&a);
 }
 
+/* The int8 pre-pass of f32 activations with dynamic scales, neither
+ * rotated nor split by outliers: each row quantized straight from A by
+ * the reference's own function (branch-free, vectorized by the compiler),
+ * rows spread over the thread pool. */
+typedef struct int8_prepass {
+    const float *a;
+    int64_t lda, k, kpad, blocks;
+    int8_t *q8;
+    float *d8;
+} int8_prepass;
+
+static void int8_prepass_row(void *arg, int64_t r, int64_t count)
+{
+    const int8_prepass *p = arg;
+    (void)count;
+    qkc_ref_int8_quantize_row(p->a + r * p->lda, p->k, p->q8 + r * p->kpad, p->d8 + r * p->blocks);
+}
+
 static float load_act(qkc_dtype dt, const void *base, int64_t idx)
 {
     switch (dt) {
@@ -487,18 +505,32 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
         if (mm->w.outliers == QKC_OUTLIERS_ACT &&
             (st = act_outliers(ctx, mm, args->a, args->lda, m, row, &oflag, &ocols, &ovals, &ocount, &kept)))
             goto done;
-        for (int64_t r = 0; r < m; r++) {
-            for (int64_t i = 0; i < k; i++)
-                row[i] = load_act(mm->a_dtype, args->a, r * args->lda + i);
-            if (mm->rotate)
-                qkc_ref_hadamard_row(row, k, mm->rotate);
-            if (ocount) {
-                /* outlier columns out of the int8 codes, into o_vals */
-                qkc_ref_int8_quantize_split(row, k, oflag, q8 + r * kpad, d8 + r * blocks, kept);
-                for (int64_t e = 0; e < ocount; e++)
-                    ovals[r * ocount + e] = kept[ocols[e]];
+        if (mm->a_dtype == QKC_DTYPE_F32 && !mm->rotate && !ocount && (mm->ascale == QKC_ASCALE_DYNAMIC || !scales)) {
+            int8_prepass p = {args->a, args->lda, k, kpad, blocks, q8, d8};
+            /* rows on the pool when there are enough of them to pay for it */
+            if (threads != 1 && m >= 4 && m * k >= 65536) {
+                if (!(pool = qkc_context_pool(ctx, &st)))
+                    goto done;
+                qkc_threadpool_parallel_for(pool, threads, int8_prepass_row, &p, m);
             } else {
-                qkc_ref_int8_quantize(mm, scales, row, q8 + r * kpad, d8 + r * blocks);
+                for (int64_t r = 0; r < m; r++)
+                    int8_prepass_row(&p, r, m);
+            }
+        } else {
+            /* widened, rotated, split by outliers or statically scaled */
+            for (int64_t r = 0; r < m; r++) {
+                for (int64_t i = 0; i < k; i++)
+                    row[i] = load_act(mm->a_dtype, args->a, r * args->lda + i);
+                if (mm->rotate)
+                    qkc_ref_hadamard_row(row, k, mm->rotate);
+                if (ocount) {
+                    /* outlier columns out of the int8 codes, into o_vals */
+                    qkc_ref_int8_quantize_split(row, k, oflag, q8 + r * kpad, d8 + r * blocks, kept);
+                    for (int64_t e = 0; e < ocount; e++)
+                        ovals[r * ocount + e] = kept[ocols[e]];
+                } else {
+                    qkc_ref_int8_quantize(mm, scales, row, q8 + r * kpad, d8 + r * blocks);
+                }
             }
         }
         job.args.o_cols = ocols;

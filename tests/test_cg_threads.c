@@ -28,6 +28,8 @@ static const char *const specs[] = {
     "matmul n=33 k=256 w=nf4_bnb:dq act=silu bias=f32",
     "matmul n=32 k=256 w=gptq group=64 out=bf16",
     "matmul n=17 k=512 w=q4_k compute=int8",
+    /* m >= 4 of these runs the int8 pre-pass on the pool (m·k >= 65536) */
+    "matmul n=24 k=16384 w=q8_0 compute=int8",
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
 
