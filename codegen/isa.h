@@ -64,6 +64,11 @@ typedef struct qkc_isa {
     void (*table_constants)(struct qkc_cg *g, const double v[16]);
     void (*table_load)(struct qkc_cg *g, LLVMValueRef p);
     LLVMValueRef (*table_lookup)(struct qkc_cg *g, LLVMValueRef idx);
+    /* Is table_lookup one instruction at the CPU state's vector width?
+     * Then 4-bit affine codes decode through a table of code - zero;
+     * otherwise they are converted (zero-extend, int to float) and the
+     * zero point joins the factorised sum. */
+    int (*table_lookup_is_one_op)(struct qkc_cg *g);
 
     /* ---------------------------------------- CPU: the int8 dot path */
     /* The operand form (I8_* of lower_cpu.h) of a spec whose weights the

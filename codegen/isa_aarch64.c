@@ -47,6 +47,13 @@ static void aarch64_table_load(cg *g, LLVMValueRef p)
 
 /* A byte lookup (tbl with four table registers): idx·0x04040404 +
  * 0x03020100 gives exactly float idx's byte indices in each 32-bit lane. */
+/* tbl over the table's four registers: one instruction per vector. */
+static int aarch64_table_lookup_is_one_op(cg *g)
+{
+    (void)g;
+    return 1;
+}
+
 static LLVMValueRef aarch64_table_lookup(cg *g, LLVMValueRef idx)
 {
     qkc_emit *E = &g->e;
@@ -409,6 +416,7 @@ const qkc_isa qkc_isa_aarch64 = {
     .table_constants = aarch64_table_constants,
     .table_load = aarch64_table_load,
     .table_lookup = aarch64_table_lookup,
+    .table_lookup_is_one_op = aarch64_table_lookup_is_one_op,
     .int8_mode = aarch64_int8_mode,
     .int8_setup = aarch64_int8_setup,
     .int8_weights = aarch64_int8_weights,

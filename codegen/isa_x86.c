@@ -50,6 +50,13 @@ static void x86_table_load(cg *g, LLVMValueRef p)
 }
 
 /* One vpermps on 512-bit vectors, two and a blend on 256-bit ones. */
+/* vpermps over 16 lanes: one instruction; over 8 lanes (AVX2) two
+ * permutes, a test of bit 3 and a blend. */
+static int x86_table_lookup_is_one_op(cg *g)
+{
+    return g->V == 16;
+}
+
 static LLVMValueRef x86_table_lookup(cg *g, LLVMValueRef idx)
 {
     qkc_emit *E = &g->e;
@@ -236,6 +243,7 @@ const qkc_isa qkc_isa_x86_64 = {
     .table_constants = x86_table_constants,
     .table_load = x86_table_load,
     .table_lookup = x86_table_lookup,
+    .table_lookup_is_one_op = x86_table_lookup_is_one_op,
     .int8_mode = x86_int8_mode,
     .int8_setup = x86_int8_setup,
     .int8_weights = x86_int8_weights,

@@ -665,10 +665,13 @@ static void set_layout(cg *g, const qkc_klayout *L)
     g->vf = LLVMVectorType(E->f32, (unsigned)g->V);
     g->vi32 = LLVMVectorType(E->i32, (unsigned)g->V);
     memset(g->table, 0, sizeof g->table);
-    /* 4-bit affine codes on the float path: a 16-entry table lookup is one
-     * permute where a conversion plus a zero-point FMA would be two
-     * operations; the values i - zero_const are exact in f32. */
-    g->affine_table = L->decode == QKC_KDEC_AFFINE && L->code_bits == 4 && !g->x8;
+    /* 4-bit affine codes on the float path: where a 16-entry table lookup
+     * is one instruction (AVX-512, NEON) it replaces the conversion and the
+     * zero point's FMA; the values i - zero_const are exact in f32. Where
+     * it is not (AVX2: two permutes and a blend), the codes are converted
+     * and the zero point joins the factorised sum. */
+    g->affine_table = L->decode == QKC_KDEC_AFFINE && L->code_bits == 4 && !g->x8 &&
+                      g->isa->table_lookup_is_one_op(g);
     if (L->decode == QKC_KDEC_TABLE || g->affine_table) {
         double v[16];
         for (int i = 0; i < 16; i++)
