@@ -909,9 +909,9 @@ int main(int argc, char **argv)
     printf("qkc %s against llama.cpp's CPU backend (ggml %s, commit %s), n=%lld k=%lld, %s\n", qkc_version_string(),
            b.api.version(), b.api.commit(), (long long)b.n, (long long)b.k, date);
     printf("cpu: %s, %ld online CPUs\n", cpu, sysconf(_SC_NPROCESSORS_ONLN));
-    printf("peer: libggml-cpu-%s.so (score %d, best of %d variants%s): %s; built with avx2 %d avx512 %d "
+    printf("peer: libggml-cpu-%s.so (score %d; %s of %d variants): %s; built with avx2 %d avx512 %d "
            "avx512_vnni %d avx512_vbmi %d avx_vnni %d\n",
-           b.api.variant, b.api.score, b.api.variants, o.variant ? ", chosen by --variant" : "",
+           b.api.variant, b.api.score, o.variant ? "chosen by --variant" : "the best scoring", b.api.variants,
            b.api.dev_description(b.dev), b.api.has_avx2(), b.api.has_avx512(), b.api.has_avx512_vnni(),
            b.api.has_avx512_vbmi(), b.api.has_avx_vnni());
 
