@@ -45,7 +45,8 @@
 /* ------------------------------------------------------------ the peer's ABI
  *
  * Restated from ggml's public headers (ggml.h, ggml-backend.h, ggml-cpu.h),
- * stable across the releases this was written against (0.21 - 0.25). */
+ * as of ggml 0.21 and checked against the package's 0.25.1 (the symbols are
+ * looked up by name; a missing one stops the run with its name). */
 
 /* enum ggml_type: the values that matter here (append-only upstream). */
 enum { PEER_TYPE_F32 = 0, PEER_TYPE_Q4_0 = 2, PEER_TYPE_Q8_0 = 8 };
@@ -125,7 +126,7 @@ typedef struct peer_api {
     void (*threadpool_free)(peer_pool *pool);
     void (*threadpool_pause)(peer_pool *pool);
     int (*has_avx2)(void), (*has_avx512)(void), (*has_avx512_vnni)(void), (*has_avx512_vbmi)(void),
-        (*has_avx_vnni)(void);
+        (*has_avx_vnni)(void), (*has_llamafile)(void);
 } peer_api;
 
 /* The CPU backend's list of extra buffer types, got through
@@ -257,6 +258,7 @@ static int peer_load(peer_api *api, const char *dir, const char *want)
     ok &= SYM(api->cpu, "ggml_cpu_has_avx512_vnni", api->has_avx512_vnni);
     ok &= SYM(api->cpu, "ggml_cpu_has_avx512_vbmi", api->has_avx512_vbmi);
     ok &= SYM(api->cpu, "ggml_cpu_has_avx_vnni", api->has_avx_vnni);
+    ok &= SYM(api->cpu, "ggml_cpu_has_llamafile", api->has_llamafile);
     return ok;
 }
 
@@ -910,10 +912,10 @@ int main(int argc, char **argv)
            b.api.version(), b.api.commit(), (long long)b.n, (long long)b.k, date);
     printf("cpu: %s, %ld online CPUs\n", cpu, sysconf(_SC_NPROCESSORS_ONLN));
     printf("peer: libggml-cpu-%s.so (score %d; %s of %d variants): %s; built with avx2 %d avx512 %d "
-           "avx512_vnni %d avx512_vbmi %d avx_vnni %d\n",
+           "avx512_vnni %d avx512_vbmi %d avx_vnni %d llamafile %d\n",
            b.api.variant, b.api.score, o.variant ? "chosen by --variant" : "the best scoring", b.api.variants,
            b.api.dev_description(b.dev), b.api.has_avx2(), b.api.has_avx512(), b.api.has_avx512_vnni(),
-           b.api.has_avx512_vbmi(), b.api.has_avx_vnni());
+           b.api.has_avx512_vbmi(), b.api.has_avx_vnni(), b.api.has_llamafile());
 
     for (int fi = 0; fi < o.nformats; fi++) {
         const char *name = o.formats[fi];
