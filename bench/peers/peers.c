@@ -520,19 +520,27 @@ typedef struct call {
     int copy, rotate; /* next copy; rotate over all of them (cold) or stay on 0 */
 } call;
 
-/* One call of one side; returns 0 on success. */
+/* One call of one side; returns 0 on success, else says what failed. */
 static int call_run(call *cl, int side)
 {
-    int copy = cl->rotate ? cl->copy : 0;
+    int copy = cl->rotate ? cl->copy : 0, status;
     if (cl->rotate)
         cl->copy = (cl->copy + 1) % cl->b->ncopies;
-    if (side == SIDE_PEER)
-        return cl->b->api.graph_compute(cl->b->backend, cl->pp->graph[copy]) != 0;
+    if (side == SIDE_PEER) {
+        if ((status = cl->b->api.graph_compute(cl->b->backend, cl->pp->graph[copy])) != 0)
+            fprintf(stderr, "error: M=%d, %d threads: the peer's graph_compute returned status %d\n", cl->m,
+                    cl->threads, status);
+        return status != 0;
+    }
     {
         qkc_side *q = &cl->q[side];
         qkc_matmul_args args = {cl->a, cl->b->k, q->copies[copy], q->packed_bytes, NULL, cl->c, cl->b->n, cl->m};
         qkc_run_options ro = {.struct_size = sizeof ro, .threads = cl->threads};
-        return qkc_kernel_run(cl->b->ctx, q->kernel, &args, &ro) != QKC_OK;
+        if (qkc_kernel_run(cl->b->ctx, q->kernel, &args, &ro) == QKC_OK)
+            return 0;
+        fprintf(stderr, "error: M=%d, %d threads: %s: %s\n", cl->m, cl->threads, side_names[side],
+                qkc_context_last_error(cl->b->ctx));
+        return 1;
     }
 }
 
@@ -826,8 +834,8 @@ static int time_case(call *cl, peer_pool *pool, const float *ref, double us[SIDE
     *int8_vs_peer = max_rel_diff(out[SIDE_QKC_INT8], out[SIDE_PEER], count);
     ok = 1;
     goto done;
-failed:
-    fprintf(stderr, "error: a call failed: %s\n", qkc_context_last_error(b->ctx));
+failed: /* a failing call has said why; an allocation has not */
+    fprintf(stderr, "error: M=%d, %d threads: the case stopped\n", cl->m, cl->threads);
 done:
     for (int s = 0; s < SIDES; s++)
         free(t[s]), free(out[s]);
