@@ -43,6 +43,7 @@
 #include "core/spec_object.h"
 #include "cache/tune_db.h"
 #include "core/config.h"
+#include "core/timing.h"
 
 #define VERIFY_ROWS 11
 #define MAX_CANDS 8192
@@ -54,25 +55,6 @@ static const int vec_values[] = {256, 512};
 static const int pf_values[] = {0, 2, 4, 8};
 static const int nb_values[] = {16, 32, 64, 128, 256};
 #define COUNT(a) ((int)(sizeof(a) / sizeof(a)[0]))
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qkc_sort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 typedef struct cand {
     qkc_schedule s;
@@ -140,7 +122,7 @@ static int budget_left(const tuner *T)
         return 1;
     if (T->max_trials && T->trials >= T->max_trials)
         return 0;
-    if (T->deadline > 0 && now_s() >= T->deadline)
+    if (T->deadline > 0 && qkc_now_seconds() >= T->deadline)
         return 0;
     return 1;
 }
@@ -266,13 +248,13 @@ static double time_kernel(tuner *T, qkc_kernel *k, int reps)
     for (int r = -1; r < reps; r++) {
         double t0;
         args.weights = T->copies[T->next_copy++ % T->ncopies];
-        t0 = now_s();
+        t0 = qkc_now_seconds();
         if (qkc_kernel_run(T->ctx, k, &args, &ro) != QKC_OK)
             return INFINITY;
         if (r >= 0)
-            t[r] = (now_s() - t0) * 1e6;
+            t[r] = (qkc_now_seconds() - t0) * 1e6;
     }
-    return median(t, reps);
+    return qkc_median(t, reps);
 }
 
 /* Compile (on the compile thread) and measure the listed candidates with
@@ -547,7 +529,7 @@ static qkc_status tune_m(tuner *T, int64_t m, const qkc_schedule *baseline, int 
 {
     int *list = qkc_alloc(T->ctx, MAX_CANDS * sizeof *list), *nb = NULL;
     int n, base, best, rung = 0, r0, rmax;
-    double t_call, t0 = now_s();
+    double t_call, t0 = qkc_now_seconds();
     char s1[96];
     if (!list)
         return qkc_fail(T->ctx, QKC_ERR_NO_MEMORY, "qkc_tune: out of memory");
@@ -614,7 +596,7 @@ static qkc_status tune_m(tuner *T, int64_t m, const qkc_schedule *baseline, int 
              * first rung; a deterministic shuffle spreads the subsample */
             /* a candidate costs its timing or its compile (on the other
              * thread), whichever is longer */
-            double per = fmax(t_call * (r0 + 1), 0.03), left = T->deadline > 0 ? T->deadline - now_s() : 0;
+            double per = fmax(t_call * (r0 + 1), 0.03), left = T->deadline > 0 ? T->deadline - qkc_now_seconds() : 0;
             int cap = n;
             uint64_t seed = 0x2545F4914F6CDD1Dull ^ (uint64_t)m ^ ((uint64_t)bracket << 32);
             if (T->deadline > 0 && (int)(0.4 * left / per) < cap)
@@ -703,8 +685,8 @@ static qkc_status tune_m(tuner *T, int64_t m, const qkc_schedule *baseline, int 
             tb[i] = best == base ? td[i] : time_kernel(T, T->cands[best].kernel, rmax);
         }
         T->unlimited = save;
-        r->default_us = median(td, rounds);
-        r->best_us = median(tb, rounds);
+        r->default_us = qkc_median(td, rounds);
+        r->best_us = qkc_median(tb, rounds);
         /* within half a percent is noise: keep the heuristic */
         if (!(r->best_us < r->default_us * 0.995)) {
             best = base;
@@ -714,7 +696,7 @@ static qkc_status tune_m(tuner *T, int64_t m, const qkc_schedule *baseline, int 
     r->best = T->cands[best].s;
     r->trials = T->trials;
     r->rejected = T->rejected;
-    r->seconds = now_s() - t0;
+    r->seconds = qkc_now_seconds() - t0;
     qkc_schedule_print(&r->best, s1, sizeof s1);
     note(T, "m=%lld: %s %.1f us, heuristic %.1f us (%d trials, %d rejected, %.1f s)", (long long)m, s1, r->best_us,
          r->default_us, r->trials, r->rejected, r->seconds);

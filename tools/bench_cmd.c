@@ -38,26 +38,8 @@
 #include "ir/dtype.h"
 #include "qkc/qkc.h"
 #include "core/context.h"
+#include "core/timing.h"
 #include "tools/tool.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* "1,8,512" -> values (each a whole number in [lo, hi], qkc_parse_int);
  * returns the count, or -1 for anything else ("1,,2", "1,", "8x"). */
@@ -142,19 +124,19 @@ static double cold_compile_ms(const char *text, const qkc_compile_options *opt, 
         }
         qkc_kernel_destroy(k);
         qkc_spec_destroy(warm);
-        t0 = now_s();
+        t0 = qkc_now_seconds();
         if (qkc_kernel_compile(c, s, opt, &k) != QKC_OK) {
             qkc_report("error: cold compile: ", qkc_context_last_error(c));
             qkc_spec_destroy(s);
             qkc_context_destroy(c);
             return NAN;
         }
-        t[n++] = (now_s() - t0) * 1e3;
+        t[n++] = (qkc_now_seconds() - t0) * 1e3;
         qkc_kernel_destroy(k);
         qkc_spec_destroy(s);
         qkc_context_destroy(c);
     }
-    return n ? median(t, n) : NAN;
+    return n ? qkc_median(t, n) : NAN;
 }
 
 /* Run-time operands of lora= and ascale=static specs: random adapters
@@ -196,15 +178,15 @@ static double cache_hit_us(qkc_context *ctx, const qkc_spec *spec, const qkc_com
     static double t[N];
     for (int i = 0; i < N; i++) {
         qkc_kernel *k;
-        double t0 = now_s();
+        double t0 = qkc_now_seconds();
         if (qkc_kernel_compile(ctx, spec, opt, &k) != QKC_OK) {
             qkc_report("error: cached compile: ", qkc_context_last_error(ctx));
             return NAN;
         }
-        t[i] = (now_s() - t0) * 1e6;
+        t[i] = (qkc_now_seconds() - t0) * 1e6;
         qkc_kernel_destroy(k);
     }
-    return median(t, N);
+    return qkc_median(t, N);
 }
 
 /* Compile time in microseconds (NAN on failure); *disk says whether the
@@ -217,9 +199,9 @@ static double timed_compile_us(qkc_context *c, const char *text, const qkc_compi
     double t0, us = NAN;
     if (qkc_spec_parse(c, text, &s) != QKC_OK)
         return NAN;
-    t0 = now_s();
+    t0 = qkc_now_seconds();
     if (qkc_kernel_compile(c, s, opt, &k) == QKC_OK) {
-        us = (now_s() - t0) * 1e6;
+        us = (qkc_now_seconds() - t0) * 1e6;
         *disk = qkc_kernel_query(k, &ki) == QKC_OK && ki.from_disk;
         qkc_kernel_destroy(k);
     }
@@ -314,8 +296,8 @@ static void disk_hit(const char *text, const char *target, int procs, double *st
     }
     rmdir(dir);
     if (n) {
-        *start_us = median(ts, n);
-        *hit_us = median(th, n);
+        *start_us = qkc_median(ts, n);
+        *hit_us = qkc_median(th, n);
     } else {
         fprintf(stderr, "warning: could not measure the disk-cache hit in fresh processes (shown as n/a)\n");
     }
@@ -564,11 +546,11 @@ int qkc_cmd_bench(int argc, char **argv)
                 qkc_matmul_args args = {a, info.k, copies[0], pbytes, info.has_bias ? bias : NULL, c, info.n, m};
                 /* warm-up, and size the repetitions to about a second */
                 for (r = 0; r < 3 || (elapsed < 0.05 && r < 1000); r++) {
-                    double t0 = now_s();
+                    double t0 = qkc_now_seconds();
                     args.weights = copies[r % ncopies];
                     if (qkc_kernel_run(ctx, kern, &args, &ro) != QKC_OK)
                         goto run_failed;
-                    elapsed += now_s() - t0;
+                    elapsed += qkc_now_seconds() - t0;
                 }
                 if (!n_reps) {
                     n_reps = (int)(1.0 / (elapsed / r));
@@ -582,12 +564,12 @@ int qkc_cmd_bench(int argc, char **argv)
                 for (r = 0; r < n_reps; r++) {
                     double t0;
                     args.weights = copies[r % ncopies];
-                    t0 = now_s();
+                    t0 = qkc_now_seconds();
                     if (qkc_kernel_run(ctx, kern, &args, &ro) != QKC_OK)
                         goto run_failed;
-                    t[r] = (now_s() - t0) * 1e6;
+                    t[r] = (qkc_now_seconds() - t0) * 1e6;
                 }
-                us = median(t, n_reps);
+                us = qkc_median(t, n_reps);
                 /* correctness on the first rows (not for specs that fix m) */
                 if (!info.m) {
                     qkc_matmul_args ar = {a, info.k, blob, info.weight_bytes, info.has_bias ? bias : NULL, cr, info.n, cm};

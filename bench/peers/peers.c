@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/timing.h"
 #include "qkc/qkc.h"
 
 /* ------------------------------------------------------------ the peer's ABI
@@ -283,25 +284,6 @@ static void peer_log_message(int level, const char *text, void *user)
 }
 
 /* ------------------------------------------------------------------ helpers */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* A fixed xorshift stream, so every run measures the same matrices. */
 static uint64_t rng = 0x853C49E6748FEA9Bull;
@@ -782,12 +764,12 @@ static int time_case(call *cl, peer_pool *pool, const float *ref, double us[SIDE
         double t0, el;
         int r = 0;
         settle();
-        t0 = now_s();
+        t0 = qkc_now_seconds();
         do {
             if (call_run(cl, s))
                 goto failed;
-        } while (++r < 3 || (now_s() - t0 < 0.05 && r < 1000));
-        el = (now_s() - t0) / r;
+        } while (++r < 3 || (qkc_now_seconds() - t0 < 0.05 && r < 1000));
+        el = (qkc_now_seconds() - t0) / r;
         reps[s] = (int)(b->seconds / el);
         reps[s] = reps[s] < 5 ? 5 : reps[s] > 2000 ? 2000 : reps[s];
         if (!(t[s] = malloc((size_t)(reps[s] * rounds) * sizeof **t)))
@@ -799,16 +781,16 @@ static int time_case(call *cl, peer_pool *pool, const float *ref, double us[SIDE
         for (int s = 0; s < SIDES; s++) {
             settle();
             for (int r = 0; r < reps[s]; r++) {
-                double t0 = now_s();
+                double t0 = qkc_now_seconds();
                 if (call_run(cl, s))
                     goto failed;
-                t[s][nt[s]++] = (now_s() - t0) * 1e6;
+                t[s][nt[s]++] = (qkc_now_seconds() - t0) * 1e6;
             }
             if (s == SIDE_PEER)
                 b->api.threadpool_pause(pool);
         }
     for (int s = 0; s < SIDES; s++)
-        us[s] = median(t[s], nt[s]);
+        us[s] = qkc_median(t[s], nt[s]);
     /* the outputs, from weight copy 0 */
     for (int s = 0; s < SIDES; s++)
         if (!(out[s] = malloc((size_t)count * sizeof **out)))
