@@ -38,6 +38,7 @@
 #include "ir/dtype.h"
 #include "qkc/qkc.h"
 #include "core/context.h"
+#include "bench/weights_rng.h"
 #include "core/timing.h"
 #include "tools/tool.h"
 
@@ -62,17 +63,8 @@ static int parse_list(const char *s, long long *out, int cap, long long lo, long
     }
 }
 
-static uint64_t rng = 0x853C49E6748FEA9Bull;
-
-static float rnd_normal(void)
-{
-    double s = 0;
-    for (int i = 0; i < 12; i++) {
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        s += (double)(rng >> 11) * (1.0 / 9007199254740992.0);
-    }
-    return (float)(s - 6.0);
-}
+/* The weights of every case come from one stream (bench/weights_rng.h). */
+static uint64_t rng = QKC_BENCH_RNG_SEED;
 
 typedef struct limits {
     int threads;
@@ -151,7 +143,7 @@ static void bench_extras(const qkc_spec_info *info, qkc_lora *lora, qkc_act_scal
         for (int t = 0; t < 2; t++) {
             unsigned char *p = malloc((size_t)(counts[t] * el));
             for (int64_t i = 0; p && i < counts[t]; i++) {
-                float x = rnd_normal() * 0.02f;
+                float x = qkc_bench_normal(&rng) * 0.02f;
                 if (el == 4)
                     ((float *)p)[i] = x;
                 else if (!strcmp(info->lora_type, "f16"))
@@ -445,7 +437,7 @@ int qkc_cmd_bench(int argc, char **argv)
             goto done;
         }
         for (int64_t i = 0; i < info.n * info.k; i++)
-            w[i] = rnd_normal() * 0.02f;
+            w[i] = qkc_bench_normal(&rng) * 0.02f;
         if (qkc_quantize(ctx, spec, w, info.k, blob, info.weight_bytes) != QKC_OK) {
             qkc_report("error: ", qkc_context_last_error(ctx));
             free(w), free(blob);
@@ -535,7 +527,7 @@ int qkc_cmd_bench(int argc, char **argv)
                     goto next_case;
                 }
                 for (int64_t i = 0; i < m * info.k; i++) {
-                    float x = rnd_normal();
+                    float x = qkc_bench_normal(&rng);
                     if (a_el == 4)
                         ((float *)a)[i] = x;
                     else if (!strcmp(info.a_type, "f16"))

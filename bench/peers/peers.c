@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/weights_rng.h"
 #include "core/timing.h"
 #include "qkc/qkc.h"
 
@@ -285,18 +286,8 @@ static void peer_log_message(int level, const char *text, void *user)
 
 /* ------------------------------------------------------------------ helpers */
 
-/* A fixed xorshift stream, so every run measures the same matrices. */
-static uint64_t rng = 0x853C49E6748FEA9Bull;
-
-static float rnd_normal(void)
-{
-    double s = 0;
-    for (int i = 0; i < 12; i++) {
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        s += (double)(rng >> 11) * (1.0 / 9007199254740992.0);
-    }
-    return (float)(s - 6.0);
-}
+/* The weights of every case come from one stream (bench/weights_rng.h). */
+static uint64_t rng = QKC_BENCH_RNG_SEED;
 
 /* The CPU's model name from /proc/cpuinfo ("unknown" elsewhere). */
 static void cpu_model(char *buf, size_t size)
@@ -888,9 +879,9 @@ int main(int argc, char **argv)
         goto out;
     }
     for (int64_t i = 0; i < b.n * b.k; i++)
-        w[i] = rnd_normal() * 0.02f;
+        w[i] = qkc_bench_normal(&rng) * 0.02f;
     for (int64_t i = 0; i < max_m * b.k; i++)
-        a[i] = rnd_normal();
+        a[i] = qkc_bench_normal(&rng);
     if (o.json && !(json = fopen(o.json, "w"))) {
         fprintf(stderr, "error: cannot write %s\n", o.json);
         goto out;
