@@ -62,6 +62,34 @@ static void emit_row(const qkc_pack_job *job, uint8_t *dst)
     }
 }
 
+
+/* Row r of the job's row buffers into its panel (klayout.h): the fields
+ * at P·off + lane·size, codes in groups of 4 per row. The caller zeroed
+ * the blob (rows past N stay zero). */
+static void emit_panel_row(const qkc_pack_job *job, uint8_t *blob, int64_t r)
+{
+    const qkc_klayout *L = job->L;
+    int P = L->panel, lane = (int)(r % P);
+    uint8_t *panel = blob + (uint64_t)(r / P) * L->panel_bytes;
+    for (int64_t c = 0; c < L->chunks_per_row; c++) {
+        uint8_t *rec = panel + (uint64_t)c * (uint64_t)P * (uint64_t)L->chunk_bytes, *codes = rec + P * L->code_off;
+        const uint32_t *cd = job->code + c * L->chunk;
+        put_field(rec + P * L->scale_off + lane * qkc_kfield_bytes(L->scale), L->scale, L->scale != QKC_KF_NONE ? job->scale[c] : 0);
+        put_field(rec + P * L->min_off + lane * qkc_kfield_bytes(L->min), L->min,
+                  L->min != QKC_KF_NONE ? job->min[c] : 0);
+        put_field(rec + P * L->zero_off + lane * qkc_kfield_bytes(L->zero), L->zero, L->zero != QKC_KF_NONE ? (uint32_t)job->zero[c] & 0xFFFFu : 0);
+        for (int i = 0; i < L->chunk; i++) {
+            if (L->code_bits == 4) {
+                int e = i % 16;
+                uint8_t *b = codes + (e / 4) * 4 * P + lane * 4 + e % 4;
+                *b = (uint8_t)(*b | (cd[i] & 15u) << (i >= 16 ? 4 : 0));
+            } else {
+                codes[(i / 4) * 4 * P + lane * 4 + i % 4] = (uint8_t)cd[i];
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------ checks */
 
 /* L must be what qkc_klayout_for gives for the spec (compared field by
@@ -80,7 +108,7 @@ static int same_layout(const qkc_klayout *a, const qkc_klayout *b)
            a->outlier_col_offset == b->outlier_col_offset && a->outlier_val_offset == b->outlier_val_offset &&
            a->tidx == b->tidx && a->tidx_off == b->tidx_off && a->lut_tables == b->lut_tables &&
            a->vq_dim == b->vq_dim && a->vq_entries == b->vq_entries &&
-           a->table_offset == b->table_offset;
+           a->table_offset == b->table_offset && a->panel == b->panel && a->panel_bytes == b->panel_bytes;
 }
 
 /* Every packed element against the reference dequantizer, bit for bit;
@@ -182,11 +210,47 @@ qkc_status qkc_pack_rows(qkc_pack_job *job, uint8_t *out, void (*read_row)(qkc_p
     job->tidx = qkc_calloc(job->ctx, chunks, sizeof *job->tidx);
     if (!job->code || !job->scale || !job->min || !job->zero || !job->tidx)
         return qkc_fail(job->ctx, QKC_ERR_NO_MEMORY, "pack: no memory for a row of k=%lld", (long long)job->k);
+    if (L->panel)
+        memset(out, 0, (size_t)L->total_bytes);
     for (int64_t r = 0; r < job->n; r++) {
         read_row(job, r);
-        emit_row(job, out + (uint64_t)r * L->row_bytes);
+        if (L->panel)
+            emit_panel_row(job, out, r);
+        else
+            emit_row(job, out + (uint64_t)r * L->row_bytes);
     }
     return QKC_OK;
+}
+
+static uint32_t get_field(const uint8_t *p, qkc_kfield kind)
+{
+    switch (kind) {
+    case QKC_KF_F16:
+    case QKC_KF_I16: return qkc_rd16(p);
+    case QKC_KF_F32:
+    case QKC_KF_U32: return qkc_rd32(p);
+    case QKC_KF_E8M0: return p[0];
+    case QKC_KF_NONE: break;
+    }
+    return 0;
+}
+
+/* A source row whose records already are the row layout (in_place), read
+ * back into the job's row buffers (for packing it into panels). */
+static void read_records(qkc_pack_job *job, int64_t r)
+{
+    const qkc_klayout *L = job->L;
+    const uint8_t *row = job->src + job->wl->offset[QKC_SECTION_DATA] + (uint64_t)r * L->row_bytes;
+    int half = L->chunk / 2;
+    for (int64_t c = 0; c < L->chunks_per_row; c++) {
+        const uint8_t *rec = row + (uint64_t)c * (uint64_t)L->chunk_bytes, *codes = rec + L->code_off;
+        uint32_t *cd = job->code + c * L->chunk;
+        job->scale[c] = get_field(rec + L->scale_off, L->scale);
+        job->min[c] = get_field(rec + L->min_off, L->min);
+        job->zero[c] = (int32_t)(int16_t)get_field(rec + L->zero_off, L->zero);
+        for (int i = 0; i < L->chunk; i++)
+            cd[i] = L->code_bits == 4 ? (i < half ? codes[i] & 15u : (uint32_t)codes[i - half] >> 4) : codes[i];
+    }
 }
 
 qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_klayout *L, const void *src,
@@ -195,6 +259,7 @@ qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_kl
     qkc_pack_job job;
     const qkc_family_codec *fam;
     qkc_klayout want;
+    int in_place_rows;
     qkc_diag diag;
     qkc_status st;
     float *ref = NULL;
@@ -217,6 +282,9 @@ qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_kl
     job.k = spec->mm.k;
 
     if ((st = qkc_klayout_for(job.f, job.n, job.k, &want, &diag)) != QKC_OK)
+        return qkc_fail_diag(ctx, &diag);
+    in_place_rows = want.in_place;
+    if (L->panel && (st = qkc_klayout_set_panel(&want, L->panel, job.n, &diag)) != QKC_OK)
         return qkc_fail_diag(ctx, &diag);
     if (!same_layout(L, &want))
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT,
@@ -254,6 +322,11 @@ qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_kl
             goto done;
         }
         memcpy(out, job.src + spec->layout.offset[QKC_SECTION_DATA], (size_t)(L->row_bytes * (uint64_t)job.n));
+    } else if (in_place_rows) {
+        /* The source rows are records of the row layout: into panels. */
+        st = qkc_pack_rows(&job, out, read_records);
+        if (st != QKC_OK)
+            goto done;
     } else if (!fam || !fam->pack) {
         st = qkc_fail(ctx, QKC_ERR_INTERNAL, "pack: no packer for %s", format_name(job.f));
         goto done;

@@ -22,7 +22,7 @@
 
 #define PERM_ALIGN 64u
 
-static int field_bytes(qkc_kfield f)
+int qkc_kfield_bytes(qkc_kfield f)
 {
     switch (f) {
     case QKC_KF_F16: return 2;
@@ -142,19 +142,19 @@ static qkc_status place(qkc_klayout *L, int64_t n, int64_t k, qkc_diag *diag)
     uint64_t rows;
     if (L->scale != QKC_KF_NONE) {
         L->scale_off = off;
-        off += field_bytes(L->scale);
+        off += qkc_kfield_bytes(L->scale);
     }
     if (L->min != QKC_KF_NONE) {
         L->min_off = off;
-        off += field_bytes(L->min);
+        off += qkc_kfield_bytes(L->min);
     }
     if (L->zero != QKC_KF_NONE) {
         L->zero_off = off;
-        off += field_bytes(L->zero);
+        off += qkc_kfield_bytes(L->zero);
     }
     if (L->tidx != QKC_KF_NONE) {
         L->tidx_off = off;
-        off += field_bytes(L->tidx);
+        off += qkc_kfield_bytes(L->tidx);
     }
     L->code_off = off;
     L->chunk_bytes = off + (L->decode == QKC_KDEC_VQ ? L->chunk / L->vq_dim * 2 : L->chunk * L->code_bits / 8);
@@ -251,6 +251,39 @@ qkc_status qkc_klayout_for(const qkc_format *f, int64_t n, int64_t k, qkc_klayou
     return QKC_OK;
 }
 
+int qkc_klayout_panel_ok(const qkc_klayout *L)
+{
+    return L->chunk == 32 && (L->code_bits == 4 || L->code_bits == 8) &&
+           (L->decode == QKC_KDEC_AFFINE || L->decode == QKC_KDEC_TABLE) && !L->permute_k && !L->outliers &&
+           !L->mixed && !L->fallback && L->tidx == QKC_KF_NONE && !L->panel;
+}
+
+qkc_status qkc_klayout_set_panel(qkc_klayout *L, int p, int64_t n, qkc_diag *diag)
+{
+    uint64_t panels = (uint64_t)((n + p - 1) / p), bytes;
+    size_t len;
+    if (p < 1 || p > 64 || n < 1 || !qkc_klayout_panel_ok(L))
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "klayout: %s cannot take panels of %d rows",
+                            L->description, p);
+    if (!mul_ok(L->row_bytes, (uint64_t)p, &L->panel_bytes) || !mul_ok(L->panel_bytes, panels, &bytes) ||
+        bytes > QKC_MAX_BLOB_BYTES)
+        return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld in panels of %d do not fit", (long long)n,
+                            p);
+    L->panel = p;
+    L->total_bytes = bytes;
+    if (L->in_place) {
+        /* the rows are rearranged now: the note's " in place" goes */
+        char *s = strstr(L->description, " in place");
+        if (s)
+            memmove(s, s + 9, strlen(s + 9) + 1);
+    }
+    L->in_place = 0;
+    len = strlen(L->description);
+    if (len < sizeof L->description)
+        snprintf(L->description + len, sizeof L->description - len, ", panels of %d rows", p);
+    return QKC_OK;
+}
+
 /* ------------------------------------------------------------ decode */
 
 static uint32_t rd16(const uint8_t *p)
@@ -287,21 +320,12 @@ static float field_value(const qkc_klayout *L, qkc_kfield kind, const uint8_t *p
     }
 }
 
-float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
+/* An element's value from its code and its record's fields (scale at sp,
+ * min at mp, zero at zp: row or panel addresses). */
+static float decode_value(const qkc_klayout *L, uint32_t code, const uint8_t *sp, const uint8_t *mp,
+                          const uint8_t *zp)
 {
-    int64_t c = k / L->chunk;
-    int i = (int)(k % L->chunk), half = L->chunk / 2;
-    const uint8_t *rec = row + (uint64_t)c * (uint64_t)L->chunk_bytes;
-    const uint8_t *codes = rec + L->code_off;
-    uint32_t code;
     float x;
-
-    switch (L->code_bits) {
-    case 4: code = i < half ? codes[i] & 15u : (uint32_t)codes[i - half] >> 4; break;
-    case 8: code = codes[i]; break;
-    case 16: code = rd16(codes + 2 * i); break;
-    default: code = rd32(codes + 4 * i); break;
-    }
     switch (L->decode) {
     case QKC_KDEC_F32: return qkc_f32_from_bits(code);
     case QKC_KDEC_F16: return qkc_f16_to_f32((uint16_t)code);
@@ -309,7 +333,7 @@ float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
     case QKC_KDEC_AFFINE: {
         int32_t v = (int32_t)code - L->zero_const;
         if (L->zero == QKC_KF_I16) {
-            uint32_t z = rd16(rec + L->zero_off);
+            uint32_t z = rd16(zp);
             v -= (int32_t)z - (z & 0x8000u ? 65536 : 0);
         }
         x = (float)v;
@@ -323,11 +347,11 @@ float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
     /* Separate statements: one rounding each, in the order the header
      * gives (the build also disables FMA contraction). */
     if (L->scale != QKC_KF_NONE) {
-        float s = field_value(L, L->scale, rec + L->scale_off);
+        float s = field_value(L, L->scale, sp);
         x = x * s;
     }
     if (L->min != QKC_KF_NONE) {
-        float m = field_value(L, L->min, rec + L->min_off);
+        float m = field_value(L, L->min, mp);
         /* When both are NaN, x86 returns the first operand's payload and
          * sign, and the compiler may order a commutative + either way: the
          * scaled value's NaN comes first here explicitly, as in the
@@ -335,6 +359,43 @@ float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
         x = isnan(x) ? x : x + m;
     }
     return x;
+}
+
+float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
+{
+    int64_t c = k / L->chunk;
+    int i = (int)(k % L->chunk), half = L->chunk / 2;
+    const uint8_t *rec = row + (uint64_t)c * (uint64_t)L->chunk_bytes;
+    const uint8_t *codes = rec + L->code_off;
+    uint32_t code;
+
+    switch (L->code_bits) {
+    case 4: code = i < half ? codes[i] & 15u : (uint32_t)codes[i - half] >> 4; break;
+    case 8: code = codes[i]; break;
+    case 16: code = rd16(codes + 2 * i); break;
+    default: code = rd32(codes + 4 * i); break;
+    }
+    return decode_value(L, code, rec + L->scale_off, rec + L->min_off, rec + L->zero_off);
+}
+
+/* Element (n, k) of a panel blob (klayout.h). */
+static float decode_panel(const qkc_klayout *L, const uint8_t *blob, int64_t n, int64_t k)
+{
+    int P = L->panel, lane = (int)(n % P), i = (int)(k % L->chunk);
+    const uint8_t *rec = blob + (uint64_t)(n / P) * L->panel_bytes +
+                         (uint64_t)(k / L->chunk) * (uint64_t)P * (uint64_t)L->chunk_bytes;
+    const uint8_t *codes = rec + P * L->code_off;
+    uint32_t code;
+    if (L->code_bits == 4) {
+        int e = i % 16;
+        uint32_t byte = codes[(e / 4) * 4 * P + lane * 4 + e % 4];
+        code = i >= 16 ? byte >> 4 : byte & 15u;
+    } else {
+        code = codes[(i / 4) * 4 * P + lane * 4 + i % 4];
+    }
+    return decode_value(L, code, rec + P * L->scale_off + lane * qkc_kfield_bytes(L->scale),
+                        rec + P * L->min_off + lane * qkc_kfield_bytes(L->min),
+                        rec + P * L->zero_off + lane * qkc_kfield_bytes(L->zero));
 }
 
 float qkc_klayout_decode_at(const qkc_klayout *L, const uint8_t *blob, int64_t n, int64_t k)
@@ -348,6 +409,8 @@ float qkc_klayout_decode_at(const qkc_klayout *L, const uint8_t *blob, int64_t n
             return NAN;
         return qkc_klayout_decode_at(&B, blob + off, n - qkc_mixed_row0(&L->mixed_format, b), k);
     }
+    if (L->panel)
+        return decode_panel(L, blob, n, k);
     const uint8_t *row = blob + (uint64_t)n * L->row_bytes;
     if (L->decode == QKC_KDEC_LUT) {
         const uint8_t *rec = row + (uint64_t)(k / L->chunk) * (uint64_t)L->chunk_bytes;

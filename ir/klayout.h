@@ -121,12 +121,33 @@ typedef struct qkc_klayout {
     int mixed;
     int64_t mixed_k;
     qkc_format mixed_format;
+    /* Weight panels (panel = P > 0, qkc_klayout_set_panel): P rows
+     * interleaved per chunk, so that one vector lane holds one row. The
+     * blob is ceil(N / P) panels of panel_bytes; panel p holds rows
+     * [pP, pP + P) (rows past N are zero) as chunks_per_row records of
+     * P·chunk_bytes, record c of every row of the panel together:
+     *
+     *     [P scales][P mins][P zeros] [codes]
+     *
+     * each field of row r of the panel at P·off + r·size (off, size: the
+     * row layout's). The codes come in groups of 4 elements per row, P·4
+     * bytes a group, row r's 4 bytes at r·4:
+     *   code_bits 8: group g holds elements 4g .. 4g+3, one byte each;
+     *   code_bits 4: group g (0..3) holds elements 4g .. 4g+3 in the low
+     *                nibbles and 16+4g .. 16+4g+3 in the high nibbles.
+     * Values decode as in the row layout. row_bytes stays the bytes of one
+     * row's records (panel_bytes / P). */
+    int panel;
+    uint64_t panel_bytes;
 } qkc_klayout;
 
 /* Choose the kernel layout for a verified format and shape. Never fails
  * for a verified format (the fallback always applies); the status reports
  * size overflow only. */
 qkc_status qkc_klayout_for(const qkc_format *f, int64_t n, int64_t k, qkc_klayout *out, qkc_diag *diag);
+
+/* Bytes of a chunk field of this kind (0 for NONE). */
+int qkc_kfield_bytes(qkc_kfield f);
 
 /* Reference decode of one element of a packed row (the kernels' semantics,
  * in scalar C). `row` points at the row's first chunk. */
@@ -135,5 +156,15 @@ float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k);
 /* The same for element (n, k) of a whole packed blob: works for every
  * decode kind, LUT included (its tables live outside the rows). */
 float qkc_klayout_decode_at(const qkc_klayout *L, const uint8_t *blob, int64_t n, int64_t k);
+
+/* Can L (a row layout from qkc_klayout_for) take panels? 32-element
+ * records of 4- or 8-bit codes, AFFINE or TABLE, no k permutation, no
+ * sparse outliers, not mixed, not the fallback. */
+int qkc_klayout_panel_ok(const qkc_klayout *L);
+
+/* Turn L (qkc_klayout_for's, for n rows) into its panel form of P rows
+ * (P in 1..64; qkc_klayout_panel_ok must hold): sizes for ceil(n / P)
+ * panels, in_place cleared, the description says so. */
+qkc_status qkc_klayout_set_panel(qkc_klayout *L, int p, int64_t n, qkc_diag *diag);
 
 #endif /* QKC_IR_KLAYOUT_H */

@@ -850,6 +850,83 @@ static void test_family_tables(void **state)
     }
 }
 
+/* Panel layouts (klayout.h): every format that takes them packs, for P of
+ * 4, 8 and 16 and N not a multiple of P, to a blob whose every element
+ * decodes bit for bit to the reference's (qkc_pack_weights' verify), whose
+ * padding rows decode to zero, and whose size is the row layout's rounded
+ * up to whole panels: no larger than the file where the row layout is not. */
+static void test_pack_panels(void **state)
+{
+    static const char *const specs[] = {
+        "w=q4_0", "w=q4_1", "w=q5_0", "w=q5_1", "w=q8_0", "w=q4_k", "w=q5_k", "w=iq4_nl", "w=iq4_xs",
+        "w=mxfp4", "w=int4 group=32 scale=f16 zero=int", "w=int8 scale=f32", "w=gptq group=32 n=40", "w=awq group=64 n=40",
+        "w=uint4 group=64 scale=f16 zero=float", "w=nf4_bnb compute=f32",
+    };
+    static const int panels[] = {4, 8, 16};
+    (void)state;
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        char text[160];
+        pcase c;
+        snprintf(text, sizeof text, "matmul k=256 %s%s%s", specs[i], strstr(specs[i], "n=") ? "" : " n=37",
+                 strstr(specs[i], "compute=") ? "" : " compute=int8");
+        if (!qkc_case_selected(text))
+            continue;
+        pcase_init(&c, text);
+        CHECK(text, qkc_klayout_panel_ok(&c.L), "%s does not take panels", c.L.description);
+        for (size_t j = 0; j < sizeof panels / sizeof panels[0]; j++) {
+            qkc_klayout L = c.L;
+            qkc_diag diag;
+            int P = panels[j];
+            uint8_t *packed;
+            int64_t padded = (c.n + P - 1) / P * P;
+            CHECK(text, qkc_klayout_set_panel(&L, P, c.n, &diag) == QKC_OK, "P=%d: %s", P, diag.message);
+            CHECK(text, L.total_bytes == (uint64_t)padded * c.L.row_bytes && L.panel_bytes == (uint64_t)P * L.row_bytes,
+                  "P=%d: %llu bytes", P, (unsigned long long)L.total_bytes);
+            CHECK(text, !L.in_place && strstr(L.description, "panels of") && !strstr(L.description, "in place"),
+                  "P=%d: %s", P, L.description);
+            if (c.L.row_bytes * (uint64_t)c.n <= c.blob_bytes)
+                CHECK(text, L.total_bytes <= (uint64_t)c.blob_bytes / (uint64_t)c.n * (uint64_t)padded,
+                      "P=%d: %llu packed bytes for a %zu-byte blob", P, (unsigned long long)L.total_bytes,
+                      c.blob_bytes);
+            packed = malloc((size_t)L.total_bytes);
+            assert_non_null(packed);
+            CHECK(text,
+                  qkc_pack_weights(c.ctx, c.spec, &L, c.blob, c.blob_bytes, packed, (size_t)L.total_bytes, 1) == QKC_OK,
+                  "P=%d: %s", P, qkc_context_last_error(c.ctx));
+            for (int64_t r = c.n; r < padded; r++)
+                for (int64_t kk = 0; kk < c.k; kk++)
+                    CHECK(text, qkc_klayout_decode_at(&L, packed, r, kk) == 0.0f, "P=%d: padding row %lld", P,
+                          (long long)r);
+            /* a panel layout of another P is refused */
+            L.panel = P == 4 ? 8 : 4;
+            CHECK(text, qkc_pack_weights(c.ctx, c.spec, &L, c.blob, c.blob_bytes, packed, (size_t)L.total_bytes, 0) ==
+                            QKC_ERR_INVALID_ARGUMENT,
+                  "P=%d: a wrong panel width was accepted", P);
+            free(packed);
+        }
+        {
+            qkc_klayout L = c.L;
+            qkc_diag diag;
+            CHECK(text, qkc_klayout_set_panel(&L, 0, c.n, &diag) == QKC_ERR_INVALID_ARGUMENT, "P=0 accepted");
+        }
+        pcase_fini(&c);
+    }
+    {
+        /* the layouts that do not take panels say so */
+        static const char *const no[] = {"w=q6_k", "w=mxfp8", "w=f16", "w=gptq group=32 actorder"};
+        for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+            char text[160];
+            pcase c;
+            qkc_diag diag;
+            snprintf(text, sizeof text, "matmul n=8 k=256 %s", no[i]);
+            pcase_init(&c, text);
+            CHECK(text, !qkc_klayout_panel_ok(&c.L) && qkc_klayout_set_panel(&c.L, 8, c.n, &diag) != QKC_OK,
+                  "%s took panels", c.L.description);
+            pcase_fini(&c);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -861,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_pack_repacked_bytes),
         cmocka_unit_test(test_pack_nan_blobs),
         cmocka_unit_test(test_pack_errors),
+        cmocka_unit_test(test_pack_panels),
         cmocka_unit_test(test_family_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
