@@ -913,7 +913,7 @@ static void test_pack_panels(void **state)
     }
     {
         /* the layouts that do not take panels say so */
-        static const char *const no[] = {"w=q6_k", "w=mxfp8", "w=f16", "w=gptq group=32 actorder"};
+        static const char *const no[] = {"w=q6_k", "w=mxfp8", "w=f16", "w=gptq:4:actorder group=32"};
         for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
             char text[160];
             pcase c;
