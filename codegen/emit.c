@@ -155,20 +155,23 @@ LLVMValueRef qkc_emit_fp8_to_f32(qkc_emit *E, LLVMValueRef code, int e5m2)
 
 LLVMValueRef qkc_emit_e8m0_to_f32(qkc_emit *E, LLVMValueRef e, int half, int ff_is_nan)
 {
+    LLVMTypeRef it = LLVMTypeOf(e), ft = E->f32;
     LLVMValueRef bits;
+#define IC(v) qkc_emit_int_like(E, it, (v))
+    if (LLVMGetTypeKind(it) == LLVMVectorTypeKind)
+        ft = LLVMVectorType(E->f32, LLVMGetVectorSize(it));
     if (half) {
-        LLVMValueRef normal = LLVMBuildShl(E->b, LLVMBuildSub(E->b, e, i32c(E, 1), ""), i32c(E, 23), "");
-        LLVMValueRef sub = LLVMBuildShl(E->b, i32c(E, 0x00200000), e, "");
-        bits = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntUGE, e, i32c(E, 2), ""), normal, sub, "");
+        LLVMValueRef normal = LLVMBuildShl(E->b, LLVMBuildSub(E->b, e, IC(1), ""), IC(23), "");
+        LLVMValueRef sub = LLVMBuildShl(E->b, IC(0x00200000), e, "");
+        bits = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntUGE, e, IC(2), ""), normal, sub, "");
     } else {
-        LLVMValueRef normal = LLVMBuildShl(E->b, e, i32c(E, 23), "");
-        bits = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntEQ, e, i32c(E, 0), ""), i32c(E, 0x00400000), normal,
-                               "");
+        LLVMValueRef normal = LLVMBuildShl(E->b, e, IC(23), "");
+        bits = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntEQ, e, IC(0), ""), IC(0x00400000), normal, "");
         if (ff_is_nan)
-            bits = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntEQ, e, i32c(E, 255), ""), i32c(E, 0x7FC00000),
-                                   bits, "");
+            bits = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntEQ, e, IC(255), ""), IC(0x7FC00000), bits, "");
     }
-    return LLVMBuildBitCast(E->b, bits, E->f32, "");
+#undef IC
+    return LLVMBuildBitCast(E->b, bits, ft, "");
 }
 
 LLVMValueRef qkc_emit_round_bits(qkc_emit *E, LLVMValueRef u, int drop)

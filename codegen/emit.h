@@ -143,7 +143,8 @@ LLVMValueRef qkc_emit_alloca(qkc_emit *E, LLVMTypeRef ty, unsigned align);
  * codes: E4M3 (e5m2 = 0) or E5M2. */
 LLVMValueRef qkc_emit_fp8_to_f32(qkc_emit *E, LLVMValueRef code, int e5m2);
 
-/* An e8m0 exponent byte e (i32 scalar, 0..255) as f32: 2^(e−127), or
+/* An e8m0 exponent byte e (i32 or <N x i32>, 0..255) as f32 (or <N x
+ * float>): 2^(e−127), or
  * 2^(e−128) with `half` (e = 0, and e = 1 with half, are f32
  * subnormals); e = 255 a NaN with `ff_is_nan`. */
 LLVMValueRef qkc_emit_e8m0_to_f32(qkc_emit *E, LLVMValueRef e, int half, int ff_is_nan);

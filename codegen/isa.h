@@ -99,6 +99,20 @@ typedef struct qkc_isa {
                            int need_coef);
     void (*int8_tile_end)(struct qkc_cg *g, struct qkc_tile *T);
 
+    /* ----------------------------------- CPU: int8 over weight panels */
+    /* Rows per weight panel (ir/klayout.h) for a spec the int8 path takes
+     * (int8_mode not NONE) on target t — the int32 lanes of one vector —
+     * or 0 for the row layout (NULL: never panels). */
+    int (*int8_panel_rows)(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t);
+    /* One record of one panel against tm activation rows: acc[i] (<P x
+     * i32>) += Σ over the record's 32 elements of w·q, lane r for panel row
+     * r, where w is the code in the form of x->mode and q the int8
+     * activations of row i at q[i] (32 bytes). codes: the record's codes
+     * (klayout.h: groups of 4 elements per row). The codes are decoded
+     * once for all tm rows. */
+    void (*int8_panel_dot)(struct qkc_cg *g, struct qkc_i8 *x, LLVMValueRef codes, LLVMValueRef *q, int tm,
+                           LLVMValueRef *acc);
+
     /* ------------------------------------------------------------ GPU */
     /* A special register of the thread ("tid.x", "ntid.x", "ctaid.x"). */
     LLVMValueRef (*thread_register)(qkc_emit *E, const char *name);

@@ -231,6 +231,119 @@ static LLVMValueRef x86_int8_sum(cg *g, i8ctx *x, LLVMValueRef u, LLVMValueRef q
     return dot_u8s8(g, x, NULL, u, q);
 }
 
+/* ------------------------------------------------------- weight panels */
+
+/* A panel's rows are the int32 lanes of the target's vectors: 16 with
+ * AVX-512, 8 with AVX2. */
+static int x86_int8_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
+{
+    (void)mm, (void)L;
+    return t->vector_bits / 32;
+}
+
+/* Σ w·q of one panel record for tm rows (isa.h). The 8 groups of 4
+ * elements: group t is elements 4t .. 4t+3 of every row, lane r (4 bytes)
+ * for row r, against the broadcast 4 activation bytes at q + 4t.
+ *   VNNI      vpdpbusd per group, two chains;
+ *   DIRECT    vpmaddubsw per group, summed in int16 for as many groups as
+ *             cannot overflow (8 for 4-bit codes: 8·2·15·127 < 2^15),
+ *             then one vpmaddwd;
+ *   SIGNED    vpmaddubsw(|w|, q·sign(w)) and vpmaddwd per group. */
+static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef *q, int tm, LLVMValueRef *acc)
+{
+    qkc_emit *E = &g->e;
+    const qkc_klayout *L = g->L;
+    int P = x->panel, nb = 4 * P, wide = P == 16;
+    LLVMValueRef w[8], wabs[8] = {0}, ones16;
+    uint8_t bytes[64];
+    if (L->code_bits == 4) {
+        memset(bytes, 15, sizeof bytes);
+        LLVMValueRef lo = cbytes(E, bytes, nb);
+        memset(bytes, 4, sizeof bytes);
+        LLVMValueRef four = cbytes(E, bytes, nb);
+        for (int j = 0; j < 4; j++) {
+            LLVMValueRef raw = load(E, x->pbytes, gep8(E, codes, i64c(E, j * nb)), 1);
+            w[j] = LLVMBuildAnd(E->b, raw, lo, "");
+            w[4 + j] = LLVMBuildLShr(E->b, raw, four, "");
+        }
+    } else {
+        for (int t = 0; t < 8; t++)
+            w[t] = load(E, x->pbytes, gep8(E, codes, i64c(E, t * nb)), 1);
+    }
+    for (int t = 0; t < 8; t++) {
+        if (L->decode == QKC_KDEC_TABLE) {
+            /* vpshufb: the 16-byte table in every 128-bit lane */
+            for (int i = 0; i < nb; i++) {
+                int v = (int)L->table[i % 16];
+                bytes[i] = (uint8_t)(x->mode == I8_TABLE ? v + x->table_cc : v);
+            }
+            LLVMValueRef args[2] = {cbytes(E, bytes, nb), w[t]};
+            w[t] = intrinsic(E, wide ? "llvm.x86.avx512.pshuf.b.512" : "llvm.x86.avx2.pshuf.b", NULL, 0, args, 2);
+        } else if (x->mode == I8_SIGNED) {
+            memset(bytes, 0x80, sizeof bytes);
+            w[t] = LLVMBuildXor(E->b, w[t], cbytes(E, bytes, nb), ""); /* code − 128 as s8 */
+        }
+        if (x->mode == I8_SIGNED) {
+            LLVMTypeRef ty = x->pbytes;
+            LLVMValueRef args[2] = {w[t], LLVMConstInt(E->i1, 0, 0)};
+            wabs[t] = intrinsic(E, "llvm.abs", &ty, 1, args, 2);
+        }
+    }
+    {
+        LLVMValueRef o[32];
+        for (int i = 0; i < 2 * P; i++)
+            o[i] = LLVMConstInt(E->i16, 1, 0);
+        ones16 = LLVMConstVector(o, (unsigned)(2 * P));
+    }
+    for (int i = 0; i < tm; i++) {
+        LLVMValueRef qt[8];
+        for (int t = 0; t < 8; t++)
+            qt[t] = LLVMBuildBitCast(E->b, splat(E, load(E, E->i32, gep8(E, q[i], i64c(E, 4 * t)), 1), P), x->pbytes,
+                                     "");
+        if (x->vnni) {
+            LLVMValueRef chain[2] = {acc[i], LLVMConstNull(x->pi32)};
+            for (int t = 0; t < 8; t++) {
+                LLVMValueRef args[3] = {chain[t % 2], LLVMBuildBitCast(E->b, w[t], x->pi32, ""),
+                                        LLVMBuildBitCast(E->b, qt[t], x->pi32, "")};
+                chain[t % 2] = intrinsic(E, wide ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256",
+                                         NULL, 0, args, 3);
+            }
+            acc[i] = LLVMBuildAdd(E->b, chain[0], chain[1], "");
+            continue;
+        }
+        {
+            const char *maddubs = wide ? "llvm.x86.avx512.pmaddubs.w.512" : "llvm.x86.avx2.pmadd.ub.sw";
+            const char *maddwd = wide ? "llvm.x86.avx512.pmaddw.d.512" : "llvm.x86.avx2.pmadd.wd";
+            int maxu = L->code_bits == 4 ? 15 : (1 << qkc_dtype_get(g->mm->w.dtype)->bits) - 1;
+            int steps = x->mode == I8_SIGNED ? 1 : 32767 / (2 * maxu * 127);
+            LLVMValueRef sum16 = NULL;
+            if (steps < 1)
+                steps = 1;
+            for (int t = 0; t < 8; t++) {
+                LLVMValueRef u = w[t], s = qt[t], p16;
+                if (x->mode == I8_SIGNED) {
+                    u = wabs[t];
+                    if (wide) {
+                        LLVMValueRef neg = LLVMBuildICmp(E->b, LLVMIntSLT, w[t], LLVMConstNull(x->pbytes), "");
+                        s = LLVMBuildSelect(E->b, neg, LLVMBuildNeg(E->b, s, ""), s, "");
+                    } else {
+                        LLVMValueRef sargs[2] = {s, w[t]};
+                        s = intrinsic(E, "llvm.x86.avx2.psign.b", NULL, 0, sargs, 2);
+                    }
+                }
+                LLVMValueRef margs[2] = {u, s};
+                p16 = intrinsic(E, maddubs, NULL, 0, margs, 2);
+                sum16 = sum16 ? LLVMBuildAdd(E->b, sum16, p16, "") : p16;
+                if ((t + 1) % steps == 0 || t == 7) {
+                    LLVMValueRef wargs[2] = {sum16, ones16};
+                    acc[i] = LLVMBuildAdd(E->b, acc[i], intrinsic(E, maddwd, NULL, 0, wargs, 2), "");
+                    sum16 = NULL;
+                }
+            }
+        }
+    }
+}
+
 const qkc_isa qkc_isa_x86_64 = {
     .name = "x86_64",
     .arch = QKC_ARCH_X86_64,
@@ -249,4 +362,6 @@ const qkc_isa qkc_isa_x86_64 = {
     .int8_weights = x86_int8_weights,
     .int8_dot = x86_int8_dot,
     .int8_sum = x86_int8_sum,
+    .int8_panel_rows = x86_int8_panel_rows,
+    .int8_panel_dot = x86_int8_panel_dot,
 };

@@ -392,7 +392,7 @@ static void lora_terms(cg *g, tile *T, LLVMValueRef lt[8][8])
 /* The end of a tile: reduce each accumulator (vectors of type acc_ty),
  * add the outliers' sums (codegen/lower_outliers.c), the bias, apply the
  * activation, convert and store. */
-static void emit_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
+void qkc_lower_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty)
 {
     qkc_emit *E = &g->e;
     LLVMValueRef lt[8][8];
@@ -431,7 +431,7 @@ static void emit_tile(cg *g, LLVMValueRef m0, LLVMValueRef n0, int tm, int tn)
     }
     if (tail)
         emit_chunk(g, &T, i64c(E, full), tail);
-    emit_epilogue(g, &T, g->vf);
+    qkc_lower_epilogue(g, &T, g->vf);
 }
 
 typedef struct mloop_ctx {
@@ -489,6 +489,15 @@ static int int8_mode(const qkc_matmul *mm, const qkc_klayout *L, const qkc_targe
 int qkc_lower_uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
 {
     return int8_mode(mm, L, t) != I8_NONE;
+}
+
+int qkc_lower_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
+{
+    const qkc_isa *isa = qkc_isa_for(t);
+    if (!isa || !isa->int8_panel_rows || !qkc_klayout_panel_ok(L) || int8_mode(mm, L, t) == I8_NONE ||
+        mm->w.outliers == QKC_OUTLIERS_ACT)
+        return 0;
+    return isa->int8_panel_rows(mm, L, t);
 }
 
 LLVMValueRef qkc_lower_step_codes(cg *g, i8ctx *x, LLVMValueRef *chunks, int present)
@@ -648,7 +657,7 @@ static void emit_tile_int8(cg *g, i8ctx *x, LLVMValueRef m0, LLVMValueRef n0, in
         emit_step_int8(g, x, &T, i64c(E, full), rest);
     if (g->isa->int8_tile_end)
         g->isa->int8_tile_end(g, &T);
-    emit_epilogue(g, &T, x->vfs);
+    qkc_lower_epilogue(g, &T, x->vfs);
 }
 
 /* The per-layout state: vector shape of its chunks and its decode tables.
@@ -770,6 +779,13 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
             x8.a_scales = qkc_emit_kernel_arg(E, st, args, QKC_KARG_A_SCALES);
             x8.a_scales_ld = qkc_emit_kernel_arg(E, st, args, QKC_KARG_A_SCALES_LD);
             g.x8 = &x8;
+            if (L->panel) {
+                x8.panel = L->panel;
+                x8.pbytes = LLVMVectorType(E->i8, (unsigned)(4 * L->panel));
+                x8.pi32 = LLVMVectorType(E->i32, (unsigned)L->panel);
+                x8.pf32 = LLVMVectorType(E->f32, (unsigned)L->panel);
+                x8.a_sums = qkc_emit_kernel_arg(E, st, args, QKC_KARG_A_SUMS);
+            }
             if (mm->w.outliers == QKC_OUTLIERS_ACT) {
                 g.o_cols = qkc_emit_kernel_arg(E, st, args, QKC_KARG_O_COLS);
                 g.o_vals = qkc_emit_kernel_arg(E, st, args, QKC_KARG_O_VALS);
@@ -780,7 +796,15 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
     set_layout(&g, L);
     if (L->decode == QKC_KDEC_LUT && L->tidx == QKC_KF_NONE)
         isa->table_load(&g, gep8(E, g.w, i64c(E, (int64_t)L->table_offset))); /* one table: loaded once */
-    if (L->mixed) {
+    if (L->panel && (x8.mode == I8_NONE || !x8.panel || !isa->int8_panel_dot)) {
+        LLVMDisposeBuilder(E->b);
+        LLVMDisposeModule(E->mod);
+        return qkc_diag_set(diag, QKC_ERR_INTERNAL, "lower: a panel layout (%s) without the int8 path on %s",
+                            L->description, t->name);
+    }
+    if (L->panel) {
+        qkc_lower_panels(&g, &x8);
+    } else if (L->mixed) {
         qkc_status st = emit_mixed(&g, diag);
         if (st) {
             LLVMDisposeBuilder(E->b);
@@ -803,4 +827,11 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
     }
     *out = E->mod;
     return QKC_OK;
+}
+
+qkc_status qkc_lower_layout(const qkc_matmul *mm, const qkc_target *t, qkc_klayout *out, qkc_diag *diag)
+{
+    qkc_status st = qkc_klayout_for(&mm->w, mm->n, mm->k, out, diag);
+    int p = st == QKC_OK ? qkc_lower_panel_rows(mm, out, t) : 0;
+    return p ? qkc_klayout_set_panel(out, p, mm->n, diag) : st;
 }

@@ -69,6 +69,10 @@ struct qkc_i8 {
     int mmla;        /* aarch64 FEAT_I8MM: smmla / usmmla for 2x2 pairs of tiles with tm, tn >= 2 */
     LLVMTypeRef vbytes, vi32s, vfs; /* <32P x i8>, <8P x i32>, <8P x float> */
     LLVMValueRef a_scales, a_scales_ld;
+    /* panel kernels (lower_panel.c): P rows per panel, the block sums */
+    int panel;
+    LLVMTypeRef pbytes, pi32, pf32; /* <4P x i8>, <P x i32>, <P x float> */
+    LLVMValueRef a_sums;
 };
 
 /* One step's weight operand for int8_dot (isa.h). */
@@ -105,6 +109,14 @@ void qkc_lower_int8_coefs(cg *g, i8ctx *x, LLVMValueRef chunk, LLVMValueRef *s, 
 typedef void (*qkc_lower_loop_body)(cg *g, void *ctx, LLVMValueRef i);
 LLVMValueRef qkc_lower_loop(cg *g, LLVMValueRef start, LLVMValueRef end, int64_t step, qkc_lower_loop_body body,
                             void *ctx);
+
+/* The end of a tile: each output's sum (T->sum, or its accumulator of
+ * type acc_ty reduced), the outliers, LoRA, bias, activation, stored. */
+void qkc_lower_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty);
+
+/* lower_panel.c: the n loop of a kernel over weight panels (klayout.h)
+ * on the int8 path x. */
+void qkc_lower_panels(cg *g, i8ctx *x);
 
 /* lower_vq.c: the S vectors of one w=vq chunk's decoded values. */
 void qkc_lower_vq_values(cg *g, LLVMValueRef chunk, LLVMValueRef *val);

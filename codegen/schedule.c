@@ -9,11 +9,14 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
                                  qkc_diag *diag)
 {
     const qkc_isa *isa = qkc_isa_for(t);
-    (void)L;
     if (!isa)
         return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED, "target %s: no code generator for its architecture", t->name);
     if (!s->vector_bits)
-        s->vector_bits = t->vector_bits;
+        s->vector_bits = L && L->panel ? 32 * L->panel : t->vector_bits;
+    if (L && L->panel && s->vector_bits != 32 * L->panel)
+        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
+                            "schedule vec=%d: the weights are in panels of %d rows, read with %d-bit vectors",
+                            s->vector_bits, L->panel, 32 * L->panel);
     if (!qkc_isa_vector_width_ok(isa, s->vector_bits))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule vec=%d: vector width is %s", s->vector_bits,
                             isa->vector_widths_text);
@@ -24,6 +27,19 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
      * activations of one vector step must fit the register file (the
      * ISA's vector_registers: 32 zmm, 16 ymm, or 32 NEON q registers, where
      * a 32-element chunk of floats takes 8 of them). */
+    if (L && L->panel) {
+        /* panel kernels: tile_n panels of P rows; a tile's int32 and f32
+         * accumulators (2·tm·tn), its decoded codes and broadcast
+         * activations share the register file */
+        if (!s->tile_m)
+            s->tile_m = mm->m == 1 ? 1 : s->vector_bits == 512 ? 4 : 2;
+        if (!s->tile_n)
+            s->tile_n = 2;
+        if (s->tile_m > 4 || s->tile_n > 4)
+            return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
+                                "schedule tm=%d tn=%d: panel kernels take tile_m and tile_n (panels) up to 4",
+                                s->tile_m, s->tile_n);
+    }
     if (!s->tile_m)
         s->tile_m = (mm->m == 1) ? 1 : (s->vector_bits == 512 ? 4 : 2);
     if (!s->tile_n)
@@ -32,6 +48,10 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
         s->k_unroll = 1;
     if (!s->n_block)
         s->n_block = 64;
+    /* Panel kernels: tile_n counts panels, and every thread's block of
+     * columns starts at a panel: n_block is rounded up to whole panels. */
+    if (L && L->panel && s->n_block % L->panel)
+        s->n_block += L->panel - s->n_block % L->panel;
     if (s->tile_m < 1 || s->tile_m > 8)
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule tm=%d: tile_m is 1 to 8", s->tile_m);
     if (s->tile_n < 1 || s->tile_n > 8)

@@ -195,6 +195,7 @@ static qkc_status write_library(qkc_context *ctx, const aot_job *j, const char *
         rows[r].schedule = sched[r];
         rows[r].feature_bits = info.target.features;
         rows[r].int8_dot = info.int8_dot;
+        rows[r].panel = info.panel;
         rows[r].arch = info.target.arch;
         rows[r].sched[0] = info.schedule.tile_m;
         rows[r].sched[1] = info.schedule.tile_n;

@@ -213,7 +213,7 @@ static qkc_status make_plan(qkc_context *ctx, const qkc_spec *spec, const qkc_co
         p->schedule = *opt_schedule(options);
     if (qkc_target_resolve(target, for_run, &p->target, &diag))
         return qkc_fail_diag(ctx, &diag);
-    if (qkc_klayout_for(&spec->mm.w, spec->mm.n, spec->mm.k, &p->layout, &diag))
+    if (qkc_lower_layout(&spec->mm, &p->target, &p->layout, &diag))
         return qkc_fail_diag(ctx, &diag);
     if (!opt_schedule(options)) {
         qkc_tune_db *db = qkc_context_tune_db(ctx);
@@ -749,6 +749,7 @@ qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compi
         info->target = p.target;
         info->schedule = p.schedule;
         info->int8_dot = uses_int8_dot(&spec->mm, &p.layout, &p.target);
+        info->panel = p.layout.panel;
         snprintf(info->layout, sizeof info->layout, "%s", p.layout.description);
     }
     return st;

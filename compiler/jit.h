@@ -15,6 +15,7 @@ typedef struct qkc_emit_info {
     qkc_target target;     /* resolved */
     qkc_schedule schedule; /* completed */
     int int8_dot;
+    int panel; /* rows per weight panel of the layout, 0: rows */
     char layout[256];
 } qkc_emit_info;
 

@@ -439,7 +439,7 @@ static qkc_status tuner_init(tuner *T, qkc_context *ctx, const qkc_spec *spec, c
     pthread_mutex_init(&T->lock, NULL);
     pthread_cond_init(&T->cond, NULL);
     if (qkc_target_resolve(qkc_config_target(ctx, target), 1, &T->target, &diag) ||
-        qkc_klayout_for(&mm->w, mm->n, mm->k, &T->layout, &diag))
+        qkc_lower_layout(mm, &T->target, &T->layout, &diag))
         return qkc_fail_diag(ctx, &diag);
     if (qkc_isa_for(&T->target)->gpu)
         return qkc_fail(ctx, QKC_ERR_UNSUPPORTED, "tuning: target %s: GPU kernels are not tuned yet",

@@ -19,6 +19,9 @@
  *   a, lda, m          f32 [m][lda], or int8 [m][lda] for the int8 path;
  *   a_scales, a_scales_ld   int8 path: [m][a_scales_ld] block scales, else
  *                      NULL / 0;
+ *   a_sums             int8 path: [m][a_scales_ld] int32 sums of each
+ *                      block's 32 codes (the pre-pass computes them once;
+ *                      panel kernels read them), else NULL;
  *   w                  packed weights;
  *   bias               [N] or NULL;
  *   c, ldc             [m][ldc] in the output dtype;
@@ -59,7 +62,7 @@ typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
 /*
  * GPU kernels (codegen/lower_ptx.c, NVPTX targets) are PTX entries
  *
- *     .entry qkc_kernel_<hash>(.param .align 8 .b8 args[144])
+ *     .entry qkc_kernel_<hash>(.param .align 8 .b8 args[152])
  *
  * taking the same qkc_kernel_args BY VALUE, every pointer a device
  * address. The runtime launches QKC_GPU_BLOCK threads per block; warp g of
@@ -102,7 +105,7 @@ typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
  * (codegen/aot_table.c). `abi` changes whenever the list does.
  */
 #define QKC_AOT_MAGIC 0x41434B51u /* "QKCA" */
-#define QKC_AOT_ABI 2u /* 2: rows name their architecture */
+#define QKC_AOT_ABI 3u /* 2: rows name their architecture; 3: a_sums, panel rows */
 
 typedef struct qkc_aot_row {
 #define QKC_AOT_ROW(field, c_type, dims, kind, comment) c_type field dims;

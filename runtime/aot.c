@@ -132,7 +132,8 @@ qkc_status qkc_aot_kernel(qkc_context *ctx, const qkc_aot_library *lib, const qk
     if (!(code = qkc_calloc(ctx, 1, sizeof *code)))
         return qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_aot_kernel: out of memory");
     code->mm = spec->mm;
-    if (qkc_klayout_for(&spec->mm.w, spec->mm.n, spec->mm.k, &code->layout, &diag)) {
+    if (qkc_klayout_for(&spec->mm.w, spec->mm.n, spec->mm.k, &code->layout, &diag) ||
+        (row->panel && qkc_klayout_set_panel(&code->layout, row->panel, spec->mm.n, &diag))) {
         qkc_free(ctx, code);
         return qkc_fail_diag(ctx, &diag);
     }

@@ -112,6 +112,18 @@ static void run_block(void *arg, int64_t index, int64_t count)
     job->code->fn(&a);
 }
 
+/* The sums of each block of 32 int8 codes (panel kernels read them: the
+ * zero-point and offset corrections, kernel_abi.h a_sums). */
+static void block_sums(const int8_t *q, int64_t blocks, int32_t *out)
+{
+    for (int64_t b = 0; b < blocks; b++) {
+        int32_t s = 0;
+        for (int i = 0; i < QKC_INT8_BLOCK; i++)
+            s += q[b * QKC_INT8_BLOCK + i];
+        out[b] = s;
+    }
+}
+
 /* The int8 pre-pass of f32 activations with dynamic scales, neither
  * rotated nor split by outliers: each row quantized straight from A by
  * the reference's own function (branch-free, vectorized by the compiler),
@@ -121,6 +133,7 @@ typedef struct int8_prepass {
     int64_t lda, k, kpad, blocks;
     int8_t *q8;
     float *d8;
+    int32_t *sums; /* [m][blocks] sums of each block's codes, or NULL */
 } int8_prepass;
 
 static void int8_prepass_row(void *arg, int64_t r, int64_t count)
@@ -128,6 +141,8 @@ static void int8_prepass_row(void *arg, int64_t r, int64_t count)
     const int8_prepass *p = arg;
     (void)count;
     qkc_ref_int8_quantize_row(p->a + r * p->lda, p->k, p->q8 + r * p->kpad, p->d8 + r * p->blocks);
+    if (p->sums)
+        block_sums(p->q8 + r * p->kpad, p->blocks, p->sums + r * p->blocks);
 }
 
 static float load_act(qkc_dtype dt, const void *base, int64_t idx)
@@ -439,6 +454,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
     run_job job;
     float *prep = NULL, *row = NULL, *dblk = NULL, *ovals = NULL, *kept = NULL;
     float *lora_t = NULL;
+    int32_t *a_sums = NULL;
     const qkc_lora *lora;
     const qkc_act_scales *scales;
     int8_t *qrow = NULL;
@@ -494,10 +510,12 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
         int64_t kpad = (k + 63) / 64 * 64, blocks = kpad / QKC_INT8_BLOCK;
         int8_t *q8 = qkc_calloc(ctx, (size_t)m, (size_t)kpad);
         float *d8 = qkc_calloc(ctx, (size_t)m, (size_t)blocks * sizeof *d8);
+        int32_t *sums = code->layout.panel ? qkc_alloc(ctx, (size_t)m * (size_t)blocks * sizeof *sums) : NULL;
         row = qkc_alloc(ctx, (size_t)k * sizeof *row);
         prep = (float *)q8;
         dblk = d8;
-        if (!q8 || !d8 || !row) {
+        a_sums = sums;
+        if (!q8 || !d8 || !row || (code->layout.panel && !sums)) {
             st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_kernel_run: out of memory for %lld x %lld activations",
                           (long long)m, (long long)k);
             goto done;
@@ -506,7 +524,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
             (st = act_outliers(ctx, mm, args->a, args->lda, m, row, &oflag, &ocols, &ovals, &ocount, &kept)))
             goto done;
         if (mm->a_dtype == QKC_DTYPE_F32 && !mm->rotate && !ocount && (mm->ascale == QKC_ASCALE_DYNAMIC || !scales)) {
-            int8_prepass p = {args->a, args->lda, k, kpad, blocks, q8, d8};
+            int8_prepass p = {args->a, args->lda, k, kpad, blocks, q8, d8, sums};
             /* rows on the pool when there are enough of them to pay for it */
             if (threads != 1 && m >= 4 && m * k >= 65536) {
                 if (!(pool = qkc_context_pool(ctx, &st)))
@@ -531,6 +549,8 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
                 } else {
                     qkc_ref_int8_quantize(mm, scales, row, q8 + r * kpad, d8 + r * blocks);
                 }
+                if (sums)
+                    block_sums(q8 + r * kpad, blocks, sums + r * blocks);
             }
         }
         job.args.o_cols = ocols;
@@ -540,6 +560,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
         job.args.lda = kpad;
         job.args.a_scales = d8;
         job.args.a_scales_ld = blocks;
+        job.args.a_sums = sums;
     } else if (mm->a_dtype != QKC_DTYPE_F32 || mm->compute != QKC_COMPUTE_F32 || code->layout.permute_k ||
                mm->rotate) {
         if (mm->w.outliers == QKC_OUTLIERS_ACT) {
@@ -611,6 +632,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
     }
 done:
     qkc_free(ctx, lora_t);
+    qkc_free(ctx, a_sums);
     qkc_free(ctx, prep);
     qkc_free(ctx, row);
     qkc_free(ctx, qrow);

@@ -1,0 +1,226 @@
+/*
+ * Kernels over weight panels (ir/klayout.h) on the int8 path.
+ *
+ * A panel holds P weight rows interleaved record by record, P the int32
+ * lanes of one vector, so lane r of every vector is weight row r of the
+ * panel: the P scales of a record load as one vector, the ISA's dot
+ * product (isa.h int8_panel_dot) leaves row r's Σ w·q in lane r, and
+ * nothing is reduced across lanes until the tile's end.
+ *
+ * Per record (32 elements of K) and tile of tm activation rows x np
+ * panels, with s, mn, z the records' fields as <P x float>, d and Σq the
+ * activation block's scale and code sum (the pre-pass computes both,
+ * kernel_abi.h):
+ *
+ *     dot  = (−cc·Σq) + Σ w·q                 int32, exact
+ *     acc += float(dot) · (s·d)               one convert, one multiply, one FMA
+ *     acc += (mn − cz·s) · (Σq·d)             only with a min or a zero field
+ *
+ * where cc is the integer correction of the operand form (zero_const, or
+ * the table offset 128) and cz = zero_const + z with a zero field; the
+ * codes of a record are decoded once for all tm rows.
+ *
+ * Loops: panels [n_begin/P, ceil(n_end/P)) in tiles of tile_n panels (the
+ * rest one by one), M in tiles of tile_m rows (the rest one by one), the
+ * records of K innermost. The runtime starts every call at a multiple of
+ * P (the schedule's n_block is whole panels); columns past n_end are
+ * computed from the zero padding rows and never stored.
+ */
+#include <string.h>
+
+#include "codegen/lower_cpu.h"
+
+typedef struct ptile {
+    int tm, np;
+    LLVMValueRef m0, p0;    /* first activation row, first panel */
+    LLVMValueRef acc[4][4]; /* allocas of <P x float>: row i, panel j */
+} ptile;
+
+/* A field of the P rows of a record as <P x float> (rec: the record). */
+static LLVMValueRef field_vec(cg *g, i8ctx *x, LLVMValueRef rec, qkc_kfield kind, int off)
+{
+    qkc_emit *E = &g->e;
+    unsigned P = (unsigned)x->panel;
+    LLVMValueRef p = gep8(E, rec, i64c(E, (int64_t)P * off));
+    switch (kind) {
+    case QKC_KF_F16:
+        return LLVMBuildFPExt(E->b, LLVMBuildBitCast(E->b, load(E, LLVMVectorType(E->i16, P), p, 1),
+                                                     LLVMVectorType(E->f16, P), ""),
+                              x->pf32, "");
+    case QKC_KF_F32: return load(E, x->pf32, p, 1);
+    case QKC_KF_I16: return LLVMBuildSIToFP(E->b, load(E, LLVMVectorType(E->i16, P), p, 1), x->pf32, "");
+    case QKC_KF_E8M0:
+        return qkc_emit_e8m0_to_f32(E, LLVMBuildZExt(E->b, load(E, LLVMVectorType(E->i8, P), p, 1), x->pi32, ""),
+                                    g->L->e8m0_half, g->L->e8m0_ff_is_nan);
+    default: return NULL;
+    }
+}
+
+typedef struct pctx {
+    ptile *T;
+    int int_cc, need_coef, need_qsum;
+} pctx;
+
+/* One record c of a tile. */
+static void record_body(cg *g, void *ctx, LLVMValueRef c)
+{
+    qkc_emit *E = &g->e;
+    pctx *pc = ctx;
+    ptile *T = pc->T;
+    i8ctx *x = g->x8;
+    const qkc_klayout *L = g->L;
+    int P = x->panel;
+    LLVMValueRef q[4], d[4], qs[4] = {0}, qsd[4] = {0}, init[4];
+    int64_t rec_bytes = (int64_t)P * L->chunk_bytes;
+
+    for (int i = 0; i < T->tm; i++) {
+        LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, i), "");
+        LLVMValueRef bi = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, x->a_scales_ld, ""), c, "");
+        d[i] = load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, x->a_scales, &bi, 1, ""), 4);
+        if (pc->need_qsum) {
+            qs[i] = load(E, E->i32, LLVMBuildGEP2(E->b, E->i32, x->a_sums, &bi, 1, ""), 4);
+            if (pc->need_coef)
+                qsd[i] = splat(E, LLVMBuildFMul(E->b, LLVMBuildSIToFP(E->b, qs[i], E->f32, ""), d[i], ""), P);
+        }
+        init[i] = pc->int_cc ? splat(E, LLVMBuildMul(E->b, qs[i], i32c(E, -pc->int_cc), ""), P) : LLVMConstNull(x->pi32);
+        q[i] = gep8(E, g->a, LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lda, ""),
+                                         LLVMBuildMul(E->b, c, i64c(E, 32), ""), ""));
+        d[i] = splat(E, d[i], P);
+    }
+    for (int j = 0; j < T->np; j++) {
+        LLVMValueRef panel = LLVMBuildAdd(E->b, T->p0, i64c(E, j), "");
+        LLVMValueRef rec = gep8(E, g->w,
+                                LLVMBuildAdd(E->b, LLVMBuildMul(E->b, panel, i64c(E, (int64_t)L->panel_bytes), ""),
+                                             LLVMBuildMul(E->b, c, i64c(E, rec_bytes), ""), ""));
+        LLVMValueRef s = NULL, coef = NULL, acc[4];
+        if (g->s->prefetch > 0) {
+            /* the record pf records ahead, every cache line of it */
+            for (int64_t off = 0; off < rec_bytes; off += 64) {
+                LLVMValueRef pf = gep8(E, rec, i64c(E, (int64_t)g->s->prefetch * rec_bytes + off));
+                LLVMValueRef args[4] = {pf, i32c(E, 0), i32c(E, 3), i32c(E, 1)};
+                LLVMTypeRef ov = E->ptr;
+                intrinsic(E, "llvm.prefetch", &ov, 1, args, 4);
+            }
+        }
+        if (L->scale != QKC_KF_NONE)
+            s = field_vec(g, x, rec, L->scale, L->scale_off);
+        if (pc->need_coef) {
+            coef = L->min != QKC_KF_NONE ? field_vec(g, x, rec, L->min, L->min_off)
+                                         : qkc_emit_float_like(E, x->pf32, 0.0);
+            if (x->mode == I8_DIRECT && L->zero != QKC_KF_NONE) {
+                LLVMValueRef cz = LLVMBuildFAdd(E->b, qkc_emit_float_like(E, x->pf32, (double)L->zero_const),
+                                                field_vec(g, x, rec, L->zero, L->zero_off), "");
+                coef = LLVMBuildFSub(E->b, coef, s ? LLVMBuildFMul(E->b, cz, s, "") : cz, "");
+            }
+        }
+        for (int i = 0; i < T->tm; i++)
+            acc[i] = init[i];
+        g->isa->int8_panel_dot(g, x, gep8(E, rec, i64c(E, (int64_t)P * L->code_off)), q, T->tm, acc);
+        for (int i = 0; i < T->tm; i++) {
+            LLVMValueRef f = load(E, x->pf32, T->acc[i][j], 64);
+            LLVMValueRef sd = s ? LLVMBuildFMul(E->b, s, d[i], "") : d[i];
+            f = fma_v(E, LLVMBuildSIToFP(E->b, acc[i], x->pf32, ""), sd, f);
+            if (pc->need_coef)
+                f = fma_v(E, coef, qsd[i], f);
+            LLVMBuildStore(E->b, f, T->acc[i][j]);
+        }
+    }
+}
+
+/* A tile of tm rows x np panels at (m0, p0): its records, then the
+ * epilogue column by column (in tiles of 8 columns, the epilogue's
+ * shape). Column n of panel p is lane n − pP; a column past n_end takes
+ * the value of n_end − 1 and stores it there again. */
+static void emit_ptile(cg *g, pctx *pc, LLVMValueRef m0, LLVMValueRef p0, int tm, int np)
+{
+    qkc_emit *E = &g->e;
+    i8ctx *x = g->x8;
+    int P = x->panel;
+    ptile T;
+    LLVMValueRef buf[4];
+    memset(&T, 0, sizeof T);
+    T.tm = tm, T.np = np, T.m0 = m0, T.p0 = p0;
+    pc->T = &T;
+    for (int i = 0; i < tm; i++)
+        for (int j = 0; j < np; j++) {
+            T.acc[i][j] = qkc_emit_alloca(E, x->pf32, 64);
+            LLVMBuildStore(E->b, LLVMConstNull(x->pf32), T.acc[i][j]);
+        }
+    for (int i = 0; i < tm; i++)
+        buf[i] = qkc_emit_alloca(E, x->pf32, 64);
+    qkc_lower_loop(g, i64c(E, 0), i64c(E, g->L->chunks_per_row), 1, record_body, pc);
+
+    for (int j = 0; j < np; j++) {
+        LLVMValueRef n0 = LLVMBuildMul(E->b, LLVMBuildAdd(E->b, p0, i64c(E, j), ""), i64c(E, P), "");
+        LLVMValueRef last = LLVMBuildSub(E->b, g->n_end, i64c(E, 1), "");
+        for (int i = 0; i < tm; i++)
+            LLVMBuildStore(E->b, load(E, x->pf32, T.acc[i][j], 64), buf[i]);
+        for (int s0 = 0; s0 < P; s0 += 8) {
+            tile t;
+            memset(&t, 0, sizeof t);
+            t.tm = tm, t.tn = P - s0 < 8 ? P - s0 : 8, t.m0 = m0;
+            t.n0 = LLVMBuildAdd(E->b, n0, i64c(E, s0), "");
+            for (int col = 0; col < t.tn; col++) {
+                LLVMValueRef n = LLVMBuildAdd(E->b, n0, i64c(E, s0 + col), "");
+                n = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, n, g->n_end, ""), n, last, "");
+                t.nrow[col] = n;
+                LLVMValueRef lane = LLVMBuildSub(E->b, n, n0, "");
+                for (int i = 0; i < tm; i++)
+                    t.sum[i][col] = load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, buf[i], &lane, 1, ""), 4);
+            }
+            qkc_lower_epilogue(g, &t, x->pf32);
+        }
+    }
+}
+
+typedef struct ploop {
+    pctx *pc;
+    LLVMValueRef p0;
+    int tm, np;
+} ploop;
+
+static void m_body(cg *g, void *ctx, LLVMValueRef m0)
+{
+    ploop *pl = ctx;
+    emit_ptile(g, pl->pc, m0, pl->p0, pl->tm, pl->np);
+}
+
+static void p_body(cg *g, void *ctx, LLVMValueRef p0)
+{
+    qkc_emit *E = &g->e;
+    ploop *outer = ctx, pl = *outer;
+    LLVMValueRef m0 = i64c(E, 0);
+    pl.p0 = p0;
+    pl.tm = g->s->tile_m < 4 ? g->s->tile_m : 4;
+    if (pl.tm > 1)
+        m0 = qkc_lower_loop(g, m0, g->m, pl.tm, m_body, &pl);
+    pl.tm = 1;
+    qkc_lower_loop(g, m0, g->m, 1, m_body, &pl);
+}
+
+void qkc_lower_panels(cg *g, i8ctx *x)
+{
+    qkc_emit *E = &g->e;
+    const qkc_klayout *L = g->L;
+    int P = x->panel;
+    pctx pc;
+    ploop pl;
+    /* the integer correction and the float one, as emit_step_int8 (lower.c) */
+    int cc_int = x->mode == I8_TABLE                               ? x->table_cc
+                 : x->mode == I8_DIRECT && L->zero == QKC_KF_NONE ? L->zero_const
+                                                                  : 0;
+    memset(&pc, 0, sizeof pc);
+    pc.int_cc = cc_int - x->off;
+    pc.need_coef = L->min != QKC_KF_NONE || (x->mode == I8_DIRECT && L->zero != QKC_KF_NONE);
+    pc.need_qsum = x->mode != I8_SIGNED && (pc.int_cc || pc.need_coef);
+    memset(&pl, 0, sizeof pl);
+    pl.pc = &pc;
+    pl.np = g->s->tile_n < 4 ? g->s->tile_n : 4;
+    LLVMValueRef pb = LLVMBuildSDiv(E->b, g->n_begin, i64c(E, P), "");
+    LLVMValueRef pe = LLVMBuildSDiv(E->b, LLVMBuildAdd(E->b, g->n_end, i64c(E, P - 1), ""), i64c(E, P), "");
+    LLVMValueRef next = qkc_lower_loop(g, pb, pe, pl.np, p_body, &pl);
+    if (pl.np > 1) {
+        pl.np = 1;
+        qkc_lower_loop(g, next, pe, 1, p_body, &pl);
+    }
+}
