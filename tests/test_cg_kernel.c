@@ -255,6 +255,62 @@ static void test_errors(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* Weight panels (ir/klayout.h) on the int8 path: every format that takes
+ * them, on every x86 level the machine runs, with N not a multiple of the
+ * panel (padding rows), M through the 4-row tiles and their rest, an
+ * epilogue with bias, activation and a 16-bit output, and 2 threads (each
+ * block of columns starts at a panel). The kernels must say they read
+ * panels. */
+static void test_int8_panels(void **state)
+{
+    static const char *const formats[] = {
+        "w=q4_0", "w=q4_1", "w=q5_0", "w=q5_1", "w=q8_0", "w=q4_k", "w=q5_k", "w=iq4_nl", "w=iq4_xs", "w=mxfp4",
+        "w=int4 group=32 scale=f16 zero=int", "w=gptq group=32", "w=awq group=64",
+        "w=uint4 group=64 scale=f16 zero=float", "w=int8 scale=f32", "w=int6 group=32 scale=f16",
+    };
+    static const int64_t ms[] = {1, 4, 7};
+    qkc_context *ctx;
+    qkc_context_options co = {.struct_size = sizeof co, .threads = 2};
+    const char *tg[2];
+    int ntg = targets(tg), failures = 0, ran = 0;
+    (void)state;
+    assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);
+    for (int t = 0; t < ntg; t++) {
+        if (strncmp(tg[t], "x86_64", 6)) {
+            print_message("skipped: panel kernels on %s (no panel layout there yet)\n", tg[t]);
+            continue;
+        }
+        for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
+            char text[256];
+            qkc_spec *spec;
+            qkc_kernel *kern;
+            qkc_kernel_info info;
+            qkc_compile_options opt = {sizeof opt, tg[t], NULL, 0};
+            outcome o;
+            snprintf(text, sizeof text, "matmul n=40 k=512 %s compute=int8", formats[f]);
+            if (!qkc_case_selected(text))
+                continue;
+            if (qkc_spec_parse(ctx, text, &spec) != QKC_OK)
+                fail_msg("%s: %s", text, qkc_context_last_error(ctx));
+            assert_int_equal(qkc_kernel_compile(ctx, spec, &opt, &kern), QKC_OK);
+            assert_int_equal(qkc_kernel_query(kern, &info), QKC_OK);
+            if (!strstr(info.layout, "panels of"))
+                fail_msg("%s on %s: the kernel reads %s, not panels", text, tg[t], info.layout);
+            qkc_kernel_destroy(kern);
+            qkc_spec_destroy(spec);
+            o = run_case_m(ctx, tg[t], formats[f], "compute=int8", ms, 3, 37, 288, 1);
+            ran += o.ran, failures += o.failed;
+            o = run_case_m(ctx, tg[t], formats[f], "compute=int8 bias=f32 act=silu out=bf16", ms, 3, 40, 256, 2);
+            ran += o.ran, failures += o.failed;
+            o = run_case(ctx, tg[t], formats[f], "compute=int8", 2, 1000, 256, 2);
+            ran += o.ran, failures += o.failed;
+        }
+    }
+    print_message("%d panel kernels compared with the reference\n", ran);
+    qkc_context_destroy(ctx);
+    assert_int_equal(failures, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_cache_hit),
         cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_every_format),
+        cmocka_unit_test(test_int8_panels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
