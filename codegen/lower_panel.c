@@ -127,10 +127,29 @@ static void record_body(cg *g, void *ctx, LLVMValueRef c)
     }
 }
 
+typedef struct ecol {
+    ptile *T;
+    LLVMValueRef *buf; /* per row: the tile's sums, np·P floats */
+    LLVMValueRef n0;   /* the tile's first column */
+} ecol;
+
+/* The epilogue of one column of a tile (a tile of tm x 1 outputs). */
+static void column_body(cg *g, void *ctx, LLVMValueRef col)
+{
+    qkc_emit *E = &g->e;
+    ecol *ec = ctx;
+    tile t;
+    memset(&t, 0, sizeof t);
+    t.tm = ec->T->tm, t.tn = 1, t.m0 = ec->T->m0;
+    t.n0 = t.nrow[0] = LLVMBuildAdd(E->b, ec->n0, col, "");
+    for (int i = 0; i < t.tm; i++)
+        t.sum[i][0] = load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, ec->buf[i], &col, 1, ""), 4);
+    qkc_lower_epilogue(g, &t, g->x8->pf32);
+}
+
 /* A tile of tm rows x np panels at (m0, p0): its records, then the
- * epilogue column by column (in tiles of 8 columns, the epilogue's
- * shape). Column n of panel p is lane n − pP; a column past n_end takes
- * the value of n_end − 1 and stores it there again. */
+ * epilogue in a loop over its columns before n_end (column n is lane
+ * n − p0·P of the tile's sums, laid out panel after panel). */
 static void emit_ptile(cg *g, pctx *pc, LLVMValueRef m0, LLVMValueRef p0, int tm, int np)
 {
     qkc_emit *E = &g->e;
@@ -147,29 +166,20 @@ static void emit_ptile(cg *g, pctx *pc, LLVMValueRef m0, LLVMValueRef p0, int tm
             LLVMBuildStore(E->b, LLVMConstNull(x->pf32), T.acc[i][j]);
         }
     for (int i = 0; i < tm; i++)
-        buf[i] = qkc_emit_alloca(E, x->pf32, 64);
+        buf[i] = qkc_emit_alloca(E, LLVMArrayType(E->f32, (unsigned)(np * P)), 64);
     qkc_lower_loop(g, i64c(E, 0), i64c(E, g->L->chunks_per_row), 1, record_body, pc);
 
-    for (int j = 0; j < np; j++) {
-        LLVMValueRef n0 = LLVMBuildMul(E->b, LLVMBuildAdd(E->b, p0, i64c(E, j), ""), i64c(E, P), "");
-        LLVMValueRef last = LLVMBuildSub(E->b, g->n_end, i64c(E, 1), "");
-        for (int i = 0; i < tm; i++)
-            LLVMBuildStore(E->b, load(E, x->pf32, T.acc[i][j], 64), buf[i]);
-        for (int s0 = 0; s0 < P; s0 += 8) {
-            tile t;
-            memset(&t, 0, sizeof t);
-            t.tm = tm, t.tn = P - s0 < 8 ? P - s0 : 8, t.m0 = m0;
-            t.n0 = LLVMBuildAdd(E->b, n0, i64c(E, s0), "");
-            for (int col = 0; col < t.tn; col++) {
-                LLVMValueRef n = LLVMBuildAdd(E->b, n0, i64c(E, s0 + col), "");
-                n = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, n, g->n_end, ""), n, last, "");
-                t.nrow[col] = n;
-                LLVMValueRef lane = LLVMBuildSub(E->b, n, n0, "");
-                for (int i = 0; i < tm; i++)
-                    t.sum[i][col] = load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, buf[i], &lane, 1, ""), 4);
-            }
-            qkc_lower_epilogue(g, &t, x->pf32);
-        }
+    for (int i = 0; i < tm; i++)
+        for (int j = 0; j < np; j++)
+            LLVMBuildStore(E->b, load(E, x->pf32, T.acc[i][j], 64), gep8(E, buf[i], i64c(E, (int64_t)j * P * 4)));
+    {
+        /* columns [p0·P, min(n_end, (p0 + np)·P)), one at a time */
+        LLVMValueRef n0 = LLVMBuildMul(E->b, p0, i64c(E, P), "");
+        LLVMValueRef cols = LLVMBuildSub(E->b, g->n_end, n0, "");
+        ecol ec = {&T, buf, n0};
+        cols = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, cols, i64c(E, (int64_t)np * P), ""), cols,
+                               i64c(E, (int64_t)np * P), "");
+        qkc_lower_loop(g, i64c(E, 0), cols, 1, column_body, &ec);
     }
 }
 
