@@ -82,7 +82,9 @@ static void record_body(cg *g, void *ctx, LLVMValueRef c)
             if (pc->need_coef)
                 qsd[i] = splat(E, LLVMBuildFMul(E->b, LLVMBuildSIToFP(E->b, qs[i], E->f32, ""), d[i], ""), P);
         }
-        init[i] = pc->int_cc ? splat(E, LLVMBuildMul(E->b, qs[i], i32c(E, -pc->int_cc), ""), P) : LLVMConstNull(x->pi32);
+        /* −cc·Σq as a vector: a broadcast load, a shift and a negation for cc = 2^j */
+        init[i] = pc->int_cc ? LLVMBuildMul(E->b, splat(E, qs[i], P), qkc_emit_int_like(E, x->pi32, -pc->int_cc), "")
+                             : LLVMConstNull(x->pi32);
         q[i] = gep8(E, g->a, LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lda, ""),
                                          LLVMBuildMul(E->b, c, i64c(E, 32), ""), ""));
         d[i] = splat(E, d[i], P);
