@@ -104,14 +104,18 @@ typedef struct qkc_isa {
      * (int8_mode not NONE) on target t — the int32 lanes of one vector —
      * or 0 for the row layout (NULL: never panels). */
     int (*int8_panel_rows)(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t);
-    /* One record of one panel against tm activation rows: acc[i] (<P x
-     * i32>) += Σ over the record's 32 elements of w·q, lane r for panel row
-     * r, where w is the code in the form of x->mode and q the int8
-     * activations of row i at q[i] (32 bytes). codes: the record's codes
-     * (klayout.h: groups of 4 elements per row). The codes are decoded
-     * once for all tm rows. */
-    void (*int8_panel_dot)(struct qkc_cg *g, struct qkc_i8 *x, LLVMValueRef codes, LLVMValueRef *q, int tm,
-                           LLVMValueRef *acc);
+    /* One record of V rows of a panel (V = x->pv, the vector's int32
+     * lanes) against tm activation rows: acc[i] (<V x i32>) += Σ over the
+     * record's 32 elements of w·q, lane r for row r, where w is the code in
+     * the form of x->mode and q the int8 activations of row i at q[i] (32
+     * bytes). codes: the rows' first group of 4 elements (klayout.h),
+     * the next groups `stride` bytes apart. The codes are decoded once for
+     * all tm rows. */
+    void (*int8_panel_dot)(struct qkc_cg *g, struct qkc_i8 *x, LLVMValueRef codes, int stride, LLVMValueRef *q,
+                           int tm, LLVMValueRef *acc);
+    /* Rows per weight panel for the factorised f32 path over affine codes
+     * (lower_panel.c), or 0 (NULL: never). */
+    int (*f32_panel_rows)(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t);
 
     /* ------------------------------------------------------------ GPU */
     /* A special register of the thread ("tid.x", "ntid.x", "ctaid.x"). */

@@ -249,11 +249,12 @@ static int x86_int8_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const
  *             cannot overflow (8 for 4-bit codes: 8·2·15·127 < 2^15),
  *             then one vpmaddwd;
  *   SIGNED    vpmaddubsw(|w|, q·sign(w)) and vpmaddwd per group. */
-static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef *q, int tm, LLVMValueRef *acc)
+static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVMValueRef *q, int tm,
+                               LLVMValueRef *acc)
 {
     qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
-    int P = x->panel, nb = 4 * P, wide = P == 16;
+    int P = x->pv, nb = 4 * P, wide = P == 16;
     LLVMValueRef w[8], wabs[8] = {0}, ones16;
     uint8_t bytes[64];
     if (L->code_bits == 4) {
@@ -262,13 +263,13 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef
         memset(bytes, 4, sizeof bytes);
         LLVMValueRef four = cbytes(E, bytes, nb);
         for (int j = 0; j < 4; j++) {
-            LLVMValueRef raw = load(E, x->pbytes, gep8(E, codes, i64c(E, j * nb)), 1);
+            LLVMValueRef raw = load(E, x->pbytes, gep8(E, codes, i64c(E, (int64_t)j * stride)), 1);
             w[j] = LLVMBuildAnd(E->b, raw, lo, "");
             w[4 + j] = LLVMBuildLShr(E->b, raw, four, "");
         }
     } else {
         for (int t = 0; t < 8; t++)
-            w[t] = load(E, x->pbytes, gep8(E, codes, i64c(E, t * nb)), 1);
+            w[t] = load(E, x->pbytes, gep8(E, codes, i64c(E, (int64_t)t * stride)), 1);
     }
     for (int t = 0; t < 8; t++) {
         if (L->decode == QKC_KDEC_TABLE) {
@@ -364,4 +365,5 @@ const qkc_isa qkc_isa_x86_64 = {
     .int8_sum = x86_int8_sum,
     .int8_panel_rows = x86_int8_panel_rows,
     .int8_panel_dot = x86_int8_panel_dot,
+    .f32_panel_rows = x86_int8_panel_rows,
 };

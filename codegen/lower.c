@@ -494,10 +494,14 @@ int qkc_lower_uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qk
 int qkc_lower_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
 {
     const qkc_isa *isa = qkc_isa_for(t);
-    if (!isa || !isa->int8_panel_rows || !qkc_klayout_panel_ok(L) || int8_mode(mm, L, t) == I8_NONE ||
-        mm->w.outliers == QKC_OUTLIERS_ACT)
+    if (!isa || !qkc_klayout_panel_ok(L) || mm->w.outliers == QKC_OUTLIERS_ACT)
         return 0;
-    return isa->int8_panel_rows(mm, L, t);
+    if (int8_mode(mm, L, t) != I8_NONE)
+        return isa->int8_panel_rows ? isa->int8_panel_rows(mm, L, t) : 0;
+    /* the factorised f32 path over affine codes (lower_panel.c) */
+    if (mm->compute == QKC_COMPUTE_F32 && L->decode == QKC_KDEC_AFFINE && isa->f32_panel_rows)
+        return isa->f32_panel_rows(mm, L, t);
+    return 0;
 }
 
 LLVMValueRef qkc_lower_step_codes(cg *g, i8ctx *x, LLVMValueRef *chunks, int present)
@@ -769,6 +773,14 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
             g.lora_ld = qkc_emit_kernel_arg(E, st, args, QKC_KARG_LORA_T_LD);
             g.lora_scale = qkc_emit_kernel_arg(E, st, args, QKC_KARG_LORA_SCALE);
         }
+        if (L->panel) {
+            /* panel kernels: int8 (x8.mode set below) or f32 (g.x8 NULL) */
+            x8.panel = L->panel;
+            x8.pv = s->vector_bits / 32 < L->panel ? s->vector_bits / 32 : L->panel;
+            x8.pbytes = LLVMVectorType(E->i8, (unsigned)(4 * x8.pv));
+            x8.pi32 = LLVMVectorType(E->i32, (unsigned)x8.pv);
+            x8.pf32 = LLVMVectorType(E->f32, (unsigned)x8.pv);
+        }
         x8.mode = int8_mode(mm, L, t);
         if (x8.mode != I8_NONE) {
             isa->int8_setup(&g, &x8);
@@ -779,13 +791,8 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
             x8.a_scales = qkc_emit_kernel_arg(E, st, args, QKC_KARG_A_SCALES);
             x8.a_scales_ld = qkc_emit_kernel_arg(E, st, args, QKC_KARG_A_SCALES_LD);
             g.x8 = &x8;
-            if (L->panel) {
-                x8.panel = L->panel;
-                x8.pbytes = LLVMVectorType(E->i8, (unsigned)(4 * L->panel));
-                x8.pi32 = LLVMVectorType(E->i32, (unsigned)L->panel);
-                x8.pf32 = LLVMVectorType(E->f32, (unsigned)L->panel);
+            if (L->panel)
                 x8.a_sums = qkc_emit_kernel_arg(E, st, args, QKC_KARG_A_SUMS);
-            }
             if (mm->w.outliers == QKC_OUTLIERS_ACT) {
                 g.o_cols = qkc_emit_kernel_arg(E, st, args, QKC_KARG_O_COLS);
                 g.o_vals = qkc_emit_kernel_arg(E, st, args, QKC_KARG_O_VALS);
@@ -796,10 +803,11 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
     set_layout(&g, L);
     if (L->decode == QKC_KDEC_LUT && L->tidx == QKC_KF_NONE)
         isa->table_load(&g, gep8(E, g.w, i64c(E, (int64_t)L->table_offset))); /* one table: loaded once */
-    if (L->panel && (x8.mode == I8_NONE || !x8.panel || !isa->int8_panel_dot)) {
+    if (L->panel && ((x8.mode != I8_NONE && !isa->int8_panel_dot) ||
+                     (x8.mode == I8_NONE && (mm->compute != QKC_COMPUTE_F32 || L->decode != QKC_KDEC_AFFINE)))) {
         LLVMDisposeBuilder(E->b);
         LLVMDisposeModule(E->mod);
-        return qkc_diag_set(diag, QKC_ERR_INTERNAL, "lower: a panel layout (%s) without the int8 path on %s",
+        return qkc_diag_set(diag, QKC_ERR_INTERNAL, "lower: no panel kernel for %s on %s",
                             L->description, t->name);
     }
     if (L->panel) {

@@ -69,9 +69,10 @@ struct qkc_i8 {
     int mmla;        /* aarch64 FEAT_I8MM: smmla / usmmla for 2x2 pairs of tiles with tm, tn >= 2 */
     LLVMTypeRef vbytes, vi32s, vfs; /* <32P x i8>, <8P x i32>, <8P x float> */
     LLVMValueRef a_scales, a_scales_ld;
-    /* panel kernels (lower_panel.c): P rows per panel, the block sums */
-    int panel;
-    LLVMTypeRef pbytes, pi32, pf32; /* <4P x i8>, <P x i32>, <P x float> */
+    /* panel kernels (lower_panel.c): P rows per panel, V lanes per vector
+     * (the schedule's; P a multiple of V), the block sums */
+    int panel, pv;
+    LLVMTypeRef pbytes, pi32, pf32; /* <4V x i8>, <V x i32>, <V x float> */
     LLVMValueRef a_sums;
 };
 

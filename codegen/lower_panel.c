@@ -1,14 +1,18 @@
 /*
- * Kernels over weight panels (ir/klayout.h) on the int8 path.
+ * Kernels over weight panels (ir/klayout.h): the int8 path, and the
+ * factorised f32 path over affine codes.
  *
  * A panel holds P weight rows interleaved record by record, P the int32
- * lanes of one vector, so lane r of every vector is weight row r of the
- * panel: the P scales of a record load as one vector, the ISA's dot
+ * lanes of the target's vectors, so lane r of a vector is weight row r of
+ * the panel: the P scales of a record load as one vector, the ISA's dot
  * product (isa.h int8_panel_dot) leaves row r's Σ w·q in lane r, and
- * nothing is reduced across lanes until the tile's end.
+ * nothing is reduced across lanes until the tile's end. A schedule with
+ * narrower vectors (V = vec/32 lanes, P a multiple of V) reads each panel
+ * as P/V units of V rows: unit h is rows hV .. hV+V−1, its fields at
+ * P·off + hV·size and its codes at h·4V in each group.
  *
  * Per record (32 elements of K) and tile of tm activation rows x np
- * panels, with s, mn, z the records' fields as <P x float>, d and Σq the
+ * panels, with s, mn, z the records' fields as <V x float>, d and Σq the
  * activation block's scale and code sum (the pre-pass computes both,
  * kernel_abi.h):
  *
@@ -33,15 +37,16 @@
 typedef struct ptile {
     int tm, np;
     LLVMValueRef m0, p0;    /* first activation row, first panel */
-    LLVMValueRef acc[4][4]; /* allocas of <P x float>: row i, panel j */
+    LLVMValueRef acc[4][8]; /* allocas of <V x float>: row i, unit u (panel u / H, unit u % H) */
+    LLVMTypeRef acc_ty;     /* <V x float> */
 } ptile;
 
-/* A field of the P rows of a record as <P x float> (rec: the record). */
-static LLVMValueRef field_vec(cg *g, i8ctx *x, LLVMValueRef rec, qkc_kfield kind, int off)
+/* A field of unit h (V rows) of a record as <V x float> (rec: the record). */
+static LLVMValueRef field_vec(cg *g, i8ctx *x, LLVMValueRef rec, qkc_kfield kind, int off, int h)
 {
     qkc_emit *E = &g->e;
-    unsigned P = (unsigned)x->panel;
-    LLVMValueRef p = gep8(E, rec, i64c(E, (int64_t)P * off));
+    unsigned P = (unsigned)x->pv;
+    LLVMValueRef p = gep8(E, rec, i64c(E, (int64_t)x->panel * off + (int64_t)h * x->pv * qkc_kfield_bytes(kind)));
     switch (kind) {
     case QKC_KF_F16:
         return LLVMBuildFPExt(E->b, LLVMBuildBitCast(E->b, load(E, LLVMVectorType(E->i16, P), p, 1),
@@ -58,8 +63,33 @@ static LLVMValueRef field_vec(cg *g, i8ctx *x, LLVMValueRef rec, qkc_kfield kind
 
 typedef struct pctx {
     ptile *T;
+    i8ctx *x; /* the panel's types; the int8 path's choices when x->mode is set */
     int int_cc, need_coef, need_qsum;
 } pctx;
+
+/* Record c of the panel of unit u of tile T (the unit's half in *h), with
+ * the schedule's prefetch of the whole record pf records ahead once per
+ * panel. */
+static LLVMValueRef unit_record(cg *g, i8ctx *x, ptile *T, LLVMValueRef c, int u, int *h)
+{
+    qkc_emit *E = &g->e;
+    const qkc_klayout *L = g->L;
+    int H = x->panel / x->pv;
+    int64_t rec_bytes = (int64_t)x->panel * L->chunk_bytes;
+    LLVMValueRef panel = LLVMBuildAdd(E->b, T->p0, i64c(E, u / H), "");
+    LLVMValueRef rec = gep8(E, g->w,
+                            LLVMBuildAdd(E->b, LLVMBuildMul(E->b, panel, i64c(E, (int64_t)L->panel_bytes), ""),
+                                         LLVMBuildMul(E->b, c, i64c(E, rec_bytes), ""), ""));
+    *h = u % H;
+    if (g->s->prefetch > 0 && *h == 0)
+        for (int64_t off = 0; off < rec_bytes; off += 64) {
+            LLVMValueRef pf = gep8(E, rec, i64c(E, (int64_t)g->s->prefetch * rec_bytes + off));
+            LLVMValueRef args[4] = {pf, i32c(E, 0), i32c(E, 3), i32c(E, 1)};
+            LLVMTypeRef ov = E->ptr;
+            intrinsic(E, "llvm.prefetch", &ov, 1, args, 4);
+        }
+    return rec;
+}
 
 /* One record c of a tile. */
 static void record_body(cg *g, void *ctx, LLVMValueRef c)
@@ -67,11 +97,10 @@ static void record_body(cg *g, void *ctx, LLVMValueRef c)
     qkc_emit *E = &g->e;
     pctx *pc = ctx;
     ptile *T = pc->T;
-    i8ctx *x = g->x8;
+    i8ctx *x = pc->x;
     const qkc_klayout *L = g->L;
-    int P = x->panel;
+    int V = x->pv, units = T->np * (x->panel / x->pv);
     LLVMValueRef q[4], d[4], qs[4] = {0}, qsd[4] = {0}, init[4];
-    int64_t rec_bytes = (int64_t)P * L->chunk_bytes;
 
     for (int i = 0; i < T->tm; i++) {
         LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, i), "");
@@ -80,44 +109,34 @@ static void record_body(cg *g, void *ctx, LLVMValueRef c)
         if (pc->need_qsum) {
             qs[i] = load(E, E->i32, LLVMBuildGEP2(E->b, E->i32, x->a_sums, &bi, 1, ""), 4);
             if (pc->need_coef)
-                qsd[i] = splat(E, LLVMBuildFMul(E->b, LLVMBuildSIToFP(E->b, qs[i], E->f32, ""), d[i], ""), P);
+                qsd[i] = splat(E, LLVMBuildFMul(E->b, LLVMBuildSIToFP(E->b, qs[i], E->f32, ""), d[i], ""), V);
         }
         /* −cc·Σq as a vector: a broadcast load, a shift and a negation for cc = 2^j */
-        init[i] = pc->int_cc ? LLVMBuildMul(E->b, splat(E, qs[i], P), qkc_emit_int_like(E, x->pi32, -pc->int_cc), "")
+        init[i] = pc->int_cc ? LLVMBuildMul(E->b, splat(E, qs[i], V), qkc_emit_int_like(E, x->pi32, -pc->int_cc), "")
                              : LLVMConstNull(x->pi32);
         q[i] = gep8(E, g->a, LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lda, ""),
                                          LLVMBuildMul(E->b, c, i64c(E, 32), ""), ""));
-        d[i] = splat(E, d[i], P);
+        d[i] = splat(E, d[i], V);
     }
-    for (int j = 0; j < T->np; j++) {
-        LLVMValueRef panel = LLVMBuildAdd(E->b, T->p0, i64c(E, j), "");
-        LLVMValueRef rec = gep8(E, g->w,
-                                LLVMBuildAdd(E->b, LLVMBuildMul(E->b, panel, i64c(E, (int64_t)L->panel_bytes), ""),
-                                             LLVMBuildMul(E->b, c, i64c(E, rec_bytes), ""), ""));
+    for (int j = 0; j < units; j++) {
+        int h;
+        LLVMValueRef rec = unit_record(g, x, T, c, j, &h);
         LLVMValueRef s = NULL, coef = NULL, acc[4];
-        if (g->s->prefetch > 0) {
-            /* the record pf records ahead, every cache line of it */
-            for (int64_t off = 0; off < rec_bytes; off += 64) {
-                LLVMValueRef pf = gep8(E, rec, i64c(E, (int64_t)g->s->prefetch * rec_bytes + off));
-                LLVMValueRef args[4] = {pf, i32c(E, 0), i32c(E, 3), i32c(E, 1)};
-                LLVMTypeRef ov = E->ptr;
-                intrinsic(E, "llvm.prefetch", &ov, 1, args, 4);
-            }
-        }
         if (L->scale != QKC_KF_NONE)
-            s = field_vec(g, x, rec, L->scale, L->scale_off);
+            s = field_vec(g, x, rec, L->scale, L->scale_off, h);
         if (pc->need_coef) {
-            coef = L->min != QKC_KF_NONE ? field_vec(g, x, rec, L->min, L->min_off)
+            coef = L->min != QKC_KF_NONE ? field_vec(g, x, rec, L->min, L->min_off, h)
                                          : qkc_emit_float_like(E, x->pf32, 0.0);
             if (x->mode == I8_DIRECT && L->zero != QKC_KF_NONE) {
                 LLVMValueRef cz = LLVMBuildFAdd(E->b, qkc_emit_float_like(E, x->pf32, (double)L->zero_const),
-                                                field_vec(g, x, rec, L->zero, L->zero_off), "");
+                                                field_vec(g, x, rec, L->zero, L->zero_off, h), "");
                 coef = LLVMBuildFSub(E->b, coef, s ? LLVMBuildFMul(E->b, cz, s, "") : cz, "");
             }
         }
         for (int i = 0; i < T->tm; i++)
             acc[i] = init[i];
-        g->isa->int8_panel_dot(g, x, gep8(E, rec, i64c(E, (int64_t)P * L->code_off)), q, T->tm, acc);
+        g->isa->int8_panel_dot(g, x, gep8(E, rec, i64c(E, (int64_t)x->panel * L->code_off + (int64_t)h * 4 * V)),
+                               4 * x->panel, q, T->tm, acc);
         for (int i = 0; i < T->tm; i++) {
             LLVMValueRef f = load(E, x->pf32, T->acc[i][j], 64);
             LLVMValueRef sd = s ? LLVMBuildFMul(E->b, s, d[i], "") : d[i];
@@ -127,6 +146,95 @@ static void record_body(cg *g, void *ctx, LLVMValueRef c)
             LLVMBuildStore(E->b, f, T->acc[i][j]);
         }
     }
+}
+
+
+/* f32 panels (compute=f32, AFFINE codes): record c of a tile, `valid` of
+ * its elements inside K. Per element k, one vector of the P rows' codes
+ * (a shift and a mask of the record's 4-byte groups), as floats (a
+ * conversion, or with a one-instruction table lookup the value code −
+ * zero_const itself), and one FMA per activation row with a[k] broadcast:
+ *     t = Σ a·v;   acc += t·s (− (zero_const + z)·s·Σa) (+ min·Σa)
+ * in up to 4 independent chains at M = 1. */
+static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
+{
+    qkc_emit *E = &g->e;
+    ptile *T = pc->T;
+    i8ctx *x = pc->x;
+    const qkc_klayout *L = g->L;
+    int V = x->pv, P = x->panel, chains = T->tm == 1 ? 4 : 1, units = T->np * (P / V);
+    int zc = g->affine_table ? 0 : L->zero_const; /* the table already subtracts it */
+    int need_asum = L->min != QKC_KF_NONE || zc || L->zero != QKC_KF_NONE;
+    LLVMValueRef arow[4], asum[4] = {0}, mask = NULL;
+
+    for (int i = 0; i < T->tm; i++) {
+        LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, i), "");
+        LLVMValueRef el = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lda, ""),
+                                       LLVMBuildMul(E->b, c, i64c(E, 32), ""), "");
+        arow[i] = LLVMBuildGEP2(E->b, E->f32, g->a, &el, 1, "");
+        if (need_asum) {
+            LLVMValueRef s = NULL;
+            for (int k = 0; k < valid; k++) {
+                LLVMValueRef idx = i64c(E, k);
+                LLVMValueRef v = load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, arow[i], &idx, 1, ""), 4);
+                s = s ? LLVMBuildFAdd(E->b, s, v, "") : v;
+            }
+            asum[i] = splat(E, s, V);
+        }
+    }
+    mask = qkc_emit_int_like(E, x->pi32, L->code_bits == 4 ? 15 : 255);
+    for (int j = 0; j < units; j++) {
+        int h, groups = L->code_bits == 4 ? 4 : 8;
+        LLVMValueRef rec = unit_record(g, x, T, c, j, &h);
+        LLVMValueRef codes = gep8(E, rec, i64c(E, (int64_t)P * L->code_off + (int64_t)h * 4 * V));
+        LLVMValueRef t[4][4] = {{0}}, s = NULL;
+        for (int grp = 0; grp < groups; grp++) {
+            LLVMValueRef raw = load(E, x->pi32, gep8(E, codes, i64c(E, (int64_t)grp * 4 * P)), 1);
+            for (int half = 0; half < (L->code_bits == 4 ? 2 : 1); half++)
+                for (int b = 0; b < 4; b++) {
+                    int k = half * 16 + 4 * grp + b, sh = 8 * b + 4 * half, ch = b % chains;
+                    LLVMValueRef v = raw, val;
+                    if (k >= valid)
+                        continue;
+                    if (sh)
+                        v = LLVMBuildLShr(E->b, v, qkc_emit_int_like(E, x->pi32, sh), "");
+                    /* a 16-entry table reads the index's low 4 bits only */
+                    if (sh + L->code_bits < 32 && !g->affine_table)
+                        v = LLVMBuildAnd(E->b, v, mask, "");
+                    val = g->affine_table ? g->isa->table_lookup(g, v) : LLVMBuildSIToFP(E->b, v, x->pf32, "");
+                    for (int i = 0; i < T->tm; i++) {
+                        LLVMValueRef idx = i64c(E, k);
+                        LLVMValueRef a = splat(E, load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, arow[i], &idx, 1, ""), 4), V);
+                        t[i][ch] = t[i][ch] ? fma_v(E, a, val, t[i][ch]) : LLVMBuildFMul(E->b, a, val, "");
+                    }
+                }
+        }
+        if (L->scale != QKC_KF_NONE)
+            s = field_vec(g, x, rec, L->scale, L->scale_off, h);
+        for (int i = 0; i < T->tm; i++) {
+            LLVMValueRef f = load(E, x->pf32, T->acc[i][j], 64), sum = NULL;
+            for (int ch = 0; ch < chains; ch++)
+                if (t[i][ch])
+                    sum = sum ? LLVMBuildFAdd(E->b, sum, t[i][ch], "") : t[i][ch];
+            if (!sum)
+                continue;
+            if (zc || L->zero != QKC_KF_NONE) {
+                LLVMValueRef negz = qkc_emit_float_like(E, x->pf32, -(double)zc);
+                if (L->zero != QKC_KF_NONE)
+                    negz = LLVMBuildFSub(E->b, negz, field_vec(g, x, rec, L->zero, L->zero_off, h), "");
+                sum = fma_v(E, asum[i], negz, sum);
+            }
+            f = s ? fma_v(E, sum, s, f) : LLVMBuildFAdd(E->b, f, sum, "");
+            if (L->min != QKC_KF_NONE)
+                f = fma_v(E, asum[i], field_vec(g, x, rec, L->min, L->min_off, h), f);
+            LLVMBuildStore(E->b, f, T->acc[i][j]);
+        }
+    }
+}
+
+static void record_body_f32(cg *g, void *ctx, LLVMValueRef c)
+{
+    record_f32(g, ctx, c, 32);
 }
 
 typedef struct ecol {
@@ -146,7 +254,7 @@ static void column_body(cg *g, void *ctx, LLVMValueRef col)
     t.n0 = t.nrow[0] = LLVMBuildAdd(E->b, ec->n0, col, "");
     for (int i = 0; i < t.tm; i++)
         t.sum[i][0] = load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, ec->buf[i], &col, 1, ""), 4);
-    qkc_lower_epilogue(g, &t, g->x8->pf32);
+    qkc_lower_epilogue(g, &t, ec->T->acc_ty);
 }
 
 /* A tile of tm rows x np panels at (m0, p0): its records, then the
@@ -155,25 +263,33 @@ static void column_body(cg *g, void *ctx, LLVMValueRef col)
 static void emit_ptile(cg *g, pctx *pc, LLVMValueRef m0, LLVMValueRef p0, int tm, int np)
 {
     qkc_emit *E = &g->e;
-    i8ctx *x = g->x8;
-    int P = x->panel;
+    i8ctx *x = pc->x;
+    int P = x->panel, V = x->pv, units = np * (P / V);
     ptile T;
     LLVMValueRef buf[4];
     memset(&T, 0, sizeof T);
     T.tm = tm, T.np = np, T.m0 = m0, T.p0 = p0;
+    T.acc_ty = x->pf32;
     pc->T = &T;
     for (int i = 0; i < tm; i++)
-        for (int j = 0; j < np; j++) {
+        for (int j = 0; j < units; j++) {
             T.acc[i][j] = qkc_emit_alloca(E, x->pf32, 64);
             LLVMBuildStore(E->b, LLVMConstNull(x->pf32), T.acc[i][j]);
         }
     for (int i = 0; i < tm; i++)
         buf[i] = qkc_emit_alloca(E, LLVMArrayType(E->f32, (unsigned)(np * P)), 64);
-    qkc_lower_loop(g, i64c(E, 0), i64c(E, g->L->chunks_per_row), 1, record_body, pc);
+    if (x->mode != I8_NONE) {
+        /* int8 activations are padded with zero codes past K */
+        qkc_lower_loop(g, i64c(E, 0), i64c(E, g->L->chunks_per_row), 1, record_body, pc);
+    } else {
+        qkc_lower_loop(g, i64c(E, 0), i64c(E, g->mm->k / 32), 1, record_body_f32, pc);
+        if (g->mm->k % 32)
+            record_f32(g, pc, i64c(E, g->mm->k / 32), (int)(g->mm->k % 32));
+    }
 
     for (int i = 0; i < tm; i++)
-        for (int j = 0; j < np; j++)
-            LLVMBuildStore(E->b, load(E, x->pf32, T.acc[i][j], 64), gep8(E, buf[i], i64c(E, (int64_t)j * P * 4)));
+        for (int j = 0; j < units; j++)
+            LLVMBuildStore(E->b, load(E, x->pf32, T.acc[i][j], 64), gep8(E, buf[i], i64c(E, (int64_t)j * V * 4)));
     {
         /* columns [p0·P, min(n_end, (p0 + np)·P)), one at a time */
         LLVMValueRef n0 = LLVMBuildMul(E->b, p0, i64c(E, P), "");
@@ -222,6 +338,7 @@ void qkc_lower_panels(cg *g, i8ctx *x)
                  : x->mode == I8_DIRECT && L->zero == QKC_KF_NONE ? L->zero_const
                                                                   : 0;
     memset(&pc, 0, sizeof pc);
+    pc.x = x;
     pc.int_cc = cc_int - x->off;
     pc.need_coef = L->min != QKC_KF_NONE || (x->mode == I8_DIRECT && L->zero != QKC_KF_NONE);
     pc.need_qsum = x->mode != I8_SIGNED && (pc.int_cc || pc.need_coef);

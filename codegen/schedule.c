@@ -13,10 +13,6 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
         return qkc_diag_set(diag, QKC_ERR_UNSUPPORTED, "target %s: no code generator for its architecture", t->name);
     if (!s->vector_bits)
         s->vector_bits = L && L->panel ? 32 * L->panel : t->vector_bits;
-    if (L && L->panel && s->vector_bits != 32 * L->panel)
-        return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
-                            "schedule vec=%d: the weights are in panels of %d rows, read with %d-bit vectors",
-                            s->vector_bits, L->panel, 32 * L->panel);
     if (!qkc_isa_vector_width_ok(isa, s->vector_bits))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule vec=%d: vector width is %s", s->vector_bits,
                             isa->vector_widths_text);
@@ -34,11 +30,7 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
         if (!s->tile_m)
             s->tile_m = mm->m == 1 ? 1 : s->vector_bits == 512 ? 4 : 2;
         if (!s->tile_n)
-            s->tile_n = 2;
-        if (s->tile_m > 4 || s->tile_n > 4)
-            return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
-                                "schedule tm=%d tn=%d: panel kernels take tile_m and tile_n (panels) up to 4",
-                                s->tile_m, s->tile_n);
+            s->tile_n = s->vector_bits / 32 < L->panel ? 1 : 2;
     }
     if (!s->tile_m)
         s->tile_m = (mm->m == 1) ? 1 : (s->vector_bits == 512 ? 4 : 2);
@@ -66,5 +58,17 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
                             s->prefetch);
     if (s->n_block < 1 || s->n_block > (1 << 20))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule nb=%d: n_block is 1 to 2^20", s->n_block);
+    if (L && L->panel) {
+        if (s->tile_m > 4 || s->tile_n > 4 || s->tile_n * (32 * L->panel / s->vector_bits) > 8)
+            return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
+                                "schedule tm=%d tn=%d: panel kernels take tile_m up to 4 and tile_n up to 4 panels "
+                                "(8 vectors of %d bits)",
+                                s->tile_m, s->tile_n, s->vector_bits);
+        if ((32 * L->panel) % s->vector_bits)
+            return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
+                                "schedule vec=%d: the weights are in panels of %d rows: vectors of %d bits or a "
+                                "divisor",
+                                s->vector_bits, L->panel, 32 * L->panel);
+    }
     return QKC_OK;
 }

@@ -201,7 +201,7 @@ static void test_tiered_switch_under_load(void **state)
     qkc_spec_info info;
     qkc_tune_options to = {.struct_size = sizeof to, .max_trials = 4};
     qkc_compile_options co = {sizeof co, NULL, NULL, M};
-    qkc_schedule sched[4] = {{1, 2, 1, 256, 0, 16}, {4, 4, 2, 512, 4, 32}, {2, 6, 4, 512, 8, 64}, {5, 3, 1, 256, 2, 96}};
+    qkc_schedule sched[4] = {{1, 2, 1, 256, 0, 16}, {4, 4, 2, 512, 4, 32}, {2, 4, 4, 512, 8, 64}, {4, 3, 1, 256, 2, 96}};
     float *w, *a, *ref;
     void *blob, *packed;
     size_t wbytes, pbytes;
