@@ -63,29 +63,30 @@ static void emit_row(const qkc_pack_job *job, uint8_t *dst)
 }
 
 
-/* Row r of the job's row buffers into its panel (klayout.h): the fields
- * at P·off + lane·size, codes in groups of 4 per row. The caller zeroed
- * the blob (rows past N stay zero). */
-static void emit_panel_row(const qkc_pack_job *job, uint8_t *blob, int64_t r)
+/* nrows (≤ P) rows of the row layout into one panel (klayout.h); rows
+ * past nrows are zero. Every byte of the panel is written. A row's fields
+ * move to P·off + r·size, and its codes in 4-byte groups: group g of row r
+ * is bytes 4g .. 4g+3 of the row's record codes (for 4-bit codes the row
+ * layout's byte i holds elements i and 16 + i, which is the panel's
+ * nibble order too). */
+static void rows_to_panel(const qkc_klayout *L, const uint8_t *rows, int64_t nrows, uint8_t *panel)
 {
-    const qkc_klayout *L = job->L;
-    int P = L->panel, lane = (int)(r % P);
-    uint8_t *panel = blob + (uint64_t)(r / P) * L->panel_bytes;
+    static const uint8_t zero[8];
+    const qkc_kfield kinds[3] = {L->scale, L->min, L->zero};
+    const int offs[3] = {L->scale_off, L->min_off, L->zero_off};
+    int P = L->panel, groups = L->chunk * L->code_bits / 8 / 4;
     for (int64_t c = 0; c < L->chunks_per_row; c++) {
-        uint8_t *rec = panel + (uint64_t)c * (uint64_t)P * (uint64_t)L->chunk_bytes, *codes = rec + P * L->code_off;
-        const uint32_t *cd = job->code + c * L->chunk;
-        put_field(rec + P * L->scale_off + lane * qkc_kfield_bytes(L->scale), L->scale, L->scale != QKC_KF_NONE ? job->scale[c] : 0);
-        put_field(rec + P * L->min_off + lane * qkc_kfield_bytes(L->min), L->min,
-                  L->min != QKC_KF_NONE ? job->min[c] : 0);
-        put_field(rec + P * L->zero_off + lane * qkc_kfield_bytes(L->zero), L->zero, L->zero != QKC_KF_NONE ? (uint32_t)job->zero[c] & 0xFFFFu : 0);
-        for (int i = 0; i < L->chunk; i++) {
-            if (L->code_bits == 4) {
-                int e = i % 16;
-                uint8_t *b = codes + (e / 4) * 4 * P + lane * 4 + e % 4;
-                *b = (uint8_t)(*b | (cd[i] & 15u) << (i >= 16 ? 4 : 0));
-            } else {
-                codes[(i / 4) * 4 * P + lane * 4 + i % 4] = (uint8_t)cd[i];
+        uint8_t *rec = panel + (uint64_t)c * (uint64_t)P * (uint64_t)L->chunk_bytes;
+        for (int r = 0; r < P; r++) {
+            const uint8_t *src = r < nrows ? rows + (uint64_t)r * L->row_bytes + (uint64_t)c * (uint64_t)L->chunk_bytes
+                                           : NULL;
+            for (int f = 0; f < 3; f++) {
+                int size = qkc_kfield_bytes(kinds[f]);
+                if (size)
+                    memcpy(rec + P * offs[f] + r * size, src ? src + offs[f] : zero, (size_t)size);
             }
+            for (int g = 0; g < groups; g++)
+                memcpy(rec + P * L->code_off + g * 4 * P + r * 4, src ? src + L->code_off + 4 * g : zero, 4);
         }
     }
 }
@@ -210,47 +211,27 @@ qkc_status qkc_pack_rows(qkc_pack_job *job, uint8_t *out, void (*read_row)(qkc_p
     job->tidx = qkc_calloc(job->ctx, chunks, sizeof *job->tidx);
     if (!job->code || !job->scale || !job->min || !job->zero || !job->tidx)
         return qkc_fail(job->ctx, QKC_ERR_NO_MEMORY, "pack: no memory for a row of k=%lld", (long long)job->k);
-    if (L->panel)
-        memset(out, 0, (size_t)L->total_bytes);
+    if (L->panel) {
+        /* P rows at a time in the row layout, then into their panel */
+        uint8_t *rows = qkc_alloc(job->ctx, (size_t)L->row_bytes * (size_t)L->panel);
+        if (!rows)
+            return qkc_fail(job->ctx, QKC_ERR_NO_MEMORY, "pack: no memory for a panel of k=%lld", (long long)job->k);
+        for (int64_t r0 = 0; r0 < job->n; r0 += L->panel) {
+            int64_t nrows = job->n - r0 < L->panel ? job->n - r0 : L->panel;
+            for (int64_t r = 0; r < nrows; r++) {
+                read_row(job, r0 + r);
+                emit_row(job, rows + (uint64_t)r * L->row_bytes);
+            }
+            rows_to_panel(L, rows, nrows, out + (uint64_t)(r0 / L->panel) * L->panel_bytes);
+        }
+        qkc_free(job->ctx, rows);
+        return QKC_OK;
+    }
     for (int64_t r = 0; r < job->n; r++) {
         read_row(job, r);
-        if (L->panel)
-            emit_panel_row(job, out, r);
-        else
-            emit_row(job, out + (uint64_t)r * L->row_bytes);
+        emit_row(job, out + (uint64_t)r * L->row_bytes);
     }
     return QKC_OK;
-}
-
-static uint32_t get_field(const uint8_t *p, qkc_kfield kind)
-{
-    switch (kind) {
-    case QKC_KF_F16:
-    case QKC_KF_I16: return qkc_rd16(p);
-    case QKC_KF_F32:
-    case QKC_KF_U32: return qkc_rd32(p);
-    case QKC_KF_E8M0: return p[0];
-    case QKC_KF_NONE: break;
-    }
-    return 0;
-}
-
-/* A source row whose records already are the row layout (in_place), read
- * back into the job's row buffers (for packing it into panels). */
-static void read_records(qkc_pack_job *job, int64_t r)
-{
-    const qkc_klayout *L = job->L;
-    const uint8_t *row = job->src + job->wl->offset[QKC_SECTION_DATA] + (uint64_t)r * L->row_bytes;
-    int half = L->chunk / 2;
-    for (int64_t c = 0; c < L->chunks_per_row; c++) {
-        const uint8_t *rec = row + (uint64_t)c * (uint64_t)L->chunk_bytes, *codes = rec + L->code_off;
-        uint32_t *cd = job->code + c * L->chunk;
-        job->scale[c] = get_field(rec + L->scale_off, L->scale);
-        job->min[c] = get_field(rec + L->min_off, L->min);
-        job->zero[c] = (int32_t)(int16_t)get_field(rec + L->zero_off, L->zero);
-        for (int i = 0; i < L->chunk; i++)
-            cd[i] = L->code_bits == 4 ? (i < half ? codes[i] & 15u : (uint32_t)codes[i - half] >> 4) : codes[i];
-    }
 }
 
 qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_klayout *L, const void *src,
@@ -324,9 +305,10 @@ qkc_status qkc_pack_weights(qkc_context *ctx, const qkc_spec *spec, const qkc_kl
         memcpy(out, job.src + spec->layout.offset[QKC_SECTION_DATA], (size_t)(L->row_bytes * (uint64_t)job.n));
     } else if (in_place_rows) {
         /* The source rows are records of the row layout: into panels. */
-        st = qkc_pack_rows(&job, out, read_records);
-        if (st != QKC_OK)
-            goto done;
+        const uint8_t *rows = job.src + spec->layout.offset[QKC_SECTION_DATA];
+        for (int64_t r0 = 0; r0 < job.n; r0 += L->panel)
+            rows_to_panel(L, rows + (uint64_t)r0 * L->row_bytes, job.n - r0 < L->panel ? job.n - r0 : L->panel,
+                          out + (uint64_t)(r0 / L->panel) * L->panel_bytes);
     } else if (!fam || !fam->pack) {
         st = qkc_fail(ctx, QKC_ERR_INTERNAL, "pack: no packer for %s", format_name(job.f));
         goto done;
