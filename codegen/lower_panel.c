@@ -172,7 +172,19 @@ static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
         LLVMValueRef el = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lda, ""),
                                        LLVMBuildMul(E->b, c, i64c(E, 32), ""), "");
         arow[i] = LLVMBuildGEP2(E->b, E->f32, g->a, &el, 1, "");
-        if (need_asum) {
+        if (need_asum && valid == 32) {
+            /* whole vectors, a tree of adds, one lane sum */
+            LLVMValueRef v[8];
+            int nv = 32 / V;
+            for (int u = 0; u < nv; u++) {
+                LLVMValueRef idx = i64c(E, (int64_t)u * V);
+                v[u] = load(E, x->pf32, LLVMBuildGEP2(E->b, E->f32, arow[i], &idx, 1, ""), 4);
+            }
+            for (int w = nv; w > 1; w /= 2)
+                for (int u = 0; u < w / 2; u++)
+                    v[u] = LLVMBuildFAdd(E->b, v[u], v[u + w / 2], "");
+            asum[i] = splat(E, g->isa->lane_sum(E, v[0]), V);
+        } else if (need_asum) {
             LLVMValueRef s = NULL;
             for (int k = 0; k < valid; k++) {
                 LLVMValueRef idx = i64c(E, k);
