@@ -255,94 +255,94 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, 
     qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     int P = x->pv, nb = 4 * P, wide = P == 16;
-    LLVMValueRef w[8], wabs[8] = {0}, ones16;
-    uint8_t bytes[64];
-    if (L->code_bits == 4) {
-        memset(bytes, 15, sizeof bytes);
-        LLVMValueRef lo = cbytes(E, bytes, nb);
-        memset(bytes, 4, sizeof bytes);
-        LLVMValueRef four = cbytes(E, bytes, nb);
-        for (int j = 0; j < 4; j++) {
-            LLVMValueRef raw = load(E, x->pbytes, gep8(E, codes, i64c(E, (int64_t)j * stride)), 1);
-            w[j] = LLVMBuildAnd(E->b, raw, lo, "");
-            w[4 + j] = LLVMBuildLShr(E->b, raw, four, "");
-        }
-    } else {
-        for (int t = 0; t < 8; t++)
-            w[t] = load(E, x->pbytes, gep8(E, codes, i64c(E, (int64_t)t * stride)), 1);
-    }
-    for (int t = 0; t < 8; t++) {
-        if (L->decode == QKC_KDEC_TABLE) {
-            /* vpshufb: the 16-byte table in every 128-bit lane */
-            for (int i = 0; i < nb; i++) {
-                int v = (int)L->table[i % 16];
-                bytes[i] = (uint8_t)(x->mode == I8_TABLE ? v + x->table_cc : v);
-            }
-            LLVMValueRef args[2] = {cbytes(E, bytes, nb), w[t]};
-            w[t] = intrinsic(E, wide ? "llvm.x86.avx512.pshuf.b.512" : "llvm.x86.avx2.pshuf.b", NULL, 0, args, 2);
-        } else if (x->mode == I8_SIGNED) {
-            memset(bytes, 0x80, sizeof bytes);
-            w[t] = LLVMBuildXor(E->b, w[t], cbytes(E, bytes, nb), ""); /* code − 128 as s8 */
-        }
-        if (x->mode == I8_SIGNED) {
-            LLVMTypeRef ty = x->pbytes;
-            LLVMValueRef args[2] = {w[t], LLVMConstInt(E->i1, 0, 0)};
-            wabs[t] = intrinsic(E, "llvm.abs", &ty, 1, args, 2);
-        }
-    }
+    /* groups in the order their bytes load: a 4-bit group's low nibbles
+     * (t < 4) next to its high ones (t + 4) */
+    static const int order4[8] = {0, 4, 1, 5, 2, 6, 3, 7}, order8[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    const int *order = L->code_bits == 4 ? order4 : order8;
+    const char *maddubs = wide ? "llvm.x86.avx512.pmaddubs.w.512" : "llvm.x86.avx2.pmadd.ub.sw";
+    const char *maddwd = wide ? "llvm.x86.avx512.pmaddw.d.512" : "llvm.x86.avx2.pmadd.wd";
+    int maxu = L->code_bits == 4 ? 15 : (1 << qkc_dtype_get(g->mm->w.dtype)->bits) - 1;
+    int steps = x->mode == I8_SIGNED ? 1 : 32767 / (2 * maxu * 127);
+    LLVMValueRef raw = NULL, ones16, chain[4][2], sum16[4] = {0};
+    uint8_t bytes[64], table[64];
     {
         LLVMValueRef o[32];
         for (int i = 0; i < 2 * P; i++)
             o[i] = LLVMConstInt(E->i16, 1, 0);
         ones16 = LLVMConstVector(o, (unsigned)(2 * P));
     }
-    for (int i = 0; i < tm; i++) {
-        LLVMValueRef qt[8];
-        for (int t = 0; t < 8; t++)
-            qt[t] = LLVMBuildBitCast(E->b, splat(E, load(E, E->i32, gep8(E, q[i], i64c(E, 4 * t)), 1), P), x->pbytes,
-                                     "");
-        if (x->vnni) {
-            LLVMValueRef chain[2] = {acc[i], LLVMConstNull(x->pi32)};
-            for (int t = 0; t < 8; t++) {
-                LLVMValueRef args[3] = {chain[t % 2], LLVMBuildBitCast(E->b, w[t], x->pi32, ""),
-                                        LLVMBuildBitCast(E->b, qt[t], x->pi32, "")};
-                chain[t % 2] = intrinsic(E, wide ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256",
-                                         NULL, 0, args, 3);
+    if (steps < 1)
+        steps = 1;
+    for (int i = 0; i < nb; i++) {
+        int v = (int)L->table[i % 16];
+        table[i] = (uint8_t)(x->mode == I8_TABLE ? v + x->table_cc : v);
+    }
+    for (int i = 0; i < tm; i++)
+        chain[i][0] = acc[i], chain[i][1] = LLVMConstNull(x->pi32);
+    /* group by group, every row: a group's operand dies after its rows */
+    for (int n = 0; n < 8; n++) {
+        int t = order[n];
+        LLVMValueRef w, wabs = NULL;
+        if (L->code_bits == 4) {
+            if (t < 4) {
+                raw = load(E, x->pbytes, gep8(E, codes, i64c(E, (int64_t)t * stride)), 1);
+                memset(bytes, 15, sizeof bytes);
+                w = LLVMBuildAnd(E->b, raw, cbytes(E, bytes, nb), "");
+            } else {
+                memset(bytes, 4, sizeof bytes);
+                w = LLVMBuildLShr(E->b, raw, cbytes(E, bytes, nb), "");
             }
-            acc[i] = LLVMBuildAdd(E->b, chain[0], chain[1], "");
-            continue;
+        } else {
+            w = load(E, x->pbytes, gep8(E, codes, i64c(E, (int64_t)t * stride)), 1);
         }
-        {
-            const char *maddubs = wide ? "llvm.x86.avx512.pmaddubs.w.512" : "llvm.x86.avx2.pmadd.ub.sw";
-            const char *maddwd = wide ? "llvm.x86.avx512.pmaddw.d.512" : "llvm.x86.avx2.pmadd.wd";
-            int maxu = L->code_bits == 4 ? 15 : (1 << qkc_dtype_get(g->mm->w.dtype)->bits) - 1;
-            int steps = x->mode == I8_SIGNED ? 1 : 32767 / (2 * maxu * 127);
-            LLVMValueRef sum16 = NULL;
-            if (steps < 1)
-                steps = 1;
-            for (int t = 0; t < 8; t++) {
-                LLVMValueRef u = w[t], s = qt[t], p16;
-                if (x->mode == I8_SIGNED) {
-                    u = wabs[t];
-                    if (wide) {
-                        LLVMValueRef neg = LLVMBuildICmp(E->b, LLVMIntSLT, w[t], LLVMConstNull(x->pbytes), "");
-                        s = LLVMBuildSelect(E->b, neg, LLVMBuildNeg(E->b, s, ""), s, "");
-                    } else {
-                        LLVMValueRef sargs[2] = {s, w[t]};
-                        s = intrinsic(E, "llvm.x86.avx2.psign.b", NULL, 0, sargs, 2);
-                    }
+        if (L->decode == QKC_KDEC_TABLE) {
+            /* vpshufb: the 16-byte table in every 128-bit lane */
+            LLVMValueRef args[2] = {cbytes(E, table, nb), w};
+            w = intrinsic(E, wide ? "llvm.x86.avx512.pshuf.b.512" : "llvm.x86.avx2.pshuf.b", NULL, 0, args, 2);
+        } else if (x->mode == I8_SIGNED) {
+            memset(bytes, 0x80, sizeof bytes);
+            w = LLVMBuildXor(E->b, w, cbytes(E, bytes, nb), ""); /* code − 128 as s8 */
+        }
+        if (x->mode == I8_SIGNED) {
+            LLVMTypeRef ty = x->pbytes;
+            LLVMValueRef args[2] = {w, LLVMConstInt(E->i1, 0, 0)};
+            wabs = intrinsic(E, "llvm.abs", &ty, 1, args, 2);
+        }
+        for (int i = 0; i < tm; i++) {
+            LLVMValueRef qt = LLVMBuildBitCast(
+                E->b, splat(E, load(E, E->i32, gep8(E, q[i], i64c(E, 4 * t)), 1), P), x->pbytes, "");
+            if (x->vnni) {
+                LLVMValueRef args[3] = {chain[i][n % 2], LLVMBuildBitCast(E->b, w, x->pi32, ""),
+                                        LLVMBuildBitCast(E->b, qt, x->pi32, "")};
+                chain[i][n % 2] = intrinsic(E, wide ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256",
+                                            NULL, 0, args, 3);
+                continue;
+            }
+            LLVMValueRef u = w, sq = qt, p16;
+            if (x->mode == I8_SIGNED) {
+                u = wabs;
+                if (wide) {
+                    LLVMValueRef neg = LLVMBuildICmp(E->b, LLVMIntSLT, w, LLVMConstNull(x->pbytes), "");
+                    sq = LLVMBuildSelect(E->b, neg, LLVMBuildNeg(E->b, sq, ""), sq, "");
+                } else {
+                    LLVMValueRef sargs[2] = {sq, w};
+                    sq = intrinsic(E, "llvm.x86.avx2.psign.b", NULL, 0, sargs, 2);
                 }
-                LLVMValueRef margs[2] = {u, s};
+            }
+            {
+                LLVMValueRef margs[2] = {u, sq};
                 p16 = intrinsic(E, maddubs, NULL, 0, margs, 2);
-                sum16 = sum16 ? LLVMBuildAdd(E->b, sum16, p16, "") : p16;
-                if ((t + 1) % steps == 0 || t == 7) {
-                    LLVMValueRef wargs[2] = {sum16, ones16};
-                    acc[i] = LLVMBuildAdd(E->b, acc[i], intrinsic(E, maddwd, NULL, 0, wargs, 2), "");
-                    sum16 = NULL;
-                }
+            }
+            sum16[i] = sum16[i] ? LLVMBuildAdd(E->b, sum16[i], p16, "") : p16;
+            if ((n + 1) % steps == 0 || n == 7) {
+                LLVMValueRef wargs[2] = {sum16[i], ones16};
+                chain[i][0] = LLVMBuildAdd(E->b, chain[i][0], intrinsic(E, maddwd, NULL, 0, wargs, 2), "");
+                sum16[i] = NULL;
             }
         }
     }
+    for (int i = 0; i < tm; i++)
+        acc[i] = x->vnni ? LLVMBuildAdd(E->b, chain[i][0], chain[i][1], "") : chain[i][0];
 }
 
 const qkc_isa qkc_isa_x86_64 = {

@@ -195,51 +195,63 @@ static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
         }
     }
     mask = qkc_emit_int_like(E, x->pi32, L->code_bits == 4 ? 15 : 255);
-    for (int j = 0; j < units; j++) {
-        int h, groups = L->code_bits == 4 ? 4 : 8;
-        LLVMValueRef rec = unit_record(g, x, T, c, j, &h);
-        LLVMValueRef codes = gep8(E, rec, i64c(E, (int64_t)P * L->code_off + (int64_t)h * 4 * V));
-        LLVMValueRef t[4][4] = {{0}}, s = NULL;
+    {
+        /* element by element across the tile's units, so that a[k] is
+         * loaded once and used at once (no broadcasts held in registers) */
+        int groups = L->code_bits == 4 ? 4 : 8, hs[8];
+        LLVMValueRef rec[8], codes[8], raw[8], t[4][8][4];
+        memset(t, 0, sizeof t);
+        for (int j = 0; j < units; j++) {
+            rec[j] = unit_record(g, x, T, c, j, &hs[j]);
+            codes[j] = gep8(E, rec[j], i64c(E, (int64_t)P * L->code_off + (int64_t)hs[j] * 4 * V));
+        }
         for (int grp = 0; grp < groups; grp++) {
-            LLVMValueRef raw = load(E, x->pi32, gep8(E, codes, i64c(E, (int64_t)grp * 4 * P)), 1);
+            for (int j = 0; j < units; j++)
+                raw[j] = load(E, x->pi32, gep8(E, codes[j], i64c(E, (int64_t)grp * 4 * P)), 1);
             for (int half = 0; half < (L->code_bits == 4 ? 2 : 1); half++)
                 for (int b = 0; b < 4; b++) {
                     int k = half * 16 + 4 * grp + b, sh = 8 * b + 4 * half, ch = b % chains;
-                    LLVMValueRef v = raw, val;
+                    LLVMValueRef a[4];
                     if (k >= valid)
                         continue;
-                    if (sh)
-                        v = LLVMBuildLShr(E->b, v, qkc_emit_int_like(E, x->pi32, sh), "");
-                    /* a 16-entry table reads the index's low 4 bits only */
-                    if (sh + L->code_bits < 32 && !g->affine_table)
-                        v = LLVMBuildAnd(E->b, v, mask, "");
-                    val = g->affine_table ? g->isa->table_lookup(g, v) : LLVMBuildSIToFP(E->b, v, x->pf32, "");
                     for (int i = 0; i < T->tm; i++) {
                         LLVMValueRef idx = i64c(E, k);
-                        LLVMValueRef a = splat(E, load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, arow[i], &idx, 1, ""), 4), V);
-                        t[i][ch] = t[i][ch] ? fma_v(E, a, val, t[i][ch]) : LLVMBuildFMul(E->b, a, val, "");
+                        a[i] = splat(E, load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, arow[i], &idx, 1, ""), 4), V);
+                    }
+                    for (int j = 0; j < units; j++) {
+                        LLVMValueRef v = raw[j], val;
+                        if (sh)
+                            v = LLVMBuildLShr(E->b, v, qkc_emit_int_like(E, x->pi32, sh), "");
+                        /* a 16-entry table reads the index's low 4 bits only */
+                        if (sh + L->code_bits < 32 && !g->affine_table)
+                            v = LLVMBuildAnd(E->b, v, mask, "");
+                        val = g->affine_table ? g->isa->table_lookup(g, v) : LLVMBuildSIToFP(E->b, v, x->pf32, "");
+                        for (int i = 0; i < T->tm; i++)
+                            t[i][j][ch] = t[i][j][ch] ? fma_v(E, a[i], val, t[i][j][ch]) : LLVMBuildFMul(E->b, a[i], val, "");
                     }
                 }
         }
-        if (L->scale != QKC_KF_NONE)
-            s = field_vec(g, x, rec, L->scale, L->scale_off, h);
-        for (int i = 0; i < T->tm; i++) {
-            LLVMValueRef f = load(E, x->pf32, T->acc[i][j], 64), sum = NULL;
-            for (int ch = 0; ch < chains; ch++)
-                if (t[i][ch])
-                    sum = sum ? LLVMBuildFAdd(E->b, sum, t[i][ch], "") : t[i][ch];
-            if (!sum)
-                continue;
-            if (zc || L->zero != QKC_KF_NONE) {
-                LLVMValueRef negz = qkc_emit_float_like(E, x->pf32, -(double)zc);
-                if (L->zero != QKC_KF_NONE)
-                    negz = LLVMBuildFSub(E->b, negz, field_vec(g, x, rec, L->zero, L->zero_off, h), "");
-                sum = fma_v(E, asum[i], negz, sum);
+        for (int j = 0; j < units; j++) {
+            int h = hs[j];
+            LLVMValueRef s = L->scale != QKC_KF_NONE ? field_vec(g, x, rec[j], L->scale, L->scale_off, h) : NULL;
+            for (int i = 0; i < T->tm; i++) {
+                LLVMValueRef f = load(E, x->pf32, T->acc[i][j], 64), sum = NULL;
+                for (int ch = 0; ch < chains; ch++)
+                    if (t[i][j][ch])
+                        sum = sum ? LLVMBuildFAdd(E->b, sum, t[i][j][ch], "") : t[i][j][ch];
+                if (!sum)
+                    continue;
+                if (zc || L->zero != QKC_KF_NONE) {
+                    LLVMValueRef negz = qkc_emit_float_like(E, x->pf32, -(double)zc);
+                    if (L->zero != QKC_KF_NONE)
+                        negz = LLVMBuildFSub(E->b, negz, field_vec(g, x, rec[j], L->zero, L->zero_off, h), "");
+                    sum = fma_v(E, asum[i], negz, sum);
+                }
+                f = s ? fma_v(E, sum, s, f) : LLVMBuildFAdd(E->b, f, sum, "");
+                if (L->min != QKC_KF_NONE)
+                    f = fma_v(E, asum[i], field_vec(g, x, rec[j], L->min, L->min_off, h), f);
+                LLVMBuildStore(E->b, f, T->acc[i][j]);
             }
-            f = s ? fma_v(E, sum, s, f) : LLVMBuildFAdd(E->b, f, sum, "");
-            if (L->min != QKC_KF_NONE)
-                f = fma_v(E, asum[i], field_vec(g, x, rec, L->min, L->min_off, h), f);
-            LLVMBuildStore(E->b, f, T->acc[i][j]);
         }
     }
 }

@@ -27,10 +27,12 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
         /* panel kernels: tile_n panels of P rows; a tile's int32 and f32
          * accumulators (2·tm·tn), its decoded codes and broadcast
          * activations share the register file */
+        /* 2 x 2 (32 zmm) and 2 x 1 (16 ymm) keep the record loop free of
+         * vector spills (tests/test_cg_asm.c) */
         if (!s->tile_m)
-            s->tile_m = mm->m == 1 ? 1 : s->vector_bits == 512 ? 4 : 2;
+            s->tile_m = mm->m == 1 ? 1 : 2;
         if (!s->tile_n)
-            s->tile_n = s->vector_bits / 32 < L->panel ? 1 : 2;
+            s->tile_n = s->vector_bits == 512 ? 2 : 1;
     }
     if (!s->tile_m)
         s->tile_m = (mm->m == 1) ? 1 : (s->vector_bits == 512 ? 4 : 2);

@@ -131,10 +131,71 @@ static void test_llvm_ir_is_vector_code(void **state)
     free(s);
 }
 
+/* The basic blocks of the assembly that contain `insn`: how many, and how
+ * many of their instructions move a vector register to or from the stack
+ * (%rsp), summed. */
+static int stack_refs_in_blocks_with(const char *asm_text, const char *insn, int *blocks)
+{
+    int refs = 0, block_refs = 0, hit = 0;
+    *blocks = 0;
+    for (const char *line = asm_text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[512];
+        if (len >= sizeof buf)
+            len = sizeof buf - 1;
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        if (buf[0] == '.' && strstr(buf, ":")) { /* a label: a new block */
+            refs += hit ? block_refs : 0;
+            *blocks += hit;
+            block_refs = hit = 0;
+        } else if (buf[0] == '\t' && buf[1] != '.') {
+            block_refs += strstr(buf, "rsp)") != NULL && strstr(buf, "mm"); /* a vector register */
+            hit |= strstr(buf, insn) != NULL;
+        }
+        line = end ? end + 1 : NULL;
+    }
+    if (hit) {
+        refs += block_refs;
+        (*blocks)++;
+    }
+    return refs;
+}
+
+/* Panel kernels (codegen/lower_panel.c) with the default schedule: the
+ * record loops — every block with the dot-product instruction — keep
+ * their accumulators, codes and activations in vector registers: no
+ * vector spills at 32 zmm (AVX-512 VNNI) or 16 ymm (AVX2). */
+static void test_panel_loops_do_not_spill(void **state)
+{
+    static const struct {
+        const char *target, *spec, *insn;
+    } cases[] = {
+        {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=q4_0 compute=int8", "vpdpbusd"},
+        {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=q8_0 compute=int8", "vpdpbusd"},
+        {"x86_64-avx2", "matmul n=4096 k=4096 w=q4_0 compute=int8", "vpmaddubsw"},
+        {"x86_64-avx2", "matmul n=4096 k=4096 w=q8_0 compute=int8", "vpmaddubsw"},
+        {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=q4_0 compute=f32", "vfmadd"},
+        {"x86_64-avx2", "matmul n=4096 k=4096 w=q4_0 compute=f32", "vfmadd"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *s = emit(cases[i].target, cases[i].spec, "asm");
+        int blocks, refs = stack_refs_in_blocks_with(s, cases[i].insn, &blocks);
+        if (!blocks)
+            fail_msg("%s on %s: no block with %s", cases[i].spec, cases[i].target, cases[i].insn);
+        if (refs)
+            fail_msg("%s on %s: %d vector stack references in the %d blocks with %s (spills)", cases[i].spec,
+                     cases[i].target, refs, blocks, cases[i].insn);
+        free(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vnni_int8_uses_vpdpbusd_zmm),   cmocka_unit_test(test_no_vnni_without_the_feature),
+        cmocka_unit_test(test_vnni_int8_uses_vpdpbusd_zmm), cmocka_unit_test(test_panel_loops_do_not_spill),   cmocka_unit_test(test_no_vnni_without_the_feature),
         cmocka_unit_test(test_avx2_has_no_zmm),               cmocka_unit_test(test_avx512_uses_zmm_fma_and_vpermps),
         cmocka_unit_test(test_llvm_ir_is_vector_code),
     };
