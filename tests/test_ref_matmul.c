@@ -51,11 +51,14 @@ static void teardown_spec(fixture *f)
 static void test_one_hot_every_format(void **state)
 {
     (void)state;
+    /* compute=f32 for the presets that default to int8: operands exact */
     static const char *const specs[] = {
-        "matmul n=19 k=256 w=q4_0",  "matmul n=19 k=256 w=q4_1",         "matmul n=19 k=256 w=q5_0",
-        "matmul n=19 k=256 w=q5_1",  "matmul n=19 k=256 w=q8_0",         "matmul n=19 k=256 w=q4_k",
-        "matmul n=19 k=256 w=q5_k",  "matmul n=19 k=256 w=q6_k",         "matmul n=19 k=256 w=iq4_nl",
-        "matmul n=19 k=256 w=mxfp4", "matmul n=19 k=256 w=mxfp8",        "matmul n=19 k=256 w=mxfp8:e5m2",
+        "matmul n=19 k=256 w=q4_0 compute=f32", "matmul n=19 k=256 w=q4_1 compute=f32",
+        "matmul n=19 k=256 w=q5_0 compute=f32", "matmul n=19 k=256 w=q5_1 compute=f32",
+        "matmul n=19 k=256 w=q8_0 compute=f32", "matmul n=19 k=256 w=q4_k compute=f32",
+        "matmul n=19 k=256 w=q5_k compute=f32", "matmul n=19 k=256 w=q6_k compute=f32",
+        "matmul n=19 k=256 w=iq4_nl compute=f32", "matmul n=19 k=256 w=mxfp4 compute=f32",
+        "matmul n=19 k=256 w=mxfp8", "matmul n=19 k=256 w=mxfp8:e5m2",
         "matmul n=19 k=256 w=nf4_bnb", "matmul n=19 k=256 w=nf4_bnb:dq", "matmul n=32 k=256 w=gptq group=64",
         "matmul n=32 k=256 w=gptq:3:actorder group=32", "matmul n=32 k=256 w=awq group=64",
         "matmul n=19 k=250 w=int4 group=32 scale=f16",  "matmul n=19 k=250 w=uint4 group=64 scale=bf16 zero=int",
