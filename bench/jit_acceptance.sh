@@ -7,10 +7,10 @@
 set -eu
 qkc=${1:-build/qkc}
 for shape in "n=4096 k=4096" "n=11008 k=4096"; do
-    for w in "w=q4_0" "w=q4_0 compute=int8" "w=q8_0" "w=q8_0 compute=int8"; do
+    for w in "w=q4_0 compute=f32" "w=q4_0 compute=int8" "w=q8_0 compute=f32" "w=q8_0 compute=int8"; do
         "$qkc" bench matmul $shape $w --m 1,8 --threads 1,2 --cold --json
     done
-    "$qkc" bench matmul $shape w=q4_0 --m 1 --threads 1 --json
+    "$qkc" bench matmul $shape w=q4_0 compute=f32 --m 1 --threads 1 --json
     "$qkc" bench matmul $shape w=q4_0 compute=int8 --m 1 --threads 1 --json
 done
 for w in "w=q4_0 compute=int8" "w=q8_0 compute=int8" "w=bf16" "w=f16" "w=f32"; do

@@ -19,8 +19,8 @@ typedef struct preset_row {
      .scale_dtype = QKC_DTYPE_##SD, .scale2_dtype = QKC_DTYPE_##S2, .super_group = SG, .zero = QKC_ZERO_##Z}
 
 static const preset_row preset_table[QKC_PRESET_END_] = {
-#define QKC_PRESET(NAME, ID, KW, GGML, BW, BB, FAM, EXP, ABOUT)                                   \
-    [QKC_PRESET_##NAME] = {{QKC_PRESET_##NAME, KW, GGML, BW, BB, (BW) == 0, QKC_FAMILY_##FAM, ABOUT}, EXPANSION EXP},
+#define QKC_PRESET(NAME, ID, KW, GGML, VDOT, BW, BB, FAM, EXP, ABOUT)                              \
+    [QKC_PRESET_##NAME] = {{QKC_PRESET_##NAME, KW, GGML, VDOT, BW, BB, (BW) == 0, QKC_FAMILY_##FAM, ABOUT}, EXPANSION EXP},
 #include "ir/presets.def"
 #undef QKC_PRESET
 };

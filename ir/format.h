@@ -131,12 +131,13 @@ typedef struct qkc_format {
 typedef struct qkc_preset_desc {
     qkc_preset preset;
     const char *keyword;
-    int ggml_type;       /* -1 if not a GGUF type */
-    int64_t block_elems; /* K must be a multiple of this (0: no rule) */
-    int64_t block_bytes; /* bytes per block for block-row layouts, else 0 */
-    int group_is_free;   /* the spec may choose group= (a preset without blocks) */
+    int ggml_type;            /* -1 if not a GGUF type */
+    const char *vec_dot_type; /* llama.cpp's activation type ("q8_0"); "" for none */
+    int64_t block_elems;      /* K must be a multiple of this (0: no rule) */
+    int64_t block_bytes;      /* bytes per block for block-row layouts, else 0 */
+    int group_is_free;        /* the spec may choose group= (a preset without blocks) */
     qkc_family family;
-    const char *about;   /* what `qkc formats` adds ("" for nothing) */
+    const char *about;        /* what `qkc formats` adds ("" for nothing) */
 } qkc_preset_desc;
 
 /* NULL for QKC_PRESET_NONE or an unknown value. */

@@ -337,7 +337,7 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
     memset(mm, 0, sizeof *mm);
     mm->a_dtype = QKC_DTYPE_F32;
     mm->out_dtype = QKC_DTYPE_F32;
-    mm->compute = QKC_COMPUTE_F32;
+    mm->compute = QKC_COMPUTE_F32; /* until the end: without compute=, qkc_default_compute */
 
     if (raw->value[QKC_KEY_M].s && (st = parse_int(&raw->value[QKC_KEY_M], "m", &mm->m, diag)))
         return st;
@@ -596,6 +596,10 @@ static qkc_status build(const raw_spec *raw, qkc_matmul *mm, qkc_diag *diag)
         return parse_fail(diag, QKC_ERR_INVALID_SPEC, v->line, v->col,
                           "w=mixed needs bits=BITSxROWS[,BITSxROWS...] (row blocks summing to n), e.g. bits=4x96,8x32");
     }
+    /* Without compute=, the default of the description as built: it
+     * depends on w= and a=, whichever order the keys came in. */
+    if (!raw->value[QKC_KEY_COMPUTE].s)
+        mm->compute = qkc_default_compute(mm);
     return QKC_OK;
 }
 

@@ -112,7 +112,7 @@ size_t qkc_matmul_print(const qkc_matmul *mm, char *buf, size_t size)
         put(&o, " rotate=hadamard:%d", (int)mm->rotate);
     if (mm->lora_rank)
         put(&o, " lora=%d:%s", (int)mm->lora_rank, qkc_dtype_keyword(mm->lora_dtype));
-    if (mm->compute != QKC_COMPUTE_F32)
+    if (mm->compute != qkc_default_compute(mm)) /* compute=f32 for w=q4_0: exact operands */
         put(&o, " compute=%s", qkc_compute_keyword(mm->compute));
     if (mm->ascale == QKC_ASCALE_STATIC || mm->ascale == QKC_ASCALE_STATIC_CHANNEL)
         put(&o, " ascale=%s", mm->ascale == QKC_ASCALE_STATIC ? "static" : "static:channel");

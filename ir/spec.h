@@ -21,6 +21,11 @@
  *           d·q in place of x. Weights enter exactly.
  *   Accumulation: the reference sums in double; kernels in f32 (or int32
  *   for int8 dot products); the tolerance table bounds the difference.
+ * - Default compute type (qkc_default_compute), for a text that names no
+ *   compute=: int8 for the presets whose llama.cpp CPU kernel quantizes
+ *   the activations itself (presets.def's vec_dot_type: the ggml types)
+ *   wherever compute=int8 is accepted, else f32. So w=q4_0 computes as
+ *   llama.cpp does, and compute=f32 asks for exact operands.
  * - Rotation (rotate=hadamard:B, QuaRot/HIGGS style): each row of A is
  *   multiplied, before any compute-type rounding or int8 quantization, by
  *   R = blockdiag(H_B) / sqrt(B) along K, where H_B is the Sylvester
@@ -149,6 +154,14 @@ qkc_status qkc_matmul_parse(const char *text, qkc_matmul *out, qkc_spec_position
 /* Check every rule on a description (whether parsed or built in code).
  * On failure *bad_key (may be NULL) names the key the rule is about. */
 qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_key);
+
+/* The compute type of a description whose text names no compute= (the
+ * parser sets it; the printer omits compute= when it is this): int8 when
+ * w= is a preset with a vec_dot_type (presets.def) and compute=int8 passes
+ * the verifier's compute rules for mm's activations and weights, f32
+ * otherwise (generic formats such as w=int4 group=32 included). Reads
+ * every field but mm->compute, so the answer does not depend on it. */
+qkc_compute qkc_default_compute(const qkc_matmul *mm);
 
 /* Canonical one-line text. snprintf semantics: returns the full length and
  * writes at most size bytes including the NUL. */

@@ -18,6 +18,26 @@ static int is_io_float(qkc_dtype d)
     return d == QKC_DTYPE_F32 || d == QKC_DTYPE_F16 || d == QKC_DTYPE_BF16;
 }
 
+/* compute=int8 multiplies integer weight codes: integer dtypes (and the
+ * presets built on them), iq4nl (integer table entries) and fp4 (E2M1
+ * values are integers after doubling). */
+static int int8_weights(const qkc_format *w)
+{
+    const qkc_dtype_desc *wd = qkc_dtype_get(w->dtype);
+    return wd && (wd->kind == QKC_KIND_INT || w->dtype == QKC_DTYPE_IQ4NL || w->dtype == QKC_DTYPE_FP4);
+}
+
+qkc_compute qkc_default_compute(const qkc_matmul *mm)
+{
+    const qkc_preset_desc *pd = qkc_preset_get(mm->w.preset);
+    /* The verifier's compute=int8 rules: activations it reads (every
+     * activation dtype) and integer weight codes. The rules that need
+     * compute=int8 (ascale=static, outliers=act) only favour it. */
+    if (pd && pd->vec_dot_type[0] && is_io_float(mm->a_dtype) && int8_weights(&mm->w))
+        return QKC_COMPUTE_INT8;
+    return QKC_COMPUTE_F32;
+}
+
 static const char *gran_text(const qkc_format *f, char *buf, size_t n)
 {
     switch (f->granularity) {
@@ -169,8 +189,7 @@ qkc_status qkc_matmul_verify(const qkc_matmul *mm, qkc_diag *diag, qkc_key *bad_
 
     /* Compute type against the weights. */
     if (mm->compute == QKC_COMPUTE_INT8) {
-        int ok = wd->kind == QKC_KIND_INT || mm->w.dtype == QKC_DTYPE_IQ4NL || mm->w.dtype == QKC_DTYPE_FP4;
-        if (!ok)
+        if (!int8_weights(&mm->w))
             FAIL(QKC_KEY_COMPUTE, QKC_ERR_INVALID_SPEC,
                  "compute=int8 multiplies integer weight codes; %s weights are not integers (use compute=f32, bf16 or f16)",
                  wd->keyword);

@@ -83,7 +83,7 @@ for p in q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl iq4_xs mxfp4 mxfp8 nf4_b
     mxfp8 | nf4_bnb) c2=" compute=bf16" ;;
     *) c2=" compute=int8" ;;
     esac
-    for c in "" "$c2"; do
+    for c in " compute=f32" "$c2"; do
         echo "matmul n=$n1 k=$g w=$p$c"
         echo "matmul n=$n2 k=$((3 * g)) w=$p$c"
     done

@@ -101,7 +101,8 @@ static void test_spec_print_and_query(void **state)
     assert_int_equal(qkc_spec_print(spec, small, sizeof small, NULL), QKC_ERR_BUFFER_TOO_SMALL);
     assert_int_equal(qkc_spec_print(spec, big, sizeof big, NULL), QKC_OK);
     assert_int_equal(strlen(big), needed);
-    assert_string_equal(big, "matmul m=8 n=256 k=512 a=bf16 w=q4_k bias=f32 act=gelu out=f16");
+    /* w=q4_k computes in int8 by default: an explicit compute=f32 stays */
+    assert_string_equal(big, "matmul m=8 n=256 k=512 a=bf16 w=q4_k compute=f32 bias=f32 act=gelu out=f16");
     assert_int_equal(qkc_spec_query(spec, &info), QKC_OK);
     assert_int_equal(info.m, 8);
     assert_int_equal(info.n, 256);
@@ -116,6 +117,14 @@ static void test_spec_print_and_query(void **state)
     assert_true(info.bits_per_weight == 4.5);
     assert_int_equal(qkc_weights_bytes(ctx, spec, &bytes), QKC_OK);
     assert_int_equal(bytes, info.weight_bytes);
+    qkc_spec_destroy(spec);
+    /* without compute=, the preset's default: int8, and not printed */
+    assert_int_equal(qkc_spec_parse(ctx, "matmul m=8 n=256 k=512 a=bf16 w=q4_k bias=f32 act=gelu out=f16", &spec),
+                     QKC_OK);
+    assert_int_equal(qkc_spec_query(spec, &info), QKC_OK);
+    assert_string_equal(info.compute_type, "int8");
+    assert_int_equal(qkc_spec_print(spec, big, sizeof big, NULL), QKC_OK);
+    assert_string_equal(big, "matmul m=8 n=256 k=512 a=bf16 w=q4_k bias=f32 act=gelu out=f16");
     qkc_spec_destroy(spec);
     qkc_context_destroy(ctx);
 }

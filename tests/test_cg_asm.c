@@ -89,11 +89,11 @@ static void test_avx2_has_no_zmm(void **state)
 {
     (void)state;
     static const char *const specs[] = {
-        "matmul n=4096 k=4096 w=q4_0",
+        "matmul n=4096 k=4096 w=q4_0 compute=f32",
         "matmul n=4096 k=4096 w=q4_k compute=int8",
         "matmul n=300 k=250 w=nf4 group=64 bias=f32 act=gelu out=bf16",
         "matmul n=300 k=256 w=fp8e4m3 compute=bf16",
-        "matmul n=300 k=256 w=mxfp4",
+        "matmul n=300 k=256 w=mxfp4 compute=f32",
         "matmul n=300 k=256 a=f16 w=bf16 compute=f16 out=f16",
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
@@ -109,7 +109,7 @@ static void test_avx2_has_no_zmm(void **state)
 static void test_avx512_uses_zmm_fma_and_vpermps(void **state)
 {
     (void)state;
-    char *s = emit("x86_64-avx512", "matmul n=4096 k=4096 w=q4_0", "asm");
+    char *s = emit("x86_64-avx512", "matmul n=4096 k=4096 w=q4_0 compute=f32", "asm");
     assert_true(has_insn(s, "vfmadd", "zmm"));
     free(s);
     s = emit("x86_64-avx512", "matmul n=4096 k=4096 w=nf4_bnb", "asm");
@@ -125,7 +125,7 @@ static void test_avx512_uses_zmm_fma_and_vpermps(void **state)
 static void test_llvm_ir_is_vector_code(void **state)
 {
     (void)state;
-    char *s = emit("x86_64-avx512", "matmul n=64 k=256 w=q4_0", "llvm");
+    char *s = emit("x86_64-avx512", "matmul n=64 k=256 w=q4_0 compute=f32", "llvm");
     assert_non_null(strstr(s, "<16 x float>"));
     assert_non_null(strstr(s, "llvm.fma.v16f32"));
     free(s);

@@ -158,7 +158,7 @@ static void test_tbl_for_codebooks(void **state)
         "matmul n=4096 k=4096 w=nf4_bnb",
         "matmul n=300 k=256 w=nf4 group=64 bias=f32 act=gelu out=bf16",
         "matmul n=4096 k=4096 w=fp4 group=32",
-        "matmul n=4096 k=4096 w=iq4_nl",
+        "matmul n=4096 k=4096 w=iq4_nl compute=f32",
         "matmul n=4096 k=4096 w=iq4_nl compute=int8",
         "matmul n=4096 k=4096 w=mxfp4 compute=int8",
     };
@@ -174,12 +174,12 @@ static void test_tbl_for_codebooks(void **state)
 static void test_float_path_is_128_bit_vector_code(void **state)
 {
     (void)state;
-    char *s = emit("aarch64-neon", "matmul n=64 k=256 w=q4_0", "llvm");
+    char *s = emit("aarch64-neon", "matmul n=64 k=256 w=q4_0 compute=f32", "llvm");
     assert_non_null(strstr(s, "llvm.fma.v4f32"));
     assert_null(strstr(s, "<8 x float>"));
     assert_null(strstr(s, "llvm.x86"));
     free(s);
-    s = emit("aarch64-neon", "matmul n=64 k=256 w=q4_0", "asm");
+    s = emit("aarch64-neon", "matmul n=64 k=256 w=q4_0 compute=f32", "asm");
     assert_true(has_insn(s, "fmla") || has_insn(s, "fmul"));
     assert_null(strstr(s, "z0.")); /* no SVE */
     free(s);

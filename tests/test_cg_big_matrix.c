@@ -1,7 +1,8 @@
 /*
  * A weight matrix past every 32-bit boundary: q4_0 with N = 65536 and
  * K = 65600, so N·K = 4 299 161 600 weights (> 2^32) in a blob of
- * 2 418 278 400 bytes (> 2^31). The JIT kernel runs over all of it; the
+ * 2 418 278 400 bytes (> 2^31). The JIT kernels of both compute types
+ * (the default int8 and compute=f32) run over all of it; the
  * reference checks sampled output columns, among them the columns where
  * the element index crosses 2^31 and 2^32 and the byte offset crosses
  * 2^31, and the last rows. The reference runs on a one-column spec with
@@ -59,6 +60,12 @@ static double mem_available(void)
     return kb < 0 ? -1 : kb * 1024;
 }
 
+/* Both compute types q4_0 runs: the default (int8, as llama.cpp) and
+ * compute=f32. Their kernels read the same packed layout (it depends on
+ * the format only), so the weights are packed once. */
+static const char *const computes[] = {"", " compute=f32"};
+enum { NCOMPUTE = sizeof computes / sizeof computes[0] };
+
 static void test_big_q4_0(void **state)
 {
     (void)state;
@@ -66,12 +73,12 @@ static void test_big_q4_0(void **state)
     const uint64_t row_bytes = (uint64_t)k / BLOCK * BLOCK_BYTES;
     qkc_context *ctx;
     qkc_context_options co = {.struct_size = sizeof co};
-    qkc_spec *spec, *spec1;
-    qkc_kernel *kern;
+    qkc_spec *spec[NCOMPUTE], *spec1;
+    qkc_kernel *kern[NCOMPUTE];
     qkc_spec_info info;
-    size_t wbytes, pbytes;
+    size_t wbytes, pbytes = 0;
     uint8_t *blob, *packed, *rows;
-    float *a, *c, *w1;
+    float *a, *c[NCOMPUTE], *w1;
     char text[128];
     int64_t cols[96];
     int ncols = 0, bad = 0;
@@ -89,12 +96,15 @@ static void test_big_q4_0(void **state)
         }
     }
     assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);
-    snprintf(text, sizeof text, "matmul n=%d k=%lld w=q4_0", N, (long long)k);
-    assert_int_equal(qkc_spec_parse(ctx, text, &spec), QKC_OK);
-    qkc_spec_query(spec, &info);
+    for (int v = 0; v < NCOMPUTE; v++) {
+        snprintf(text, sizeof text, "matmul n=%d k=%lld w=q4_0%s", N, (long long)k, computes[v]);
+        assert_int_equal(qkc_spec_parse(ctx, text, &spec[v]), QKC_OK);
+    }
+    qkc_spec_query(spec[0], &info);
     wbytes = info.weight_bytes;
     assert_true((uint64_t)wbytes == row_bytes * N);
-    print_message("%s: %.3g weights, %zu bytes of q4_0\n", text, (double)N * (double)k, wbytes);
+    print_message("matmul n=%d k=%lld w=q4_0, default compute and compute=f32: %.3g weights, %zu bytes\n", N,
+                  (long long)k, (double)N * (double)k, wbytes);
 
     /* The blob, written directly: an f16 scale per block from a small set,
      * then 16 bytes of random nibbles. */
@@ -133,53 +143,67 @@ static void test_big_q4_0(void **state)
     for (int i = 0; i < ncols; i++)
         memcpy(rows + (uint64_t)i * row_bytes, blob + (uint64_t)cols[i] * row_bytes, row_bytes);
 
-    assert_int_equal(qkc_kernel_compile(ctx, spec, NULL, &kern), QKC_OK);
-    qkc_kernel_packed_bytes(kern, &pbytes);
+    for (int v = 0; v < NCOMPUTE; v++) {
+        size_t bytes;
+        assert_int_equal(qkc_kernel_compile(ctx, spec[v], NULL, &kern[v]), QKC_OK);
+        qkc_kernel_packed_bytes(kern[v], &bytes);
+        if (v == 0)
+            pbytes = bytes;
+        assert_true(bytes == pbytes);
+    }
     packed = malloc(pbytes);
     assert_non_null(packed);
-    assert_int_equal(qkc_weights_pack(ctx, kern, blob, wbytes, packed, pbytes), QKC_OK);
+    assert_int_equal(qkc_weights_pack(ctx, kern[0], blob, wbytes, packed, pbytes), QKC_OK);
     free(blob);
     t_pack = now_s();
 
     a = malloc((size_t)(M * k) * sizeof *a);
-    c = malloc((size_t)M * N * sizeof *c);
-    assert_true(a && c);
+    assert_non_null(a);
     for (int64_t i = 0; i < M * k; i++)
         a[i] = qkc_rng_normal(&r);
-    {
-        qkc_matmul_args args = {a, k, packed, pbytes, NULL, c, N, M};
-        assert_int_equal(qkc_kernel_run(ctx, kern, &args, NULL), QKC_OK);
+    for (int v = 0; v < NCOMPUTE; v++) {
+        c[v] = malloc((size_t)M * N * sizeof *c[v]);
+        assert_non_null(c[v]);
+        qkc_matmul_args args = {a, k, packed, pbytes, NULL, c[v], N, M};
+        assert_int_equal(qkc_kernel_run(ctx, kern[v], &args, NULL), QKC_OK);
     }
     t_run = now_s();
 
     /* The reference, one sampled column at a time. */
-    snprintf(text, sizeof text, "matmul n=1 k=%lld w=q4_0", (long long)k);
-    assert_int_equal(qkc_spec_parse(ctx, text, &spec1), QKC_OK);
     w1 = malloc((size_t)k * sizeof *w1);
     assert_non_null(w1);
-    for (int i = 0; i < ncols; i++) {
-        float cr[M];
-        qkc_matmul_args ar = {a, k, rows + (uint64_t)i * row_bytes, (size_t)row_bytes, NULL, cr, 1, M};
-        assert_int_equal(qkc_reference_matmul(ctx, spec1, &ar), QKC_OK);
-        assert_int_equal(qkc_dequantize(ctx, spec1, rows + (uint64_t)i * row_bytes, (size_t)row_bytes, w1, k), QKC_OK);
-        for (int m = 0; m < M; m++) {
-            double cond = 0, got = c[(int64_t)m * N + cols[i]], want = cr[m], bound;
-            for (int64_t t = 0; t < k; t++)
-                cond += fabs((double)a[m * k + t] * (double)w1[t]);
-            bound = 8.0 * sqrt((double)k) * 0x1p-24 * cond;
-            if (!(fabs(got - want) <= bound)) {
-                print_error("column %lld row %d: kernel %.9g, reference %.9g, |diff| %.3g exceeds %.3g\n",
-                            (long long)cols[i], m, got, want, fabs(got - want), bound);
-                bad++;
+    for (int v = 0; v < NCOMPUTE; v++) {
+        snprintf(text, sizeof text, "matmul n=1 k=%lld w=q4_0%s", (long long)k, computes[v]);
+        assert_int_equal(qkc_spec_parse(ctx, text, &spec1), QKC_OK);
+        for (int i = 0; i < ncols; i++) {
+            float cr[M];
+            qkc_matmul_args ar = {a, k, rows + (uint64_t)i * row_bytes, (size_t)row_bytes, NULL, cr, 1, M};
+            assert_int_equal(qkc_reference_matmul(ctx, spec1, &ar), QKC_OK);
+            assert_int_equal(qkc_dequantize(ctx, spec1, rows + (uint64_t)i * row_bytes, (size_t)row_bytes, w1, k),
+                             QKC_OK);
+            for (int m = 0; m < M; m++) {
+                double cond = 0, got = c[v][(int64_t)m * N + cols[i]], want = cr[m], bound;
+                for (int64_t t = 0; t < k; t++)
+                    cond += fabs((double)a[m * k + t] * (double)w1[t]);
+                bound = 8.0 * sqrt((double)k) * 0x1p-24 * cond;
+                if (!(fabs(got - want) <= bound)) {
+                    print_error("%s: column %lld row %d: kernel %.9g, reference %.9g, |diff| %.3g exceeds %.3g\n",
+                                text, (long long)cols[i], m, got, want, fabs(got - want), bound);
+                    bad++;
+                }
             }
         }
+        qkc_spec_destroy(spec1);
     }
-    print_message("%d columns checked; fill %.1f s, compile + pack %.1f s, run %.2f s, reference %.1f s\n", ncols,
-                  t_fill - t0, t_pack - t_fill, t_run - t_pack, now_s() - t_run);
-    free(w1), free(rows), free(packed), free(a), free(c);
-    qkc_spec_destroy(spec1);
-    qkc_kernel_destroy(kern);
-    qkc_spec_destroy(spec);
+    print_message("%d columns checked for %d compute types; fill %.1f s, compile + pack %.1f s, run %.2f s, "
+                  "reference %.1f s\n",
+                  ncols, NCOMPUTE, t_fill - t0, t_pack - t_fill, t_run - t_pack, now_s() - t_run);
+    free(w1), free(rows), free(packed), free(a);
+    for (int v = 0; v < NCOMPUTE; v++) {
+        free(c[v]);
+        qkc_kernel_destroy(kern[v]);
+        qkc_spec_destroy(spec[v]);
+    }
     qkc_context_destroy(ctx);
     assert_int_equal(bad, 0);
 }

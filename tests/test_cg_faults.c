@@ -36,7 +36,7 @@
  * quantized, act-order GPTQ with its permutation, a planar format whose
  * groups straddle chunks and fall back to dense f32). */
 static const char *const specs[] = {
-    "matmul n=40 k=256 a=bf16 w=q4_0 bias=f32 act=silu",
+    "matmul n=40 k=256 a=bf16 w=q4_0 compute=f32 bias=f32 act=silu",
     "matmul n=48 k=256 w=q8_0 compute=int8",
     "matmul n=33 k=256 w=nf4_bnb:dq",
     "matmul n=32 k=256 w=gptq:actorder group=64 out=bf16",

@@ -1,12 +1,13 @@
 /*
  * JIT kernels on weights read from files: for every GGUF type qkc runs,
  * a file written by the test writer is opened, and qkc_file_run (spec
- * "auto") is compared with the reference matmul on the file's in-place
- * bytes (within the kernel tolerance), and with identity activations the
- * kernel's output is the dequantized weight matrix exactly. Shapes with
- * many rows and odd row counts. The same for the safetensors importers
- * (GPTQ v1/v2 with act-order, AWQ, NF4 with nested quantization).
- * A failure prints the command that reruns its case.
+ * "auto": the format's default compute, int8 for the GGUF types) is
+ * compared with the reference matmul on the file's in-place bytes (within
+ * the kernel tolerance), and with identity activations and compute=f32
+ * the kernel's output is the dequantized weight matrix exactly. Shapes
+ * with many rows and odd row counts. The same for the safetensors
+ * importers (GPTQ v1/v2 with act-order, AWQ, NF4 with nested
+ * quantization). A failure prints the command that reruns its case.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -31,7 +32,8 @@ static void check_run(qkc_context *ctx, qkc_file *file, int64_t index, const cha
 {
     qkc_tensor_info ti;
     qkc_spec *spec = NULL;
-    const qkc_tol_kernel *tol = qkc_tol_kernel_for("f32", "f32");
+    qkc_spec_info info;
+    const qkc_tol_kernel *tol;
     qkc_rng r = qkc_rng_from_name(name);
     float *a, *c, *cr, *wd;
     const void *blob;
@@ -39,7 +41,10 @@ static void check_run(qkc_context *ctx, qkc_file *file, int64_t index, const cha
     double err = 0, ref = 0;
     assert_int_equal(qkc_file_tensor(file, index, &ti), QKC_OK);
     assert_true(ti.runnable);
-    assert_int_equal(qkc_file_spec(ctx, file, index, NULL, &spec), QKC_OK);
+    /* the spec "auto" runs: a=f32 out=f32, the format's default compute */
+    assert_int_equal(qkc_file_spec(ctx, file, index, "a=f32 out=f32", &spec), QKC_OK);
+    assert_int_equal(qkc_spec_query(spec, &info), QKC_OK);
+    tol = qkc_tol_kernel_for(info.compute_type, "f32");
     a = malloc((size_t)(m * ti.k) * sizeof *a);
     c = malloc((size_t)(m * ti.n + 1) * sizeof *c);
     cr = malloc((size_t)(m * ti.n) * sizeof *cr);
@@ -82,16 +87,20 @@ static void check_run(qkc_context *ctx, qkc_file *file, int64_t index, const cha
     qkc_spec_destroy(spec);
 }
 
-/* A = the K×K identity: C[j][n] = W[n][j] exactly (one product by 1, the
- * rest zeros), so the kernel's decoding equals the reference dequantizer. */
+/* A = the K×K identity with compute=f32 (operands exact; int8 compute
+ * would turn each 1 into 127·(1/127) rounded): C[j][n] = W[n][j] exactly
+ * (one product by 1, the rest zeros), so the kernel's decoding equals the
+ * reference dequantizer. */
 static void check_identity(qkc_context *ctx, qkc_file *file, int64_t index, const char *name)
 {
     qkc_tensor_info ti;
     qkc_spec *spec = NULL;
     float *a, *c, *wd;
     void *blob;
+    char text[512];
     assert_int_equal(qkc_file_tensor(file, index, &ti), QKC_OK);
-    assert_int_equal(qkc_file_spec(ctx, file, index, NULL, &spec), QKC_OK);
+    assert_int_equal(qkc_file_spec(ctx, file, index, "a=f32 compute=f32 out=f32", &spec), QKC_OK);
+    assert_int_equal(qkc_spec_print(spec, text, sizeof text, NULL), QKC_OK);
     a = calloc((size_t)(ti.k * ti.k), sizeof *a);
     c = malloc((size_t)(ti.k * ti.n) * sizeof *c);
     wd = malloc((size_t)(ti.n * ti.k) * sizeof *wd);
@@ -103,7 +112,7 @@ static void check_identity(qkc_context *ctx, qkc_file *file, int64_t index, cons
     assert_int_equal(qkc_dequantize(ctx, spec, blob, ti.weights_bytes, wd, ti.k), QKC_OK);
     {
         qkc_matmul_args ak = {a, ti.k, NULL, 0, NULL, c, ti.n, ti.k};
-        QKC_CASE_CHECK(PROG, name, qkc_file_run(ctx, file, index, NULL, &ak, NULL, NULL) == QKC_OK, "run: %s",
+        QKC_CASE_CHECK(PROG, name, qkc_file_run(ctx, file, index, text, &ak, NULL, NULL) == QKC_OK, "run: %s",
                        qkc_context_last_error(ctx));
     }
     for (int64_t j = 0; j < ti.k; j++)

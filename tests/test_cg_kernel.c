@@ -119,8 +119,11 @@ static int targets(const char **out)
     return n;
 }
 
+/* Every compute type by name (the default suite always runs the first);
+ * the epilogue variants run the format's default compute (int8 for the
+ * GGUF presets, f32 for the rest). */
 static const char *const extras[] = {
-    "", "compute=int8", "compute=bf16", "compute=f16", "compute=tf32",
+    "compute=f32", "compute=int8", "compute=bf16", "compute=f16", "compute=tf32",
     "a=bf16 bias=f32 act=silu out=bf16", "a=f16 bias=f32 act=gelu out=f16", "act=relu",
 };
 

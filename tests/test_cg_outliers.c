@@ -287,6 +287,7 @@ static void test_spec_rules(void **state)
         const char *msg;
     } cases[] = {
         {"matmul n=4 k=64 w=int4 outliers=act:6", QKC_ERR_INVALID_SPEC, "needs compute=int8"},
+        {"matmul n=4 k=64 w=q4_0 compute=f32 outliers=act:6", QKC_ERR_INVALID_SPEC, "needs compute=int8"},
         {"matmul n=4 k=64 w=int4 compute=int8 outliers=act:0", QKC_ERR_INVALID_SPEC, "threshold must be in"},
         {"matmul n=4 k=64 w=int4 compute=int8 outliers=act:1e31", QKC_ERR_INVALID_SPEC, "threshold must be in"},
         {"matmul n=4 k=64 w=int4 compute=int8 outliers=act:", QKC_ERR_PARSE, "expected act:THRESHOLD"},
@@ -306,7 +307,7 @@ static void test_spec_rules(void **state)
     }
     /* canonical form round trip, presets included */
     if (qkc_test_canonical(ctx, "matmul n=4 k=64 compute=int8 outliers=act:6.5 w=q4_0",
-                           "matmul n=4 k=64 a=f32 w=q4_0 outliers=act:6.5 compute=int8 out=f32", buf, sizeof buf))
+                           "matmul n=4 k=64 a=f32 w=q4_0 outliers=act:6.5 out=f32", buf, sizeof buf))
         fail_msg("%s", buf);
     qkc_context_destroy(ctx);
 }

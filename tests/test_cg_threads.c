@@ -22,7 +22,7 @@
 enum { THREADS = 4, ROUNDS = 3 };
 
 static const char *const specs[] = {
-    "matmul n=64 k=256 w=q4_0",
+    "matmul n=64 k=256 w=q4_0 compute=f32",
     "matmul n=48 k=256 w=q8_0 compute=int8",
     "matmul n=40 k=250 w=int4 group=50 scale=f16 zero=int",
     "matmul n=33 k=256 w=nf4_bnb:dq act=silu bias=f32",

@@ -829,6 +829,13 @@ static void test_family_tables(void **state)
             assert_int_equal(pd->family, QKC_FAMILY_GGUF);
             assert_int_equal(qkc_preset_from_ggml_type(pd->ggml_type), p);
         }
+        assert_non_null(pd->vec_dot_type);
+        if (pd->vec_dot_type[0]) {
+            /* llama.cpp's activation types: only ggml types have one */
+            assert_true(pd->ggml_type >= 0);
+            assert_true(!strcmp(pd->vec_dot_type, "q8_0") || !strcmp(pd->vec_dot_type, "q8_1") ||
+                        !strcmp(pd->vec_dot_type, "q8_K"));
+        }
         if (pd->block_elems > 0) {
             assert_int_equal(qkc_klayout_for(&f, 2, 2 * pd->block_elems, &L, &diag), QKC_OK);
             assert_false(L.fallback);

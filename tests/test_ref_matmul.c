@@ -1,8 +1,10 @@
 /*
  * The reference matmul against independent computations: exact products
  * (one-hot activations select weight columns exactly), hand-worked compute
- * type cases (int8 blocks, bf16/f16/tf32 operand rounding), the epilogue,
- * strides, and output dtypes.
+ * type cases (int8 blocks, bf16/f16/tf32 operand rounding), what each
+ * compute type costs against compute=f32 on the presets that default to
+ * int8 (the tolerance table's compute-type bounds), the epilogue, strides,
+ * and output dtypes.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -16,8 +18,10 @@
 #include <cmocka.h>
 
 #include "ir/dtype.h"
+#include "ir/format.h"
 #include "qkc/qkc.h"
 #include "util/testutil.h"
+#include "util/tolerance.h"
 
 typedef struct fixture {
     qkc_context *ctx;
@@ -51,11 +55,14 @@ static void teardown_spec(fixture *f)
 static void test_one_hot_every_format(void **state)
 {
     (void)state;
+    /* compute=f32 for the presets that default to int8: operands exact */
     static const char *const specs[] = {
-        "matmul n=19 k=256 w=q4_0",  "matmul n=19 k=256 w=q4_1",         "matmul n=19 k=256 w=q5_0",
-        "matmul n=19 k=256 w=q5_1",  "matmul n=19 k=256 w=q8_0",         "matmul n=19 k=256 w=q4_k",
-        "matmul n=19 k=256 w=q5_k",  "matmul n=19 k=256 w=q6_k",         "matmul n=19 k=256 w=iq4_nl",
-        "matmul n=19 k=256 w=mxfp4", "matmul n=19 k=256 w=mxfp8",        "matmul n=19 k=256 w=mxfp8:e5m2",
+        "matmul n=19 k=256 w=q4_0 compute=f32", "matmul n=19 k=256 w=q4_1 compute=f32",
+        "matmul n=19 k=256 w=q5_0 compute=f32", "matmul n=19 k=256 w=q5_1 compute=f32",
+        "matmul n=19 k=256 w=q8_0 compute=f32", "matmul n=19 k=256 w=q4_k compute=f32",
+        "matmul n=19 k=256 w=q5_k compute=f32", "matmul n=19 k=256 w=q6_k compute=f32",
+        "matmul n=19 k=256 w=iq4_nl compute=f32", "matmul n=19 k=256 w=mxfp4 compute=f32",
+        "matmul n=19 k=256 w=mxfp8", "matmul n=19 k=256 w=mxfp8:e5m2",
         "matmul n=19 k=256 w=nf4_bnb", "matmul n=19 k=256 w=nf4_bnb:dq", "matmul n=32 k=256 w=gptq group=64",
         "matmul n=32 k=256 w=gptq:3:actorder group=32", "matmul n=32 k=256 w=awq group=64",
         "matmul n=19 k=250 w=int4 group=32 scale=f16",  "matmul n=19 k=250 w=uint4 group=64 scale=bf16 zero=int",
@@ -144,6 +151,73 @@ static void test_int8_compute(void **state)
     assert_true(dot_f32("w=int8 group=tensor scale=e8m0 compute=int8", z, w, 40, NULL) == 0.0f);
 }
 
+/* What each compute type's operand rounding costs against compute=f32 on
+ * the same weights (tests/util/tolerance.h, the compute-type bounds), for
+ * every preset that computes in int8 by default: that default's error. */
+static void test_compute_error(void **state)
+{
+    (void)state;
+    enum { M = 16, N = 64, K = 1024 };
+    size_t count;
+    const qkc_tol_compute *tab = qkc_tol_compute_table(&count);
+    double worst[8] = {0};
+    int presets = 0;
+    float *w = malloc((size_t)N * K * sizeof *w), *a = malloc((size_t)M * K * sizeof *a);
+    float *c32 = malloc((size_t)M * N * sizeof *c32), *c = malloc((size_t)M * N * sizeof *c);
+    assert_true(w && a && c32 && c && count <= sizeof worst / sizeof worst[0]);
+    for (int p = 1; p < QKC_PRESET_END_; p++) {
+        const qkc_preset_desc *pd = qkc_preset_get((qkc_preset)p);
+        char text[128];
+        fixture f = {0};
+        qkc_spec_info info;
+        qkc_rng r;
+        if (!pd || !pd->vec_dot_type[0])
+            continue;
+        presets++;
+        snprintf(text, sizeof text, "matmul n=%d k=%d w=%s", N, K, pd->keyword);
+        r = qkc_rng_from_name(text);
+        for (int64_t i = 0; i < (int64_t)N * K; i++)
+            w[i] = qkc_rng_normal(&r) * 0.05f;
+        for (int64_t i = 0; i < (int64_t)M * K; i++)
+            a[i] = qkc_rng_normal(&r);
+        setup_spec(&f, text, w, K);
+        qkc_spec_query(f.spec, &info);
+        assert_string_equal(info.compute_type, "int8"); /* the default measured here */
+        qkc_spec_destroy(f.spec);
+        snprintf(text, sizeof text, "matmul n=%d k=%d w=%s compute=f32", N, K, pd->keyword);
+        assert_int_equal(qkc_spec_parse(f.ctx, text, &f.spec), QKC_OK);
+        {
+            qkc_matmul_args args = {a, K, f.blob, f.bytes, NULL, c32, N, M};
+            assert_int_equal(qkc_reference_matmul(f.ctx, f.spec, &args), QKC_OK);
+        }
+        for (size_t t = 0; t < count; t++) {
+            qkc_spec *spec;
+            double err = 0, ref = 0;
+            qkc_matmul_args args = {a, K, f.blob, f.bytes, NULL, c, N, M};
+            snprintf(text, sizeof text, "matmul n=%d k=%d w=%s compute=%s", N, K, pd->keyword, tab[t].compute);
+            assert_int_equal(qkc_spec_parse(f.ctx, text, &spec), QKC_OK);
+            assert_int_equal(qkc_reference_matmul(f.ctx, spec, &args), QKC_OK);
+            qkc_spec_destroy(spec);
+            for (int64_t i = 0; i < (int64_t)M * N; i++) {
+                err += ((double)c[i] - (double)c32[i]) * ((double)c[i] - (double)c32[i]);
+                ref += (double)c32[i] * (double)c32[i];
+            }
+            if (err / ref > worst[t])
+                worst[t] = err / ref;
+            if (!(err / ref <= tab[t].max_nmse))
+                fail_msg("%s: nmse %.3e against compute=f32 exceeds the bound %.2g (tests/util/tolerance.c)", text,
+                         err / ref, tab[t].max_nmse);
+        }
+        teardown_spec(&f);
+        qkc_context_destroy(f.ctx);
+    }
+    for (size_t t = 0; t < count; t++)
+        print_message("compute=%s against compute=f32: nmse at most %.3e over %d presets (bound %.2g)\n",
+                      tab[t].compute, worst[t], presets, tab[t].max_nmse);
+    assert_true(presets > 0);
+    free(w), free(a), free(c32), free(c);
+}
+
 static void test_rounding_compute_types(void **state)
 {
     (void)state;
@@ -221,6 +295,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_hot_every_format), cmocka_unit_test(test_int8_compute),
+        cmocka_unit_test(test_compute_error),
         cmocka_unit_test(test_rounding_compute_types), cmocka_unit_test(test_epilogue),
         cmocka_unit_test(test_dtypes_and_strides),
     };

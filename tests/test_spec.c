@@ -1,7 +1,8 @@
 /*
- * The spec language: round trips (every preset, seeded random specs in
- * canonical and reshuffled multi-line form) and the rejection of invalid
- * specs with the expected status, place and message.
+ * The spec language: round trips (every preset, the default compute type,
+ * seeded random specs in canonical and reshuffled multi-line form) and
+ * the rejection of invalid specs with the expected status, place and
+ * message.
  *
  * Rerun one random case: QKC_CASE=spec_random_<i> ./test_spec
  */
@@ -42,6 +43,7 @@ static void test_examples(void **state)
     char buf[512];
     /* The two one-line examples, and their canonical forms. */
     assert_int_equal(qkc_matmul_parse("matmul n=4096 k=4096 a=f32 w=q4_0 out=f32", &mm, NULL, &d), QKC_OK);
+    assert_int_equal(mm.compute, QKC_COMPUTE_INT8); /* q4_0's default, as llama.cpp */
     qkc_matmul_print(&mm, buf, sizeof buf);
     assert_string_equal(buf, "matmul n=4096 k=4096 a=f32 w=q4_0 out=f32");
     assert_int_equal(qkc_matmul_parse("matmul n=11008 k=4096 a=bf16 w=int4 group=128 scale=f16 zero=int compute=f32 "
@@ -93,6 +95,99 @@ static void test_every_preset(void **state)
         assert_int_equal(mm.w.preset, p);
         qkc_matmul_print(&mm, out, sizeof out);
         assert_non_null(strstr(out, pd->keyword));
+    }
+}
+
+/* ------------------------------------------------- the default compute */
+
+/* Parse text (which must verify), check its compute type and canonical
+ * form, and that the canonical form reads back equal. */
+static void expect_compute(const char *text, qkc_compute compute, const char *canonical)
+{
+    qkc_matmul mm;
+    qkc_diag d;
+    char buf[512];
+    if (qkc_matmul_parse(text, &mm, NULL, &d) != QKC_OK)
+        fail_msg("'%s' should parse: %s", text, d.message);
+    if (mm.compute != compute)
+        fail_msg("'%s': compute=%s, expected compute=%s", text, qkc_compute_keyword(mm.compute),
+                 qkc_compute_keyword(compute));
+    qkc_matmul_print(&mm, buf, sizeof buf);
+    if (strcmp(buf, canonical))
+        fail_msg("'%s' printed as '%s', expected '%s'", text, buf, canonical);
+    roundtrip_text(text);
+}
+
+static void test_default_compute(void **state)
+{
+    (void)state;
+    /* The GGUF presets compute in int8 unless told otherwise, whatever
+     * the key order and the activation dtype; compute=f32 stays and prints. */
+    expect_compute("matmul n=64 k=512 w=q4_0", QKC_COMPUTE_INT8, "matmul n=64 k=512 a=f32 w=q4_0 out=f32");
+    expect_compute("matmul w=q4_k compute=f32 k=512 n=64", QKC_COMPUTE_F32,
+                   "matmul n=64 k=512 a=f32 w=q4_k compute=f32 out=f32");
+    expect_compute("matmul compute=f32 n=64 k=512 w=q4_k", QKC_COMPUTE_F32,
+                   "matmul n=64 k=512 a=f32 w=q4_k compute=f32 out=f32");
+    expect_compute("matmul compute=int8 n=64 k=512 w=q4_k", QKC_COMPUTE_INT8, "matmul n=64 k=512 a=f32 w=q4_k out=f32");
+    expect_compute("matmul n=64 k=512 w=q6_k a=bf16 out=bf16", QKC_COMPUTE_INT8,
+                   "matmul n=64 k=512 a=bf16 w=q6_k out=bf16");
+    expect_compute("matmul n=64 k=512 a=f16 w=iq4_xs", QKC_COMPUTE_INT8, "matmul n=64 k=512 a=f16 w=iq4_xs out=f32");
+    expect_compute("matmul n=64 k=512 w=mxfp4 compute=bf16", QKC_COMPUTE_BF16,
+                   "matmul n=64 k=512 a=f32 w=mxfp4 compute=bf16 out=f32");
+    /* What needs compute=int8 follows the default on a GGUF preset ... */
+    expect_compute("matmul n=64 k=512 w=q8_0 ascale=static", QKC_COMPUTE_INT8,
+                   "matmul n=64 k=512 a=f32 w=q8_0 ascale=static out=f32");
+    expect_compute("matmul n=64 k=512 w=q4_0 outliers=act:6", QKC_COMPUTE_INT8,
+                   "matmul n=64 k=512 a=f32 w=q4_0 outliers=act:6 out=f32");
+    /* ... and formats not given by a GGUF preset keep f32, the same
+     * weights as q4_0 included; compute=int8 is printed for them. */
+    expect_compute("matmul n=64 k=512 w=int4 group=32 scale=f16", QKC_COMPUTE_F32,
+                   "matmul n=64 k=512 a=f32 w=int4 group=32 scale=f16 out=f32");
+    expect_compute("matmul n=64 k=512 w=int4 group=32 scale=f16 compute=int8", QKC_COMPUTE_INT8,
+                   "matmul n=64 k=512 a=f32 w=int4 group=32 scale=f16 compute=int8 out=f32");
+    expect_compute("matmul n=64 k=512 w=iq4nl group=32 scale=f16", QKC_COMPUTE_F32,
+                   "matmul n=64 k=512 a=f32 w=iq4nl group=32 scale=f16 out=f32");
+    expect_compute("matmul n=64 k=512 w=mxfp8", QKC_COMPUTE_F32, "matmul n=64 k=512 a=f32 w=mxfp8 out=f32");
+    expect_compute("matmul n=64 k=512 w=gptq", QKC_COMPUTE_F32, "matmul n=64 k=512 a=f32 w=gptq out=f32");
+    expect_compute("matmul n=64 k=512 w=nf4_bnb", QKC_COMPUTE_F32, "matmul n=64 k=512 a=f32 w=nf4_bnb out=f32");
+    {
+        qkc_matmul mm;
+        qkc_diag d;
+        assert_int_equal(qkc_matmul_parse("matmul n=64 k=512 w=int4 group=32 ascale=static", &mm, NULL, &d),
+                         QKC_ERR_INVALID_SPEC);
+        assert_non_null(strstr(d.message, "needs compute=int8 (compute=f32)"));
+    }
+    /* Every preset: int8 exactly where presets.def names a vec_dot_type,
+     * for every activation dtype; there compute=int8 verifies whenever
+     * compute=f32 does (so the default never refuses a spec), and the
+     * answer does not depend on the compute already in the description. */
+    for (int p = 1; p < QKC_PRESET_END_; p++) {
+        static const char *const acts[] = {"f32", "f16", "bf16"};
+        const qkc_preset_desc *pd = qkc_preset_get((qkc_preset)p);
+        int quantizes = pd->vec_dot_type[0] != '\0';
+        for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+            char text[128], f32[160], int8[160];
+            qkc_matmul mm, probe;
+            qkc_diag d;
+            snprintf(text, sizeof text, "matmul n=64 k=512 a=%s w=%s%s", acts[a], pd->keyword,
+                     pd->group_is_free ? " group=64" : "");
+            snprintf(f32, sizeof f32, "%s compute=f32", text);
+            snprintf(int8, sizeof int8, "%s compute=int8", text);
+            if (qkc_matmul_parse(text, &mm, NULL, &d) != QKC_OK)
+                fail_msg("'%s' should parse: %s", text, d.message);
+            if (mm.compute != (quantizes ? QKC_COMPUTE_INT8 : QKC_COMPUTE_F32))
+                fail_msg("'%s': compute=%s by default", text, qkc_compute_keyword(mm.compute));
+            probe = mm;
+            for (int c = QKC_COMPUTE_F32; c <= QKC_COMPUTE_TF32; c++) {
+                probe.compute = (qkc_compute)c;
+                assert_int_equal(qkc_default_compute(&probe), mm.compute);
+            }
+            roundtrip_text(text);
+            roundtrip_text(f32);
+            assert_int_equal(qkc_matmul_parse(f32, &probe, NULL, &d), QKC_OK);
+            if (quantizes && qkc_matmul_parse(int8, &probe, NULL, &d) != QKC_OK)
+                fail_msg("'%s' should parse: %s", int8, d.message);
+        }
     }
 }
 
@@ -377,6 +472,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_examples),       cmocka_unit_test(test_every_preset),
+        cmocka_unit_test(test_default_compute),
         cmocka_unit_test(test_random_roundtrip), cmocka_unit_test(test_invalid_specs),
         cmocka_unit_test(test_api_messages),
         cmocka_unit_test(test_regression_preset_without_options_null_offset),

@@ -9,7 +9,7 @@ set -eu
 qkc=$1
 out=tune_sweep.txt
 : >"$out"
-for case in "matmul n=4096 k=4096 w=q4_0|1" "matmul n=4096 k=4096 w=bf16|8"; do
+for case in "matmul n=4096 k=4096 w=q4_0 compute=f32|1" "matmul n=4096 k=4096 w=bf16|8"; do
     spec=${case%|*}
     m=${case#*|}
     for how in --exhaustive "--budget 60s"; do

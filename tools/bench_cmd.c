@@ -465,9 +465,10 @@ int qkc_cmd_bench(int argc, char **argv)
             }
         }
         if (!json) {
+            char what[400];
             printf("qkc bench: %s\n", canon);
-            printf("kernel: target %s (%s), schedule %s\n        layout %s\n", kinfo.target, kinfo.features,
-                   kinfo.schedule, kinfo.layout);
+            printf("kernel: target %s (%s), schedule %s\n        layout %s\n        compute %s\n", kinfo.target,
+                   kinfo.features, kinfo.schedule, kinfo.layout, qkc_describe_compute(spec, kern, what, sizeof what));
             printf("weights: %zu bytes (%.3f bits/weight), packed %zu; %s\n", info.weight_bytes,
                    info.bits_per_weight, pbytes, cold ? "cold: rotating over >= 1 GiB of copies" : "hot: one copy");
             printf("compile: %.2f ms cold, %.3f us in-memory hit, %s us disk hit (fresh process; JIT start "
@@ -601,13 +602,13 @@ int qkc_cmd_bench(int argc, char **argv)
                     else
                         snprintf(pct, sizeof pct, "%9s", "n/a");
                     if (json)
-                        printf("{\"spec\": \"%s\", \"m\": %lld, \"threads\": %d, \"cold\": %s, \"us\": %.3f, "
-                               "\"gbps\": %.3f, \"gflops\": %.3f, \"mem_gbps\": %.3f, \"peak_gflops\": %.3f, "
-                               "\"peak_gops\": %.3f, \"compile_ms\": %.3f, \"disk_hit_us\": %s, "
-                               "\"jit_start_us\": %s, \"cache_hit_us\": %.4f, \"nmse\": %.3e, "
+                        printf("{\"spec\": \"%s\", \"compute\": \"%s\", \"m\": %lld, \"threads\": %d, "
+                               "\"cold\": %s, \"us\": %.3f, \"gbps\": %.3f, \"gflops\": %.3f, \"mem_gbps\": %.3f, "
+                               "\"peak_gflops\": %.3f, \"peak_gops\": %.3f, \"compile_ms\": %.3f, "
+                               "\"disk_hit_us\": %s, \"jit_start_us\": %s, \"cache_hit_us\": %.4f, \"nmse\": %.3e, "
                                "\"max_abs_err\": %.3e}\n",
-                               canon, (long long)m, L->threads, cold ? "true" : "false", us, gbps, gflops,
-                               L->mem_gbps, L->peak_gflops, L->peak_gops, compile_ms,
+                               canon, info.compute_type, (long long)m, L->threads, cold ? "true" : "false", us, gbps,
+                               gflops, L->mem_gbps, L->peak_gflops, L->peak_gops, compile_ms,
                                figure(f1, sizeof f1, "%.1f", disk_us, 1), figure(f2, sizeof f2, "%.1f", start_us, 1),
                                hit_us, nmse, maxerr);
                     else

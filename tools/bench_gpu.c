@@ -133,8 +133,8 @@ int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const
     dev_free(ctx, c1);
     c0 = c1 = 0;
     if (!json)
-        printf("# %s on %s (sm_%d, %s); copy %.1f GB/s\n%-6s %10s %10s %8s %6s %10s %10s\n", text, dev.name, dev.sm,
-               target, copy_gbps, "m", "us", "gbps", "pct", "", "nmse", "max_err");
+        printf("# %s (compute %s) on %s (sm_%d, %s); copy %.1f GB/s\n%-6s %10s %10s %8s %6s %10s %10s\n", text,
+               si.compute_type, dev.name, dev.sm, target, copy_gbps, "m", "us", "gbps", "pct", "", "nmse", "max_err");
     for (int mi = 0; mi < nm; mi++) {
         int64_t m = ms[mi], ld = 0, rows = m < 8 ? m : 8;
         int obits = strcmp(si.out_type, "f32") ? 16 : 32;
@@ -203,10 +203,11 @@ int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const
         {
             double gbps = (double)wbytes / (us * 1e-6) * 1e-9;
             if (json)
-                printf("{\"spec\": \"%s\", \"device\": \"%s\", \"target\": \"%s\", \"m\": %lld, \"us\": %.3f, "
-                       "\"gbps\": %.2f, \"copy_gbps\": %.2f, \"pct\": %.1f, \"nmse\": %.3g, \"max_abs_err\": %.3g}\n",
-                       text, dev.name, target, (long long)m, us, gbps, copy_gbps, 100.0 * gbps / copy_gbps, nmse,
-                       maxerr);
+                printf("{\"spec\": \"%s\", \"compute\": \"%s\", \"device\": \"%s\", \"target\": \"%s\", "
+                       "\"m\": %lld, \"us\": %.3f, \"gbps\": %.2f, \"copy_gbps\": %.2f, \"pct\": %.1f, \"nmse\": %.3g, "
+                       "\"max_abs_err\": %.3g}\n",
+                       text, si.compute_type, dev.name, target, (long long)m, us, gbps, copy_gbps,
+                       100.0 * gbps / copy_gbps, nmse, maxerr);
             else
                 printf("%-6lld %10.2f %10.1f %7.1f%% %6s %10.3g %10.3g\n", (long long)m, us, gbps,
                        100.0 * gbps / copy_gbps, "", nmse, maxerr);

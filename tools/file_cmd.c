@@ -153,7 +153,7 @@ static void *read_all(const char *path, size_t *bytes)
 
 int qkc_cmd_run(int argc, char **argv)
 {
-    const char *weights = NULL, *input = NULL, *output = NULL;
+    const char *weights = NULL, *input = NULL, *output = NULL, *compute = "?";
     char **words = calloc((size_t)argc + 1, sizeof *words), *spec = NULL, *path = NULL, *tensor;
     long long m = 0;
     int nwords = 0, rc = 1, gptq = 0, no_mmap = 0;
@@ -234,11 +234,14 @@ int qkc_cmd_run(int argc, char **argv)
         qkc_report("", t.unsupported);
         goto done;
     }
-    if (strcmp(spec, "auto")) {
+    {
+        /* the spec that runs ("auto": the tensor's, with its format's
+         * default compute), checked for what the f32 files hold */
         qkc_spec *s = NULL;
         qkc_spec_info si;
-        if (qkc_spec_parse(ctx, spec, &s) != QKC_OK) {
-            qkc_report("", qkc_context_last_error(ctx));
+        if ((strcmp(spec, "auto") ? qkc_spec_parse(ctx, spec, &s)
+                                  : qkc_file_spec(ctx, file, index, "a=f32 out=f32", &s)) != QKC_OK) {
+            qkc_report(strcmp(spec, "auto") ? "" : "error: ", qkc_context_last_error(ctx));
             goto done;
         }
         if (qkc_spec_query(s, &si) != QKC_OK) {
@@ -246,6 +249,7 @@ int qkc_cmd_run(int argc, char **argv)
             qkc_spec_destroy(s);
             goto done;
         }
+        compute = si.compute_type; /* a static keyword */
         qkc_spec_destroy(s);
         if (strcmp(si.a_type, "f32") || strcmp(si.out_type, "f32")) {
             fprintf(stderr, "error: qkc run reads and writes f32 files: the spec needs a=f32 out=f32\n");
@@ -288,8 +292,8 @@ int qkc_cmd_run(int argc, char **argv)
         if (rc)
             fprintf(stderr, "error: writing %s failed\n", ESC(e1, output));
         else
-            fprintf(stderr, "qkc run: %s: m=%lld n=%lld k=%lld %s -> %s\n", ESC(e1, t.name), m, (long long)t.n,
-                    (long long)t.k, t.weights, ESC(e2, output));
+            fprintf(stderr, "qkc run: %s: m=%lld n=%lld k=%lld %s compute=%s -> %s\n", ESC(e1, t.name), m,
+                    (long long)t.n, (long long)t.k, t.weights, compute, ESC(e2, output));
     }
 done:
     free(x);

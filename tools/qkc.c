@@ -14,8 +14,11 @@
 #include <time.h>
 
 #include "codegen/llvm_info.h"
+#include "core/spec_object.h"
 #include "ir/dtype.h"
 #include "ir/format.h"
+#include "ir/spec.h"
+#include "runtime/kernel.h"
 #include "qkc/qkc.h"
 #include "tools/tool.h"
 
@@ -182,6 +185,33 @@ void qkc_report(const char *prefix, const char *msg)
 {
     char buf[4200];
     fprintf(stderr, "%s%s\n", prefix, qkc_escape(buf, sizeof buf, msg, strlen(msg)));
+}
+
+const char *qkc_describe_compute(const qkc_spec *spec, const qkc_kernel *kernel, char *buf, size_t size)
+{
+    const qkc_matmul *mm = &spec->mm;
+    const qkc_preset_desc *pd = qkc_preset_get(mm->w.preset);
+    qkc_compute def = qkc_default_compute(mm);
+    const char *kw = qkc_compute_keyword(mm->compute);
+    char why[200] = "";
+    if (pd && pd->vec_dot_type[0] && mm->compute == def)
+        snprintf(why, sizeof why, ", w=%s's default (llama.cpp quantizes activations to %s too; "
+                                  "compute=f32 for exact f32)", pd->keyword, pd->vec_dot_type);
+    else if (pd && pd->vec_dot_type[0])
+        snprintf(why, sizeof why, " (w=%s's default is %s)", pd->keyword, qkc_compute_keyword(def));
+    switch (mm->compute) {
+    case QKC_COMPUTE_INT8:
+        /* the float path fed int8-quantized activations computes the same
+         * products without integer dot products: say so */
+        snprintf(buf, size, "int8%s: activations quantized to int8 per block of %d, %s", why, QKC_INT8_BLOCK,
+                 kernel && !qkc_kernel_code(kernel)->int8_dot
+                     ? "float products (no integer dot-product path for this layout and target)"
+                     : "integer dot products");
+        break;
+    case QKC_COMPUTE_F32: snprintf(buf, size, "f32%s: exact f32 operands", why); break;
+    default: snprintf(buf, size, "%s%s: operands rounded to %s", kw, why, kw); break;
+    }
+    return buf;
 }
 
 static int wants_help(int argc, char **argv)
@@ -400,6 +430,7 @@ static int cmd_demo(int argc, char **argv)
         qkc_kernel_info ki;
         size_t pbytes = 0;
         void *packed = NULL;
+        char what[400];
         double kerr = 0, kref = 0, times[64], us;
         int nt = 0;
         if (info.has_bias) {
@@ -433,6 +464,7 @@ static int cmd_demo(int argc, char **argv)
         printf("kernel    %s (%s), %s; %s in %.1f ms\n", ki.target, ki.features, ki.schedule,
                ki.from_disk ? "linked from the disk cache" : "compiled", tcomp);
         printf("layout    %s\n", ki.layout);
+        printf("compute   %s\n", qkc_describe_compute(spec, kern, what, sizeof what));
         t0 = now_ms();
         if (qkc_reference_matmul(ctx, spec, &args) != QKC_OK) {
             qkc_report("error: ", qkc_context_last_error(ctx));
@@ -543,6 +575,8 @@ static int cmd_formats(int argc, char **argv)
                    (long long)pd->block_bytes, 8.0 * (double)pd->block_bytes / (double)pd->block_elems);
         if (pd->ggml_type >= 0)
             printf(", ggml type %d", pd->ggml_type);
+        if (pd->vec_dot_type[0])
+            printf(", compute=int8 by default (llama.cpp: %s activations)", pd->vec_dot_type);
         if (pd->about[0])
             printf("%s%s", pd->block_bytes || pd->ggml_type >= 0 ? ", " : " ", pd->about);
         putchar('\n');
@@ -577,12 +611,15 @@ static const command commands[] = {
      "usage: qkc demo [SPEC...] [--m M]\n"
      "\n"
      "The main job: parse SPEC (default: matmul n=4096 k=4096 a=f32 w=q4_0\n"
-     "out=f32), quantize random normal weights into its format, JIT-compile\n"
+     "out=f32, which computes in int8 as llama.cpp does; add compute=f32 for\n"
+     "exact f32), quantize random normal weights into its format, JIT-compile\n"
      "the kernel for this CPU, pack the weights, run it for M rows (default\n"
-     "1, at most 4096), and print the kernel, its speed (median of repeated\n"
-     "calls) and two checks: the kernel against the reference matmul (nmse\n"
-     "at most 1e-10) and the output against the unquantized weights (the\n"
-     "format's own error). Exit 1 if a check fails.\n"},
+     "1, at most 4096), and print the kernel, its layout and compute type,\n"
+     "its speed (median of repeated calls) and two checks: the kernel against\n"
+     "the reference matmul (nmse at most 1e-10) and the output against the\n"
+     "unquantized weights (the format's own error, plus the activations' int8\n"
+     "rounding with compute=int8).\n"
+     "Exit 1 if a check fails.\n"},
     {"bench", qkc_cmd_bench, "measure a kernel against the machine's bandwidth and peak",
      "usage: qkc bench SPEC... [--m LIST] [--threads LIST] [--cold] [--json] [--reps N] [--target T]\n"
      "                 [--plot FILE.svg] [--schedule S] [--db FILE] [--device cpu|cuda]\n"
@@ -592,9 +629,12 @@ static const command commands[] = {
      "run: read bandwidth (a 1 GiB sweep), peak f32 FMA and int8 dot-product\n"
      "rates with the same threads. --cold rotates the calls over weight copies\n"
      "totalling at least 1 GiB so each call streams its weights from memory;\n"
-     "otherwise one copy stays in cache (hot). Times are medians.\n"
+     "otherwise one copy stays in cache (hot). Times are medians. The header\n"
+     "names the kernel, its layout and the compute type it runs (int8 by\n"
+     "default for the GGUF presets, as llama.cpp; compute=f32 for exact f32).\n"
      "\n"
-     "Columns (and --json keys, one JSON object per case per line):\n"
+     "Columns (and --json keys, one JSON object per case per line, after\n"
+     "\"spec\", the canonical spec, and \"compute\", its compute type):\n"
      "  us            median microseconds per call\n"
      "  gbps          effective GB/s: the format's weight bytes (elements, scales,\n"
      "                zeros) divided by the time\n"
@@ -621,8 +661,9 @@ static const command commands[] = {
      "--device cuda times a GPU kernel (--target nvptx-sm80|nvptx-sm90, default\n"
      "the device's) on device-resident operands (a=f32), per M: us, gbps,\n"
      "copy_gbps (a 1 GiB device-to-device copy in the same run: bytes read plus\n"
-     "written per second), pct = gbps / copy_gbps, nmse and max_abs_err. Without\n"
-     "a CUDA driver or device it says so and exits 1. docs/gpu.md.\n"
+     "written per second), pct = gbps / copy_gbps, nmse and max_abs_err (in\n"
+     "JSON after spec, compute, device and target). Without a CUDA driver or\n"
+     "device it says so and exits 1. docs/gpu.md.\n"
      "\n"
      "--probe-disk-hit DIR is what bench runs in each fresh process: it links\n"
      "two kernels from the cache in DIR and prints their compile times.\n"
@@ -739,15 +780,21 @@ static const command commands[] = {
      "\n"
      "JIT-compile a kernel for tensor TENSOR of FILE and compute Y = X W^T.\n"
      "auto derives the spec from the tensor (matmul n=N k=K w=FORMAT a=f32\n"
-     "out=f32); a SPEC must have the tensor's n, k and weight format and\n"
-     "a=f32 out=f32 (compute and act may vary). TENSOR may also be the module\n"
-     "prefix of a GPTQ, AWQ or bitsandbytes weight. X.f32 holds M x K raw\n"
-     "little-endian f32 values, row major (M defaults to its size over 4K\n"
-     "bytes); Y.f32 receives M x N. FILE is memory-mapped, or with --no-mmap\n"
-     "(or QKC_FILE_MMAP=0) read into memory, as for qkc inspect.\n"
+     "out=f32, with the format's default compute: int8 for the GGUF types);\n"
+     "a SPEC must have the tensor's n, k and weight format and a=f32 out=f32\n"
+     "(compute and act may vary). TENSOR may also be the module prefix of a\n"
+     "GPTQ, AWQ or bitsandbytes weight. X.f32 holds M x K raw little-endian\n"
+     "f32 values, row major (M defaults to its size over 4K bytes); Y.f32\n"
+     "receives M x N. FILE is memory-mapped, or with --no-mmap (or\n"
+     "QKC_FILE_MMAP=0) read into memory, as for qkc inspect. The last line\n"
+     "(on standard error) names the tensor, the shape, the format and the\n"
+     "compute type that ran.\n"
      "\n"
      "example: qkc run auto --weights model.gguf:blk.0.ffn_up.weight --input x.f32 --output y.f32\n"},
-    {"formats", cmd_formats, "list element dtypes and presets", "usage: qkc formats\n\nList the element dtypes and the presets with their block geometry.\n"},
+    {"formats", cmd_formats, "list element dtypes and presets",
+     "usage: qkc formats\n\nList the element dtypes and the presets with their block geometry, and which\n"
+     "presets compute in int8 by default (those whose llama.cpp kernels quantize\n"
+     "activations, named with llama.cpp's activation type).\n"},
     {"version", cmd_version, "print the qkc and LLVM versions", "usage: qkc version\n"},
     {"help", cmd_help, "show help for a command", "usage: qkc help [COMMAND]\n"},
 };

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "qkc/qkc.h"
+
 /* Print a subcommand's help text (the same text docs/cli.md shows). */
 void qkc_print_help(const char *command);
 
@@ -26,6 +28,13 @@ char *qkc_escape(char *dst, size_t cap, const char *s, size_t len);
 
 /* Print prefix, then msg escaped, then a newline, on standard error. */
 void qkc_report(const char *prefix, const char *msg);
+
+/* The compute type a kernel of `spec` runs, in words, into buf (at most
+ * size bytes, NUL-terminated); returns buf. Says when it is the preset's
+ * default and why (int8 for the GGUF presets, as llama.cpp), and for int8
+ * whether `kernel` (may be NULL: not said) uses integer dot products or
+ * the float path on int8-quantized activations. */
+const char *qkc_describe_compute(const qkc_spec *spec, const qkc_kernel *kernel, char *buf, size_t size);
 
 int qkc_cmd_bench(int argc, char **argv);
 /* qkc bench --device cuda (tools/bench_gpu.c) */

@@ -11,8 +11,10 @@
  * least 1 GiB, as `qkc bench --cold` does) it times three kernels on the
  * same random N x K matrix and the same activations:
  *
- *   qkc f32    the JIT, spec "matmul n=N k=K w=FMT" (f32 activations)
- *   qkc int8   the same with compute=int8 (activations quantized per 32)
+ *   qkc f32    the JIT, spec "matmul n=N k=K w=FMT compute=f32" (f32
+ *              activations; without compute= the presets compute in int8)
+ *   qkc int8   the same with compute=int8 (activations quantized per 32),
+ *              the presets' default
  *   peer       ggml's mul_mat through its backend API, with the weights in
  *              the buffer type llama.cpp would choose: the CPU backend's
  *              repacking "extra" buffer when it accepts the product, else
@@ -680,7 +682,8 @@ static int format_make(bench *b, const options *o, const char *name, const float
     memset(f, 0, sizeof *f);
     f->name = name;
     f->type = !strcmp(name, "q4_0") ? PEER_TYPE_Q4_0 : PEER_TYPE_Q8_0;
-    snprintf(text, sizeof text, "matmul n=%lld k=%lld w=%s", (long long)b->n, (long long)b->k, name);
+    /* the f32 kernel and the reference: compute=f32 (the presets compute in int8 by default) */
+    snprintf(text, sizeof text, "matmul n=%lld k=%lld w=%s compute=f32", (long long)b->n, (long long)b->k, name);
     if (qkc_spec_parse(b->ctx, text, &spec) != QKC_OK || qkc_weights_bytes(b->ctx, spec, &bytes) != QKC_OK) {
         fprintf(stderr, "error: qkc: %s: %s\n", text, qkc_context_last_error(b->ctx));
         goto done;

@@ -44,7 +44,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const compute[] = {"", "compute=int8", "compute=bf16", "compute=f16", "compute=tf32"};
+    static const char *const compute[] = {"compute=f32", "compute=int8", "compute=bf16", "compute=f16", "compute=tf32"};
     static const char *const act[] = {"", "act=relu", "act=gelu", "act=silu"};
     static const char *const out[] = {"", "out=f16", "out=bf16"};
     static const char *const a_type[] = {"", "a=f16", "a=bf16"};

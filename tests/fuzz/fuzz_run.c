@@ -249,8 +249,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             r.compute = "f32";
             r.bias = 0;
             r.a_type = "f32";
-            snprintf(text, sizeof text, "matmul n=%lld k=%lld %s a=f32 out=f32", (long long)t.n, (long long)t.k,
-                     t.weights);
+            snprintf(text, sizeof text, "matmul n=%lld k=%lld %s a=f32 compute=f32 out=f32", (long long)t.n,
+                     (long long)t.k, t.weights);
         }
         qkc_spec_destroy(spec);
         r.t = &t;

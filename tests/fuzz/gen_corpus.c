@@ -502,7 +502,7 @@ static void list_entry(const qkc_cache_entry_info *e, void *user)
 
 static void cache_seeds(void)
 {
-    static const char *const specs[] = {"matmul n=8 k=32 w=q4_0", "matmul n=16 k=64 w=q8_0 compute=int8"};
+    static const char *const specs[] = {"matmul n=8 k=32 w=q4_0 compute=f32", "matmul n=16 k=64 w=q8_0 compute=int8"};
     static const char *const seeds[] = {"entry-q4_0", "entry-q8_0-int8"};
     char dir[] = "/tmp/qkc-fuzz-corpus-XXXXXX", cache[256], bundle[256];
     qkc_context_options co = {.struct_size = sizeof co, .threads = 1, .disk_cache = QKC_DISK_CACHE_ON};

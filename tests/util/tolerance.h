@@ -19,8 +19,6 @@ typedef struct qkc_tol_roundtrip {
 
 const qkc_tol_roundtrip *qkc_tol_roundtrip_table(size_t *count);
 
-#endif
-
 /*
  * Kernel bounds: a compiled kernel against the reference matmul on the
  * same quantized weights. The reference models the compute type exactly
@@ -50,3 +48,24 @@ typedef struct qkc_tol_kernel {
 #define QKC_TOL_MIN_OUTPUTS 256
 
 const qkc_tol_kernel *qkc_tol_kernel_for(const char *compute, const char *out);
+
+/*
+ * Compute-type bounds: what a compute type's rounding of the operands
+ * costs against exact f32 operands, both products computed by the
+ * reference on the same quantized weights (test_ref_matmul,
+ * test_compute_error: standard-normal activations, M = 16, N = 64,
+ * K = 1024, weights N(0, 0.05²) in every preset that computes in int8 by
+ * default): the NMSE sum((c - c_f32)^2) / sum(c_f32^2) must stay at or
+ * below `max_nmse`, 1.5x the largest value measured over those presets
+ * (in the comment). compute=int8 is those presets' default (ir/spec.h):
+ * its row is the error the default adds to the format's own (the
+ * round-trip bounds above), and what compute=f32 avoids.
+ */
+typedef struct qkc_tol_compute {
+    const char *compute; /* the spec's compute= value */
+    double max_nmse;
+} qkc_tol_compute;
+
+const qkc_tol_compute *qkc_tol_compute_table(size_t *count);
+
+#endif
