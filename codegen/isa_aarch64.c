@@ -5,12 +5,12 @@
  * ISA assumptions: 128-bit NEON vectors, 32 of them. 16-entry f32 tables
  * are byte lookups over four table registers (tbl). The int8 path
  * (lower_cpu.h: I8_*) multiplies s8 by s8, exact in every form: sdot
- * (DotProd) over 4-bit codes as they are, over 8-bit codes less 128
- * (off = 128, the correction less 128), or usdot (I8MM) over unsigned
- * 8-bit codes that are not centred on 128; table values as s8 (tbl,
- * cc = 0); without DotProd a widening multiply (smull) and pairwise adds.
- * With I8MM, 2x2 pairs of a tile's rows and columns go through smmla /
- * usmmla (the int8 tile hooks below).
+ * (DotProd) over 4-bit codes and codes of up to 7 bits as they are, over
+ * 8-bit codes less 128 (off = 128, the correction less 128), or usdot
+ * (I8MM) over unsigned 8-bit codes that are not centred on 128; table
+ * values as s8 (tbl, cc = 0); without DotProd a widening multiply (smull)
+ * and pairwise adds. With I8MM, 2x2 pairs of a tile's rows and columns go
+ * through smmla / usmmla (the int8 tile hooks below).
  */
 #include "codegen/lower_cpu.h"
 
@@ -88,7 +88,11 @@ static void aarch64_int8_setup(cg *g, i8ctx *x)
     x->usdot = x->dotprod && (t->features & QKC_FEAT_I8MM) && x->mode == I8_DIRECT && L->code_bits == 8 &&
                !(L->zero_const == 128 && L->zero == QKC_KF_NONE);
     x->mmla = x->dotprod && (t->features & QKC_FEAT_I8MM);
-    x->off = x->mode == I8_DIRECT && L->code_bits == 8 && !x->usdot ? 128 : 0;
+    /* 8-bit codes of up to 7 bits (q5_0, int6, ...) are s8 as they are;
+     * wider ones go as code − 128 under sdot */
+    x->off = x->mode == I8_DIRECT && L->code_bits == 8 && !x->usdot && qkc_dtype_get(g->mm->w.dtype)->bits >= 8
+                 ? 128
+                 : 0;
     x->table_cc = 0;
 }
 
