@@ -10,7 +10,8 @@
  * (I8MM) over unsigned 8-bit codes that are not centred on 128; table
  * values as s8 (tbl, cc = 0); without DotProd a widening multiply (smull)
  * and pairwise adds. With I8MM, 2x2 pairs of a tile's rows and columns go
- * through smmla / usmmla (the int8 tile hooks below).
+ * through smmla / usmmla (the int8 tile hooks below). With DotProd the
+ * int8 path reads weight panels of 4 rows (sdot by element, below).
  */
 #include "codegen/lower_cpu.h"
 
@@ -408,6 +409,98 @@ static void aarch64_tile_end(cg *g, tile *T)
         }
 }
 
+/* ------------------------------------------------------- weight panels
+ *
+ * Panels of P = 4 rows (ir/klayout.h): one 128-bit vector is one int32
+ * lane per row. A record's codes are 8 groups of 16 bytes (4-bit codes:
+ * 4 vectors of nibbles, the low nibbles groups 0..3, the high ones groups
+ * 4..7), group t holding elements 4t .. 4t+3 of every row, row r's bytes
+ * at 4r; the 32 activation bytes of a row are two vectors, group t's 4 at
+ * 4t. Per group and row one sdot by element,
+ *
+ *     sdot acc.4s, w_t.16b, q_{t/4}.4b[t%4]
+ *
+ * (usdot where the path takes unsigned codes): the activation vectors
+ * are loaded once per record and row and shared by every panel of the
+ * tile, the weight vectors decoded once per record and panel and shared
+ * by every row. The operand is the row path's: codes as they are (4-bit,
+ * and 8-bit codes of up to 7 bits), codes − 128 (other 8-bit codes under
+ * sdot, off = 128), or s8 table values (tbl). */
+
+/* Panels with FEAT_DotProd (the i8mm target too: per output and record
+ * the panel loop takes fewer instructions than smmla pairs on rows, whose
+ * weights and activations are interleaved and corrected pair by pair).
+ * Plain NEON keeps the row layout. */
+static int aarch64_int8_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
+{
+    (void)mm, (void)L;
+    return (t->features & QKC_FEAT_DOTPROD) ? 4 : 0;
+}
+
+/* acc + sdot (usdot) of w against lane `lane` of q (<16 x i8>) as 4-byte
+ * words: the by-element form (the dup of a 32-bit lane folds into it). */
+static LLVMValueRef dot_lane(cg *g, int unsigned_w, LLVMValueRef acc, LLVMValueRef w, LLVMValueRef q, int lane)
+{
+    qkc_emit *E = &g->e;
+    LLVMTypeRef v16 = LLVMVectorType(E->i8, 16), v4 = LLVMVectorType(E->i32, 4);
+    LLVMTypeRef ov[2] = {v4, v16};
+    LLVMValueRef idx[4] = {i32c(E, lane), i32c(E, lane), i32c(E, lane), i32c(E, lane)};
+    LLVMValueRef words = LLVMBuildBitCast(E->b, q, v4, "");
+    LLVMValueRef dup = LLVMBuildShuffleVector(E->b, words, LLVMGetUndef(v4), LLVMConstVector(idx, 4), "");
+    LLVMValueRef args[3] = {acc, w, LLVMBuildBitCast(E->b, dup, v16, "")};
+    return intrinsic(E, unsigned_w ? "llvm.aarch64.neon.usdot" : "llvm.aarch64.neon.sdot", ov, 2, args, 3);
+}
+
+/* Σ w·q of one panel record for tm rows (isa.h). With one row its 8 sdot
+ * go into two chains (even and odd groups) summed at the end, so that an
+ * in-order core is not held by one chain's latency; with more rows the
+ * rows are the independent chains. */
+static void aarch64_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef *q, int tm, LLVMValueRef *acc)
+{
+    qkc_emit *E = &g->e;
+    const qkc_klayout *L = g->L;
+    LLVMTypeRef v16 = LLVMVectorType(E->i8, 16);
+    LLVMValueRef qv[4][2], chain[4][2], raw = NULL;
+    int chains = tm == 1 ? 2 : 1;
+    uint8_t bytes[16];
+    for (int i = 0; i < tm; i++) {
+        for (int h = 0; h < 2; h++)
+            qv[i][h] = load(E, v16, gep8(E, q[i], i64c(E, 16 * h)), 1);
+        chain[i][0] = acc[i];
+        chain[i][1] = LLVMConstNull(x->pi32);
+    }
+    /* groups 0, 4, 1, 5, ...: a 4-bit code vector's two groups one after
+     * the other, each decoded where it is used */
+    for (int u = 0; u < 8; u++) {
+        int t = u / 2 + 4 * (u % 2);
+        LLVMValueRef w;
+        if (L->code_bits == 4) {
+            if (t < 4)
+                raw = load(E, v16, gep8(E, codes, i64c(E, 16 * t)), 1);
+            memset(bytes, t < 4 ? 15 : 4, sizeof bytes);
+            w = t < 4 ? LLVMBuildAnd(E->b, raw, cbytes(E, bytes, 16), "")
+                      : LLVMBuildLShr(E->b, raw, cbytes(E, bytes, 16), "");
+        } else {
+            w = load(E, v16, gep8(E, codes, i64c(E, 16 * t)), 1);
+        }
+        if (L->decode == QKC_KDEC_TABLE) {
+            for (int i = 0; i < 16; i++)
+                bytes[i] = (uint8_t)(int8_t)L->table[i];
+            LLVMValueRef args[2] = {cbytes(E, bytes, 16), w};
+            w = intrinsic(E, "llvm.aarch64.neon.tbl1", &v16, 1, args, 2);
+        } else if (x->off == 128) {
+            memset(bytes, 0x80, sizeof bytes);
+            w = LLVMBuildXor(E->b, w, cbytes(E, bytes, 16), ""); /* code − 128 as s8 */
+        }
+        for (int i = 0; i < tm; i++) {
+            int c = u % chains;
+            chain[i][c] = dot_lane(g, x->usdot, chain[i][c], w, qv[i][t / 4], t % 4);
+        }
+    }
+    for (int i = 0; i < tm; i++)
+        acc[i] = chains == 2 ? LLVMBuildAdd(E->b, chain[i][0], chain[i][1], "") : chain[i][0];
+}
+
 const qkc_isa qkc_isa_aarch64 = {
     .name = "aarch64",
     .arch = QKC_ARCH_AARCH64,
@@ -429,4 +522,6 @@ const qkc_isa qkc_isa_aarch64 = {
     .int8_tile_begin = aarch64_tile_begin,
     .int8_tile_step = aarch64_tile_step,
     .int8_tile_end = aarch64_tile_end,
+    .int8_panel_rows = aarch64_int8_panel_rows,
+    .int8_panel_dot = aarch64_int8_panel_dot,
 };

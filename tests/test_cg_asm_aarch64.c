@@ -3,9 +3,9 @@
  * kernels run under qemu in tests/aarch64_test.sh): the instruction a
  * feature exists for appears when the target has the feature and not when
  * it lacks it — sdot with dotprod, usdot with i8mm, smmla with i8mm for
- * tiles of two rows and two columns or more (not for GEMV tiles), tbl for
- * codebooks — the float path is 128-bit vector code, and the targets'
- * rules hold:
+ * tiles of two rows and two columns or more on the row layout (not for
+ * GEMV tiles), tbl for codebooks — the float path is 128-bit vector code,
+ * and the targets' rules hold:
  * aarch64 targets do not run on another architecture, take 128-bit
  * schedules only, and do not share a library with x86 kernels.
  */
@@ -70,6 +70,16 @@ static const char *const int8_specs[] = {
     "matmul n=4096 k=4096 w=q4_k compute=int8",
 };
 
+/* The same formats on the row layout: with activation outliers the int8
+ * path does not take panels. */
+static const char *const int8_row_specs[] = {
+    "matmul n=4096 k=4096 w=q4_0 outliers=act:6 compute=int8",
+    "matmul n=4096 k=4096 w=q8_0 outliers=act:6 compute=int8",
+    "matmul n=4096 k=4096 w=int4 group=128 scale=f16 zero=int outliers=act:6 compute=int8",
+    "matmul n=4096 k=4096 w=iq4_nl outliers=act:6 compute=int8",
+    "matmul n=4096 k=4096 w=q4_k outliers=act:6 compute=int8",
+};
+
 static void test_sdot_with_dotprod_only(void **state)
 {
     (void)state;
@@ -107,40 +117,49 @@ static int has_mmla(const char *asm_text)
 }
 
 /* smmla (i8mm's 2x8 by 8x2 form) serves tiles of two rows and two columns
- * and more: present with i8mm when the schedule pairs rows and columns
- * (odd sides too), absent for one-row (GEMV) or one-column tiles and
- * without i8mm. */
+ * and more on the row layout: present with i8mm when the schedule pairs
+ * rows and columns (odd sides too), absent for one-row (GEMV) or
+ * one-column tiles and without i8mm. Panel kernels (the same formats
+ * without outliers) take sdot instead, whatever the tile. */
 static void test_smmla_with_i8mm_and_row_pairs_only(void **state)
 {
     (void)state;
     static const char *const paired[] = {"tm=2 tn=2", "tm=4 tn=4", "tm=3 tn=3", "tm=5 tn=3"};
     static const char *const unpaired[] = {"tm=1 tn=4", "tm=4 tn=1"};
-    for (size_t i = 0; i < sizeof int8_specs / sizeof int8_specs[0]; i++) {
+    for (size_t i = 0; i < sizeof int8_row_specs / sizeof int8_row_specs[0]; i++) {
         for (size_t p = 0; p < sizeof paired / sizeof paired[0]; p++) {
-            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_specs[i], paired[p], "asm");
+            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_row_specs[i], paired[p], "asm");
             if (!has_insn(s, "smmla"))
-                fail_msg("%s, %s on aarch64-neon-dotprod-i8mm: no smmla", int8_specs[i], paired[p]);
+                fail_msg("%s, %s on aarch64-neon-dotprod-i8mm: no smmla", int8_row_specs[i], paired[p]);
             free(s);
-            s = emit_scheduled("aarch64-neon-dotprod", int8_specs[i], paired[p], "asm");
+            s = emit_scheduled("aarch64-neon-dotprod", int8_row_specs[i], paired[p], "asm");
             if (has_mmla(s) || !has_insn(s, "sdot"))
-                fail_msg("%s, %s on aarch64-neon-dotprod: smmla without i8mm, or no sdot", int8_specs[i], paired[p]);
+                fail_msg("%s, %s on aarch64-neon-dotprod: smmla without i8mm, or no sdot", int8_row_specs[i],
+                         paired[p]);
             free(s);
-            s = emit_scheduled("aarch64-neon", int8_specs[i], paired[p], "asm");
+            s = emit_scheduled("aarch64-neon", int8_row_specs[i], paired[p], "asm");
             if (has_mmla(s))
-                fail_msg("%s, %s on aarch64-neon: smmla without i8mm", int8_specs[i], paired[p]);
+                fail_msg("%s, %s on aarch64-neon: smmla without i8mm", int8_row_specs[i], paired[p]);
             free(s);
         }
         for (size_t p = 0; p < sizeof unpaired / sizeof unpaired[0]; p++) {
-            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_specs[i], unpaired[p], "asm");
+            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_row_specs[i], unpaired[p], "asm");
             if (has_mmla(s) || !has_insn(s, "sdot"))
-                fail_msg("%s, %s on aarch64-neon-dotprod-i8mm: smmla without pairs, or no sdot", int8_specs[i],
+                fail_msg("%s, %s on aarch64-neon-dotprod-i8mm: smmla without pairs, or no sdot", int8_row_specs[i],
                          unpaired[p]);
+            free(s);
+        }
+        {
+            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_specs[i], "tm=4 tn=4", "asm");
+            if (has_mmla(s) || !has_insn(s, "sdot"))
+                fail_msg("%s, tm=4 tn=4 on aarch64-neon-dotprod-i8mm: smmla in a panel kernel, or no sdot",
+                         int8_specs[i]);
             free(s);
         }
     }
     {
         /* unsigned 8-bit codes with zeros: usmmla, as usdot */
-        const char *spec = "matmul n=4096 k=4096 w=uint8 group=32 scale=f16 zero=int compute=int8";
+        const char *spec = "matmul n=4096 k=4096 w=uint8 group=32 scale=f16 zero=int outliers=act:6 compute=int8";
         char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", spec, "tm=2 tn=2", "asm");
         assert_true(has_insn(s, "usmmla"));
         free(s);
