@@ -4,8 +4,9 @@
  * feature exists for appears when the target has the feature and not when
  * it lacks it — sdot with dotprod, usdot with i8mm, smmla with i8mm for
  * tiles of two rows and two columns or more on the row layout (not for
- * GEMV tiles), tbl for codebooks — the float path is 128-bit vector code,
- * and the targets' rules hold:
+ * GEMV tiles), tbl for codebooks — int8 kernels with dotprod read weight
+ * panels (sdot by element, no stack spills in the loop over records), the
+ * float path is 128-bit vector code, and the targets' rules hold:
  * aarch64 targets do not run on another architecture, take 128-bit
  * schedules only, and do not share a library with x86 kernels.
  */
@@ -79,6 +80,83 @@ static const char *const int8_row_specs[] = {
     "matmul n=4096 k=4096 w=iq4_nl outliers=act:6 compute=int8",
     "matmul n=4096 k=4096 w=q4_k outliers=act:6 compute=int8",
 };
+
+/* The by-element form of a dot product ("\tsdot\tv1.4s, v2.16b, v3.4b[2]"),
+ * what panel kernels use, on the line at p. */
+static int is_dot_by_element(const char *p, const char *eol)
+{
+    const char *b;
+    if (strncmp(p, "\tsdot\t", 6) && strncmp(p, "\tusdot\t", 7))
+        return 0;
+    b = strstr(p, ".4b[");
+    return b && b < eol;
+}
+
+typedef struct dot_loop {
+    int loops;    /* innermost loops with dot products by element */
+    int max_dots; /* the most of them in one such loop */
+    int spills;   /* stack references (sp, x29) inside such loops */
+} dot_loop;
+
+/* The innermost loops (a label, and a later branch back to it, with no
+ * other such pair inside) that hold dot products by element: the loops
+ * over the records of panel tiles. */
+static dot_loop dot_loops(const char *asm_text)
+{
+    enum { MAXL = 4096 };
+    static const char *line[MAXL];
+    static int start[MAXL], end[MAXL];
+    int nl = 0, nloops = 0;
+    dot_loop r = {0, 0, 0};
+    for (const char *p = asm_text; *p && nl < MAXL;) {
+        const char *e = strchr(p, '\n');
+        line[nl++] = p;
+        p = e ? e + 1 : p + strlen(p);
+    }
+    for (int i = 0; i < nl; i++) {
+        const char *p = line[i], *eol = strchr(p, '\n'), *tgt;
+        size_t len;
+        if (!eol)
+            eol = p + strlen(p);
+        if (p[0] != '\t' || (strncmp(p, "\tb\t", 3) && strncmp(p, "\tb.", 3) && strncmp(p, "\tcbz\t", 5) &&
+                             strncmp(p, "\tcbnz\t", 6) && strncmp(p, "\ttbz\t", 5) && strncmp(p, "\ttbnz\t", 6)))
+            continue; /* the branches to a label */
+        tgt = eol;
+        while (tgt > p && tgt[-1] != '\t' && tgt[-1] != ' ' && tgt[-1] != ',')
+            tgt--;
+        len = (size_t)(eol - tgt);
+        for (int j = 0; j < i && nloops < MAXL; j++)
+            if (!strncmp(line[j], tgt, len) && line[j][len] == ':') {
+                start[nloops] = j, end[nloops] = i, nloops++;
+                break;
+            }
+    }
+    for (int k = 0; k < nloops; k++) {
+        int inner = 0, dots = 0, spills = 0;
+        for (int m = 0; m < nloops; m++)
+            if (m != k && start[m] >= start[k] && end[m] <= end[k] && (start[m] != start[k] || end[m] != end[k]))
+                inner = 1;
+        if (inner)
+            continue;
+        for (int i = start[k]; i <= end[k]; i++) {
+            const char *eol = strchr(line[i], '\n');
+            const char *sp1, *sp2;
+            if (!eol)
+                eol = line[i] + strlen(line[i]);
+            dots += is_dot_by_element(line[i], eol);
+            sp1 = strstr(line[i], "[sp");
+            sp2 = strstr(line[i], "[x29");
+            spills += (sp1 && sp1 < eol) || (sp2 && sp2 < eol);
+        }
+        if (!dots)
+            continue;
+        r.loops++;
+        r.spills += spills;
+        if (dots > r.max_dots)
+            r.max_dots = dots;
+    }
+    return r;
+}
 
 static void test_sdot_with_dotprod_only(void **state)
 {
@@ -165,6 +243,57 @@ static void test_smmla_with_i8mm_and_row_pairs_only(void **state)
         free(s);
         s = emit_scheduled("aarch64-neon-dotprod", spec, "tm=2 tn=2", "asm");
         assert_false(has_mmla(s));
+        free(s);
+    }
+}
+
+/* int8 kernels with dotprod read weight panels of 4 rows: per record,
+ * tile row and panel 8 dot products by element (sdot w.16b, q.4b[i]: one
+ * group of 4 elements of the 4 rows against one activation word), in the
+ * loop over records of the tile (tm rows x tn panels), which keeps every
+ * value in registers for tm = 1..4 at tn = 2 (q4_0: integer correction,
+ * q8_0: codes − 128, q5_0: 5-bit codes as s8). Unsigned 8-bit codes with
+ * zeros take usdot with i8mm. Plain NEON keeps the row layout. */
+static void test_panels_sdot_by_element(void **state)
+{
+    static const char *const specs[] = {
+        "matmul n=4096 k=4096 w=q4_0 compute=int8",
+        "matmul n=4096 k=4096 w=q8_0 compute=int8",
+        "matmul n=4096 k=4096 w=q5_0 compute=int8",
+    };
+    static const char *const targets[] = {"aarch64-neon-dotprod", "aarch64-neon-dotprod-i8mm"};
+    (void)state;
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+        for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++)
+            for (int tm = 1; tm <= 4; tm++) {
+                char sched[32], *s;
+                dot_loop r;
+                snprintf(sched, sizeof sched, "tm=%d tn=2", tm);
+                s = emit_scheduled(targets[t], specs[i], sched, "asm");
+                r = dot_loops(s);
+                if (!r.loops || r.max_dots != 8 * tm * 2)
+                    fail_msg("%s, %s on %s: %d loops with sdot by element, the largest with %d (expected %d)",
+                             specs[i], sched, targets[t], r.loops, r.max_dots, 8 * tm * 2);
+                if (r.spills)
+                    fail_msg("%s, %s on %s: %d stack references in the loops over records", specs[i], sched,
+                             targets[t], r.spills);
+                free(s);
+            }
+    for (size_t i = 0; i < sizeof int8_specs / sizeof int8_specs[0]; i++) {
+        char *s = emit("aarch64-neon-dotprod", int8_specs[i], "asm");
+        if (!dot_loops(s).loops)
+            fail_msg("%s on aarch64-neon-dotprod: no loop of sdot by element (no panels)", int8_specs[i]);
+        free(s);
+        s = emit("aarch64-neon", int8_specs[i], "asm");
+        if (dot_loops(s).loops || strstr(s, ".4b["))
+            fail_msg("%s on aarch64-neon: a dot product by element without dotprod", int8_specs[i]);
+        free(s);
+    }
+    {
+        const char *spec = "matmul n=4096 k=4096 w=uint8 group=32 scale=f16 zero=int compute=int8";
+        char *s = emit("aarch64-neon-dotprod-i8mm", spec, "asm");
+        if (!strstr(s, "\tusdot\t") || !dot_loops(s).loops)
+            fail_msg("%s on aarch64-neon-dotprod-i8mm: no usdot by element", spec);
         free(s);
     }
 }
@@ -268,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_sdot_with_dotprod_only),
         cmocka_unit_test(test_usdot_with_i8mm_only),
         cmocka_unit_test(test_smmla_with_i8mm_and_row_pairs_only),
+        cmocka_unit_test(test_panels_sdot_by_element),
         cmocka_unit_test(test_tbl_for_codebooks),
         cmocka_unit_test(test_float_path_is_128_bit_vector_code),
         cmocka_unit_test(test_target_rules),
