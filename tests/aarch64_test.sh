@@ -17,12 +17,13 @@
 # the features exist for (sdot only with dotprod, usdot, smmla and usmmla
 # only with i8mm, tbl for codebooks).
 #
-# Weight panels: with dotprod (both dotprod targets) the int8 kernels read
-# the weights in panels of 4 rows (ir/klayout.h) with sdot by element
-# (usdot for unsigned 8-bit codes with i8mm); plain NEON keeps the row
-# layout (smull). The heuristic's schedule is tm=2 tn=2 (two rows by two
-# panels; M = 1 and the odd last row of M = 3 and 17 run the one-row
-# loop). A tuning database ($work/cross.db, passed with --db) gives a few
+# Weight panels: the int8 kernels of every target read the weights in
+# panels of 4 rows (ir/klayout.h): with dotprod by sdot by element (usdot
+# for unsigned 8-bit codes with i8mm), on plain NEON by widening
+# multiplies of the broadcast activation word (smull, smlal and their
+# high halves) and pairwise adds. The heuristic's schedule is tm=2 tn=2
+# (two rows by two panels; M = 1 and the odd last row of M = 3 and 17 run
+# the one-row loop). A tuning database ($work/cross.db, passed with --db) gives a few
 # int8 specs on the i8mm target other tiles (tm=3 tn=3, tm=3 tn=4,
 # tm=4 tn=4, tm=4 tn=3, tm=4 tn=2), N off the panel: q4_0 (integer
 # correction), q4_1 and q5_1 (minimums), q8_0 (codes - 128), iq4_nl (tbl),
@@ -173,6 +174,10 @@ for t in aarch64-neon-dotprod aarch64-neon-dotprod-i8mm; do
 done
 grep -qE '	usdot	v[0-9]+\.4s, v[0-9]+\.16b, v[0-9]+\.4b\[[0-3]\]' "$work/u8-aarch64-neon-dotprod-i8mm.s" ||
     fail "aarch64-neon-dotprod-i8mm: the uint8 int8 kernel does not read panels (usdot by element)"
+# and without dotprod: the activation word broadcast, smlal2 for rows 2-3
+{ grep -qE '	dup	v[0-9]+\.4s, v[0-9]+\.s\[[0-3]\]' "$work/q4_0-aarch64-neon.s" &&
+    grep -q '	smlal2	' "$work/q4_0-aarch64-neon.s"; } ||
+    fail "aarch64-neon: the q4_0 int8 kernel does not read panels (dup .s[i], smlal2)"
 # the row layout (outliers) with the heuristic's schedule pairs rows:
 # smmla with i8mm only
 grep -q '	smmla	' "$work/q4_0-rows-aarch64-neon-dotprod-i8mm.s" || fail "aarch64-neon-dotprod-i8mm: no smmla"

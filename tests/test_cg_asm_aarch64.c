@@ -4,9 +4,10 @@
  * feature exists for appears when the target has the feature and not when
  * it lacks it — sdot with dotprod, usdot with i8mm, smmla with i8mm for
  * tiles of two rows and two columns or more on the row layout (not for
- * GEMV tiles), tbl for codebooks — int8 kernels with dotprod read weight
- * panels (sdot by element, no stack spills in the loop over records), the
- * float path is 128-bit vector code, and the targets' rules hold:
+ * GEMV tiles), tbl for codebooks — int8 kernels read weight panels (sdot
+ * by element with dotprod, smull and smlal without, no stack spills in
+ * the loop over records), the float path is 128-bit vector code, and the
+ * targets' rules hold:
  * aarch64 targets do not run on another architecture, take 128-bit
  * schedules only, and do not share a library with x86 kernels.
  */
@@ -81,27 +82,35 @@ static const char *const int8_row_specs[] = {
     "matmul n=4096 k=4096 w=q4_k outliers=act:6 compute=int8",
 };
 
-/* The by-element form of a dot product ("\tsdot\tv1.4s, v2.16b, v3.4b[2]"),
- * what panel kernels use, on the line at p. */
-static int is_dot_by_element(const char *p, const char *eol)
+/* The multiplies of panel kernels, on the line at p: with dotprod the
+ * by-element form of a dot product ("\tsdot\tv1.4s, v2.16b, v3.4b[2]"),
+ * without it the widening multiplies of bytes (smull, smull2, smlal,
+ * smlal2 .8h). */
+static int is_panel_multiply(const char *p, const char *eol, int dotprod)
 {
     const char *b;
-    if (strncmp(p, "\tsdot\t", 6) && strncmp(p, "\tusdot\t", 7))
-        return 0;
-    b = strstr(p, ".4b[");
+    if (dotprod) {
+        if (strncmp(p, "\tsdot\t", 6) && strncmp(p, "\tusdot\t", 7))
+            return 0;
+        b = strstr(p, ".4b[");
+    } else {
+        if (strncmp(p, "\tsmull", 6) && strncmp(p, "\tsmlal", 6))
+            return 0;
+        b = strstr(p, ".8h, v");
+    }
     return b && b < eol;
 }
 
 typedef struct dot_loop {
-    int loops;    /* innermost loops with dot products by element */
+    int loops;    /* innermost loops with panel multiplies */
     int max_dots; /* the most of them in one such loop */
     int spills;   /* stack references (sp, x29) inside such loops */
 } dot_loop;
 
 /* The innermost loops (a label, and a later branch back to it, with no
- * other such pair inside) that hold dot products by element: the loops
- * over the records of panel tiles. */
-static dot_loop dot_loops(const char *asm_text)
+ * other such pair inside) that hold panel multiplies (is_panel_multiply):
+ * the loops over the records of panel tiles. */
+static dot_loop dot_loops(const char *asm_text, int dotprod)
 {
     enum { MAXL = 4096 };
     static const char *line[MAXL];
@@ -143,7 +152,7 @@ static dot_loop dot_loops(const char *asm_text)
             const char *sp1, *sp2;
             if (!eol)
                 eol = line[i] + strlen(line[i]);
-            dots += is_dot_by_element(line[i], eol);
+            dots += is_panel_multiply(line[i], eol, dotprod);
             sp1 = strstr(line[i], "[sp");
             sp2 = strstr(line[i], "[x29");
             spills += (sp1 && sp1 < eol) || (sp2 && sp2 < eol);
@@ -247,14 +256,32 @@ static void test_smmla_with_i8mm_and_row_pairs_only(void **state)
     }
 }
 
-/* int8 kernels with dotprod read weight panels of 4 rows: per record,
+/* int8 kernels read weight panels of 4 rows. With dotprod: per record,
  * tile row and panel 8 dot products by element (sdot w.16b, q.4b[i]: one
  * group of 4 elements of the 4 rows against one activation word), in the
  * loop over records of the tile (tm rows x tn panels), which keeps every
  * value in registers for tm = 1..4 at tn = 2 (q4_0: integer correction,
- * q8_0: codes − 128, q5_0: 5-bit codes as s8). Unsigned 8-bit codes with
- * zeros take usdot with i8mm. Plain NEON keeps the row layout. */
-static void test_panels_sdot_by_element(void **state)
+ * q8_0: codes − 128, q5_0: 5-bit codes as s8); usdot for unsigned 8-bit
+ * codes with zeros with i8mm. Plain NEON: 16 widening multiplies (smull,
+ * smlal and their high halves) per record, row and panel, and no stack
+ * references for one row and, with 4-bit codes, two. */
+static void check_record_loop(const char *target, const char *spec, int tm, int dotprod)
+{
+    char sched[32], *s;
+    dot_loop r;
+    int want = (dotprod ? 8 : 16) * tm * 2;
+    snprintf(sched, sizeof sched, "tm=%d tn=2", tm);
+    s = emit_scheduled(target, spec, sched, "asm");
+    r = dot_loops(s, dotprod);
+    if (!r.loops || r.max_dots != want)
+        fail_msg("%s, %s on %s: %d loops with panel multiplies, the largest with %d (expected %d)", spec, sched, target,
+                 r.loops, r.max_dots, want);
+    if (r.spills)
+        fail_msg("%s, %s on %s: %d stack references in the loops over records", spec, sched, target, r.spills);
+    free(s);
+}
+
+static void test_int8_panels(void **state)
 {
     static const char *const specs[] = {
         "matmul n=4096 k=4096 w=q4_0 compute=int8",
@@ -263,36 +290,29 @@ static void test_panels_sdot_by_element(void **state)
     };
     static const char *const targets[] = {"aarch64-neon-dotprod", "aarch64-neon-dotprod-i8mm"};
     (void)state;
-    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++)
-            for (int tm = 1; tm <= 4; tm++) {
-                char sched[32], *s;
-                dot_loop r;
-                snprintf(sched, sizeof sched, "tm=%d tn=2", tm);
-                s = emit_scheduled(targets[t], specs[i], sched, "asm");
-                r = dot_loops(s);
-                if (!r.loops || r.max_dots != 8 * tm * 2)
-                    fail_msg("%s, %s on %s: %d loops with sdot by element, the largest with %d (expected %d)",
-                             specs[i], sched, targets[t], r.loops, r.max_dots, 8 * tm * 2);
-                if (r.spills)
-                    fail_msg("%s, %s on %s: %d stack references in the loops over records", specs[i], sched,
-                             targets[t], r.spills);
-                free(s);
-            }
+            for (int tm = 1; tm <= 4; tm++)
+                check_record_loop(targets[t], specs[i], tm, 1);
+        check_record_loop("aarch64-neon", specs[i], 1, 0);
+    }
+    check_record_loop("aarch64-neon", specs[0], 2, 0);
     for (size_t i = 0; i < sizeof int8_specs / sizeof int8_specs[0]; i++) {
         char *s = emit("aarch64-neon-dotprod", int8_specs[i], "asm");
-        if (!dot_loops(s).loops)
+        if (!dot_loops(s, 1).loops)
             fail_msg("%s on aarch64-neon-dotprod: no loop of sdot by element (no panels)", int8_specs[i]);
         free(s);
         s = emit("aarch64-neon", int8_specs[i], "asm");
-        if (dot_loops(s).loops || strstr(s, ".4b["))
+        if (dot_loops(s, 1).loops || strstr(s, ".4b["))
             fail_msg("%s on aarch64-neon: a dot product by element without dotprod", int8_specs[i]);
+        if (!dot_loops(s, 0).loops)
+            fail_msg("%s on aarch64-neon: no loop of widening multiplies (no panels)", int8_specs[i]);
         free(s);
     }
     {
         const char *spec = "matmul n=4096 k=4096 w=uint8 group=32 scale=f16 zero=int compute=int8";
         char *s = emit("aarch64-neon-dotprod-i8mm", spec, "asm");
-        if (!strstr(s, "\tusdot\t") || !dot_loops(s).loops)
+        if (!strstr(s, "\tusdot\t") || !dot_loops(s, 1).loops)
             fail_msg("%s on aarch64-neon-dotprod-i8mm: no usdot by element", spec);
         free(s);
     }
@@ -397,7 +417,7 @@ int main(void)
         cmocka_unit_test(test_sdot_with_dotprod_only),
         cmocka_unit_test(test_usdot_with_i8mm_only),
         cmocka_unit_test(test_smmla_with_i8mm_and_row_pairs_only),
-        cmocka_unit_test(test_panels_sdot_by_element),
+        cmocka_unit_test(test_int8_panels),
         cmocka_unit_test(test_tbl_for_codebooks),
         cmocka_unit_test(test_float_path_is_128_bit_vector_code),
         cmocka_unit_test(test_target_rules),
