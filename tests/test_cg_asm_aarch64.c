@@ -117,8 +117,10 @@ static dot_loop dot_loops(const char *asm_text, int dotprod)
     static int start[MAXL], end[MAXL];
     int nl = 0, nloops = 0;
     dot_loop r = {0, 0, 0};
-    for (const char *p = asm_text; *p && nl < MAXL;) {
+    for (const char *p = asm_text; *p;) {
         const char *e = strchr(p, '\n');
+        if (nl == MAXL)
+            fail_msg("dot_loops: the kernel's assembly has more than %d lines", MAXL);
         line[nl++] = p;
         p = e ? e + 1 : p + strlen(p);
     }
