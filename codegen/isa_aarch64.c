@@ -5,13 +5,18 @@
  * ISA assumptions: 128-bit NEON vectors, 32 of them. 16-entry f32 tables
  * are byte lookups over four table registers (tbl). The int8 path
  * (lower_cpu.h: I8_*) multiplies s8 by s8, exact in every form: sdot
- * (DotProd) over 4-bit codes as they are, over 8-bit codes less 128
- * (off = 128, the correction less 128), or usdot (I8MM) over unsigned
- * 8-bit codes that are not centred on 128; table values as s8 (tbl,
- * cc = 0); without DotProd a widening multiply (smull) and pairwise adds.
- * With I8MM, 2x2 pairs of a tile's rows and columns go through smmla /
- * usmmla (the int8 tile hooks below).
+ * (DotProd) over 4-bit codes and codes of up to 7 bits as they are, over
+ * 8-bit codes less 128 (off = 128, the correction less 128), or usdot
+ * (I8MM) over unsigned 8-bit codes that are not centred on 128; table
+ * values as s8 (tbl, cc = 0); without DotProd a widening multiply (smull)
+ * and pairwise adds. With I8MM, 2x2 pairs of a tile's rows and columns go
+ * through smmla / usmmla (the int8 tile hooks below) where the weights
+ * keep the row layout; the int8 path reads weight panels of 4 rows
+ * (below) wherever the layout takes them: sdot by element with DotProd,
+ * smull / smlal and pairwise adds without.
  */
+#include <stdlib.h>
+
 #include "codegen/lower_cpu.h"
 
 static int aarch64_registers(const qkc_target *t)
@@ -88,7 +93,10 @@ static void aarch64_int8_setup(cg *g, i8ctx *x)
     x->usdot = x->dotprod && (t->features & QKC_FEAT_I8MM) && x->mode == I8_DIRECT && L->code_bits == 8 &&
                !(L->zero_const == 128 && L->zero == QKC_KF_NONE);
     x->mmla = x->dotprod && (t->features & QKC_FEAT_I8MM);
-    x->off = x->mode == I8_DIRECT && L->code_bits == 8 && !x->usdot ? 128 : 0;
+    /* 8-bit codes of up to 7 bits (q5_0, int6, ...) are s8 as they are;
+     * wider ones go as code − 128 under sdot */
+    x->off =
+        x->mode == I8_DIRECT && L->code_bits == 8 && !x->usdot && qkc_dtype_get(g->mm->w.dtype)->bits >= 8 ? 128 : 0;
     x->table_cc = 0;
 }
 
@@ -404,6 +412,201 @@ static void aarch64_tile_end(cg *g, tile *T)
         }
 }
 
+/* ------------------------------------------------------- weight panels
+ *
+ * Every aarch64 target reads int8 weights in panels of P = 4 rows
+ * (ir/klayout.h): one 128-bit vector is one int32 lane per row. A
+ * record's codes are 8 groups of 16 bytes (4-bit codes: 4 vectors of
+ * nibbles, the low nibbles groups 0..3, the high ones groups 4..7), group
+ * t holding elements 4t .. 4t+3 of every row, row r's bytes at 4r; the 32
+ * activation bytes of a row are two vectors, group t's 4 at 4t. The
+ * weight operand is the row path's: codes as they are (4-bit, and 8-bit
+ * codes of up to 7 bits), codes − 128 (other 8-bit codes under sdot,
+ * off = 128), or s8 table values (tbl); it is decoded once per record and
+ * panel and used by every row of the tile, and the activation vectors are
+ * loaded once per record and row and used by every panel. Groups go in
+ * the order 0, 4, 1, 5, ... so that a 4-bit code vector's two groups are
+ * used as they are split.
+ *
+ * DotProd: per group and row one sdot by element (usdot where the path
+ * takes unsigned codes),
+ *
+ *     sdot acc.4s, w_t.16b, q_{t/4}.4b[t%4]
+ *
+ * With I8MM too: per output and record this takes fewer instructions than
+ * smmla pairs on the row layout, whose weights and activations are paired
+ * (zip) and corrected pair by pair (q4_0, 2 x 2 tiles: 90 instructions a
+ * record for 16 outputs against 48 for 4); smmla stays for the int8
+ * kernels that keep the row layout (outliers).
+ *
+ * Plain NEON: per group and row the activation word broadcast (dup .4s,
+ * shared by the tile's panels) times the 16 weight bytes, widened: smull
+ * for rows 0-1, smull2 for rows 2-3, accumulated in int16 (smlal, smlal2)
+ * over as many groups as cannot overflow (|q| <= 127, ir/spec.h), then
+ * summed to one int32 lane per row in one of two ways, whichever takes
+ * fewer instructions for the weights' range:
+ *   pairs  after every n groups, addp .8h of the two int16 sums (a lane
+ *          pair of one row: 2n products) and sadalp into acc (4-bit
+ *          codes: n = 8, two instructions per record, row and panel);
+ *   wide   after every n groups, sadalp into two int32 sums (rows 0-1,
+ *          rows 2-3), and at the end one addp .4s of the two (8-bit codes
+ *          and tables with values past ±64: n = 2).
+ * q4_0, one row by two panels: 89 instructions a record for 8 outputs,
+ * where the row path's smull and pairwise adds took 91 for 2. */
+
+/* Every target: NEON is the baseline (the int8 path's forms above). */
+static int aarch64_int8_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
+{
+    (void)mm, (void)L, (void)t;
+    return 4;
+}
+
+/* Group t of a panel record's codes as the weight operand (16 bytes, row
+ * r's 4 at 4r). 4-bit codes: groups t and t + 4 are the low and high
+ * nibbles of one vector, loaded for t < 4 into *raw. */
+static LLVMValueRef panel_group(cg *g, i8ctx *x, LLVMValueRef codes, int t, LLVMValueRef *raw)
+{
+    qkc_emit *E = &g->e;
+    const qkc_klayout *L = g->L;
+    LLVMTypeRef v16 = LLVMVectorType(E->i8, 16);
+    LLVMValueRef w;
+    uint8_t bytes[16];
+    if (L->code_bits == 4) {
+        if (t < 4)
+            *raw = load(E, v16, gep8(E, codes, i64c(E, 16 * t)), 1);
+        memset(bytes, t < 4 ? 15 : 4, sizeof bytes);
+        w = t < 4 ? LLVMBuildAnd(E->b, *raw, cbytes(E, bytes, 16), "")
+                  : LLVMBuildLShr(E->b, *raw, cbytes(E, bytes, 16), "");
+    } else {
+        w = load(E, v16, gep8(E, codes, i64c(E, 16 * t)), 1);
+    }
+    if (L->decode == QKC_KDEC_TABLE) {
+        for (int i = 0; i < 16; i++)
+            bytes[i] = (uint8_t)(int8_t)L->table[i];
+        LLVMValueRef args[2] = {cbytes(E, bytes, 16), w};
+        w = intrinsic(E, "llvm.aarch64.neon.tbl1", &v16, 1, args, 2);
+    } else if (x->off == 128) {
+        memset(bytes, 0x80, sizeof bytes);
+        w = LLVMBuildXor(E->b, w, cbytes(E, bytes, 16), ""); /* code − 128 as s8 */
+    }
+    return w;
+}
+
+/* <16 x i8>: 32-bit lane `lane` of q in every lane (dup .4s, or the
+ * by-element operand of sdot, where it folds). */
+static LLVMValueRef word_dup(cg *g, LLVMValueRef q, int lane)
+{
+    qkc_emit *E = &g->e;
+    LLVMTypeRef v4 = LLVMVectorType(E->i32, 4);
+    LLVMValueRef idx[4] = {i32c(E, lane), i32c(E, lane), i32c(E, lane), i32c(E, lane)};
+    LLVMValueRef words = LLVMBuildBitCast(E->b, q, v4, "");
+    LLVMValueRef dup = LLVMBuildShuffleVector(E->b, words, LLVMGetUndef(v4), LLVMConstVector(idx, 4), "");
+    return LLVMBuildBitCast(E->b, dup, LLVMVectorType(E->i8, 16), "");
+}
+
+/* DotProd. One row's 8 sdot go into two chains (even and odd groups)
+ * summed at the end, so that an in-order core is not held by one chain's
+ * latency; with more rows the rows are the independent chains. */
+static void panel_dot_sdot(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef (*qv)[2], int tm, LLVMValueRef *acc)
+{
+    qkc_emit *E = &g->e;
+    LLVMTypeRef ov[2] = {LLVMVectorType(E->i32, 4), LLVMVectorType(E->i8, 16)};
+    LLVMValueRef chain[4][2], raw = NULL;
+    int chains = tm == 1 ? 2 : 1;
+    for (int i = 0; i < tm; i++)
+        chain[i][0] = acc[i], chain[i][1] = LLVMConstNull(x->pi32);
+    for (int u = 0; u < 8; u++) {
+        int t = u / 2 + 4 * (u % 2);
+        LLVMValueRef w = panel_group(g, x, codes, t, &raw);
+        for (int i = 0; i < tm; i++) {
+            LLVMValueRef args[3] = {chain[i][u % chains], w, word_dup(g, qv[i][t / 4], t % 4)};
+            chain[i][u % chains] =
+                intrinsic(E, x->usdot ? "llvm.aarch64.neon.usdot" : "llvm.aarch64.neon.sdot", ov, 2, args, 3);
+        }
+    }
+    for (int i = 0; i < tm; i++)
+        acc[i] = chains == 2 ? LLVMBuildAdd(E->b, chain[i][0], chain[i][1], "") : chain[i][0];
+}
+
+/* The largest |w| of the weight operand: 4-bit codes, codes of up to 7
+ * bits, codes − 128, table values. */
+static int panel_max_weight(cg *g, i8ctx *x)
+{
+    const qkc_klayout *L = g->L;
+    int m = 0;
+    if (L->decode == QKC_KDEC_TABLE) {
+        for (int i = 0; i < 16; i++) {
+            int v = abs((int)L->table[i]);
+            m = v > m ? v : m;
+        }
+        return m;
+    }
+    if (x->off == 128)
+        return 128;
+    return L->code_bits == 4 ? 15 : (1 << qkc_dtype_get(g->mm->w.dtype)->bits) - 1;
+}
+
+/* Plain NEON (smull, smlal, sadalp; see the top of this part). */
+static void panel_dot_neon(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef (*qv)[2], int tm, LLVMValueRef *acc)
+{
+    qkc_emit *E = &g->e;
+    LLVMTypeRef v16 = LLVMVectorType(E->i8, 16), v8w = LLVMVectorType(E->i16, 8), v4 = LLVMVectorType(E->i32, 4);
+    LLVMTypeRef ov[2] = {v4, v8w};
+    LLVMValueRef s16[4][2] = {{0}}, s32[4][2] = {{0}}, raw = NULL, lo[8], hi[8];
+    int maxp = panel_max_weight(g, x) * 127;
+    int n_pairs = 32767 / (2 * maxp), n_wide = 32767 / maxp;
+    int cost_pairs = 2 * ((8 + n_pairs - 1) / n_pairs), cost_wide = 2 * ((8 + n_wide - 1) / n_wide) + 2;
+    int pairs = cost_pairs <= cost_wide, n = pairs ? n_pairs : n_wide;
+    for (int i = 0; i < 8; i++)
+        lo[i] = i32c(E, i), hi[i] = i32c(E, 8 + i);
+    for (int u = 0; u < 8; u++) {
+        int t = u / 2 + 4 * (u % 2);
+        LLVMValueRef w = panel_group(g, x, codes, t, &raw);
+        LLVMValueRef wh[2] = {LLVMBuildShuffleVector(E->b, w, LLVMGetUndef(v16), LLVMConstVector(lo, 8), ""),
+                              LLVMBuildShuffleVector(E->b, w, LLVMGetUndef(v16), LLVMConstVector(hi, 8), "")};
+        for (int i = 0; i < tm; i++) {
+            LLVMValueRef a = word_dup(g, qv[i][t / 4], t % 4);
+            for (int h = 0; h < 2; h++) {
+                /* rows 2h, 2h + 1: smull (h = 0), smull2 (h = 1); the
+                 * sum an smlal */
+                LLVMValueRef args[2] = {
+                    wh[h], LLVMBuildShuffleVector(E->b, a, LLVMGetUndef(v16), LLVMConstVector(h ? hi : lo, 8), "")};
+                LLVMValueRef p = intrinsic(E, "llvm.aarch64.neon.smull", &v8w, 1, args, 2);
+                s16[i][h] = s16[i][h] ? LLVMBuildAdd(E->b, s16[i][h], p, "") : p;
+            }
+            if ((u + 1) % n && u != 7)
+                continue;
+            if (pairs) {
+                LLVMValueRef pr = intrinsic(E, "llvm.aarch64.neon.addp", &v8w, 1, s16[i], 2);
+                acc[i] = LLVMBuildAdd(E->b, acc[i], intrinsic(E, "llvm.aarch64.neon.saddlp", ov, 2, &pr, 1), "");
+            } else {
+                for (int h = 0; h < 2; h++) {
+                    LLVMValueRef w32 = intrinsic(E, "llvm.aarch64.neon.saddlp", ov, 2, &s16[i][h], 1);
+                    s32[i][h] = s32[i][h] ? LLVMBuildAdd(E->b, s32[i][h], w32, "") : w32; /* sadalp */
+                }
+            }
+            s16[i][0] = s16[i][1] = NULL;
+        }
+    }
+    if (!pairs)
+        for (int i = 0; i < tm; i++)
+            acc[i] = LLVMBuildAdd(E->b, acc[i], intrinsic(E, "llvm.aarch64.neon.addp", &v4, 1, s32[i], 2), "");
+}
+
+/* Σ w·q of one panel record for tm rows (isa.h). */
+static void aarch64_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef *q, int tm, LLVMValueRef *acc)
+{
+    qkc_emit *E = &g->e;
+    LLVMValueRef qv[4][2];
+    for (int i = 0; i < tm; i++)
+        for (int h = 0; h < 2; h++)
+            qv[i][h] = load(E, LLVMVectorType(E->i8, 16), gep8(E, q[i], i64c(E, 16 * h)), 1);
+    if (x->dotprod)
+        panel_dot_sdot(g, x, codes, qv, tm, acc);
+    else
+        panel_dot_neon(g, x, codes, qv, tm, acc);
+}
+
 const qkc_isa qkc_isa_aarch64 = {
     .name = "aarch64",
     .arch = QKC_ARCH_AARCH64,
@@ -425,4 +628,6 @@ const qkc_isa qkc_isa_aarch64 = {
     .int8_tile_begin = aarch64_tile_begin,
     .int8_tile_step = aarch64_tile_step,
     .int8_tile_end = aarch64_tile_end,
+    .int8_panel_rows = aarch64_int8_panel_rows,
+    .int8_panel_dot = aarch64_int8_panel_dot,
 };

@@ -17,15 +17,24 @@
 # the features exist for (sdot only with dotprod, usdot, smmla and usmmla
 # only with i8mm, tbl for codebooks).
 #
-# smmla: the int8 kernels of the i8mm target take the heuristic's schedule
-# (tm=2 tn=2: every tile is one 2x2 pair, smmla, or usmmla for 8-bit codes
-# with zeros or minimums; M = 1 and the odd last row of M = 3 and 17 run
-# the one-row sdot loop). A tuning database ($work/cross.db, passed with
-# --db) gives a few of them on that target tiles with odd sides (tm=3 tn=3,
-# tm=3 tn=5, tm=5 tn=3) or several pairs (tm=4 tn=4, tm=4 tn=2), so pairs
-# and the sdot rows and columns beside them run in one tile: q4_0 (integer
-# correction), q4_1 and q5_1 (minimums, usmmla), q8_0 (codes - 128),
-# iq4_nl (tbl), uint8 with zeros (usmmla, K off the chunk), q4_k.
+# Weight panels: the int8 kernels of every target read the weights in
+# panels of 4 rows (ir/klayout.h): with dotprod by sdot by element (usdot
+# for unsigned 8-bit codes with i8mm), on plain NEON by widening
+# multiplies of the broadcast activation word (smull, smlal and their
+# high halves) and pairwise adds. The heuristic's schedule is tm=2 tn=2
+# (two rows by two panels; M = 1 and the odd last row of M = 3 and 17 run
+# the one-row loop). A tuning database ($work/cross.db, passed with --db) gives a few
+# int8 specs on the i8mm target other tiles (tm=3 tn=3, tm=3 tn=4,
+# tm=4 tn=4, tm=4 tn=3, tm=4 tn=2), N off the panel: q4_0 (integer
+# correction), q4_1 and q5_1 (minimums), q8_0 (codes - 128), iq4_nl (tbl),
+# uint8 with zeros (usdot, K off the chunk), q4_k.
+#
+# smmla: int8 kernels that keep the row layout on the i8mm target (those
+# with activation or sparse outliers) pair a tile's rows and columns:
+# smmla, or usmmla for 8-bit codes with zeros. The database gives them
+# tiles with odd sides (tm=5 tn=3, tm=3 tn=5), so pairs and the sdot rows
+# and columns beside them run in one tile: q4_0 with activation outliers
+# (integer correction), uint8 with zeros and sparse outliers (usmmla).
 #
 # Skips (exit 77) when the cross compiler or qemu-aarch64 is missing
 # (sh scripts/bootstrap.sh --test installs gcc-aarch64-linux-gnu and
@@ -94,6 +103,9 @@ matmul n=36 k=96 w=gptq:8 group=32 compute=int8
 matmul n=16 k=256 w=gptq:4:actorder group=64 compute=int8
 matmul n=17 k=100 w=int8 compute=int8
 matmul n=17 k=100 w=uint8 group=32 scale=f16 zero=int compute=int8
+# the row layout with outliers: smmla / usmmla pairs with i8mm
+matmul n=35 k=96 w=q4_0 outliers=act:6 compute=int8
+matmul n=17 k=100 w=uint8 group=32 scale=f16 zero=int outliers=sparse:0.02 compute=int8
 # other compute types and epilogues; K off the chunk size
 matmul n=35 k=250 w=nf4 group=64 bias=f32 act=gelu out=bf16
 matmul n=35 k=256 a=f16 w=q4_0 compute=f16 bias=f32 act=silu out=f16
@@ -116,11 +128,13 @@ while read -r sched spec; do
 done <<'TUNED'
 tm=3,tn=3 matmul n=35 k=96 w=q4_0 compute=int8
 tm=3,tn=3 matmul n=35 k=96 w=q4_1 compute=int8
-tm=3,tn=5 matmul n=35 k=96 w=q5_1 compute=int8
+tm=3,tn=4 matmul n=35 k=96 w=q5_1 compute=int8
 tm=4,tn=4 matmul n=35 k=96 w=q8_0 compute=int8
-tm=5,tn=3 matmul n=35 k=96 w=iq4_nl compute=int8
+tm=4,tn=3 matmul n=35 k=96 w=iq4_nl compute=int8
 tm=3,tn=3 matmul n=17 k=100 w=uint8 group=32 scale=f16 zero=int compute=int8
 tm=4,tn=2 matmul n=35 k=768 w=q4_k compute=int8
+tm=5,tn=3 matmul n=35 k=96 w=q4_0 outliers=act:6 compute=int8
+tm=3,tn=5 matmul n=17 k=100 w=uint8 group=32 scale=f16 zero=int outliers=sparse:0.02 compute=int8
 TUNED
 
 step "qkc compile --emit lib|header: $nspecs specs x 3 aarch64 targets"
@@ -140,6 +154,9 @@ for t in aarch64-neon aarch64-neon-dotprod aarch64-neon-dotprod-i8mm; do
     asm w=uint8 group=32 scale=f16 zero=int compute=int8 --target $t >"$work/u8-$t.s" || fail "assembly for $t"
     asm w=nf4_bnb --target $t >"$work/nf4-$t.s" || fail "assembly for $t"
     asm w=iq4_nl compute=int8 --target $t >"$work/iq4-$t.s" || fail "assembly for $t"
+    asm w=q4_0 outliers=act:6 compute=int8 --target $t >"$work/q4_0-rows-$t.s" || fail "assembly for $t"
+    asm w=uint8 group=32 scale=f16 zero=int outliers=sparse:0.02 compute=int8 --target $t >"$work/u8-rows-$t.s" ||
+        fail "assembly for $t"
     grep -q '	tbl	' "$work/nf4-$t.s" || fail "$t: no tbl in the nf4 kernel"
     grep -q '	tbl	' "$work/iq4-$t.s" || fail "$t: no tbl in the iq4_nl int8 kernel"
 done
@@ -148,21 +165,42 @@ grep -q '	[su]dot	' "$work/q4_0-aarch64-neon.s" && fail "aarch64-neon: sdot with
 grep -q '	smull' "$work/q4_0-aarch64-neon.s" || fail "aarch64-neon: no widening multiply"
 grep -q '	usdot	' "$work/u8-aarch64-neon-dotprod-i8mm.s" || fail "aarch64-neon-dotprod-i8mm: no usdot"
 grep -q '	usdot	' "$work/u8-aarch64-neon-dotprod.s" && fail "aarch64-neon-dotprod: usdot without i8mm"
-# the heuristic's schedule (as in the library) pairs rows: smmla with i8mm only
-grep -q '	smmla	' "$work/q4_0-aarch64-neon-dotprod-i8mm.s" || fail "aarch64-neon-dotprod-i8mm: no smmla"
-grep -q '	usmmla	' "$work/u8-aarch64-neon-dotprod-i8mm.s" || fail "aarch64-neon-dotprod-i8mm: no usmmla"
-for t in aarch64-neon aarch64-neon-dotprod; do
-    grep -qE '	(smmla|usmmla|ummla)	' "$work/q4_0-$t.s" "$work/u8-$t.s" && fail "$t: a matrix multiply (smmla) without i8mm"
+# weight panels with dotprod: the dot products by element (one activation
+# word broadcast), no smmla pairs
+for t in aarch64-neon-dotprod aarch64-neon-dotprod-i8mm; do
+    grep -qE '	sdot	v[0-9]+\.4s, v[0-9]+\.16b, v[0-9]+\.4b\[[0-3]\]' "$work/q4_0-$t.s" ||
+        fail "$t: the q4_0 int8 kernel does not read panels (sdot by element)"
+    grep -qE '	(smmla|usmmla|ummla)	' "$work/q4_0-$t.s" && fail "$t: smmla in the q4_0 panel kernel"
 done
-# the database's schedules are the ones the library's kernels got
-tuned="matmul n=35 k=96 w=q4_0 compute=int8"
-# shellcheck disable=SC2086
-"$qkc" compile $tuned --target aarch64-neon-dotprod-i8mm --emit asm >"$work/q4_0-heuristic.s" || fail "assembly of $tuned"
-# shellcheck disable=SC2086
-"$qkc" compile $tuned --target aarch64-neon-dotprod-i8mm --db "$db" --emit asm >"$work/q4_0-tuned.s" ||
-    fail "assembly of $tuned with $db"
-grep -q '	smmla	' "$work/q4_0-tuned.s" || fail "$tuned, tm=3 tn=3: no smmla"
-cmp -s "$work/q4_0-heuristic.s" "$work/q4_0-tuned.s" && fail "$db: its schedule for $tuned was not taken"
+grep -qE '	usdot	v[0-9]+\.4s, v[0-9]+\.16b, v[0-9]+\.4b\[[0-3]\]' "$work/u8-aarch64-neon-dotprod-i8mm.s" ||
+    fail "aarch64-neon-dotprod-i8mm: the uint8 int8 kernel does not read panels (usdot by element)"
+# and without dotprod: the activation word broadcast, smlal2 for rows 2-3
+{ grep -qE '	dup	v[0-9]+\.4s, v[0-9]+\.s\[[0-3]\]' "$work/q4_0-aarch64-neon.s" &&
+    grep -q '	smlal2	' "$work/q4_0-aarch64-neon.s"; } ||
+    fail "aarch64-neon: the q4_0 int8 kernel does not read panels (dup .s[i], smlal2)"
+# the row layout (outliers) with the heuristic's schedule pairs rows:
+# smmla with i8mm only
+grep -q '	smmla	' "$work/q4_0-rows-aarch64-neon-dotprod-i8mm.s" || fail "aarch64-neon-dotprod-i8mm: no smmla"
+grep -q '	usmmla	' "$work/u8-rows-aarch64-neon-dotprod-i8mm.s" || fail "aarch64-neon-dotprod-i8mm: no usmmla"
+for t in aarch64-neon aarch64-neon-dotprod; do
+    grep -qE '	(smmla|usmmla|ummla)	' "$work/q4_0-rows-$t.s" "$work/u8-rows-$t.s" &&
+        fail "$t: a matrix multiply (smmla) without i8mm"
+done
+# the database's schedules are the ones the library's kernels got: a
+# panel kernel (tm=3 tn=3) and a row one (tm=5 tn=3, smmla)
+for tuned in "matmul n=35 k=96 w=q4_0 compute=int8" "matmul n=35 k=96 w=q4_0 outliers=act:6 compute=int8"; do
+    # shellcheck disable=SC2086
+    "$qkc" compile $tuned --target aarch64-neon-dotprod-i8mm --emit asm >"$work/heuristic.s" ||
+        fail "assembly of $tuned"
+    # shellcheck disable=SC2086
+    "$qkc" compile $tuned --target aarch64-neon-dotprod-i8mm --db "$db" --emit asm >"$work/tuned.s" ||
+        fail "assembly of $tuned with $db"
+    cmp -s "$work/heuristic.s" "$work/tuned.s" && fail "$db: its schedule for $tuned was not taken"
+    case $tuned in
+    *outliers*) grep -q '	smmla	' "$work/tuned.s" || fail "$tuned, tm=5 tn=3: no smmla" ;;
+    *) grep -q '	sdot	' "$work/tuned.s" || fail "$tuned, tm=3 tn=3: no sdot" ;;
+    esac
+done
 
 step "cross-build the runtime and the test program ($cross)"
 set -- -S "$src/tests/cross" -B "$work/build" -DCMAKE_TOOLCHAIN_FILE="$src/cmake/aarch64-linux-gnu.cmake" \

@@ -3,9 +3,11 @@
  * kernels run under qemu in tests/aarch64_test.sh): the instruction a
  * feature exists for appears when the target has the feature and not when
  * it lacks it — sdot with dotprod, usdot with i8mm, smmla with i8mm for
- * tiles of two rows and two columns or more (not for GEMV tiles), tbl for
- * codebooks — the float path is 128-bit vector code, and the targets'
- * rules hold:
+ * tiles of two rows and two columns or more on the row layout (not for
+ * GEMV tiles), tbl for codebooks — int8 kernels read weight panels (sdot
+ * by element with dotprod, smull and smlal without, no stack spills in
+ * the loop over records), the float path is 128-bit vector code, and the
+ * targets' rules hold:
  * aarch64 targets do not run on another architecture, take 128-bit
  * schedules only, and do not share a library with x86 kernels.
  */
@@ -70,6 +72,103 @@ static const char *const int8_specs[] = {
     "matmul n=4096 k=4096 w=q4_k compute=int8",
 };
 
+/* The same formats on the row layout: with activation outliers the int8
+ * path does not take panels. */
+static const char *const int8_row_specs[] = {
+    "matmul n=4096 k=4096 w=q4_0 outliers=act:6 compute=int8",
+    "matmul n=4096 k=4096 w=q8_0 outliers=act:6 compute=int8",
+    "matmul n=4096 k=4096 w=int4 group=128 scale=f16 zero=int outliers=act:6 compute=int8",
+    "matmul n=4096 k=4096 w=iq4_nl outliers=act:6 compute=int8",
+    "matmul n=4096 k=4096 w=q4_k outliers=act:6 compute=int8",
+};
+
+/* The multiplies of panel kernels, on the line at p: with dotprod the
+ * by-element form of a dot product ("\tsdot\tv1.4s, v2.16b, v3.4b[2]"),
+ * without it the widening multiplies of bytes (smull, smull2, smlal,
+ * smlal2 .8h). */
+static int is_panel_multiply(const char *p, const char *eol, int dotprod)
+{
+    const char *b;
+    if (dotprod) {
+        if (strncmp(p, "\tsdot\t", 6) && strncmp(p, "\tusdot\t", 7))
+            return 0;
+        b = strstr(p, ".4b[");
+    } else {
+        if (strncmp(p, "\tsmull", 6) && strncmp(p, "\tsmlal", 6))
+            return 0;
+        b = strstr(p, ".8h, v");
+    }
+    return b && b < eol;
+}
+
+typedef struct dot_loop {
+    int loops;    /* innermost loops with panel multiplies */
+    int max_dots; /* the most of them in one such loop */
+    int spills;   /* stack references (sp, x29) inside such loops */
+} dot_loop;
+
+/* The innermost loops (a label, and a later branch back to it, with no
+ * other such pair inside) that hold panel multiplies (is_panel_multiply):
+ * the loops over the records of panel tiles. */
+static dot_loop dot_loops(const char *asm_text, int dotprod)
+{
+    enum { MAXL = 4096 };
+    static const char *line[MAXL];
+    static int start[MAXL], end[MAXL];
+    int nl = 0, nloops = 0;
+    dot_loop r = {0, 0, 0};
+    for (const char *p = asm_text; *p;) {
+        const char *e = strchr(p, '\n');
+        if (nl == MAXL)
+            fail_msg("dot_loops: the kernel's assembly has more than %d lines", MAXL);
+        line[nl++] = p;
+        p = e ? e + 1 : p + strlen(p);
+    }
+    for (int i = 0; i < nl; i++) {
+        const char *p = line[i], *eol = strchr(p, '\n'), *tgt;
+        size_t len;
+        if (!eol)
+            eol = p + strlen(p);
+        if (p[0] != '\t' || (strncmp(p, "\tb\t", 3) && strncmp(p, "\tb.", 3) && strncmp(p, "\tcbz\t", 5) &&
+                             strncmp(p, "\tcbnz\t", 6) && strncmp(p, "\ttbz\t", 5) && strncmp(p, "\ttbnz\t", 6)))
+            continue; /* the branches to a label */
+        tgt = eol;
+        while (tgt > p && tgt[-1] != '\t' && tgt[-1] != ' ' && tgt[-1] != ',')
+            tgt--;
+        len = (size_t)(eol - tgt);
+        for (int j = 0; j < i && nloops < MAXL; j++)
+            if (!strncmp(line[j], tgt, len) && line[j][len] == ':') {
+                start[nloops] = j, end[nloops] = i, nloops++;
+                break;
+            }
+    }
+    for (int k = 0; k < nloops; k++) {
+        int inner = 0, dots = 0, spills = 0;
+        for (int m = 0; m < nloops; m++)
+            if (m != k && start[m] >= start[k] && end[m] <= end[k] && (start[m] != start[k] || end[m] != end[k]))
+                inner = 1;
+        if (inner)
+            continue;
+        for (int i = start[k]; i <= end[k]; i++) {
+            const char *eol = strchr(line[i], '\n');
+            const char *sp1, *sp2;
+            if (!eol)
+                eol = line[i] + strlen(line[i]);
+            dots += is_panel_multiply(line[i], eol, dotprod);
+            sp1 = strstr(line[i], "[sp");
+            sp2 = strstr(line[i], "[x29");
+            spills += (sp1 && sp1 < eol) || (sp2 && sp2 < eol);
+        }
+        if (!dots)
+            continue;
+        r.loops++;
+        r.spills += spills;
+        if (dots > r.max_dots)
+            r.max_dots = dots;
+    }
+    return r;
+}
+
 static void test_sdot_with_dotprod_only(void **state)
 {
     (void)state;
@@ -107,45 +206,116 @@ static int has_mmla(const char *asm_text)
 }
 
 /* smmla (i8mm's 2x8 by 8x2 form) serves tiles of two rows and two columns
- * and more: present with i8mm when the schedule pairs rows and columns
- * (odd sides too), absent for one-row (GEMV) or one-column tiles and
- * without i8mm. */
+ * and more on the row layout: present with i8mm when the schedule pairs
+ * rows and columns (odd sides too), absent for one-row (GEMV) or
+ * one-column tiles and without i8mm. Panel kernels (the same formats
+ * without outliers) take sdot instead, whatever the tile. */
 static void test_smmla_with_i8mm_and_row_pairs_only(void **state)
 {
     (void)state;
     static const char *const paired[] = {"tm=2 tn=2", "tm=4 tn=4", "tm=3 tn=3", "tm=5 tn=3"};
     static const char *const unpaired[] = {"tm=1 tn=4", "tm=4 tn=1"};
-    for (size_t i = 0; i < sizeof int8_specs / sizeof int8_specs[0]; i++) {
+    for (size_t i = 0; i < sizeof int8_row_specs / sizeof int8_row_specs[0]; i++) {
         for (size_t p = 0; p < sizeof paired / sizeof paired[0]; p++) {
-            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_specs[i], paired[p], "asm");
+            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_row_specs[i], paired[p], "asm");
             if (!has_insn(s, "smmla"))
-                fail_msg("%s, %s on aarch64-neon-dotprod-i8mm: no smmla", int8_specs[i], paired[p]);
+                fail_msg("%s, %s on aarch64-neon-dotprod-i8mm: no smmla", int8_row_specs[i], paired[p]);
             free(s);
-            s = emit_scheduled("aarch64-neon-dotprod", int8_specs[i], paired[p], "asm");
+            s = emit_scheduled("aarch64-neon-dotprod", int8_row_specs[i], paired[p], "asm");
             if (has_mmla(s) || !has_insn(s, "sdot"))
-                fail_msg("%s, %s on aarch64-neon-dotprod: smmla without i8mm, or no sdot", int8_specs[i], paired[p]);
+                fail_msg("%s, %s on aarch64-neon-dotprod: smmla without i8mm, or no sdot", int8_row_specs[i],
+                         paired[p]);
             free(s);
-            s = emit_scheduled("aarch64-neon", int8_specs[i], paired[p], "asm");
+            s = emit_scheduled("aarch64-neon", int8_row_specs[i], paired[p], "asm");
             if (has_mmla(s))
-                fail_msg("%s, %s on aarch64-neon: smmla without i8mm", int8_specs[i], paired[p]);
+                fail_msg("%s, %s on aarch64-neon: smmla without i8mm", int8_row_specs[i], paired[p]);
             free(s);
         }
         for (size_t p = 0; p < sizeof unpaired / sizeof unpaired[0]; p++) {
-            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_specs[i], unpaired[p], "asm");
+            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_row_specs[i], unpaired[p], "asm");
             if (has_mmla(s) || !has_insn(s, "sdot"))
-                fail_msg("%s, %s on aarch64-neon-dotprod-i8mm: smmla without pairs, or no sdot", int8_specs[i],
+                fail_msg("%s, %s on aarch64-neon-dotprod-i8mm: smmla without pairs, or no sdot", int8_row_specs[i],
                          unpaired[p]);
+            free(s);
+        }
+        {
+            char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", int8_specs[i], "tm=4 tn=4", "asm");
+            if (has_mmla(s) || !has_insn(s, "sdot"))
+                fail_msg("%s, tm=4 tn=4 on aarch64-neon-dotprod-i8mm: smmla in a panel kernel, or no sdot",
+                         int8_specs[i]);
             free(s);
         }
     }
     {
         /* unsigned 8-bit codes with zeros: usmmla, as usdot */
-        const char *spec = "matmul n=4096 k=4096 w=uint8 group=32 scale=f16 zero=int compute=int8";
+        const char *spec = "matmul n=4096 k=4096 w=uint8 group=32 scale=f16 zero=int outliers=act:6 compute=int8";
         char *s = emit_scheduled("aarch64-neon-dotprod-i8mm", spec, "tm=2 tn=2", "asm");
         assert_true(has_insn(s, "usmmla"));
         free(s);
         s = emit_scheduled("aarch64-neon-dotprod", spec, "tm=2 tn=2", "asm");
         assert_false(has_mmla(s));
+        free(s);
+    }
+}
+
+/* int8 kernels read weight panels of 4 rows. With dotprod: per record,
+ * tile row and panel 8 dot products by element (sdot w.16b, q.4b[i]: one
+ * group of 4 elements of the 4 rows against one activation word), in the
+ * loop over records of the tile (tm rows x tn panels), which keeps every
+ * value in registers for tm = 1..4 at tn = 2 (q4_0: integer correction,
+ * q8_0: codes − 128, q5_0: 5-bit codes as s8); usdot for unsigned 8-bit
+ * codes with zeros with i8mm. Plain NEON: 16 widening multiplies (smull,
+ * smlal and their high halves) per record, row and panel, and no stack
+ * references for one row and, with 4-bit codes, two. */
+static void check_record_loop(const char *target, const char *spec, int tm, int dotprod)
+{
+    char sched[32], *s;
+    dot_loop r;
+    int want = (dotprod ? 8 : 16) * tm * 2;
+    snprintf(sched, sizeof sched, "tm=%d tn=2", tm);
+    s = emit_scheduled(target, spec, sched, "asm");
+    r = dot_loops(s, dotprod);
+    if (!r.loops || r.max_dots != want)
+        fail_msg("%s, %s on %s: %d loops with panel multiplies, the largest with %d (expected %d)", spec, sched, target,
+                 r.loops, r.max_dots, want);
+    if (r.spills)
+        fail_msg("%s, %s on %s: %d stack references in the loops over records", spec, sched, target, r.spills);
+    free(s);
+}
+
+static void test_int8_panels(void **state)
+{
+    static const char *const specs[] = {
+        "matmul n=4096 k=4096 w=q4_0 compute=int8",
+        "matmul n=4096 k=4096 w=q8_0 compute=int8",
+        "matmul n=4096 k=4096 w=q5_0 compute=int8",
+    };
+    static const char *const targets[] = {"aarch64-neon-dotprod", "aarch64-neon-dotprod-i8mm"};
+    (void)state;
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++)
+            for (int tm = 1; tm <= 4; tm++)
+                check_record_loop(targets[t], specs[i], tm, 1);
+        check_record_loop("aarch64-neon", specs[i], 1, 0);
+    }
+    check_record_loop("aarch64-neon", specs[0], 2, 0);
+    for (size_t i = 0; i < sizeof int8_specs / sizeof int8_specs[0]; i++) {
+        char *s = emit("aarch64-neon-dotprod", int8_specs[i], "asm");
+        if (!dot_loops(s, 1).loops)
+            fail_msg("%s on aarch64-neon-dotprod: no loop of sdot by element (no panels)", int8_specs[i]);
+        free(s);
+        s = emit("aarch64-neon", int8_specs[i], "asm");
+        if (dot_loops(s, 1).loops || strstr(s, ".4b["))
+            fail_msg("%s on aarch64-neon: a dot product by element without dotprod", int8_specs[i]);
+        if (!dot_loops(s, 0).loops)
+            fail_msg("%s on aarch64-neon: no loop of widening multiplies (no panels)", int8_specs[i]);
+        free(s);
+    }
+    {
+        const char *spec = "matmul n=4096 k=4096 w=uint8 group=32 scale=f16 zero=int compute=int8";
+        char *s = emit("aarch64-neon-dotprod-i8mm", spec, "asm");
+        if (!strstr(s, "\tusdot\t") || !dot_loops(s, 1).loops)
+            fail_msg("%s on aarch64-neon-dotprod-i8mm: no usdot by element", spec);
         free(s);
     }
 }
@@ -249,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_sdot_with_dotprod_only),
         cmocka_unit_test(test_usdot_with_i8mm_only),
         cmocka_unit_test(test_smmla_with_i8mm_and_row_pairs_only),
+        cmocka_unit_test(test_int8_panels),
         cmocka_unit_test(test_tbl_for_codebooks),
         cmocka_unit_test(test_float_path_is_128_bit_vector_code),
         cmocka_unit_test(test_target_rules),
