@@ -464,7 +464,7 @@ static int aarch64_int8_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, c
 /* Group t of a panel record's codes as the weight operand (16 bytes, row
  * r's 4 at 4r). 4-bit codes: groups t and t + 4 are the low and high
  * nibbles of one vector, loaded for t < 4 into *raw. */
-static LLVMValueRef panel_group(cg *g, i8ctx *x, LLVMValueRef codes, int t, LLVMValueRef *raw)
+static LLVMValueRef panel_group(cg *g, i8ctx *x, LLVMValueRef codes, int stride, int t, LLVMValueRef *raw)
 {
     qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
@@ -473,12 +473,12 @@ static LLVMValueRef panel_group(cg *g, i8ctx *x, LLVMValueRef codes, int t, LLVM
     uint8_t bytes[16];
     if (L->code_bits == 4) {
         if (t < 4)
-            *raw = load(E, v16, gep8(E, codes, i64c(E, 16 * t)), 1);
+            *raw = load(E, v16, gep8(E, codes, i64c(E, (int64_t)stride * t)), 1);
         memset(bytes, t < 4 ? 15 : 4, sizeof bytes);
         w = t < 4 ? LLVMBuildAnd(E->b, *raw, cbytes(E, bytes, 16), "")
                   : LLVMBuildLShr(E->b, *raw, cbytes(E, bytes, 16), "");
     } else {
-        w = load(E, v16, gep8(E, codes, i64c(E, 16 * t)), 1);
+        w = load(E, v16, gep8(E, codes, i64c(E, (int64_t)stride * t)), 1);
     }
     if (L->decode == QKC_KDEC_TABLE) {
         for (int i = 0; i < 16; i++)
@@ -507,7 +507,8 @@ static LLVMValueRef word_dup(cg *g, LLVMValueRef q, int lane)
 /* DotProd. One row's 8 sdot go into two chains (even and odd groups)
  * summed at the end, so that an in-order core is not held by one chain's
  * latency; with more rows the rows are the independent chains. */
-static void panel_dot_sdot(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef (*qv)[2], int tm, LLVMValueRef *acc)
+static void panel_dot_sdot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVMValueRef (*qv)[2], int tm,
+                           LLVMValueRef *acc)
 {
     qkc_emit *E = &g->e;
     LLVMTypeRef ov[2] = {LLVMVectorType(E->i32, 4), LLVMVectorType(E->i8, 16)};
@@ -517,7 +518,7 @@ static void panel_dot_sdot(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef (*q
         chain[i][0] = acc[i], chain[i][1] = LLVMConstNull(x->pi32);
     for (int u = 0; u < 8; u++) {
         int t = u / 2 + 4 * (u % 2);
-        LLVMValueRef w = panel_group(g, x, codes, t, &raw);
+        LLVMValueRef w = panel_group(g, x, codes, stride, t, &raw);
         for (int i = 0; i < tm; i++) {
             LLVMValueRef args[3] = {chain[i][u % chains], w, word_dup(g, qv[i][t / 4], t % 4)};
             chain[i][u % chains] =
@@ -547,7 +548,8 @@ static int panel_max_weight(cg *g, i8ctx *x)
 }
 
 /* Plain NEON (smull, smlal, sadalp; see the top of this part). */
-static void panel_dot_neon(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef (*qv)[2], int tm, LLVMValueRef *acc)
+static void panel_dot_neon(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVMValueRef (*qv)[2], int tm,
+                           LLVMValueRef *acc)
 {
     qkc_emit *E = &g->e;
     LLVMTypeRef v16 = LLVMVectorType(E->i8, 16), v8w = LLVMVectorType(E->i16, 8), v4 = LLVMVectorType(E->i32, 4);
@@ -561,7 +563,7 @@ static void panel_dot_neon(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef (*q
         lo[i] = i32c(E, i), hi[i] = i32c(E, 8 + i);
     for (int u = 0; u < 8; u++) {
         int t = u / 2 + 4 * (u % 2);
-        LLVMValueRef w = panel_group(g, x, codes, t, &raw);
+        LLVMValueRef w = panel_group(g, x, codes, stride, t, &raw);
         LLVMValueRef wh[2] = {LLVMBuildShuffleVector(E->b, w, LLVMGetUndef(v16), LLVMConstVector(lo, 8), ""),
                               LLVMBuildShuffleVector(E->b, w, LLVMGetUndef(v16), LLVMConstVector(hi, 8), "")};
         for (int i = 0; i < tm; i++) {
@@ -594,7 +596,8 @@ static void panel_dot_neon(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef (*q
 }
 
 /* Σ w·q of one panel record for tm rows (isa.h). */
-static void aarch64_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValueRef *q, int tm, LLVMValueRef *acc)
+static void aarch64_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVMValueRef *q, int tm,
+                                   LLVMValueRef *acc)
 {
     qkc_emit *E = &g->e;
     LLVMValueRef qv[4][2];
@@ -602,9 +605,9 @@ static void aarch64_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, LLVMValu
         for (int h = 0; h < 2; h++)
             qv[i][h] = load(E, LLVMVectorType(E->i8, 16), gep8(E, q[i], i64c(E, 16 * h)), 1);
     if (x->dotprod)
-        panel_dot_sdot(g, x, codes, qv, tm, acc);
+        panel_dot_sdot(g, x, codes, stride, qv, tm, acc);
     else
-        panel_dot_neon(g, x, codes, qv, tm, acc);
+        panel_dot_neon(g, x, codes, stride, qv, tm, acc);
 }
 
 const qkc_isa qkc_isa_aarch64 = {
