@@ -260,11 +260,12 @@ int qkc_klayout_panel_ok(const qkc_klayout *L)
 
 qkc_status qkc_klayout_set_panel(qkc_klayout *L, int p, int64_t n, qkc_diag *diag)
 {
-    uint64_t panels = (uint64_t)((n + p - 1) / p), bytes;
+    uint64_t panels, bytes;
     size_t len;
     if (p < 1 || p > 64 || n < 1 || !qkc_klayout_panel_ok(L))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "klayout: %s cannot take panels of %d rows",
                             L->description, p);
+    panels = (uint64_t)(n / p + (n % p != 0));
     if (!mul_ok(L->row_bytes, (uint64_t)p, &L->panel_bytes) || !mul_ok(L->panel_bytes, panels, &bytes) ||
         bytes > QKC_MAX_BLOB_BYTES)
         return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld in panels of %d do not fit", (long long)n,
