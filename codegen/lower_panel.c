@@ -25,8 +25,9 @@
  * codes of a record are decoded once for all tm rows.
  *
  * Loops: panels [n_begin/P, ceil(n_end/P)) in tiles of tile_n panels (the
- * rest one by one), M in tiles of tile_m rows (the rest one by one), the
- * records of K innermost. The runtime starts every call at a multiple of
+ * rest one by one), M in tiles of tile_m rows within them, the records of
+ * K innermost; then the rows the M tiles leave (every row at M = 1), one
+ * row and one panel at a time. The runtime starts every call at a multiple of
  * P (the schedule's n_block is whole panels); columns past n_end are
  * computed from the zero padding rows and never stored.
  */
@@ -328,7 +329,8 @@ static void emit_ptile(cg *g, pctx *pc, LLVMValueRef m0, LLVMValueRef p0, int tm
 typedef struct ploop {
     pctx *pc;
     LLVMValueRef p0;
-    int tm, np;
+    LLVMValueRef m_from; /* rest == 1: the first row left over by the tiles */
+    int tm, np, rest;
 } ploop;
 
 static void m_body(cg *g, void *ctx, LLVMValueRef m0)
@@ -337,17 +339,29 @@ static void m_body(cg *g, void *ctx, LLVMValueRef m0)
     emit_ptile(g, pl->pc, m0, pl->p0, pl->tm, pl->np);
 }
 
+/* A tile of np panels: its rows in tiles of tm (rest == 0), or the rows
+ * the tiles leave, one at a time (rest == 1). */
 static void p_body(cg *g, void *ctx, LLVMValueRef p0)
 {
     qkc_emit *E = &g->e;
     ploop *outer = ctx, pl = *outer;
-    LLVMValueRef m0 = i64c(E, 0);
     pl.p0 = p0;
-    pl.tm = g->s->tile_m < 4 ? g->s->tile_m : 4;
-    if (pl.tm > 1)
-        m0 = qkc_lower_loop(g, m0, g->m, pl.tm, m_body, &pl);
-    pl.tm = 1;
-    qkc_lower_loop(g, m0, g->m, 1, m_body, &pl);
+    if (pl.rest)
+        qkc_lower_loop(g, pl.m_from, g->m, 1, m_body, &pl);
+    else
+        qkc_lower_loop(g, i64c(E, 0), g->m, pl.tm, m_body, &pl);
+}
+
+/* The panels [pb, pe) in tiles of pl->np, the last ones one by one. */
+static void panel_loop(cg *g, ploop *pl, LLVMValueRef pb, LLVMValueRef pe)
+{
+    int np = pl->np;
+    LLVMValueRef next = qkc_lower_loop(g, pb, pe, np, p_body, pl);
+    if (np > 1) {
+        pl->np = 1;
+        qkc_lower_loop(g, next, pe, 1, p_body, pl);
+        pl->np = np;
+    }
 }
 
 void qkc_lower_panels(cg *g, i8ctx *x)
@@ -369,11 +383,23 @@ void qkc_lower_panels(cg *g, i8ctx *x)
     memset(&pl, 0, sizeof pl);
     pl.pc = &pc;
     pl.np = g->s->tile_n < 4 ? g->s->tile_n : 4;
+    pl.tm = g->s->tile_m < 4 ? g->s->tile_m : 4;
     LLVMValueRef pb = LLVMBuildSDiv(E->b, g->n_begin, i64c(E, P), "");
     LLVMValueRef pe = LLVMBuildSDiv(E->b, LLVMBuildAdd(E->b, g->n_end, i64c(E, P - 1), ""), i64c(E, P), "");
-    LLVMValueRef next = qkc_lower_loop(g, pb, pe, pl.np, p_body, &pl);
-    if (pl.np > 1) {
-        pl.np = 1;
-        qkc_lower_loop(g, next, pe, 1, p_body, &pl);
+    if (pl.tm == 1) {
+        pl.rest = 1;
+        pl.m_from = i64c(E, 0);
+        panel_loop(g, &pl, pb, pe);
+        return;
     }
+    /* Rows in tiles of tm over tiles of np panels; the rows left over (all
+     * of them at M = 1) stream one panel at a time, which keeps a single
+     * weight stream in flight where the call is bound by memory. */
+    panel_loop(g, &pl, pb, pe);
+    pl.rest = 1;
+    pl.tm = 1;
+    pl.np = 1;
+    pl.m_from = LLVMBuildMul(E->b, LLVMBuildSDiv(E->b, g->m, i64c(E, g->s->tile_m < 4 ? g->s->tile_m : 4), ""),
+                             i64c(E, g->s->tile_m < 4 ? g->s->tile_m : 4), "");
+    panel_loop(g, &pl, pb, pe);
 }
