@@ -34,21 +34,31 @@ static char *emit(const char *target, const char *spec_text, const char *what)
     return buf;
 }
 
+/* The next line of *text into buf (cut to its size), *text moved past it;
+ * 0 at the end. */
+static int next_line(const char **text, char *buf, size_t size)
+{
+    const char *line = *text, *end;
+    size_t len;
+    if (!line || !*line)
+        return 0;
+    end = strchr(line, '\n');
+    len = end ? (size_t)(end - line) : strlen(line);
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    *text = end ? end + 1 : NULL;
+    return 1;
+}
+
 /* Does a line of the assembly contain both `insn` and `reg`? */
 static int has_insn(const char *asm_text, const char *insn, const char *reg)
 {
-    for (const char *line = asm_text; line && *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        char buf[512];
-        if (len >= sizeof buf)
-            len = sizeof buf - 1;
-        memcpy(buf, line, len);
-        buf[len] = '\0';
+    char buf[512];
+    while (next_line(&asm_text, buf, sizeof buf))
         if (strstr(buf, insn) && (!reg || strstr(buf, reg)))
             return 1;
-        line = end ? end + 1 : NULL;
-    }
     return 0;
 }
 
@@ -137,15 +147,9 @@ static void test_llvm_ir_is_vector_code(void **state)
 static int stack_refs_in_blocks_with(const char *asm_text, const char *insn, int *blocks)
 {
     int refs = 0, block_refs = 0, hit = 0;
+    char buf[512];
     *blocks = 0;
-    for (const char *line = asm_text; line && *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        char buf[512];
-        if (len >= sizeof buf)
-            len = sizeof buf - 1;
-        memcpy(buf, line, len);
-        buf[len] = '\0';
+    while (next_line(&asm_text, buf, sizeof buf)) {
         if (buf[0] == '.' && strstr(buf, ":")) { /* a label: a new block */
             refs += hit ? block_refs : 0;
             *blocks += hit;
@@ -154,7 +158,6 @@ static int stack_refs_in_blocks_with(const char *asm_text, const char *insn, int
             block_refs += strstr(buf, "rsp)") != NULL && strstr(buf, "mm"); /* a vector register */
             hit |= strstr(buf, insn) != NULL;
         }
-        line = end ? end + 1 : NULL;
     }
     if (hit) {
         refs += block_refs;
