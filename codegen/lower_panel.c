@@ -46,17 +46,17 @@ typedef struct ptile {
 static LLVMValueRef field_vec(cg *g, i8ctx *x, LLVMValueRef rec, qkc_kfield kind, int off, int h)
 {
     qkc_emit *E = &g->e;
-    unsigned P = (unsigned)x->pv;
+    unsigned V = (unsigned)x->pv;
     LLVMValueRef p = gep8(E, rec, i64c(E, (int64_t)x->panel * off + (int64_t)h * x->pv * qkc_kfield_bytes(kind)));
     switch (kind) {
     case QKC_KF_F16:
-        return LLVMBuildFPExt(E->b, LLVMBuildBitCast(E->b, load(E, LLVMVectorType(E->i16, P), p, 1),
-                                                     LLVMVectorType(E->f16, P), ""),
+        return LLVMBuildFPExt(E->b, LLVMBuildBitCast(E->b, load(E, LLVMVectorType(E->i16, V), p, 1),
+                                                     LLVMVectorType(E->f16, V), ""),
                               x->pf32, "");
     case QKC_KF_F32: return load(E, x->pf32, p, 1);
-    case QKC_KF_I16: return LLVMBuildSIToFP(E->b, load(E, LLVMVectorType(E->i16, P), p, 1), x->pf32, "");
+    case QKC_KF_I16: return LLVMBuildSIToFP(E->b, load(E, LLVMVectorType(E->i16, V), p, 1), x->pf32, "");
     case QKC_KF_E8M0:
-        return qkc_emit_e8m0_to_f32(E, LLVMBuildZExt(E->b, load(E, LLVMVectorType(E->i8, P), p, 1), x->pi32, ""),
+        return qkc_emit_e8m0_to_f32(E, LLVMBuildZExt(E->b, load(E, LLVMVectorType(E->i8, V), p, 1), x->pi32, ""),
                                     g->L->e8m0_half, g->L->e8m0_ff_is_nan);
     default: return NULL;
     }
@@ -228,7 +228,8 @@ static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
                             v = LLVMBuildAnd(E->b, v, mask, "");
                         val = g->affine_table ? g->isa->table_lookup(g, v) : LLVMBuildSIToFP(E->b, v, x->pf32, "");
                         for (int i = 0; i < T->tm; i++)
-                            t[i][j][ch] = t[i][j][ch] ? fma_v(E, a[i], val, t[i][j][ch]) : LLVMBuildFMul(E->b, a[i], val, "");
+                            t[i][j][ch] = t[i][j][ch] ? fma_v(E, a[i], val, t[i][j][ch])
+                                                      : LLVMBuildFMul(E->b, a[i], val, "");
                     }
                 }
         }

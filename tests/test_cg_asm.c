@@ -198,7 +198,8 @@ static void test_panel_loops_do_not_spill(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vnni_int8_uses_vpdpbusd_zmm), cmocka_unit_test(test_panel_loops_do_not_spill),   cmocka_unit_test(test_no_vnni_without_the_feature),
+        cmocka_unit_test(test_vnni_int8_uses_vpdpbusd_zmm), cmocka_unit_test(test_panel_loops_do_not_spill),
+        cmocka_unit_test(test_no_vnni_without_the_feature),
         cmocka_unit_test(test_avx2_has_no_zmm),               cmocka_unit_test(test_avx512_uses_zmm_fma_and_vpermps),
         cmocka_unit_test(test_llvm_ir_is_vector_code),
     };

@@ -866,7 +866,8 @@ static void test_pack_panels(void **state)
 {
     static const char *const specs[] = {
         "w=q4_0", "w=q4_1", "w=q5_0", "w=q5_1", "w=q8_0", "w=q4_k", "w=q5_k", "w=iq4_nl", "w=iq4_xs",
-        "w=mxfp4", "w=int4 group=32 scale=f16 zero=int", "w=int8 scale=f32", "w=gptq group=32 n=40", "w=awq group=64 n=40",
+        "w=mxfp4", "w=int4 group=32 scale=f16 zero=int", "w=int8 scale=f32", "w=gptq group=32 n=40",
+        "w=awq group=64 n=40",
         "w=uint4 group=64 scale=f16 zero=float", "w=nf4_bnb compute=f32",
     };
     static const int panels[] = {4, 8, 16};
