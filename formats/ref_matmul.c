@@ -62,9 +62,11 @@ static inline float int8_block(const float *x, int64_t len, int8_t *q)
     return scale;
 }
 
-/* Built three times on x86-64 (AVX-512, AVX2, baseline), the best for the
- * CPU chosen once at load: the same operations, so the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+/* Built three times on x86-64 with GCC (AVX-512, AVX2, baseline), the best
+ * for the CPU chosen once at load: the same operations, so the same bits.
+ * Clang 14 emits no dispatcher for a function only other files call, so
+ * its builds keep the baseline. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 void qkc_ref_int8_quantize_row(const float *x, int64_t k, int8_t *q, float *d)
