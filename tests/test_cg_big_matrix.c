@@ -22,22 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
+#include "core/timing.h"
 #include "ir/dtype.h"
 #include "qkc/qkc.h"
 #include "util/testutil.h"
 
 enum { N = 65536, M = 2, BLOCK = 32, BLOCK_BYTES = 18 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -82,7 +75,7 @@ static void test_big_q4_0(void **state)
     char text[128];
     int64_t cols[96];
     int ncols = 0, bad = 0;
-    double t0 = now_s(), t_fill, t_pack, t_run;
+    double t0 = qkc_now_seconds(), t_fill, t_pack, t_run;
     qkc_rng r = qkc_rng_from_name("test_cg_big_matrix");
 
     assert_true(k > 0 && k % BLOCK == 0);
@@ -121,7 +114,7 @@ static void test_big_q4_0(void **state)
             memcpy(blk + 10, &y, 8);
         }
     }
-    t_fill = now_s();
+    t_fill = qkc_now_seconds();
 
     /* The sampled columns: the first and last rows, where n·K crosses 2^31
      * and 2^32, where the byte offset n·row_bytes crosses 2^31, and random
@@ -155,7 +148,7 @@ static void test_big_q4_0(void **state)
     assert_non_null(packed);
     assert_int_equal(qkc_weights_pack(ctx, kern[0], blob, wbytes, packed, pbytes), QKC_OK);
     free(blob);
-    t_pack = now_s();
+    t_pack = qkc_now_seconds();
 
     a = malloc((size_t)(M * k) * sizeof *a);
     assert_non_null(a);
@@ -167,7 +160,7 @@ static void test_big_q4_0(void **state)
         qkc_matmul_args args = {a, k, packed, pbytes, NULL, c[v], N, M};
         assert_int_equal(qkc_kernel_run(ctx, kern[v], &args, NULL), QKC_OK);
     }
-    t_run = now_s();
+    t_run = qkc_now_seconds();
 
     /* The reference, one sampled column at a time. */
     w1 = malloc((size_t)k * sizeof *w1);
@@ -197,7 +190,7 @@ static void test_big_q4_0(void **state)
     }
     print_message("%d columns checked for %d compute types; fill %.1f s, compile + pack %.1f s, run %.2f s, "
                   "reference %.1f s\n",
-                  ncols, NCOMPUTE, t_fill - t0, t_pack - t_fill, t_run - t_pack, now_s() - t_run);
+                  ncols, NCOMPUTE, t_fill - t0, t_pack - t_fill, t_run - t_pack, qkc_now_seconds() - t_run);
     free(w1), free(rows), free(packed), free(a);
     for (int v = 0; v < NCOMPUTE; v++) {
         free(c[v]);

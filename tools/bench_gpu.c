@@ -13,24 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/timing.h"
 #include "ir/dtype.h"
 #include "qkc/qkc.h"
 #include "tools/tool.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static float rnd(uint64_t *s)
 {
@@ -119,13 +106,13 @@ int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const
     {
         double best = 1e30;
         for (int r = 0; r < 6; r++) {
-            double t0 = now_s();
+            double t0 = qkc_now_seconds();
             if (qkc_device_copy(ctx, c1, c0, copy_bytes) || qkc_device_synchronize(ctx)) {
                 rc = fail(ctx, "device copy");
                 goto done;
             }
-            if (r && now_s() - t0 < best)
-                best = now_s() - t0;
+            if (r && qkc_now_seconds() - t0 < best)
+                best = qkc_now_seconds() - t0;
         }
         copy_gbps = 2.0 * (double)copy_bytes / best * 1e-9;
     }
@@ -169,13 +156,12 @@ int qkc_bench_gpu(const char *text, const long long *ms, int nm, int reps, const
         if (qkc_kernel_run_device(ctx, k, &d) || qkc_device_synchronize(ctx))
             goto next;
         for (int r = 0; r < reps; r++) {
-            double t0 = now_s();
+            double t0 = qkc_now_seconds();
             if (qkc_kernel_run_device(ctx, k, &d) || qkc_device_synchronize(ctx))
                 goto next;
-            t[r] = now_s() - t0;
+            t[r] = qkc_now_seconds() - t0;
         }
-        qsort(t, (size_t)reps, sizeof *t, cmp_double);
-        us = t[reps / 2] * 1e6;
+        us = qkc_median(t, reps) * 1e6;
         if (qkc_device_download(ctx, c, dc, cbytes))
             goto next;
         ref = malloc((size_t)(rows * si.n) * sizeof *ref);
