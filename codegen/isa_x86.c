@@ -233,9 +233,9 @@ static LLVMValueRef x86_int8_sum(cg *g, i8ctx *x, LLVMValueRef u, LLVMValueRef q
 
 /* ------------------------------------------------------- weight panels */
 
-/* A panel's rows are the int32 lanes of the target's vectors: 16 with
- * AVX-512, 8 with AVX2. */
-static int x86_int8_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
+/* A panel's rows, for the int8 and the f32 panel kernels alike: the int32
+ * lanes of the target's vectors, 16 with AVX-512, 8 with AVX2. */
+static int x86_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
 {
     (void)mm, (void)L;
     return t->vector_bits / 32;
@@ -363,7 +363,7 @@ const qkc_isa qkc_isa_x86_64 = {
     .int8_weights = x86_int8_weights,
     .int8_dot = x86_int8_dot,
     .int8_sum = x86_int8_sum,
-    .int8_panel_rows = x86_int8_panel_rows,
+    .int8_panel_rows = x86_panel_rows,
     .int8_panel_dot = x86_int8_panel_dot,
-    .f32_panel_rows = x86_int8_panel_rows,
+    .f32_panel_rows = x86_panel_rows,
 };
