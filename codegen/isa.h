@@ -109,8 +109,10 @@ typedef struct qkc_isa {
      * record's 32 elements of w·q, lane r for row r, where w is the code in
      * the form of x->mode and q the int8 activations of row i at q[i] (32
      * bytes). codes: the rows' first group of 4 elements (klayout.h),
-     * the next groups `stride` bytes apart. The codes are decoded once for
-     * all tm rows. */
+     * the next groups `stride` bytes apart, then the hi planes of compact
+     * panels (qkc_lower_panel_planes, qkc_lower_panel_hi). The codes are
+     * decoded once for all tm rows. With x->halves, acc has 2·tm entries:
+     * acc[2i] sums elements 0..15 (the low nibbles), acc[2i + 1] 16..31. */
     void (*int8_panel_dot)(struct qkc_cg *g, struct qkc_i8 *x, LLVMValueRef codes, int stride, LLVMValueRef *q,
                            int tm, LLVMValueRef *acc);
     /* Rows per weight panel for the factorised f32 path over affine codes

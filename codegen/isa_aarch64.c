@@ -477,6 +477,12 @@ static LLVMValueRef panel_group(cg *g, i8ctx *x, LLVMValueRef codes, int stride,
         memset(bytes, t < 4 ? 15 : 4, sizeof bytes);
         w = t < 4 ? LLVMBuildAnd(E->b, *raw, cbytes(E, bytes, 16), "")
                   : LLVMBuildLShr(E->b, *raw, cbytes(E, bytes, 16), "");
+        if (L->hi_bits) {
+            /* compact panels: the bit planes (the loads fold into one) */
+            LLVMValueRef planes[2];
+            qkc_lower_panel_planes(g, x, codes, stride, planes);
+            w = qkc_lower_panel_hi(g, x, w, planes, t);
+        }
     } else {
         w = load(E, v16, gep8(E, codes, i64c(E, (int64_t)stride * t)), 1);
     }
@@ -513,9 +519,11 @@ static void panel_dot_sdot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVM
     qkc_emit *E = &g->e;
     LLVMTypeRef ov[2] = {LLVMVectorType(E->i32, 4), LLVMVectorType(E->i8, 16)};
     LLVMValueRef chain[4][2], raw = NULL;
-    int chains = tm == 1 ? 2 : 1;
+    int chains = tm == 1 || x->halves ? 2 : 1;
+    /* with x->halves the chains are the record's halves (u % 2 = t >= 4) */
     for (int i = 0; i < tm; i++)
-        chain[i][0] = acc[i], chain[i][1] = LLVMConstNull(x->pi32);
+        chain[i][0] = acc[x->halves ? 2 * i : i],
+        chain[i][1] = x->halves ? acc[2 * i + 1] : LLVMConstNull(x->pi32);
     for (int u = 0; u < 8; u++) {
         int t = u / 2 + 4 * (u % 2);
         LLVMValueRef w = panel_group(g, x, codes, stride, t, &raw);
@@ -525,8 +533,12 @@ static void panel_dot_sdot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVM
                 intrinsic(E, x->usdot ? "llvm.aarch64.neon.usdot" : "llvm.aarch64.neon.sdot", ov, 2, args, 3);
         }
     }
-    for (int i = 0; i < tm; i++)
-        acc[i] = chains == 2 ? LLVMBuildAdd(E->b, chain[i][0], chain[i][1], "") : chain[i][0];
+    for (int i = 0; i < tm; i++) {
+        if (x->halves)
+            acc[2 * i] = chain[i][0], acc[2 * i + 1] = chain[i][1];
+        else
+            acc[i] = chains == 2 ? LLVMBuildAdd(E->b, chain[i][0], chain[i][1], "") : chain[i][0];
+    }
 }
 
 /* The largest |w| of the weight operand: 4-bit codes, codes of up to 7
@@ -544,7 +556,7 @@ static int panel_max_weight(cg *g, i8ctx *x)
     }
     if (x->off == 128)
         return 128;
-    return L->code_bits == 4 ? 15 : (1 << qkc_dtype_get(g->mm->w.dtype)->bits) - 1;
+    return L->code_bits == 4 ? (16 << L->hi_bits) - 1 : (1 << qkc_dtype_get(g->mm->w.dtype)->bits) - 1;
 }
 
 /* Plain NEON (smull, smlal, sadalp; see the top of this part). */
@@ -554,45 +566,50 @@ static void panel_dot_neon(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVM
     qkc_emit *E = &g->e;
     LLVMTypeRef v16 = LLVMVectorType(E->i8, 16), v8w = LLVMVectorType(E->i16, 8), v4 = LLVMVectorType(E->i32, 4);
     LLVMTypeRef ov[2] = {v4, v8w};
-    LLVMValueRef s16[4][2] = {{0}}, s32[4][2] = {{0}}, raw = NULL, lo[8], hi[8];
-    int maxp = panel_max_weight(g, x) * 127;
+    LLVMValueRef s16[4][2][2] = {{{0}}}, s32[4][2][2] = {{{0}}}, raw = NULL, lo[8], hi[8];
+    int maxp = panel_max_weight(g, x) * 127, nh = x->halves ? 2 : 1, done[2] = {0, 0};
     int n_pairs = 32767 / (2 * maxp), n_wide = 32767 / maxp;
     int cost_pairs = 2 * ((8 + n_pairs - 1) / n_pairs), cost_wide = 2 * ((8 + n_wide - 1) / n_wide) + 2;
     int pairs = cost_pairs <= cost_wide, n = pairs ? n_pairs : n_wide;
     for (int i = 0; i < 8; i++)
         lo[i] = i32c(E, i), hi[i] = i32c(E, 8 + i);
+    /* with x->halves, sums per half of the record (hf = u % 2: t >= 4)
+     * into acc[2i + hf] */
     for (int u = 0; u < 8; u++) {
-        int t = u / 2 + 4 * (u % 2);
+        int t = u / 2 + 4 * (u % 2), hf = nh == 2 ? u % 2 : 0;
         LLVMValueRef w = panel_group(g, x, codes, stride, t, &raw);
         LLVMValueRef wh[2] = {LLVMBuildShuffleVector(E->b, w, LLVMGetUndef(v16), LLVMConstVector(lo, 8), ""),
                               LLVMBuildShuffleVector(E->b, w, LLVMGetUndef(v16), LLVMConstVector(hi, 8), "")};
+        done[hf]++;
         for (int i = 0; i < tm; i++) {
-            LLVMValueRef a = word_dup(g, qv[i][t / 4], t % 4);
+            LLVMValueRef a = word_dup(g, qv[i][t / 4], t % 4), *ai = &acc[nh * i + hf];
             for (int h = 0; h < 2; h++) {
                 /* rows 2h, 2h + 1: smull (h = 0), smull2 (h = 1); the
                  * sum an smlal */
                 LLVMValueRef args[2] = {
                     wh[h], LLVMBuildShuffleVector(E->b, a, LLVMGetUndef(v16), LLVMConstVector(h ? hi : lo, 8), "")};
                 LLVMValueRef p = intrinsic(E, "llvm.aarch64.neon.smull", &v8w, 1, args, 2);
-                s16[i][h] = s16[i][h] ? LLVMBuildAdd(E->b, s16[i][h], p, "") : p;
+                s16[i][hf][h] = s16[i][hf][h] ? LLVMBuildAdd(E->b, s16[i][hf][h], p, "") : p;
             }
-            if ((u + 1) % n && u != 7)
+            if (done[hf] % n && done[hf] != 8 / nh)
                 continue;
             if (pairs) {
-                LLVMValueRef pr = intrinsic(E, "llvm.aarch64.neon.addp", &v8w, 1, s16[i], 2);
-                acc[i] = LLVMBuildAdd(E->b, acc[i], intrinsic(E, "llvm.aarch64.neon.saddlp", ov, 2, &pr, 1), "");
+                LLVMValueRef pr = intrinsic(E, "llvm.aarch64.neon.addp", &v8w, 1, s16[i][hf], 2);
+                *ai = LLVMBuildAdd(E->b, *ai, intrinsic(E, "llvm.aarch64.neon.saddlp", ov, 2, &pr, 1), "");
             } else {
                 for (int h = 0; h < 2; h++) {
-                    LLVMValueRef w32 = intrinsic(E, "llvm.aarch64.neon.saddlp", ov, 2, &s16[i][h], 1);
-                    s32[i][h] = s32[i][h] ? LLVMBuildAdd(E->b, s32[i][h], w32, "") : w32; /* sadalp */
+                    LLVMValueRef w32 = intrinsic(E, "llvm.aarch64.neon.saddlp", ov, 2, &s16[i][hf][h], 1);
+                    s32[i][hf][h] = s32[i][hf][h] ? LLVMBuildAdd(E->b, s32[i][hf][h], w32, "") : w32; /* sadalp */
                 }
             }
-            s16[i][0] = s16[i][1] = NULL;
+            s16[i][hf][0] = s16[i][hf][1] = NULL;
         }
     }
     if (!pairs)
         for (int i = 0; i < tm; i++)
-            acc[i] = LLVMBuildAdd(E->b, acc[i], intrinsic(E, "llvm.aarch64.neon.addp", &v4, 1, s32[i], 2), "");
+            for (int hf = 0; hf < nh; hf++)
+                acc[nh * i + hf] = LLVMBuildAdd(E->b, acc[nh * i + hf],
+                                                intrinsic(E, "llvm.aarch64.neon.addp", &v4, 1, s32[i][hf], 2), "");
 }
 
 /* Σ w·q of one panel record for tm rows (isa.h). */

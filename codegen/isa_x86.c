@@ -241,6 +241,13 @@ static int x86_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_
     return t->vector_bits / 32;
 }
 
+/* The f32 panel kernel reads neither bit planes nor two scales a record
+ * (lower_panel.c): those formats keep the row layout on that path. */
+static int x86_f32_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
+{
+    return L->hi_bits || L->sub == QKC_KSUB_Q6 ? 0 : x86_panel_rows(mm, L, t);
+}
+
 /* Σ w·q of one panel record for tm rows (isa.h). The 8 groups of 4
  * elements: group t is elements 4t .. 4t+3 of every row, lane r (4 bytes)
  * for row r, against the broadcast 4 activation bytes at q + 4t.
@@ -254,16 +261,17 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, 
 {
     qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
-    int P = x->pv, nb = 4 * P, wide = P == 16;
+    int P = x->pv, nb = 4 * P, wide = P == 16, nh = x->halves ? 2 : 1;
     /* groups in the order their bytes load: a 4-bit group's low nibbles
      * (t < 4) next to its high ones (t + 4) */
     static const int order4[8] = {0, 4, 1, 5, 2, 6, 3, 7}, order8[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     const int *order = L->code_bits == 4 ? order4 : order8;
     const char *maddubs = wide ? "llvm.x86.avx512.pmaddubs.w.512" : "llvm.x86.avx2.pmadd.ub.sw";
     const char *maddwd = wide ? "llvm.x86.avx512.pmaddw.d.512" : "llvm.x86.avx2.pmadd.wd";
-    int maxu = L->code_bits == 4 ? 15 : (1 << qkc_dtype_get(g->mm->w.dtype)->bits) - 1;
+    int maxu = L->code_bits == 4 ? (16 << L->hi_bits) - 1 : (1 << qkc_dtype_get(g->mm->w.dtype)->bits) - 1;
     int steps = x->mode == I8_SIGNED ? 1 : 32767 / (2 * maxu * 127);
-    LLVMValueRef raw = NULL, ones16, chain[4][2], sum16[4] = {0};
+    LLVMValueRef raw = NULL, ones16, chain[4][2], sum16[4][2] = {{0}}, planes[2] = {0};
+    int done[2] = {0, 0}, total[2] = {nh == 2 ? 4 : 8, 4};
     uint8_t bytes[64], table[64];
     {
         LLVMValueRef o[32];
@@ -277,11 +285,14 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, 
         int v = (int)L->table[i % 16];
         table[i] = (uint8_t)(x->mode == I8_TABLE ? v + x->table_cc : v);
     }
+    /* two chains: the record's halves with x->halves, else even and odd
+     * groups (VNNI) summed at the end */
     for (int i = 0; i < tm; i++)
-        chain[i][0] = acc[i], chain[i][1] = LLVMConstNull(x->pi32);
+        chain[i][0] = acc[nh * i], chain[i][1] = nh == 2 ? acc[nh * i + 1] : LLVMConstNull(x->pi32);
+    qkc_lower_panel_planes(g, x, codes, stride, planes);
     /* group by group, every row: a group's operand dies after its rows */
     for (int n = 0; n < 8; n++) {
-        int t = order[n];
+        int t = order[n], hf = nh == 2 ? t >= 4 : 0;
         LLVMValueRef w, wabs = NULL;
         if (L->code_bits == 4) {
             if (t < 4) {
@@ -292,6 +303,8 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, 
                 memset(bytes, 4, sizeof bytes);
                 w = LLVMBuildLShr(E->b, raw, cbytes(E, bytes, nb), "");
             }
+            if (L->hi_bits)
+                w = qkc_lower_panel_hi(g, x, w, planes, t);
         } else {
             w = load(E, x->pbytes, gep8(E, codes, i64c(E, (int64_t)t * stride)), 1);
         }
@@ -308,14 +321,16 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, 
             LLVMValueRef args[2] = {w, LLVMConstInt(E->i1, 0, 0)};
             wabs = intrinsic(E, "llvm.abs", &ty, 1, args, 2);
         }
+        done[hf]++;
         for (int i = 0; i < tm; i++) {
             LLVMValueRef qt = LLVMBuildBitCast(
                 E->b, splat(E, load(E, E->i32, gep8(E, q[i], i64c(E, 4 * t)), 1), P), x->pbytes, "");
             if (x->vnni) {
-                LLVMValueRef args[3] = {chain[i][n % 2], LLVMBuildBitCast(E->b, w, x->pi32, ""),
+                int ch = nh == 2 ? hf : n % 2;
+                LLVMValueRef args[3] = {chain[i][ch], LLVMBuildBitCast(E->b, w, x->pi32, ""),
                                         LLVMBuildBitCast(E->b, qt, x->pi32, "")};
-                chain[i][n % 2] = intrinsic(E, wide ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256",
-                                            NULL, 0, args, 3);
+                chain[i][ch] = intrinsic(E, wide ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256",
+                                         NULL, 0, args, 3);
                 continue;
             }
             LLVMValueRef u = w, sq = qt, p16;
@@ -333,16 +348,20 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, 
                 LLVMValueRef margs[2] = {u, sq};
                 p16 = intrinsic(E, maddubs, NULL, 0, margs, 2);
             }
-            sum16[i] = sum16[i] ? LLVMBuildAdd(E->b, sum16[i], p16, "") : p16;
-            if ((n + 1) % steps == 0 || n == 7) {
-                LLVMValueRef wargs[2] = {sum16[i], ones16};
-                chain[i][0] = LLVMBuildAdd(E->b, chain[i][0], intrinsic(E, maddwd, NULL, 0, wargs, 2), "");
-                sum16[i] = NULL;
+            sum16[i][hf] = sum16[i][hf] ? LLVMBuildAdd(E->b, sum16[i][hf], p16, "") : p16;
+            if (done[hf] % steps == 0 || done[hf] == total[hf]) {
+                LLVMValueRef wargs[2] = {sum16[i][hf], ones16};
+                chain[i][hf] = LLVMBuildAdd(E->b, chain[i][hf], intrinsic(E, maddwd, NULL, 0, wargs, 2), "");
+                sum16[i][hf] = NULL;
             }
         }
     }
-    for (int i = 0; i < tm; i++)
-        acc[i] = x->vnni ? LLVMBuildAdd(E->b, chain[i][0], chain[i][1], "") : chain[i][0];
+    for (int i = 0; i < tm; i++) {
+        if (nh == 2)
+            acc[2 * i] = chain[i][0], acc[2 * i + 1] = chain[i][1];
+        else
+            acc[i] = x->vnni ? LLVMBuildAdd(E->b, chain[i][0], chain[i][1], "") : chain[i][0];
+    }
 }
 
 const qkc_isa qkc_isa_x86_64 = {
@@ -365,5 +384,5 @@ const qkc_isa qkc_isa_x86_64 = {
     .int8_sum = x86_int8_sum,
     .int8_panel_rows = x86_panel_rows,
     .int8_panel_dot = x86_int8_panel_dot,
-    .f32_panel_rows = x86_panel_rows,
+    .f32_panel_rows = x86_f32_panel_rows,
 };

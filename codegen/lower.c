@@ -494,13 +494,17 @@ int qkc_lower_uses_int8_dot(const qkc_matmul *mm, const qkc_klayout *L, const qk
 int qkc_lower_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
 {
     const qkc_isa *isa = qkc_isa_for(t);
-    if (!isa || !qkc_klayout_panel_ok(L) || mm->w.outliers == QKC_OUTLIERS_ACT)
+    qkc_klayout pl = *L;
+    /* the choices are made on the panel form (compact panels differ from
+     * the rows: 4-bit codes with bit planes, 32-element records) */
+    if (!isa || !qkc_klayout_panel_ok(L) || mm->w.outliers == QKC_OUTLIERS_ACT ||
+        qkc_klayout_set_panel(&pl, 1, 1, NULL) != QKC_OK)
         return 0;
-    if (int8_mode(mm, L, t) != I8_NONE)
-        return isa->int8_panel_rows ? isa->int8_panel_rows(mm, L, t) : 0;
+    if (int8_mode(mm, &pl, t) != I8_NONE)
+        return isa->int8_panel_rows ? isa->int8_panel_rows(mm, &pl, t) : 0;
     /* the factorised f32 path over affine codes (lower_panel.c) */
-    if (mm->compute == QKC_COMPUTE_F32 && L->decode == QKC_KDEC_AFFINE && isa->f32_panel_rows)
-        return isa->f32_panel_rows(mm, L, t);
+    if (mm->compute == QKC_COMPUTE_F32 && pl.decode == QKC_KDEC_AFFINE && isa->f32_panel_rows)
+        return isa->f32_panel_rows(mm, &pl, t);
     return 0;
 }
 
@@ -804,7 +808,8 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
     if (L->decode == QKC_KDEC_LUT && L->tidx == QKC_KF_NONE)
         isa->table_load(&g, gep8(E, g.w, i64c(E, (int64_t)L->table_offset))); /* one table: loaded once */
     if (L->panel && ((x8.mode != I8_NONE && !isa->int8_panel_dot) ||
-                     (x8.mode == I8_NONE && (mm->compute != QKC_COMPUTE_F32 || L->decode != QKC_KDEC_AFFINE)))) {
+                     (x8.mode == I8_NONE && (mm->compute != QKC_COMPUTE_F32 || L->decode != QKC_KDEC_AFFINE ||
+                                             L->hi_bits || L->sub == QKC_KSUB_Q6)))) {
         LLVMDisposeBuilder(E->b);
         LLVMDisposeModule(E->mod);
         return qkc_diag_set(diag, QKC_ERR_INTERNAL, "lower: no panel kernel for %s on %s",

@@ -74,6 +74,9 @@ struct qkc_i8 {
     int panel, pv;
     LLVMTypeRef pbytes, pi32, pf32; /* <4V x i8>, <V x i32>, <V x float> */
     LLVMValueRef a_sums;
+    /* compact panels with two scales a record (klayout.h Q6): int8_panel_dot
+     * keeps the record's halves apart (isa.h) */
+    int halves;
 };
 
 /* One step's weight operand for int8_dot (isa.h). */
@@ -114,6 +117,13 @@ LLVMValueRef qkc_lower_loop(cg *g, LLVMValueRef start, LLVMValueRef end, int64_t
 /* The end of a tile: each output's sum (T->sum, or its accumulator of
  * type acc_ty reduced), the outliers, LoRA, bias, activation, stored. */
 void qkc_lower_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty);
+
+/* lower_panel.c: the hi planes of a compact panel record (klayout.h
+ * hi_bits; codes and stride as int8_panel_dot's) as <V x i32>, loaded
+ * once per record, and group t (0..7) of its codes with their hi bits:
+ * w (<4V x i8>) holds the group's nibbles, one per byte. */
+void qkc_lower_panel_planes(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVMValueRef *planes);
+LLVMValueRef qkc_lower_panel_hi(cg *g, i8ctx *x, LLVMValueRef w, const LLVMValueRef *planes, int t);
 
 /* lower_panel.c: the n loop of a kernel over weight panels (klayout.h)
  * on the int8 path x. */

@@ -66,21 +66,35 @@ typedef struct pctx {
     ptile *T;
     i8ctx *x; /* the panel's types; the int8 path's choices when x->mode is set */
     int int_cc, need_coef, need_qsum;
+    int j; /* compact panels with sub-block scales: record c's index in its super record, or −1 (c & 7) */
 } pctx;
 
-/* Record c of the panel of unit u of tile T (the unit's half in *h), with
- * the schedule's prefetch of the whole record pf records ahead once per
- * panel. */
-static LLVMValueRef unit_record(cg *g, i8ctx *x, ptile *T, LLVMValueRef c, int u, int *h)
+/* Record c of the panel of unit u of tile T (the unit's half in *h; the
+ * super record's header in *hdr for compact panels with sub-block
+ * scales), with the schedule's prefetch of the whole record pf records
+ * ahead once per panel. */
+static LLVMValueRef unit_record(cg *g, i8ctx *x, ptile *T, LLVMValueRef c, int jc, int u, int *h, LLVMValueRef *hdr)
 {
     qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
     int H = x->panel / x->pv;
     int64_t rec_bytes = (int64_t)x->panel * L->chunk_bytes;
     LLVMValueRef panel = LLVMBuildAdd(E->b, T->p0, i64c(E, u / H), "");
-    LLVMValueRef rec = gep8(E, g->w,
-                            LLVMBuildAdd(E->b, LLVMBuildMul(E->b, panel, i64c(E, (int64_t)L->panel_bytes), ""),
-                                         LLVMBuildMul(E->b, c, i64c(E, rec_bytes), ""), ""));
+    LLVMValueRef base = gep8(E, g->w, LLVMBuildMul(E->b, panel, i64c(E, (int64_t)L->panel_bytes), ""));
+    LLVMValueRef rec;
+    if (L->sub != QKC_KSUB_NONE) {
+        /* super records of 8: the header, then the records */
+        /* with j known (jc >= 0), c − j is the super record's first: the
+         * header's address is the same for its 8 records */
+        LLVMValueRef j = jc >= 0 ? i64c(E, jc) : LLVMBuildAnd(E->b, c, i64c(E, 7), "");
+        LLVMValueRef sup = LLVMBuildLShr(E->b, LLVMBuildSub(E->b, c, j, ""), i64c(E, 3), "");
+        *hdr = gep8(E, base, LLVMBuildMul(E->b, sup, i64c(E, (int64_t)qkc_klayout_super_bytes(L)), ""));
+        rec = gep8(E, *hdr, LLVMBuildAdd(E->b, i64c(E, (int64_t)x->panel * L->hdr_bytes),
+                                         LLVMBuildMul(E->b, j, i64c(E, rec_bytes), ""), ""));
+    } else {
+        *hdr = NULL;
+        rec = gep8(E, base, LLVMBuildMul(E->b, c, i64c(E, rec_bytes), ""));
+    }
     *h = u % H;
     if (g->s->prefetch > 0 && *h == 0)
         for (int64_t off = 0; off < rec_bytes; off += 64) {
@@ -92,6 +106,106 @@ static LLVMValueRef unit_record(cg *g, i8ctx *x, ptile *T, LLVMValueRef c, int u
     return rec;
 }
 
+/* <V x i32> from V bytes (zero- or sign-extended) or V u16 at p. */
+static LLVMValueRef lanes_u8(cg *g, i8ctx *x, LLVMValueRef p, int sign)
+{
+    qkc_emit *E = &g->e;
+    LLVMValueRef v = load(E, LLVMVectorType(E->i8, (unsigned)x->pv), p, 1);
+    return sign ? LLVMBuildSExt(E->b, v, x->pi32, "") : LLVMBuildZExt(E->b, v, x->pi32, "");
+}
+
+/* The scale s (and with two a record, s2: elements 16..31) and the min mn
+ * (or NULL) of unit h of record c as <V x float>: from the record's fields,
+ * or from the super record's header hdr (klayout.c: s = d·sc, mn =
+ * −(dmin·m), d·(ls − 32), d·sc per 16). */
+static void unit_fields(cg *g, i8ctx *x, LLVMValueRef rec, LLVMValueRef hdr, LLVMValueRef c, int jc, int h,
+                        LLVMValueRef *s, LLVMValueRef *s2, LLVMValueRef *mn)
+{
+    qkc_emit *E = &g->e;
+    const qkc_klayout *L = g->L;
+    int64_t P = x->panel, V = x->pv;
+    LLVMValueRef j, lo, d, sc, hi, sh;
+    *s = *s2 = *mn = NULL;
+    if (L->sub == QKC_KSUB_NONE) {
+        if (L->scale != QKC_KF_NONE)
+            *s = field_vec(g, x, rec, L->scale, L->scale_off, h);
+        if (L->min != QKC_KF_NONE)
+            *mn = field_vec(g, x, rec, L->min, L->min_off, h);
+        return;
+    }
+    j = jc >= 0 ? i64c(E, jc) : LLVMBuildAnd(E->b, c, i64c(E, 7), "");
+    lo = gep8(E, hdr, i64c(E, P * QKC_KHDR_LO(L->sub) + h * V));
+    d = field_vec(g, x, hdr, QKC_KF_F16, QKC_KHDR_D, h);
+    /* 2j as a lane shift count */
+    sh = splat(E, LLVMBuildTrunc(E->b, LLVMBuildShl(E->b, j, i64c(E, 1), ""), E->i32, ""), (int)V);
+    switch (L->sub) {
+    case QKC_KSUB_KQ: {
+        LLVMValueRef b = lanes_u8(g, x, gep8(E, lo, LLVMBuildMul(E->b, j, i64c(E, P), "")), 0), m;
+        LLVMValueRef dmin = field_vec(g, x, hdr, QKC_KF_F16, QKC_KHDR_DMIN, h);
+        LLVMValueRef k15 = qkc_emit_int_like(E, x->pi32, 15), k48 = qkc_emit_int_like(E, x->pi32, 48);
+        LLVMValueRef k4 = qkc_emit_int_like(E, x->pi32, 4);
+        hi = LLVMBuildLShr(E->b, load(E, x->pi32, gep8(E, hdr, i64c(E, P * QKC_KHDR_HI(L->sub) + h * V * 4)), 1),
+                           sh, "");
+        sc = LLVMBuildOr(E->b, LLVMBuildAnd(E->b, b, k15, ""),
+                         LLVMBuildAnd(E->b, LLVMBuildShl(E->b, hi, k4, ""), k48, ""), "");
+        m = LLVMBuildOr(E->b, LLVMBuildLShr(E->b, b, k4, ""),
+                        LLVMBuildAnd(E->b, LLVMBuildLShr(E->b, hi, qkc_emit_int_like(E, x->pi32, 12), ""), k48, ""),
+                        "");
+        *s = LLVMBuildFMul(E->b, d, LLVMBuildSIToFP(E->b, sc, x->pf32, ""), "");
+        *mn = LLVMBuildFNeg(E->b, LLVMBuildFMul(E->b, dmin, LLVMBuildSIToFP(E->b, m, x->pf32, ""), ""), "");
+        return;
+    }
+    case QKC_KSUB_XS: {
+        LLVMValueRef pair = LLVMBuildLShr(E->b, j, i64c(E, 1), "");
+        LLVMValueRef nib = splat(E, LLVMBuildTrunc(E->b, LLVMBuildShl(E->b, LLVMBuildAnd(E->b, j, i64c(E, 1), ""),
+                                                                      i64c(E, 2), ""),
+                                                   E->i32, ""),
+                                 (int)V);
+        LLVMValueRef b = lanes_u8(g, x, gep8(E, lo, LLVMBuildMul(E->b, pair, i64c(E, P), "")), 0);
+        LLVMValueRef h16 = load(E, LLVMVectorType(E->i16, (unsigned)V),
+                                gep8(E, hdr, i64c(E, P * QKC_KHDR_HI(L->sub) + h * V * 2)), 1);
+        hi = LLVMBuildLShr(E->b, LLVMBuildZExt(E->b, h16, x->pi32, ""), sh, "");
+        sc = LLVMBuildOr(E->b, LLVMBuildAnd(E->b, LLVMBuildLShr(E->b, b, nib, ""), qkc_emit_int_like(E, x->pi32, 15), ""),
+                         LLVMBuildAnd(E->b, LLVMBuildShl(E->b, hi, qkc_emit_int_like(E, x->pi32, 4), ""),
+                                      qkc_emit_int_like(E, x->pi32, 48), ""),
+                         "");
+        sc = LLVMBuildSub(E->b, sc, qkc_emit_int_like(E, x->pi32, 32), "");
+        *s = LLVMBuildFMul(E->b, d, LLVMBuildSIToFP(E->b, sc, x->pf32, ""), "");
+        return;
+    }
+    default: {
+        LLVMValueRef p0 = gep8(E, lo, LLVMBuildMul(E->b, j, i64c(E, 2 * P), ""));
+        *s = LLVMBuildFMul(E->b, d, LLVMBuildSIToFP(E->b, lanes_u8(g, x, p0, 1), x->pf32, ""), "");
+        *s2 = LLVMBuildFMul(E->b, d, LLVMBuildSIToFP(E->b, lanes_u8(g, x, gep8(E, p0, i64c(E, P)), 1), x->pf32, ""),
+                            "");
+        return;
+    }
+    }
+}
+
+void qkc_lower_panel_planes(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVMValueRef *planes)
+{
+    qkc_emit *E = &g->e;
+    for (int j = 0; j < g->L->hi_bits; j++)
+        planes[j] = load(E, x->pi32, gep8(E, codes, i64c(E, (int64_t)(4 + j) * stride)), 1);
+}
+
+/* Group t's hi bits are bits hb·(t / hb) + 8i of plane t % hb (hb =
+ * hi_bits): one shift and a mask put them at bit 4 of byte i. */
+LLVMValueRef qkc_lower_panel_hi(cg *g, i8ctx *x, LLVMValueRef w, const LLVMValueRef *planes, int t)
+{
+    qkc_emit *E = &g->e;
+    int hb = g->L->hi_bits, sh = 4 - hb * (t / hb);
+    uint32_t mask = ((1u << hb) - 1) << 4;
+    LLVMValueRef b = planes[t % hb];
+    if (sh > 0)
+        b = LLVMBuildShl(E->b, b, qkc_emit_int_like(E, x->pi32, sh), "");
+    else if (sh < 0)
+        b = LLVMBuildLShr(E->b, b, qkc_emit_int_like(E, x->pi32, -sh), "");
+    b = LLVMBuildAnd(E->b, b, qkc_emit_int_like(E, x->pi32, (int32_t)(mask * 0x01010101u)), "");
+    return LLVMBuildBitCast(E->b, LLVMBuildOr(E->b, LLVMBuildBitCast(E->b, w, x->pi32, ""), b, ""), x->pbytes, "");
+}
+
 /* One record c of a tile. */
 static void record_body(cg *g, void *ctx, LLVMValueRef c)
 {
@@ -100,55 +214,62 @@ static void record_body(cg *g, void *ctx, LLVMValueRef c)
     ptile *T = pc->T;
     i8ctx *x = pc->x;
     const qkc_klayout *L = g->L;
-    int V = x->pv, units = T->np * (x->panel / x->pv);
-    LLVMValueRef q[4], d[4], qs[4] = {0}, qsd[4] = {0}, init[4];
+    int V = x->pv, units = T->np * (x->panel / x->pv), nh = x->halves ? 2 : 1;
+    LLVMValueRef q[4], d[4], qsd[4] = {0}, init[8];
 
     for (int i = 0; i < T->tm; i++) {
         LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, i), "");
         LLVMValueRef bi = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, x->a_scales_ld, ""), c, "");
         d[i] = load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, x->a_scales, &bi, 1, ""), 4);
-        if (pc->need_qsum) {
-            qs[i] = load(E, E->i32, LLVMBuildGEP2(E->b, E->i32, x->a_sums, &bi, 1, ""), 4);
-            if (pc->need_coef)
-                qsd[i] = splat(E, LLVMBuildFMul(E->b, LLVMBuildSIToFP(E->b, qs[i], E->f32, ""), d[i], ""), V);
+        for (int hf = 0; hf < nh; hf++) {
+            /* a_sums: per block, or per 16 codes with halves */
+            LLVMValueRef si = x->halves ? LLVMBuildAdd(E->b, LLVMBuildShl(E->b, bi, i64c(E, 1), ""), i64c(E, hf), "")
+                                        : bi;
+            LLVMValueRef qs = NULL;
+            if (pc->need_qsum) {
+                qs = load(E, E->i32, LLVMBuildGEP2(E->b, E->i32, x->a_sums, &si, 1, ""), 4);
+                if (pc->need_coef)
+                    qsd[i] = splat(E, LLVMBuildFMul(E->b, LLVMBuildSIToFP(E->b, qs, E->f32, ""), d[i], ""), V);
+            }
+            /* −cc·Σq as a vector: a broadcast load, a shift and a negation for cc = 2^j */
+            init[nh * i + hf] = pc->int_cc
+                                    ? LLVMBuildMul(E->b, splat(E, qs, V), qkc_emit_int_like(E, x->pi32, -pc->int_cc), "")
+                                    : LLVMConstNull(x->pi32);
         }
-        /* −cc·Σq as a vector: a broadcast load, a shift and a negation for cc = 2^j */
-        init[i] = pc->int_cc ? LLVMBuildMul(E->b, splat(E, qs[i], V), qkc_emit_int_like(E, x->pi32, -pc->int_cc), "")
-                             : LLVMConstNull(x->pi32);
         q[i] = gep8(E, g->a, LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lda, ""),
                                          LLVMBuildMul(E->b, c, i64c(E, 32), ""), ""));
         d[i] = splat(E, d[i], V);
     }
     for (int j = 0; j < units; j++) {
         int h;
-        LLVMValueRef rec = unit_record(g, x, T, c, j, &h);
-        LLVMValueRef s = NULL, coef = NULL, acc[4];
-        if (L->scale != QKC_KF_NONE)
-            s = field_vec(g, x, rec, L->scale, L->scale_off, h);
+        LLVMValueRef hdr, rec = unit_record(g, x, T, c, pc->j, j, &h, &hdr);
+        LLVMValueRef s, s2, mn, coef = NULL, acc[8];
+        unit_fields(g, x, rec, hdr, c, pc->j, h, &s, &s2, &mn);
         if (pc->need_coef) {
-            coef = L->min != QKC_KF_NONE ? field_vec(g, x, rec, L->min, L->min_off, h)
-                                         : qkc_emit_float_like(E, x->pf32, 0.0);
+            coef = mn ? mn : qkc_emit_float_like(E, x->pf32, 0.0);
             if (x->mode == I8_DIRECT && L->zero != QKC_KF_NONE) {
                 LLVMValueRef cz = LLVMBuildFAdd(E->b, qkc_emit_float_like(E, x->pf32, (double)L->zero_const),
                                                 field_vec(g, x, rec, L->zero, L->zero_off, h), "");
                 coef = LLVMBuildFSub(E->b, coef, s ? LLVMBuildFMul(E->b, cz, s, "") : cz, "");
             }
         }
-        for (int i = 0; i < T->tm; i++)
+        for (int i = 0; i < nh * T->tm; i++)
             acc[i] = init[i];
         g->isa->int8_panel_dot(g, x, gep8(E, rec, i64c(E, (int64_t)x->panel * L->code_off + (int64_t)h * 4 * V)),
                                4 * x->panel, q, T->tm, acc);
         for (int i = 0; i < T->tm; i++) {
             LLVMValueRef f = load(E, x->pf32, T->acc[i][j], 64);
-            LLVMValueRef sd = s ? LLVMBuildFMul(E->b, s, d[i], "") : d[i];
-            f = fma_v(E, LLVMBuildSIToFP(E->b, acc[i], x->pf32, ""), sd, f);
+            for (int hf = 0; hf < nh; hf++) {
+                LLVMValueRef sh = hf ? s2 : s;
+                LLVMValueRef sd = sh ? LLVMBuildFMul(E->b, sh, d[i], "") : d[i];
+                f = fma_v(E, LLVMBuildSIToFP(E->b, acc[nh * i + hf], x->pf32, ""), sd, f);
+            }
             if (pc->need_coef)
                 f = fma_v(E, coef, qsd[i], f);
             LLVMBuildStore(E->b, f, T->acc[i][j]);
         }
     }
 }
-
 
 /* f32 panels (compute=f32, AFFINE codes): record c of a tile, `valid` of
  * its elements inside K. Per element k, one vector of the P rows' codes
@@ -200,10 +321,10 @@ static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
         /* element by element across the tile's units, so that a[k] is
          * loaded once and used at once (no broadcasts held in registers) */
         int groups = L->code_bits == 4 ? 4 : 8, hs[8];
-        LLVMValueRef rec[8], codes[8], raw[8], t[4][8][4];
+        LLVMValueRef rec[8], hdr[8], codes[8], raw[8], t[4][8][4];
         memset(t, 0, sizeof t);
         for (int j = 0; j < units; j++) {
-            rec[j] = unit_record(g, x, T, c, j, &hs[j]);
+            rec[j] = unit_record(g, x, T, c, pc->j, j, &hs[j], &hdr[j]);
             codes[j] = gep8(E, rec[j], i64c(E, (int64_t)P * L->code_off + (int64_t)hs[j] * 4 * V));
         }
         for (int grp = 0; grp < groups; grp++) {
@@ -235,7 +356,8 @@ static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
         }
         for (int j = 0; j < units; j++) {
             int h = hs[j];
-            LLVMValueRef s = L->scale != QKC_KF_NONE ? field_vec(g, x, rec[j], L->scale, L->scale_off, h) : NULL;
+            LLVMValueRef s, s2, mn;
+            unit_fields(g, x, rec[j], hdr[j], c, pc->j, h, &s, &s2, &mn);
             for (int i = 0; i < T->tm; i++) {
                 LLVMValueRef f = load(E, x->pf32, T->acc[i][j], 64), sum = NULL;
                 for (int ch = 0; ch < chains; ch++)
@@ -250,8 +372,8 @@ static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
                     sum = fma_v(E, asum[i], negz, sum);
                 }
                 f = s ? fma_v(E, sum, s, f) : LLVMBuildFAdd(E->b, f, sum, "");
-                if (L->min != QKC_KF_NONE)
-                    f = fma_v(E, asum[i], field_vec(g, x, rec[j], L->min, L->min_off, h), f);
+                if (mn)
+                    f = fma_v(E, asum[i], mn, f);
                 LLVMBuildStore(E->b, f, T->acc[i][j]);
             }
         }
@@ -261,6 +383,24 @@ static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
 static void record_body_f32(cg *g, void *ctx, LLVMValueRef c)
 {
     record_f32(g, ctx, c, 32);
+}
+
+/* Compact panels with sub-block scales: the 8 records of super record
+ * c0 / 8 unrolled, so that the header's loads and conversions are shared
+ * and the shifts that pick a record's scales are constants. */
+static void super_body(cg *g, void *ctx, LLVMValueRef c0)
+{
+    qkc_emit *E = &g->e;
+    pctx *pc = ctx;
+    for (int j = 0; j < 8; j++) {
+        LLVMValueRef c = LLVMBuildAdd(E->b, c0, i64c(E, j), "");
+        pc->j = j;
+        if (pc->x->mode != I8_NONE)
+            record_body(g, pc, c);
+        else
+            record_f32(g, pc, c, 32);
+    }
+    pc->j = -1;
 }
 
 typedef struct ecol {
@@ -304,7 +444,10 @@ static void emit_ptile(cg *g, pctx *pc, LLVMValueRef m0, LLVMValueRef p0, int tm
         }
     for (int i = 0; i < tm; i++)
         buf[i] = qkc_emit_alloca(E, LLVMArrayType(E->f32, (unsigned)(np * P)), 64);
-    if (x->mode != I8_NONE) {
+    if (g->L->sub != QKC_KSUB_NONE) {
+        /* K is a multiple of 256 */
+        qkc_lower_loop(g, i64c(E, 0), i64c(E, g->L->chunks_per_row), 8, super_body, pc);
+    } else if (x->mode != I8_NONE) {
         /* int8 activations are padded with zero codes past K */
         qkc_lower_loop(g, i64c(E, 0), i64c(E, g->L->chunks_per_row), 1, record_body, pc);
     } else {
@@ -378,7 +521,9 @@ void qkc_lower_panels(cg *g, i8ctx *x)
                                                                   : 0;
     memset(&pc, 0, sizeof pc);
     pc.x = x;
+    pc.j = -1;
     pc.int_cc = cc_int - x->off;
+    x->halves = L->sub == QKC_KSUB_Q6;
     pc.need_coef = L->min != QKC_KF_NONE || (x->mode == I8_DIRECT && L->zero != QKC_KF_NONE);
     pc.need_qsum = x->mode != I8_SIGNED && (pc.int_cc || pc.need_coef);
     memset(&pl, 0, sizeof pl);

@@ -43,6 +43,12 @@ typedef struct qkc_pack_job {
     uint32_t *code, *scale, *min;
     int32_t *zero;
     uint32_t *tidx;
+    /* Two-level scales for compact panels (ir/klayout.h sub), per
+     * super-block of 256 elements when the layout has them (else NULL):
+     * sup[2b], sup[2b+1] the f16 bits of d and dmin; sub[16b ..] the
+     * sub-block values (KQ: sc[8] then m[8]; XS: ls[8]; Q6: sc[16]). */
+    uint16_t *sup;
+    uint8_t *sub;
     /* Family state: GPTQ act-order's g_idx (validated) and the packed →
      * original column map (perm, which qkc_pack_weights writes as k_perm
      * and verifies with); nf4_bnb dq's nested map and offset. qkc_pack_weights

@@ -91,6 +91,70 @@ static void rows_to_panel(const qkc_klayout *L, const uint8_t *rows, int64_t nro
     }
 }
 
+/* Row `lane` of a compact panel (klayout.h: hi planes, two-level scales)
+ * from the job's row buffers, into the panel at pan (zeroed first by the
+ * caller, so rows past N stay zero). */
+static void emit_compact_lane(const qkc_pack_job *job, uint8_t *pan, int lane)
+{
+    const qkc_klayout *L = job->L;
+    int P = L->panel;
+    for (int64_t c = 0; c < L->chunks_per_row; c++) {
+        uint8_t *rec, *codes;
+        const uint32_t *cd = job->code + c * 32;
+        if (L->sub != QKC_KSUB_NONE) {
+            int64_t b = c / 8;
+            int j = (int)(c % 8);
+            uint8_t *hdr = pan + (uint64_t)b * qkc_klayout_super_bytes(L);
+            uint8_t *lo = hdr + P * QKC_KHDR_LO(L->sub);
+            const uint8_t *sub = job->sub + 16 * b;
+            rec = hdr + (uint64_t)P * (uint64_t)L->hdr_bytes + (uint64_t)j * (uint64_t)P * (uint64_t)L->chunk_bytes;
+            if (j == 0) {
+                qkc_wr16(hdr + P * QKC_KHDR_D + 2 * lane, job->sup[2 * b]);
+                if (L->sub == QKC_KSUB_KQ) {
+                    uint32_t hi = 0;
+                    qkc_wr16(hdr + P * QKC_KHDR_DMIN + 2 * lane, job->sup[2 * b + 1]);
+                    for (int i = 0; i < 8; i++) {
+                        lo[i * P + lane] = (uint8_t)((sub[i] & 15u) | (sub[8 + i] & 15u) << 4);
+                        hi |= (uint32_t)(sub[i] >> 4 & 3u) << (2 * i) | (uint32_t)(sub[8 + i] >> 4 & 3u) << (16 + 2 * i);
+                    }
+                    qkc_wr32(hdr + P * QKC_KHDR_HI(L->sub) + 4 * lane, hi);
+                } else if (L->sub == QKC_KSUB_XS) {
+                    uint32_t hi = 0;
+                    for (int i = 0; i < 8; i++) {
+                        lo[(i / 2) * P + lane] |= (uint8_t)((sub[i] & 15u) << (4 * (i % 2)));
+                        hi |= (uint32_t)(sub[i] >> 4 & 3u) << (2 * i);
+                    }
+                    qkc_wr16(hdr + P * QKC_KHDR_HI(L->sub) + 2 * lane, (uint16_t)hi);
+                } else {
+                    for (int i = 0; i < 16; i++)
+                        lo[i * P + lane] = sub[i];
+                }
+            }
+        } else {
+            rec = pan + (uint64_t)c * (uint64_t)P * (uint64_t)L->chunk_bytes;
+            put_field(rec + P * L->scale_off + lane * qkc_kfield_bytes(L->scale), L->scale,
+                      L->scale != QKC_KF_NONE ? job->scale[c] : 0);
+            put_field(rec + P * L->min_off + lane * qkc_kfield_bytes(L->min), L->min,
+                      L->min != QKC_KF_NONE ? job->min[c] : 0);
+            put_field(rec + P * L->zero_off + lane * qkc_kfield_bytes(L->zero), L->zero,
+                      L->zero != QKC_KF_NONE ? (uint32_t)job->zero[c] & 0xFFFFu : 0);
+        }
+        codes = rec + P * L->code_off;
+        for (int i = 0; i < 16; i++)
+            codes[(i / 4) * 4 * P + lane * 4 + i % 4] = (uint8_t)((cd[i] & 15u) | (cd[i + 16] & 15u) << 4);
+        for (int j = 0; j < L->hi_bits; j++) {
+            /* plane j: the hi bits of groups t = j, j + hi_bits, ... */
+            uint32_t plane = 0;
+            for (int i = 0; i < 32; i++) {
+                int t = (i % 16) / 4 + 4 * (i >= 16);
+                if (t % L->hi_bits == j)
+                    plane |= (cd[i] >> 4 & ((1u << L->hi_bits) - 1)) << (8 * (i % 4) + L->hi_bits * (t / L->hi_bits));
+            }
+            qkc_wr32(codes + 16 * P + 4 * P * j + 4 * lane, plane);
+        }
+    }
+}
+
 /* ------------------------------------------------------------ checks */
 
 /* L must be what qkc_klayout_for gives for the spec (compared field by
@@ -109,7 +173,8 @@ static int same_layout(const qkc_klayout *a, const qkc_klayout *b)
            a->outlier_col_offset == b->outlier_col_offset && a->outlier_val_offset == b->outlier_val_offset &&
            a->tidx == b->tidx && a->tidx_off == b->tidx_off && a->lut_tables == b->lut_tables &&
            a->vq_dim == b->vq_dim && a->vq_entries == b->vq_entries &&
-           a->table_offset == b->table_offset && a->panel == b->panel && a->panel_bytes == b->panel_bytes;
+           a->table_offset == b->table_offset && a->panel == b->panel && a->panel_bytes == b->panel_bytes &&
+           a->hi_bits == b->hi_bits && a->sub == b->sub && a->hdr_bytes == b->hdr_bytes;
 }
 
 /* Every packed element against the reference dequantizer, bit for bit;
@@ -203,14 +268,37 @@ static qkc_status copy_outliers(qkc_pack_job *job, uint8_t *out)
 qkc_status qkc_pack_rows(qkc_pack_job *job, uint8_t *out, void (*read_row)(qkc_pack_job *job, int64_t r))
 {
     const qkc_klayout *L = job->L;
-    size_t chunks = (size_t)L->chunks_per_row, padded = chunks * (size_t)L->chunk;
+    /* a compact panel's readers fill the row layout's fields, which may
+     * come per 16 elements (q6_k) */
+    size_t padded = (size_t)L->chunks_per_row * (size_t)L->chunk, chunks = (size_t)L->chunks_per_row;
+    if (L->panel && (L->hi_bits || L->sub != QKC_KSUB_NONE))
+        chunks = padded / 16;
     job->code = qkc_calloc(job->ctx, padded, sizeof *job->code);
     job->scale = qkc_calloc(job->ctx, chunks, sizeof *job->scale);
     job->min = qkc_calloc(job->ctx, chunks, sizeof *job->min);
     job->zero = qkc_calloc(job->ctx, chunks, sizeof *job->zero);
     job->tidx = qkc_calloc(job->ctx, chunks, sizeof *job->tidx);
+    if (L->panel && L->sub != QKC_KSUB_NONE) {
+        size_t supers = (size_t)L->chunks_per_row / 8;
+        job->sup = qkc_calloc(job->ctx, 2 * supers, sizeof *job->sup);
+        job->sub = qkc_calloc(job->ctx, 16 * supers, 1);
+        if (!job->sup || !job->sub)
+            return qkc_fail(job->ctx, QKC_ERR_NO_MEMORY, "pack: no memory for a row of k=%lld", (long long)job->k);
+    }
     if (!job->code || !job->scale || !job->min || !job->zero || !job->tidx)
         return qkc_fail(job->ctx, QKC_ERR_NO_MEMORY, "pack: no memory for a row of k=%lld", (long long)job->k);
+    if (L->panel && (L->hi_bits || L->sub != QKC_KSUB_NONE)) {
+        /* compact panels: each row straight into its lane */
+        for (int64_t r0 = 0; r0 < job->n; r0 += L->panel) {
+            uint8_t *pan = out + (uint64_t)(r0 / L->panel) * L->panel_bytes;
+            memset(pan, 0, (size_t)L->panel_bytes);
+            for (int64_t r = r0; r < job->n && r < r0 + L->panel; r++) {
+                read_row(job, r);
+                emit_compact_lane(job, pan, (int)(r - r0));
+            }
+        }
+        return QKC_OK;
+    }
     if (L->panel) {
         /* P rows at a time in the row layout, then into their panel */
         uint8_t *rows = qkc_alloc(job->ctx, (size_t)L->row_bytes * (size_t)L->panel);
@@ -335,6 +423,8 @@ done:
     qkc_free(ctx, job.min);
     qkc_free(ctx, job.zero);
     qkc_free(ctx, job.tidx);
+    qkc_free(ctx, job.sup);
+    qkc_free(ctx, job.sub);
     qkc_free(ctx, job.gidx);
     qkc_free(ctx, job.perm);
     return st;

@@ -852,12 +852,17 @@ static void kq_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
 static void read_kquant_header(qkc_pack_job *job, const uint8_t *p, int64_t chunk0)
 {
     float d = qkc_f16_to_f32(qkc_rd16(p)), dmin = qkc_f16_to_f32(qkc_rd16(p + 2));
+    int64_t b = chunk0 / 8;
+    if (job->sup)
+        job->sup[2 * b] = qkc_rd16(p), job->sup[2 * b + 1] = qkc_rd16(p + 2);
     for (int j = 0; j < 8; j++) {
         uint8_t sc, m;
         kq_scale_min(j, p + 4, &sc, &m);
         float d1 = d * (float)sc, m1 = dmin * (float)m;
         job->scale[chunk0 + j] = qkc_f32_bits(d1);
         job->min[chunk0 + j] = negated_min(m1);
+        if (job->sub)
+            job->sub[16 * b + j] = sc, job->sub[16 * b + 8 + j] = m;
     }
 }
 
@@ -914,10 +919,14 @@ static void read_q5_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t 
 static void read_q6_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
 {
     float d = qkc_f16_to_f32(qkc_rd16(p + 208));
+    if (job->sup)
+        job->sup[2 * b] = qkc_rd16(p + 208);
     for (int j = 0; j < 16; j++) {
         int sc = p[192 + j] >= 128 ? (int)p[192 + j] - 256 : (int)p[192 + j];
         float s = d * (float)sc;
         job->scale[b * 16 + j] = qkc_f32_bits(s);
+        if (job->sub)
+            job->sub[16 * b + j] = p[192 + j];
     }
     for (int h = 0; h < 2; h++) {
         const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
@@ -936,9 +945,13 @@ static void read_q6_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t 
 static void read_iq4_xs(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
 {
     const float d = qkc_f16_to_f32(qkc_rd16(p));
+    if (job->sup)
+        job->sup[2 * b] = qkc_rd16(p);
     for (int ib = 0; ib < 8; ib++) {
         const uint8_t *qs = p + 8 + 16 * ib;
         job->scale[b * 8 + ib] = qkc_f32_bits(d * (float)(iq4_xs_ls(p, ib) - 32));
+        if (job->sub)
+            job->sub[16 * b + ib] = (uint8_t)iq4_xs_ls(p, ib);
         for (int j = 0; j < 16; j++) {
             y[32 * ib + j] = qs[j] & 15u;
             y[32 * ib + 16 + j] = (uint32_t)qs[j] >> 4;

@@ -63,27 +63,36 @@ typedef struct kernel_row {
     qkc_kfield scale, min;
     int e8m0_half, e8m0_ff_is_nan, in_place;
     const char *note;
+    /* the compact panel form (ir/klayout.h): bit planes, two-level
+     * scales, and its note */
+    int hi_bits;
+    qkc_ksub sub;
+    const char *panel_note;
 } kernel_row;
 
 static const kernel_row kernel_rows[QKC_PRESET_END_] = {
     [QKC_PRESET_Q4_0] = {QKC_KDEC_AFFINE, 4, 8, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 1, " in place"},
     [QKC_PRESET_Q4_1] = {QKC_KDEC_AFFINE, 4, 0, NULL, QKC_KF_F16, QKC_KF_F16, 0, 0, 1, " in place"},
     /* The fifth bit (qh) joins the low nibble: one 8-bit code each. */
-    [QKC_PRESET_Q5_0] = {QKC_KDEC_AFFINE, 8, 16, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", qh joined"},
-    [QKC_PRESET_Q5_1] = {QKC_KDEC_AFFINE, 8, 0, NULL, QKC_KF_F16, QKC_KF_F16, 0, 0, 0, ", qh joined"},
+    [QKC_PRESET_Q5_0] = {QKC_KDEC_AFFINE, 8, 16, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", qh joined", 1, 0,
+                         ", qh a bit plane"},
+    [QKC_PRESET_Q5_1] = {QKC_KDEC_AFFINE, 8, 0, NULL, QKC_KF_F16, QKC_KF_F16, 0, 0, 0, ", qh joined", 1, 0,
+                         ", qh a bit plane"},
     /* int8 codes as offset binary (code + 128) under zero_const 128. */
     [QKC_PRESET_Q8_0] = {QKC_KDEC_AFFINE, 8, 128, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", codes + 128"},
     /* scale = d·sc, min = −(dmin·m), both f32 as ggml computes them. */
     [QKC_PRESET_Q4_K] = {QKC_KDEC_AFFINE, 4, 0, NULL, QKC_KF_F32, QKC_KF_F32, 0, 0, 0,
-                         ", d*sc and -(dmin*m) resolved"},
+                         ", d*sc and -(dmin*m) resolved", 0, QKC_KSUB_KQ, ""},
     [QKC_PRESET_Q5_K] = {QKC_KDEC_AFFINE, 8, 0, NULL, QKC_KF_F32, QKC_KF_F32, 0, 0, 0,
-                         ", d*sc and -(dmin*m) resolved"},
-    [QKC_PRESET_Q6_K] = {QKC_KDEC_AFFINE, 8, 32, NULL, QKC_KF_F32, QKC_KF_NONE, 0, 0, 0, ", d*sc resolved"},
+                         ", d*sc and -(dmin*m) resolved", 1, QKC_KSUB_KQ, ", qh a bit plane"},
+    [QKC_PRESET_Q6_K] = {QKC_KDEC_AFFINE, 8, 32, NULL, QKC_KF_F32, QKC_KF_NONE, 0, 0, 0, ", d*sc resolved", 2,
+                         QKC_KSUB_Q6, ", qh two bit planes"},
     [QKC_PRESET_IQ4_NL] = {QKC_KDEC_TABLE, 4, 0, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 1, " in place"},
     [QKC_PRESET_MXFP4] = {QKC_KDEC_TABLE, 4, 0, mxfp4_doubled, QKC_KF_E8M0, QKC_KF_NONE, 1, 0, 1, " in place"},
     [QKC_PRESET_MXFP8] = {QKC_KDEC_FP8E4M3, 8, 0, NULL, QKC_KF_E8M0, QKC_KF_NONE, 0, 1, 1, " in place"},
     /* scale = d·(ls − 32), f32 as ggml computes it (exact). */
-    [QKC_PRESET_IQ4_XS] = {QKC_KDEC_TABLE, 4, 0, NULL, QKC_KF_F32, QKC_KF_NONE, 0, 0, 0, ", d*(ls-32) resolved"},
+    [QKC_PRESET_IQ4_XS] = {QKC_KDEC_TABLE, 4, 0, NULL, QKC_KF_F32, QKC_KF_NONE, 0, 0, 0, ", d*(ls-32) resolved", 0,
+                           QKC_KSUB_XS, ""},
 };
 
 static const char *gguf_kernel_layout(const qkc_format *f, int64_t n, int64_t k, qkc_klayout *L, char *note,
@@ -118,7 +127,12 @@ static const char *gguf_kernel_layout(const qkc_format *f, int64_t n, int64_t k,
     L->e8m0_half = r->e8m0_half;
     L->e8m0_ff_is_nan = r->e8m0_ff_is_nan;
     L->in_place = r->in_place;
+    L->hi_bits = r->hi_bits;
+    L->sub = r->sub;
     qkc_format_options(f, opts, sizeof opts);
+    if (r->hi_bits || r->sub)
+        snprintf(L->panel_note, sizeof L->panel_note, "%s%s", qkc_preset_get(f->preset)->keyword,
+                 r->panel_note);
     snprintf(note, note_size, "%s%s%s%s", qkc_preset_get(f->preset)->keyword, opts[0] ? ":" : "", opts, r->note);
     return note;
 }

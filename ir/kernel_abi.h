@@ -21,7 +21,9 @@
  *                      NULL / 0;
  *   a_sums             int8 path: [m][a_scales_ld] int32 sums of each
  *                      block's 32 codes (the pre-pass computes them once;
- *                      panel kernels read them), else NULL;
+ *                      panel kernels read them), or [m][2·a_scales_ld]
+ *                      sums of each 16 codes for panels with two scales a
+ *                      record (ir/klayout.h Q6), else NULL;
  *   w                  packed weights;
  *   bias               [N] or NULL;
  *   c, ldc             [m][ldc] in the output dtype;

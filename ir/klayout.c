@@ -69,12 +69,18 @@ static void describe(qkc_klayout *L, const char *note)
     if (L->decode == QKC_KDEC_F32 || L->decode == QKC_KDEC_F16 || L->decode == QKC_KDEC_BF16)
         snprintf(head, sizeof head, "dense %s", kind);
     else
-        snprintf(head, sizeof head, "%d-bit %s", L->code_bits, kind);
+        snprintf(head, sizeof head, "%d-bit %s", L->code_bits + (L->panel ? L->hi_bits : 0), kind);
     len = (size_t)snprintf(L->description, sizeof L->description, "%s", head);
-    if (L->scale != QKC_KF_NONE && len < sizeof L->description)
+    if (L->sub != QKC_KSUB_NONE && L->panel) {
+        /* a compact panel form (set_panel): scales from the header */
+        static const char *const subs[] = {"", ", 6-bit scale and min under f16", ", 6-bit scale under f16",
+                                           ", int8 scale per 16 under f16"};
+        if (len < sizeof L->description)
+            len += (size_t)snprintf(L->description + len, sizeof L->description - len, "%s", subs[L->sub]);
+    } else if (L->scale != QKC_KF_NONE && len < sizeof L->description)
         len += (size_t)snprintf(L->description + len, sizeof L->description - len, ", %s scale",
                                 field_name(L, L->scale));
-    if (L->min != QKC_KF_NONE && len < sizeof L->description)
+    if (L->min != QKC_KF_NONE && !(L->sub != QKC_KSUB_NONE && L->panel) && len < sizeof L->description)
         len += (size_t)snprintf(L->description + len, sizeof L->description - len, ", %s min",
                                 field_name(L, L->min));
     if (L->zero != QKC_KF_NONE && len < sizeof L->description)
@@ -253,35 +259,88 @@ qkc_status qkc_klayout_for(const qkc_format *f, int64_t n, int64_t k, qkc_klayou
 
 int qkc_klayout_panel_ok(const qkc_klayout *L)
 {
-    return L->chunk == 32 && (L->code_bits == 4 || L->code_bits == 8) &&
+    int compact = L->hi_bits || L->sub != QKC_KSUB_NONE;
+    return (L->chunk == 32 || (compact && L->chunk == 16)) && (L->code_bits == 4 || L->code_bits == 8) &&
            (L->decode == QKC_KDEC_AFFINE || L->decode == QKC_KDEC_TABLE) && !L->permute_k && !L->outliers &&
-           !L->mixed && !L->fallback && L->tidx == QKC_KF_NONE && !L->panel;
+           !L->mixed && !L->fallback && L->tidx == QKC_KF_NONE && !L->panel &&
+           (L->sub == QKC_KSUB_NONE || L->chunks_per_row * L->chunk % 256 == 0);
+}
+
+/* Header bytes per row of a compact panel's super record (klayout.h):
+ *   KQ  [P f16 d][P f16 dmin][P u32 hi][8 planes of P bytes lo]; record j:
+ *       sc = lo_j & 15 | (hi >> 2j & 3) << 4,
+ *       m  = lo_j >> 4 | (hi >> (16 + 2j) & 3) << 4
+ *   XS  [P f16 d][P u16 hi][4 planes of P bytes lo]; record j:
+ *       ls = lo_{j/2} >> 4(j % 2) & 15 | (hi >> 2j & 3) << 4
+ *   Q6  [P f16 d][16 planes of P bytes: int8 sc]; record j, half h:
+ *       sc = plane 2j + h
+ * (the file's 12, 6 and 16 bytes of sub-block scales, rearranged so that
+ * one vector load serves the P rows of a record). */
+static int header_bytes(qkc_ksub sub)
+{
+    switch (sub) {
+    case QKC_KSUB_KQ: return 16;
+    case QKC_KSUB_XS: return 8;
+    case QKC_KSUB_Q6: return 18;
+    case QKC_KSUB_NONE: break;
+    }
+    return 0;
+}
+
+uint64_t qkc_klayout_super_bytes(const qkc_klayout *L)
+{
+    return (uint64_t)L->panel * (uint64_t)(L->hdr_bytes + 8 * L->chunk_bytes);
+}
+
+/* The compact record: 4-bit codes and their hi planes; with sub, no
+ * fields (they are in the header). */
+static void make_compact(qkc_klayout *L)
+{
+    L->code_bits = 4;
+    L->chunk = 32;
+    if (L->sub != QKC_KSUB_NONE) {
+        L->scale_off = L->min_off = L->zero_off = L->code_off = 0;
+        L->hdr_bytes = header_bytes(L->sub);
+    }
+    L->chunk_bytes = L->code_off + 16 + 4 * L->hi_bits;
 }
 
 qkc_status qkc_klayout_set_panel(qkc_klayout *L, int p, int64_t n, qkc_diag *diag)
 {
-    uint64_t panels, bytes;
+    qkc_klayout C;
+    uint64_t panels, bytes, per_row;
     size_t len;
     if (p < 1 || p > 64 || n < 1 || !qkc_klayout_panel_ok(L))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "klayout: %s cannot take panels of %d rows",
                             L->description, p);
-    panels = (uint64_t)(n / p + (n % p != 0));
-    if (!mul_ok(L->row_bytes, (uint64_t)p, &L->panel_bytes) || !mul_ok(L->panel_bytes, panels, &bytes) ||
-        bytes > QKC_MAX_BLOB_BYTES)
-        return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld in panels of %d do not fit", (long long)n,
-                            p);
-    L->panel = p;
-    L->total_bytes = bytes;
-    if (L->in_place) {
+    C = *L;
+    C.panel = p;
+    if (C.hi_bits || C.sub != QKC_KSUB_NONE) {
+        int64_t k = C.chunks_per_row * C.chunk;
+        C.chunks_per_row = (k + 31) / 32;
+        make_compact(&C);
+        describe(&C, C.panel_note);
+    } else if (C.in_place) {
         /* the rows are rearranged now: the note's " in place" goes */
-        char *s = strstr(L->description, " in place");
+        char *s = strstr(C.description, " in place");
         if (s)
             memmove(s, s + 9, strlen(s + 9) + 1);
     }
-    L->in_place = 0;
-    len = strlen(L->description);
-    if (len < sizeof L->description)
-        snprintf(L->description + len, sizeof L->description - len, ", panels of %d rows", p);
+    per_row = (uint64_t)C.chunks_per_row * (uint64_t)C.chunk_bytes;
+    if (C.sub != QKC_KSUB_NONE)
+        per_row += (uint64_t)(C.chunks_per_row / 8) * (uint64_t)C.hdr_bytes;
+    panels = (uint64_t)(n / p + (n % p != 0));
+    if (!mul_ok(per_row, (uint64_t)p, &C.panel_bytes) || !mul_ok(C.panel_bytes, panels, &bytes) ||
+        bytes > QKC_MAX_BLOB_BYTES)
+        return qkc_diag_set(diag, QKC_ERR_LIMIT, "packed weights of n=%lld in panels of %d do not fit", (long long)n,
+                            p);
+    C.row_bytes = per_row;
+    C.total_bytes = bytes;
+    C.in_place = 0;
+    len = strlen(C.description);
+    if (len < sizeof C.description)
+        snprintf(C.description + len, sizeof C.description - len, ", panels of %d rows", p);
+    *L = C;
     return QKC_OK;
 }
 
@@ -321,10 +380,9 @@ static float field_value(const qkc_klayout *L, qkc_kfield kind, const uint8_t *p
     }
 }
 
-/* An element's value from its code and its record's fields (scale at sp,
- * min at mp, zero at zp: row or panel addresses). */
-static float decode_value(const qkc_klayout *L, uint32_t code, const uint8_t *sp, const uint8_t *mp,
-                          const uint8_t *zp)
+/* An element's value from its code, its record's scale s and min mn (used
+ * where the layout has them) and its zero field at zp. */
+static float decode_code(const qkc_klayout *L, uint32_t code, float s, float mn, const uint8_t *zp)
 {
     float x;
     switch (L->decode) {
@@ -347,19 +405,24 @@ static float decode_value(const qkc_klayout *L, uint32_t code, const uint8_t *sp
     }
     /* Separate statements: one rounding each, in the order the header
      * gives (the build also disables FMA contraction). */
-    if (L->scale != QKC_KF_NONE) {
-        float s = field_value(L, L->scale, sp);
+    if (L->scale != QKC_KF_NONE)
         x = x * s;
-    }
-    if (L->min != QKC_KF_NONE) {
-        float m = field_value(L, L->min, mp);
-        /* When both are NaN, x86 returns the first operand's payload and
-         * sign, and the compiler may order a commutative + either way: the
-         * scaled value's NaN comes first here explicitly, as in the
-         * reference's d·q − m (a NaN min alone is kept as it is). */
-        x = isnan(x) ? x : x + m;
-    }
+    /* When both are NaN, x86 returns the first operand's payload and
+     * sign, and the compiler may order a commutative + either way: the
+     * scaled value's NaN comes first here explicitly, as in the
+     * reference's d·q − m (a NaN min alone is kept as it is). */
+    if (L->min != QKC_KF_NONE)
+        x = isnan(x) ? x : x + mn;
     return x;
+}
+
+/* The same with the scale and min read from their fields (scale at sp,
+ * min at mp, zero at zp: row or panel addresses). */
+static float decode_value(const qkc_klayout *L, uint32_t code, const uint8_t *sp, const uint8_t *mp,
+                          const uint8_t *zp)
+{
+    return decode_code(L, code, L->scale != QKC_KF_NONE ? field_value(L, L->scale, sp) : 0.0f,
+                       L->min != QKC_KF_NONE ? field_value(L, L->min, mp) : 0.0f, zp);
 }
 
 float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
@@ -379,20 +442,60 @@ float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k)
     return decode_value(L, code, rec + L->scale_off, rec + L->min_off, rec + L->zero_off);
 }
 
+/* Record j's scale (half h for Q6) and min of row `lane` from a compact
+ * panel's super-record header hdr (klayout.h qkc_ksub, header_bytes). */
+static void header_scale(const qkc_klayout *L, const uint8_t *hdr, int lane, int j, int h, float *s, float *mn)
+{
+    int P = L->panel;
+    const uint8_t *lo = hdr + P * QKC_KHDR_LO(L->sub);
+    float d = qkc_f16_to_f32((uint16_t)rd16(hdr + P * QKC_KHDR_D + 2 * lane));
+    *mn = 0.0f;
+    if (L->sub == QKC_KSUB_KQ) {
+        uint32_t hi = rd32(hdr + P * QKC_KHDR_HI(L->sub) + 4 * lane), b = lo[j * P + lane];
+        uint32_t sc = (b & 15u) | ((hi >> (2 * j)) & 3u) << 4, m = (b >> 4) | ((hi >> (16 + 2 * j)) & 3u) << 4;
+        float dmin = qkc_f16_to_f32((uint16_t)rd16(hdr + P * QKC_KHDR_DMIN + 2 * lane));
+        float m1 = dmin * (float)m;
+        *s = d * (float)sc;
+        *mn = isnan(m1) ? m1 : -m1; /* as the packer's negated min */
+    } else if (L->sub == QKC_KSUB_XS) {
+        uint32_t hi = rd16(hdr + P * QKC_KHDR_HI(L->sub) + 2 * lane);
+        uint32_t ls = ((uint32_t)lo[(j / 2) * P + lane] >> (4 * (j % 2)) & 15u) | ((hi >> (2 * j)) & 3u) << 4;
+        *s = d * (float)((int)ls - 32);
+    } else {
+        *s = d * (float)(int8_t)lo[(2 * j + h) * P + lane];
+    }
+}
+
 /* Element (n, k) of a panel blob (klayout.h). */
 static float decode_panel(const qkc_klayout *L, const uint8_t *blob, int64_t n, int64_t k)
 {
     int P = L->panel, lane = (int)(n % P), i = (int)(k % L->chunk);
-    const uint8_t *rec = blob + (uint64_t)(n / P) * L->panel_bytes +
-                         (uint64_t)(k / L->chunk) * (uint64_t)P * (uint64_t)L->chunk_bytes;
-    const uint8_t *codes = rec + P * L->code_off;
+    int64_t c = k / L->chunk;
+    const uint8_t *pan = blob + (uint64_t)(n / P) * L->panel_bytes, *rec, *codes;
     uint32_t code;
+    if (L->sub != QKC_KSUB_NONE)
+        rec = pan + (uint64_t)(c / 8) * qkc_klayout_super_bytes(L) + (uint64_t)P * (uint64_t)L->hdr_bytes +
+              (uint64_t)(c % 8) * (uint64_t)P * (uint64_t)L->chunk_bytes;
+    else
+        rec = pan + (uint64_t)c * (uint64_t)P * (uint64_t)L->chunk_bytes;
+    codes = rec + P * L->code_off;
     if (L->code_bits == 4) {
-        int e = i % 16;
+        int e = i % 16, t = e / 4 + 4 * (i >= 16);
         uint32_t byte = codes[(e / 4) * 4 * P + lane * 4 + e % 4];
         code = i >= 16 ? byte >> 4 : byte & 15u;
+        if (L->hi_bits) {
+            int hb = L->hi_bits;
+            uint32_t plane = rd32(codes + 16 * P + 4 * P * (t % hb) + 4 * lane);
+            code |= (plane >> (8 * (e % 4) + hb * (t / hb)) & ((1u << hb) - 1)) << 4;
+        }
     } else {
         code = codes[(i / 4) * 4 * P + lane * 4 + i % 4];
+    }
+    if (L->sub != QKC_KSUB_NONE) {
+        float s, mn;
+        header_scale(L, pan + (uint64_t)(c / 8) * qkc_klayout_super_bytes(L), lane, (int)(c % 8), i >= 16, &s,
+                     &mn);
+        return decode_code(L, code, s, mn, NULL);
     }
     return decode_value(L, code, rec + P * L->scale_off + lane * qkc_kfield_bytes(L->scale),
                         rec + P * L->min_off + lane * qkc_kfield_bytes(L->min),

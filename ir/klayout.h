@@ -70,6 +70,16 @@ typedef enum qkc_kfield {
     QKC_KF_U32 = 5 /* a table index (LUT) */
 } qkc_kfield;
 
+/* Two-level scales of compact panels (klayout.h), per super record of 8
+ * records and row: the header fields, and each record j's scale s (and
+ * min) as the reference computes it, one rounding each:
+ *   KQ  q4_k, q5_k: f16 d, f16 dmin, 6-bit sc_j and m_j:
+ *       s = d·sc_j, min = −(dmin·m_j)
+ *   XS  iq4_xs: f16 d, 6-bit ls_j: s = d·(ls_j − 32)
+ *   Q6  q6_k: f16 d, int8 sc per 16 elements: elements 16h .. 16h+15 of
+ *       record j take s = d·sc_{2j+h} (two scales per record) */
+typedef enum qkc_ksub { QKC_KSUB_NONE = 0, QKC_KSUB_KQ = 1, QKC_KSUB_XS = 2, QKC_KSUB_Q6 = 3 } qkc_ksub;
+
 typedef struct qkc_klayout {
     int chunk;     /* elements per chunk: 16 or 32 */
     int code_bits; /* 4, 8, 16 or 32 */
@@ -135,10 +145,32 @@ typedef struct qkc_klayout {
      *   code_bits 8: group g holds elements 4g .. 4g+3, one byte each;
      *   code_bits 4: group g (0..3) holds elements 4g .. 4g+3 in the low
      *                nibbles and 16+4g .. 16+4g+3 in the high nibbles.
-     * Values decode as in the row layout. row_bytes stays the bytes of one
-     * row's records (panel_bytes / P). */
+     * Values decode as in the row layout. row_bytes is the bytes of one
+     * row (panel_bytes / P).
+     *
+     * Compact panels keep the file's bit planes and two-level scales, so
+     * that a panel takes no more bytes than the file's blocks (GGUF q5_0,
+     * q5_1, q4_k, q5_k, q6_k, iq4_xs). The family describes them in the
+     * row layout (hi_bits, sub, panel_note; ignored until set_panel), and
+     * set_panel applies them: code_bits becomes 4 and
+     *   hi_bits = 1 or 2: a code is its nibble (as code_bits 4) | hi << 4,
+     *          hi (hi_bits bits) from hi_bits planes after the nibble
+     *          groups, plane j of row r a u32 at P·code_off + 16P + 4P·j +
+     *          4r: element 4t + i's hi (t = 0..7, i = 0..3) is in plane
+     *          t % hi_bits at bit 8i + hi_bits·(t / hi_bits), so that one
+     *          shift and one mask place a group's hi bits;
+     *   sub != NONE: super records of 8 records (256 elements of K; K is
+     *          a multiple of 256): a header of P·hdr_bytes (klayout.c),
+     *          then the 8 records, which hold codes only (code_off 0, no
+     *          fields); each record's scale (and min) comes from the
+     *          header as the reference computes it (qkc_ksub).
+     * chunk_bytes is then the bytes of one row's codes in a record. */
     int panel;
     uint64_t panel_bytes;
+    int hi_bits;
+    qkc_ksub sub;
+    int hdr_bytes;        /* sub: header bytes per row of a super record */
+    char panel_note[48];  /* the compact panel form's note (description) */
 } qkc_klayout;
 
 /* Choose the kernel layout for a verified format and shape. Never fails
@@ -158,13 +190,25 @@ float qkc_klayout_decode(const qkc_klayout *L, const uint8_t *row, int64_t k);
 float qkc_klayout_decode_at(const qkc_klayout *L, const uint8_t *blob, int64_t n, int64_t k);
 
 /* Can L (a row layout from qkc_klayout_for) take panels? 32-element
- * records of 4- or 8-bit codes, AFFINE or TABLE, no k permutation, no
- * sparse outliers, not mixed, not the fallback. */
+ * records of 4- or 8-bit codes (or a compact panel form), AFFINE or
+ * TABLE, no k permutation, no sparse outliers, not mixed, not the
+ * fallback. */
 int qkc_klayout_panel_ok(const qkc_klayout *L);
 
+/* A compact panel's super-record header (klayout.c), per panel: field
+ * offsets in units of P bytes (row r's field at P·off + r·size). */
+#define QKC_KHDR_D 0                                        /* f16 d */
+#define QKC_KHDR_DMIN 2                                     /* KQ: f16 dmin */
+#define QKC_KHDR_HI(sub) ((sub) == QKC_KSUB_KQ ? 4 : 2)     /* KQ: u32, XS: u16 */
+#define QKC_KHDR_LO(sub) ((sub) == QKC_KSUB_KQ ? 8 : (sub) == QKC_KSUB_XS ? 4 : 2) /* byte planes */
+
+/* Bytes of one super record of a compact panel with sub (P rows). */
+uint64_t qkc_klayout_super_bytes(const qkc_klayout *L);
+
 /* Turn L (qkc_klayout_for's, for n rows) into its panel form of P rows
- * (P in 1..64; qkc_klayout_panel_ok must hold): sizes for ceil(n / P)
- * panels, in_place cleared, the description says so. */
+ * (P in 1..64; qkc_klayout_panel_ok must hold): the compact form where
+ * the family gives one, sizes for ceil(n / P) panels, in_place cleared,
+ * the description says so. */
 qkc_status qkc_klayout_set_panel(qkc_klayout *L, int p, int64_t n, qkc_diag *diag);
 
 #endif /* QKC_IR_KLAYOUT_H */

@@ -112,16 +112,23 @@ static void run_block(void *arg, int64_t index, int64_t count)
     job->code->fn(&a);
 }
 
-/* The sums of each block of 32 int8 codes (panel kernels read them: the
- * zero-point and offset corrections, kernel_abi.h a_sums). */
-static void block_sums(const int8_t *q, int64_t blocks, int32_t *out)
+/* The sums of each block of `per` int8 codes, 32 or 16 (panel kernels
+ * read them: the zero-point and offset corrections, kernel_abi.h a_sums). */
+static void block_sums(const int8_t *q, int64_t blocks, int per, int32_t *out)
 {
-    for (int64_t b = 0; b < blocks; b++) {
+    for (int64_t b = 0; b < blocks * QKC_INT8_BLOCK / per; b++) {
         int32_t s = 0;
-        for (int i = 0; i < QKC_INT8_BLOCK; i++)
-            s += q[b * QKC_INT8_BLOCK + i];
+        for (int i = 0; i < per; i++)
+            s += q[b * per + i];
         out[b] = s;
     }
+}
+
+/* Codes per a_sums entry for a kernel's layout: 16 where its records
+ * have two scales (klayout.h Q6), else the int8 block. */
+static int sums_per(const qkc_klayout *L)
+{
+    return L->panel && L->sub == QKC_KSUB_Q6 ? 16 : QKC_INT8_BLOCK;
 }
 
 /* The int8 pre-pass of f32 activations with dynamic scales, neither
@@ -133,7 +140,8 @@ typedef struct int8_prepass {
     int64_t lda, k, kpad, blocks;
     int8_t *q8;
     float *d8;
-    int32_t *sums; /* [m][blocks] sums of each block's codes, or NULL */
+    int32_t *sums; /* [m][blocks·32/per] sums of each `per` codes, or NULL */
+    int per;
 } int8_prepass;
 
 static void int8_prepass_row(void *arg, int64_t r, int64_t count)
@@ -142,7 +150,7 @@ static void int8_prepass_row(void *arg, int64_t r, int64_t count)
     (void)count;
     qkc_ref_int8_quantize_row(p->a + r * p->lda, p->k, p->q8 + r * p->kpad, p->d8 + r * p->blocks);
     if (p->sums)
-        block_sums(p->q8 + r * p->kpad, p->blocks, p->sums + r * p->blocks);
+        block_sums(p->q8 + r * p->kpad, p->blocks, p->per, p->sums + r * p->blocks * QKC_INT8_BLOCK / p->per);
 }
 
 static float load_act(qkc_dtype dt, const void *base, int64_t idx)
@@ -510,7 +518,10 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
         int64_t kpad = (k + 63) / 64 * 64, blocks = kpad / QKC_INT8_BLOCK;
         int8_t *q8 = qkc_calloc(ctx, (size_t)m, (size_t)kpad);
         float *d8 = qkc_calloc(ctx, (size_t)m, (size_t)blocks * sizeof *d8);
-        int32_t *sums = code->layout.panel ? qkc_alloc(ctx, (size_t)m * (size_t)blocks * sizeof *sums) : NULL;
+        int per = sums_per(&code->layout);
+        int32_t *sums = code->layout.panel ? qkc_alloc(ctx, (size_t)m * (size_t)blocks * (QKC_INT8_BLOCK / (size_t)per) *
+                                                                sizeof *sums)
+                                           : NULL;
         row = qkc_alloc(ctx, (size_t)k * sizeof *row);
         prep = (float *)q8;
         dblk = d8;
@@ -524,7 +535,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
             (st = act_outliers(ctx, mm, args->a, args->lda, m, row, &oflag, &ocols, &ovals, &ocount, &kept)))
             goto done;
         if (mm->a_dtype == QKC_DTYPE_F32 && !mm->rotate && !ocount && (mm->ascale == QKC_ASCALE_DYNAMIC || !scales)) {
-            int8_prepass p = {args->a, args->lda, k, kpad, blocks, q8, d8, sums};
+            int8_prepass p = {args->a, args->lda, k, kpad, blocks, q8, d8, sums, per};
             /* rows on the pool when there are enough of them to pay for it */
             if (threads != 1 && m >= 4 && m * k >= 65536) {
                 if (!(pool = qkc_context_pool(ctx, &st)))
@@ -550,7 +561,7 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
                     qkc_ref_int8_quantize(mm, scales, row, q8 + r * kpad, d8 + r * blocks);
                 }
                 if (sums)
-                    block_sums(q8 + r * kpad, blocks, sums + r * blocks);
+                    block_sums(q8 + r * kpad, blocks, per, sums + r * blocks * QKC_INT8_BLOCK / per);
             }
         }
         job.args.o_cols = ocols;

@@ -263,7 +263,7 @@ static void test_smmla_with_i8mm_and_row_pairs_only(void **state)
  * group of 4 elements of the 4 rows against one activation word), in the
  * loop over records of the tile (tm rows x tn panels), which keeps every
  * value in registers for tm = 1..4 at tn = 2 (q4_0: integer correction,
- * q8_0: codes − 128, q5_0: 5-bit codes as s8); usdot for unsigned 8-bit
+ * q8_0: codes − 128; q5_0, nibbles and a bit plane: tm = 1..3); usdot for unsigned 8-bit
  * codes with zeros with i8mm. Plain NEON: 16 widening multiplies (smull,
  * smlal and their high halves) per record, row and panel, and no stack
  * references for one row and, with 4-bit codes, two. */
@@ -293,8 +293,11 @@ static void test_int8_panels(void **state)
     static const char *const targets[] = {"aarch64-neon-dotprod", "aarch64-neon-dotprod-i8mm"};
     (void)state;
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        /* q5_0's bit plane (compact panels, klayout.h) takes a register
+         * a panel: its loop is free of spills up to 3 rows */
+        int tm_max = strstr(specs[i], "q5_0") ? 3 : 4;
         for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++)
-            for (int tm = 1; tm <= 4; tm++)
+            for (int tm = 1; tm <= tm_max; tm++)
                 check_record_loop(targets[t], specs[i], tm, 1);
         check_record_loop("aarch64-neon", specs[i], 1, 0);
     }

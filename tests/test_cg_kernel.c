@@ -268,7 +268,8 @@ static void test_errors(void **state)
 static void test_int8_panels(void **state)
 {
     static const char *const formats[] = {
-        "w=q4_0", "w=q4_1", "w=q5_0", "w=q5_1", "w=q8_0", "w=q4_k", "w=q5_k", "w=iq4_nl", "w=iq4_xs", "w=mxfp4",
+        "w=q4_0", "w=q4_1", "w=q5_0", "w=q5_1", "w=q8_0", "w=q4_k", "w=q5_k", "w=q6_k", "w=iq4_nl", "w=iq4_xs",
+        "w=mxfp4",
         "w=int4 group=32 scale=f16 zero=int", "w=gptq group=32", "w=awq group=64",
         "w=uint4 group=64 scale=f16 zero=float", "w=int8 scale=f32", "w=int6 group=32 scale=f16",
     };

@@ -861,11 +861,12 @@ static void test_family_tables(void **state)
  * 4, 8 and 16 and N not a multiple of P, to a blob whose every element
  * decodes bit for bit to the reference's (qkc_pack_weights' verify), whose
  * padding rows decode to zero, and whose size is the row layout's rounded
- * up to whole panels: no larger than the file where the row layout is not. */
+ * up to whole panels (no larger than the file where the row layout is
+ * not), or with compact panels exactly the file's bytes per row. */
 static void test_pack_panels(void **state)
 {
     static const char *const specs[] = {
-        "w=q4_0", "w=q4_1", "w=q5_0", "w=q5_1", "w=q8_0", "w=q4_k", "w=q5_k", "w=iq4_nl", "w=iq4_xs",
+        "w=q4_0", "w=q4_1", "w=q5_0", "w=q5_1", "w=q8_0", "w=q4_k", "w=q5_k", "w=q6_k", "w=iq4_nl", "w=iq4_xs",
         "w=mxfp4", "w=int4 group=32 scale=f16 zero=int", "w=int8 scale=f32", "w=gptq group=32 n=40",
         "w=awq group=64 n=40",
         "w=uint4 group=64 scale=f16 zero=float", "w=nf4_bnb compute=f32",
@@ -888,8 +889,15 @@ static void test_pack_panels(void **state)
             uint8_t *packed;
             int64_t padded = (c.n + P - 1) / P * P;
             CHECK(text, qkc_klayout_set_panel(&L, P, c.n, &diag) == QKC_OK, "P=%d: %s", P, diag.message);
-            CHECK(text, L.total_bytes == (uint64_t)padded * c.L.row_bytes && L.panel_bytes == (uint64_t)P * L.row_bytes,
-                  "P=%d: %llu bytes", P, (unsigned long long)L.total_bytes);
+            if (L.hi_bits || L.sub != QKC_KSUB_NONE)
+                /* compact panels: exactly the file's bytes per row */
+                CHECK(text, L.total_bytes == (uint64_t)padded * (c.blob_bytes / (uint64_t)c.n) &&
+                                L.panel_bytes == (uint64_t)P * L.row_bytes && L.code_bits == 4,
+                      "P=%d: %llu bytes, %s", P, (unsigned long long)L.total_bytes, L.description);
+            else
+                CHECK(text,
+                      L.total_bytes == (uint64_t)padded * c.L.row_bytes && L.panel_bytes == (uint64_t)P * L.row_bytes,
+                      "P=%d: %llu bytes", P, (unsigned long long)L.total_bytes);
             CHECK(text, !L.in_place && strstr(L.description, "panels of") && !strstr(L.description, "in place"),
                   "P=%d: %s", P, L.description);
             if (c.L.row_bytes * (uint64_t)c.n <= c.blob_bytes)
@@ -921,7 +929,7 @@ static void test_pack_panels(void **state)
     }
     {
         /* the layouts that do not take panels say so */
-        static const char *const no[] = {"w=q6_k", "w=mxfp8", "w=f16", "w=gptq:4:actorder group=32"};
+        static const char *const no[] = {"w=mxfp8", "w=f16", "w=gptq:4:actorder group=32"};
         for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
             char text[160];
             pcase c;
