@@ -107,7 +107,7 @@ typedef void (*qkc_kernel_fn)(const qkc_kernel_args *args);
  * (codegen/aot_table.c). `abi` changes whenever the list does.
  */
 #define QKC_AOT_MAGIC 0x41434B51u /* "QKCA" */
-#define QKC_AOT_ABI 3u /* 2: rows name their architecture; 3: a_sums, panel rows */
+#define QKC_AOT_ABI 4u /* 2: rows name their architecture; 3: a_sums, panel rows; 4: compact panels */
 
 typedef struct qkc_aot_row {
 #define QKC_AOT_ROW(field, c_type, dims, kind, comment) c_type field dims;
