@@ -3,7 +3,7 @@
  * from its prebuilt shared libraries (bench/peers/run.sh fetches them), on
  * the same weights, in one run.
  *
- *   qkc_peers --lib DIR [--n N] [--k K] [--formats q4_0,q8_0] [--cases 1,1c,8c,16c]
+ *   qkc_peers --lib DIR [--n N] [--k K] [--formats q4_0,q8_0,q4_k,...] [--cases 1,1c,8c,16c]
  *             [--threads 1,2] [--time S] [--variant NAME] [--target T] [--json FILE]
  *
  * For every format, thread count and case (M rows; a trailing "c" streams
@@ -53,7 +53,26 @@
  * looked up by name; a missing one stops the run with its name). */
 
 /* enum ggml_type: the values that matter here (append-only upstream). */
-enum { PEER_TYPE_F32 = 0, PEER_TYPE_Q4_0 = 2, PEER_TYPE_Q8_0 = 8 };
+enum { PEER_TYPE_F32 = 0 };
+
+/* The GGUF block types both sides run: qkc's preset keyword, ggml's type
+ * number (its public enum ggml_type), and the block geometry. */
+static const struct peer_format {
+    const char *name;
+    int type, block, bytes;
+} peer_formats[] = {
+    {"q4_0", 2, 32, 18},   {"q4_1", 3, 32, 20},   {"q5_0", 6, 32, 22},    {"q5_1", 7, 32, 24},
+    {"q8_0", 8, 32, 34},   {"q4_k", 12, 256, 144}, {"q5_k", 13, 256, 176}, {"q6_k", 14, 256, 210},
+    {"iq4_nl", 20, 32, 18}, {"iq4_xs", 23, 256, 136},
+};
+
+static const struct peer_format *peer_format_get(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof peer_formats / sizeof peer_formats[0]; i++)
+        if (strlen(peer_formats[i].name) == len && !strncmp(peer_formats[i].name, name, len))
+            return &peer_formats[i];
+    return NULL;
+}
 
 /* struct ggml_init_params, passed by value to ggml_init. */
 typedef struct peer_init_params {
@@ -524,7 +543,7 @@ static int call_run(call *cl, int side)
 typedef struct options {
     const char *lib, *variant, *target, *json;
     int64_t n, k;
-    const char *formats[2];
+    const char *formats[8];
     int nformats;
     int ms[8], cold[8], ncases;
     int threads[8], nthreads;
@@ -536,6 +555,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: qkc_peers --lib DIR [--n N] [--k K] [--formats q4_0,q8_0] [--cases 1,1c,8c,16c]\n"
                "                 [--threads 1,2] [--time S] [--variant NAME] [--target T] [--json FILE]\n"
                "  --lib DIR      the peer's libraries (libggml-base.so, libggml-cpu-*.so)\n"
+               "  --formats LIST GGUF types, up to 8 of q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl\n"
+               "                 iq4_xs (default q4_0,q8_0; the K-quants and iq4_xs need K a multiple of 256)\n"
                "  --cases LIST   M values; a trailing c streams the weights from DRAM (>= 1 GiB of copies)\n"
                "  --time S       seconds per side and round (3 rounds, alternated; default 0.15)\n"
                "  --variant NAME load libggml-cpu-NAME.so instead of the best scoring one\n"
@@ -580,16 +601,20 @@ static int parse_options(int argc, char **argv, options *o)
             }
             *(argv[i - 1][2] == 'n' ? &o->n : &o->k) = x;
         } else if (!strcmp(argv[i - 1], "--formats")) {
+            const char *p = v;
             o->nformats = 0;
-            if (!strcmp(v, "q4_0") || !strcmp(v, "q8_0")) {
-                o->formats[o->nformats++] = !strcmp(v, "q4_0") ? "q4_0" : "q8_0";
-            } else if (!strcmp(v, "q4_0,q8_0") || !strcmp(v, "q8_0,q4_0")) {
-                o->formats[0] = v[1] == '4' ? "q4_0" : "q8_0";
-                o->formats[1] = v[1] == '4' ? "q8_0" : "q4_0";
-                o->nformats = 2;
-            } else {
-                fprintf(stderr, "error: --formats takes q4_0, q8_0 or both\n");
-                return 0;
+            for (;;) {
+                size_t len = strcspn(p, ",");
+                const struct peer_format *pf = peer_format_get(p, len);
+                if (!pf || o->nformats == 8) {
+                    fprintf(stderr, "error: --formats takes up to 8 of q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, "
+                                    "q6_k, iq4_nl, iq4_xs, comma-separated\n");
+                    return 0;
+                }
+                o->formats[o->nformats++] = pf->name;
+                if (!p[len])
+                    break;
+                p += len + 1;
             }
         } else if (!strcmp(argv[i - 1], "--cases")) {
             if ((o->ncases = parse_list(v, o->ms, o->cold, 8, 1, 4096)) < 1) {
@@ -681,7 +706,7 @@ static int format_make(bench *b, const options *o, const char *name, const float
     int ok = 0;
     memset(f, 0, sizeof *f);
     f->name = name;
-    f->type = !strcmp(name, "q4_0") ? PEER_TYPE_Q4_0 : PEER_TYPE_Q8_0;
+    f->type = peer_format_get(name, strlen(name))->type;
     /* the f32 kernel and the reference: compute=f32 (the presets compute in int8 by default) */
     snprintf(text, sizeof text, "matmul n=%lld k=%lld w=%s compute=f32", (long long)b->n, (long long)b->k, name);
     if (qkc_spec_parse(b->ctx, text, &spec) != QKC_OK || qkc_weights_bytes(b->ctx, spec, &bytes) != QKC_OK) {
@@ -907,7 +932,10 @@ int main(int argc, char **argv)
         size_t wbytes;
         memset(pp, 0, sizeof pp);
         /* cold cases rotate over >= 1 GiB of weights per side */
-        wbytes = (size_t)(b.n * b.k / 32) * (!strcmp(name, "q4_0") ? 18 : 34);
+        {
+            const struct peer_format *pf = peer_format_get(name, strlen(name));
+            wbytes = (size_t)(b.n * b.k / pf->block) * (size_t)pf->bytes;
+        }
         b.ncopies = any_cold ? (int)((((size_t)1 << 30) + wbytes - 1) / wbytes) + 1 : 1;
         if (!format_make(&b, &o, name, w, a, max_m, &fr))
             goto out;
