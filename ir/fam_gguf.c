@@ -71,15 +71,18 @@ typedef struct kernel_row {
 } kernel_row;
 
 static const kernel_row kernel_rows[QKC_PRESET_END_] = {
-    [QKC_PRESET_Q4_0] = {QKC_KDEC_AFFINE, 4, 8, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 1, " in place"},
-    [QKC_PRESET_Q4_1] = {QKC_KDEC_AFFINE, 4, 0, NULL, QKC_KF_F16, QKC_KF_F16, 0, 0, 1, " in place"},
+    [QKC_PRESET_Q4_0] = {QKC_KDEC_AFFINE, 4, 8, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 1, " in place",
+                         0, QKC_KSUB_NONE, NULL},
+    [QKC_PRESET_Q4_1] = {QKC_KDEC_AFFINE, 4, 0, NULL, QKC_KF_F16, QKC_KF_F16, 0, 0, 1, " in place",
+                         0, QKC_KSUB_NONE, NULL},
     /* The fifth bit (qh) joins the low nibble: one 8-bit code each. */
-    [QKC_PRESET_Q5_0] = {QKC_KDEC_AFFINE, 8, 16, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", qh joined", 1, 0,
+    [QKC_PRESET_Q5_0] = {QKC_KDEC_AFFINE, 8, 16, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", qh joined", 1, QKC_KSUB_NONE,
                          ", qh a bit plane"},
-    [QKC_PRESET_Q5_1] = {QKC_KDEC_AFFINE, 8, 0, NULL, QKC_KF_F16, QKC_KF_F16, 0, 0, 0, ", qh joined", 1, 0,
+    [QKC_PRESET_Q5_1] = {QKC_KDEC_AFFINE, 8, 0, NULL, QKC_KF_F16, QKC_KF_F16, 0, 0, 0, ", qh joined", 1, QKC_KSUB_NONE,
                          ", qh a bit plane"},
     /* int8 codes as offset binary (code + 128) under zero_const 128. */
-    [QKC_PRESET_Q8_0] = {QKC_KDEC_AFFINE, 8, 128, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", codes + 128"},
+    [QKC_PRESET_Q8_0] = {QKC_KDEC_AFFINE, 8, 128, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", codes + 128",
+                         0, QKC_KSUB_NONE, NULL},
     /* scale = d·sc, min = −(dmin·m), both f32 as ggml computes them. */
     [QKC_PRESET_Q4_K] = {QKC_KDEC_AFFINE, 4, 0, NULL, QKC_KF_F32, QKC_KF_F32, 0, 0, 0,
                          ", d*sc and -(dmin*m) resolved", 0, QKC_KSUB_KQ, ""},
@@ -87,9 +90,12 @@ static const kernel_row kernel_rows[QKC_PRESET_END_] = {
                          ", d*sc and -(dmin*m) resolved", 1, QKC_KSUB_KQ, ", qh a bit plane"},
     [QKC_PRESET_Q6_K] = {QKC_KDEC_AFFINE, 8, 32, NULL, QKC_KF_F32, QKC_KF_NONE, 0, 0, 0, ", d*sc resolved", 2,
                          QKC_KSUB_Q6, ", qh two bit planes"},
-    [QKC_PRESET_IQ4_NL] = {QKC_KDEC_TABLE, 4, 0, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 1, " in place"},
-    [QKC_PRESET_MXFP4] = {QKC_KDEC_TABLE, 4, 0, mxfp4_doubled, QKC_KF_E8M0, QKC_KF_NONE, 1, 0, 1, " in place"},
-    [QKC_PRESET_MXFP8] = {QKC_KDEC_FP8E4M3, 8, 0, NULL, QKC_KF_E8M0, QKC_KF_NONE, 0, 1, 1, " in place"},
+    [QKC_PRESET_IQ4_NL] = {QKC_KDEC_TABLE, 4, 0, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 1, " in place",
+                         0, QKC_KSUB_NONE, NULL},
+    [QKC_PRESET_MXFP4] = {QKC_KDEC_TABLE, 4, 0, mxfp4_doubled, QKC_KF_E8M0, QKC_KF_NONE, 1, 0, 1, " in place",
+                         0, QKC_KSUB_NONE, NULL},
+    [QKC_PRESET_MXFP8] = {QKC_KDEC_FP8E4M3, 8, 0, NULL, QKC_KF_E8M0, QKC_KF_NONE, 0, 1, 1, " in place",
+                         0, QKC_KSUB_NONE, NULL},
     /* scale = d·(ls − 32), f32 as ggml computes it (exact). */
     [QKC_PRESET_IQ4_XS] = {QKC_KDEC_TABLE, 4, 0, NULL, QKC_KF_F32, QKC_KF_NONE, 0, 0, 0, ", d*(ls-32) resolved", 0,
                            QKC_KSUB_XS, ""},
