@@ -76,10 +76,10 @@ static const kernel_row kernel_rows[QKC_PRESET_END_] = {
     [QKC_PRESET_Q4_1] = {QKC_KDEC_AFFINE, 4, 0, NULL, QKC_KF_F16, QKC_KF_F16, 0, 0, 1, " in place",
                          0, QKC_KSUB_NONE, NULL},
     /* The fifth bit (qh) joins the low nibble: one 8-bit code each. */
-    [QKC_PRESET_Q5_0] = {QKC_KDEC_AFFINE, 8, 16, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", qh joined", 1, QKC_KSUB_NONE,
-                         ", qh a bit plane"},
-    [QKC_PRESET_Q5_1] = {QKC_KDEC_AFFINE, 8, 0, NULL, QKC_KF_F16, QKC_KF_F16, 0, 0, 0, ", qh joined", 1, QKC_KSUB_NONE,
-                         ", qh a bit plane"},
+    [QKC_PRESET_Q5_0] = {QKC_KDEC_AFFINE, 8, 16, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", qh joined",
+                         1, QKC_KSUB_NONE, ", qh a bit plane"},
+    [QKC_PRESET_Q5_1] = {QKC_KDEC_AFFINE, 8, 0, NULL, QKC_KF_F16, QKC_KF_F16, 0, 0, 0, ", qh joined",
+                         1, QKC_KSUB_NONE, ", qh a bit plane"},
     /* int8 codes as offset binary (code + 128) under zero_const 128. */
     [QKC_PRESET_Q8_0] = {QKC_KDEC_AFFINE, 8, 128, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", codes + 128",
                          0, QKC_KSUB_NONE, NULL},
