@@ -24,6 +24,13 @@
  * the table offset 128) and cz = zero_const + z with a zero field; the
  * codes of a record are decoded once for all tm rows.
  *
+ * Compact panels (klayout.h): a record's scale and min come from its
+ * super record's header (unit_fields; the 8 records of a super record are
+ * unrolled so that the header is read once), the codes' bit planes are
+ * merged into the nibbles by the ISA's dot (qkc_lower_panel_hi), and with
+ * two scales a record (q6_k) the dot keeps the halves apart, each with its
+ * scale and its −cc·Σq over 16 codes.
+ *
  * Loops: panels [n_begin/P, ceil(n_end/P)) in tiles of tile_n panels (the
  * rest one by one), M in tiles of tile_m rows within them, the records of
  * K innermost; then the rows the M tiles leave (every row at M = 1), one
@@ -106,7 +113,7 @@ static LLVMValueRef unit_record(cg *g, i8ctx *x, ptile *T, LLVMValueRef c, int j
     return rec;
 }
 
-/* <V x i32> from V bytes (zero- or sign-extended) or V u16 at p. */
+/* <V x i32> from V bytes at p, zero- or sign-extended. */
 static LLVMValueRef lanes_u8(cg *g, i8ctx *x, LLVMValueRef p, int sign)
 {
     qkc_emit *E = &g->e;
