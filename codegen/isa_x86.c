@@ -241,11 +241,11 @@ static int x86_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_
     return t->vector_bits / 32;
 }
 
-/* The f32 panel kernel reads neither bit planes nor two scales a record
- * (lower_panel.c): those formats keep the row layout on that path. */
+/* The f32 panel kernel: the layouts it reads (lower_panel.c; the others
+ * keep the row layout on that path). */
 static int x86_f32_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_target *t)
 {
-    return L->hi_bits || L->sub == QKC_KSUB_Q6 ? 0 : x86_panel_rows(mm, L, t);
+    return qkc_lower_f32_panel_layout(L) ? x86_panel_rows(mm, L, t) : 0;
 }
 
 /* Σ w·q of one panel record for tm rows (isa.h). The 8 groups of 4

@@ -502,8 +502,9 @@ int qkc_lower_panel_rows(const qkc_matmul *mm, const qkc_klayout *L, const qkc_t
         return 0;
     if (int8_mode(mm, &pl, t) != I8_NONE)
         return isa->int8_panel_rows ? isa->int8_panel_rows(mm, &pl, t) : 0;
-    /* the factorised f32 path over affine codes (lower_panel.c) */
-    if (mm->compute == QKC_COMPUTE_F32 && pl.decode == QKC_KDEC_AFFINE && isa->f32_panel_rows)
+    /* the factorised f32 path over affine codes, and dense values
+     * (lower_panel.c) */
+    if (mm->compute == QKC_COMPUTE_F32 && qkc_lower_f32_panel_layout(&pl) && isa->f32_panel_rows)
         return isa->f32_panel_rows(mm, &pl, t);
     return 0;
 }
@@ -808,8 +809,7 @@ qkc_status qkc_lower(LLVMContextRef ctx, const qkc_matmul *mm, const qkc_klayout
     if (L->decode == QKC_KDEC_LUT && L->tidx == QKC_KF_NONE)
         isa->table_load(&g, gep8(E, g.w, i64c(E, (int64_t)L->table_offset))); /* one table: loaded once */
     if (L->panel && ((x8.mode != I8_NONE && !isa->int8_panel_dot) ||
-                     (x8.mode == I8_NONE && (mm->compute != QKC_COMPUTE_F32 || L->decode != QKC_KDEC_AFFINE ||
-                                             L->hi_bits || L->sub == QKC_KSUB_Q6)))) {
+                     (x8.mode == I8_NONE && (mm->compute != QKC_COMPUTE_F32 || !qkc_lower_f32_panel_layout(L))))) {
         LLVMDisposeBuilder(E->b);
         LLVMDisposeModule(E->mod);
         return qkc_diag_set(diag, QKC_ERR_INTERNAL, "lower: no panel kernel for %s on %s",

@@ -125,6 +125,11 @@ void qkc_lower_epilogue(cg *g, tile *T, LLVMTypeRef acc_ty);
 void qkc_lower_panel_planes(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVMValueRef *planes);
 LLVMValueRef qkc_lower_panel_hi(cg *g, i8ctx *x, LLVMValueRef w, const LLVMValueRef *planes, int t);
 
+/* lower_panel.c: does the f32 panel kernel read this panel layout? Affine
+ * codes without bit planes or two scales a record, and dense f32 and bf16
+ * values. */
+int qkc_lower_f32_panel_layout(const qkc_klayout *L);
+
 /* lower_panel.c: the n loop of a kernel over weight panels (klayout.h)
  * on the int8 path x. */
 void qkc_lower_panels(cg *g, i8ctx *x);

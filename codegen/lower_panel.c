@@ -45,7 +45,7 @@
 typedef struct ptile {
     int tm, np;
     LLVMValueRef m0, p0;    /* first activation row, first panel */
-    LLVMValueRef acc[4][8]; /* allocas of <V x float>: row i, unit u (panel u / H, unit u % H) */
+    LLVMValueRef acc[8][8]; /* allocas of <V x float>: row i, unit u (panel u / H, unit u % H) */
     LLVMTypeRef acc_ty;     /* <V x float> */
 } ptile;
 
@@ -392,6 +392,87 @@ static void record_body_f32(cg *g, void *ctx, LLVMValueRef c)
     record_f32(g, ctx, c, 32);
 }
 
+int qkc_lower_f32_panel_layout(const qkc_klayout *L)
+{
+    /* (dense f16 keeps the row layout, where vcvtph2ps converts 16 values
+     * straight from memory: panels of 4-byte groups made it 25-35% slower) */
+    return (L->decode == QKC_KDEC_AFFINE && !L->hi_bits && L->sub != QKC_KSUB_Q6) || L->decode == QKC_KDEC_F32 ||
+           L->decode == QKC_KDEC_BF16;
+}
+
+/* Dense panels (f32, bf16 values, klayout.h; the f16 case is kept for
+ * the layout's sake): per element k, the P rows' values are one vector
+ * (f32: the group itself; bf16: a half of it, shifted or masked, once for
+ * the tile) and each activation row adds
+ * a[k]·values with one FMA, a[k] broadcast from memory: a tm x units FMA
+ * micro-kernel straight into the tile's accumulators (at tm = 1, four
+ * chains a record against the FMA latency). `valid` of the record's
+ * elements are inside K. */
+static void record_dense(cg *g, pctx *pc, LLVMValueRef c, int valid)
+{
+    qkc_emit *E = &g->e;
+    ptile *T = pc->T;
+    i8ctx *x = pc->x;
+    const qkc_klayout *L = g->L;
+    int V = x->pv, P = x->panel, units = T->np * (P / V), per = 32 / L->code_bits, chains = T->tm == 1 ? 4 : 1;
+    LLVMTypeRef h16 = LLVMVectorType(E->i16, (unsigned)V);
+    LLVMValueRef arow[8], codes[8], acc[8][8][4], raw[8] = {0};
+    for (int i = 0; i < T->tm; i++) {
+        LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, i), "");
+        LLVMValueRef el = LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lda, ""),
+                                       LLVMBuildMul(E->b, c, i64c(E, 32), ""), "");
+        arow[i] = LLVMBuildGEP2(E->b, E->f32, g->a, &el, 1, "");
+        for (int j = 0; j < units; j++) {
+            acc[i][j][0] = load(E, x->pf32, T->acc[i][j], 64);
+            for (int ch = 1; ch < chains; ch++)
+                acc[i][j][ch] = qkc_emit_float_like(E, x->pf32, 0.0);
+        }
+    }
+    for (int j = 0; j < units; j++) {
+        int h;
+        LLVMValueRef hdr, rec = unit_record(g, x, T, c, pc->j, j, &h, &hdr);
+        codes[j] = gep8(E, rec, i64c(E, (int64_t)P * L->code_off + (int64_t)h * 4 * V));
+    }
+    for (int k = 0; k < valid; k++) {
+        int grp = k / per, half = k % per, ch = k % chains;
+        LLVMValueRef a[8], idx = i64c(E, k);
+        for (int i = 0; i < T->tm; i++)
+            a[i] = splat(E, load(E, E->f32, LLVMBuildGEP2(E->b, E->f32, arow[i], &idx, 1, ""), 4), V);
+        for (int j = 0; j < units; j++) {
+            LLVMValueRef val;
+            if (!half)
+                raw[j] = load(E, x->pi32, gep8(E, codes[j], i64c(E, (int64_t)grp * 4 * P)), 4);
+            if (L->decode == QKC_KDEC_F32) {
+                val = raw[j];
+            } else if (L->decode == QKC_KDEC_BF16) {
+                /* bf16 is the top half of an f32 */
+                val = half ? LLVMBuildAnd(E->b, raw[j], qkc_emit_int_like(E, x->pi32, (int32_t)0xFFFF0000u), "")
+                           : LLVMBuildShl(E->b, raw[j], qkc_emit_int_like(E, x->pi32, 16), "");
+            } else {
+                LLVMValueRef v = half ? LLVMBuildLShr(E->b, raw[j], qkc_emit_int_like(E, x->pi32, 16), "") : raw[j];
+                v = LLVMBuildBitCast(E->b, LLVMBuildTrunc(E->b, v, h16, ""), LLVMVectorType(E->f16, (unsigned)V), "");
+                val = LLVMBuildFPExt(E->b, v, x->pf32, "");
+            }
+            if (L->decode != QKC_KDEC_F16)
+                val = LLVMBuildBitCast(E->b, val, x->pf32, "");
+            for (int i = 0; i < T->tm; i++)
+                acc[i][j][ch] = fma_v(E, a[i], val, acc[i][j][ch]);
+        }
+    }
+    for (int i = 0; i < T->tm; i++)
+        for (int j = 0; j < units; j++) {
+            LLVMValueRef f = acc[i][j][0];
+            for (int ch = 1; ch < chains; ch++)
+                f = LLVMBuildFAdd(E->b, f, acc[i][j][ch], "");
+            LLVMBuildStore(E->b, f, T->acc[i][j]);
+        }
+}
+
+static void record_body_dense(cg *g, void *ctx, LLVMValueRef c)
+{
+    record_dense(g, ctx, c, 32);
+}
+
 /* Compact panels with sub-block scales: the 8 records of super record
  * c0 / 8 unrolled, so that the header's loads and conversions are shared
  * and the shifts that pick a record's scales are constants. */
@@ -439,7 +520,7 @@ static void emit_ptile(cg *g, pctx *pc, LLVMValueRef m0, LLVMValueRef p0, int tm
     i8ctx *x = pc->x;
     int P = x->panel, V = x->pv, units = np * (P / V);
     ptile T;
-    LLVMValueRef buf[4];
+    LLVMValueRef buf[8];
     memset(&T, 0, sizeof T);
     T.tm = tm, T.np = np, T.m0 = m0, T.p0 = p0;
     T.acc_ty = x->pf32;
@@ -458,8 +539,11 @@ static void emit_ptile(cg *g, pctx *pc, LLVMValueRef m0, LLVMValueRef p0, int tm
         /* int8 activations are padded with zero codes past K */
         qkc_lower_loop(g, i64c(E, 0), i64c(E, g->L->chunks_per_row), 1, record_body, pc);
     } else {
-        qkc_lower_loop(g, i64c(E, 0), i64c(E, g->mm->k / 32), 1, record_body_f32, pc);
-        if (g->mm->k % 32)
+        int dense = g->L->decode != QKC_KDEC_AFFINE;
+        qkc_lower_loop(g, i64c(E, 0), i64c(E, g->mm->k / 32), 1, dense ? record_body_dense : record_body_f32, pc);
+        if (g->mm->k % 32 && dense)
+            record_dense(g, pc, i64c(E, g->mm->k / 32), (int)(g->mm->k % 32));
+        else if (g->mm->k % 32)
             record_f32(g, pc, i64c(E, g->mm->k / 32), (int)(g->mm->k % 32));
     }
 
@@ -519,7 +603,7 @@ void qkc_lower_panels(cg *g, i8ctx *x)
 {
     qkc_emit *E = &g->e;
     const qkc_klayout *L = g->L;
-    int P = x->panel;
+    int P = x->panel, tmax;
     pctx pc;
     ploop pl;
     /* the integer correction and the float one, as emit_step_int8 (lower.c) */
@@ -535,8 +619,10 @@ void qkc_lower_panels(cg *g, i8ctx *x)
     pc.need_qsum = x->mode != I8_SIGNED && (pc.int_cc || pc.need_coef);
     memset(&pl, 0, sizeof pl);
     pl.pc = &pc;
+    /* tiles up to 4 x 4 panels, dense values up to 8 rows (schedule.c) */
+    tmax = x->mode == I8_NONE && L->decode != QKC_KDEC_AFFINE ? 8 : 4;
     pl.np = g->s->tile_n < 4 ? g->s->tile_n : 4;
-    pl.tm = g->s->tile_m < 4 ? g->s->tile_m : 4;
+    pl.tm = g->s->tile_m < tmax ? g->s->tile_m : tmax;
     LLVMValueRef pb = LLVMBuildSDiv(E->b, g->n_begin, i64c(E, P), "");
     LLVMValueRef pe = LLVMBuildSDiv(E->b, LLVMBuildAdd(E->b, g->n_end, i64c(E, P - 1), ""), i64c(E, P), "");
     if (pl.tm == 1) {
@@ -552,7 +638,7 @@ void qkc_lower_panels(cg *g, i8ctx *x)
     pl.rest = 1;
     pl.tm = 1;
     pl.np = 1;
-    pl.m_from = LLVMBuildMul(E->b, LLVMBuildSDiv(E->b, g->m, i64c(E, g->s->tile_m < 4 ? g->s->tile_m : 4), ""),
-                             i64c(E, g->s->tile_m < 4 ? g->s->tile_m : 4), "");
+    pl.m_from = LLVMBuildMul(E->b, LLVMBuildSDiv(E->b, g->m, i64c(E, g->s->tile_m < tmax ? g->s->tile_m : tmax), ""),
+                             i64c(E, g->s->tile_m < tmax ? g->s->tile_m : tmax), "");
     panel_loop(g, &pl, pb, pe);
 }

@@ -260,8 +260,13 @@ qkc_status qkc_klayout_for(const qkc_format *f, int64_t n, int64_t k, qkc_klayou
 int qkc_klayout_panel_ok(const qkc_klayout *L)
 {
     int compact = L->hi_bits || L->sub != QKC_KSUB_NONE;
-    return (L->chunk == 32 || (compact && L->chunk == 16)) && (L->code_bits == 4 || L->code_bits == 8) &&
-           (L->decode == QKC_KDEC_AFFINE || L->decode == QKC_KDEC_TABLE) && !L->permute_k && !L->outliers &&
+    int dense = (L->decode == QKC_KDEC_F32 && L->code_bits == 32) ||
+                ((L->decode == QKC_KDEC_F16 || L->decode == QKC_KDEC_BF16) && L->code_bits == 16);
+    return (L->chunk == 32 || (compact && L->chunk == 16)) &&
+           (((L->code_bits == 4 || L->code_bits == 8) &&
+             (L->decode == QKC_KDEC_AFFINE || L->decode == QKC_KDEC_TABLE)) ||
+            (dense && L->scale == QKC_KF_NONE)) &&
+           !L->permute_k && !L->outliers &&
            !L->mixed && !L->fallback && L->tidx == QKC_KF_NONE && !L->panel &&
            (L->sub == QKC_KSUB_NONE || L->chunks_per_row * L->chunk % 256 == 0);
 }
@@ -479,7 +484,11 @@ static float decode_panel(const qkc_klayout *L, const uint8_t *blob, int64_t n, 
     else
         rec = pan + (uint64_t)c * (uint64_t)P * (uint64_t)L->chunk_bytes;
     codes = rec + P * L->code_off;
-    if (L->code_bits == 4) {
+    if (L->code_bits == 32) {
+        code = rd32(codes + i * 4 * P + lane * 4); /* group i: element i */
+    } else if (L->code_bits == 16) {
+        code = rd16(codes + (i / 2) * 4 * P + lane * 4 + (i % 2) * 2); /* group i/2: elements i & ~1, i | 1 */
+    } else if (L->code_bits == 4) {
         int e = i % 16, t = e / 4 + 4 * (i >= 16);
         uint32_t byte = codes[(e / 4) * 4 * P + lane * 4 + e % 4];
         code = i >= 16 ? byte >> 4 : byte & 15u;

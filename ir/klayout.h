@@ -144,7 +144,10 @@ typedef struct qkc_klayout {
      * bytes a group, row r's 4 bytes at r·4:
      *   code_bits 8: group g holds elements 4g .. 4g+3, one byte each;
      *   code_bits 4: group g (0..3) holds elements 4g .. 4g+3 in the low
-     *                nibbles and 16+4g .. 16+4g+3 in the high nibbles.
+     *                nibbles and 16+4g .. 16+4g+3 in the high nibbles;
+     *   code_bits 16 (dense f16, bf16): group g holds elements 2g, 2g+1;
+     *   code_bits 32 (dense f32): group g is element g, so that the P
+     *                rows' values of one k are one vector.
      * Values decode as in the row layout. row_bytes is the bytes of one
      * row (panel_bytes / P).
      *
@@ -191,8 +194,8 @@ float qkc_klayout_decode_at(const qkc_klayout *L, const uint8_t *blob, int64_t n
 
 /* Can L (a row layout from qkc_klayout_for) take panels? 32-element
  * records of 4- or 8-bit codes (or a compact panel form), AFFINE or
- * TABLE, no k permutation, no sparse outliers, not mixed, not the
- * fallback. */
+ * TABLE, or of dense f32, f16 or bf16 values; no k permutation, no sparse
+ * outliers, not mixed, not the fallback. */
 int qkc_klayout_panel_ok(const qkc_klayout *L);
 
 /* A compact panel's super-record header (klayout.c), per panel: field

@@ -189,6 +189,10 @@ static void test_panel_loops_do_not_spill(void **state)
         {"x86_64-avx2", "matmul n=4096 k=4096 w=q8_0 compute=int8", "vpmaddubsw", 0},
         {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=q4_0 compute=f32", "vfmadd", 0},
         {"x86_64-avx2", "matmul n=4096 k=4096 w=q4_0 compute=f32", "vfmadd", 0},
+        /* dense values: the FMA micro-kernel, 8 x 2 zmm and 4 x 2 ymm */
+        {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=f32", "vfmadd", 0},
+        {"x86_64-avx2", "matmul n=4096 k=4096 w=f32", "vfmadd", 0},
+        {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=bf16", "vfmadd", 0},
         {"x86_64-avx512-vnni", "matmul m=1 n=4096 k=4096 w=q4_k compute=int8", "vpdpbusd", 0},
         {"x86_64-avx512-vnni", "matmul m=1 n=4096 k=4096 w=q6_k compute=int8", "vpdpbusd", 0},
         {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=q5_0 compute=int8", "vpdpbusd", 0},

@@ -869,7 +869,8 @@ static void test_pack_panels(void **state)
         "w=q4_0", "w=q4_1", "w=q5_0", "w=q5_1", "w=q8_0", "w=q4_k", "w=q5_k", "w=q6_k", "w=iq4_nl", "w=iq4_xs",
         "w=mxfp4", "w=int4 group=32 scale=f16 zero=int", "w=int8 scale=f32", "w=gptq group=32 n=40",
         "w=awq group=64 n=40",
-        "w=uint4 group=64 scale=f16 zero=float", "w=nf4_bnb compute=f32",
+        "w=uint4 group=64 scale=f16 zero=float", "w=nf4_bnb compute=f32", "w=f32 compute=f32", "w=bf16 compute=f32",
+        "w=f16 compute=f32",
     };
     static const int panels[] = {4, 8, 16};
     (void)state;
@@ -929,7 +930,7 @@ static void test_pack_panels(void **state)
     }
     {
         /* the layouts that do not take panels say so */
-        static const char *const no[] = {"w=mxfp8", "w=f16", "w=gptq:4:actorder group=32"};
+        static const char *const no[] = {"w=mxfp8", "w=gptq:4:actorder group=32"};
         for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
             char text[160];
             pcase c;
