@@ -294,7 +294,7 @@ static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
     int V = x->pv, P = x->panel, chains = T->tm == 1 ? 4 : 1, units = T->np * (P / V);
     int zc = g->affine_table ? 0 : L->zero_const; /* the table already subtracts it */
     int need_asum = L->min != QKC_KF_NONE || zc || L->zero != QKC_KF_NONE;
-    LLVMValueRef arow[4], asum[4] = {0}, mask = NULL;
+    LLVMValueRef arow[8], asum[8] = {0}, mask = NULL;
 
     for (int i = 0; i < T->tm; i++) {
         LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, i), "");
@@ -328,7 +328,7 @@ static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
         /* element by element across the tile's units, so that a[k] is
          * loaded once and used at once (no broadcasts held in registers) */
         int groups = L->code_bits == 4 ? 4 : 8, hs[8];
-        LLVMValueRef rec[8], hdr[8], codes[8], raw[8], t[4][8][4];
+        LLVMValueRef rec[8], hdr[8], codes[8], raw[8], t[8][8][4];
         memset(t, 0, sizeof t);
         for (int j = 0; j < units; j++) {
             rec[j] = unit_record(g, x, T, c, pc->j, j, &hs[j], &hdr[j]);
@@ -340,7 +340,7 @@ static void record_f32(cg *g, pctx *pc, LLVMValueRef c, int valid)
             for (int half = 0; half < (L->code_bits == 4 ? 2 : 1); half++)
                 for (int b = 0; b < 4; b++) {
                     int k = half * 16 + 4 * grp + b, sh = 8 * b + 4 * half, ch = b % chains;
-                    LLVMValueRef a[4];
+                    LLVMValueRef a[8];
                     if (k >= valid)
                         continue;
                     for (int i = 0; i < T->tm; i++) {
@@ -620,7 +620,7 @@ void qkc_lower_panels(cg *g, i8ctx *x)
     memset(&pl, 0, sizeof pl);
     pl.pc = &pc;
     /* tiles up to 4 x 4 panels, dense values up to 8 rows (schedule.c) */
-    tmax = x->mode == I8_NONE && L->decode != QKC_KDEC_AFFINE ? 8 : 4;
+    tmax = x->mode == I8_NONE ? 8 : 4;
     pl.np = g->s->tile_n < 4 ? g->s->tile_n : 4;
     pl.tm = g->s->tile_m < tmax ? g->s->tile_m : tmax;
     LLVMValueRef pb = LLVMBuildSDiv(E->b, g->n_begin, i64c(E, P), "");

@@ -25,7 +25,7 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
      * a 32-element chunk of floats takes 8 of them). */
     if (L && L->panel) {
         int dense = L->decode == QKC_KDEC_F32 || L->decode == QKC_KDEC_F16 || L->decode == QKC_KDEC_BF16;
-        int user_tm = s->tile_m != 0, user_tn = s->tile_n != 0;
+        int f32p = mm->compute == QKC_COMPUTE_F32, user_tm = s->tile_m != 0, user_tn = s->tile_n != 0;
         /* panel kernels: tile_n panels of P rows; a tile's int32 and f32
          * accumulators (2·tm·tn), its decoded codes and broadcast
          * activations share the register file */
@@ -41,14 +41,16 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
             s->tile_m = mm->m == 1 ? 1 : L->sub == QKC_KSUB_KQ || L->sub == QKC_KSUB_XS ? 4 : 2;
         if (!s->tile_n)
             s->tile_n = s->vector_bits == 512 && L->sub == QKC_KSUB_NONE ? 2 : 1;
-        /* dense values: an FMA micro-kernel of tm x tn panels, one FMA a
-         * value and row: 8 x 2 zmm (16 accumulators), 4 x 2 ymm (8);
-         * w=f32 4096² M = 512: 104 GFLOP/s (90% of the FMA peak) with
-         * AVX-512, 83 with AVX2, where the row layout gave 78 and 39 */
-        if (dense && mm->m != 1 && !user_tm)
+        /* the f32 panel kernels are FMA micro-kernels of tm x tn panels:
+         * a value's decoding (none for dense f32) is shared by tm rows of
+         * one FMA each. 8 x 2 zmm for dense values (16 accumulators),
+         * 8 x 1 zmm for affine codes, 4 x 2 ymm. 4096², M = 512: w=f32
+         * 78 -> 104 GFLOP/s (90% of the FMA peak) with AVX-512, 39 -> 83
+         * with AVX2; w=q4_0 compute=f32 71 -> 108 and 36 -> 81 */
+        if (f32p && mm->m != 1 && !user_tm)
             s->tile_m = s->vector_bits == 512 ? 8 : 4;
-        if (dense && !user_tn)
-            s->tile_n = 2;
+        if (f32p && !user_tn)
+            s->tile_n = s->vector_bits == 512 && !dense ? 1 : 2;
         /* the f32 panel loop is compute bound: with 512-bit vectors a
          * prefetch 16 records ahead hides DRAM behind it (q4_0 4096² M = 1
          * from DRAM 650 -> 580 µs); the int8 loop streams at the memory's
@@ -84,7 +86,7 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
     if (s->n_block < 1 || s->n_block > (1 << 20))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule nb=%d: n_block is 1 to 2^20", s->n_block);
     if (L && L->panel) {
-        int dense = L->decode == QKC_KDEC_F32 || L->decode == QKC_KDEC_F16 || L->decode == QKC_KDEC_BF16;
+        int dense = mm->compute == QKC_COMPUTE_F32; /* the f32 panel kernels: 8 rows */
         if (s->tile_m > (dense ? 8 : 4) || s->tile_n > 4 || s->tile_n * (32 * L->panel / s->vector_bits) > 8)
             return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
                                 "schedule tm=%d tn=%d: panel kernels take tile_m up to %d and tile_n up to 4 panels "

@@ -171,7 +171,8 @@ static int stack_refs_in_blocks_with(const char *asm_text, const char *insn, int
 /* Panel kernels (codegen/lower_panel.c) with the default schedule: the
  * record loops — every block with the dot-product instruction — keep
  * their accumulators, codes and activations in vector registers: no
- * vector spills at 32 zmm (AVX-512 VNNI) or 16 ymm (AVX2). Compact panels
+ * vector spills at 32 zmm (AVX-512 VNNI) or 16 ymm (AVX2), or where a
+ * larger tile measured faster, few (`few`). Compact panels
  * (klayout.h: bit planes, two-level scales) have more to hold: their
  * default tiles trade a few spills to L1 for fewer decodes (sub-block
  * scales take 4 rows x 1 panel at M > 1: q4_k 4096² M = 8, 0.98 ms
@@ -181,14 +182,17 @@ static void test_panel_loops_do_not_spill(void **state)
 {
     static const struct {
         const char *target, *spec, *insn;
-        int compact;
+        int few; /* at most one stack move per 8 of insn, else none */
     } cases[] = {
         {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=q4_0 compute=int8", "vpdpbusd", 0},
         {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=q8_0 compute=int8", "vpdpbusd", 0},
         {"x86_64-avx2", "matmul n=4096 k=4096 w=q4_0 compute=int8", "vpmaddubsw", 0},
         {"x86_64-avx2", "matmul n=4096 k=4096 w=q8_0 compute=int8", "vpmaddubsw", 0},
         {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=q4_0 compute=f32", "vfmadd", 0},
-        {"x86_64-avx2", "matmul n=4096 k=4096 w=q4_0 compute=f32", "vfmadd", 0},
+        /* AVX2's 4 x 2 f32 tile of affine codes moves a vector to the
+         * stack about once per 15 FMAs, and runs at 80 GFLOP/s against 55
+         * for 4 x 1 (q4_0 4096² M = 512, schedule.c) */
+        {"x86_64-avx2", "matmul n=4096 k=4096 w=q4_0 compute=f32", "vfmadd", 1},
         /* dense values: the FMA micro-kernel, 8 x 2 zmm and 4 x 2 ymm */
         {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=f32", "vfmadd", 0},
         {"x86_64-avx2", "matmul n=4096 k=4096 w=f32", "vfmadd", 0},
@@ -223,7 +227,7 @@ static void test_panel_loops_do_not_spill(void **state)
         int blocks, dots, refs = stack_refs_in_blocks_with(s, cases[i].insn, &blocks, &dots);
         if (!blocks)
             fail_msg("%s on %s: no block with %s", cases[i].spec, cases[i].target, cases[i].insn);
-        if (cases[i].compact ? refs * 8 > dots : refs > 0)
+        if (cases[i].few ? refs * 8 > dots : refs > 0)
             fail_msg("%s on %s: %d vector stack references in the %d blocks with %d %s (spills)", cases[i].spec,
                      cases[i].target, refs, blocks, dots, cases[i].insn);
         free(s);

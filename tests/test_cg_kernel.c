@@ -312,13 +312,15 @@ static void test_int8_panels(void **state)
     assert_int_equal(failures, 0);
 }
 
-/* Dense f32 and bf16 weights read panels with an FMA micro-kernel of up
- * to 8 activation rows (lower_panel.c record_dense): M across whole tiles
- * and the rows they leave, K with a tail record, N not a multiple of the
- * panel, an epilogue, 2 threads; against the reference on every x86 level. */
-static void test_dense_panels(void **state)
+/* The f32 panel kernels (lower_panel.c: dense f32 and bf16 values, affine
+ * codes under compute=f32) are FMA micro-kernels of up to 8 activation
+ * rows: M across whole tiles and the rows they leave, K with a tail
+ * record, N not a multiple of the panel, an epilogue, 2 threads; against
+ * the reference on every x86 level. */
+static void test_f32_panels(void **state)
 {
-    static const char *const formats[] = {"w=f32", "w=bf16"};
+    static const char *const formats[] = {"w=f32", "w=bf16", "w=q4_0 compute=f32", "w=q4_1 compute=f32",
+                                          "w=q4_k compute=f32", "w=int4 group=32 scale=f16 zero=int compute=f32"};
     static const int64_t ms[] = {1, 8, 9, 17};
     qkc_context *ctx;
     qkc_context_options co = {.struct_size = sizeof co, .threads = 2};
@@ -328,7 +330,7 @@ static void test_dense_panels(void **state)
     assert_int_equal(qkc_context_create(&co, &ctx), QKC_OK);
     for (int t = 0; t < ntg; t++) {
         if (qkc_target_host_arch() == QKC_ARCH_AARCH64) {
-            print_message("skipped: dense panels are an x86 f32 path (aarch64 keeps the row layout)\n");
+            print_message("skipped: f32 panels are an x86 path (aarch64 keeps the row layout)\n");
             break;
         }
         for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
@@ -349,13 +351,14 @@ static void test_dense_panels(void **state)
                 fail_msg("%s on %s: the kernel reads %s, not panels", text, tg[t], info.layout);
             qkc_kernel_destroy(kern);
             qkc_spec_destroy(spec);
-            o = run_case_m(ctx, tg[t], formats[f], "", ms, 4, 37, 290, 1);
+            /* K-quants take K in super-blocks of 256 */
+            o = run_case_m(ctx, tg[t], formats[f], "", ms, 4, 37, strstr(formats[f], "_k") ? 512 : 290, 1);
             ran += o.ran, failures += o.failed;
             o = run_case_m(ctx, tg[t], formats[f], "bias=f32 act=silu out=bf16", ms, 4, 40, 256, 2);
             ran += o.ran, failures += o.failed;
         }
     }
-    print_message("%d dense panel kernels compared with the reference\n", ran);
+    print_message("%d f32 panel kernels compared with the reference\n", ran);
     qkc_context_destroy(ctx);
     assert_int_equal(failures, 0);
 }
@@ -368,7 +371,7 @@ int main(void)
         cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_every_format),
         cmocka_unit_test(test_int8_panels),
-        cmocka_unit_test(test_dense_panels),
+        cmocka_unit_test(test_f32_panels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
