@@ -518,7 +518,7 @@ static void panel_dot_sdot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVM
 {
     qkc_emit *E = &g->e;
     LLVMTypeRef ov[2] = {LLVMVectorType(E->i32, 4), LLVMVectorType(E->i8, 16)};
-    LLVMValueRef chain[4][2], raw = NULL;
+    LLVMValueRef chain[8][2], raw = NULL;
     int chains = tm == 1 || x->halves ? 2 : 1;
     /* with x->halves the chains are the record's halves (u % 2 = t >= 4) */
     for (int i = 0; i < tm; i++)
@@ -566,7 +566,7 @@ static void panel_dot_neon(cg *g, i8ctx *x, LLVMValueRef codes, int stride, LLVM
     qkc_emit *E = &g->e;
     LLVMTypeRef v16 = LLVMVectorType(E->i8, 16), v8w = LLVMVectorType(E->i16, 8), v4 = LLVMVectorType(E->i32, 4);
     LLVMTypeRef ov[2] = {v4, v8w};
-    LLVMValueRef s16[4][2][2] = {{{0}}}, s32[4][2][2] = {{{0}}}, raw = NULL, lo[8], hi[8];
+    LLVMValueRef s16[8][2][2] = {{{0}}}, s32[8][2][2] = {{{0}}}, raw = NULL, lo[8], hi[8];
     int maxp = panel_max_weight(g, x) * 127, nh = x->halves ? 2 : 1, done[2] = {0, 0};
     int n_pairs = 32767 / (2 * maxp), n_wide = 32767 / maxp;
     int cost_pairs = 2 * ((8 + n_pairs - 1) / n_pairs), cost_wide = 2 * ((8 + n_wide - 1) / n_wide) + 2;
@@ -617,7 +617,7 @@ static void aarch64_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stri
                                    LLVMValueRef *acc)
 {
     qkc_emit *E = &g->e;
-    LLVMValueRef qv[4][2];
+    LLVMValueRef qv[8][2];
     for (int i = 0; i < tm; i++)
         for (int h = 0; h < 2; h++)
             qv[i][h] = load(E, LLVMVectorType(E->i8, 16), gep8(E, q[i], i64c(E, 16 * h)), 1);

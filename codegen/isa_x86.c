@@ -270,7 +270,7 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, 
     const char *maddwd = wide ? "llvm.x86.avx512.pmaddw.d.512" : "llvm.x86.avx2.pmadd.wd";
     int maxu = L->code_bits == 4 ? (16 << L->hi_bits) - 1 : (1 << qkc_dtype_get(g->mm->w.dtype)->bits) - 1;
     int steps = x->mode == I8_SIGNED ? 1 : 32767 / (2 * maxu * 127);
-    LLVMValueRef raw = NULL, ones16, chain[4][2], sum16[4][2] = {{0}}, planes[2] = {0};
+    LLVMValueRef raw = NULL, ones16, chain[8][2], sum16[8][2] = {{0}}, planes[2] = {0};
     int done[2] = {0, 0}, total[2] = {nh == 2 ? 4 : 8, 4};
     /* VNNI, plain 4-bit codes: the high nibbles go in place (x & 0xF0, 16
      * times the code; u8 x s8 sums stay far inside int32) into the odd

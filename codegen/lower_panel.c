@@ -222,7 +222,7 @@ static void record_body(cg *g, void *ctx, LLVMValueRef c)
     i8ctx *x = pc->x;
     const qkc_klayout *L = g->L;
     int V = x->pv, units = T->np * (x->panel / x->pv), nh = x->halves ? 2 : 1;
-    LLVMValueRef q[4], d[4], qsd[4] = {0}, init[8];
+    LLVMValueRef q[8], d[8], qsd[8] = {0}, init[16];
 
     for (int i = 0; i < T->tm; i++) {
         LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, i), "");
@@ -250,7 +250,7 @@ static void record_body(cg *g, void *ctx, LLVMValueRef c)
     for (int j = 0; j < units; j++) {
         int h;
         LLVMValueRef hdr, rec = unit_record(g, x, T, c, pc->j, j, &h, &hdr);
-        LLVMValueRef s, s2, mn, coef = NULL, acc[8];
+        LLVMValueRef s, s2, mn, coef = NULL, acc[16];
         unit_fields(g, x, rec, hdr, c, pc->j, h, &s, &s2, &mn);
         if (pc->need_coef) {
             coef = mn ? mn : qkc_emit_float_like(E, x->pf32, 0.0);
@@ -620,7 +620,7 @@ void qkc_lower_panels(cg *g, i8ctx *x)
     memset(&pl, 0, sizeof pl);
     pl.pc = &pc;
     /* tiles up to 4 x 4 panels, dense values up to 8 rows (schedule.c) */
-    tmax = x->mode == I8_NONE ? 8 : 4;
+    tmax = 8;
     pl.np = g->s->tile_n < 4 ? g->s->tile_n : 4;
     pl.tm = g->s->tile_m < tmax ? g->s->tile_m : tmax;
     LLVMValueRef pb = LLVMBuildSDiv(E->b, g->n_begin, i64c(E, P), "");

@@ -86,12 +86,11 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
     if (s->n_block < 1 || s->n_block > (1 << 20))
         return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT, "schedule nb=%d: n_block is 1 to 2^20", s->n_block);
     if (L && L->panel) {
-        int dense = mm->compute == QKC_COMPUTE_F32; /* the f32 panel kernels: 8 rows */
-        if (s->tile_m > (dense ? 8 : 4) || s->tile_n > 4 || s->tile_n * (32 * L->panel / s->vector_bits) > 8)
+        if (s->tile_m > 8 || s->tile_n > 4 || s->tile_n * (32 * L->panel / s->vector_bits) > 8)
             return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
-                                "schedule tm=%d tn=%d: panel kernels take tile_m up to %d and tile_n up to 4 panels "
+                                "schedule tm=%d tn=%d: panel kernels take tile_m up to 8 and tile_n up to 4 panels "
                                 "(8 vectors of %d bits)",
-                                s->tile_m, s->tile_n, dense ? 8 : 4, s->vector_bits);
+                                s->tile_m, s->tile_n, s->vector_bits);
         if ((32 * L->panel) % s->vector_bits)
             return qkc_diag_set(diag, QKC_ERR_INVALID_ARGUMENT,
                                 "schedule vec=%d: the weights are in panels of %d rows: vectors of %d bits or a "
