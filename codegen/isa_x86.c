@@ -272,12 +272,6 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, 
     int steps = x->mode == I8_SIGNED ? 1 : 32767 / (2 * maxu * 127);
     LLVMValueRef raw = NULL, ones16, chain[8][2], sum16[8][2] = {{0}}, planes[2] = {0};
     int done[2] = {0, 0}, total[2] = {nh == 2 ? 4 : 8, 4};
-    /* VNNI, plain 4-bit codes: the high nibbles go in place (x & 0xF0, 16
-     * times the code; u8 x s8 sums stay far inside int32) into the odd
-     * chain, which one arithmetic shift divides exactly at the end: one
-     * shift a row instead of one a group */
-    int hi16 = x->vnni && L->code_bits == 4 && !L->hi_bits && nh == 1 && L->decode != QKC_KDEC_TABLE &&
-               x->mode == I8_DIRECT;
     uint8_t bytes[64], table[64];
     {
         LLVMValueRef o[32];
@@ -305,9 +299,6 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, 
                 raw = load(E, x->pbytes, gep8(E, codes, i64c(E, (int64_t)t * stride)), 1);
                 memset(bytes, 15, sizeof bytes);
                 w = LLVMBuildAnd(E->b, raw, cbytes(E, bytes, nb), "");
-            } else if (hi16) {
-                memset(bytes, 0xF0, sizeof bytes);
-                w = LLVMBuildAnd(E->b, raw, cbytes(E, bytes, nb), ""); /* 16 x the nibble */
             } else {
                 memset(bytes, 4, sizeof bytes);
                 w = LLVMBuildLShr(E->b, raw, cbytes(E, bytes, nb), "");
@@ -369,10 +360,7 @@ static void x86_int8_panel_dot(cg *g, i8ctx *x, LLVMValueRef codes, int stride, 
         if (nh == 2)
             acc[2 * i] = chain[i][0], acc[2 * i + 1] = chain[i][1];
         else
-            acc[i] = !x->vnni ? chain[i][0]
-                     : hi16   ? LLVMBuildAdd(E->b, chain[i][0],
-                                             LLVMBuildAShr(E->b, chain[i][1], qkc_emit_int_like(E, x->pi32, 4), ""), "")
-                              : LLVMBuildAdd(E->b, chain[i][0], chain[i][1], "");
+            acc[i] = x->vnni ? LLVMBuildAdd(E->b, chain[i][0], chain[i][1], "") : chain[i][0];
     }
 }
 
