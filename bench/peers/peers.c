@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/peers/common.h"
 #include "bench/weights_rng.h"
 #include "core/timing.h"
 #include "qkc/qkc.h"
@@ -310,62 +311,6 @@ static void peer_log_message(int level, const char *text, void *user)
 /* The weights of every case come from one stream (bench/weights_rng.h). */
 static uint64_t rng = QKC_BENCH_RNG_SEED;
 
-/* The CPU's model name from /proc/cpuinfo ("unknown" elsewhere). */
-static void cpu_model(char *buf, size_t size)
-{
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    snprintf(buf, size, "unknown");
-    while (f && fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (!strncmp(line, "model name", 10) && colon) {
-            colon += 1 + (colon[1] == ' ');
-            colon[strcspn(colon, "\n")] = '\0';
-            snprintf(buf, size, "%s", colon);
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
-}
-
-/* Largest |x - ref| over the largest |ref|, on `count` outputs. */
-static double max_rel_diff(const float *x, const float *ref, int64_t count)
-{
-    double d = 0, r = 0;
-    for (int64_t i = 0; i < count; i++) {
-        double e = fabs((double)x[i] - (double)ref[i]);
-        d = isnan(e) || isnan(d) ? NAN : fmax(d, e);
-        r = fmax(r, fabs((double)ref[i]));
-    }
-    return r > 0 ? d / r : d;
-}
-
-/* "1,8,16" -> values in [lo, hi]; a trailing 'c' on an item sets its flag
- * when `flags` is given. Returns the count, or -1 on anything else. */
-static int parse_list(const char *s, int *out, int *flags, int cap, int lo, int hi)
-{
-    int n = 0;
-    for (;;) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        int flag = 0;
-        if (end == s || v < lo || v > hi || n >= cap)
-            return -1;
-        if (*end == 'c' && flags)
-            flag = 1, end++;
-        out[n] = (int)v;
-        if (flags)
-            flags[n] = flag;
-        n++;
-        if (!*end)
-            return n;
-        if (*end != ',')
-            return -1;
-        s = end + 1;
-    }
-}
-
 /* ---------------------------------------------------------------- the sides */
 
 enum { SIDE_QKC_F32, SIDE_QKC_INT8, SIDE_PEER, SIDES };
@@ -617,12 +562,12 @@ static int parse_options(int argc, char **argv, options *o)
                 p += len + 1;
             }
         } else if (!strcmp(argv[i - 1], "--cases")) {
-            if ((o->ncases = parse_list(v, o->ms, o->cold, 8, 1, 4096)) < 1) {
+            if ((o->ncases = qkc_peers_parse_list(v, o->ms, o->cold, 8, 1, 4096)) < 1) {
                 fprintf(stderr, "error: --cases takes a list such as 1,1c,8c,16c\n");
                 return 0;
             }
         } else if (!strcmp(argv[i - 1], "--threads")) {
-            if ((o->nthreads = parse_list(v, o->threads, NULL, 8, 1, 256)) < 1) {
+            if ((o->nthreads = qkc_peers_parse_list(v, o->threads, NULL, 8, 1, 256)) < 1) {
                 fprintf(stderr, "error: --threads takes a list such as 1,2\n");
                 return 0;
             }
@@ -831,8 +776,8 @@ static int time_case(call *cl, peer_pool *pool, const float *ref, double us[SIDE
         cl->rotate = rotate;
     }
     for (int s = 0; s < SIDES; s++)
-        err[s] = max_rel_diff(out[s], ref, count);
-    *int8_vs_peer = max_rel_diff(out[SIDE_QKC_INT8], out[SIDE_PEER], count);
+        err[s] = qkc_peers_max_rel_diff(out[s], ref, count);
+    *int8_vs_peer = qkc_peers_max_rel_diff(out[SIDE_QKC_INT8], out[SIDE_PEER], count);
     ok = 1;
     goto done;
 failed: /* a failing call has said why; an allocation has not */
@@ -915,7 +860,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    cpu_model(cpu, sizeof cpu);
+    qkc_peers_cpu_model(cpu, sizeof cpu);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
     printf("qkc %s against llama.cpp's CPU backend (ggml %s, commit %s), n=%lld k=%lld, %s\n", qkc_version_string(),
            b.api.version(), b.api.commit(), (long long)b.n, (long long)b.k, date);
