@@ -265,6 +265,23 @@ static void test_errors(void **state)
  * epilogue with bias, activation and a 16-bit output, and 2 threads (each
  * block of columns starts at a panel). The kernels must say they read
  * panels. */
+/* The kernel of `text` on `target` reads weight panels. */
+static void assert_reads_panels(qkc_context *ctx, const char *target, const char *text)
+{
+    qkc_spec *spec;
+    qkc_kernel *kern;
+    qkc_kernel_info info;
+    qkc_compile_options opt = {sizeof opt, target, NULL, 0};
+    if (qkc_spec_parse(ctx, text, &spec) != QKC_OK)
+        fail_msg("%s: %s", text, qkc_context_last_error(ctx));
+    assert_int_equal(qkc_kernel_compile(ctx, spec, &opt, &kern), QKC_OK);
+    assert_int_equal(qkc_kernel_query(kern, &info), QKC_OK);
+    if (!strstr(info.layout, "panels of"))
+        fail_msg("%s on %s: the kernel reads %s, not panels", text, target, info.layout);
+    qkc_kernel_destroy(kern);
+    qkc_spec_destroy(spec);
+}
+
 static void test_int8_panels(void **state)
 {
     static const char *const formats[] = {
@@ -283,22 +300,11 @@ static void test_int8_panels(void **state)
     for (int t = 0; t < ntg; t++) {
         for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
             char text[256];
-            qkc_spec *spec;
-            qkc_kernel *kern;
-            qkc_kernel_info info;
-            qkc_compile_options opt = {sizeof opt, tg[t], NULL, 0};
             outcome o;
             snprintf(text, sizeof text, "matmul n=40 k=512 %s compute=int8", formats[f]);
             if (!qkc_case_selected(text))
                 continue;
-            if (qkc_spec_parse(ctx, text, &spec) != QKC_OK)
-                fail_msg("%s: %s", text, qkc_context_last_error(ctx));
-            assert_int_equal(qkc_kernel_compile(ctx, spec, &opt, &kern), QKC_OK);
-            assert_int_equal(qkc_kernel_query(kern, &info), QKC_OK);
-            if (!strstr(info.layout, "panels of"))
-                fail_msg("%s on %s: the kernel reads %s, not panels", text, tg[t], info.layout);
-            qkc_kernel_destroy(kern);
-            qkc_spec_destroy(spec);
+            assert_reads_panels(ctx, tg[t], text);
             o = run_case_m(ctx, tg[t], formats[f], "compute=int8", ms, 3, 37, 288, 1);
             ran += o.ran, failures += o.failed;
             o = run_case_m(ctx, tg[t], formats[f], "compute=int8 bias=f32 act=silu out=bf16", ms, 3, 40, 256, 2);
@@ -335,22 +341,11 @@ static void test_f32_panels(void **state)
         }
         for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
             char text[256];
-            qkc_spec *spec;
-            qkc_kernel *kern;
-            qkc_kernel_info info;
-            qkc_compile_options opt = {sizeof opt, tg[t], NULL, 0};
             outcome o;
             snprintf(text, sizeof text, "matmul n=40 k=512 %s", formats[f]);
             if (!qkc_case_selected(text))
                 continue;
-            if (qkc_spec_parse(ctx, text, &spec) != QKC_OK)
-                fail_msg("%s: %s", text, qkc_context_last_error(ctx));
-            assert_int_equal(qkc_kernel_compile(ctx, spec, &opt, &kern), QKC_OK);
-            assert_int_equal(qkc_kernel_query(kern, &info), QKC_OK);
-            if (!strstr(info.layout, "panels of"))
-                fail_msg("%s on %s: the kernel reads %s, not panels", text, tg[t], info.layout);
-            qkc_kernel_destroy(kern);
-            qkc_spec_destroy(spec);
+            assert_reads_panels(ctx, tg[t], text);
             /* K with a tail record where the format allows it (dense
              * values); K-quants take K in super-blocks of 256 */
             o = run_case_m(ctx, tg[t], formats[f], "", ms, 4, 37,
