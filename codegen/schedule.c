@@ -51,6 +51,15 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
             s->tile_m = s->vector_bits == 512 ? 8 : 4;
         if (f32p && !user_tn)
             s->tile_n = s->vector_bits == 512 && !dense ? 1 : 2;
+        /* prefill (a fixed M of 32 or more, or such an m_hint, jit.c):
+         * taller int8 tiles with 512-bit vectors. 4096² M = 512: q4_0 6 x 1
+         * 311 against 287 GOP/s at 2 x 2, q8_0 322 against 312, q6_k 4 x 2
+         * 218 against 185; q4_k and iq4_xs keep 4 x 1 */
+        if (!f32p && mm->m >= 32 && s->vector_bits == 512 && !user_tm && !user_tn &&
+            (L->sub == QKC_KSUB_NONE || L->sub == QKC_KSUB_Q6)) {
+            s->tile_m = L->sub == QKC_KSUB_Q6 ? 4 : 6;
+            s->tile_n = L->sub == QKC_KSUB_Q6 ? 2 : 1;
+        }
         /* the f32 panel loop is compute bound: with 512-bit vectors a
          * prefetch 16 records ahead hides DRAM behind it (q4_0 4096² M = 1
          * from DRAM 650 -> 580 µs); the int8 loop streams at the memory's

@@ -233,8 +233,15 @@ static qkc_status make_plan(qkc_context *ctx, const qkc_spec *spec, const qkc_co
             }
         }
     }
-    if (qkc_schedule_complete(&p->schedule, &spec->mm, &p->layout, &p->target, &diag))
-        return qkc_fail_diag(ctx, &diag);
+    {
+        /* the heuristic reads the spec's M; an m_hint of 32 or more stands
+         * for one (prefill tiles), the kernel still runs for any M */
+        qkc_matmul hm = spec->mm;
+        if (!hm.m && plan_m(spec, options) >= 32)
+            hm.m = plan_m(spec, options);
+        if (qkc_schedule_complete(&p->schedule, &hm, &p->layout, &p->target, &diag))
+            return qkc_fail_diag(ctx, &diag);
+    }
     p->key.mm = spec->mm;
     p->key.schedule = p->schedule;
     memcpy(p->key.target, p->target.name, sizeof p->key.target);

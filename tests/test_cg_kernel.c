@@ -362,7 +362,8 @@ static void test_f32_panels(void **state)
 
 /* Panel kernels take tiles of up to 8 activation rows and 4 panels
  * (schedule.c): int8 and f32 kernels with large and odd tiles, given as
- * schedules, at M across whole tiles and the rows they leave. */
+ * schedules or picked by an m_hint, at M across whole tiles and the rows
+ * they leave. */
 static void test_panel_tiles(void **state)
 {
     static const char *const specs[] = {
@@ -405,6 +406,35 @@ static void test_panel_tiles(void **state)
                 qkc_kernel_destroy(kern);
                 qkc_spec_destroy(spec);
             }
+    /* an m_hint of 32 or more picks the prefill tiles (512-bit int8: 6 x 1),
+     * and the kernel still runs every M */
+    for (int t = 0; t < ntg; t++) {
+        static const char *const text = "matmul n=40 k=512 w=q4_0";
+        static const int64_t hm[] = {1, 33};
+        qkc_spec *spec;
+        qkc_kernel *kern;
+        qkc_kernel_info info;
+        qkc_compile_options opt = {sizeof opt, tg[t], NULL, 512};
+        char name[320];
+        snprintf(name, sizeof name, "%s|%s|m_hint=512", tg[t], text);
+        if (!qkc_case_selected(name))
+            continue;
+        if (qkc_spec_parse(ctx, text, &spec) != QKC_OK || qkc_kernel_compile(ctx, spec, &opt, &kern) != QKC_OK ||
+            qkc_kernel_query(kern, &info) != QKC_OK)
+            fail_msg("%s: %s", name, qkc_context_last_error(ctx));
+        if (strstr(tg[t], "avx512") && !strstr(info.schedule, "tm=6 tn=1"))
+            fail_msg("%s: schedule %s, not the prefill tile", name, info.schedule);
+        for (size_t mi = 0; mi < sizeof hm / sizeof hm[0]; mi++) {
+            char err[1024];
+            ran++;
+            if (qkc_test_kernel_case(ctx, spec, kern, name, hm[mi], 1, err, sizeof err)) {
+                print_error("%s (m=%lld)\n", err, (long long)hm[mi]);
+                failures++;
+            }
+        }
+        qkc_kernel_destroy(kern);
+        qkc_spec_destroy(spec);
+    }
     print_message("%d panel kernels with given tiles compared with the reference\n", ran);
     qkc_context_destroy(ctx);
     assert_int_equal(failures, 0);

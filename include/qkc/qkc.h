@@ -304,8 +304,9 @@ typedef struct qkc_compile_options {
     const char *target;            /* NULL: the context's QKC_TARGET, else the host; or "x86_64-avx2", ... */
     const qkc_schedule *schedule;  /* NULL: the tuning database's entry, else the heuristic */
     /* The M the kernel will mostly run with (0: 1). It picks the tuning
-     * database's M bucket (1, 2-8, 9-64, 65+) when `schedule` is NULL; the
-     * kernel still runs for any M. */
+     * database's M bucket (1, 2-8, 9-64, 65+) when `schedule` is NULL, and
+     * at 32 or more the heuristic's prefill tiles; the kernel still runs
+     * for any M. */
     int64_t m_hint;
 } qkc_compile_options;
 
