@@ -400,8 +400,9 @@ int qkc_lower_f32_panel_layout(const qkc_klayout *L)
            L->decode == QKC_KDEC_BF16;
 }
 
-/* Dense panels (f32, bf16 values, klayout.h; the f16 case is kept for
- * the layout's sake): per element k, the P rows' values are one vector
+/* Dense panels (f32, bf16 values, klayout.h; dense f16 keeps the row
+ * layout, qkc_lower_f32_panel_layout): per element k, the P rows' values
+ * are one vector
  * (f32: the group itself; bf16: a half of it, shifted or masked, once for
  * the tile) and each activation row adds
  * a[k]·values with one FMA, a[k] broadcast from memory: a tm x units FMA
@@ -415,7 +416,6 @@ static void record_dense(cg *g, pctx *pc, LLVMValueRef c, int valid)
     i8ctx *x = pc->x;
     const qkc_klayout *L = g->L;
     int V = x->pv, P = x->panel, units = T->np * (P / V), per = 32 / L->code_bits, chains = T->tm == 1 ? 4 : 1;
-    LLVMTypeRef h16 = LLVMVectorType(E->i16, (unsigned)V);
     LLVMValueRef arow[8], codes[8], acc[8][8][4], raw[8] = {0};
     for (int i = 0; i < T->tm; i++) {
         LLVMValueRef row = LLVMBuildAdd(E->b, T->m0, i64c(E, i), "");
@@ -442,19 +442,11 @@ static void record_dense(cg *g, pctx *pc, LLVMValueRef c, int valid)
             LLVMValueRef val;
             if (!half)
                 raw[j] = load(E, x->pi32, gep8(E, codes[j], i64c(E, (int64_t)grp * 4 * P)), 4);
-            if (L->decode == QKC_KDEC_F32) {
-                val = raw[j];
-            } else if (L->decode == QKC_KDEC_BF16) {
-                /* bf16 is the top half of an f32 */
-                val = half ? LLVMBuildAnd(E->b, raw[j], qkc_emit_int_like(E, x->pi32, (int32_t)0xFFFF0000u), "")
-                           : LLVMBuildShl(E->b, raw[j], qkc_emit_int_like(E, x->pi32, 16), "");
-            } else {
-                LLVMValueRef v = half ? LLVMBuildLShr(E->b, raw[j], qkc_emit_int_like(E, x->pi32, 16), "") : raw[j];
-                v = LLVMBuildBitCast(E->b, LLVMBuildTrunc(E->b, v, h16, ""), LLVMVectorType(E->f16, (unsigned)V), "");
-                val = LLVMBuildFPExt(E->b, v, x->pf32, "");
-            }
-            if (L->decode != QKC_KDEC_F16)
-                val = LLVMBuildBitCast(E->b, val, x->pf32, "");
+            val = raw[j];
+            if (L->decode == QKC_KDEC_BF16) /* bf16 is the top half of an f32 */
+                val = half ? LLVMBuildAnd(E->b, val, qkc_emit_int_like(E, x->pi32, (int32_t)0xFFFF0000u), "")
+                           : LLVMBuildShl(E->b, val, qkc_emit_int_like(E, x->pi32, 16), "");
+            val = LLVMBuildBitCast(E->b, val, x->pf32, "");
             for (int i = 0; i < T->tm; i++)
                 acc[i][j][ch] = fma_v(E, a[i], val, acc[i][j][ch]);
         }

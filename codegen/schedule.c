@@ -24,7 +24,7 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
      * ISA's vector_registers: 32 zmm, 16 ymm, or 32 NEON q registers, where
      * a 32-element chunk of floats takes 8 of them). */
     if (L && L->panel) {
-        int dense = L->decode == QKC_KDEC_F32 || L->decode == QKC_KDEC_F16 || L->decode == QKC_KDEC_BF16;
+        int dense = L->decode == QKC_KDEC_F32 || L->decode == QKC_KDEC_BF16;
         int f32p = mm->compute == QKC_COMPUTE_F32, user_tm = s->tile_m != 0, user_tn = s->tile_n != 0;
         /* panel kernels: tile_n panels of P rows; a tile's int32 and f32
          * accumulators (2·tm·tn), its decoded codes and broadcast
