@@ -360,6 +360,23 @@ static void test_f32_panels(void **state)
     assert_int_equal(failures, 0);
 }
 
+/* A compiled kernel against the reference at each M of ms (one thread):
+ * the failures, each printed; *ran counts the runs. */
+static int run_ms(qkc_context *ctx, const qkc_spec *spec, const qkc_kernel *kern, const char *name,
+                  const int64_t *ms, size_t nms, int *ran)
+{
+    int failures = 0;
+    for (size_t mi = 0; mi < nms; mi++) {
+        char err[1024];
+        (*ran)++;
+        if (qkc_test_kernel_case(ctx, spec, kern, name, ms[mi], 1, err, sizeof err)) {
+            print_error("%s (m=%lld)\n", err, (long long)ms[mi]);
+            failures++;
+        }
+    }
+    return failures;
+}
+
 /* Panel kernels take tiles of up to 8 activation rows and 4 panels
  * (schedule.c): int8 and f32 kernels with large and odd tiles, given as
  * schedules or picked by an m_hint, at M across whole tiles and the rows
@@ -395,14 +412,7 @@ static void test_panel_tiles(void **state)
                     fail_msg("%s: %s", specs[i], qkc_context_last_error(ctx));
                 if (qkc_kernel_compile(ctx, spec, &opt, &kern) != QKC_OK)
                     fail_msg("%s: %s", name, qkc_context_last_error(ctx));
-                for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
-                    char err[1024];
-                    ran++;
-                    if (qkc_test_kernel_case(ctx, spec, kern, name, ms[mi], 1, err, sizeof err)) {
-                        print_error("%s (m=%lld)\n", err, (long long)ms[mi]);
-                        failures++;
-                    }
-                }
+                failures += run_ms(ctx, spec, kern, name, ms, sizeof ms / sizeof ms[0], &ran);
                 qkc_kernel_destroy(kern);
                 qkc_spec_destroy(spec);
             }
@@ -419,19 +429,14 @@ static void test_panel_tiles(void **state)
         snprintf(name, sizeof name, "%s|%s|m_hint=512", tg[t], text);
         if (!qkc_case_selected(name))
             continue;
-        if (qkc_spec_parse(ctx, text, &spec) != QKC_OK || qkc_kernel_compile(ctx, spec, &opt, &kern) != QKC_OK ||
-            qkc_kernel_query(kern, &info) != QKC_OK)
+        if (qkc_spec_parse(ctx, text, &spec) != QKC_OK)
             fail_msg("%s: %s", name, qkc_context_last_error(ctx));
+        if (qkc_kernel_compile(ctx, spec, &opt, &kern) != QKC_OK)
+            fail_msg("%s: %s", name, qkc_context_last_error(ctx));
+        assert_int_equal(qkc_kernel_query(kern, &info), QKC_OK);
         if (strstr(tg[t], "avx512") && !strstr(info.schedule, "tm=6 tn=1"))
             fail_msg("%s: schedule %s, not the prefill tile", name, info.schedule);
-        for (size_t mi = 0; mi < sizeof hm / sizeof hm[0]; mi++) {
-            char err[1024];
-            ran++;
-            if (qkc_test_kernel_case(ctx, spec, kern, name, hm[mi], 1, err, sizeof err)) {
-                print_error("%s (m=%lld)\n", err, (long long)hm[mi]);
-                failures++;
-            }
-        }
+        failures += run_ms(ctx, spec, kern, name, hm, sizeof hm / sizeof hm[0], &ran);
         qkc_kernel_destroy(kern);
         qkc_spec_destroy(spec);
     }
