@@ -55,7 +55,7 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
          * taller int8 tiles with 512-bit vectors. 4096² M = 512: q4_0 6 x 1
          * 311 against 287 GOP/s at 2 x 2, q8_0 322 against 312, q6_k 4 x 2
          * 218 against 185; q4_k and iq4_xs keep 4 x 1 */
-        if (!f32p && mm->m >= 32 && s->vector_bits == 512 && !user_tm && !user_tn &&
+        if (!f32p && mm->m >= QKC_PREFILL_M && s->vector_bits == 512 && !user_tm && !user_tn &&
             (L->sub == QKC_KSUB_NONE || L->sub == QKC_KSUB_Q6)) {
             s->tile_m = L->sub == QKC_KSUB_Q6 ? 4 : 6;
             s->tile_n = L->sub == QKC_KSUB_Q6 ? 2 : 1;

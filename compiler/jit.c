@@ -608,8 +608,8 @@ static qkc_status cpu_object(qkc_context *ctx, jit_state *js, const qkc_spec *sp
     return QKC_OK;
 }
 
-qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, int flags,
-                           qkc_kernel **out)
+static qkc_status jit_compile_one(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options,
+                                 int flags, qkc_kernel **out)
 {
     request_key rk;
     uint64_t rh, h;
@@ -722,6 +722,52 @@ fail:
     qkc_free(ctx, code);
     qkc_free(ctx, e);
     return st;
+}
+
+/* struct qkc_kernel's alt: the same spec and target, scheduled for the
+ * other side of QKC_PREFILL_M (the heuristic's prefill tiles, or the
+ * tuning database's entry for that M). */
+static qkc_status compile_alt(qkc_kernel *k, const qkc_compiled **out)
+{
+    const qkc_compiled *code = qkc_kernel_code(k);
+    qkc_compile_options o;
+    qkc_spec *spec = NULL;
+    qkc_kernel *alt = NULL;
+    qkc_status st;
+    if ((st = qkc_spec_from_matmul(k->ctx, &code->mm, &spec)))
+        return st;
+    memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    o.target = code->target;
+    o.m_hint = k->alt_prefill ? 512 : 1;
+    st = jit_compile_one(k->ctx, spec, &o, k->alt_flags, &alt);
+    qkc_spec_destroy(spec);
+    if (st)
+        return st;
+    *out = qkc_kernel_code(alt);
+    qkc_kernel_destroy(alt); /* the code lives with the context */
+    if ((*out)->layout.total_bytes != code->layout.total_bytes ||
+        strcmp((*out)->layout.description, code->layout.description) || (*out)->int8_dot != code->int8_dot)
+        return qkc_fail(k->ctx, QKC_ERR_INTERNAL, "the %s kernel reads another layout", k->alt_prefill ? "prefill" : "decode");
+    return QKC_OK;
+}
+
+qkc_status qkc_jit_compile(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, int flags,
+                           qkc_kernel **out)
+{
+    qkc_status st = jit_compile_one(ctx, spec, options, flags, out);
+    const qkc_compiled *code;
+    if (st)
+        return st;
+    code = qkc_kernel_code(*out);
+    /* a run-time M and the heuristic's (or database's) schedule: calls on
+     * the other side of QKC_PREFILL_M get a kernel of their own */
+    if (!spec->mm.m && !opt_schedule(options) && !code->gpu) {
+        (*out)->alt_prefill = plan_m(spec, options) < QKC_PREFILL_M;
+        (*out)->alt_flags = flags;
+        (*out)->alt_compile = compile_alt;
+    }
+    return QKC_OK;
 }
 
 qkc_status qkc_emit_code(qkc_context *ctx, const qkc_spec *spec, const qkc_compile_options *options, const char *what,

@@ -1015,6 +1015,8 @@ qkc_status qkc_kernel_set_schedule(qkc_context *ctx, qkc_kernel *kernel, const q
     st = qkc_kernel_compile(ctx, spec, &o, &k);
     if (!st)
         st = swap_code(ctx, kernel, qkc_kernel_code(k));
+    if (!st) /* the caller's schedule serves every M */
+        atomic_store(&kernel->alt_off, 1);
     qkc_kernel_destroy(k);
     qkc_spec_destroy(spec);
     return st;

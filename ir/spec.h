@@ -82,6 +82,10 @@
 
 /* QKC_MAX_DIM, QKC_MAX_WEIGHTS and qkc's other limits: include/qkc/qkc.h. */
 #define QKC_INT8_BLOCK 32
+/* Calls with at least this many activation rows are prefill: the schedule
+ * heuristic gives them taller tiles (codegen/schedule.c), and a kernel
+ * compiled for a run-time M switches code at this M (runtime/kernel.h). */
+#define QKC_PREFILL_M 32
 
 typedef enum qkc_compute {
     QKC_COMPUTE_F32 = 1,

@@ -32,6 +32,11 @@ qkc_status qkc_kernel_wrap(qkc_context *ctx, const qkc_compiled *code, int from_
     k->from_cache = from_cache;
     k->tier = NULL;
     k->tier_stop = NULL;
+    atomic_init(&k->alt, NULL);
+    k->alt_prefill = 0;
+    k->alt_flags = 0;
+    atomic_init(&k->alt_off, 0);
+    k->alt_compile = NULL;
     *out = k;
     return QKC_OK;
 }
@@ -54,12 +59,31 @@ qkc_status qkc_kernel_packed_bytes(const qkc_kernel *kernel, size_t *bytes)
     return QKC_OK;
 }
 
-qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out)
+/* The code for a call with m rows: `alt` when m is on its side of
+ * QKC_PREFILL_M (compiled by the first such call), else `code`. A failed
+ * compile is a warning; `code` computes the same product. */
+static const qkc_compiled *code_for_m(qkc_context *ctx, const qkc_kernel *kernel, const qkc_compiled *code, int64_t m)
 {
-    const qkc_compiled *code;
-    if (!kernel || !out)
-        return QKC_ERR_INVALID_ARGUMENT;
-    code = qkc_kernel_code(kernel);
+    qkc_kernel *k = (qkc_kernel *)kernel; /* alt is the handle's cache */
+    const qkc_compiled *alt;
+    if (!k->alt_compile || (m >= QKC_PREFILL_M) != k->alt_prefill || atomic_load(&k->alt_off))
+        return code;
+    if ((alt = atomic_load_explicit(&k->alt, memory_order_acquire)) != NULL)
+        return alt;
+    if (k->alt_compile(k, &alt) != QKC_OK) {
+        char msg[512];
+        qkc_context_copy_error(ctx, msg, sizeof msg);
+        if (!atomic_exchange(&k->alt_off, 1))
+            qkc_warn(ctx, "the %s kernel for m=%lld could not be compiled (%s); the kernel's own schedule runs",
+                     k->alt_prefill ? "prefill" : "decode", (long long)m, msg);
+        return code;
+    }
+    atomic_store_explicit(&k->alt, alt, memory_order_release);
+    return alt;
+}
+
+static void fill_info(const qkc_kernel *kernel, const qkc_compiled *code, qkc_kernel_info *out)
+{
     memset(out, 0, sizeof *out);
     out->target = code->target;
     out->features = code->features;
@@ -71,6 +95,32 @@ qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out)
     out->from_disk = code->from_disk;
     out->ahead_of_time = code->ahead_of_time;
     out->entry = (uintptr_t)code->fn;
+}
+
+qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out)
+{
+    if (!kernel || !out)
+        return QKC_ERR_INVALID_ARGUMENT;
+    fill_info(kernel, qkc_kernel_code(kernel), out);
+    return QKC_OK;
+}
+
+qkc_status qkc_kernel_query_m(qkc_context *ctx, const qkc_kernel *kernel, int64_t m, qkc_kernel_info *out)
+{
+    const qkc_compiled *code;
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!kernel || !out)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_query_m: NULL argument");
+    if (m < 1 || m > QKC_MAX_DIM)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_query_m: m=%lld must be in 1..%lld", (long long)m,
+                        (long long)QKC_MAX_DIM);
+    code = code_for_m(ctx, kernel, qkc_kernel_code(kernel), m);
+    fill_info(kernel, code, out);
+    if (code != qkc_kernel_code(kernel)) {
+        out->from_cache = 0;
+        out->compile_ms = code->compile_ms;
+    }
     return QKC_OK;
 }
 
@@ -488,6 +538,8 @@ qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_
     if (mm->m && m != mm->m)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run: the spec fixes m=%lld, the call gives m=%lld",
                         (long long)mm->m, (long long)m);
+    code = code_for_m(ctx, kernel, code, m);
+    mm = &code->mm;
     if (!args->a || !args->weights || !args->c)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run: a, weights and c are required");
     if (args->lda < k || args->ldc < mm->n)

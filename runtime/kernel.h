@@ -44,6 +44,19 @@ struct qkc_kernel {
     int from_cache;
     struct qkc_tier *tier;             /* background tuning of a tiered kernel, or NULL */
     void (*tier_stop)(qkc_kernel *k);  /* stops and frees `tier` (set with it) */
+    /* A kernel for a run-time M compiled without a fixed schedule serves
+     * both sides of QKC_PREFILL_M: `code` was scheduled for the M the
+     * compile named (its m_hint, else 1), `alt` for the other side
+     * (alt_prefill: calls with M >= QKC_PREFILL_M). The JIT sets
+     * alt_compile; the first call that needs `alt` compiles it (a race
+     * compiles it twice into the same cached code). Both read one layout.
+     * alt_off: a fixed schedule was set since (or alt failed to compile):
+     * `code` serves every M. */
+    const qkc_compiled *_Atomic alt;
+    int alt_prefill;
+    int alt_flags;
+    atomic_int alt_off;
+    qkc_status (*alt_compile)(qkc_kernel *k, const qkc_compiled **out);
 };
 
 static inline const qkc_compiled *qkc_kernel_code(const qkc_kernel *k)

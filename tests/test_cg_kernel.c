@@ -416,30 +416,50 @@ static void test_panel_tiles(void **state)
                 qkc_kernel_destroy(kern);
                 qkc_spec_destroy(spec);
             }
-    /* an m_hint of 32 or more picks the prefill tiles (512-bit int8: 6 x 1),
-     * and the kernel still runs every M */
-    for (int t = 0; t < ntg; t++) {
-        static const char *const text = "matmul n=40 k=512 w=q4_0";
-        static const int64_t hm[] = {1, 33};
-        qkc_spec *spec;
-        qkc_kernel *kern;
-        qkc_kernel_info info;
-        qkc_compile_options opt = {sizeof opt, tg[t], NULL, 512};
-        char name[320];
-        snprintf(name, sizeof name, "%s|%s|m_hint=512", tg[t], text);
-        if (!qkc_case_selected(name))
-            continue;
-        if (qkc_spec_parse(ctx, text, &spec) != QKC_OK)
-            fail_msg("%s: %s", name, qkc_context_last_error(ctx));
-        if (qkc_kernel_compile(ctx, spec, &opt, &kern) != QKC_OK)
-            fail_msg("%s: %s", name, qkc_context_last_error(ctx));
-        assert_int_equal(qkc_kernel_query(kern, &info), QKC_OK);
-        if (strstr(tg[t], "avx512") && !strstr(info.schedule, "tm=6 tn=1"))
-            fail_msg("%s: schedule %s, not the prefill tile", name, info.schedule);
-        failures += run_ms(ctx, spec, kern, name, hm, sizeof hm / sizeof hm[0], &ran);
-        qkc_kernel_destroy(kern);
-        qkc_spec_destroy(spec);
-    }
+    /* prefill tiles (512-bit int8: 6 x 1) from 32 rows on: picked by an
+     * m_hint of 32 or more, or, without one, compiled for the first call
+     * that has 32 rows (qkc_kernel_query_m); either way every M runs, and
+     * a schedule set by hand serves every M */
+    for (int t = 0; t < ntg; t++)
+        for (int h = 0; h < 2; h++) {
+            static const char *const text = "matmul n=40 k=512 w=q4_0";
+            static const int64_t hm[] = {1, 33};
+            int wide = strstr(tg[t], "avx512") != NULL;
+            qkc_spec *spec;
+            qkc_kernel *kern;
+            qkc_kernel_info info, i1, i33;
+            qkc_schedule fixed;
+            qkc_compile_options opt = {sizeof opt, tg[t], NULL, h ? 512 : 0};
+            char name[320];
+            snprintf(name, sizeof name, "%s|%s|m_hint=%d", tg[t], text, h ? 512 : 0);
+            if (!qkc_case_selected(name))
+                continue;
+            if (qkc_spec_parse(ctx, text, &spec) != QKC_OK)
+                fail_msg("%s: %s", name, qkc_context_last_error(ctx));
+            if (qkc_kernel_compile(ctx, spec, &opt, &kern) != QKC_OK)
+                fail_msg("%s: %s", name, qkc_context_last_error(ctx));
+            assert_int_equal(qkc_kernel_query(kern, &info), QKC_OK);
+            assert_int_equal(qkc_kernel_query_m(ctx, kern, 1, &i1), QKC_OK);
+            assert_int_equal(qkc_kernel_query_m(ctx, kern, 33, &i33), QKC_OK);
+            assert_int_equal(qkc_kernel_query_m(ctx, kern, 0, &i1), QKC_ERR_INVALID_ARGUMENT);
+            assert_int_equal(qkc_kernel_query_m(ctx, kern, 1, &i1), QKC_OK);
+            /* the compile names the schedule qkc_kernel_query reports */
+            if (strcmp(info.schedule, h ? i33.schedule : i1.schedule))
+                fail_msg("%s: query says %s, query_m %s", name, info.schedule, h ? i33.schedule : i1.schedule);
+            if (wide && (!strstr(i33.schedule, "tm=6 tn=1") || strstr(i1.schedule, "tm=6")))
+                fail_msg("%s: schedules %s (M = 1) and %s (M = 33), not decode and prefill tiles", name,
+                         i1.schedule, i33.schedule);
+            failures += run_ms(ctx, spec, kern, name, hm, sizeof hm / sizeof hm[0], &ran);
+            assert_int_equal(qkc_schedule_parse(ctx, "tm=3 tn=1", &fixed), QKC_OK);
+            assert_int_equal(qkc_kernel_set_schedule(ctx, kern, &fixed), QKC_OK);
+            assert_int_equal(qkc_kernel_query_m(ctx, kern, 1, &i1), QKC_OK);
+            assert_int_equal(qkc_kernel_query_m(ctx, kern, 33, &i33), QKC_OK);
+            if (!strstr(i1.schedule, "tm=3 tn=1") || !strstr(i33.schedule, "tm=3 tn=1"))
+                fail_msg("%s: after set_schedule: %s and %s", name, i1.schedule, i33.schedule);
+            failures += run_ms(ctx, spec, kern, name, hm, sizeof hm / sizeof hm[0], &ran);
+            qkc_kernel_destroy(kern);
+            qkc_spec_destroy(spec);
+        }
     print_message("%d panel kernels with given tiles compared with the reference\n", ran);
     qkc_context_destroy(ctx);
     assert_int_equal(failures, 0);

@@ -305,8 +305,9 @@ typedef struct qkc_compile_options {
     const qkc_schedule *schedule;  /* NULL: the tuning database's entry, else the heuristic */
     /* The M the kernel will mostly run with (0: 1). It picks the tuning
      * database's M bucket (1, 2-8, 9-64, 65+) when `schedule` is NULL, and
-     * at 32 or more the heuristic's prefill tiles; the kernel still runs
-     * for any M. */
+     * at 32 or more the heuristic's prefill tiles. The kernel runs any M:
+     * without a schedule, calls on the other side of 32 rows get code
+     * scheduled for them (qkc_kernel_query_m). */
     int64_t m_hint;
 } qkc_compile_options;
 
@@ -446,6 +447,16 @@ typedef struct qkc_kernel_info {
 } qkc_kernel_info;
 
 qkc_status qkc_kernel_query(const qkc_kernel *kernel, qkc_kernel_info *out);
+
+/* What a call with m activation rows runs. A kernel compiled for a
+ * run-time M without a given schedule has two schedules: the one for the
+ * M it was compiled for (m_hint, else 1), which qkc_kernel_query reports,
+ * and one for the other side of 32 rows (decode below, prefill from 32
+ * on: taller register tiles), compiled by the first call that needs it —
+ * or by this query. Both read the same packed weights. A schedule given
+ * at compile time, by qkc_kernel_set_schedule or by a fixed M serves
+ * every call. Errors: INVALID_ARGUMENT (m out of range). */
+qkc_status qkc_kernel_query_m(qkc_context *ctx, const qkc_kernel *kernel, int64_t m, qkc_kernel_info *out);
 
 /* Generated code of a kernel: "asm" (text; PTX for an NVPTX target, also
  * named "ptx"), "llvm" (optimised IR, text),
