@@ -240,7 +240,7 @@ static void record_body(cg *g, void *ctx, LLVMValueRef c)
             }
             /* −cc·Σq as a vector: a broadcast load, a shift and a negation for cc = 2^j */
             init[nh * i + hf] = pc->int_cc
-                                    ? LLVMBuildMul(E->b, splat(E, qs, V), qkc_emit_int_like(E, x->pi32, -pc->int_cc), "")
+                                    ? splat(E, LLVMBuildMul(E->b, qs, LLVMConstInt(E->i32, (unsigned long long)(int64_t)-pc->int_cc, 1), ""), V)
                                     : LLVMConstNull(x->pi32);
         }
         q[i] = gep8(E, g->a, LLVMBuildAdd(E->b, LLVMBuildMul(E->b, row, g->lda, ""),
@@ -266,10 +266,15 @@ static void record_body(cg *g, void *ctx, LLVMValueRef c)
                                4 * x->panel, q, T->tm, acc);
         for (int i = 0; i < T->tm; i++) {
             LLVMValueRef f = load(E, x->pf32, T->acc[i][j], 64);
-            for (int hf = 0; hf < nh; hf++) {
-                LLVMValueRef sh = hf ? s2 : s;
-                LLVMValueRef sd = sh ? LLVMBuildFMul(E->b, sh, d[i], "") : d[i];
-                f = fma_v(E, LLVMBuildSIToFP(E->b, acc[nh * i + hf], x->pf32, ""), sd, f);
+            if (nh == 2) {
+                /* the halves under their scales, then d once: five
+                 * operations a row, not six */
+                LLVMValueRef t = LLVMBuildFMul(E->b, LLVMBuildSIToFP(E->b, acc[2 * i], x->pf32, ""), s, "");
+                t = fma_v(E, LLVMBuildSIToFP(E->b, acc[2 * i + 1], x->pf32, ""), s2, t);
+                f = fma_v(E, t, d[i], f);
+            } else {
+                LLVMValueRef sd = s ? LLVMBuildFMul(E->b, s, d[i], "") : d[i];
+                f = fma_v(E, LLVMBuildSIToFP(E->b, acc[i], x->pf32, ""), sd, f);
             }
             if (pc->need_coef)
                 f = fma_v(E, coef, qsd[i], f);

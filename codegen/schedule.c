@@ -52,13 +52,16 @@ qkc_status qkc_schedule_complete(qkc_schedule *s, const qkc_matmul *mm, const qk
         if (f32p && !user_tn)
             s->tile_n = s->vector_bits == 512 && !dense ? 1 : 2;
         /* prefill (a fixed M of 32 or more, or such an m_hint, jit.c):
-         * taller int8 tiles with 512-bit vectors. 4096² M = 512: q4_0 6 x 1
-         * 311 against 287 GOP/s at 2 x 2, q8_0 322 against 312, q6_k 4 x 2
-         * 218 against 185; q4_k and iq4_xs keep 4 x 1 */
+         * taller int8 tiles with 512-bit vectors: 6 x 1, but q4_k and q5_k
+         * (a min and a scale per record) keep 4 x 1, which does not spill.
+         * 4096², M = 512, GOP/s against the decode tiles: q4_0 311 against
+         * 287 at 2 x 2, q8_0 322 against 312, q6_k 256 against 185 (and
+         * 223 at 4 x 2, which spills), iq4_xs 293 against 249; q4_k 269
+         * and q5_k 246 at 6 x 1 against 265 and 238 at 4 x 1 */
         if (!f32p && mm->m >= QKC_PREFILL_M && s->vector_bits == 512 && !user_tm && !user_tn &&
-            (L->sub == QKC_KSUB_NONE || L->sub == QKC_KSUB_Q6)) {
-            s->tile_m = L->sub == QKC_KSUB_Q6 ? 4 : 6;
-            s->tile_n = L->sub == QKC_KSUB_Q6 ? 2 : 1;
+            L->sub != QKC_KSUB_KQ) {
+            s->tile_m = 6;
+            s->tile_n = 1;
         }
         /* the f32 panel loop is compute bound: with 512-bit vectors a
          * prefetch 16 records ahead hides DRAM behind it (q4_0 4096² M = 1

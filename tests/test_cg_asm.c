@@ -193,12 +193,14 @@ static void test_panel_loops_do_not_spill(void **state)
          * stack about once per 15 FMAs, and runs at 80 GFLOP/s against 55
          * for 4 x 1 (q4_0 4096² M = 512, schedule.c) */
         {"x86_64-avx2", "matmul n=4096 k=4096 w=q4_0 compute=f32", "vfmadd", 1},
-        /* prefill tiles (a fixed M of 32 or more, schedule.c): 6 x 1
-         * (q6_k's 4 x 2 spills heavily, 544 stack moves for 832 products,
-         * and still measured 17% faster than 2 x 2 at M = 512: not
-         * checked) */
+        /* prefill tiles (a fixed M of 32 or more, schedule.c): 6 x 1 (q4_k
+         * and q5_k keep 4 x 1, checked above) */
         {"x86_64-avx512-vnni", "matmul m=512 n=4096 k=4096 w=q4_0 compute=int8", "vpdpbusd", 1},
         {"x86_64-avx512-vnni", "matmul m=512 n=4096 k=4096 w=q8_0 compute=int8", "vpdpbusd", 1},
+        {"x86_64-avx512-vnni", "matmul m=512 n=4096 k=4096 w=q6_k compute=int8", "vpdpbusd", 1},
+        /* (iq4_xs at 6 x 1 moves a vector to the stack about once per 4
+         * products, as at its 4 x 1 decode tile, and runs 293 against 249
+         * GOP/s there at M = 512: not checked) */
         /* dense values: the FMA micro-kernel, 8 x 2 zmm and 4 x 2 ymm */
         {"x86_64-avx512-vnni", "matmul n=4096 k=4096 w=f32", "vfmadd", 0},
         {"x86_64-avx2", "matmul n=4096 k=4096 w=f32", "vfmadd", 0},

@@ -320,6 +320,7 @@ static const char *const side_names[SIDES] = {"qkc f32", "qkc int8", "peer"};
 typedef struct qkc_side {
     qkc_kernel *kernel;
     qkc_kernel_info info;
+    qkc_kernel_info prefill; /* what calls with M >= 32 run (qkc_kernel_query_m) */
     unsigned char **copies; /* ncopies packed blobs, identical */
     size_t packed_bytes;
 } qkc_side;
@@ -608,7 +609,9 @@ static int qkc_side_make(bench *b, const char *text, const void *blob, size_t bl
     qkc_compile_options co = {sizeof co, target, NULL, 0};
     memset(q, 0, sizeof *q);
     if (qkc_spec_parse(b->ctx, text, &spec) != QKC_OK || qkc_kernel_compile(b->ctx, spec, &co, &q->kernel) != QKC_OK ||
-        qkc_kernel_query(q->kernel, &q->info) != QKC_OK || qkc_kernel_packed_bytes(q->kernel, &q->packed_bytes) != QKC_OK) {
+        qkc_kernel_query(q->kernel, &q->info) != QKC_OK ||
+        qkc_kernel_query_m(b->ctx, q->kernel, 512, &q->prefill) != QKC_OK ||
+        qkc_kernel_packed_bytes(q->kernel, &q->packed_bytes) != QKC_OK) {
         fprintf(stderr, "error: qkc: %s: %s\n", text, qkc_context_last_error(b->ctx));
         qkc_spec_destroy(spec);
         return 0;
@@ -887,10 +890,10 @@ int main(int argc, char **argv)
         printf("\n%s: %d weight cop%s of %zu bytes per side; the two quantizers' bytes %s\n", name, b.ncopies,
                b.ncopies == 1 ? "y" : "ies", wbytes,
                fr.bytes_identical ? "are identical" : "DIFFER (each side runs its own)");
-        printf("  qkc: target %s (%s)\n       f32 kernel: schedule %s, layout %s\n       int8 kernel: schedule %s, "
-               "layout %s\n",
-               fr.q[0].info.target, fr.q[0].info.features, fr.q[0].info.schedule, fr.q[0].info.layout,
-               fr.q[1].info.schedule, fr.q[1].info.layout);
+        printf("  qkc: target %s (%s)\n       f32 kernel: schedule %s (M >= 32: %s), layout %s\n       int8 kernel: "
+               "schedule %s (M >= 32: %s), layout %s\n",
+               fr.q[0].info.target, fr.q[0].info.features, fr.q[0].info.schedule, fr.q[0].prefill.schedule,
+               fr.q[0].info.layout, fr.q[1].info.schedule, fr.q[1].prefill.schedule, fr.q[1].info.layout);
         if (fr.pw.layout[0])
             printf("  peer: weights in the %s buffer, repacked to %s (as llama.cpp loads them)\n", fr.pw.buft,
                    fr.pw.layout);
