@@ -158,6 +158,9 @@ static void test_every_format(void **state)
                                                    sweep_k[ki], 0);
                             ran += o.ran, failures += o.failed;
                         }
+                /* progress of a long sweep, and the row to resume at */
+                print_message("row %zu (%s) on %s: %d kernels so far, %d failed\n", f, tab[f].weights, tg[t], ran,
+                              failures);
                 continue;
             }
             /* Default: three shapes and two compute variants per format and
