@@ -162,8 +162,6 @@ static void run_block(void *arg, int64_t index, int64_t count)
     job->code->fn(&a);
 }
 
-/* The sums of each block of `per` int8 codes, 32 or 16 (panel kernels
- * read them: the zero-point and offset corrections, kernel_abi.h a_sums). */
 /* Σ of n codes, n a constant at each call: a vector sum, not a byte loop
  * (the byte loop was a third of the pre-pass at M = 512). */
 static inline int32_t code_sum(const int8_t *q, int n)
@@ -174,6 +172,8 @@ static inline int32_t code_sum(const int8_t *q, int n)
     return s;
 }
 
+/* The sums of each block of `per` int8 codes, 32 or 16 (panel kernels
+ * read them: the zero-point and offset corrections, kernel_abi.h a_sums). */
 static void block_sums(const int8_t *q, int64_t blocks, int per, int32_t *out)
 {
     if (per == 16)
