@@ -43,7 +43,7 @@ qkc_status qkc_file_run(qkc_context *ctx, const qkc_file *file, int64_t index, c
         goto done;
     /* The blob: the file's bytes, or an import. */
     if (t->import == QKC_IMPORT_IN_PLACE) {
-        weights = file->data + t->offset;
+        weights = qkc_file_tensor_data(file, t);
     } else {
         if (!(blob = qkc_alloc(ctx, (size_t)t->blob_bytes))) {
             st = qkc_fail(ctx, QKC_ERR_NO_MEMORY, "qkc_file_run: out of memory for %llu weight bytes",

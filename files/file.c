@@ -274,8 +274,10 @@ static qkc_status check_options(qkc_context *ctx, const qkc_file_options *o, con
     return QKC_OK;
 }
 
-static qkc_status open_common(qkc_context *ctx, qkc_file *f, const char *path)
+static qkc_status open_common(qkc_context *ctx, qkc_file *f, const char *path, const qkc_file_options *options)
 {
+    if (path && has_suffix(path, ".index.json"))
+        return qkc_safetensors_read_index(f, options);
     if (f->size >= 4 && !memcmp(f->data, "GGUF", 4))
         return qkc_gguf_read(f);
     if (f->size >= 9 && f->data[8] == '{')
@@ -322,7 +324,7 @@ qkc_status qkc_file_open_memory(qkc_context *ctx, const void *data, size_t bytes
     f->gptq_version = gptq;
     f->data = data ? data : (const uint8_t *)"";
     f->size = bytes;
-    if ((st = open_common(ctx, f, NULL))) {
+    if ((st = open_common(ctx, f, NULL, NULL))) {
         qkc_file_close(f);
         return st;
     }
@@ -422,7 +424,7 @@ qkc_status qkc_file_open(qkc_context *ctx, const char *path, const qkc_file_opti
     f->size = (size_t)sb.st_size;
     st = read_mode(ctx, load) ? read_file(ctx, f, fd, path) : map_file(ctx, f, fd, path);
     close(fd);
-    if (st || (st = open_common(ctx, f, path))) {
+    if (st || (st = open_common(ctx, f, path, options))) {
         qkc_file_close(f);
         return st;
     }
@@ -435,6 +437,9 @@ void qkc_file_close(qkc_file *f)
     qkc_arena_block *b;
     if (!f)
         return;
+    for (int s = 0; s < f->nshards; s++)
+        qkc_file_close(f->shards[s]);
+    qkc_free(f->ctx, f->shards);
     if (f->map)
         munmap(f->map, f->map_bytes);
     qkc_free(f->ctx, f->buffer);
@@ -463,6 +468,8 @@ qkc_status qkc_file_query(const qkc_file *f, qkc_file_info *out)
     out->metadata = f->nmeta;
     out->alignment = f->kind == QKC_FILE_GGUF ? f->alignment : 0;
     out->bytes = f->size;
+    for (int s = 0; s < f->nshards; s++)
+        out->bytes += f->shards[s]->size;
     return QKC_OK;
 }
 
@@ -508,7 +515,7 @@ qkc_status qkc_file_tensor(const qkc_file *f, int64_t index, qkc_tensor_info *ou
     memcpy(out->shape, t->shape, sizeof out->shape);
     out->offset = t->offset;
     out->bytes = (size_t)t->bytes;
-    out->data = f->data + t->offset;
+    out->data = qkc_file_tensor_data(f, t);
     out->runnable = t->runnable;
     out->n = t->runnable ? t->n : 0;
     out->k = t->runnable ? t->k : 0;
@@ -604,7 +611,7 @@ qkc_status qkc_file_weights(qkc_context *ctx, const qkc_file *f, int64_t index, 
         return qkc_fail(ctx, QKC_ERR_BUFFER_TOO_SMALL, "qkc_file_weights: dst holds %zu bytes, '%s' needs %" PRIu64,
                         dst_bytes, t->name, t->blob_bytes);
     if (t->import == QKC_IMPORT_IN_PLACE) {
-        memcpy(dst, f->data + t->offset, (size_t)t->blob_bytes);
+        memcpy(dst, qkc_file_tensor_data(f, t), (size_t)t->blob_bytes);
         return QKC_OK;
     }
     return qkc_safetensors_import(ctx, f, t, (uint8_t *)dst);

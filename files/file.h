@@ -59,6 +59,7 @@ typedef struct qkc_file_entry {
     qkc_import import;
     int gptq_v2;          /* qzeros hold zero, not zero − 1 */
     float nested_offset;  /* bnb dq */
+    int shard;            /* 0: this file; s: shard s − 1 of a sharded checkpoint (offset is in that file) */
 } qkc_file_entry;
 
 typedef struct qkc_file_meta_rec {
@@ -90,7 +91,17 @@ struct qkc_file {
     int64_t nmeta;
     int64_t *by_name;     /* tensor indices sorted by name */
     qkc_arena_block *arena;
+    /* a sharded safetensors checkpoint (data: its index JSON): the shards,
+     * each an open safetensors file owned by this one */
+    struct qkc_file **shards;
+    int nshards;
 };
+
+/* The bytes of tensor t, in this file or in its shard. */
+static inline const uint8_t *qkc_file_tensor_data(const struct qkc_file *f, const qkc_file_entry *t)
+{
+    return (t->shard ? f->shards[t->shard - 1]->data : f->data) + t->offset;
+}
 
 /* A copy of s[0..len) plus NUL in the file's arena; NULL when out of memory. */
 char *qkc_file_strdup(qkc_file *f, const char *s, size_t len);
@@ -113,6 +124,11 @@ qkc_status qkc_file_reason(qkc_file *f, qkc_file_entry *t, const char *fmt, ...)
  * message set; the caller frees what was allocated either way. */
 qkc_status qkc_gguf_read(qkc_file *f);
 qkc_status qkc_safetensors_read(qkc_file *f);
+/* A sharded safetensors checkpoint from its index (f->data: the JSON of
+ * model.safetensors.index.json; f->path its path): every shard its
+ * weight_map names is opened with `options` from the index's folder, and
+ * their tensors are classified as one table (entries carry their shard). */
+qkc_status qkc_safetensors_read_index(qkc_file *f, const qkc_file_options *options);
 
 /* Mark t runnable as format text `weights` (static storage, e.g. "w=q4_k",
  * or in the arena) for an N×K matrix, or record why not (the verifier's

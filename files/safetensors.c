@@ -886,7 +886,7 @@ static qkc_status classify_qweight(qkc_file *f, int64_t hi, const char *prefix, 
         if ((K + gs - 1) / gs != G)
             return qkc_file_reason(f, t, "%lld scale rows fit no group size for K=%lld", (long long)G, (long long)K);
         if (gi) {
-            const uint8_t *g = f->data + gi->offset;
+            const uint8_t *g = qkc_file_tensor_data(f, gi);
             if (gi->n_dims != 1 || strcmp(gi->dtype, "I32") || gi->shape[0] != K)
                 return qkc_file_reason(f, t, "g_idx must be I32 [%lld]", (long long)K);
             /* Without act-order g_idx[k] = k / group: the group size is
@@ -977,7 +977,7 @@ static qkc_status classify_bnb(qkc_file *f, int64_t hi, const char *prefix, cons
         return st;
     if (strcmp(qs->dtype, "U8") || qs->bytes > (1u << 20))
         return qkc_file_reason(f, t, "%.80s.quant_state.bitsandbytes__nf4 is not a U8 JSON tensor", prefix);
-    root = json_loadb((const char *)f->data + qs->offset, (size_t)qs->bytes, JSON_REJECT_DUPLICATES, &err);
+    root = json_loadb((const char *)qkc_file_tensor_data(f, qs), (size_t)qs->bytes, JSON_REJECT_DUPLICATES, &err);
     if (!json_is_object(root)) {
         st = qkc_file_reason(f, t, "quant_state JSON: %.100s", root ? "not an object" : err.text);
         json_decref(root);
@@ -1008,7 +1008,7 @@ static qkc_status classify_bnb(qkc_file *f, int64_t hi, const char *prefix, cons
         goto done;
     }
     for (int i = 0; i < 16; i++)
-        if (qkc_rd32(f->data + qm->offset + 4 * i) != qkc_f32_bits(qkc_dtype_decode(QKC_DTYPE_NF4, (uint32_t)i))) {
+        if (qkc_rd32(qkc_file_tensor_data(f, qm) + 4 * i) != qkc_f32_bits(qkc_dtype_decode(QKC_DTYPE_NF4, (uint32_t)i))) {
             st = qkc_file_reason(f, t, "quant_map entry %d differs from the NF4 code book", i);
             goto done;
         }
@@ -1140,7 +1140,7 @@ static void copy_member(const qkc_file *f, const qkc_file_entry *t, const qkc_we
 {
     int64_t i = t->member[role];
     if (i >= 0)
-        memcpy(dst + lay->offset[section], f->data + f->tensors[i].offset, (size_t)f->tensors[i].bytes);
+        memcpy(dst + lay->offset[section], qkc_file_tensor_data(f, &f->tensors[i]), (size_t)f->tensors[i].bytes);
 }
 
 qkc_status qkc_safetensors_import(qkc_context *ctx, const qkc_file *f, const qkc_file_entry *t, uint8_t *dst)
@@ -1193,4 +1193,156 @@ qkc_status qkc_safetensors_import(qkc_context *ctx, const qkc_file *f, const qkc
     default: break;
     }
     return QKC_OK;
+}
+
+/* ------------------------------------------------------- sharded index */
+
+#define MAX_SHARDS 4096
+
+/* A shard's name from the index: a plain file name in the index's folder
+ * (no path separator, not "." or ".."), as Hugging Face writes them. */
+static int plain_name(const char *s)
+{
+    return *s && strlen(s) < 256 && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+qkc_status qkc_safetensors_read_index(qkc_file *f, const qkc_file_options *options)
+{
+    json_error_t err;
+    json_t *root, *map;
+    const char *key, **names = NULL, *slash;
+    json_t *v;
+    size_t nmap, nnames = 0, dirlen;
+    int64_t total = 0, at = 0;
+    qkc_status st = QKC_OK;
+    int meta_v2 = 0;
+
+    f->kind = QKC_FILE_SAFETENSORS;
+    root = json_loadb((const char *)f->data, f->size, JSON_REJECT_DUPLICATES, &err);
+    if (!json_is_object(root)) {
+        st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA, "safetensors index: %s: %s", f->path,
+                      root ? "not a JSON object" : err.text);
+        goto done;
+    }
+    map = json_object_get(root, "weight_map");
+    if (!json_is_object(map) || !(nmap = json_object_size(map))) {
+        st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA, "safetensors index: %s: no \"weight_map\" object of tensor names",
+                      f->path);
+        goto done;
+    }
+    /* the shards, each named once, sorted */
+    if (!(names = qkc_calloc(f->ctx, nmap, sizeof *names))) {
+        st = qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "safetensors index: %s: out of memory", f->path);
+        goto done;
+    }
+    json_object_foreach(map, key, v) {
+        if (!json_is_string(v) || !plain_name(json_string_value(v))) {
+            st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA,
+                          "safetensors index: %s: weight_map[\"%.200s\"] is not the file name of a shard in the "
+                          "index's folder",
+                          f->path, key);
+            goto done;
+        }
+        names[nnames++] = json_string_value(v);
+    }
+    qkc_sort(names, nnames, sizeof *names, cmp_cstr);
+    {
+        size_t u = 0;
+        for (size_t i = 0; i < nnames; i++)
+            if (!u || strcmp(names[u - 1], names[i]))
+                names[u++] = names[i];
+        nnames = u;
+    }
+    if (nnames > MAX_SHARDS) {
+        st = qkc_fail(f->ctx, QKC_ERR_LIMIT, "safetensors index: %s: %zu shards, over the limit of %d", f->path,
+                      nnames, MAX_SHARDS);
+        goto done;
+    }
+    if (!(f->shards = qkc_calloc(f->ctx, nnames, sizeof *f->shards))) {
+        st = qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "safetensors index: %s: out of memory", f->path);
+        goto done;
+    }
+    slash = strrchr(f->path, '/');
+    dirlen = slash ? (size_t)(slash - f->path) + 1 : 0;
+    for (size_t s = 0; s < nnames; s++) {
+        char *path = qkc_file_printf(f, "%.*s%s", (int)dirlen, f->path, names[s]);
+        qkc_file *shard = NULL;
+        if (!path) {
+            st = qkc_fail(f->ctx, QKC_ERR_NO_MEMORY, "safetensors index: %s: out of memory", f->path);
+            goto done;
+        }
+        if ((st = qkc_file_open(f->ctx, path, options, &shard)))
+            goto done; /* the shard's own message names it */
+        f->shards[f->nshards++] = shard;
+        if (shard->kind != QKC_FILE_SAFETENSORS || shard->nshards) {
+            st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA, "safetensors index: %s: shard %s is not a safetensors file",
+                          f->path, path);
+            goto done;
+        }
+        total += shard->ntensors;
+    }
+    if (!(f->tensors = qkc_calloc(f->ctx, total ? (size_t)total : 1, sizeof *f->tensors))) {
+        st = no_memory(f);
+        goto done;
+    }
+    /* one table: each shard's entries as its header gave them, to be
+     * classified again together (an import's members may sit in
+     * different shards) */
+    for (int s = 0; s < f->nshards; s++) {
+        const qkc_file *sh = f->shards[s];
+        for (int64_t i = 0; i < sh->ntensors; i++) {
+            qkc_file_entry *t = &f->tensors[at++];
+            const char *mapped = json_string_value(json_object_get(map, sh->tensors[i].name));
+            *t = sh->tensors[i];
+            t->weights = NULL;
+            t->reason = NULL;
+            t->runnable = 0;
+            t->n = t->k = 0;
+            t->blob_bytes = 0;
+            t->part_of = -1;
+            for (int m = 0; m < QKC_MEMBER_COUNT; m++)
+                t->member[m] = -1;
+            t->import = QKC_IMPORT_IN_PLACE;
+            t->shard = s + 1;
+            if (!mapped || strcmp(mapped, names[s])) {
+                st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA,
+                              "safetensors index: %s: tensor '%.200s' is in %s but the index %s%.200s", f->path,
+                              t->name, names[s], mapped ? "names " : "does not list it", mapped ? mapped : "");
+                goto done;
+            }
+        }
+    }
+    f->ntensors = at;
+    if ((st = qkc_file_index_names(f, "safetensors")))
+        goto done;
+    json_object_foreach(map, key, v) {
+        if (qkc_file_lookup(f, key) < 0) {
+            st = qkc_fail(f->ctx, QKC_ERR_CORRUPT_DATA, "safetensors index: %s: tensor '%.200s' is not in %s",
+                          f->path, key, json_string_value(v));
+            goto done;
+        }
+    }
+    /* the metadata of the first shard (Hugging Face writes the same in each) */
+    f->meta = NULL;
+    if (f->shards[0]->nmeta) {
+        if (!(f->meta = qkc_calloc(f->ctx, (size_t)f->shards[0]->nmeta, sizeof *f->meta))) {
+            st = no_memory(f);
+            goto done;
+        }
+        memcpy(f->meta, f->shards[0]->meta, (size_t)f->shards[0]->nmeta * sizeof *f->meta);
+        f->nmeta = f->shards[0]->nmeta;
+    }
+    for (int64_t i = 0; i < f->nmeta; i++)
+        if (!strcmp(f->meta[i].key, "checkpoint_format"))
+            meta_v2 = !strcmp(f->meta[i].text, "gptq_v2");
+    st = classify(f, meta_v2);
+done:
+    qkc_free(f->ctx, names);
+    json_decref(root);
+    return st;
 }

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include "qkc/qkc.h"
@@ -276,11 +279,222 @@ static void test_module_that_does_not_run(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* ------------------------------------------------- sharded checkpoints */
+
+static void write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char path[512];
+    FILE *fp;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+
+/* Remove a test's folder of plain files. */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[512];
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        assert_int_equal(unlink(path), 0);
+    }
+    closedir(d);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    write_file(dir, name, text, strlen(text));
+}
+
+/* The fixture's tensors dealt round-robin over `shards` safetensors files
+ * (an import's members end up in different shards), and the index that
+ * Hugging Face writes beside them: {"metadata": {"total_size": ..},
+ * "weight_map": {tensor: shard file}}. */
+static void write_sharded(const char *dir, const qkc_ckpt_fixture *fx, int shards)
+{
+    char index[16384], shard[8][64];
+    size_t len = 0;
+    len += (size_t)snprintf(index + len, sizeof index - len, "{\"metadata\": {\"total_size\": %zu}, \"weight_map\": {",
+                            fx->file.len);
+    for (int s = 0; s < shards; s++) {
+        qkc_st_writer w;
+        qkc_bytes b = {0};
+        snprintf(shard[s], sizeof shard[s], "model-%05d-of-%05d.safetensors", s + 1, shards);
+        qkc_st_init(&w);
+        for (int i = s; i < fx->st.ntensors; i += shards) {
+            const qkc_st_tensor *t = &fx->st.tensors[i];
+            assert_int_equal(qkc_st_add(&w, t->name, t->dtype, t->n_dims, t->shape, t->data, t->bytes), 0);
+            len += (size_t)snprintf(index + len, sizeof index - len, "%s\"%s\": \"%s\"", len && index[len - 1] == '{' ? "" : ", ",
+                                    t->name, shard[s]);
+        }
+        for (int m = 0; m < fx->st.nmeta; m++)
+            qkc_st_meta(&w, fx->st.meta_key[m], fx->st.meta_value[m]);
+        assert_int_equal(qkc_st_finish(&w, &b), 0);
+        write_file(dir, shard[s], b.data, b.len);
+        qkc_bytes_free(&b);
+    }
+    snprintf(index + len, sizeof index - len, "}}");
+    write_text(dir, "model.safetensors.index.json", index);
+}
+
+/* A checkpoint split over shards imports bit for bit as the single file
+ * does, whichever shard each member sits in. */
+static void test_sharded(void **state)
+{
+    qkc_context *ctx;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    for (int c = 0; c < 3; c++) {
+        qkc_ckpt_fixture fx;
+        char dir[] = "/tmp/qkc-shards-XXXXXX", path[512];
+        qkc_file *one = NULL, *split = NULL;
+        qkc_tensor_info t1, t2;
+        qkc_file_info info;
+        int64_t i1, i2;
+        uint8_t *b1, *b2;
+        const char *what = c == 0 ? "gptq" : c == 1 ? "bnb" : "awq";
+        if (c == 0)
+            assert_int_equal(qkc_fixture_gptq(&fx, "model.layers.3.mlp.up_proj", 4, 96, 256, 64, 1, 0, 0, "shard"), 0);
+        else if (c == 1)
+            assert_int_equal(qkc_fixture_bnb(&fx, "model.layers.3.mlp.up_proj", 64, 256, 64, 1, "shard"), 0);
+        else
+            assert_int_equal(qkc_fixture_awq(&fx, "model.layers.3.mlp.up_proj", 64, 256, 64, "shard"), 0);
+        assert_non_null(mkdtemp(dir));
+        write_sharded(dir, &fx, c == 1 ? 3 : 2);
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+        assert_int_equal(qkc_file_open_memory(ctx, fx.file.data, fx.file.len, NULL, &one), QKC_OK);
+        if (qkc_file_open(ctx, path, NULL, &split) != QKC_OK)
+            fail_msg("%s: %s", what, qkc_context_last_error(ctx));
+        assert_int_equal(qkc_file_query(split, &info), QKC_OK);
+        assert_string_equal(info.format, "safetensors");
+        assert_int_equal(info.tensors, fx.st.ntensors);
+        assert_int_equal(qkc_file_find(ctx, one, fx.head, &i1), QKC_OK);
+        assert_int_equal(qkc_file_find(ctx, split, fx.head, &i2), QKC_OK);
+        assert_int_equal(qkc_file_tensor(one, i1, &t1), QKC_OK);
+        assert_int_equal(qkc_file_tensor(split, i2, &t2), QKC_OK);
+        if (!t2.runnable)
+            fail_msg("%s: not runnable when sharded: %s", what, t2.unsupported);
+        assert_string_equal(t2.weights, t1.weights);
+        assert_int_equal(t2.weights_bytes, t1.weights_bytes);
+        b1 = malloc(t1.weights_bytes);
+        b2 = malloc(t2.weights_bytes);
+        assert_non_null(b1);
+        assert_non_null(b2);
+        assert_int_equal(qkc_file_weights(ctx, one, i1, b1, t1.weights_bytes), QKC_OK);
+        assert_int_equal(qkc_file_weights(ctx, split, i2, b2, t2.weights_bytes), QKC_OK);
+        if (memcmp(b1, b2, t1.weights_bytes))
+            fail_msg("%s: the sharded import differs from the single file's", what);
+        /* every tensor's bytes are its own shard's */
+        for (int64_t i = 0; i < fx.st.ntensors; i++) {
+            qkc_tensor_info ti;
+            int64_t idx;
+            assert_int_equal(qkc_file_find(ctx, split, fx.st.tensors[i].name, &idx), QKC_OK);
+            assert_int_equal(qkc_file_tensor(split, idx, &ti), QKC_OK);
+            assert_int_equal(ti.bytes, fx.st.tensors[i].bytes);
+            if (memcmp(ti.data, fx.st.tensors[i].data, ti.bytes))
+                fail_msg("%s: tensor %s: the bytes differ", what, fx.st.tensors[i].name);
+        }
+        free(b1);
+        free(b2);
+        qkc_file_close(one);
+        qkc_file_close(split);
+        qkc_fixture_free(&fx);
+        if (getenv("QKC_KEEP_SHARDS"))
+            print_message("%s: kept %s\n", what, dir);
+        else
+            remove_dir(dir);
+    }
+    qkc_context_destroy(ctx);
+}
+
+/* A bad index or a shard that disagrees with it: a clear error, nothing
+ * opened. */
+static void test_sharded_malformed(void **state)
+{
+    static const struct {
+        const char *index, *expect;
+    } cases[] = {
+        {"[1, 2]", "not a JSON object"},
+        {"{\"weight_map\": ", "safetensors index"},
+        {"{\"metadata\": {}}", "no \"weight_map\""},
+        {"{\"weight_map\": {}}", "no \"weight_map\""},
+        {"{\"weight_map\": {\"a.weight\": 3}}", "is not the file name of a shard"},
+        {"{\"weight_map\": {\"a.weight\": \"../a.safetensors\"}}", "is not the file name of a shard"},
+        {"{\"weight_map\": {\"a.weight\": \"..\"}}", "is not the file name of a shard"},
+        {"{\"weight_map\": {\"a.weight\": \"missing.safetensors\"}}", "missing.safetensors: cannot open"},
+        /* c.safetensors holds a.weight too */
+        {"{\"weight_map\": {\"c.weight\": \"c.safetensors\"}}", "is in c.safetensors but the index does not list it"},
+        {"{\"weight_map\": {\"a.weight\": \"a.safetensors\", \"b.weight\": \"a.safetensors\"}}", "is not in a.safetensors"},
+        {"{\"weight_map\": {\"a.weight\": \"a.safetensors\", \"a.weight\": \"a.safetensors\"}}", "duplicate"},
+        /* the same tensor name in two shards */
+        {"{\"weight_map\": {\"a.weight\": \"a.safetensors\", \"b.weight\": \"b.safetensors\", \"c.weight\": "
+         "\"c.safetensors\"}}",
+         "'a.weight' is in c.safetensors but the index names a.safetensors"},
+        {"{\"weight_map\": {\"a.weight\": \"a.safetensors\", \"b.weight\": \"notst.safetensors\"}}", "notst"},
+    };
+    char dir[] = "/tmp/qkc-badshards-XXXXXX", path[512];
+    qkc_context *ctx;
+    uint16_t h[4] = {0x3c00, 0x3c00, 0x3c00, 0x3c00};
+    int64_t shape[2] = {2, 2};
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    /* a.safetensors: a.weight; b.safetensors: b.weight; c.safetensors: a
+     * second a.weight (and c.weight) */
+    for (int s = 0; s < 3; s++) {
+        qkc_st_writer w;
+        qkc_bytes b = {0};
+        char name[32];
+        qkc_st_init(&w);
+        snprintf(name, sizeof name, "%c.weight", "aba"[s]);
+        assert_int_equal(qkc_st_add(&w, name, "F16", 2, shape, h, sizeof h), 0);
+        if (s == 2)
+            assert_int_equal(qkc_st_add(&w, "c.weight", "F16", 2, shape, h, sizeof h), 0);
+        assert_int_equal(qkc_st_finish(&w, &b), 0);
+        snprintf(name, sizeof name, "%c.safetensors", "abc"[s]);
+        write_file(dir, name, b.data, b.len);
+        qkc_bytes_free(&b);
+    }
+    write_text(dir, "notst.safetensors", "GGUF but not really");
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        qkc_file *f = (qkc_file *)1;
+        write_text(dir, "model.safetensors.index.json", cases[i].index);
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+        if (qkc_file_open(ctx, path, NULL, &f) == QKC_OK)
+            fail_msg("index %s: opened", cases[i].index);
+        assert_null(f);
+        if (!strstr(qkc_context_last_error(ctx), cases[i].expect))
+            fail_msg("index %s: message '%s' does not say '%s'", cases[i].index, qkc_context_last_error(ctx),
+                     cases[i].expect);
+    }
+    /* the same index runs when it lists every tensor where it is */
+    {
+        qkc_file *f = NULL;
+        write_text(dir, "model.safetensors.index.json",
+                   "{\"weight_map\": {\"a.weight\": \"a.safetensors\", \"b.weight\": \"b.safetensors\"}}");
+        if (qkc_file_open(ctx, path, NULL, &f) != QKC_OK)
+            fail_msg("good index: %s", qkc_context_last_error(ctx));
+        qkc_file_close(f);
+    }
+    remove_dir(dir);
+    qkc_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gptq), cmocka_unit_test(test_gptq_v2_zero), cmocka_unit_test(test_awq),
         cmocka_unit_test(test_bnb),  cmocka_unit_test(test_dense), cmocka_unit_test(test_module_that_does_not_run),
+        cmocka_unit_test(test_sharded), cmocka_unit_test(test_sharded_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
