@@ -605,6 +605,13 @@ enum { QKC_FILE_LOAD_DEFAULT = 0, QKC_FILE_LOAD_MMAP = 1, QKC_FILE_LOAD_READ = 2
 
 /* Open and validate a file. The format is found from the contents ("GGUF"
  * magic, or a safetensors header), else from the extension (.gguf,
+ * .safetensors). A path ending in ".index.json" is a sharded safetensors
+ * checkpoint (model.safetensors.index.json): every shard its "weight_map"
+ * names is opened from the index's folder with the same options, and the
+ * file lists the tensors of all of them as one (an import's tensors may
+ * sit in different shards); a shard name that is not a plain file name, a
+ * missing shard, or a tensor the index places elsewhere or not at all is
+ * QKC_ERR_CORRUPT_DATA (or the shard's own error).
  * .safetensors). `options` may be NULL. Anything but a regular file (a
  * FIFO, a device, a directory) is refused without blocking. On success
  * *out owns the file, released by qkc_file_close. Errors: QKC_ERR_IO
@@ -629,7 +636,7 @@ typedef struct qkc_file_info {
     int64_t tensors;     /* entries for qkc_file_tensor */
     int64_t metadata;    /* entries for qkc_file_metadata */
     uint64_t alignment;  /* GGUF data alignment; 0 for safetensors */
-    size_t bytes;        /* file size */
+    size_t bytes;        /* file size (a sharded checkpoint: its index and every shard) */
 } qkc_file_info;
 
 qkc_status qkc_file_query(const qkc_file *file, qkc_file_info *out);

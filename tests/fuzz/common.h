@@ -39,12 +39,14 @@ void qkc_fuzz_no_warning(const char *message, void *user);
 
 /* The checks of an opened file (through the public API, as an application
  * uses it): every metadata entry and tensor can be read, tensor data lies
- * inside the file (at data + offset when `data` is not NULL), every name is
+ * inside the file (at data + offset when `data` is not NULL; all in one
+ * mapping unless `sharded`: a sharded checkpoint of `size` bytes in all,
+ * each tensor inside its own shard), every name is
  * found, and every runnable tensor up to `max_weights` weights has a spec,
  * an imported weight blob (failing only by the documented GPTQ-v2
  * refusal) and a dequantization that works or explains itself. Aborts on
  * a bug. */
 void qkc_fuzz_check_file(qkc_context *ctx, const qkc_file *file, const uint8_t *data, size_t size,
-                         size_t max_weights);
+                         size_t max_weights, int sharded);
 
 #endif

@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         qkc_context_destroy(ctx);
         return 0;
     }
-    qkc_fuzz_check_file(ctx, file, data, size, MAX_WEIGHTS);
+    qkc_fuzz_check_file(ctx, file, data, size, MAX_WEIGHTS, 0);
     qkc_file_close(file);
     qkc_context_destroy(ctx);
     return 0;

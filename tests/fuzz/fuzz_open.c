@@ -3,7 +3,9 @@
  * mmap path, and the format found from the extension when the contents do
  * not say), where fuzz_file opens the same bytes from memory. The bytes
  * are written to a file in the process's scratch directory named .gguf,
- * .safetensors or .bin (by the input's size, so mutations try all three),
+ * .safetensors or .bin, or model.safetensors.index.json with two small
+ * valid shards beside it (a.safetensors: a.weight; b.safetensors:
+ * b.weight, b.bias), by the input's size, so mutations try all four;
  * opened, and put through the checks fuzz_file makes
  * (qkc_fuzz_check_file). When the contents name the format (the GGUF
  * magic, or a '{' after a safetensors header length) the path and memory
@@ -63,9 +65,35 @@ static void compare(const qkc_file *a, const qkc_file *b)
     }
 }
 
+/* The shards an index input may name, written beside it: a.safetensors
+ * (a.weight) and b.safetensors (b.weight, b.bias), F16, valid. */
+static void write_shards(void)
+{
+    static const char *const files[2] = {"a.safetensors", "b.safetensors"};
+    static const char *const headers[2] = {
+        "{\"a.weight\":{\"dtype\":\"F16\",\"shape\":[2,4],\"data_offsets\":[0,16]}}",
+        "{\"b.weight\":{\"dtype\":\"F16\",\"shape\":[4,2],\"data_offsets\":[0,16]},"
+        "\"b.bias\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[16,24]}}",
+    };
+    for (int s = 0; s < 2; s++) {
+        uint8_t buf[512];
+        char path[1024];
+        size_t hlen = strlen(headers[s]), padded = (hlen + 7) / 8 * 8;
+        memset(buf, ' ', sizeof buf);
+        for (int i = 0; i < 8; i++)
+            buf[i] = (uint8_t)(padded >> (8 * i));
+        memcpy(buf + 8, headers[s], hlen);
+        for (size_t i = 0; i < 24; i++)
+            buf[8 + padded + i] = (uint8_t)(i % 2 ? 0x3c : 0x00); /* 1.0 in f16 */
+        qkc_fuzz_path(path, sizeof path, files[s]);
+        qkc_fuzz_write_file(path, buf, 8 + padded + 24);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const names[] = {"input.gguf", "input.safetensors", "input.bin"};
+    static const char *const names[] = {"input.gguf", "input.safetensors", "input.bin",
+                                        "model.safetensors.index.json"};
     qkc_context *ctx;
     qkc_context_options co = {.struct_size = sizeof co, .disk_cache = QKC_DISK_CACHE_OFF, .warn = qkc_fuzz_no_warning};
     char path[1024];
@@ -74,10 +102,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* both GPTQ conventions, chosen by the first byte (as fuzz_file) */
     qkc_file_options fo = {.struct_size = sizeof fo, .gptq_version = size ? data[0] % 3 : 0,
                           .load = size ? data[size - 1] % 3 : 0}; /* default, mmap or read mode */
-    int named = (size >= 4 && !memcmp(data, "GGUF", 4)) || (size >= 9 && data[8] == '{');
+    int index = size % 4 == 3; /* a sharded checkpoint's index, its shards beside it */
+    int named = !index && ((size >= 4 && !memcmp(data, "GGUF", 4)) || (size >= 9 && data[8] == '{'));
     if (qkc_context_create(&co, &ctx) != QKC_OK)
         return 0;
-    qkc_fuzz_path(path, sizeof path, names[size % 3]);
+    if (index)
+        write_shards();
+    qkc_fuzz_path(path, sizeof path, names[index ? 3 : size % 3]);
     qkc_fuzz_write_file(path, data, size);
     st = qkc_file_open(ctx, path, &fo, &file);
     if (st != QKC_OK && !qkc_context_last_error(ctx)[0])
@@ -92,7 +123,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         qkc_file_close(mem);
     }
     if (file) {
-        qkc_fuzz_check_file(ctx, file, NULL, size, MAX_WEIGHTS);
+        qkc_file_info fi;
+        qkc_file_query(file, &fi);
+        if (index && fi.bytes < size)
+            qkc_fuzz_bug("a sharded checkpoint of %zu bytes, its index alone has %zu", fi.bytes, size);
+        qkc_fuzz_check_file(ctx, file, NULL, index ? fi.bytes : size, MAX_WEIGHTS, index);
         qkc_file_close(file);
     }
     remove(path);

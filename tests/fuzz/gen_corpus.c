@@ -435,6 +435,29 @@ static void safetensors_seeds(qkc_context *ctx)
     qkc_fixture_free(&fx);
 }
 
+/* Sharded-checkpoint indexes for fuzz_open, which writes an input whose
+ * size leaves 3 over 4 as model.safetensors.index.json beside two shards
+ * (a.safetensors: a.weight; b.safetensors: b.weight, b.bias): padded with
+ * spaces to such a size. */
+static void index_seeds(void)
+{
+    static const struct {
+        const char *name, *json;
+    } seeds[] = {
+        {"index-ab", "{\"metadata\": {\"total_size\": 48}, \"weight_map\": {\"a.weight\": \"a.safetensors\", "
+                     "\"b.weight\": \"b.safetensors\", \"b.bias\": \"b.safetensors\"}}"},
+        {"index-b", "{\"weight_map\": {\"b.weight\": \"b.safetensors\", \"b.bias\": \"b.safetensors\"}}"},
+    };
+    for (size_t i = 0; i < COUNT(seeds); i++) {
+        char buf[512];
+        size_t len = strlen(seeds[i].json);
+        memcpy(buf, seeds[i].json, len);
+        while (len % 4 != 3)
+            buf[len++] = ' ';
+        save("corpus_open", seeds[i].name, buf, len);
+    }
+}
+
 static void file_dict(void)
 {
     static const char *const keys[] = {
@@ -455,6 +478,9 @@ static void file_dict(void)
         "model.layers.0.mlp.up_proj", "checkpoint_format", "gptq", "gptq_v2", "quant_method", "awq", "bits",
         "group_size", "desc_act", "sym", "zero_point", "quant_type", "nf4", "fp4", "blocksize", "nested_blocksize",
         "nested_offset", "quantization_config",
+        /* sharded checkpoints: the index (fuzz_open) */
+        "weight_map", "metadata", "total_size", "a.safetensors", "b.safetensors", "a.weight", "b.weight", "b.bias",
+        "model-00001-of-00002.safetensors", "../",
     };
     dict d;
     if (dict_open(&d, "file.dict", "checkpoint files: GGUF magic, keys, value and tensor type ids; safetensors JSON"))
@@ -699,6 +725,7 @@ int main(int argc, char **argv)
     gguf_seeds(ctx);
     gguf_metadata_seed(ctx);
     safetensors_seeds(ctx);
+    index_seeds();
     file_dict();
     cache_seeds();
     cache_dict();
