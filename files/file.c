@@ -526,6 +526,67 @@ qkc_status qkc_file_tensor(const qkc_file *f, int64_t index, qkc_tensor_info *ou
     return QKC_OK;
 }
 
+/* Edit distance of a and b (insertions, deletions, substitutions), or
+ * `cap` + 1 once it must pass cap: one row of the table, names of up to
+ * 255 bytes compared (longer ones are not suggested). */
+static int edit_distance(const char *a, const char *b, int cap)
+{
+    int la = (int)strlen(a), lb = (int)strlen(b), row[256];
+    if (la > 255 || lb > 255 || abs(la - lb) > cap)
+        return cap + 1;
+    for (int j = 0; j <= lb; j++)
+        row[j] = j;
+    for (int i = 1; i <= la; i++) {
+        int diag = row[0], best;
+        row[0] = best = i;
+        for (int j = 1; j <= lb; j++) {
+            int up = row[j], v = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < v)
+                v = up + 1;
+            if (row[j - 1] + 1 < v)
+                v = row[j - 1] + 1;
+            diag = up;
+            row[j] = v;
+            if (v < best)
+                best = v;
+        }
+        if (best > cap)
+            return cap + 1;
+    }
+    return row[lb];
+}
+
+/* ", did you mean 'x' or 'y'?" for the up to three names closest to
+ * `name` (names that contain it first, then by edit distance within a
+ * third of its length), or "" when none is close. */
+static void suggest(const qkc_file *f, const char *name, char *out, size_t size)
+{
+    int64_t best[3] = {-1, -1, -1};
+    int score[3] = {0, 0, 0}, cap = (int)strlen(name) / 3 + 1;
+    size_t len = 0;
+    out[0] = '\0';
+    if (cap > 12)
+        cap = 12;
+    for (int64_t i = 0; i < f->ntensors; i++) {
+        const char *t = f->tensors[i].name;
+        int s = *name && strstr(t, name) ? 0 : 1 + edit_distance(name, t, cap);
+        if (s > cap)
+            continue;
+        for (int r = 0; r < 3; r++)
+            if (best[r] < 0 || s < score[r]) {
+                for (int q = 2; q > r; q--)
+                    best[q] = best[q - 1], score[q] = score[q - 1];
+                best[r] = i, score[r] = s;
+                break;
+            }
+    }
+    for (int r = 0; r < 3 && best[r] >= 0 && len < size; r++)
+        len += (size_t)snprintf(out + len, size - len, "%s'%.200s'", r == 0 ? "; did you mean " : r == 2 || best[r + 1] < 0 ? " or " : ", ",
+                                f->tensors[best[r]].name);
+    if (len && len < size)
+        snprintf(out + len, size - len, "?");
+}
+
 qkc_status qkc_file_find(qkc_context *ctx, const qkc_file *f, const char *name, int64_t *index)
 {
     static const char *const suffixes[] = {".qweight", ".weight"};
@@ -558,7 +619,11 @@ qkc_status qkc_file_find(qkc_context *ctx, const qkc_file *f, const char *name, 
             return QKC_OK;
         }
     }
-    return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "%s: no tensor named '%s'", f->path, name);
+    {
+        char hint[800];
+        suggest(f, name, hint, sizeof hint);
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "%s: no tensor named '%s'%s", f->path, name, hint);
+    }
 }
 
 static qkc_status runnable_or_fail(qkc_context *ctx, const qkc_file *f, int64_t index, const char *fn)

@@ -379,6 +379,16 @@ static void test_sharded(void **state)
         assert_int_equal(info.tensors, fx.st.ntensors);
         assert_int_equal(qkc_file_find(ctx, one, fx.head, &i1), QKC_OK);
         assert_int_equal(qkc_file_find(ctx, split, fx.head, &i2), QKC_OK);
+        {
+            /* a misspelt name gets the closest names */
+            char typo[200], want[220];
+            int64_t none = -1;
+            snprintf(typo, sizeof typo, "%sx", fx.head);
+            snprintf(want, sizeof want, "did you mean '%s'", fx.head);
+            assert_int_equal(qkc_file_find(ctx, split, typo, &none), QKC_ERR_INVALID_ARGUMENT);
+            if (!strstr(qkc_context_last_error(ctx), want))
+                fail_msg("%s: %s", what, qkc_context_last_error(ctx));
+        }
         assert_int_equal(qkc_file_tensor(one, i1, &t1), QKC_OK);
         assert_int_equal(qkc_file_tensor(split, i2, &t2), QKC_OK);
         if (!t2.runnable)
