@@ -684,7 +684,9 @@ qkc_status qkc_file_tensor(const qkc_file *file, int64_t index, qkc_tensor_info 
  * module prefix ("model.layers.0.mlp.up_proj" for ".qweight" / ".weight"):
  * its runnable weight, else the weight that does not run (whose
  * qkc_tensor_info.unsupported says why). Errors: QKC_ERR_INVALID_ARGUMENT
- * ("no tensor named ..."). */
+ * ("no tensor named ...", followed by up to three of the file's names
+ * that contain `name` or are within a few edits of it: "did you mean
+ * ...?"). */
 qkc_status qkc_file_find(qkc_context *ctx, const qkc_file *file, const char *name, int64_t *index);
 
 /* A spec for a runnable tensor: "matmul n=N k=K <weights> <extra>", where
