@@ -9,8 +9,8 @@
 #include "runtime/kernel.h"
 #include "core/spec_object.h"
 
-qkc_status qkc_file_run(qkc_context *ctx, const qkc_file *file, int64_t index, const char *spec_text,
-                        const qkc_matmul_args *args, const qkc_compile_options *compile, const qkc_run_options *run)
+static qkc_status file_run(qkc_context *ctx, const qkc_file *file, int64_t index, int64_t expert, const char *spec_text,
+                           const qkc_matmul_args *args, const qkc_compile_options *compile, const qkc_run_options *run)
 {
     qkc_spec *want = NULL, *spec = NULL;
     qkc_kernel *kern = NULL;
@@ -41,8 +41,13 @@ qkc_status qkc_file_run(qkc_context *ctx, const qkc_file *file, int64_t index, c
     }
     if ((st = qkc_kernel_compile(ctx, spec, compile, &kern)))
         goto done;
-    /* The blob: the file's bytes, or an import. */
-    if (t->import == QKC_IMPORT_IN_PLACE) {
+    /* The blob: the file's bytes (an expert's, of a stack), or an import. */
+    weights = NULL;
+    if (expert >= 0 && (st = qkc_file_expert(ctx, file, index, expert, &weights, NULL)))
+        goto done;
+    if (weights) {
+        /* expert `expert` of the stack, in place */
+    } else if (t->import == QKC_IMPORT_IN_PLACE) {
         weights = qkc_file_tensor_data(file, t);
     } else {
         if (!(blob = qkc_alloc(ctx, (size_t)t->blob_bytes))) {
@@ -76,4 +81,25 @@ done:
     qkc_spec_destroy(spec);
     qkc_spec_destroy(want);
     return st;
+}
+
+qkc_status qkc_file_run(qkc_context *ctx, const qkc_file *file, int64_t index, const char *spec,
+                        const qkc_matmul_args *args, const qkc_compile_options *compile, const qkc_run_options *run)
+{
+    if (ctx && file && index >= 0 && index < file->ntensors && file->tensors[index].experts > 1)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT,
+                        "qkc_file_run: '%s' is a stack of %lld experts: name one (qkc_file_run_expert)",
+                        file->tensors[index].name, (long long)file->tensors[index].experts);
+    return file_run(ctx, file, index, -1, spec, args, compile, run);
+}
+
+qkc_status qkc_file_run_expert(qkc_context *ctx, const qkc_file *file, int64_t index, int64_t expert,
+                               const char *spec, const qkc_matmul_args *args, const qkc_compile_options *compile,
+                               const qkc_run_options *run)
+{
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (expert < 0)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_file_run_expert: expert %lld", (long long)expert);
+    return file_run(ctx, file, index, expert, spec, args, compile, run);
 }

@@ -670,6 +670,11 @@ qkc_status qkc_file_weights(qkc_context *ctx, const qkc_file *f, int64_t index, 
     if ((st = runnable_or_fail(ctx, f, index, "qkc_file_weights")))
         return st;
     t = &f->tensors[index];
+    if (t->experts > 1)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT,
+                        "qkc_file_weights: '%s' is a stack of %lld experts: each has a blob of its own "
+                        "(qkc_file_expert)",
+                        t->name, (long long)t->experts);
     if (!dst)
         return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_file_weights: dst is NULL");
     if (dst_bytes < t->blob_bytes)
@@ -680,4 +685,28 @@ qkc_status qkc_file_weights(qkc_context *ctx, const qkc_file *f, int64_t index, 
         return QKC_OK;
     }
     return qkc_safetensors_import(ctx, f, t, (uint8_t *)dst);
+}
+
+qkc_status qkc_file_expert(qkc_context *ctx, const qkc_file *f, int64_t index, int64_t expert, const void **data,
+                           int64_t *count)
+{
+    const qkc_file_entry *t;
+    qkc_status st;
+    int64_t e;
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if ((st = runnable_or_fail(ctx, f, index, "qkc_file_expert")))
+        return st;
+    t = &f->tensors[index];
+    e = t->experts > 1 ? t->experts : 1;
+    if (expert < 0 || expert >= e)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_file_expert: expert %lld of '%s', which has %lld (0..%lld)",
+                        (long long)expert, t->name, (long long)e, (long long)(e - 1));
+    if (e > 1 && data)
+        *data = qkc_file_tensor_data(f, t) + (size_t)expert * (size_t)t->blob_bytes;
+    else if (data)
+        *data = t->import == QKC_IMPORT_IN_PLACE ? qkc_file_tensor_data(f, t) : NULL;
+    if (count)
+        *count = e;
+    return QKC_OK;
 }

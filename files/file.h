@@ -60,6 +60,7 @@ typedef struct qkc_file_entry {
     int gptq_v2;          /* qzeros hold zero, not zero − 1 */
     float nested_offset;  /* bnb dq */
     int shard;            /* 0: this file; s: shard s − 1 of a sharded checkpoint (offset is in that file) */
+    int64_t experts;      /* runnable: E matrices of blob_bytes each, back to back (a MoE expert stack); 0 or 1: one */
 } qkc_file_entry;
 
 typedef struct qkc_file_meta_rec {

@@ -396,14 +396,19 @@ static qkc_status read_tensors(cursor *c, uint64_t nt)
         /* As a matrix: ne[0] = K (blocks run along it), the rest rows. */
         preset = qkc_preset_from_ggml_type((int)type);
         weights = preset != QKC_PRESET_NONE ? preset_weights[preset] : ggml_types[type].qkc;
-        if (weights && (nd == 1 || ne[2] * ne[3] != 1)) {
-            t->reason = nd == 1 ? "1-D tensor, not a matrix" : "3-D or 4-D tensor, not a matrix";
+        /* A 3-D tensor [E, N, K] (ggml ne = K, N, E) is a MoE expert stack:
+         * E matrices, each a blob of its own, back to back. */
+        if (weights && (nd == 1 || ne[3] != 1 || (ne[2] != 1 && (ne[0] == 0 || ne[1] == 0 || ne[2] == 0)))) {
+            t->reason = nd == 1   ? "1-D tensor, not a matrix"
+                        : nd == 4 ? "4-D tensor, not a matrix or a stack of experts"
+                                  : "empty stack of experts";
         } else if (weights) {
             if ((st = qkc_file_set_matrix(f, t, (int64_t)ne[1], (int64_t)ne[0], weights, NULL)))
                 return st;
-            if (t->runnable && t->blob_bytes != t->bytes &&
+            t->experts = (int64_t)ne[2];
+            if (t->runnable && t->blob_bytes * ne[2] != t->bytes &&
                 (st = qkc_file_reason(f, t, "internal: blob of %" PRIu64 " bytes for %" PRIu64 " in the file",
-                                      t->blob_bytes, t->bytes)))
+                                      t->blob_bytes, t->bytes / ne[2])))
                 return st;
         } else {
             t->reason = ggml_types[type].why;

@@ -716,3 +716,25 @@ done:
     qkc_free(ctx, kept);
     return st;
 }
+
+qkc_status qkc_kernel_run_grouped(qkc_context *ctx, const qkc_kernel *kernel, const qkc_matmul_args *groups,
+                                  int64_t count, const qkc_run_options *options)
+{
+    if (!ctx)
+        return QKC_ERR_INVALID_ARGUMENT;
+    if (!kernel || (!groups && count))
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run_grouped: NULL argument");
+    if (count < 0)
+        return qkc_fail(ctx, QKC_ERR_INVALID_ARGUMENT, "qkc_kernel_run_grouped: count=%lld", (long long)count);
+    for (int64_t g = 0; g < count; g++) {
+        qkc_status st;
+        char msg[512];
+        if (groups[g].m == 0)
+            continue;
+        if ((st = qkc_kernel_run(ctx, kernel, &groups[g], options)) != QKC_OK) {
+            qkc_context_copy_error(ctx, msg, sizeof msg);
+            return qkc_fail(ctx, st, "qkc_kernel_run_grouped: group %lld: %s", (long long)g, msg);
+        }
+    }
+    return QKC_OK;
+}

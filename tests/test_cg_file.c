@@ -257,12 +257,132 @@ static void test_spec_checks(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* A MoE expert stack (a 3-D GGUF tensor [E, N, K]): every expert runs in
+ * place through qkc_file_run_expert, within the kernel tolerance of the
+ * reference on that expert's blob; a grouped run of the packed experts,
+ * each with its own rows (one with none), gives the bits of separate runs. */
+static void test_expert_stack(void **state)
+{
+    enum { E = 3, N = 40, K = 256 };
+    static const int64_t rows[E] = {5, 0, 33};
+    qkc_context *ctx;
+    qkc_gguf_writer w;
+    qkc_bytes out = {0};
+    qkc_file *file;
+    qkc_tensor_info ti;
+    qkc_spec *spec;
+    qkc_kernel *kern;
+    uint8_t *stack = NULL;
+    size_t eb = 0, pb = 0;
+    int64_t index, count = 0;
+    uint64_t dims[3] = {K, N, E};
+    void *packed[E];
+    float *a[E], *c1[E], *c2[E];
+    qkc_matmul_args groups[E];
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    /* E different experts, back to back */
+    for (int e = 0; e < E; e++) {
+        void *blob;
+        size_t bytes;
+        char seed[32];
+        snprintf(seed, sizeof seed, "expert %d", e);
+        assert_int_equal(qkc_fixture_blob(ctx, "w=q4_0", N, K, seed, &blob, &bytes), 0);
+        if (!e) {
+            eb = bytes;
+            stack = malloc(E * eb);
+            assert_non_null(stack);
+        }
+        memcpy(stack + e * eb, blob, eb);
+        free(blob);
+    }
+    qkc_gguf_init(&w);
+    qkc_gguf_kv_str(&w, "general.architecture", "qwen2moe");
+    assert_int_equal(qkc_gguf_add_tensor(&w, "blk.0.ffn_up_exps.weight", 2, 3, dims, stack, E * eb), 0);
+    assert_int_equal(qkc_gguf_finish(&w, &out), 0);
+    assert_int_equal(qkc_file_open_memory(ctx, out.data, out.len, NULL, &file), QKC_OK);
+    assert_int_equal(qkc_file_find(ctx, file, "blk.0.ffn_up_exps.weight", &index), QKC_OK);
+    assert_int_equal(qkc_file_tensor(file, index, &ti), QKC_OK);
+    assert_true(ti.runnable);
+    assert_int_equal(ti.weights_bytes, eb);
+    assert_int_equal(qkc_file_expert(ctx, file, index, 0, NULL, &count), QKC_OK);
+    assert_int_equal(count, E);
+    {
+        qkc_matmul_args ak = {NULL, K, NULL, 0, NULL, NULL, N, 1};
+        assert_int_equal(qkc_file_run(ctx, file, index, "auto", &ak, NULL, NULL), QKC_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(qkc_context_last_error(ctx), "qkc_file_run_expert"));
+    }
+    assert_int_equal(qkc_file_spec(ctx, file, index, "a=f32 out=f32", &spec), QKC_OK);
+    assert_int_equal(qkc_kernel_compile(ctx, spec, NULL, &kern), QKC_OK);
+    assert_int_equal(qkc_kernel_packed_bytes(kern, &pb), QKC_OK);
+    for (int e = 0; e < E; e++) {
+        const void *blob;
+        char name[64];
+        qkc_rng r;
+        int64_t m = rows[e] ? rows[e] : 1;
+        snprintf(name, sizeof name, "expert stack|e=%d", e);
+        r = qkc_rng_from_name(name);
+        assert_int_equal(qkc_file_expert(ctx, file, index, e, &blob, NULL), QKC_OK);
+        assert_memory_equal(blob, stack + e * eb, eb);
+        a[e] = malloc((size_t)(m * K) * sizeof *a[e]);
+        c1[e] = malloc((size_t)(m * N) * sizeof *c1[e]);
+        c2[e] = malloc((size_t)(m * N) * sizeof *c2[e]);
+        packed[e] = malloc(pb);
+        assert_true(a[e] && c1[e] && c2[e] && packed[e]);
+        for (int64_t i = 0; i < m * K; i++)
+            a[e][i] = qkc_rng_normal(&r);
+        {
+            /* in place through the file, against the reference */
+            qkc_matmul_args ak = {a[e], K, NULL, 0, NULL, c1[e], N, m};
+            qkc_matmul_args ar = {a[e], K, blob, eb, NULL, c2[e], N, m};
+            const qkc_tol_kernel *tol = qkc_tol_kernel_for("int8", "f32");
+            double err = 0, ref = 0;
+            QKC_CASE_CHECK(PROG, name, qkc_file_run_expert(ctx, file, index, e, "auto", &ak, NULL, NULL) == QKC_OK,
+                           "run: %s", qkc_context_last_error(ctx));
+            assert_int_equal(qkc_reference_matmul(ctx, spec, &ar), QKC_OK);
+            for (int64_t i = 0; i < m * N; i++) {
+                double d = (double)c1[e][i] - (double)c2[e][i];
+                err += d * d;
+                ref += (double)c2[e][i] * (double)c2[e][i];
+            }
+            QKC_CASE_CHECK(PROG, name, err <= tol->max_nmse * ref, "nmse %.3e (bound %.1e)", err / ref,
+                           tol->max_nmse);
+        }
+        assert_int_equal(qkc_weights_pack(ctx, kern, blob, eb, packed[e], pb), QKC_OK);
+        groups[e] = (qkc_matmul_args){a[e], K, packed[e], pb, NULL, c2[e], N, rows[e]};
+    }
+    /* grouped: the same bits as one run per expert */
+    assert_int_equal(qkc_kernel_run_grouped(ctx, kern, groups, E, NULL), QKC_OK);
+    for (int e = 0; e < E; e++) {
+        if (!rows[e])
+            continue;
+        qkc_matmul_args one = groups[e];
+        one.c = c1[e];
+        assert_int_equal(qkc_kernel_run(ctx, kern, &one, NULL), QKC_OK);
+        if (memcmp(c1[e], c2[e], (size_t)(rows[e] * N) * sizeof(float)))
+            fail_msg("expert %d: the grouped run differs from a run of its own", e);
+    }
+    groups[2].weights_bytes = 1;
+    assert_int_equal(qkc_kernel_run_grouped(ctx, kern, groups, E, NULL), QKC_ERR_BUFFER_TOO_SMALL);
+    assert_non_null(strstr(qkc_context_last_error(ctx), "group 2"));
+    for (int e = 0; e < E; e++)
+        free(a[e]), free(c1[e]), free(c2[e]), free(packed[e]);
+    free(stack);
+    qkc_kernel_destroy(kern);
+    qkc_spec_destroy(spec);
+    qkc_file_close(file);
+    qkc_bytes_free(&out);
+    qkc_gguf_free(&w);
+    qkc_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_checks),
         cmocka_unit_test(test_gguf_types),
         cmocka_unit_test(test_safetensors_importers),
+        cmocka_unit_test(test_expert_stack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -164,8 +164,28 @@ static void test_unsupported_and_mmap(void **state)
     assert_int_equal(ti.n_dims, 3);
     assert_int_equal(ti.shape[0], 4);
     assert_int_equal(ti.shape[2], 32);
-    assert_false(ti.runnable);
-    assert_non_null(strstr(ti.unsupported, "not a matrix"));
+    {
+        /* a 3-D tensor [E, N, K] is a stack of E experts, each its own
+         * blob in place: q8_0, 2 rows of one block (68 bytes) each */
+        const void *d = NULL;
+        int64_t e = 0;
+        uint8_t buf[68];
+        assert_true(ti.runnable);
+        assert_int_equal(ti.n, 2);
+        assert_int_equal(ti.k, 32);
+        assert_int_equal(ti.weights_bytes, 68);
+        assert_int_equal(ti.bytes, 4 * 68);
+        assert_int_equal(qkc_file_expert(ctx, file, 2, 3, &d, &e), QKC_OK);
+        assert_int_equal(e, 4);
+        assert_ptr_equal(d, (const uint8_t *)ti.data + 3 * 68);
+        assert_int_equal(qkc_file_expert(ctx, file, 2, 4, &d, &e), QKC_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(qkc_context_last_error(ctx), "which has 4"));
+        assert_int_equal(qkc_file_weights(ctx, file, 2, buf, sizeof buf), QKC_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(qkc_context_last_error(ctx), "stack of 4 experts"));
+        /* a plain matrix is one expert */
+        assert_int_equal(qkc_file_expert(ctx, file, 1, 0, NULL, &e), QKC_OK);
+        assert_int_equal(e, 1);
+    }
     assert_int_equal(qkc_file_tensor(file, 3, &ti), QKC_ERR_INVALID_ARGUMENT);
     {
         int64_t idx;

@@ -285,7 +285,7 @@ static void write_file(const char *dir, const char *name, const void *data, size
 {
     char path[512];
     FILE *fp;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_true((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path);
     fp = fopen(path, "wb");
     assert_non_null(fp);
     assert_int_equal(fwrite(data, 1, len, fp), len);
@@ -303,7 +303,7 @@ static void remove_dir(const char *dir)
     while ((e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        assert_true((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < sizeof path);
         assert_int_equal(unlink(path), 0);
     }
     closedir(d);

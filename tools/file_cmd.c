@@ -114,8 +114,13 @@ int qkc_cmd_inspect(int argc, char **argv)
             len += snprintf(shape + len, sizeof shape - (size_t)len, "%s%lld", d ? ", " : "", (long long)t.shape[d]);
         printf("%-48s %-7s [%s] %zu bytes", ESC(e1, t.name), ESC(e3, t.dtype), shape, t.bytes);
         if (t.runnable) {
-            printf("  runs: n=%lld k=%lld %s (%s)\n", (long long)t.n, (long long)t.k, ESC(e2, t.weights),
+            int64_t experts = 1;
+            qkc_file_expert(ctx, file, i, 0, NULL, &experts);
+            printf("  runs: n=%lld k=%lld %s (%s)", (long long)t.n, (long long)t.k, ESC(e2, t.weights),
                    t.in_place ? "in place" : "imported");
+            if (experts > 1)
+                printf(" x %lld experts (--expert 0..%lld)", (long long)experts, (long long)experts - 1);
+            printf("\n");
             runnable++;
         } else {
             printf("  -- %s\n", ESC(e2, t.unsupported));
@@ -155,7 +160,7 @@ int qkc_cmd_run(int argc, char **argv)
 {
     const char *weights = NULL, *input = NULL, *output = NULL, *compute = "?";
     char **words = calloc((size_t)argc + 1, sizeof *words), *spec = NULL, *path = NULL, *tensor;
-    long long m = 0;
+    long long m = 0, expert = -1;
     int nwords = 0, rc = 1, gptq = 0, no_mmap = 0;
     char e1[1200], e2[1200];
     qkc_file_options fo = {.struct_size = sizeof fo};
@@ -183,6 +188,12 @@ int qkc_cmd_run(int argc, char **argv)
         } else if (!strcmp(argv[i], "--m") && i + 1 < argc) {
             if (qkc_parse_int(argv[++i], 1, 1 << 24, &m)) {
                 fprintf(stderr, "error: --m takes an integer from 1 to 16777216\n");
+                free(words);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--expert") && i + 1 < argc) {
+            if (qkc_parse_int(argv[++i], 0, INT64_MAX, &expert)) {
+                fprintf(stderr, "error: --expert takes an expert's number, from 0\n");
                 free(words);
                 return 2;
             }
@@ -278,7 +289,8 @@ int qkc_cmd_run(int argc, char **argv)
     {
         qkc_matmul_args args = {x, t.k, NULL, 0, NULL, y, t.n, m};
         FILE *out;
-        if (qkc_file_run(ctx, file, index, spec, &args, NULL, NULL) != QKC_OK) {
+        if ((expert >= 0 ? qkc_file_run_expert(ctx, file, index, expert, spec, &args, NULL, NULL)
+                         : qkc_file_run(ctx, file, index, spec, &args, NULL, NULL)) != QKC_OK) {
             qkc_report("error: ", qkc_context_last_error(ctx));
             goto done;
         }

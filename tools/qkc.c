@@ -776,7 +776,7 @@ static const command commands[] = {
      "example: qkc inspect model.gguf\n"},
     {"run", qkc_cmd_run, "run a kernel on a tensor of a GGUF or safetensors file",
      "usage: qkc run SPEC...|auto --weights FILE:TENSOR --input X.f32 --output Y.f32\n"
-     "               [--m M] [--gptq v1|v2|auto] [--no-mmap]\n"
+     "               [--m M] [--expert E] [--gptq v1|v2|auto] [--no-mmap]\n"
      "\n"
      "JIT-compile a kernel for tensor TENSOR of FILE and compute Y = X W^T.\n"
      "auto derives the spec from the tensor (matmul n=N k=K w=FORMAT a=f32\n"
@@ -788,7 +788,8 @@ static const command commands[] = {
      "receives M x N. FILE is memory-mapped, or with --no-mmap (or\n"
      "QKC_FILE_MMAP=0) read into memory, as for qkc inspect. The last line\n"
      "(on standard error) names the tensor, the shape, the format and the\n"
-     "compute type that ran.\n"
+     "compute type that ran. A MoE expert stack (a 3-D GGUF tensor [E, N, K];\n"
+     "qkc inspect says \"x E experts\") runs one expert: --expert E.\n"
      "\n"
      "example: qkc run auto --weights model.gguf:blk.0.ffn_up.weight --input x.f32 --output y.f32\n"},
     {"formats", cmd_formats, "list element dtypes and presets",

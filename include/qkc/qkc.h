@@ -354,6 +354,15 @@ typedef struct qkc_run_options {
 qkc_status qkc_kernel_run(qkc_context *ctx, const qkc_kernel *kernel, const qkc_matmul_args *args,
                           const qkc_run_options *options);
 
+/* Grouped run (MoE experts): `count` products with the same kernel, each
+ * with its own packed weights (one expert's), activation rows, output and
+ * m, as if qkc_kernel_run were called for each in order; the routing (which
+ * rows go to which expert) is the caller's. A group with m = 0 is skipped.
+ * Stops at the first group that fails, whose index the message names.
+ * Errors: those of qkc_kernel_run. */
+qkc_status qkc_kernel_run_grouped(qkc_context *ctx, const qkc_kernel *kernel, const qkc_matmul_args *groups,
+                                  int64_t count, const qkc_run_options *options);
+
 /* qkc_reference_matmul for specs with lora= or ascale=static: the same,
  * with the run-time operands taken from options->lora and
  * options->act_scales (options->threads is ignored; options may be NULL
@@ -715,6 +724,23 @@ qkc_status qkc_file_weights(qkc_context *ctx, const qkc_file *file, int64_t inde
  * Part of libqkc (needs the compiler). */
 qkc_status qkc_file_run(qkc_context *ctx, const qkc_file *file, int64_t index, const char *spec,
                         const qkc_matmul_args *args, const qkc_compile_options *compile, const qkc_run_options *run);
+
+/* MoE expert stacks: a 3-D GGUF tensor of PyTorch shape [E, N, K] runs as
+ * E matrices of N x K, expert e's blob the e-th weights_bytes of the
+ * tensor's data. qkc_tensor_info describes one expert (n, k,
+ * weights_bytes; shape and bytes are the whole stack's, data is expert
+ * 0's). *count (may be NULL) receives E (1 for a plain matrix); *data
+ * (may be NULL) expert `expert`'s blob in the file's memory, no copy (a
+ * plain matrix: its blob when in place, else NULL: use
+ * qkc_file_weights). qkc_file_weights and qkc_file_run refuse a stack
+ * (there is no single blob); qkc_file_run_expert runs one expert.
+ * Errors: QKC_ERR_INVALID_ARGUMENT (expert out of range), those of
+ * qkc_file_tensor for a tensor that does not run. */
+qkc_status qkc_file_expert(qkc_context *ctx, const qkc_file *file, int64_t index, int64_t expert, const void **data,
+                           int64_t *count);
+qkc_status qkc_file_run_expert(qkc_context *ctx, const qkc_file *file, int64_t index, int64_t expert,
+                               const char *spec, const qkc_matmul_args *args, const qkc_compile_options *compile,
+                               const qkc_run_options *run);
 
 /* ---------------------------------------------------------------- tuning */
 
