@@ -26,7 +26,8 @@ typedef enum qkc_import {
     QKC_IMPORT_IN_PLACE = 0, /* the blob is the tensor's own bytes (DATA at 0, nothing else) */
     QKC_IMPORT_GPTQ = 1,     /* qweight, qzeros, scales, g_idx → gptq sections */
     QKC_IMPORT_AWQ = 2,      /* qweight, qzeros, scales → awq sections */
-    QKC_IMPORT_BNB = 3       /* weight, absmax, nested_absmax, nested_quant_map → nf4_bnb */
+    QKC_IMPORT_BNB = 3,      /* weight, absmax, nested_absmax, nested_quant_map → nf4_bnb */
+    QKC_IMPORT_FP8 = 4       /* F8 weight, weight_scale or weight_scale_inv → fp8e4m3/fp8e5m2 with f32/bf16 scales */
 } qkc_import;
 
 /* Member tensors of an import, by role (indices into the table, -1 absent). */
@@ -59,6 +60,7 @@ typedef struct qkc_file_entry {
     qkc_import import;
     int gptq_v2;          /* qzeros hold zero, not zero − 1 */
     float nested_offset;  /* bnb dq */
+    int fp8_block;        /* fp8 import: B of B x B block scales (weight_scale_inv), expanded per row; 0: none */
     int shard;            /* 0: this file; s: shard s − 1 of a sharded checkpoint (offset is in that file) */
     int64_t experts;      /* runnable: E matrices of blob_bytes each, back to back (a MoE expert stack); 0 or 1: one */
 } qkc_file_entry;

@@ -1054,6 +1054,84 @@ static int ends_with(const char *s, const char *suffix, size_t *prefix_len)
     return 1;
 }
 
+/* FP8 weights as Hugging Face checkpoints store them: P.weight, F8_E4M3
+ * or F8_E5M2 [N, K], and its scale, by which it is multiplied:
+ * P.weight_scale (F32 or BF16, one value [] or [1]: per tensor; N values
+ * [N] or [N, 1]: per output channel), or P.weight_scale_inv (F32 or BF16
+ * [ceil(N/B), ceil(K/B)]: one per B x B block, B = 128 in DeepSeek-V3 and
+ * its kind; qkc expands each block's scale to its B rows, group=B along
+ * K). P.input_scale (a static activation scale) is listed as a part; qkc
+ * quantizes activations itself. */
+static qkc_status classify_fp8(qkc_file *f, int64_t hi)
+{
+    qkc_file_entry *t = &f->tensors[hi];
+    int64_t si = -1, ii = -1, N = t->shape[0], K = t->shape[1], count, idx[3];
+    const qkc_file_entry *s = member(f, t->name, "_scale", &si);
+    const char *elem = !strcmp(t->dtype, "F8_E4M3") ? "fp8e4m3" : "fp8e5m2", *sd, *w;
+    int inv = 0, block = 0;
+    qkc_status st;
+    if (!s && (s = member(f, t->name, "_scale_inv", &si)))
+        inv = 1;
+    if (!s)
+        return QKC_OK; /* no scale: the dense pass says why it does not run */
+    {
+        char prefix[1024];
+        size_t pl = strlen(t->name) - strlen(".weight");
+        snprintf(prefix, sizeof prefix, "%.*s", (int)pl, t->name);
+        member(f, prefix, ".input_scale", &ii);
+    }
+    idx[0] = hi, idx[1] = si, idx[2] = ii;
+    if ((st = mark_parts(f, hi, idx, ii >= 0 ? 3 : 2)))
+        return st;
+    if (t->n_dims != 2 || N < 1 || K < 1)
+        return qkc_file_reason(f, t, "FP8 weight of %d dimensions, not a matrix", t->n_dims);
+    if (strcmp(s->dtype, "F32") && strcmp(s->dtype, "BF16"))
+        return qkc_file_reason(f, t, "%s is %s; FP8 scales are F32 or BF16", s->name, s->dtype);
+    sd = strcmp(s->dtype, "F32") ? "bf16" : "f32";
+    count = 1;
+    for (int d = 0; d < s->n_dims; d++)
+        count *= s->shape[d];
+    if (!inv && count == 1 && s->n_dims <= 1) {
+        w = qkc_file_printf(f, "w=%s group=tensor scale=%s", elem, sd);
+    } else if (!inv && count == N && (s->n_dims == 1 || (s->n_dims == 2 && s->shape[1] == 1))) {
+        w = qkc_file_printf(f, "w=%s group=channel scale=%s", elem, sd);
+    } else if (s->n_dims == 2) {
+        /* the block size both dimensions agree on, 128 first */
+        static const int sizes[] = {128, 64, 256, 32, 512, 16};
+        for (size_t b = 0; b < sizeof sizes / sizeof sizes[0] && !block; b++)
+            if ((N + sizes[b] - 1) / sizes[b] == s->shape[0] && (K + sizes[b] - 1) / sizes[b] == s->shape[1])
+                block = sizes[b];
+        if (!block)
+            return qkc_file_reason(f, t, "%s [%lld, %lld] is no block grid of N=%lld x K=%lld", s->name,
+                                   (long long)s->shape[0], (long long)s->shape[1], (long long)N, (long long)K);
+        w = qkc_file_printf(f, "w=%s group=%d scale=%s", elem, block, sd);
+    } else {
+        return qkc_file_reason(f, t, "%s of %lld values fits neither one per tensor, one per output (N=%lld) nor "
+                               "a block grid", s->name, (long long)count, (long long)N);
+    }
+    if (!w)
+        return no_memory(f);
+    {
+        /* the weight fills DATA; stored scales fill SCALES, blocks once
+         * each of their B rows has its copy */
+        qkc_weight_layout lay;
+        const qkc_file_entry *parts[2] = {t, s};
+        const int sections[2] = {QKC_SECTION_DATA, QKC_SECTION_SCALES};
+        if ((st = qkc_file_set_matrix(f, t, N, K, w, &lay)) ||
+            (st = check_sections(f, t, &lay, parts, sections, block ? 1 : 2)))
+            return st;
+        if (t->runnable && block &&
+            lay.bytes[QKC_SECTION_SCALES] != (uint64_t)N * (uint64_t)s->shape[1] * (strcmp(sd, "f32") ? 2u : 4u))
+            return qkc_file_reason(f, t, "internal: block scales do not fill the %s scales", w);
+    }
+    if (t->runnable) {
+        t->import = QKC_IMPORT_FP8;
+        t->fp8_block = block;
+        t->member[QKC_MEMBER_QWEIGHT] = hi, t->member[QKC_MEMBER_SCALES] = si;
+    }
+    return QKC_OK;
+}
+
 static qkc_status classify(qkc_file *f, int meta_v2)
 {
     char prefix[1024];
@@ -1065,6 +1143,9 @@ static qkc_status classify(qkc_file *f, int meta_v2)
         if (ends_with(t->name, ".qweight", &pl) && pl < sizeof prefix) {
             memcpy(prefix, t->name, pl), prefix[pl] = '\0';
             if ((st = classify_qweight(f, i, prefix, meta_v2)))
+                return st;
+        } else if ((!strcmp(t->dtype, "F8_E4M3") || !strcmp(t->dtype, "F8_E5M2")) && ends_with(t->name, ".weight", &pl)) {
+            if ((st = classify_fp8(f, i)))
                 return st;
         } else if (!strcmp(t->dtype, "U8") && strlen(t->name) + 1 < sizeof prefix &&
                    (member(f, t->name, ".quant_state.bitsandbytes__nf4", &qsi) ||
@@ -1182,6 +1263,22 @@ qkc_status qkc_safetensors_import(qkc_context *ctx, const qkc_file *f, const qkc
                 }
         }
         break;
+    case QKC_IMPORT_FP8: {
+        /* per tensor or channel: the scales as stored; B x B blocks: each
+         * block's scale for each of its B rows */
+        const qkc_file_entry *s = &f->tensors[t->member[QKC_MEMBER_SCALES]];
+        if (!t->fp8_block) {
+            copy_member(f, t, lay, QKC_MEMBER_SCALES, dst, QKC_SECTION_SCALES);
+        } else {
+            const uint8_t *src = qkc_file_tensor_data(f, s);
+            size_t es = strcmp(s->dtype, "F32") ? 2 : 4;
+            int64_t G = s->shape[1];
+            uint8_t *out = dst + lay->offset[QKC_SECTION_SCALES];
+            for (int64_t n = 0; n < t->n; n++)
+                memcpy(out + (size_t)(n * G) * es, src + (size_t)((n / t->fp8_block) * G) * es, (size_t)G * es);
+        }
+        break;
+    }
     case QKC_IMPORT_BNB:
         copy_member(f, t, lay, QKC_MEMBER_SCALES, dst, QKC_SECTION_SCALES);
         if (format.flags & QKC_FORMAT_DQ) {

@@ -214,6 +214,35 @@ static void test_safetensors_importers(void **state)
         run_fixture(ctx, &fx, "kernel|nf4-dq", 0);
         qkc_fixture_free(&fx);
     }
+    if (qkc_case_selected("kernel|fp8-block")) {
+        /* DeepSeek-V3's FP8 form: E4M3 codes, F32 scales per 128 x 128
+         * block, N and K off the block */
+        enum { N = 200, K = 300 };
+        static uint8_t codes[N * K];
+        static float scales[2 * 3];
+        int64_t ws[2] = {N, K}, ss[2] = {2, 3}, index;
+        qkc_rng r = qkc_rng_from_name("kernel|fp8-block");
+        qkc_st_writer sw;
+        qkc_bytes out = {0};
+        qkc_file *file = NULL;
+        for (int i = 0; i < N * K; i++) {
+            codes[i] = (uint8_t)(qkc_rng_u64(&r) >> 24);
+            if ((codes[i] & 0x7f) == 0x7f)
+                codes[i] ^= 0x40; /* not NaN */
+        }
+        for (int i = 0; i < 6; i++)
+            scales[i] = qkc_rng_uniform(&r, 1e-3f, 2e-3f);
+        qkc_st_init(&sw);
+        assert_int_equal(qkc_st_add(&sw, "l.gate.weight", "F8_E4M3", 2, ws, codes, sizeof codes), 0);
+        assert_int_equal(qkc_st_add(&sw, "l.gate.weight_scale_inv", "F32", 2, ss, scales, sizeof scales), 0);
+        assert_int_equal(qkc_st_finish(&sw, &out), 0);
+        assert_int_equal(qkc_file_open_memory(ctx, out.data, out.len, NULL, &file), QKC_OK);
+        assert_int_equal(qkc_file_find(ctx, file, "l.gate", &index), QKC_OK);
+        check_run(ctx, file, index, "kernel|fp8-block", 7);
+        check_run(ctx, file, index, "kernel|fp8-block", 40);
+        qkc_file_close(file);
+        qkc_bytes_free(&out);
+    }
     qkc_context_destroy(ctx);
 }
 

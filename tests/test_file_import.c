@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "ir/dtype.h"
 #include "qkc/qkc.h"
 #include "util/file_fixtures.h"
 #include "util/testutil.h"
@@ -499,12 +500,134 @@ static void test_sharded_malformed(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* FP8 weights with their scales as Hugging Face checkpoints store them:
+ * per tensor, per output channel, and DeepSeek-V3's 128 x 128 blocks
+ * (weight_scale_inv, N and K off the block): the imported blob dequantizes
+ * to decode(code) x scale in f32 exactly. */
+static void test_fp8(void **state)
+{
+    static const struct {
+        const char *dtype, *scale_name, *scale_dtype, *weights;
+        int64_t n, k, s0, s1;
+        int s_dims;
+    } cases[] = {
+        {"F8_E4M3", "weight_scale", "F32", "w=fp8e4m3 group=tensor scale=f32", 40, 96, 1, 0, 1},
+        {"F8_E4M3", "weight_scale", "F32", "w=fp8e4m3 group=tensor scale=f32", 40, 96, 0, 0, 0},
+        {"F8_E5M2", "weight_scale", "BF16", "w=fp8e5m2 group=channel scale=bf16", 40, 96, 40, 1, 2},
+        {"F8_E4M3", "weight_scale", "F32", "w=fp8e4m3 group=channel scale=f32", 40, 96, 40, 0, 1},
+        {"F8_E4M3", "weight_scale_inv", "F32", "w=fp8e4m3 group=128 scale=f32", 200, 300, 2, 3, 2},
+        {"F8_E4M3", "weight_scale_inv", "BF16", "w=fp8e4m3 group=128 scale=bf16", 128, 256, 1, 2, 2},
+        /* refused, with the reason */
+        {"F8_E4M3", "weight_scale_inv", "F32", "is no block grid", 200, 300, 3, 3, 2},
+        {"F8_E4M3", "weight_scale", "I32", "FP8 scales are F32 or BF16", 40, 96, 1, 0, 1},
+        {"F8_E4M3", "weight_scale", "F32", "fits neither", 40, 96, 7, 0, 1},
+    };
+    qkc_context *ctx;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t n = cases[c].n, k = cases[c].k;
+        int e5 = !strcmp(cases[c].dtype, "F8_E5M2"), bf = !strcmp(cases[c].scale_dtype, "BF16");
+        int64_t ns = cases[c].s_dims == 0 ? 1 : cases[c].s0 * (cases[c].s_dims == 2 ? cases[c].s1 : 1);
+        int64_t wshape[2] = {n, k}, sshape[2] = {cases[c].s0, cases[c].s1}, one = 1, index;
+        size_t es = bf ? 2 : 4;
+        uint8_t *codes = malloc((size_t)(n * k)), *scales = malloc((size_t)ns * es);
+        float in_scale = 0.5f, *w;
+        char sname[96];
+        qkc_st_writer sw;
+        qkc_bytes out = {0};
+        qkc_file *file = NULL;
+        qkc_tensor_info ti;
+        qkc_rng r = qkc_rng_from_name(cases[c].weights);
+        assert_true(codes && scales);
+        for (int64_t i = 0; i < n * k; i++) {
+            uint8_t v = (uint8_t)(qkc_rng_u64(&r) >> 24);
+            /* finite codes: E4M3 NaN is S.1111.111, E5M2 NaN/Inf S.11111.xx */
+            if (e5 ? (v & 0x7c) == 0x7c : (v & 0x7f) == 0x7f)
+                v ^= 0x40;
+            codes[i] = v;
+        }
+        for (int64_t i = 0; i < ns; i++) {
+            float s = 0.001f + (float)qkc_rng_below(&r, 1000) * 1e-5f;
+            if (bf) {
+                uint16_t h = (uint16_t)(qkc_f32_bits(s) >> 16);
+                memcpy(scales + i * 2, &h, 2);
+            } else {
+                memcpy(scales + i * 4, &s, 4);
+            }
+        }
+        qkc_st_init(&sw);
+        assert_int_equal(qkc_st_add(&sw, "model.layers.1.mlp.gate_proj.weight", cases[c].dtype, 2, wshape, codes,
+                                    (size_t)(n * k)),
+                         0);
+        snprintf(sname, sizeof sname, "model.layers.1.mlp.gate_proj.%s", cases[c].scale_name);
+        assert_int_equal(qkc_st_add(&sw, sname, cases[c].scale_dtype, cases[c].s_dims, sshape, scales, (size_t)ns * es),
+                         0);
+        assert_int_equal(qkc_st_add(&sw, "model.layers.1.mlp.gate_proj.input_scale", "F32", 0, &one, &in_scale, 4),
+                         0);
+        assert_int_equal(qkc_st_finish(&sw, &out), 0);
+        if (qkc_file_open_memory(ctx, out.data, out.len, NULL, &file) != QKC_OK)
+            fail_msg("case %zu: %s", c, qkc_context_last_error(ctx));
+        assert_int_equal(qkc_file_find(ctx, file, "model.layers.1.mlp.gate_proj", &index), QKC_OK);
+        assert_int_equal(qkc_file_tensor(file, index, &ti), QKC_OK);
+        if (strncmp(cases[c].weights, "w=", 2)) {
+            if (ti.runnable || !strstr(ti.unsupported, cases[c].weights))
+                fail_msg("case %zu: runnable %d, '%s', expected the reason '%s'", c, ti.runnable, ti.unsupported,
+                         cases[c].weights);
+        } else {
+            qkc_spec *spec = NULL;
+            void *blob;
+            int64_t pi;
+            qkc_tensor_info part;
+            if (!ti.runnable || strcmp(ti.weights, cases[c].weights))
+                fail_msg("case %zu: '%s' (%s), expected %s", c, ti.weights, ti.unsupported, cases[c].weights);
+            assert_false(ti.in_place);
+            assert_int_equal(qkc_file_find(ctx, file, "model.layers.1.mlp.gate_proj.input_scale", &pi), QKC_OK);
+            assert_int_equal(qkc_file_tensor(file, pi, &part), QKC_OK);
+            assert_non_null(strstr(part.unsupported, "part of model.layers.1.mlp.gate_proj.weight"));
+            blob = malloc(ti.weights_bytes);
+            w = malloc((size_t)(n * k) * sizeof *w);
+            assert_true(blob && w);
+            assert_int_equal(qkc_file_weights(ctx, file, index, blob, ti.weights_bytes), QKC_OK);
+            assert_int_equal(qkc_file_spec(ctx, file, index, NULL, &spec), QKC_OK);
+            assert_int_equal(qkc_dequantize(ctx, spec, blob, ti.weights_bytes, w, k), QKC_OK);
+            for (int64_t row = 0; row < n; row++)
+                for (int64_t col = 0; col < k; col++) {
+                    int64_t si = cases[c].s_dims == 2 && cases[c].s1 > 1 ? (row / 128) * cases[c].s1 + col / 128
+                                 : ns == 1                               ? 0
+                                                                         : row;
+                    float s, want;
+                    if (bf) {
+                        uint16_t h;
+                        memcpy(&h, scales + si * 2, 2);
+                        s = qkc_bf16_to_f32(h);
+                    } else {
+                        memcpy(&s, scales + si * 4, 4);
+                    }
+                    want = qkc_dtype_decode(e5 ? QKC_DTYPE_FP8E5M2 : QKC_DTYPE_FP8E4M3, codes[row * k + col]) * s;
+                    if (memcmp(&want, &w[row * k + col], 4))
+                        fail_msg("case %zu: W[%lld][%lld] = %.9g, decode x scale = %.9g", c, (long long)row,
+                                 (long long)col, (double)w[row * k + col], (double)want);
+                }
+            free(blob);
+            free(w);
+            qkc_spec_destroy(spec);
+        }
+        qkc_file_close(file);
+        qkc_bytes_free(&out);
+        free(codes);
+        free(scales);
+    }
+    qkc_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gptq), cmocka_unit_test(test_gptq_v2_zero), cmocka_unit_test(test_awq),
         cmocka_unit_test(test_bnb),  cmocka_unit_test(test_dense), cmocka_unit_test(test_module_that_does_not_run),
         cmocka_unit_test(test_sharded), cmocka_unit_test(test_sharded_malformed),
+        cmocka_unit_test(test_fp8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
