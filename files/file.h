@@ -27,7 +27,8 @@ typedef enum qkc_import {
     QKC_IMPORT_GPTQ = 1,     /* qweight, qzeros, scales, g_idx → gptq sections */
     QKC_IMPORT_AWQ = 2,      /* qweight, qzeros, scales → awq sections */
     QKC_IMPORT_BNB = 3,      /* weight, absmax, nested_absmax, nested_quant_map → nf4_bnb */
-    QKC_IMPORT_FP8 = 4       /* F8 weight, weight_scale or weight_scale_inv → fp8e4m3/fp8e5m2 with f32/bf16 scales */
+    QKC_IMPORT_FP8 = 4,      /* F8 weight, weight_scale or weight_scale_inv → fp8e4m3/fp8e5m2 with f32/bf16 scales */
+    QKC_IMPORT_CT = 5        /* compressed-tensors pack-quantized: weight_packed, weight_scale, weight_zero_point → intB / uintB zero=int */
 } qkc_import;
 
 /* Member tensors of an import, by role (indices into the table, -1 absent). */

@@ -1054,6 +1054,86 @@ static int ends_with(const char *s, const char *suffix, size_t *prefix_len)
     return 1;
 }
 
+/* compressed-tensors "pack-quantized" (vLLM's llm-compressor): P.weight_packed
+ * I32 [N, ceil(K/f)] holding f = 32/b codes of b = 4 or 8 bits per word,
+ * element k at bits b·(k mod f) of word k/f, stored as q + 2^(b-1);
+ * P.weight_shape [2] = N, K; P.weight_scale [N, G] (G groups of K/G, or one
+ * per output) in F32/F16/BF16; without P.weight_zero_point the weight is
+ * q·s (symmetric: qkc's signed intB), with it (q − zp)·s, zp packed the
+ * same way along N ([ceil(N/f), G]): qkc's uintB with zero=int on the
+ * stored codes, whose offsets cancel. P.weight_g_idx (activation order) is
+ * not imported. */
+static qkc_status classify_ct(qkc_file *f, int64_t hi, const char *prefix)
+{
+    qkc_file_entry *t = &f->tensors[hi];
+    int64_t shi = -1, si = -1, zi = -1, gi = -1, N, K, G, bits = 0, group, idx[5];
+    const qkc_file_entry *shp = member(f, prefix, ".weight_shape", &shi), *s = member(f, prefix, ".weight_scale", &si),
+                         *z = member(f, prefix, ".weight_zero_point", &zi), *g = member(f, prefix, ".weight_g_idx", &gi);
+    const char *sd, *w;
+    qkc_status st;
+    idx[0] = hi, idx[1] = shi, idx[2] = si, idx[3] = zi, idx[4] = gi;
+    if ((st = mark_parts(f, hi, idx, 5)))
+        return st;
+    if (!shp || !s)
+        return qkc_file_reason(f, t, "pack-quantized weight without %s.weight_%s", prefix, shp ? "scale" : "shape");
+    if (g)
+        return qkc_file_reason(f, t, "%.100s.weight_g_idx: activation order is not imported yet", prefix);
+    if (strcmp(t->dtype, "I32") || t->n_dims != 2 || !sane(t) || shp->n_dims != 1 || shp->shape[0] != 2 ||
+        (strcmp(shp->dtype, "I32") && strcmp(shp->dtype, "I64")))
+        return qkc_file_reason(f, t, "weight_packed must be I32 [N, K/f] and weight_shape I32 or I64 [2]");
+    {
+        const uint8_t *p = qkc_file_tensor_data(f, shp);
+        int wide = !strcmp(shp->dtype, "I64");
+        N = wide ? (int64_t)(qkc_rd32(p) | (uint64_t)qkc_rd32(p + 4) << 32) : (int32_t)qkc_rd32(p);
+        K = wide ? (int64_t)(qkc_rd32(p + 8) | (uint64_t)qkc_rd32(p + 12) << 32) : (int32_t)qkc_rd32(p + 4);
+    }
+    if (N != t->shape[0] || K < 1 || K > ((int64_t)1 << 40))
+        return qkc_file_reason(f, t, "weight_shape [%lld, %lld] does not match weight_packed [%lld, %lld]",
+                               (long long)N, (long long)K, (long long)t->shape[0], (long long)t->shape[1]);
+    if ((K + 7) / 8 == t->shape[1])
+        bits = 4;
+    else if ((K + 3) / 4 == t->shape[1])
+        bits = 8;
+    else
+        return qkc_file_reason(f, t, "weight_packed has %lld words a row: K=%lld in neither 4- nor 8-bit codes",
+                               (long long)t->shape[1], (long long)K);
+    if ((strcmp(s->dtype, "F32") && strcmp(s->dtype, "F16") && strcmp(s->dtype, "BF16")) || s->n_dims != 2 ||
+        s->shape[0] != N || s->shape[1] < 1 || s->shape[1] > K)
+        return qkc_file_reason(f, t, "weight_scale must be F32, F16 or BF16 [N=%lld, groups]", (long long)N);
+    G = s->shape[1];
+    group = K / G;
+    if (G > 1 && K % G)
+        return qkc_file_reason(f, t, "%lld scale columns divide K=%lld in no group size", (long long)G, (long long)K);
+    if (z && (strcmp(z->dtype, "I32") || z->n_dims != 2 || z->shape[0] != (N + 32 / bits - 1) / (32 / bits) ||
+              z->shape[1] != G))
+        return qkc_file_reason(f, t, "weight_zero_point must be I32 [%lld, %lld] (packed along N)",
+                               (long long)((N + 32 / bits - 1) / (32 / bits)), (long long)G);
+    sd = !strcmp(s->dtype, "F32") ? "f32" : !strcmp(s->dtype, "F16") ? "f16" : "bf16";
+    if (G == 1)
+        w = qkc_file_printf(f, "w=%sint%lld group=channel scale=%s%s", z ? "u" : "", (long long)bits, sd,
+                            z ? " zero=int" : "");
+    else
+        w = qkc_file_printf(f, "w=%sint%lld group=%lld scale=%s%s", z ? "u" : "", (long long)bits, (long long)group,
+                            sd, z ? " zero=int" : "");
+    if (!w)
+        return no_memory(f);
+    {
+        qkc_weight_layout lay;
+        const qkc_file_entry *parts[1] = {s};
+        const int sections[1] = {QKC_SECTION_SCALES};
+        if ((st = qkc_file_set_matrix(f, t, N, K, w, &lay)) || (st = check_sections(f, t, &lay, parts, sections, 1)))
+            return st;
+        if (t->runnable && (lay.bytes[QKC_SECTION_DATA] != (uint64_t)N * (uint64_t)((K * bits + 7) / 8) ||
+                            (z && lay.bytes[QKC_SECTION_ZEROS] != (uint64_t)N * (uint64_t)G)))
+            return qkc_file_reason(f, t, "internal: the %s sections are not as imported", w);
+    }
+    if (t->runnable) {
+        t->import = QKC_IMPORT_CT;
+        t->member[QKC_MEMBER_QWEIGHT] = hi, t->member[QKC_MEMBER_SCALES] = si, t->member[QKC_MEMBER_QZEROS] = zi;
+    }
+    return QKC_OK;
+}
+
 /* FP8 weights as Hugging Face checkpoints store them: P.weight, F8_E4M3
  * or F8_E5M2 [N, K], and its scale, by which it is multiplied:
  * P.weight_scale (F32 or BF16, one value [] or [1]: per tensor; N values
@@ -1143,6 +1223,10 @@ static qkc_status classify(qkc_file *f, int meta_v2)
         if (ends_with(t->name, ".qweight", &pl) && pl < sizeof prefix) {
             memcpy(prefix, t->name, pl), prefix[pl] = '\0';
             if ((st = classify_qweight(f, i, prefix, meta_v2)))
+                return st;
+        } else if (ends_with(t->name, ".weight_packed", &pl) && pl < sizeof prefix) {
+            memcpy(prefix, t->name, pl), prefix[pl] = '\0';
+            if ((st = classify_ct(f, i, prefix)))
                 return st;
         } else if ((!strcmp(t->dtype, "F8_E4M3") || !strcmp(t->dtype, "F8_E5M2")) && ends_with(t->name, ".weight", &pl)) {
             if ((st = classify_fp8(f, i)))
@@ -1263,6 +1347,36 @@ qkc_status qkc_safetensors_import(qkc_context *ctx, const qkc_file *f, const qkc
                 }
         }
         break;
+    case QKC_IMPORT_CT: {
+        /* rows of codes without the words' padding; symmetric codes
+         * made two's complement (the stored q + 2^(b-1) with its top bit
+         * flipped); zero points unpacked to a byte each */
+        const qkc_dtype_desc *dd = qkc_dtype_get(format.dtype);
+        const qkc_file_entry *q = &f->tensors[t->member[QKC_MEMBER_QWEIGHT]];
+        const uint8_t *src = qkc_file_tensor_data(f, q);
+        int bits = dd->bits, pf = 32 / bits;
+        size_t row = (size_t)((t->k * bits + 7) / 8), words = (size_t)q->shape[1] * 4;
+        uint8_t flip = t->member[QKC_MEMBER_QZEROS] >= 0 ? 0 : bits == 4 ? 0x88 : 0x80;
+        uint8_t *out = dst + lay->offset[QKC_SECTION_DATA];
+        for (int64_t n = 0; n < t->n; n++)
+            for (size_t j = 0; j < row; j++)
+                out[(size_t)n * row + j] = (uint8_t)(src[(size_t)n * words + j] ^ flip);
+        if ((t->k * bits) % 8)
+            for (int64_t n = 0; n < t->n; n++) /* the last byte's unused nibble */
+                out[(size_t)n * row + row - 1] &= 0x0f;
+        if (t->member[QKC_MEMBER_QZEROS] >= 0) {
+            const qkc_file_entry *z = &f->tensors[t->member[QKC_MEMBER_QZEROS]];
+            const uint8_t *zs = qkc_file_tensor_data(f, z);
+            int64_t G = z->shape[1];
+            uint8_t *zo = dst + lay->offset[QKC_SECTION_ZEROS];
+            for (int64_t n = 0; n < t->n; n++)
+                for (int64_t g = 0; g < G; g++)
+                    zo[n * G + g] = (uint8_t)((qkc_rd32(zs + (size_t)((n / pf) * G + g) * 4) >> (bits * (n % pf))) &
+                                              ((1u << bits) - 1));
+        }
+        copy_member(f, t, lay, QKC_MEMBER_SCALES, dst, QKC_SECTION_SCALES);
+        break;
+    }
     case QKC_IMPORT_FP8: {
         /* per tensor or channel: the scales as stored; B x B blocks: each
          * block's scale for each of its B rows */

@@ -621,6 +621,99 @@ static void test_fp8(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* compressed-tensors pack-quantized checkpoints, packed here by the
+ * format's published rules (codes q + 2^(b-1), f = 32/b to an int32 word,
+ * element k at bits b·(k mod f) of word k/f, rows padded to whole words;
+ * zero points packed along N): the import dequantizes to (q − zp)·s in f32
+ * exactly, symmetric or not, 4 and 8 bits, group and channel scales, K off
+ * the word. */
+static void test_compressed_tensors(void **state)
+{
+    static const struct {
+        int bits, zp;
+        int64_t n, k, groups;
+        const char *sdtype, *weights;
+    } cases[] = {
+        {4, 0, 40, 256, 2, "BF16", "w=int4 group=128 scale=bf16"},
+        {4, 1, 37, 300, 3, "F16", "w=uint4 group=100 scale=f16 zero=int"},
+        {8, 0, 24, 130, 1, "F32", "w=int8 group=channel scale=f32"},
+        {8, 1, 9, 64, 2, "BF16", "w=uint8 group=32 scale=bf16 zero=int"},
+    };
+    qkc_context *ctx;
+    (void)state;
+    assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int bits = cases[c].bits, pf = 32 / bits, off = 1 << (bits - 1);
+        const int64_t n = cases[c].n, k = cases[c].k, G = cases[c].groups, words = (k + pf - 1) / pf;
+        const int64_t zrows = (n + pf - 1) / pf;
+        int8_t *q = malloc((size_t)(n * k)), *zp = malloc((size_t)(n * G));
+        uint32_t *packed = calloc((size_t)(n * words), 4), *zpacked = calloc((size_t)(zrows * G), 4);
+        float *s = malloc((size_t)(n * G) * sizeof *s), *w;
+        uint16_t *s16 = malloc((size_t)(n * G) * 2);
+        int32_t shape[2] = {(int32_t)n, (int32_t)k};
+        int64_t pshape[2] = {n, words}, sshape[2] = {n, G}, zshape[2] = {zrows, G}, two = 2, index;
+        int f16 = !strcmp(cases[c].sdtype, "F16"), bf = !strcmp(cases[c].sdtype, "BF16");
+        qkc_rng r = qkc_rng_from_name(cases[c].weights);
+        qkc_st_writer sw;
+        qkc_bytes out = {0};
+        qkc_file *file = NULL;
+        qkc_tensor_info ti;
+        qkc_spec *spec = NULL;
+        void *blob;
+        assert_true(q && zp && packed && zpacked && s && s16);
+        for (int64_t i = 0; i < n * k; i++) {
+            q[i] = (int8_t)((int)qkc_rng_below(&r, (uint64_t)(2 * off)) - off);
+            packed[(i / k) * words + (i % k) / pf] |= (uint32_t)(q[i] + off) << (bits * ((i % k) % pf));
+        }
+        for (int64_t i = 0; i < n * G; i++) {
+            float v = qkc_rng_uniform(&r, 0.001f, 0.02f);
+            zp[i] = cases[c].zp ? (int8_t)((int)qkc_rng_below(&r, (uint64_t)(2 * off)) - off) : 0;
+            zpacked[(i / G / pf) * G + i % G] |= (uint32_t)(zp[i] + off) << (bits * ((i / G) % pf));
+            s16[i] = f16 ? qkc_f32_to_f16(v) : (uint16_t)(qkc_f32_bits(v) >> 16);
+            s[i] = f16 ? qkc_f16_to_f32(s16[i]) : bf ? qkc_bf16_to_f32(s16[i]) : v;
+        }
+        qkc_st_init(&sw);
+        assert_int_equal(qkc_st_add(&sw, "model.layers.2.self_attn.o_proj.weight_packed", "I32", 2, pshape, packed,
+                                    (size_t)(n * words) * 4),
+                         0);
+        assert_int_equal(qkc_st_add(&sw, "model.layers.2.self_attn.o_proj.weight_scale", cases[c].sdtype, 2, sshape,
+                                    f16 || bf ? (const void *)s16 : (const void *)s,
+                                    (size_t)(n * G) * (f16 || bf ? 2 : 4)),
+                         0);
+        assert_int_equal(qkc_st_add(&sw, "model.layers.2.self_attn.o_proj.weight_shape", "I32", 1, &two, shape, 8), 0);
+        if (cases[c].zp)
+            assert_int_equal(qkc_st_add(&sw, "model.layers.2.self_attn.o_proj.weight_zero_point", "I32", 2, zshape,
+                                        zpacked, (size_t)(zrows * G) * 4),
+                             0);
+        assert_int_equal(qkc_st_finish(&sw, &out), 0);
+        assert_int_equal(qkc_file_open_memory(ctx, out.data, out.len, NULL, &file), QKC_OK);
+        assert_int_equal(qkc_file_find(ctx, file, "model.layers.2.self_attn.o_proj.weight_packed", &index), QKC_OK);
+        assert_int_equal(qkc_file_tensor(file, index, &ti), QKC_OK);
+        if (!ti.runnable || strcmp(ti.weights, cases[c].weights))
+            fail_msg("case %zu: '%s' (%s), expected %s", c, ti.weights, ti.unsupported, cases[c].weights);
+        assert_int_equal(ti.n, n);
+        assert_int_equal(ti.k, k);
+        blob = malloc(ti.weights_bytes);
+        w = malloc((size_t)(n * k) * sizeof *w);
+        assert_true(blob && w);
+        assert_int_equal(qkc_file_weights(ctx, file, index, blob, ti.weights_bytes), QKC_OK);
+        assert_int_equal(qkc_file_spec(ctx, file, index, NULL, &spec), QKC_OK);
+        assert_int_equal(qkc_dequantize(ctx, spec, blob, ti.weights_bytes, w, k), QKC_OK);
+        for (int64_t i = 0; i < n * k; i++) {
+            int64_t g = (i % k) / (k / G);
+            float want = (float)(q[i] - zp[(i / k) * G + g]) * s[(i / k) * G + g];
+            if (memcmp(&want, &w[i], 4))
+                fail_msg("case %zu: W[%lld][%lld] = %.9g, (q - zp)·s = %.9g", c, (long long)(i / k),
+                         (long long)(i % k), (double)w[i], (double)want);
+        }
+        free(blob), free(w), free(q), free(zp), free(packed), free(zpacked), free(s), free(s16);
+        qkc_spec_destroy(spec);
+        qkc_file_close(file);
+        qkc_bytes_free(&out);
+    }
+    qkc_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -628,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_bnb),  cmocka_unit_test(test_dense), cmocka_unit_test(test_module_that_does_not_run),
         cmocka_unit_test(test_sharded), cmocka_unit_test(test_sharded_malformed),
         cmocka_unit_test(test_fp8),
+        cmocka_unit_test(test_compressed_tensors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
