@@ -153,7 +153,24 @@ void qkc_fuzz_check_file(qkc_context *ctx, const qkc_file *file, const uint8_t *
             qkc_status st;
             if (!blob || !w)
                 qkc_fuzz_bug("out of memory");
-            st = qkc_file_weights(ctx, file, i, blob, t.weights_bytes);
+            int64_t experts = 1;
+            if (qkc_file_expert(ctx, file, i, 0, NULL, &experts) != QKC_OK)
+                qkc_fuzz_bug("tensor '%s': no expert count: %s", t.name, qkc_context_last_error(ctx));
+            if (experts > 1) {
+                /* a MoE expert stack: no single blob; the last expert's,
+                 * in place, inside the tensor */
+                const void *ed = NULL;
+                if (qkc_file_weights(ctx, file, i, blob, t.weights_bytes) != QKC_ERR_INVALID_ARGUMENT)
+                    qkc_fuzz_bug("tensor '%s': a stack of %lld experts gives one blob", t.name, (long long)experts);
+                if (qkc_file_expert(ctx, file, i, experts - 1, &ed, NULL) != QKC_OK || !ed ||
+                    (const uint8_t *)ed < (const uint8_t *)t.data ||
+                    (size_t)((const uint8_t *)ed - (const uint8_t *)t.data) + t.weights_bytes > t.bytes)
+                    qkc_fuzz_bug("tensor '%s': expert %lld is not inside the tensor", t.name, (long long)experts - 1);
+                memcpy(blob, ed, t.weights_bytes);
+                st = QKC_OK;
+            } else {
+                st = qkc_file_weights(ctx, file, i, blob, t.weights_bytes);
+            }
             /* a GPTQ v2 zero of 0 is the one documented refusal of an import */
             if (st != QKC_OK && st != QKC_ERR_UNSUPPORTED)
                 qkc_fuzz_bug("tensor '%s': import failed: %s", t.name, qkc_context_last_error(ctx));

@@ -134,6 +134,7 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
     qkc_run_options ro = {.struct_size = sizeof ro, .threads = 1};
     size_t pbytes = 0;
     qkc_status st, dq;
+    int64_t experts = 1;
     void *blob, *packed = NULL;
     float *w, *a, *c, *ref, *c2, *bias;
     uint16_t *a16 = NULL;
@@ -151,7 +152,20 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
         qkc_fuzz_bug("out of memory");
     if (!blob || !w || !a || !c || !c2 || !ref || !bias)
         qkc_fuzz_bug("out of memory");
-    st = qkc_file_weights(ctx, file, index, blob, t->weights_bytes);
+    /* a MoE expert stack: its last expert, in place */
+    if (qkc_file_expert(ctx, file, index, 0, NULL, &experts) != QKC_OK)
+        qkc_fuzz_bug("tensor '%s': no expert count: %s", t->name, qkc_context_last_error(ctx));
+    if (experts > 1) {
+        const void *ed = NULL;
+        if (qkc_file_weights(ctx, file, index, blob, t->weights_bytes) != QKC_ERR_INVALID_ARGUMENT)
+            qkc_fuzz_bug("tensor '%s': a stack of %lld experts gives one blob", t->name, (long long)experts);
+        if (qkc_file_expert(ctx, file, index, experts - 1, &ed, NULL) != QKC_OK || !ed)
+            qkc_fuzz_bug("tensor '%s': expert %lld: %s", t->name, (long long)experts - 1, qkc_context_last_error(ctx));
+        memcpy(blob, ed, t->weights_bytes);
+        st = QKC_OK;
+    } else {
+        st = qkc_file_weights(ctx, file, index, blob, t->weights_bytes);
+    }
     if (st == QKC_ERR_UNSUPPORTED)
         goto done; /* the GPTQ v2 zero of 0 */
     if (st != QKC_OK)
@@ -200,7 +214,8 @@ static void run_tensor(const qkc_file *file, int64_t index, const tensor_run *r)
                          qkc_context_last_error(ctx));
         compare(r, qkc_tol_kernel_for(r->compute, "f32"), m, a, w, b, c, ref);
         /* the one-call path: the same kernel on the same weights */
-        if (qkc_file_run(ctx, file, index, r->text, &af, &co, &ro) != QKC_OK)
+        if ((experts > 1 ? qkc_file_run_expert(ctx, file, index, experts - 1, r->text, &af, &co, &ro)
+                         : qkc_file_run(ctx, file, index, r->text, &af, &co, &ro)) != QKC_OK)
             qkc_fuzz_bug("%s: qkc_file_run failed: %s", r->text, qkc_context_last_error(ctx));
         if (memcmp(c, c2, (size_t)(m * n) * sizeof *c))
             qkc_fuzz_bug("%s on %s, m=%lld: qkc_file_run gives other bits than pack and run", r->text, r->target,

@@ -307,6 +307,11 @@ static void gguf_seeds(qkc_context *ctx)
         qkc_gguf_kv_str(&w, "general.architecture", "llama");
         qkc_gguf_kv_u32(&w, "general.alignment", 32);
         qkc_gguf_add_tensor(&w, "blk.0.attn_q.weight", cases[i].ggml_type, 2, dims, blob, bytes);
+        if (!strcmp(cases[i].name, "Q4_0") || !strcmp(cases[i].name, "MXFP4")) {
+            /* and the same rows as a stack of 2 experts of 2 rows (MoE) */
+            uint64_t d3[3] = {(uint64_t)k, 2, 2};
+            qkc_gguf_add_tensor(&w, "blk.0.ffn_up_exps.weight", cases[i].ggml_type, 3, d3, blob, bytes);
+        }
         if (qkc_gguf_finish(&w, &out) == 0) {
             snprintf(name, sizeof name, "gguf-%s", cases[i].name);
             for (char *p = name; *p; p++)
