@@ -469,6 +469,16 @@ int qkc_cmd_bench(int argc, char **argv)
             printf("qkc bench: %s\n", canon);
             printf("kernel: target %s (%s), schedule %s\n        layout %s\n        compute %s\n", kinfo.target,
                    kinfo.features, kinfo.schedule, kinfo.layout, qkc_describe_compute(spec, kern, what, sizeof what));
+            /* the M values on the other side of 32 rows run a schedule of
+             * their own (qkc_kernel_query_m) */
+            for (int mi = 0; mi < nm; mi++) {
+                qkc_kernel_info mk;
+                if (!info.m && qkc_kernel_query_m(ctx, kern, ms[mi], &mk) == QKC_OK &&
+                    strcmp(mk.schedule, kinfo.schedule)) {
+                    printf("        M %s 32: schedule %s\n", ms[mi] >= 32 ? ">=" : "<", mk.schedule);
+                    break;
+                }
+            }
             printf("weights: %zu bytes (%.3f bits/weight), packed %zu; %s\n", info.weight_bytes,
                    info.bits_per_weight, pbytes, cold ? "cold: rotating over >= 1 GiB of copies" : "hot: one copy");
             printf("compile: %.2f ms cold, %.3f us in-memory hit, %s us disk hit (fresh process; JIT start "
