@@ -500,6 +500,25 @@ static void test_sharded_malformed(void **state)
     qkc_context_destroy(ctx);
 }
 
+/* Tensor `index` imported and dequantized: W[n][k], malloc'd. */
+static float *import_dequantized(qkc_context *ctx, qkc_file *file, int64_t index)
+{
+    qkc_tensor_info ti;
+    qkc_spec *spec = NULL;
+    void *blob;
+    float *w;
+    assert_int_equal(qkc_file_tensor(file, index, &ti), QKC_OK);
+    blob = malloc(ti.weights_bytes);
+    w = malloc((size_t)(ti.n * ti.k) * sizeof *w);
+    assert_true(blob && w);
+    assert_int_equal(qkc_file_weights(ctx, file, index, blob, ti.weights_bytes), QKC_OK);
+    assert_int_equal(qkc_file_spec(ctx, file, index, NULL, &spec), QKC_OK);
+    assert_int_equal(qkc_dequantize(ctx, spec, blob, ti.weights_bytes, w, ti.k), QKC_OK);
+    qkc_spec_destroy(spec);
+    free(blob);
+    return w;
+}
+
 /* FP8 weights with their scales as Hugging Face checkpoints store them:
  * per tensor, per output channel, and DeepSeek-V3's 128 x 128 blocks
  * (weight_scale_inv, N and K off the block): the imported blob dequantizes
@@ -575,8 +594,6 @@ static void test_fp8(void **state)
                 fail_msg("case %zu: runnable %d, '%s', expected the reason '%s'", c, ti.runnable, ti.unsupported,
                          cases[c].weights);
         } else {
-            qkc_spec *spec = NULL;
-            void *blob;
             int64_t pi;
             qkc_tensor_info part;
             if (!ti.runnable || strcmp(ti.weights, cases[c].weights))
@@ -585,12 +602,7 @@ static void test_fp8(void **state)
             assert_int_equal(qkc_file_find(ctx, file, "model.layers.1.mlp.gate_proj.input_scale", &pi), QKC_OK);
             assert_int_equal(qkc_file_tensor(file, pi, &part), QKC_OK);
             assert_non_null(strstr(part.unsupported, "part of model.layers.1.mlp.gate_proj.weight"));
-            blob = malloc(ti.weights_bytes);
-            w = malloc((size_t)(n * k) * sizeof *w);
-            assert_true(blob && w);
-            assert_int_equal(qkc_file_weights(ctx, file, index, blob, ti.weights_bytes), QKC_OK);
-            assert_int_equal(qkc_file_spec(ctx, file, index, NULL, &spec), QKC_OK);
-            assert_int_equal(qkc_dequantize(ctx, spec, blob, ti.weights_bytes, w, k), QKC_OK);
+            w = import_dequantized(ctx, file, index);
             for (int64_t row = 0; row < n; row++)
                 for (int64_t col = 0; col < k; col++) {
                     int64_t si = cases[c].s_dims == 2 && cases[c].s1 > 1 ? (row / 128) * cases[c].s1 + col / 128
@@ -609,9 +621,7 @@ static void test_fp8(void **state)
                         fail_msg("case %zu: W[%lld][%lld] = %.9g, decode x scale = %.9g", c, (long long)row,
                                  (long long)col, (double)w[row * k + col], (double)want);
                 }
-            free(blob);
             free(w);
-            qkc_spec_destroy(spec);
         }
         qkc_file_close(file);
         qkc_bytes_free(&out);
@@ -658,8 +668,6 @@ static void test_compressed_tensors(void **state)
         qkc_bytes out = {0};
         qkc_file *file = NULL;
         qkc_tensor_info ti;
-        qkc_spec *spec = NULL;
-        void *blob;
         assert_true(q && zp && packed && zpacked && s && s16);
         for (int64_t i = 0; i < n * k; i++) {
             q[i] = (int8_t)((int)qkc_rng_below(&r, (uint64_t)(2 * off)) - off);
@@ -693,12 +701,7 @@ static void test_compressed_tensors(void **state)
             fail_msg("case %zu: '%s' (%s), expected %s", c, ti.weights, ti.unsupported, cases[c].weights);
         assert_int_equal(ti.n, n);
         assert_int_equal(ti.k, k);
-        blob = malloc(ti.weights_bytes);
-        w = malloc((size_t)(n * k) * sizeof *w);
-        assert_true(blob && w);
-        assert_int_equal(qkc_file_weights(ctx, file, index, blob, ti.weights_bytes), QKC_OK);
-        assert_int_equal(qkc_file_spec(ctx, file, index, NULL, &spec), QKC_OK);
-        assert_int_equal(qkc_dequantize(ctx, spec, blob, ti.weights_bytes, w, k), QKC_OK);
+        w = import_dequantized(ctx, file, index);
         for (int64_t i = 0; i < n * k; i++) {
             int64_t g = (i % k) / (k / G);
             float want = (float)(q[i] - zp[(i / k) * G + g]) * s[(i / k) * G + g];
@@ -706,8 +709,7 @@ static void test_compressed_tensors(void **state)
                 fail_msg("case %zu: W[%lld][%lld] = %.9g, (q - zp)·s = %.9g", c, (long long)(i / k),
                          (long long)(i % k), (double)w[i], (double)want);
         }
-        free(blob), free(w), free(q), free(zp), free(packed), free(zpacked), free(s), free(s16);
-        qkc_spec_destroy(spec);
+        free(w), free(q), free(zp), free(packed), free(zpacked), free(s), free(s16);
         qkc_file_close(file);
         qkc_bytes_free(&out);
     }
