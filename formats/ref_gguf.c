@@ -17,6 +17,7 @@
  * helpers below give the result x86-64 gives, so finite inputs never hit
  * undefined behaviour and ordinary inputs produce ggml's bytes.
  */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -680,6 +681,47 @@ static int iq4_xs_ls(const uint8_t *b, int ib)
  * sub-block's scale by iq4_block_scale; d = −max/32 for
  * the scale of largest magnitude; each 6-bit scale nearest_int(scale/d)
  * clamped to −32..31; the codes again from x / (d·l). */
+/* ---------------------------------------------------------------- TQ2_0 */
+
+/* lroundf(v) + 1 with its two low bits kept, as ggml makes a ternary code
+ * (−1, 0, +1 → 0, 1, 2); NaN and values past a long as x86-64's lroundf
+ * gives them (LONG_MIN: code 1). */
+static uint32_t ternary_code(float v)
+{
+    long r = (isnan(v) || fabsf(v) >= 0x1p62f) ? LONG_MIN : lroundf(v);
+    return (uint32_t)(((unsigned long)r + 1u) & 3u);
+}
+
+/* ggml quantize_row_tq2_0_ref: d = amax, codes round(x/d) + 1; byte m of
+ * half h (32 bytes each) holds elements 128h + 32n + m at bits 2n; d (f16)
+ * after the 64 code bytes. */
+static void quant_tq2_0(const float *x, uint8_t *b)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < QK_K; j++)
+        amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
+    const float d = amax;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int h = 0; h < 2; h++)
+        for (int m = 0; m < 32; m++) {
+            uint32_t q = 0;
+            for (int n = 0; n < 4; n++)
+                q += ternary_code(x[128 * h + 32 * n + m] * id) << (2 * n);
+            b[32 * h + m] = (uint8_t)q;
+        }
+    wr_f16(b + 64, d);
+}
+
+static void dequant_tq2_0(const uint8_t *b, float *y)
+{
+    const float d = rd_f16(b + 64);
+    for (int h = 0; h < 2; h++)
+        for (int n = 0; n < 4; n++)
+            for (int m = 0; m < 32; m++)
+                y[128 * h + 32 * n + m] = (float)((int)((b[32 * h + m] >> (2 * n)) & 3) - 1) * d;
+}
+
+
 static void quant_iq4_xs(const float *x, uint8_t *b)
 {
     float scales[8], max_scale = 0, amax_scale = 0, d, id;
@@ -959,6 +1001,18 @@ static void read_iq4_xs(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_
     }
 }
 
+/* TQ2_0: the 2-bit codes as nibbles, the block's d for each chunk. */
+static void read_tq2_0(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    for (int c = 0; c < 8; c++)
+        job->scale[8 * b + c] = qkc_rd16(p + 64);
+    for (int h = 0; h < 2; h++)
+        for (int n = 0; n < 4; n++)
+            for (int m = 0; m < 32; m++)
+                y[128 * h + 32 * n + m] = ((uint32_t)p[32 * h + m] >> (2 * n)) & 3u;
+}
+
+
 /* ------------------------------------------------------------ dispatch */
 
 /* One block type: its codec and, unless its blocks already are the kernel
@@ -988,6 +1042,7 @@ static const block_codec block_codecs[QKC_PRESET_END_] = {
     [QKC_PRESET_MXFP4] = {quant_mxfp4, dequant_mxfp4, NULL},
     [QKC_PRESET_MXFP8] = {quant_mxfp8_e4m3, dequant_mxfp8_e4m3, NULL},
     [QKC_PRESET_IQ4_XS] = {quant_iq4_xs, dequant_iq4_xs, read_iq4_xs},
+    [QKC_PRESET_TQ2_0] = {quant_tq2_0, dequant_tq2_0, read_tq2_0},
 };
 
 static const block_codec mxfp8_e5m2_codec = {quant_mxfp8_e5m2, dequant_mxfp8_e5m2, NULL};

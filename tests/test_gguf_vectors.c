@@ -121,6 +121,14 @@ static const vector_case cases[] = {
      "ebbe620241f63018",
      "d67d51fb9529d2d93fe46b029e4a2990e91b0869ed16683b70c00eb5429a5d35",
      "f2fb0dfae506561bbeac25060a77f2458c12fcc2acee26b5319b32e7a5e80aa2"},
+    /* formats.md's TQ2_0 section: ggml 0.25.1's quantize_row_tq2_0_ref on
+     * the same input (the peer library of bench/peers), not Appendix B */
+    {QKC_PRESET_TQ2_0, "tq2_0",
+     "5558125012986a552185025501509a62a499404a9155a911858a5065555a8165"
+     "596812448166554649850601125414595406215a59225898a05145196aa26502"
+     "cc43",
+     "83b923c0860632db4a6ec9fbd4525892858a91317e53d291ae9d4fd5533de6ae",
+     "0fc47bb7976050df6ec2ef3ad0938dde1b3c5834270e451645f519b4e67dbd87"},
     {QKC_PRESET_MXFP4, "mxfp4",
      "7ef14fe67f169e974dad75f7db537ec7d77e1567ef7fff0776f6af76fe1ddf6e"
      "f65f7e6229f2f110d966e5f7ff5f7e1f5de1677e72641eb36fd77afc7f77cf3c"
@@ -270,6 +278,7 @@ VEC_TESTS(q6_k)
 VEC_TESTS(iq4_nl)
 VEC_TESTS(iq4_xs)
 VEC_TESTS(mxfp4)
+VEC_TESTS(tq2_0)
 
 #define VEC_ENTRIES(ID) cmocka_unit_test(test_decode_##ID), cmocka_unit_test(test_encode_##ID)
 
@@ -279,6 +288,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_input), cmocka_unit_test(test_q4_0_worked),
         VEC_ENTRIES(q4_0), VEC_ENTRIES(q4_1), VEC_ENTRIES(q5_0), VEC_ENTRIES(q5_1), VEC_ENTRIES(q8_0),
         VEC_ENTRIES(q4_k), VEC_ENTRIES(q5_k), VEC_ENTRIES(q6_k), VEC_ENTRIES(iq4_nl), VEC_ENTRIES(iq4_xs), VEC_ENTRIES(mxfp4),
+        VEC_ENTRIES(tq2_0),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
