@@ -66,7 +66,7 @@ static const ggml_type_row ggml_types[GGML_TYPE_COUNT] = {
     [28] = {"F64", 1, 8, NULL, "qkc has no f64 weights"},
     [29] = {"IQ1_M", 256, 56, NULL, "qkc has no grid-based IQ formats"},
     [30] = {"BF16", 1, 2, "w=bf16", NULL},
-    [34] = {"TQ1_0", 256, 54, NULL, "qkc has no tq1_0 preset yet"},
+    [34] = {"TQ1_0", 256, 54, NULL, NULL},
     [35] = {"TQ2_0", 256, 66, NULL, NULL},
     [39] = {"MXFP4", 32, 17, NULL, NULL},
     [40] = {"NVFP4", 64, 36, NULL, "qkc has no nvfp4 preset yet"},

@@ -722,6 +722,79 @@ static void dequant_tq2_0(const uint8_t *b, float *y)
 }
 
 
+/* ---------------------------------------------------------------- TQ1_0 */
+
+/* lroundf(v) + 1 as ggml's TQ1_0 quantizer adds it into a byte (no mask):
+ * its low byte; NaN and values past a long as x86-64's lroundf gives them. */
+static uint32_t ternary_raw(float v)
+{
+    long r = (isnan(v) || fabsf(v) >= 0x1p62f) ? LONG_MIN : lroundf(v);
+    return (uint32_t)(((unsigned long)r + 1u) & 255u);
+}
+
+/* Five (or four) trits, first most significant, as a byte: ceil(q·256/243). */
+static uint8_t trit_byte(const float *x, int stride, int count, float id)
+{
+    uint32_t q = 0;
+    for (int n = 0; n < count; n++)
+        q = (q * 3 + ternary_raw(x[n * stride] * id)) & 255u;
+    if (count == 4)
+        q = (q * 3) & 255u;
+    return (uint8_t)((q * 256 + 242) / 243);
+}
+
+/* The trit of byte q at position n (0: most significant), as ggml reads
+ * it: the byte times 3^n (mod 256), times 3, over 256. */
+static int trit_at(uint8_t q, int n)
+{
+    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    return (int)(((uint32_t)(uint8_t)(q * pow3[n]) * 3) >> 8);
+}
+
+/* ggml quantize_row_tq1_0_ref: d = max |x|; 48 bytes of five trits
+ * (elements 0..159 as qs[m] = trits of m + 32n, n = 0..4; 160..239 as
+ * qs[32 + m] = trits of 160 + m + 16n), 4 bytes of four trits (240..255:
+ * qh[j] = trits of 240 + j + 4n), then d (f16). */
+static void quant_tq1_0(const float *x, uint8_t *b)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < QK_K; j++)
+        amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
+    const float d = amax;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int m = 0; m < 32; m++)
+        b[m] = trit_byte(x + m, 32, 5, id);
+    for (int m = 0; m < 16; m++)
+        b[32 + m] = trit_byte(x + 160 + m, 16, 5, id);
+    for (int j = 0; j < 4; j++)
+        b[48 + j] = trit_byte(x + 240 + j, 4, 4, id);
+    wr_f16(b + 52, d);
+}
+
+/* The 256 codes (trits 0..2) of a TQ1_0 block, in element order. */
+static void tq1_codes(const uint8_t *b, uint32_t *q)
+{
+    for (int n = 0; n < 5; n++)
+        for (int m = 0; m < 32; m++)
+            q[32 * n + m] = (uint32_t)trit_at(b[m], n);
+    for (int n = 0; n < 5; n++)
+        for (int m = 0; m < 16; m++)
+            q[160 + 16 * n + m] = (uint32_t)trit_at(b[32 + m], n);
+    for (int n = 0; n < 4; n++)
+        for (int j = 0; j < 4; j++)
+            q[240 + 4 * n + j] = (uint32_t)trit_at(b[48 + j], n);
+}
+
+static void dequant_tq1_0(const uint8_t *b, float *y)
+{
+    uint32_t q[QK_K];
+    const float d = rd_f16(b + 52);
+    tq1_codes(b, q);
+    for (int i = 0; i < QK_K; i++)
+        y[i] = (float)((int)q[i] - 1) * d;
+}
+
+
 static void quant_iq4_xs(const float *x, uint8_t *b)
 {
     float scales[8], max_scale = 0, amax_scale = 0, d, id;
@@ -1013,6 +1086,15 @@ static void read_tq2_0(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t
 }
 
 
+/* TQ1_0: the trits as nibbles, the block's d for each chunk. */
+static void read_tq1_0(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    for (int c = 0; c < 8; c++)
+        job->scale[8 * b + c] = qkc_rd16(p + 52);
+    tq1_codes(p, y);
+}
+
+
 /* ------------------------------------------------------------ dispatch */
 
 /* One block type: its codec and, unless its blocks already are the kernel
@@ -1043,6 +1125,7 @@ static const block_codec block_codecs[QKC_PRESET_END_] = {
     [QKC_PRESET_MXFP8] = {quant_mxfp8_e4m3, dequant_mxfp8_e4m3, NULL},
     [QKC_PRESET_IQ4_XS] = {quant_iq4_xs, dequant_iq4_xs, read_iq4_xs},
     [QKC_PRESET_TQ2_0] = {quant_tq2_0, dequant_tq2_0, read_tq2_0},
+    [QKC_PRESET_TQ1_0] = {quant_tq1_0, dequant_tq1_0, read_tq1_0},
 };
 
 static const block_codec mxfp8_e5m2_codec = {quant_mxfp8_e5m2, dequant_mxfp8_e5m2, NULL};

@@ -103,6 +103,8 @@ static const kernel_row kernel_rows[QKC_PRESET_END_] = {
      * zero_const 1, the block's d for each of its chunks */
     [QKC_PRESET_TQ2_0] = {QKC_KDEC_AFFINE, 4, 1, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", 2-bit codes as nibbles", 0,
                           QKC_KSUB_NONE, NULL},
+    [QKC_PRESET_TQ1_0] = {QKC_KDEC_AFFINE, 4, 1, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", trits as nibbles", 0,
+                          QKC_KSUB_NONE, NULL},
 };
 
 static const char *gguf_kernel_layout(const qkc_format *f, int64_t n, int64_t k, qkc_klayout *L, char *note,

@@ -45,7 +45,7 @@
 
 static const qkc_preset all_presets[] = {
     QKC_PRESET_Q4_0, QKC_PRESET_Q4_1, QKC_PRESET_Q5_0,  QKC_PRESET_Q5_1,   QKC_PRESET_Q8_0, QKC_PRESET_Q4_K,
-    QKC_PRESET_Q5_K, QKC_PRESET_Q6_K, QKC_PRESET_IQ4_NL, QKC_PRESET_MXFP4, QKC_PRESET_MXFP8, QKC_PRESET_IQ4_XS, QKC_PRESET_TQ2_0,
+    QKC_PRESET_Q5_K, QKC_PRESET_Q6_K, QKC_PRESET_IQ4_NL, QKC_PRESET_MXFP4, QKC_PRESET_MXFP8, QKC_PRESET_IQ4_XS, QKC_PRESET_TQ2_0, QKC_PRESET_TQ1_0,
 };
 #define NPRESETS (sizeof all_presets / sizeof all_presets[0])
 
@@ -137,10 +137,11 @@ static double elem_bound(qkc_preset p, qkc_dtype fp8, const float *x, const uint
         const int top = p == QKC_PRESET_Q8_0 ? 127 : z - 1;
         return dist_to(xi, -z * d, top * d) + 0.5 * fabs(d) + (z + 1) * f16_err(d) + slack(xi, z * d);
     }
-    case QKC_PRESET_TQ2_0: {
+    case QKC_PRESET_TQ2_0:
+    case QKC_PRESET_TQ1_0: {
         /* levels (q − 1)·d, q in 0..2, d = amax before its f16 rounding:
          * half a level, and the rounding of d */
-        const double d = rd_f16(blk + 64);
+        const double d = rd_f16(blk + (p == QKC_PRESET_TQ2_0 ? 64 : 52));
         return 0.5 * fabs(d) + 2 * f16_err(d) + slack(xi, d);
     }
     case QKC_PRESET_Q4_1:
@@ -525,6 +526,25 @@ static float ref_element(qkc_preset p, const uint8_t *b, int i)
         return (float)q * rd_f16(b) + rd_f16(b + 2);
     }
     case QKC_PRESET_Q8_0: return (float)(int8_t)b[2 + i] * rd_f16(b);
+    case QKC_PRESET_TQ1_0: {
+        /* ggml's block_tq1_0: five trits a byte, the first the most
+         * significant (ceil(v·256/243) stored; trit n is ((b·3^n mod 256)·3)
+         * >> 8): qs[m] for elements m + 32n, qs[32 + m] for 160 + m + 16n,
+         * qh[j] (four trits) for 240 + j + 4n; d after them */
+        int byte, n;
+        if (i < 160)
+            byte = i % 32, n = i / 32;
+        else if (i < 240)
+            byte = 32 + (i - 160) % 16, n = (i - 160) / 16;
+        else
+            byte = 48 + (i - 240) % 4, n = (i - 240) / 4;
+        {
+            unsigned v = b[byte];
+            for (int t = 0; t < n; t++)
+                v = (v * 3) & 255u;
+            return (float)((int)((v * 3) >> 8) - 1) * rd_f16(b + 52);
+        }
+    }
     case QKC_PRESET_TQ2_0:
         /* ggml's block_tq2_0: byte m of half h (32 bytes) holds elements
          * 128h + 32n + m at bits 2n; y = (q − 1)·d, d after the codes */

@@ -129,6 +129,13 @@ static const vector_case cases[] = {
      "cc43",
      "83b923c0860632db4a6ec9fbd4525892858a91317e53d291ae9d4fd5533de6ae",
      "0fc47bb7976050df6ec2ef3ad0938dde1b3c5834270e451645f519b4e67dbd87"},
+    /* likewise for TQ1_0 (the same trits and d as TQ2_0, so the same
+     * dequantized values) */
+    {QKC_PRESET_TQ1_0, "tq1_0",
+     "8046b70db64bfb816a7aad80580df4c236a105e96781a85f79eb0e8981f35d8b"
+     "d5dc10933f709c93b35b723d496782b688102a8fcc43",
+     "f2c5fa9041389caaf2f42a4ffacacad3bc1c1c7245533076ec431786c4d36ecb",
+     "0fc47bb7976050df6ec2ef3ad0938dde1b3c5834270e451645f519b4e67dbd87"},
     {QKC_PRESET_MXFP4, "mxfp4",
      "7ef14fe67f169e974dad75f7db537ec7d77e1567ef7fff0776f6af76fe1ddf6e"
      "f65f7e6229f2f110d966e5f7ff5f7e1f5de1677e72641eb36fd77afc7f77cf3c"
@@ -279,6 +286,7 @@ VEC_TESTS(iq4_nl)
 VEC_TESTS(iq4_xs)
 VEC_TESTS(mxfp4)
 VEC_TESTS(tq2_0)
+VEC_TESTS(tq1_0)
 
 #define VEC_ENTRIES(ID) cmocka_unit_test(test_decode_##ID), cmocka_unit_test(test_encode_##ID)
 
@@ -288,7 +296,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_input), cmocka_unit_test(test_q4_0_worked),
         VEC_ENTRIES(q4_0), VEC_ENTRIES(q4_1), VEC_ENTRIES(q5_0), VEC_ENTRIES(q5_1), VEC_ENTRIES(q8_0),
         VEC_ENTRIES(q4_k), VEC_ENTRIES(q5_k), VEC_ENTRIES(q6_k), VEC_ENTRIES(iq4_nl), VEC_ENTRIES(iq4_xs), VEC_ENTRIES(mxfp4),
-        VEC_ENTRIES(tq2_0),
+        VEC_ENTRIES(tq2_0), VEC_ENTRIES(tq1_0),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -64,7 +64,7 @@ static const struct peer_format {
 } peer_formats[] = {
     {"q4_0", 2, 32, 18},   {"q4_1", 3, 32, 20},   {"q5_0", 6, 32, 22},    {"q5_1", 7, 32, 24},
     {"q8_0", 8, 32, 34},   {"q4_k", 12, 256, 144}, {"q5_k", 13, 256, 176}, {"q6_k", 14, 256, 210},
-    {"iq4_nl", 20, 32, 18}, {"iq4_xs", 23, 256, 136}, {"tq2_0", 35, 256, 66},
+    {"iq4_nl", 20, 32, 18}, {"iq4_xs", 23, 256, 136}, {"tq2_0", 35, 256, 66}, {"tq1_0", 34, 256, 54},
 };
 
 static const struct peer_format *peer_format_get(const char *name, size_t len)
@@ -502,7 +502,7 @@ static void usage(FILE *f)
                "                 [--threads 1,2] [--time S] [--variant NAME] [--target T] [--json FILE]\n"
                "  --lib DIR      the peer's libraries (libggml-base.so, libggml-cpu-*.so)\n"
                "  --formats LIST GGUF types, up to 8 of q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl\n"
-               "                 iq4_xs tq2_0 (default q4_0,q8_0; the K-quants, iq4_xs and tq2_0 need K a\n"
+               "                 iq4_xs tq2_0 tq1_0 (default q4_0,q8_0; the K-quants, iq4_xs and tq*_0 need K a\n"
                "                 multiple of 256)\n"
                "  --cases LIST   M values; a trailing c streams the weights from DRAM (>= 1 GiB of copies)\n"
                "  --time S       seconds per side and round (3 rounds, alternated; default 0.15)\n"
@@ -555,7 +555,7 @@ static int parse_options(int argc, char **argv, options *o)
                 const struct peer_format *pf = peer_format_get(p, len);
                 if (!pf || o->nformats == 8) {
                     fprintf(stderr, "error: --formats takes up to 8 of q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, "
-                                    "q6_k, iq4_nl, iq4_xs, tq2_0, comma-separated\n");
+                                    "q6_k, iq4_nl, iq4_xs, tq2_0, tq1_0, comma-separated\n");
                     return 0;
                 }
                 o->formats[o->nformats++] = pf->name;
