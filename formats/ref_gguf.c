@@ -795,6 +795,88 @@ static void dequant_tq1_0(const uint8_t *b, float *y)
 }
 
 
+/* ----------------------------------------------------------------- Q3_K */
+
+/* ggml's block_q3_K (110 bytes): hmask[32] at 0, qs[64] at 32, scales[12]
+ * at 96, d (f16) at 108. Element e: half hh = e / 128, group j = (e % 128)
+ * / 32, r = e % 32; low bits (qs[32·hh + r] >> 2j) & 3, minus 4 unless bit
+ * 4·hh + j of hmask[r] is set; sub-block scale 8·hh + 2j + (r >= 16), a
+ * 6-bit value (low 4 bits: scales[s] & 15 for s < 8, scales[s − 8] >> 4
+ * after; high 2: scales[8 + s % 4] >> 2·(s / 4)) minus 32;
+ * y = (d · (sc − 32)) · q, as ggml's dequantize_row_q3_K computes it. */
+static int q3k_scale(const uint8_t *b, int s)
+{
+    const uint8_t *sc = b + 96;
+    int lo = s < 8 ? sc[s] & 15 : sc[s - 8] >> 4, hi = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+    return (lo | hi << 4) - 32;
+}
+
+/* The code of element e as 0..7 (q + 4). */
+static int q3k_code(const uint8_t *b, int e)
+{
+    const int hh = e / 128, j = (e % 128) / 32, r = e % 32;
+    return ((b[32 + 32 * hh + r] >> (2 * j)) & 3) | ((b[r] >> (4 * hh + j)) & 1) << 2;
+}
+
+static void dequant_q3_k(const uint8_t *b, float *y)
+{
+    const float d = rd_f16(b + 108);
+    for (int e = 0; e < QK_K; e++) {
+        const int s = 8 * (e / 128) + 2 * ((e % 128) / 32) + (e % 32 >= 16);
+        y[e] = (d * (float)q3k_scale(b, s)) * (float)(q3k_code(b, e) - 4);
+    }
+}
+
+/* Round to nearest, clamped to lo .. hi (NaN: 0). */
+static int rtn_clamp(float v, int lo, int hi)
+{
+    float r = nearbyintf(v);
+    return !(r == r) ? 0 : r < (float)lo ? lo : r > (float)hi ? hi : (int)r;
+}
+
+/* qkc's q3_k quantizer, round to nearest (ggml's searches its scales, so
+ * its files differ; their bytes decode bit for bit here): per sub-block of
+ * 16 the scale m / −4 for its value m of largest magnitude (m is the level
+ * −4), d = the largest |scale| / 31 (stored as f16), each scale rounded to
+ * d·(−32 .. 31), then every code the nearest level of d·(sc − 32) in
+ * −4 .. 3. */
+static void quant_q3_k(const float *x, uint8_t *b)
+{
+    float s[16], smax = 0.0f;
+    memset(b, 0, 110);
+    for (int j = 0; j < 16; j++) {
+        float a = 0.0f, m = 0.0f;
+        for (int l = 0; l < 16; l++)
+            if (fabsf(x[16 * j + l]) > a)
+                a = fabsf(x[16 * j + l]), m = x[16 * j + l];
+        s[j] = m / -4.0f;
+        smax = smax > a / 4.0f ? smax : a / 4.0f;
+    }
+    wr_f16(b + 108, smax / 31.0f);
+    {
+        const float d = rd_f16(b + 108), id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int j = 0; j < 16; j++) {
+            /* sub-block j of the element order: half j / 8, group (j % 8) / 2 */
+            const int sidx = j, v = rtn_clamp(s[j] * id, -32, 31) + 32;
+            uint8_t *sc = b + 96;
+            if (sidx < 8)
+                sc[sidx] = (uint8_t)((sc[sidx] & 0xF0) | (v & 15));
+            else
+                sc[sidx - 8] = (uint8_t)((sc[sidx - 8] & 0x0F) | (v & 15) << 4);
+            sc[8 + sidx % 4] = (uint8_t)(sc[8 + sidx % 4] | ((v >> 4) & 3) << (2 * (sidx / 4)));
+        }
+        for (int e = 0; e < QK_K; e++) {
+            const int hh = e / 128, j = (e % 128) / 32, r = e % 32;
+            const int sidx = 8 * hh + 2 * j + (r >= 16);
+            const float dl = d * (float)q3k_scale(b, sidx);
+            const int q = dl != 0.0f ? rtn_clamp(x[e] / dl, -4, 3) + 4 : 4;
+            b[32 + 32 * hh + r] = (uint8_t)(b[32 + 32 * hh + r] | (q & 3) << (2 * j));
+            b[r] = (uint8_t)(b[r] | ((q >> 2) & 1) << (4 * hh + j));
+        }
+    }
+}
+
+
 static void quant_iq4_xs(const float *x, uint8_t *b)
 {
     float scales[8], max_scale = 0, amax_scale = 0, d, id;
@@ -1095,6 +1177,18 @@ static void read_tq1_0(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t
 }
 
 
+/* q3_k: sixteen 16-weight chunks of 3-bit codes (q + 4), scale d·(sc − 32)
+ * as ggml's dequantizer computes it. */
+static void read_q3_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    const float d = qkc_f16_to_f32(qkc_rd16(p + 108));
+    for (int s = 0; s < 16; s++)
+        job->scale[b * 16 + s] = qkc_f32_bits(d * (float)q3k_scale(p, s));
+    for (int e = 0; e < QK_K; e++)
+        y[e] = (uint32_t)q3k_code(p, e);
+}
+
+
 /* ------------------------------------------------------------ dispatch */
 
 /* One block type: its codec and, unless its blocks already are the kernel
@@ -1126,6 +1220,7 @@ static const block_codec block_codecs[QKC_PRESET_END_] = {
     [QKC_PRESET_IQ4_XS] = {quant_iq4_xs, dequant_iq4_xs, read_iq4_xs},
     [QKC_PRESET_TQ2_0] = {quant_tq2_0, dequant_tq2_0, read_tq2_0},
     [QKC_PRESET_TQ1_0] = {quant_tq1_0, dequant_tq1_0, read_tq1_0},
+    [QKC_PRESET_Q3_K] = {quant_q3_k, dequant_q3_k, read_q3_k},
 };
 
 static const block_codec mxfp8_e5m2_codec = {quant_mxfp8_e5m2, dequant_mxfp8_e5m2, NULL};

@@ -105,6 +105,10 @@ static const kernel_row kernel_rows[QKC_PRESET_END_] = {
                           QKC_KSUB_NONE, NULL},
     [QKC_PRESET_TQ1_0] = {QKC_KDEC_AFFINE, 4, 1, NULL, QKC_KF_F16, QKC_KF_NONE, 0, 0, 0, ", trits as nibbles", 0,
                           QKC_KSUB_NONE, NULL},
+    /* 3-bit codes q + 4 as nibbles in chunks of 16, scale = d·(sc − 32) f32
+     * as ggml computes it */
+    [QKC_PRESET_Q3_K] = {QKC_KDEC_AFFINE, 4, 4, NULL, QKC_KF_F32, QKC_KF_NONE, 0, 0, 0, ", d*(sc-32) resolved", 0,
+                         QKC_KSUB_NONE, NULL},
 };
 
 static const char *gguf_kernel_layout(const qkc_format *f, int64_t n, int64_t k, qkc_klayout *L, char *note,

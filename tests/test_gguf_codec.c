@@ -45,7 +45,7 @@
 
 static const qkc_preset all_presets[] = {
     QKC_PRESET_Q4_0, QKC_PRESET_Q4_1, QKC_PRESET_Q5_0,  QKC_PRESET_Q5_1,   QKC_PRESET_Q8_0, QKC_PRESET_Q4_K,
-    QKC_PRESET_Q5_K, QKC_PRESET_Q6_K, QKC_PRESET_IQ4_NL, QKC_PRESET_MXFP4, QKC_PRESET_MXFP8, QKC_PRESET_IQ4_XS, QKC_PRESET_TQ2_0, QKC_PRESET_TQ1_0,
+    QKC_PRESET_Q5_K, QKC_PRESET_Q6_K, QKC_PRESET_IQ4_NL, QKC_PRESET_MXFP4, QKC_PRESET_MXFP8, QKC_PRESET_IQ4_XS, QKC_PRESET_TQ2_0, QKC_PRESET_TQ1_0, QKC_PRESET_Q3_K,
 };
 #define NPRESETS (sizeof all_presets / sizeof all_presets[0])
 
@@ -136,6 +136,14 @@ static double elem_bound(qkc_preset p, qkc_dtype fp8, const float *x, const uint
         const int z = p == QKC_PRESET_Q4_0 ? 8 : p == QKC_PRESET_Q5_0 ? 16 : 127;
         const int top = p == QKC_PRESET_Q8_0 ? 127 : z - 1;
         return dist_to(xi, -z * d, top * d) + 0.5 * fabs(d) + (z + 1) * f16_err(d) + slack(xi, z * d);
+    }
+    case QKC_PRESET_Q3_K: {
+        /* qkc's round-to-nearest q3_k: the nearest level of dl = d·(sc −
+         * 32) in −4 .. 3, with the dl the bytes hold */
+        const uint8_t *sc = blk + 96;
+        const int s = i / 16, lo = s < 8 ? sc[s] & 15 : sc[s - 8] >> 4, hi = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+        const double dl = (double)(rd_f16(blk + 108) * (float)((lo | hi << 4) - 32));
+        return dist_to(xi, -4 * dl, 3 * dl) + 0.5 * fabs(dl) + slack(xi, 4 * dl);
     }
     case QKC_PRESET_TQ2_0:
     case QKC_PRESET_TQ1_0: {
@@ -526,6 +534,17 @@ static float ref_element(qkc_preset p, const uint8_t *b, int i)
         return (float)q * rd_f16(b) + rd_f16(b + 2);
     }
     case QKC_PRESET_Q8_0: return (float)(int8_t)b[2 + i] * rd_f16(b);
+    case QKC_PRESET_Q3_K: {
+        /* ggml's block_q3_K: hmask[32], qs[64], scales[12], d. Element i:
+         * half h = i/128, group j = (i%128)/32, r = i%32; q = ((qs[32h +
+         * r] >> 2j) & 3) − (hmask[r] bit 4h + j ? 0 : 4); scale s = i/16:
+         * 6 bits (low 4 from scales[s] or scales[s−8] >> 4, high 2 from
+         * scales[8 + s%4] >> 2(s/4)) − 32; y = (d·(sc − 32))·q */
+        const int h = i / 128, g = (i % 128) / 32, r = i % 32, s = i / 16;
+        const int q = ((b[32 + 32 * h + r] >> (2 * g)) & 3) - ((b[r] >> (4 * h + g)) & 1 ? 0 : 4);
+        const int sl = s < 8 ? b[96 + s] & 15 : b[96 + s - 8] >> 4, sh = (b[104 + s % 4] >> (2 * (s / 4))) & 3;
+        return (rd_f16(b + 108) * (float)((sl | sh << 4) - 32)) * (float)q;
+    }
     case QKC_PRESET_TQ1_0: {
         /* ggml's block_tq1_0: five trits a byte, the first the most
          * significant (ceil(v·256/243) stored; trit n is ((b·3^n mod 256)·3)

@@ -136,6 +136,16 @@ static const vector_case cases[] = {
      "d5dc10933f709c93b35b723d496782b688102a8fcc43",
      "f2c5fa9041389caaf2f42a4ffacacad3bc1c1c7245533076ec431786c4d36ecb",
      "0fc47bb7976050df6ec2ef3ad0938dde1b3c5834270e451645f519b4e67dbd87"},
+    /* q3_k: ggml 0.25.1's quantize_row_q3_K_ref on the same input (the
+     * peer library of bench/peers); decode only: qkc's q3_k quantizer
+     * rounds to nearest where ggml's searches its scales */
+    {QKC_PRESET_Q3_K, "q3_k",
+     "6f3f04ddd42f6667e5da605140513ef4ff0e7942dd63dfd0fbba255f4cee592f"
+     "444f924346cfe8da32da59e957ba8cf1e39b1accc4f0ec27c1dde3710f69e539"
+     "8ecfb56af4948ab07afc787540cb231c535a3ed8493e87caee7ed308a2fcbd6e"
+     "69aa97b584078567f3330030d5a8",
+     "1a8adac8a08de0754aa1ede510ee4de73ff9caeb0207a7b694383f3af7482e17",
+     "2f392f9b47537876cabda50198ad433d0aad95a7d2c14ccdeec825368c22ae92"},
     {QKC_PRESET_MXFP4, "mxfp4",
      "7ef14fe67f169e974dad75f7db537ec7d77e1567ef7fff0776f6af76fe1ddf6e"
      "f65f7e6229f2f110d966e5f7ff5f7e1f5de1677e72641eb36fd77afc7f77cf3c"
@@ -287,6 +297,7 @@ VEC_TESTS(iq4_xs)
 VEC_TESTS(mxfp4)
 VEC_TESTS(tq2_0)
 VEC_TESTS(tq1_0)
+static void test_decode_q3_k(void **state) { (void)state; run_decode("q3_k"); }
 
 #define VEC_ENTRIES(ID) cmocka_unit_test(test_decode_##ID), cmocka_unit_test(test_encode_##ID)
 
@@ -296,7 +307,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_input), cmocka_unit_test(test_q4_0_worked),
         VEC_ENTRIES(q4_0), VEC_ENTRIES(q4_1), VEC_ENTRIES(q5_0), VEC_ENTRIES(q5_1), VEC_ENTRIES(q8_0),
         VEC_ENTRIES(q4_k), VEC_ENTRIES(q5_k), VEC_ENTRIES(q6_k), VEC_ENTRIES(iq4_nl), VEC_ENTRIES(iq4_xs), VEC_ENTRIES(mxfp4),
-        VEC_ENTRIES(tq2_0), VEC_ENTRIES(tq1_0),
+        VEC_ENTRIES(tq2_0), VEC_ENTRIES(tq1_0), cmocka_unit_test(test_decode_q3_k),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
