@@ -877,6 +877,67 @@ static void quant_q3_k(const float *x, uint8_t *b)
 }
 
 
+/* ----------------------------------------------------------------- Q2_K */
+
+/* ggml's block_q2_K (84 bytes): scales[16] at 0 (low nibble sc, high m),
+ * qs[64] at 16, d (f16) at 80, dmin (f16) at 82. Element e: half hh =
+ * e / 128, group j = (e % 128) / 32, r = e % 32: q = (qs[32·hh + r] >> 2j)
+ * & 3; sub-block s = e / 16: y = (d·sc)·q − dmin·m, as ggml's
+ * dequantize_row_q2_K computes it (no fused multiply-add). */
+static int q2k_code(const uint8_t *b, int e)
+{
+    return (b[16 + 32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+}
+
+static void dequant_q2_k(const uint8_t *b, float *y)
+{
+    const float d = rd_f16(b + 80), dmin = rd_f16(b + 82);
+    for (int e = 0; e < QK_K; e++) {
+        const int sc = b[e / 16];
+        const float dl = d * (float)(sc & 15), ml = dmin * (float)(sc >> 4);
+        const float p = dl * (float)q2k_code(b, e);
+        y[e] = p - ml;
+    }
+}
+
+/* qkc's q2_k quantizer, round to nearest (ggml's searches its scales and
+ * mins, so its files differ; their bytes decode bit for bit here): per
+ * sub-block of 16, lo = min(0, min x), scale (max x − lo) / 3 and min −lo;
+ * d and dmin the largest of each / 15 (stored as f16); each rounded to
+ * d·(0 .. 15) and dmin·(0 .. 15); then every code the nearest of
+ * dl·q − ml, q in 0 .. 3. */
+static void quant_q2_k(const float *x, uint8_t *b)
+{
+    float sc[16], mn[16], smax = 0.0f, mmax = 0.0f;
+    memset(b, 0, 84);
+    for (int j = 0; j < 16; j++) {
+        float lo = 0.0f, hi = 0.0f;
+        for (int l = 0; l < 16; l++) {
+            const float v = x[16 * j + l];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        sc[j] = (hi - lo) / 3.0f;
+        mn[j] = -lo;
+        smax = smax > sc[j] ? smax : sc[j];
+        mmax = mmax > mn[j] ? mmax : mn[j];
+    }
+    wr_f16(b + 80, smax / 15.0f);
+    wr_f16(b + 82, mmax / 15.0f);
+    {
+        const float d = rd_f16(b + 80), dmin = rd_f16(b + 82);
+        const float id = d != 0.0f ? 1.0f / d : 0.0f, imin = dmin != 0.0f ? 1.0f / dmin : 0.0f;
+        for (int j = 0; j < 16; j++)
+            b[j] = (uint8_t)(rtn_clamp(sc[j] * id, 0, 15) | rtn_clamp(mn[j] * imin, 0, 15) << 4);
+        for (int e = 0; e < QK_K; e++) {
+            const float dl = d * (float)(b[e / 16] & 15), ml = dmin * (float)(b[e / 16] >> 4);
+            const int q = dl != 0.0f ? rtn_clamp((x[e] + ml) / dl, 0, 3) : 0;
+            b[16 + 32 * (e / 128) + e % 32] |= (uint8_t)(q << (2 * ((e % 128) / 32)));
+        }
+    }
+}
+
+
 static void quant_iq4_xs(const float *x, uint8_t *b)
 {
     float scales[8], max_scale = 0, amax_scale = 0, d, id;
@@ -1189,6 +1250,20 @@ static void read_q3_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t 
 }
 
 
+/* q2_k: sixteen 16-weight chunks of 2-bit codes as nibbles, scale d·sc
+ * and min −(dmin·m) as ggml's dequantizer computes them. */
+static void read_q2_k(qkc_pack_job *job, const uint8_t *p, uint32_t *y, int64_t b)
+{
+    const float d = qkc_f16_to_f32(qkc_rd16(p + 80)), dmin = qkc_f16_to_f32(qkc_rd16(p + 82));
+    for (int s = 0; s < 16; s++) {
+        job->scale[b * 16 + s] = qkc_f32_bits(d * (float)(p[s] & 15));
+        job->min[b * 16 + s] = negated_min(dmin * (float)(p[s] >> 4));
+    }
+    for (int e = 0; e < QK_K; e++)
+        y[e] = (uint32_t)q2k_code(p, e);
+}
+
+
 /* ------------------------------------------------------------ dispatch */
 
 /* One block type: its codec and, unless its blocks already are the kernel
@@ -1221,6 +1296,7 @@ static const block_codec block_codecs[QKC_PRESET_END_] = {
     [QKC_PRESET_TQ2_0] = {quant_tq2_0, dequant_tq2_0, read_tq2_0},
     [QKC_PRESET_TQ1_0] = {quant_tq1_0, dequant_tq1_0, read_tq1_0},
     [QKC_PRESET_Q3_K] = {quant_q3_k, dequant_q3_k, read_q3_k},
+    [QKC_PRESET_Q2_K] = {quant_q2_k, dequant_q2_k, read_q2_k},
 };
 
 static const block_codec mxfp8_e5m2_codec = {quant_mxfp8_e5m2, dequant_mxfp8_e5m2, NULL};

@@ -109,6 +109,10 @@ static const kernel_row kernel_rows[QKC_PRESET_END_] = {
      * as ggml computes it */
     [QKC_PRESET_Q3_K] = {QKC_KDEC_AFFINE, 4, 4, NULL, QKC_KF_F32, QKC_KF_NONE, 0, 0, 0, ", d*(sc-32) resolved", 0,
                          QKC_KSUB_NONE, NULL},
+    /* 2-bit codes as nibbles in chunks of 16, scale = d·sc and min =
+     * −(dmin·m) f32 as ggml computes them */
+    [QKC_PRESET_Q2_K] = {QKC_KDEC_AFFINE, 4, 0, NULL, QKC_KF_F32, QKC_KF_F32, 0, 0, 0,
+                         ", d*sc and -(dmin*m) resolved", 0, QKC_KSUB_NONE, NULL},
 };
 
 static const char *gguf_kernel_layout(const qkc_format *f, int64_t n, int64_t k, qkc_klayout *L, char *note,

@@ -75,9 +75,9 @@ start=$(date +%s)
 
 step "specs"
 specs="$work/cross.specs"
-for p in q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl iq4_xs tq2_0 tq1_0 q3_k mxfp4 mxfp8 nf4_bnb gptq awq; do
+for p in q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl iq4_xs tq2_0 tq1_0 q3_k q2_k mxfp4 mxfp8 nf4_bnb gptq awq; do
     case $p in
-    q4_k | q5_k | q6_k | iq4_xs | tq2_0 | tq1_0 | q3_k) g=256 ;;
+    q4_k | q5_k | q6_k | iq4_xs | tq2_0 | tq1_0 | q3_k | q2_k) g=256 ;;
     nf4_bnb) g=64 ;;
     gptq | awq) g=128 ;;
     *) g=32 ;;

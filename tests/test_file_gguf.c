@@ -136,7 +136,7 @@ static void test_unsupported_and_mmap(void **state)
     assert_int_equal(qkc_context_create(NULL, &ctx), QKC_OK);
     qkc_gguf_init(&w);
     qkc_gguf_kv_str(&w, "general.architecture", "llama");
-    qkc_gguf_add_tensor(&w, "q2k", 10, 2, d2, zeros, 84 * 2);
+    qkc_gguf_add_tensor(&w, "iq2xxs", 16, 2, d2, zeros, 66 * 2);
     qkc_gguf_add_tensor(&w, "iq4xs", 23, 2, d2, zeros, 136 * 2);
     qkc_gguf_add_tensor(&w, "experts", 8, 3, d3, zeros, 34 * 8);
     assert_int_equal(qkc_gguf_finish(&w, &out), 0);
@@ -151,11 +151,11 @@ static void test_unsupported_and_mmap(void **state)
     assert_int_equal(fi.alignment, 32);
     assert_int_equal(fi.bytes, out.len);
     assert_int_equal(qkc_file_tensor(file, 0, &ti), QKC_OK);
-    assert_string_equal(ti.dtype, "Q2_K");
+    assert_string_equal(ti.dtype, "IQ2_XXS");
     assert_false(ti.runnable);
-    assert_non_null(strstr(ti.unsupported, "q2_k"));
-    assert_int_equal(ti.bytes, 168);
-    assert_memory_equal(ti.data, zeros, 168);
+    assert_non_null(strstr(ti.unsupported, "grid-based IQ"));
+    assert_int_equal(ti.bytes, 132);
+    assert_memory_equal(ti.data, zeros, 132);
     assert_int_equal(qkc_file_tensor(file, 1, &ti), QKC_OK);
     assert_string_equal(ti.dtype, "IQ4_XS");
     assert_true(ti.runnable); /* a preset (presets.def row with ggml type 23) */

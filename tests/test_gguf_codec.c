@@ -45,7 +45,7 @@
 
 static const qkc_preset all_presets[] = {
     QKC_PRESET_Q4_0, QKC_PRESET_Q4_1, QKC_PRESET_Q5_0,  QKC_PRESET_Q5_1,   QKC_PRESET_Q8_0, QKC_PRESET_Q4_K,
-    QKC_PRESET_Q5_K, QKC_PRESET_Q6_K, QKC_PRESET_IQ4_NL, QKC_PRESET_MXFP4, QKC_PRESET_MXFP8, QKC_PRESET_IQ4_XS, QKC_PRESET_TQ2_0, QKC_PRESET_TQ1_0, QKC_PRESET_Q3_K,
+    QKC_PRESET_Q5_K, QKC_PRESET_Q6_K, QKC_PRESET_IQ4_NL, QKC_PRESET_MXFP4, QKC_PRESET_MXFP8, QKC_PRESET_IQ4_XS, QKC_PRESET_TQ2_0, QKC_PRESET_TQ1_0, QKC_PRESET_Q3_K, QKC_PRESET_Q2_K,
 };
 #define NPRESETS (sizeof all_presets / sizeof all_presets[0])
 
@@ -136,6 +136,14 @@ static double elem_bound(qkc_preset p, qkc_dtype fp8, const float *x, const uint
         const int z = p == QKC_PRESET_Q4_0 ? 8 : p == QKC_PRESET_Q5_0 ? 16 : 127;
         const int top = p == QKC_PRESET_Q8_0 ? 127 : z - 1;
         return dist_to(xi, -z * d, top * d) + 0.5 * fabs(d) + (z + 1) * f16_err(d) + slack(xi, z * d);
+    }
+    case QKC_PRESET_Q2_K: {
+        /* qkc's round-to-nearest q2_k: the nearest of dl·q − ml, q in
+         * 0 .. 3, with the dl and ml the bytes hold */
+        const int sc = blk[i / 16];
+        const double dl = (double)(rd_f16(blk + 80) * (float)(sc & 15)),
+                     ml = (double)(rd_f16(blk + 82) * (float)(sc >> 4));
+        return dist_to(xi, -ml, 3 * dl - ml) + 0.5 * dl + slack(xi, 3 * dl + ml);
     }
     case QKC_PRESET_Q3_K: {
         /* qkc's round-to-nearest q3_k: the nearest level of dl = d·(sc −
@@ -534,6 +542,14 @@ static float ref_element(qkc_preset p, const uint8_t *b, int i)
         return (float)q * rd_f16(b) + rd_f16(b + 2);
     }
     case QKC_PRESET_Q8_0: return (float)(int8_t)b[2 + i] * rd_f16(b);
+    case QKC_PRESET_Q2_K: {
+        /* ggml's block_q2_K: scales[16] (sc low nibble, m high), qs[64],
+         * d, dmin. Element i: q = (qs[32·(i/128) + i%32] >> 2·((i%128)/32))
+         * & 3; y = (d·sc)·q − dmin·m of sub-block i/16 */
+        const int sc = b[i / 16], q = (b[16 + 32 * (i / 128) + i % 32] >> (2 * ((i % 128) / 32))) & 3;
+        const float prod = (rd_f16(b + 80) * (float)(sc & 15)) * (float)q;
+        return prod - rd_f16(b + 82) * (float)(sc >> 4);
+    }
     case QKC_PRESET_Q3_K: {
         /* ggml's block_q3_K: hmask[32], qs[64], scales[12], d. Element i:
          * half h = i/128, group j = (i%128)/32, r = i%32; q = ((qs[32h +

@@ -146,6 +146,13 @@ static const vector_case cases[] = {
      "69aa97b584078567f3330030d5a8",
      "1a8adac8a08de0754aa1ede510ee4de73ff9caeb0207a7b694383f3af7482e17",
      "2f392f9b47537876cabda50198ad433d0aad95a7d2c14ccdeec825368c22ae92"},
+    /* q2_k: likewise, decode only (qkc's q2_k quantizer rounds to nearest) */
+    {QKC_PRESET_Q2_K, "q2_k",
+     "bddeeecddedccdedacadbbccbeffeeeeaa9c22a022dc6f6931ca07550254af73"
+     "f8ee814fe255fd12c5cf70b9a6bfd1b95e7c6384c16b5e4b8ec54b011354249d"
+     "a80e316fad32acdcf0904a2d7ef379120f312234",
+     "be6445365a2e95b5d9eec7507b3da07bd7785592c495b7076c3ec4ac779334e2",
+     "c331cd3a13150345f3cf13ae7fb39f9ba27ac65403e35c016875eeb53ad3154a"},
     {QKC_PRESET_MXFP4, "mxfp4",
      "7ef14fe67f169e974dad75f7db537ec7d77e1567ef7fff0776f6af76fe1ddf6e"
      "f65f7e6229f2f110d966e5f7ff5f7e1f5de1677e72641eb36fd77afc7f77cf3c"
@@ -298,6 +305,7 @@ VEC_TESTS(mxfp4)
 VEC_TESTS(tq2_0)
 VEC_TESTS(tq1_0)
 static void test_decode_q3_k(void **state) { (void)state; run_decode("q3_k"); }
+static void test_decode_q2_k(void **state) { (void)state; run_decode("q2_k"); }
 
 #define VEC_ENTRIES(ID) cmocka_unit_test(test_decode_##ID), cmocka_unit_test(test_encode_##ID)
 
@@ -307,7 +315,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_input), cmocka_unit_test(test_q4_0_worked),
         VEC_ENTRIES(q4_0), VEC_ENTRIES(q4_1), VEC_ENTRIES(q5_0), VEC_ENTRIES(q5_1), VEC_ENTRIES(q8_0),
         VEC_ENTRIES(q4_k), VEC_ENTRIES(q5_k), VEC_ENTRIES(q6_k), VEC_ENTRIES(iq4_nl), VEC_ENTRIES(iq4_xs), VEC_ENTRIES(mxfp4),
-        VEC_ENTRIES(tq2_0), VEC_ENTRIES(tq1_0), cmocka_unit_test(test_decode_q3_k),
+        VEC_ENTRIES(tq2_0), VEC_ENTRIES(tq1_0), cmocka_unit_test(test_decode_q3_k), cmocka_unit_test(test_decode_q2_k),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -12,7 +12,7 @@ static const qkc_gguf_type_case gguf_cases[] = {
     {0, "F32", "w=f32"},     {1, "F16", "w=f16"},     {30, "BF16", "w=bf16"},     {2, "Q4_0", "w=q4_0"},
     {3, "Q4_1", "w=q4_1"},   {6, "Q5_0", "w=q5_0"},   {7, "Q5_1", "w=q5_1"},      {8, "Q8_0", "w=q8_0"},
     {12, "Q4_K", "w=q4_k"},  {13, "Q5_K", "w=q5_k"},  {14, "Q6_K", "w=q6_k"},     {20, "IQ4_NL", "w=iq4_nl"},
-    {39, "MXFP4", "w=mxfp4"},  {23, "IQ4_XS", "w=iq4_xs"}, {35, "TQ2_0", "w=tq2_0"}, {34, "TQ1_0", "w=tq1_0"}, {11, "Q3_K", "w=q3_k"},
+    {39, "MXFP4", "w=mxfp4"},  {23, "IQ4_XS", "w=iq4_xs"}, {35, "TQ2_0", "w=tq2_0"}, {34, "TQ1_0", "w=tq1_0"}, {11, "Q3_K", "w=q3_k"}, {10, "Q2_K", "w=q2_k"},
 };
 
 const qkc_gguf_type_case *qkc_gguf_type_cases(size_t *count)

@@ -14,6 +14,7 @@ static const qkc_tol_roundtrip roundtrip[] = {
     {"w=tq2_0", 0.95}, /* measured 6.340e-01: ternary codes for normal weights */
     {"w=tq1_0", 0.95}, /* measured 6.340e-01: the same ternary codes as tq2_0 */
     {"w=q3_k", 0.035}, /* measured 2.358e-02 (qkc's round-to-nearest quantizer) */
+    {"w=q2_k", 0.16}, /* measured 1.065e-01 (qkc's round-to-nearest quantizer) */
     {"w=mxfp4", 0.02}, /* measured 1.329e-02 */
     {"w=mxfp8", 0.0013}, /* measured 8.555e-04 */
     {"w=mxfp8:e5m2", 0.0044}, /* measured 2.902e-03 */
