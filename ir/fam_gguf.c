@@ -1,6 +1,6 @@
 /*
  * The GGUF family (family.h): rows of fixed blocks — the GGUF types q4_0,
- * q4_1, q5_0, q5_1, q8_0, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, tq1_0, tq2_0, mxfp4, and mxfp8 (OCP
+ * q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, tq1_0, tq2_0, mxfp4, and mxfp8 (OCP
  * MX, 33-byte blocks). Block geometry is presets.def's; here are the
  * verifier's rules, the blob's sections and, per type, how its blocks map
  * onto the kernel layout. The bytes are in docs/formats.md.
