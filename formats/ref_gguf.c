@@ -692,16 +692,24 @@ static uint32_t ternary_code(float v)
     return (uint32_t)(((unsigned long)r + 1u) & 3u);
 }
 
+/* The ternary types' block scale: d = max |x| (NaN as ggml's MAX passes
+ * it on), and the inverse the codes are rounded with. */
+static float ternary_scale(const float *x, float *id)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < QK_K; j++)
+        amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
+    *id = amax != 0.0f ? 1.0f / amax : 0.0f;
+    return amax;
+}
+
 /* ggml quantize_row_tq2_0_ref: d = amax, codes round(x/d) + 1; byte m of
  * half h (32 bytes each) holds elements 128h + 32n + m at bits 2n; d (f16)
  * after the 64 code bytes. */
 static void quant_tq2_0(const float *x, uint8_t *b)
 {
-    float amax = 0.0f;
-    for (int j = 0; j < QK_K; j++)
-        amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
-    const float d = amax;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float id;
+    const float d = ternary_scale(x, &id);
     for (int h = 0; h < 2; h++)
         for (int m = 0; m < 32; m++) {
             uint32_t q = 0;
@@ -757,11 +765,8 @@ static int trit_at(uint8_t q, int n)
  * qh[j] = trits of 240 + j + 4n), then d (f16). */
 static void quant_tq1_0(const float *x, uint8_t *b)
 {
-    float amax = 0.0f;
-    for (int j = 0; j < QK_K; j++)
-        amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
-    const float d = amax;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float id;
+    const float d = ternary_scale(x, &id);
     for (int m = 0; m < 32; m++)
         b[m] = trit_byte(x + m, 32, 5, id);
     for (int m = 0; m < 16; m++)
