@@ -72,7 +72,7 @@ static const qkc_compiled *code_for_m(qkc_context *ctx, const qkc_kernel *kernel
         return alt;
     if (k->alt_compile(k, &alt) != QKC_OK) {
         char msg[512];
-        qkc_context_copy_error(ctx, msg, sizeof msg);
+        qkc_context_copy_error(k->ctx, msg, sizeof msg); /* the compile reports on the kernel's context */
         if (!atomic_exchange(&k->alt_off, 1))
             qkc_warn(ctx, "the %s kernel for m=%lld could not be compiled (%s); the kernel's own schedule runs",
                      k->alt_prefill ? "prefill" : "decode", (long long)m, msg);
